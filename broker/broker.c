@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+/* Broker state: set-up, the queue registry and the timer sweep; see broker.h.
+ * Registry lookups are O(1) expected (chained hash on the name, grown by doubling). */
+#include "broker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "frame.h"
+#include "queue.h"
+#include "segment.h"
+
+#define REGISTRY_MIN 64
+
+void
+broker_config_defaults(struct broker_config *c)
+{
+    c->max_memory = (size_t)1 << 30;
+    c->max_message_size = 1u << 20;
+    c->visibility_ms = 30000;
+    c->reservoir_capacity = 64;
+    c->page_size = (size_t)1 << 20;
+    c->growth = 1.25;
+    c->max_fetch_bytes = (size_t)8 << 20;
+}
+
+int
+broker_init(struct broker *b, const struct broker_config *c, char *err, size_t errlen)
+{
+    memset(b, 0, sizeof(*b));
+    b->cfg = *c;
+    b->next_id = 1;
+    mem_init(&b->mem, c->max_memory);
+    if (slab_init(&b->slab, &b->mem, c->max_memory, c->page_size, c->growth)) {
+        snprintf(err, errlen, "cannot reserve %zu bytes of address space: %s", c->max_memory,
+                 strerror(errno));
+        return -1;
+    }
+    reservoir_init(&b->res, &b->mem, (size_t)c->max_message_size + SMQ_FRAME_SLACK,
+                   c->reservoir_capacity);
+    theap_init(&b->timers, &b->mem);
+    b->scratch = calloc(BROKER_MAX_FETCH, sizeof(*b->scratch));
+    b->qb = calloc(REGISTRY_MIN, sizeof(*b->qb));
+    if (!b->scratch || !b->qb || dtable_init(&b->dels, &b->mem)) {
+        snprintf(err, errlen, "out of memory at start-up (--max-memory too small?)");
+        broker_deinit(b);
+        return -1;
+    }
+    b->qmask = REGISTRY_MIN - 1;
+    broker_tick(b);
+    return 0;
+}
+
+void
+broker_deinit(struct broker *b)
+{
+    if (b->qb) {
+        for (size_t i = 0; i <= b->qmask; i++) {
+            while (b->qb[i]) {
+                struct queue *q = b->qb[i];
+                b->qb[i] = q->hnext;
+                queue_clear(b, q);
+                slab_free(&b->slab, q, sizeof(*q));
+            }
+        }
+    }
+    free(b->qb);
+    free(b->scratch);
+    b->qb = NULL;
+    b->scratch = NULL;
+    dtable_deinit(&b->dels);
+    theap_deinit(&b->timers);
+    reservoir_deinit(&b->res);
+    slab_deinit(&b->slab);
+}
+
+void
+broker_tick(struct broker *b)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    b->now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Registry                                                                                  */
+
+static size_t
+hash_name(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return (size_t)h;
+}
+
+struct queue *
+broker_queue_find(struct broker *b, const char *name, size_t len)
+{
+    struct queue *q = b->qb[hash_name(name, len) & b->qmask];
+
+    while (q && (q->name_len != len || memcmp(q->name, name, len) != 0))
+        q = q->hnext;
+    return q;
+}
+
+/* Double the bucket array when it is full; on failure keep the longer chains. */
+static void
+registry_grow(struct broker *b)
+{
+    size_t n = (b->qmask + 1) * 2;
+    struct queue **nb;
+
+    if (mem_reserve(&b->mem, n * sizeof(*nb)))
+        return;
+    nb = calloc(n, sizeof(*nb));
+    if (!nb) {
+        mem_release(&b->mem, n * sizeof(*nb));
+        return;
+    }
+    for (size_t i = 0; i <= b->qmask; i++) {
+        while (b->qb[i]) {
+            struct queue *q = b->qb[i];
+            size_t j = hash_name(q->name, q->name_len) & (n - 1);
+            b->qb[i] = q->hnext;
+            q->hnext = nb[j];
+            nb[j] = q;
+        }
+    }
+    if (b->qmask + 1 > REGISTRY_MIN)
+        mem_release(&b->mem, (b->qmask + 1) * sizeof(*nb));
+    free(b->qb);
+    b->qb = nb;
+    b->qmask = n - 1;
+}
+
+struct queue *
+broker_queue_get(struct broker *b, const char *name, size_t len, int *created)
+{
+    struct queue *q = broker_queue_find(b, name, len);
+    size_t i;
+
+    *created = 0;
+    if (q)
+        return q;
+    q = slab_alloc(&b->slab, sizeof(*q));
+    if (!q)
+        return NULL;
+    memset(q, 0, sizeof(*q));
+    memcpy(q->name, name, len);
+    q->name_len = (uint32_t)len;
+    q->visibility_ms = b->cfg.visibility_ms;
+    q->next_seg = SEG_MIN_SIZE;
+    dlist_init(&q->retry);
+    dlist_init(&q->deliveries);
+    dlist_init(&q->waiters);
+    if (b->nqueues > b->qmask)
+        registry_grow(b);
+    i = hash_name(name, len) & b->qmask;
+    q->hnext = b->qb[i];
+    b->qb[i] = q;
+    b->nqueues++;
+    *created = 1;
+    return q;
+}
+
+uint64_t
+broker_queue_delete(struct broker *b, struct queue *q)
+{
+    struct queue **p = &b->qb[hash_name(q->name, q->name_len) & b->qmask];
+    uint64_t n;
+
+    if (b->hooks.queue_gone)
+        b->hooks.queue_gone(b->hooks.ctx, q);
+    while (*p != q)
+        p = &(*p)->hnext;
+    *p = q->hnext;
+    b->nqueues--;
+    n = queue_clear(b, q);
+    slab_free(&b->slab, q, sizeof(*q));
+    return n;
+}
+
+static int
+cmp_queue(const void *a, const void *b)
+{
+    const struct queue *x = *(struct queue *const *)a;
+    const struct queue *y = *(struct queue *const *)b;
+
+    return strcmp(x->name, y->name);
+}
+
+void
+broker_queue_list(struct broker *b, struct queue **out)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i <= b->qmask; i++)
+        for (struct queue *q = b->qb[i]; q; q = q->hnext)
+            out[n++] = q;
+    qsort(out, n, sizeof(*out), cmp_queue);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Timers                                                                                    */
+
+uint64_t
+broker_run_timers(struct broker *b)
+{
+    struct delivery *d;
+
+    while ((d = theap_min(&b->timers)) && d->due_ms <= b->now_ms) {
+        if (d->state == DLV_INFLIGHT)
+            d->q->c.timeouts++;
+        queue_requeue(b, d); /* removes it from the heap */
+    }
+    return d ? d->due_ms : 0;
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/* The broker's state without the network: memory (budget, slab, reservoir), the queue
+ * registry, the delivery index and the timer heap. One struct, passed explicitly, so tests
+ * can run several brokers in one process and the unit tests need no sockets.
+ * Single-threaded: everything here runs on the event-loop thread (docs/architecture.md). */
+#ifndef SLABMQ_BROKER_BROKER_H
+#define SLABMQ_BROKER_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "delivery.h"
+#include "mem.h"
+#include "reservoir.h"
+#include "slab.h"
+
+struct queue;
+
+struct broker_config {
+    size_t max_memory;              /* --max-memory, bytes */
+    uint32_t max_message_size;      /* --max-message-size, bytes */
+    uint32_t visibility_ms;         /* default visibility timeout of new queues */
+    uint32_t reservoir_capacity;    /* idle buffers kept in the reservoir's smallest class */
+    size_t page_size;               /* slab page size, bytes */
+    double growth;                  /* slab class growth factor */
+    size_t max_fetch_bytes;         /* payload bytes one FETCH reply carries at most */
+};
+
+#define BROKER_MAX_FETCH 10000u /* messages per FETCH or PEEK, at most */
+
+struct broker_hooks {
+    /* q gained ready messages while it has waiters. */
+    void (*queue_ready)(void *ctx, struct queue *q);
+    /* q is about to be deleted; its waiters must go. */
+    void (*queue_gone)(void *ctx, struct queue *q);
+    void *ctx;
+};
+
+struct broker {
+    struct broker_config cfg;
+    struct broker_hooks hooks;
+    struct mem mem;
+    struct slab slab;
+    struct reservoir res;
+    struct dtable dels;           /* every live delivery, by message id */
+    struct theap timers;          /* INFLIGHT and DELAYED deliveries by due time */
+    struct queue **qb;            /* registry buckets */
+    size_t qmask;                 /* buckets - 1 */
+    size_t nqueues;
+    uint64_t next_id;             /* next message id */
+    uint64_t now_ms;              /* monotonic clock, ms, refreshed by broker_tick() */
+    uint64_t messages;            /* messages held in all queues */
+    struct delivery **scratch;    /* BROKER_MAX_FETCH slots for FETCH */
+};
+
+/* Defaults for every field. */
+void broker_config_defaults(struct broker_config *c);
+/* Returns 0, or -1 with a reason in err. */
+int broker_init(struct broker *b, const struct broker_config *c, char *err, size_t errlen);
+void broker_deinit(struct broker *b);
+
+/* Refresh now_ms. */
+void broker_tick(struct broker *b);
+
+/* Registry. Names must be valid (smq_name_valid). */
+struct queue *broker_queue_find(struct broker *b, const char *name, size_t len);
+/* Find or create; NULL at the memory limit. *created says which. */
+struct queue *broker_queue_get(struct broker *b, const char *name, size_t len, int *created);
+/* Delete q and everything in it. Returns the messages dropped. */
+uint64_t broker_queue_delete(struct broker *b, struct queue *q);
+/* Queues sorted by name into out (n = b->nqueues entries, caller-sized). */
+void broker_queue_list(struct broker *b, struct queue **out);
+
+/* Handle every delivery whose due time has passed. Returns the earliest remaining due time
+ * (ms), or 0 when none is pending. */
+uint64_t broker_run_timers(struct broker *b);
+
+#endif /* SLABMQ_BROKER_BROKER_H */

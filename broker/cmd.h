@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* Request handlers, one per op in protocol/ops.h, named cmd_<name>. A handler reads its
+ * arguments from r (nargs of them, after op and request id), validates all of them before
+ * changing any state, and writes exactly one reply (or registers a waiter that will). */
+#ifndef SLABMQ_BROKER_CMD_H
+#define SLABMQ_BROKER_CMD_H
+
+#include <stdint.h>
+
+#include "mpread.h"
+#include "ops.h"
+
+struct conn;
+
+typedef void (*cmd_fn)(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs);
+
+#define CMD_DECLARE_(code, name, lname) \
+    void cmd_##lname(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs);
+SMQ_OPS_MAP(CMD_DECLARE_)
+#undef CMD_DECLARE_
+
+/* Shared argument helpers for handlers. Each replies BAD_REQUEST or BAD_NAME itself and
+ * returns -1 when the argument is wrong. */
+struct queue;
+int cmd_expect_args(struct conn *c, unsigned op, uint64_t rid, uint32_t nargs, uint32_t lo,
+                    uint32_t hi);
+/* Read a queue name; name and len view the frame. */
+int cmd_read_name(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r,
+                  const char **name, uint32_t *len);
+/* Read an unsigned integer in [lo, hi]; 'what' names it in the error. */
+int cmd_read_uint(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r,
+                  const char *what, uint64_t lo, uint64_t hi, uint64_t *v);
+/* Check that the body was consumed exactly. */
+int cmd_args_end(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r);
+/* The named queue, or NULL after replying NOT_FOUND. */
+struct queue *cmd_find_queue(struct conn *c, unsigned op, uint64_t rid, const char *name,
+                             uint32_t len);
+
+#endif /* SLABMQ_BROKER_CMD_H */

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/* Queue administration: DECLARE, DELETE, PURGE, LIST, STATS. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "cmd.h"
+#include "conn.h"
+#include "queue.h"
+#include "reply.h"
+#include "server.h"
+#include "slabmq.h"
+
+#define VISIBILITY_MAX_MS (7u * 24 * 3600 * 1000) /* a week */
+
+/* Queue settings in a DECLARE options map. */
+struct declare_opts {
+    uint64_t visibility_ms; /* 0: unchanged */
+};
+
+static int
+read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
+{
+    uint32_t n;
+
+    if (smq_mpr_map(r, &n)) {
+        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                    "options must be a msgpack map");
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t klen;
+        if (smq_mpr_str(r, &k, &klen)) {
+            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                        "option names must be str");
+            return -1;
+        }
+        if (klen == 13 && memcmp(k, "visibility_ms", 13) == 0) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "visibility_ms", 1, VISIBILITY_MAX_MS,
+                              &o->visibility_ms))
+                return -1;
+        } else {
+            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'",
+                        (int)(klen > 64 ? 64 : klen), k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* [queue, options] -> [created] */
+void
+cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    struct declare_opts o = {0};
+    const char *name;
+    uint32_t len;
+    int created;
+    struct queue *q;
+    struct reply rep;
+
+    if (cmd_expect_args(c, SMQ_OP_DECLARE, rid, nargs, 1, 2)
+        || cmd_read_name(c, SMQ_OP_DECLARE, rid, r, &name, &len)
+        || (nargs == 2 && read_opts(c, rid, r, &o)) || cmd_args_end(c, SMQ_OP_DECLARE, rid, r))
+        return;
+    q = broker_queue_get(&c->srv->b, name, len, &created);
+    if (!q) {
+        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
+        return;
+    }
+    if (o.visibility_ms)
+        q->visibility_ms = (uint32_t)o.visibility_ms;
+    reply_begin(&rep, c, SMQ_OP_DECLARE, rid, 1);
+    if (created)
+        msgpack_pack_true(&rep.pk);
+    else
+        msgpack_pack_false(&rep.pk);
+    reply_end(&rep);
+}
+
+/* Shared shape of DELETE and PURGE: [queue] -> [count]. */
+static void
+drop_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    const char *name;
+    uint32_t len;
+    struct queue *q;
+    uint64_t n;
+    struct reply rep;
+
+    if (cmd_expect_args(c, op, rid, nargs, 1, 1) || cmd_read_name(c, op, rid, r, &name, &len)
+        || cmd_args_end(c, op, rid, r) || !(q = cmd_find_queue(c, op, rid, name, len)))
+        return;
+    if (op == SMQ_OP_DELETE)
+        n = broker_queue_delete(&c->srv->b, q);
+    else
+        n = queue_purge(&c->srv->b, q);
+    reply_begin(&rep, c, op, rid, 1);
+    msgpack_pack_uint64(&rep.pk, n);
+    reply_end(&rep);
+}
+
+void
+cmd_delete(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    drop_cmd(c, SMQ_OP_DELETE, rid, r, nargs);
+}
+
+void
+cmd_purge(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    drop_cmd(c, SMQ_OP_PURGE, rid, r, nargs);
+}
+
+/* [] -> [[name, ready, inflight], ...] sorted by name */
+void
+cmd_list(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    struct broker *b = &c->srv->b;
+    struct queue **all;
+    struct reply rep;
+
+    if (cmd_expect_args(c, SMQ_OP_LIST, rid, nargs, 0, 0) || cmd_args_end(c, SMQ_OP_LIST, rid, r))
+        return;
+    all = malloc((b->nqueues ? b->nqueues : 1) * sizeof(*all)); /* admin op, not per message */
+    if (!all) {
+        reply_error(c, SMQ_OP_LIST, rid, SLABMQ_ERR_NOMEM, "out of memory listing queues");
+        return;
+    }
+    broker_queue_list(b, all);
+    reply_begin(&rep, c, SMQ_OP_LIST, rid, 1);
+    msgpack_pack_array(&rep.pk, b->nqueues);
+    for (size_t i = 0; i < b->nqueues; i++) {
+        msgpack_pack_array(&rep.pk, 3);
+        reply_str(&rep, all[i]->name);
+        msgpack_pack_uint64(&rep.pk, queue_ready(all[i]));
+        msgpack_pack_uint64(&rep.pk, all[i]->ninflight);
+    }
+    reply_end(&rep);
+    free(all);
+}

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/* STATS: [queue | nil] -> [{name: uint, ...}], a flat map of counters and gauges. The names
+ * are listed in docs/protocol.md; slab classes appear as slab.<class>.<field> for classes
+ * that own pages. O(classes) or O(1) for a queue. */
+#include <stdio.h>
+#include <string.h>
+
+#include "broker.h"
+#include "cmd.h"
+#include "conn.h"
+#include "queue.h"
+#include "reply.h"
+#include "server.h"
+#include "slabmq.h"
+
+#define STATS_MAX 512
+
+struct stat_kv {
+    char name[40];
+    uint64_t v;
+};
+
+struct stat_list {
+    struct stat_kv kv[STATS_MAX];
+    uint32_t n;
+};
+
+static void
+add(struct stat_list *l, const char *name, uint64_t v)
+{
+    if (l->n == STATS_MAX)
+        return;
+    snprintf(l->kv[l->n].name, sizeof(l->kv[l->n].name), "%s", name);
+    l->kv[l->n].v = v;
+    l->n++;
+}
+
+static void
+queue_stats(struct stat_list *l, const struct queue *q)
+{
+    uint64_t waiters = 0;
+
+    for (const struct dlink *w = q->waiters.next; w != &q->waiters; w = w->next)
+        waiters++;
+    add(l, "ready", queue_ready(q));
+    add(l, "inflight", q->ninflight);
+    add(l, "delayed", q->ndelayed);
+    add(l, "bytes", q->bytes);
+    add(l, "waiters", waiters);
+    add(l, "visibility_ms", q->visibility_ms);
+    add(l, "published", q->c.published);
+    add(l, "delivered", q->c.delivered);
+    add(l, "redelivered", q->c.redelivered);
+    add(l, "acked", q->c.acked);
+    add(l, "nacked", q->c.nacked);
+    add(l, "timeouts", q->c.timeouts);
+    add(l, "purged", q->c.purged);
+}
+
+static void
+slab_stats(struct stat_list *l, const struct slab *s)
+{
+    char name[40];
+
+    add(l, "slab_page_size", s->page_size);
+    add(l, "slab_pages_total", s->npages);
+    add(l, "slab_pages_resident", slab_pages_resident(s));
+    add(l, "slab_pages_pooled", s->pool_len);
+    add(l, "slab_pages_reused", s->pages_reused);
+    for (int i = 0; i < s->nclasses; i++) {
+        const struct slab_class *c = &s->cls[i];
+        if (c->pages == 0)
+            continue;
+        snprintf(name, sizeof(name), "slab.%d.chunk_size", i);
+        add(l, name, c->size);
+        snprintf(name, sizeof(name), "slab.%d.pages", i);
+        add(l, name, c->pages);
+        snprintf(name, sizeof(name), "slab.%d.used", i);
+        add(l, name, c->used);
+        snprintf(name, sizeof(name), "slab.%d.free", i);
+        add(l, name, c->pages * c->per_page - c->used);
+        snprintf(name, sizeof(name), "slab.%d.wasted", i);
+        add(l, name, c->used * c->size - c->requested);
+        snprintf(name, sizeof(name), "slab.%d.fails", i);
+        add(l, name, c->fails);
+    }
+}
+
+static void
+broker_stats(struct stat_list *l, const struct server *s)
+{
+    const struct broker *b = &s->b;
+
+    add(l, "uptime_ms", b->now_ms - s->started_ms);
+    add(l, "connections", s->nconns);
+    add(l, "connections_total", s->conns_total);
+    add(l, "connections_refused", s->conns_refused);
+    add(l, "protocol_errors", s->protocol_errors);
+    add(l, "queues", b->nqueues);
+    add(l, "messages", b->messages);
+    add(l, "inflight", b->dels.count);
+    add(l, "timers", b->timers.n);
+    add(l, "next_id", b->next_id);
+    add(l, "max_message_size", b->cfg.max_message_size);
+    add(l, "memory_limit", b->mem.limit);
+    add(l, "memory_used", b->mem.used);
+    add(l, "memory_peak", b->mem.peak);
+    add(l, "memory_denied", b->mem.denied);
+    add(l, "reservoir_hits", b->res.hits);
+    add(l, "reservoir_misses", b->res.misses);
+    add(l, "reservoir_overflows", b->res.overflows);
+    add(l, "reservoir_denied", b->res.denied);
+    add(l, "reservoir_bytes", b->res.bytes);
+    slab_stats(l, &b->slab);
+}
+
+void
+cmd_stats(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    struct stat_list l; /* 24 KiB of stack */
+    const char *name = NULL;
+    uint32_t len = 0;
+    struct queue *q = NULL;
+    struct reply rep;
+
+    if (cmd_expect_args(c, SMQ_OP_STATS, rid, nargs, 0, 1))
+        return;
+    if (nargs == 1 && smq_mpr_peek(r) == SMQ_MP_NIL)
+        smq_mpr_nil(r);
+    else if (nargs == 1 && cmd_read_name(c, SMQ_OP_STATS, rid, r, &name, &len))
+        return;
+    if (cmd_args_end(c, SMQ_OP_STATS, rid, r))
+        return;
+    if (name && !(q = cmd_find_queue(c, SMQ_OP_STATS, rid, name, len)))
+        return;
+    l.n = 0;
+    if (q)
+        queue_stats(&l, q);
+    else
+        broker_stats(&l, c->srv);
+    reply_begin(&rep, c, SMQ_OP_STATS, rid, 1);
+    msgpack_pack_map(&rep.pk, l.n);
+    for (uint32_t i = 0; i < l.n; i++) {
+        reply_str(&rep, l.kv[i].name);
+        msgpack_pack_uint64(&rep.pk, l.kv[i].v);
+    }
+    reply_end(&rep);
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/* One client connection: a non-blocking socket read into a reservoir buffer, complete frames
+ * handed to dispatch, replies appended to an output chain and written with writev once per
+ * batch of frames. Not a bufferevent: libevent 2.1 caps a bufferevent read at 4 KiB,
+ * allocates evbuffer chains per write and never bounds output; here reads are as large as
+ * the buffer, buffers are pooled, and pending output is capped (reading pauses above
+ * output_cap). Connection records are slab objects. */
+#ifndef SLABMQ_BROKER_CONN_H
+#define SLABMQ_BROKER_CONN_H
+
+#include <stdint.h>
+
+#include <event2/event_struct.h>
+
+#include "dlist.h"
+#include "obuf.h"
+
+struct server;
+struct rbuf;
+
+#define CONN_MAX_WAITS 64 /* pending long-poll FETCHes per connection */
+
+struct conn {
+    struct server *srv;
+    int fd;
+    struct event rev;        /* readable */
+    struct event wev;        /* writable; with a timeout while closing */
+    struct rbuf *in;         /* unprocessed input, NULL when none */
+    struct obuf out;         /* pending output */
+    struct dlink link;       /* in srv->conns */
+    struct dlink inflight;   /* deliveries this consumer holds (delivery.slink) */
+    struct dlink waits;      /* long-poll waiters (waiter.clink) */
+    uint32_t nwaits;
+    uint64_t id;             /* connection number, for logs */
+    uint8_t hello;           /* HELLO done */
+    uint8_t closing;         /* write what is pending, then close */
+    uint8_t paused;          /* reading paused: output over the cap */
+    uint8_t in_dispatch;     /* inside conn_process: defer closing */
+    uint8_t dead;            /* close when dispatch returns */
+    char peer[64];           /* "addr:port" */
+};
+
+/* Take ownership of fd (closed on failure too) and start reading. */
+void conn_accept(struct server *s, int fd, const char *peer);
+/* Close now: requeue in-flight deliveries, drop waiters, free everything. */
+void conn_close(struct conn *c);
+/* Flush what is pending once the current callback returns control to the loop. */
+void conn_want_write(struct conn *c);
+/* Send what is pending, then close (after an error reply). */
+void conn_close_after_write(struct conn *c);
+
+#endif /* SLABMQ_BROKER_CONN_H */

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/* Per-delivery state, kept only for messages that have been delivered at least once.
+ *
+ * A message's states and owners (one at a time):
+ *
+ *   state           where it is                              owner
+ *   (ready, fresh)  a record in a segment at/after the       the queue's segments; no
+ *                   queue's read cursor                      struct delivery exists
+ *   DLV_INFLIGHT    the consumer's in-flight list, the       the consuming connection
+ *                   timer heap (visibility deadline)
+ *   DLV_RETRY       the queue's retry FIFO (ready again)     the queue
+ *   DLV_DELAYED     the timer heap (NACK with a delay)       the queue
+ *   (gone)          record marked dead, delivery freed       nobody
+ *
+ * Deliveries are slab objects, found by id in a hash table (for ACK/NACK) and ordered by
+ * due time in one binary heap shared by every queue: visibility deadlines and NACK delays
+ * alike, so there is no libevent timer per message. Costs: lookup O(1) expected, heap
+ * insert and remove O(log n). */
+#ifndef SLABMQ_BROKER_DELIVERY_H
+#define SLABMQ_BROKER_DELIVERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dlist.h"
+
+struct queue;
+struct segment;
+struct conn;
+struct mem;
+
+enum dlv_state {
+    DLV_INFLIGHT = 1,
+    DLV_RETRY,
+    DLV_DELAYED
+};
+
+#define DLV_NO_HEAP UINT32_MAX
+
+struct delivery {
+    uint64_t id;              /* message id */
+    uint64_t due_ms;          /* INFLIGHT: redelivery deadline; DELAYED: ready time (mono ms) */
+    struct queue *q;          /* queue the message belongs to */
+    struct segment *seg;      /* segment holding the record */
+    struct conn *owner;       /* consumer while INFLIGHT, else NULL */
+    struct delivery *hnext;   /* next in the id hash bucket */
+    struct dlink qlink;       /* in q->deliveries: every delivery of the queue */
+    struct dlink slink;       /* INFLIGHT: owner's list; RETRY: q->retry; else unlinked */
+    uint32_t off;             /* record offset in seg */
+    uint32_t deliveries;      /* times delivered */
+    uint32_t heap_idx;        /* position in the timer heap, or DLV_NO_HEAP */
+    uint8_t state;            /* enum dlv_state */
+};
+
+/* Id -> delivery hash table; chained, power-of-two buckets, grown by doubling. */
+struct dtable {
+    struct delivery **b; /* buckets */
+    size_t mask;         /* buckets - 1 */
+    size_t count;        /* entries */
+    struct mem *mem;     /* budget for the bucket array; borrowed */
+};
+
+int dtable_init(struct dtable *t, struct mem *m);
+void dtable_deinit(struct dtable *t);
+/* Insert d (its id must not be present). Growing may fail at the memory limit; the entry
+ * is inserted anyway and the table just gets longer chains. */
+void dtable_insert(struct dtable *t, struct delivery *d);
+struct delivery *dtable_find(const struct dtable *t, uint64_t id);
+void dtable_remove(struct dtable *t, struct delivery *d);
+
+/* Min-heap of deliveries by due_ms. */
+struct theap {
+    struct delivery **a; /* heap array */
+    uint32_t n;          /* entries */
+    uint32_t cap;        /* slots */
+    struct mem *mem;     /* budget for the array; borrowed */
+};
+
+void theap_init(struct theap *h, struct mem *m);
+void theap_deinit(struct theap *h);
+/* Make room for n more entries. Returns 0, or -1 at the memory limit. */
+int theap_reserve(struct theap *h, uint32_t n);
+/* Returns 0, or -1 if the array could not grow (memory limit). */
+int theap_push(struct theap *h, struct delivery *d);
+void theap_remove(struct theap *h, struct delivery *d);
+static inline struct delivery *
+theap_min(const struct theap *h)
+{
+    return h->n ? h->a[0] : NULL;
+}
+/* Re-position d after its due_ms changed. */
+void theap_update(struct theap *h, struct delivery *d);
+
+#endif /* SLABMQ_BROKER_DELIVERY_H */

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/* The memory budget: one counter for everything that grows with traffic (slab pages,
+ * reservoir buffers, index tables), checked against --max-memory before memory is taken.
+ * Every module that allocates on behalf of traffic reserves here first, so the limit is
+ * decided in one place and STATS can say where the bytes are. O(1). */
+#ifndef SLABMQ_BROKER_MEM_H
+#define SLABMQ_BROKER_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mem {
+    size_t limit;    /* --max-memory, bytes */
+    size_t used;     /* bytes reserved by all modules */
+    size_t peak;     /* highest 'used' seen, bytes */
+    uint64_t denied; /* reservations refused */
+};
+
+static inline void
+mem_init(struct mem *m, size_t limit)
+{
+    m->limit = limit;
+    m->used = 0;
+    m->peak = 0;
+    m->denied = 0;
+}
+
+/* Reserve n bytes. Returns 0, or -1 (and counts a denial) when the limit would be passed. */
+static inline int
+mem_reserve(struct mem *m, size_t n)
+{
+    if (n > m->limit - m->used) {
+        m->denied++;
+        return -1;
+    }
+    m->used += n;
+    if (m->used > m->peak)
+        m->peak = m->used;
+    return 0;
+}
+
+/* Reserve n bytes even past the limit; for memory that must exist for the broker to keep
+ * its promises (a reply to a request already executed). Callers bound how much. */
+static inline void
+mem_force(struct mem *m, size_t n)
+{
+    m->used += n;
+    if (m->used > m->peak)
+        m->peak = m->used;
+}
+
+static inline void
+mem_release(struct mem *m, size_t n)
+{
+    m->used -= n;
+}
+
+static inline size_t
+mem_free_bytes(const struct mem *m)
+{
+    return m->used >= m->limit ? 0 : m->limit - m->used;
+}
+
+#endif /* SLABMQ_BROKER_MEM_H */

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/* Output chains; see obuf.h. Appends are O(bytes); a flush is one writev per 64 buffers. */
+#include "obuf.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "frame.h"
+#include "reservoir.h"
+
+#define OBUF_IOV 64
+
+/* Bytes appended over the chain's life; frames measure themselves with it. */
+static size_t obuf_total(const struct obuf *o);
+
+void
+obuf_init(struct obuf *o, struct reservoir *res)
+{
+    o->res = res;
+    o->head = o->tail = NULL;
+    o->len = 0;
+}
+
+void
+obuf_deinit(struct obuf *o)
+{
+    while (o->head) {
+        struct rbuf *b = o->head;
+        o->head = b->next;
+        reservoir_put(o->res, b);
+    }
+    o->tail = NULL;
+    o->len = 0;
+}
+
+/* Make room for at least 'want' contiguous bytes at the tail (want <= RES_MIN_SIZE), or for
+ * a large write, a buffer of up to 'hint' bytes. */
+static struct rbuf *
+tail_room(struct obuf *o, size_t want, size_t hint)
+{
+    struct rbuf *t = o->tail;
+
+    if (t && t->cap - t->len >= want)
+        return t;
+    t = reservoir_get(o->res, hint > want ? hint : want, 1);
+    if (!t)
+        return NULL;
+    if (o->tail)
+        o->tail->next = t;
+    else
+        o->head = t;
+    o->tail = t;
+    return t;
+}
+
+void
+obuf_write(struct obuf *o, const void *p, size_t n)
+{
+    const uint8_t *src = p;
+
+    while (n > 0) {
+        /* Large writes take 64 KiB buffers: fewer iovecs, still pooled. */
+        struct rbuf *t = tail_room(o, 1, n > RES_MIN_SIZE ? 4 * RES_MIN_SIZE : RES_MIN_SIZE);
+        size_t k;
+
+        if (!t)
+            return; /* malloc failed: the connection will be closed by its owner */
+        k = t->cap - t->len;
+        if (k > n)
+            k = n;
+        memcpy(t->data + t->len, src, k);
+        t->len += (uint32_t)k;
+        o->len += k;
+        src += k;
+        n -= k;
+    }
+}
+
+int
+obuf_pack_cb(void *data, const char *buf, size_t len)
+{
+    obuf_write(data, buf, len);
+    return 0;
+}
+
+static size_t
+obuf_total(const struct obuf *o)
+{
+    return o->len;
+}
+
+void
+obuf_frame_begin(struct obuf *o, struct obuf_frame *f)
+{
+    struct rbuf *t = tail_room(o, SMQ_FRAME_HEADER, RES_MIN_SIZE);
+
+    f->hdr = NULL;
+    if (!t)
+        return;
+    f->hdr = t->data + t->len;
+    t->len += SMQ_FRAME_HEADER;
+    o->len += SMQ_FRAME_HEADER;
+    f->start = obuf_total(o);
+}
+
+void
+obuf_frame_end(struct obuf *o, struct obuf_frame *f)
+{
+    if (f->hdr)
+        smq_frame_put_header(f->hdr, (uint32_t)(obuf_total(o) - f->start));
+}
+
+long
+obuf_flush(struct obuf *o, int fd)
+{
+    while (o->head) {
+        struct iovec iov[OBUF_IOV];
+        int n = 0;
+        ssize_t w;
+
+        for (struct rbuf *b = o->head; b && n < OBUF_IOV; b = b->next) {
+            if (b->len == b->start)
+                continue;
+            iov[n].iov_base = b->data + b->start;
+            iov[n].iov_len = b->len - b->start;
+            n++;
+        }
+        if (n == 0)
+            break;
+        w = writev(fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return (long)o->len;
+            return -1;
+        }
+        o->len -= (size_t)w;
+        while (w > 0 || (o->head && o->head->start == o->head->len && o->head != o->tail)) {
+            struct rbuf *b = o->head;
+            size_t k = b->len - b->start;
+            if ((size_t)w < k) {
+                b->start += (uint32_t)w;
+                break;
+            }
+            w -= (ssize_t)k;
+            b->start = b->len;
+            if (b == o->tail) {
+                b->start = b->len = 0; /* keep the tail for the next reply */
+                break;
+            }
+            o->head = b->next;
+            reservoir_put(o->res, b);
+        }
+    }
+    if (o->head && o->len == 0) { /* all written: give the last buffer back too */
+        reservoir_put(o->res, o->head);
+        o->head = o->tail = NULL;
+    }
+    return (long)o->len;
+}

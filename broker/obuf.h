@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* A connection's pending output: a chain of reservoir buffers written with writev.
+ *
+ * Replies are packed by msgpack-c straight into the tail buffer (obuf_pack_cb), so a reply
+ * costs one copy of its bytes; payloads are copied once, from the slab into the chain.
+ * A frame's length prefix is reserved first and patched when the frame ends, so no frame
+ * is measured twice. Buffers never move, which keeps that reservation valid. */
+#ifndef SLABMQ_BROKER_OBUF_H
+#define SLABMQ_BROKER_OBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct reservoir;
+struct rbuf;
+
+struct obuf {
+    struct reservoir *res; /* where buffers come from; borrowed */
+    struct rbuf *head;     /* oldest buffer, written first */
+    struct rbuf *tail;     /* buffer being appended to */
+    size_t len;            /* bytes pending */
+};
+
+/* A frame under construction. */
+struct obuf_frame {
+    uint8_t *hdr;  /* the 4 reserved header bytes */
+    size_t start;  /* obuf->total when the body began */
+};
+
+void obuf_init(struct obuf *o, struct reservoir *res);
+/* Put every buffer back to the reservoir. */
+void obuf_deinit(struct obuf *o);
+
+/* Append bytes. Buffers are taken with force: output for work already done is owed. */
+void obuf_write(struct obuf *o, const void *p, size_t n);
+/* msgpack_packer_write callback; data is a struct obuf. Never fails. */
+int obuf_pack_cb(void *data, const char *buf, size_t len);
+
+void obuf_frame_begin(struct obuf *o, struct obuf_frame *f);
+void obuf_frame_end(struct obuf *o, struct obuf_frame *f);
+
+/* Write as much as the socket takes. Returns bytes left, or -1 on a write error (errno). */
+long obuf_flush(struct obuf *o, int fd);
+
+#endif /* SLABMQ_BROKER_OBUF_H */

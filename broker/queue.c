@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: MIT */
+/* Queue operations; the state machine is described in delivery.h, costs in queue.h. */
+#include "queue.h"
+
+#include <string.h>
+
+#include "broker.h"
+#include "delivery.h"
+#include "segment.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Segments                                                                                  */
+
+/* Unlink and free g; keeps the read cursor valid. */
+static void
+drop_segment(struct broker *b, struct queue *q, struct segment *g)
+{
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        q->head = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    else
+        q->tail = g->prev;
+    if (q->rseg == g) { /* only possible once the cursor has passed every record of g */
+        q->rseg = g->next ? g->next : g->prev;
+        q->roff = g->next ? 0 : (g->prev ? g->prev->used : 0);
+    }
+    seg_free(&b->slab, g);
+}
+
+/* A record in g died; free g if nothing in it can be read or delivered again. The tail is
+ * kept while the cursor has not passed its end, so publishing can go on appending to it. */
+static void
+segment_died(struct broker *b, struct queue *q, struct segment *g, uint32_t live)
+{
+    if (live > 0)
+        return;
+    if (g == q->tail && q->rseg == g && q->roff < g->used)
+        return;
+    drop_segment(b, q, g);
+}
+
+/* Make room for a record of len bytes at the tail: a new segment, twice the last one's size
+ * up to SEG_MAX_SIZE. Returns the tail or NULL at the memory limit. */
+static struct segment *
+tail_for(struct broker *b, struct queue *q, uint64_t id, uint32_t len)
+{
+    struct segment *g = q->tail;
+    uint32_t need = (uint32_t)sizeof(struct segment) + seg_rec_size(len);
+    uint32_t size;
+
+    if (g && seg_fits(g, id, len))
+        return g;
+    size = q->next_seg > need ? q->next_seg : need;
+    g = seg_new(&b->slab, size);
+    if (!g)
+        return NULL;
+    if (q->next_seg < SEG_MAX_SIZE)
+        q->next_seg *= 2;
+    g->prev = q->tail;
+    if (q->tail)
+        q->tail->next = g;
+    else
+        q->head = g;
+    q->tail = g;
+    if (!q->rseg || (q->rseg == g->prev && q->roff >= q->rseg->used)) {
+        q->rseg = g;
+        q->roff = 0;
+    }
+    return g;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Publishing                                                                                */
+
+int
+queue_publish(struct broker *b, struct queue *q, const void *data, uint32_t len, uint64_t *id)
+{
+    uint64_t mid = b->next_id;
+    struct segment *g = tail_for(b, q, mid, len);
+
+    if (!g || seg_append(&b->slab, g, mid, data, len) < 0)
+        return -1;
+    b->next_id++;
+    q->nfresh++;
+    q->bytes += len;
+    q->c.published++;
+    b->messages++;
+    *id = mid;
+    return 0;
+}
+
+void
+queue_mark(const struct queue *q, struct queue_mark *m)
+{
+    m->tail = q->tail;
+    m->used = q->tail ? q->tail->used : 0;
+    m->nrec = q->tail ? q->tail->nrec : 0;
+    m->nfresh = q->nfresh;
+    m->bytes = q->bytes;
+}
+
+void
+queue_rollback(struct broker *b, struct queue *q, const struct queue_mark *m)
+{
+    uint64_t n = q->nfresh - m->nfresh;
+
+    while (q->tail && q->tail != m->tail) { /* segments created by the batch */
+        struct segment *g = q->tail;
+        for (uint32_t off = 0; off < g->used;) {
+            struct seg_rec r;
+            seg_read(g, off, &r);
+            seg_kill(&b->slab, g, off);
+            off += r.size;
+        }
+        drop_segment(b, q, g);
+    }
+    if (q->tail) {
+        struct segment *g = q->tail;
+        for (uint32_t off = m->used; off < g->used;) {
+            struct seg_rec r;
+            seg_read(g, off, &r);
+            seg_kill(&b->slab, g, off);
+            off += r.size;
+        }
+        g->used = m->used;
+        g->nrec = m->nrec;
+    }
+    q->nfresh = m->nfresh;
+    q->bytes = m->bytes;
+    q->c.published -= n;
+    b->messages -= n;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Delivering                                                                                */
+
+/* Advance the cursor past g's end to the next segment, if any. */
+static void
+cursor_normalise(struct queue *q)
+{
+    while (q->rseg && q->roff >= q->rseg->used && q->rseg->next) {
+        struct segment *done = q->rseg;
+        q->rseg = done->next;
+        q->roff = 0;
+        (void)done;
+    }
+}
+
+static void
+make_inflight(struct broker *b, struct delivery *d, void *owner, struct dlink *owner_list)
+{
+    d->state = DLV_INFLIGHT;
+    d->owner = owner;
+    d->deliveries++;
+    d->due_ms = b->now_ms + d->q->visibility_ms;
+    dlist_push_back(owner_list, &d->slink);
+    d->q->ninflight++;
+    d->q->c.delivered++;
+}
+
+/* A new delivery for the fresh message at the cursor. NULL at the memory limit. */
+static struct delivery *
+take_fresh(struct broker *b, struct queue *q)
+{
+    struct delivery *d;
+    struct seg_rec r;
+
+    cursor_normalise(q);
+    d = slab_alloc(&b->slab, sizeof(*d));
+    if (!d)
+        return NULL;
+    seg_read(q->rseg, q->roff, &r);
+    memset(d, 0, sizeof(*d));
+    d->id = r.id;
+    d->q = q;
+    d->seg = q->rseg;
+    d->off = q->roff;
+    d->heap_idx = DLV_NO_HEAP;
+    dlist_init(&d->slink);
+    dlist_push_back(&q->deliveries, &d->qlink);
+    dtable_insert(&b->dels, d);
+    q->roff += r.size;
+    q->nfresh--;
+    return d;
+}
+
+uint32_t
+queue_take(struct broker *b, struct queue *q, void *owner, struct dlink *owner_list,
+           uint32_t max, size_t max_bytes, struct delivery **out)
+{
+    uint32_t n = 0;
+    size_t bytes = 0;
+
+    while (n < max && queue_ready(q) > 0 && (n == 0 || bytes < max_bytes)) {
+        struct delivery *d;
+        if (theap_reserve(&b->timers, 1) < 0)
+            break; /* cannot track its deadline: leave it ready */
+        if (q->nretry) {
+            d = DLIST_ENTRY(q->retry.next, struct delivery, slink);
+            dlist_unlink(&d->slink);
+            q->nretry--;
+            q->c.redelivered++;
+        } else if (!(d = take_fresh(b, q))) {
+            break;
+        }
+        make_inflight(b, d, owner, owner_list);
+        theap_push(&b->timers, d);
+        {
+            struct seg_rec r;
+            seg_read(d->seg, d->off, &r);
+            bytes += r.len;
+        }
+        out[n++] = d;
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Settling                                                                                  */
+
+/* Forget d and its message entirely. */
+static void
+destroy(struct broker *b, struct delivery *d)
+{
+    struct queue *q = d->q;
+    struct seg_rec r;
+
+    seg_read(d->seg, d->off, &r);
+    q->bytes -= r.len;
+    b->messages--;
+    theap_remove(&b->timers, d);
+    dtable_remove(&b->dels, d);
+    dlist_unlink(&d->slink);
+    dlist_unlink(&d->qlink);
+    segment_died(b, q, d->seg, seg_kill(&b->slab, d->seg, d->off));
+    slab_free(&b->slab, d, sizeof(*d));
+}
+
+/* Leave whatever list/count d's current state implies. */
+static void
+leave_state(struct delivery *d)
+{
+    struct queue *q = d->q;
+
+    switch (d->state) {
+    case DLV_INFLIGHT:
+        q->ninflight--;
+        break;
+    case DLV_RETRY:
+        q->nretry--;
+        break;
+    case DLV_DELAYED:
+        q->ndelayed--;
+        break;
+    }
+    dlist_unlink(&d->slink);
+    d->owner = NULL;
+}
+
+void
+queue_ack(struct broker *b, struct delivery *d)
+{
+    d->q->c.acked++;
+    leave_state(d);
+    destroy(b, d);
+}
+
+void
+queue_requeue(struct broker *b, struct delivery *d)
+{
+    struct queue *q = d->q;
+
+    leave_state(d);
+    theap_remove(&b->timers, d);
+    d->state = DLV_RETRY;
+    dlist_push_back(&q->retry, &d->slink);
+    q->nretry++;
+    if (!dlist_empty(&q->waiters) && b->hooks.queue_ready)
+        b->hooks.queue_ready(b->hooks.ctx, q);
+}
+
+void
+queue_nack(struct broker *b, struct delivery *d, uint32_t delay_ms)
+{
+    d->q->c.nacked++;
+    if (delay_ms == 0) {
+        queue_requeue(b, d);
+        return;
+    }
+    leave_state(d);
+    d->state = DLV_DELAYED;
+    d->due_ms = b->now_ms + delay_ms;
+    d->q->ndelayed++;
+    /* Already in the heap (in-flight deadline): move it. */
+    if (d->heap_idx != DLV_NO_HEAP)
+        theap_update(&b->timers, d);
+    else if (theap_push(&b->timers, d) < 0)
+        queue_requeue(b, d); /* cannot time it: ready now rather than lost */
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Bulk                                                                                      */
+
+/* Kill every fresh record from the cursor on. Returns how many. */
+static uint64_t
+drop_fresh(struct broker *b, struct queue *q)
+{
+    uint64_t n = 0;
+
+    while (q->nfresh > 0) {
+        struct segment *g;
+        struct seg_rec r;
+        uint32_t live;
+        cursor_normalise(q);
+        g = q->rseg;
+        seg_read(g, q->roff, &r);
+        q->bytes -= r.len;
+        q->roff += r.size;
+        q->nfresh--;
+        n++;
+        live = seg_kill(&b->slab, g, q->roff - r.size);
+        segment_died(b, q, g, live);
+    }
+    b->messages -= n;
+    return n;
+}
+
+uint64_t
+queue_purge(struct broker *b, struct queue *q)
+{
+    uint64_t n = drop_fresh(b, q);
+    struct dlink *l = q->deliveries.next;
+
+    while (l != &q->deliveries) {
+        struct delivery *d = DLIST_ENTRY(l, struct delivery, qlink);
+        l = l->next;
+        if (d->state == DLV_RETRY || d->state == DLV_DELAYED) {
+            leave_state(d);
+            destroy(b, d);
+            n++;
+        }
+    }
+    q->c.purged += n;
+    return n;
+}
+
+uint64_t
+queue_clear(struct broker *b, struct queue *q)
+{
+    uint64_t n = drop_fresh(b, q);
+
+    while (!dlist_empty(&q->deliveries)) {
+        struct delivery *d = DLIST_ENTRY(q->deliveries.next, struct delivery, qlink);
+        leave_state(d);
+        destroy(b, d);
+        n++;
+    }
+    while (q->head)
+        drop_segment(b, q, q->head);
+    return n;
+}
+
+uint32_t
+queue_peek(const struct queue *q, uint32_t max, struct msgref *out)
+{
+    uint32_t n = 0;
+    const struct segment *g = q->rseg;
+    uint32_t off = q->roff;
+
+    for (const struct dlink *l = q->retry.next; l != &q->retry && n < max; l = l->next) {
+        const struct delivery *d = DLIST_ENTRY(l, struct delivery, slink);
+        out[n++] = (struct msgref){d->id, d->deliveries, d->seg, d->off};
+    }
+    while (g && n < max) {
+        struct seg_rec r;
+        if (off >= g->used) {
+            g = g->next;
+            off = 0;
+            continue;
+        }
+        seg_read(g, off, &r);
+        out[n++] = (struct msgref){r.id, 0, (struct segment *)g, off};
+        off += r.size;
+    }
+    return n;
+}

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/* A named queue: its messages packed in segments, the read cursor over them, the retry FIFO
+ * of messages to deliver again, and counters.
+ *
+ * Order of delivery: messages to deliver again (NACKed, timed out, or left by a closed
+ * connection) first, in the order they became ready again; then fresh messages in publish
+ * order. Network-agnostic: consumers are opaque owners with a list head for their in-flight
+ * deliveries; long-poll waiters are kept here but served by the server (wait.c).
+ * Costs: publish O(1) (plus chain chunks for large payloads), take O(1) per message plus a
+ * heap insert, ack O(1) plus a heap removal; purge and free O(messages). */
+#ifndef SLABMQ_BROKER_QUEUE_H
+#define SLABMQ_BROKER_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "dlist.h"
+
+struct broker;
+struct delivery;
+struct segment;
+
+struct queue_counters {
+    uint64_t published;   /* messages accepted, total */
+    uint64_t delivered;   /* deliveries made, first and repeated, total */
+    uint64_t redelivered; /* deliveries of a message delivered before, total */
+    uint64_t acked;       /* messages acked, total */
+    uint64_t nacked;      /* messages NACKed, total */
+    uint64_t timeouts;    /* visibility timeouts expired, total */
+    uint64_t purged;      /* messages removed by PURGE, total */
+};
+
+struct queue {
+    struct queue *hnext;        /* next in the registry's hash bucket */
+    struct segment *head;       /* oldest segment */
+    struct segment *tail;       /* segment being appended to */
+    struct segment *rseg;       /* read cursor: segment of the next fresh message */
+    uint32_t roff;              /* read cursor: offset in rseg */
+    uint32_t next_seg;          /* size of the next segment to allocate, bytes */
+    uint32_t visibility_ms;     /* redelivery timeout */
+    uint32_t name_len;
+    uint64_t nfresh;            /* ready messages never delivered */
+    uint64_t nretry;            /* ready messages to deliver again */
+    uint64_t ninflight;         /* delivered, not acked */
+    uint64_t ndelayed;          /* NACKed with a delay, not yet ready */
+    uint64_t bytes;             /* payload bytes of every message held */
+    struct dlink retry;         /* DLV_RETRY deliveries, FIFO */
+    struct dlink deliveries;    /* every delivery of this queue */
+    struct dlink waiters;       /* long-poll FETCHes waiting (server's struct waiter) */
+    struct queue_counters c;
+    char name[SMQ_NAME_MAX + 1];
+};
+
+/* A view of one message for PEEK. */
+struct msgref {
+    uint64_t id;
+    uint32_t deliveries;
+    struct segment *seg;
+    uint32_t off;
+};
+
+static inline uint64_t
+queue_ready(const struct queue *q)
+{
+    return q->nfresh + q->nretry;
+}
+
+/* Store one message. Returns 0 and its id, or -1 at the memory limit (nothing stored). */
+int queue_publish(struct broker *b, struct queue *q, const void *data, uint32_t len,
+                  uint64_t *id);
+
+/* Undo point for a batch: everything appended after it can be removed again. */
+struct queue_mark {
+    struct segment *tail;
+    uint32_t used;
+    uint32_t nrec;
+    uint64_t nfresh;
+    uint64_t bytes;
+};
+void queue_mark(const struct queue *q, struct queue_mark *m);
+/* Remove every message published since m (none of them can have been delivered yet). */
+void queue_rollback(struct broker *b, struct queue *q, const struct queue_mark *m);
+
+/* Deliver up to max ready messages (and about max_bytes of payload, at least one) to owner,
+ * whose in-flight list is owner_list. Fills out[] and returns the count; fewer than asked if
+ * the queue runs dry or the memory limit stops new delivery records. */
+uint32_t queue_take(struct broker *b, struct queue *q, void *owner, struct dlink *owner_list,
+                    uint32_t max, size_t max_bytes, struct delivery **out);
+
+/* Acknowledge: the message is gone. */
+void queue_ack(struct broker *b, struct delivery *d);
+/* Make d ready again now (delay_ms 0) or after delay_ms. */
+void queue_nack(struct broker *b, struct delivery *d, uint32_t delay_ms);
+/* d's owner went away or its deadline passed: ready again at once. */
+void queue_requeue(struct broker *b, struct delivery *d);
+
+/* Remove ready and delayed messages; in-flight ones stay. Returns the count removed. */
+uint64_t queue_purge(struct broker *b, struct queue *q);
+/* Up to max ready messages in delivery order, without taking them. */
+uint32_t queue_peek(const struct queue *q, uint32_t max, struct msgref *out);
+/* Free every message and delivery and the segments. Returns how many messages were held.
+ * Waiters must have been removed. */
+uint64_t queue_clear(struct broker *b, struct queue *q);
+
+#endif /* SLABMQ_BROKER_QUEUE_H */

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/* Reply encoding; see reply.h. Payloads are copied once, from the slab into the output. */
+#include "reply.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conn.h"
+#include "delivery.h"
+#include "queue.h"
+#include "segment.h"
+
+void
+reply_begin(struct reply *r, struct conn *c, uint64_t op, uint64_t rid, uint32_t nresults)
+{
+    r->c = c;
+    msgpack_packer_init(&r->pk, &c->out, obuf_pack_cb);
+    obuf_frame_begin(&c->out, &r->f);
+    msgpack_pack_array(&r->pk, 3 + nresults);
+    msgpack_pack_uint64(&r->pk, op);
+    msgpack_pack_uint64(&r->pk, rid);
+    msgpack_pack_uint64(&r->pk, 0);
+}
+
+void
+reply_end(struct reply *r)
+{
+    obuf_frame_end(&r->c->out, &r->f);
+}
+
+void
+reply_ok(struct conn *c, uint64_t op, uint64_t rid)
+{
+    struct reply r;
+
+    reply_begin(&r, c, op, rid, 0);
+    reply_end(&r);
+}
+
+void
+reply_str(struct reply *r, const char *s)
+{
+    size_t n = strlen(s);
+
+    msgpack_pack_str(&r->pk, n);
+    msgpack_pack_str_body(&r->pk, s, n);
+}
+
+void
+reply_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code, const char *fmt, ...)
+{
+    struct reply r;
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    r.c = c;
+    msgpack_packer_init(&r.pk, &c->out, obuf_pack_cb);
+    obuf_frame_begin(&c->out, &r.f);
+    msgpack_pack_array(&r.pk, 4);
+    msgpack_pack_uint64(&r.pk, op);
+    msgpack_pack_uint64(&r.pk, rid);
+    msgpack_pack_uint64(&r.pk, code);
+    reply_str(&r, msg);
+    reply_end(&r);
+}
+
+/* [id, deliveries, payload] for the record at (g, off). */
+static void
+pack_message(struct reply *r, uint64_t id, uint32_t deliveries, const struct segment *g,
+             uint32_t off)
+{
+    struct seg_rec rec;
+
+    seg_read(g, off, &rec);
+    msgpack_pack_array(&r->pk, 3);
+    msgpack_pack_uint64(&r->pk, id);
+    msgpack_pack_uint32(&r->pk, deliveries);
+    msgpack_pack_bin(&r->pk, rec.len);
+    seg_copy_out(g, off, &r->c->out);
+}
+
+void
+reply_deliveries(struct conn *c, uint64_t op, uint64_t rid, struct delivery **d, uint32_t n)
+{
+    struct reply r;
+
+    reply_begin(&r, c, op, rid, 1);
+    msgpack_pack_array(&r.pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        pack_message(&r, d[i]->id, d[i]->deliveries, d[i]->seg, d[i]->off);
+    reply_end(&r);
+}
+
+void
+reply_msgrefs(struct conn *c, uint64_t op, uint64_t rid, const struct msgref *m, uint32_t n)
+{
+    struct reply r;
+
+    reply_begin(&r, c, op, rid, 1);
+    msgpack_pack_array(&r.pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        pack_message(&r, m[i].id, m[i].deliveries, m[i].seg, m[i].off);
+    reply_end(&r);
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* Writing replies into a connection's output: [op, request_id, status, results...] packed by
+ * msgpack-c straight into the output chain. */
+#ifndef SLABMQ_BROKER_REPLY_H
+#define SLABMQ_BROKER_REPLY_H
+
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "obuf.h"
+
+struct conn;
+struct delivery;
+struct msgref;
+
+struct reply {
+    struct conn *c;
+    msgpack_packer pk;    /* packs into c->out */
+    struct obuf_frame f;
+};
+
+/* Start a success reply with nresults results to follow (packed by the caller with r->pk). */
+void reply_begin(struct reply *r, struct conn *c, uint64_t op, uint64_t rid, uint32_t nresults);
+void reply_end(struct reply *r);
+/* A success reply with no results. */
+void reply_ok(struct conn *c, uint64_t op, uint64_t rid);
+/* An error reply: [op, rid, code, message]. */
+void reply_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* A success reply whose one result is [[id, deliveries, payload], ...]. */
+void reply_deliveries(struct conn *c, uint64_t op, uint64_t rid, struct delivery **d,
+                      uint32_t n);
+void reply_msgrefs(struct conn *c, uint64_t op, uint64_t rid, const struct msgref *m,
+                   uint32_t n);
+/* Pack a str. */
+void reply_str(struct reply *r, const char *s);
+
+#endif /* SLABMQ_BROKER_REPLY_H */

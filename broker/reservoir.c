@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/* Bounded buffer reservoir; see reservoir.h. */
+#include "reservoir.h"
+
+#include <stdlib.h>
+
+#include "mem.h"
+
+void
+reservoir_init(struct reservoir *r, struct mem *m, size_t max_size, uint32_t capacity)
+{
+    uint32_t size = RES_MIN_SIZE;
+    uint32_t cap = capacity;
+
+    *r = (struct reservoir){.mem = m};
+    for (int i = 0; i < RES_MAX_CLASSES; i++) {
+        r->cls[i].size = size;
+        r->cls[i].cap = cap;
+        r->nclasses = i + 1;
+        if (size >= max_size || size > UINT32_MAX / 4)
+            break;
+        size *= 4;
+        cap = cap / 4 < 2 ? 2 : cap / 4;
+    }
+}
+
+static void
+release(struct reservoir *r, struct rbuf *b)
+{
+    mem_release(r->mem, sizeof(*b) + b->cap);
+    r->bytes -= sizeof(*b) + b->cap;
+    free(b);
+}
+
+void
+reservoir_deinit(struct reservoir *r)
+{
+    for (int i = 0; i < r->nclasses; i++) {
+        struct res_class *c = &r->cls[i];
+        while (c->idle) {
+            struct rbuf *b = c->idle;
+            c->idle = b->next;
+            release(r, b);
+        }
+        c->nidle = 0;
+    }
+}
+
+static int
+class_for(const struct reservoir *r, size_t n)
+{
+    for (int i = 0; i < r->nclasses; i++)
+        if (r->cls[i].size >= n)
+            return i;
+    return -1;
+}
+
+struct rbuf *
+reservoir_get(struct reservoir *r, size_t n, int force)
+{
+    int ci = class_for(r, n);
+    struct res_class *c = ci >= 0 ? &r->cls[ci] : NULL;
+    size_t cap = c ? c->size : n;
+    struct rbuf *b;
+
+    if (c && c->idle) {
+        b = c->idle;
+        c->idle = b->next;
+        c->nidle--;
+        r->hits++;
+    } else {
+        if (force)
+            mem_force(r->mem, sizeof(*b) + cap);
+        else if (mem_reserve(r->mem, sizeof(*b) + cap)) {
+            r->denied++;
+            return NULL;
+        }
+        b = malloc(sizeof(*b) + cap);
+        if (!b) {
+            mem_release(r->mem, sizeof(*b) + cap);
+            r->denied++;
+            return NULL;
+        }
+        b->cap = (uint32_t)cap;
+        b->cls = (int8_t)ci;
+        r->bytes += sizeof(*b) + cap;
+        r->misses++;
+    }
+    if (c && ++c->out > c->peak_out)
+        c->peak_out = c->out;
+    b->next = NULL;
+    b->start = b->len = 0;
+    return b;
+}
+
+void
+reservoir_put(struct reservoir *r, struct rbuf *b)
+{
+    struct res_class *c;
+
+    if (!b)
+        return;
+    if (b->cls < 0) {
+        r->overflows++;
+        release(r, b);
+        return;
+    }
+    c = &r->cls[b->cls];
+    c->out--;
+    if (c->nidle >= c->cap) {
+        r->overflows++;
+        release(r, b);
+        return;
+    }
+    b->next = c->idle;
+    c->idle = b;
+    c->nidle++;
+}

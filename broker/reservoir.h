@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/* The bounded byte-buffer reservoir: reusable scratch and I/O buffers.
+ *
+ * Buffers come in a few power-of-four capacity classes (16 KiB, 64 KiB, 256 KiB, 1 MiB, ...
+ * up to the largest frame). Each class keeps at most 'cap' idle buffers on a stack.
+ *   get(n):  pop an idle buffer of the smallest class holding n bytes (a hit), or allocate a
+ *            fresh one (a miss; bytes reserved from the budget).
+ *   put(b):  push it back (O(1)), or free it if the class's stack is full (an overflow).
+ * A request larger than the largest class gets an exact-size buffer that is never pooled.
+ * Costs: get and put are O(1); only misses and overflows call malloc/free.
+ * Connections take their read and write buffers from here, so idle connections hold none. */
+#ifndef SLABMQ_BROKER_RESERVOIR_H
+#define SLABMQ_BROKER_RESERVOIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mem;
+
+#define RES_MIN_SIZE (16u * 1024)
+#define RES_MAX_CLASSES 8
+
+struct rbuf {
+    struct rbuf *next; /* link in an output chain or an idle stack */
+    uint32_t cap;      /* bytes at data */
+    uint32_t start;    /* first unconsumed byte */
+    uint32_t len;      /* end of valid data */
+    int8_t cls;        /* class index, -1 for an exact-size buffer */
+    uint8_t data[];
+};
+
+struct res_class {
+    uint32_t size;      /* buffer capacity, bytes */
+    uint32_t cap;       /* idle buffers kept at most */
+    uint32_t nidle;     /* idle buffers on the stack */
+    uint32_t out;       /* buffers handed out now */
+    uint32_t peak_out;  /* most handed out at once */
+    struct rbuf *idle;  /* stack of idle buffers */
+};
+
+struct reservoir {
+    struct mem *mem;  /* budget; borrowed */
+    int nclasses;
+    struct res_class cls[RES_MAX_CLASSES];
+    uint64_t hits;      /* gets served from the pool */
+    uint64_t misses;    /* gets that allocated */
+    uint64_t overflows; /* puts that freed because the pool was full */
+    uint64_t denied;    /* gets refused by the memory limit */
+    size_t bytes;       /* bytes allocated now, idle and out */
+};
+
+/* Classes from RES_MIN_SIZE by factors of 4 up to max_size; class 0 keeps 'capacity' idle
+ * buffers, each larger class a quarter as many (at least 2). */
+void reservoir_init(struct reservoir *r, struct mem *m, size_t max_size, uint32_t capacity);
+/* Free every idle buffer. Buffers still out must be put back first. */
+void reservoir_deinit(struct reservoir *r);
+
+/* A buffer with cap >= n, start = len = 0. NULL if the memory limit refuses a new one (or
+ * malloc fails); with force, the budget may be exceeded (for replies already owed). */
+struct rbuf *reservoir_get(struct reservoir *r, size_t n, int force);
+/* Give b back. Accepts NULL. */
+void reservoir_put(struct reservoir *r, struct rbuf *b);
+
+#endif /* SLABMQ_BROKER_RESERVOIR_H */

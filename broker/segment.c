@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/* Segments and their records; see segment.h. Append, read and kill are O(1) for inline
+ * payloads and O(chunks) for chained ones. */
+#include "segment.h"
+
+#include <string.h>
+
+#include "obuf.h"
+#include "slab.h"
+
+/* A link of a large payload's chain. */
+struct chunk {
+    struct chunk *next;
+    uint32_t cap; /* payload bytes this chunk holds */
+    uint32_t pad;
+    uint8_t data[];
+};
+
+struct segment *
+seg_new(struct slab *s, uint32_t size)
+{
+    int ci = slab_class_for(s, size);
+    struct segment *g;
+    uint32_t csize;
+
+    if (ci < 0)
+        return NULL;
+    csize = slab_class_size(s, ci);
+    g = slab_alloc(s, csize);
+    if (!g)
+        return NULL;
+    g->prev = g->next = NULL;
+    g->base_id = 0;
+    g->size = csize;
+    g->used = 0;
+    g->live = 0;
+    g->nrec = 0;
+    return g;
+}
+
+void
+seg_free(struct slab *s, struct segment *g)
+{
+    if (g)
+        slab_free(s, g, g->size);
+}
+
+int
+seg_fits(const struct segment *g, uint64_t id, uint32_t len)
+{
+    if (g->nrec && id - g->base_id > UINT32_MAX)
+        return 0;
+    return (size_t)g->used + seg_rec_size(len) <= g->size - sizeof(*g);
+}
+
+static void
+free_chain(struct slab *s, struct chunk *c)
+{
+    while (c) {
+        struct chunk *n = c->next;
+        slab_free(s, c, sizeof(*c) + c->cap);
+        c = n;
+    }
+}
+
+/* Build a chain holding len bytes of data: full SEG_CHUNK_SIZE chunks, then one of the
+ * smallest class that holds the rest. NULL if the slab refuses. */
+static struct chunk *
+make_chain(struct slab *s, const uint8_t *data, uint32_t len)
+{
+    struct chunk *head = NULL;
+    struct chunk **link = &head;
+
+    while (len > 0) {
+        uint32_t want = len + (uint32_t)sizeof(struct chunk);
+        uint32_t sz = want < SEG_CHUNK_SIZE ? want : SEG_CHUNK_SIZE;
+        struct chunk *c = slab_alloc(s, sz);
+        if (!c) {
+            free_chain(s, head);
+            return NULL;
+        }
+        c->next = NULL;
+        c->cap = sz - (uint32_t)sizeof(*c);
+        c->pad = 0;
+        memcpy(c->data, data, c->cap);
+        data += c->cap;
+        len -= c->cap;
+        *link = c;
+        link = &c->next;
+    }
+    return head;
+}
+
+size_t
+seg_chain_bytes(const struct slab *s, uint32_t len)
+{
+    size_t total = 0;
+
+    if (len <= SEG_INLINE_MAX)
+        return 0;
+    while (len > 0) {
+        uint32_t want = len + (uint32_t)sizeof(struct chunk);
+        uint32_t sz = want < SEG_CHUNK_SIZE ? want : SEG_CHUNK_SIZE;
+        total += slab_class_size(s, slab_class_for(s, sz));
+        len -= sz - (uint32_t)sizeof(struct chunk);
+    }
+    return total;
+}
+
+long
+seg_append(struct slab *s, struct segment *g, uint64_t id, const void *data, uint32_t len)
+{
+    uint8_t *rec = g->data + g->used;
+    uint32_t delta;
+    uint32_t lenflags = len;
+    long off = (long)g->used;
+
+    if (g->nrec == 0)
+        g->base_id = id;
+    delta = (uint32_t)(id - g->base_id);
+    if (len > SEG_INLINE_MAX) {
+        struct chunk *c = make_chain(s, data, len);
+        if (!c)
+            return -1;
+        lenflags |= SEG_CHUNKED;
+        memcpy(rec + SEG_REC_HDR, &c, sizeof(c));
+    } else if (len) {
+        memcpy(rec + SEG_REC_HDR, data, len);
+    }
+    memcpy(rec, &delta, 4);
+    memcpy(rec + 4, &lenflags, 4);
+    g->used += seg_rec_size(len);
+    g->nrec++;
+    g->live++;
+    return off;
+}
+
+void
+seg_read(const struct segment *g, uint32_t off, struct seg_rec *r)
+{
+    uint32_t delta;
+    uint32_t lf;
+
+    memcpy(&delta, g->data + off, 4);
+    memcpy(&lf, g->data + off + 4, 4);
+    r->id = g->base_id + delta;
+    r->len = lf & SEG_LEN_MASK;
+    r->flags = lf & ~SEG_LEN_MASK;
+    r->size = seg_rec_size(r->len);
+}
+
+static struct chunk *
+rec_chain(const struct segment *g, uint32_t off)
+{
+    struct chunk *c;
+
+    memcpy(&c, g->data + off + SEG_REC_HDR, sizeof(c));
+    return c;
+}
+
+uint32_t
+seg_kill(struct slab *s, struct segment *g, uint32_t off)
+{
+    uint32_t lf;
+
+    memcpy(&lf, g->data + off + 4, 4);
+    if (lf & SEG_DEAD)
+        return g->live;
+    if (lf & SEG_CHUNKED)
+        free_chain(s, rec_chain(g, off));
+    lf |= SEG_DEAD;
+    memcpy(g->data + off + 4, &lf, 4);
+    return --g->live;
+}
+
+void
+seg_copy_out(const struct segment *g, uint32_t off, struct obuf *o)
+{
+    struct seg_rec r;
+
+    seg_read(g, off, &r);
+    if (!(r.flags & SEG_CHUNKED)) {
+        obuf_write(o, g->data + off + SEG_REC_HDR, r.len);
+        return;
+    }
+    for (struct chunk *c = rec_chain(g, off); c; c = c->next)
+        obuf_write(o, c->data, c->cap);
+}
+
+uint32_t
+seg_copy_to(const struct segment *g, uint32_t off, void *dst, uint32_t n)
+{
+    struct seg_rec r;
+    uint8_t *d = dst;
+    uint32_t done = 0;
+
+    seg_read(g, off, &r);
+    if (n > r.len)
+        n = r.len;
+    if (!(r.flags & SEG_CHUNKED)) {
+        memcpy(d, g->data + off + SEG_REC_HDR, n);
+        return n;
+    }
+    for (struct chunk *c = rec_chain(g, off); c && done < n; c = c->next) {
+        uint32_t k = c->cap < n - done ? c->cap : n - done;
+        memcpy(d + done, c->data, k);
+        done += k;
+    }
+    return done;
+}

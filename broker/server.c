@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: MIT */
+/* Event loop, listener, signals and the timer; see server.h. The shape follows libevent's
+ * sample/hello-world.c: set up in order, tear down in reverse. */
+#include "server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "codec.h"
+#include "conn.h"
+#include "frame.h"
+#include "log.h"
+#include "ops.h"
+#include "slabmq.h"
+#include "wait.h"
+
+#define ACCEPT_RETRY_MS 100
+
+void
+server_config_defaults(struct server_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    broker_config_defaults(&c->broker);
+    snprintf(c->bind, sizeof(c->bind), "127.0.0.1");
+    c->port = SLABMQ_DEFAULT_PORT;
+    c->max_connections = 10000;
+    c->output_cap = (size_t)16 << 20;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Timer                                                                                     */
+
+void
+server_arm_timer(struct server *s)
+{
+    struct delivery *d = theap_min(&s->b.timers);
+    struct timeval tv;
+    uint64_t wait;
+
+    if (!d || (s->timer_due && s->timer_due <= d->due_ms))
+        return;
+    wait = d->due_ms > s->b.now_ms ? d->due_ms - s->b.now_ms : 0;
+    tv.tv_sec = (time_t)(wait / 1000);
+    tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+    s->timer_due = d->due_ms;
+    event_add(s->timer, &tv);
+}
+
+static void
+server_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+
+    (void)fd;
+    (void)what;
+    s->timer_due = 0;
+    broker_tick(&s->b);
+    broker_run_timers(&s->b);
+    server_arm_timer(s);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Accepting                                                                                 */
+
+static void
+format_peer(const struct sockaddr *sa, char *out, size_t len)
+{
+    char host[NI_MAXHOST];
+    char port[NI_MAXSERV];
+    socklen_t salen = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in);
+
+    if (getnameinfo(sa, salen, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV)) {
+        snprintf(out, len, "?");
+        return;
+    }
+    snprintf(out, len, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+}
+
+/* Tell a client over the connection limit why, without buffering: one small send. */
+static void
+refuse(int fd)
+{
+    uint8_t buf[128];
+    struct smq_lbuf lb = {buf + SMQ_FRAME_HEADER, sizeof(buf) - SMQ_FRAME_HEADER, 0, 0};
+    msgpack_packer pk;
+    static const char msg[] = "too many connections";
+
+    msgpack_packer_init(&pk, &lb, smq_lbuf_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, SMQ_OP_NONE);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_uint8(&pk, SLABMQ_ERR_LIMIT);
+    msgpack_pack_str_with_body(&pk, msg, sizeof(msg) - 1);
+    smq_frame_put_header(buf, (uint32_t)lb.len);
+    (void)!send(fd, buf, SMQ_FRAME_HEADER + lb.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(fd);
+}
+
+static void
+server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                 void *arg)
+{
+    struct server *s = arg;
+    char peer[64];
+
+    (void)l;
+    (void)salen;
+    format_peer(sa, peer, sizeof(peer));
+    if (s->nconns >= s->cfg.max_connections) {
+        s->conns_refused++;
+        log_warn("refusing connection from %s: %u connections open (--max-connections)", peer,
+                 s->nconns);
+        refuse(fd);
+        return;
+    }
+    broker_tick(&s->b);
+    conn_accept(s, fd, peer);
+}
+
+static void
+server_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (!s->stopping)
+        evconnlistener_enable(s->listener);
+}
+
+/* Out of file descriptors: stop accepting for a while instead of spinning on the error. */
+static void
+server_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    struct server *s = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
+
+    log_warn("accept failed: %s; pausing accepts for %d ms", strerror(err), ACCEPT_RETRY_MS);
+    evconnlistener_disable(l);
+    event_add(s->accept_retry, &tv);
+}
+
+/* Create, bind and listen; prints one line and returns -1 on failure. */
+static int
+open_listener(struct server *s)
+{
+    struct addrinfo hints = {0};
+    struct addrinfo *ai;
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    char port[16];
+    char where[96];
+    int fd;
+    int one = 1;
+    int rc;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+    snprintf(port, sizeof(port), "%d", s->cfg.port);
+    rc = getaddrinfo(s->cfg.bind, port, &hints, &ai);
+    if (rc) {
+        fprintf(stderr, "slabmqd: invalid --bind '%s': %s (a numeric IPv4 or IPv6 address)\n",
+                s->cfg.bind, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one))
+        || bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024)) {
+        fprintf(stderr, "slabmqd: cannot listen on %s port %d: %s\n", s->cfg.bind, s->cfg.port,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    getsockname(fd, (struct sockaddr *)&ss, &sslen);
+    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    s->listener = evconnlistener_new(s->base, server_accept_cb, s,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+    if (!s->listener) {
+        fprintf(stderr, "slabmqd: cannot start the listener\n");
+        close(fd);
+        return -1;
+    }
+    evconnlistener_set_error_cb(s->listener, server_accept_error_cb);
+    format_peer((struct sockaddr *)&ss, where, sizeof(where));
+    printf("listening on %s\n", where);
+    fflush(stdout);
+    log_info("listening on %s (max memory %zu bytes, max message %u bytes)", where,
+             s->b.cfg.max_memory, s->b.cfg.max_message_size);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Lifecycle                                                                                 */
+
+static void
+server_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *s = arg;
+
+    (void)what;
+    log_info("signal %d: shutting down", (int)sig);
+    s->stopping = 1;
+    evconnlistener_disable(s->listener);
+    while (!dlist_empty(&s->conns))
+        conn_close(DLIST_ENTRY(s->conns.next, struct conn, link));
+    event_base_loopbreak(s->base);
+}
+
+static void
+server_free(struct server *s)
+{
+    while (!dlist_empty(&s->conns))
+        conn_close(DLIST_ENTRY(s->conns.next, struct conn, link));
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    if (s->accept_retry)
+        event_free(s->accept_retry);
+    if (s->timer)
+        event_free(s->timer);
+    if (s->sig_term)
+        event_free(s->sig_term);
+    if (s->sig_int)
+        event_free(s->sig_int);
+    broker_deinit(&s->b);
+    if (s->base)
+        event_base_free(s->base);
+    free(s);
+    libevent_global_shutdown();
+}
+
+int
+server_run(const struct server_config *c)
+{
+    struct server *s = calloc(1, sizeof(*s));
+    char err[256];
+    int rc = 1;
+
+    if (!s) {
+        fprintf(stderr, "slabmqd: out of memory\n");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN); /* a peer that closes must not kill the broker */
+    s->cfg = *c;
+    dlist_init(&s->conns);
+    if (broker_init(&s->b, &c->broker, err, sizeof(err))) {
+        fprintf(stderr, "slabmqd: %s\n", err);
+        free(s);
+        return 1;
+    }
+    s->b.hooks = (struct broker_hooks){wait_serve, wait_queue_gone, s};
+    s->started_ms = s->b.now_ms;
+    s->base = event_base_new();
+    if (!s->base) {
+        fprintf(stderr, "slabmqd: cannot create the event loop\n");
+        goto out;
+    }
+    s->timer = evtimer_new(s->base, server_timer_cb, s);
+    s->accept_retry = evtimer_new(s->base, server_accept_retry_cb, s);
+    s->sig_term = evsignal_new(s->base, SIGTERM, server_signal_cb, s);
+    s->sig_int = evsignal_new(s->base, SIGINT, server_signal_cb, s);
+    if (!s->timer || !s->accept_retry || !s->sig_term || !s->sig_int
+        || event_add(s->sig_term, NULL) || event_add(s->sig_int, NULL)) {
+        fprintf(stderr, "slabmqd: cannot set up events\n");
+        goto out;
+    }
+    if (open_listener(s))
+        goto out;
+    event_base_dispatch(s->base);
+    log_info("stopped");
+    rc = 0;
+out:
+    server_free(s);
+    return rc;
+}

@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/* The public operations of libslabmq: each packs its request, calls smq_call and decodes the
+ * results into caller-owned objects. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client-internal.h"
+#include "codec.h"
+#include "ops.h"
+
+/* Checks shared by every call naming a queue. */
+static slabmq_status
+check_queue(slabmq_client *c, const char *queue)
+{
+    if (!c)
+        return SLABMQ_ERR_ARG;
+    if (!queue || !smq_name_valid(queue, strlen(queue)))
+        return smq_client_fail(c, SLABMQ_ERR_BAD_NAME,
+                               "invalid queue name: 1-%d bytes of A-Z a-z 0-9 . _ : -",
+                               SMQ_NAME_MAX);
+    return SLABMQ_OK;
+}
+
+/* Read one uint result into *out (if out is not NULL). */
+static slabmq_status
+one_uint(slabmq_client *c, struct smq_mpr *r, uint32_t n, uint64_t *out)
+{
+    uint64_t v;
+
+    if (n < 1 || smq_mpr_uint(r, &v))
+        return smq_bad_reply(c, "expected an integer result");
+    if (out)
+        *out = v;
+    return SLABMQ_OK;
+}
+
+SLABMQ_API slabmq_status
+slabmq_ping(slabmq_client *c)
+{
+    struct smq_mpr r;
+    uint32_t n;
+
+    if (!c)
+        return SLABMQ_ERR_ARG;
+    smq_req_begin(c, SMQ_OP_PING, 0);
+    return smq_call(c, SMQ_OP_PING, 0, &r, &n);
+}
+
+SLABMQ_API slabmq_status
+slabmq_declare(slabmq_client *c, const char *queue, const slabmq_queue_options *opts,
+               int *created)
+{
+    struct smq_mpr r;
+    uint32_t n;
+    int v;
+    slabmq_status st = check_queue(c, queue);
+
+    if (st)
+        return st;
+    smq_req_begin(c, SMQ_OP_DECLARE, 2);
+    smq_pack_str(c, queue);
+    if (opts && opts->visibility_ms) {
+        msgpack_pack_map(&c->pk, 1);
+        smq_pack_str(c, "visibility_ms");
+        msgpack_pack_uint32(&c->pk, opts->visibility_ms);
+    } else {
+        msgpack_pack_map(&c->pk, 0);
+    }
+    st = smq_call(c, SMQ_OP_DECLARE, 0, &r, &n);
+    if (st)
+        return st;
+    if (n < 1 || smq_mpr_bool(&r, &v))
+        return smq_bad_reply(c, "DECLARE");
+    if (created)
+        *created = v;
+    return SLABMQ_OK;
+}
+
+/* DELETE and PURGE: [queue] -> [count] */
+static slabmq_status
+drop(slabmq_client *c, unsigned op, const char *queue, uint64_t *count)
+{
+    struct smq_mpr r;
+    uint32_t n;
+    slabmq_status st = check_queue(c, queue);
+
+    if (st)
+        return st;
+    smq_req_begin(c, op, 1);
+    smq_pack_str(c, queue);
+    st = smq_call(c, op, 0, &r, &n);
+    return st ? st : one_uint(c, &r, n, count);
+}
+
+SLABMQ_API slabmq_status
+slabmq_delete(slabmq_client *c, const char *queue, uint64_t *dropped)
+{
+    return drop(c, SMQ_OP_DELETE, queue, dropped);
+}
+
+SLABMQ_API slabmq_status
+slabmq_purge(slabmq_client *c, const char *queue, uint64_t *purged)
+{
+    return drop(c, SMQ_OP_PURGE, queue, purged);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* LIST and STATS                                                                            */
+
+SLABMQ_API slabmq_status
+slabmq_list(slabmq_client *c, slabmq_queue_info **out, size_t *count)
+{
+    struct smq_mpr r;
+    uint32_t n;
+    uint32_t rows;
+    slabmq_queue_info *list;
+    char *names;
+    slabmq_status st;
+
+    if (!c || !out || !count)
+        return SLABMQ_ERR_ARG;
+    *out = NULL;
+    *count = 0;
+    smq_req_begin(c, SMQ_OP_LIST, 0);
+    st = smq_call(c, SMQ_OP_LIST, 0, &r, &n);
+    if (st)
+        return st;
+    if (n < 1 || smq_mpr_array(&r, &rows))
+        return smq_bad_reply(c, "LIST");
+    /* One allocation: the rows, then their NUL-terminated names. */
+    list = malloc((size_t)rows * sizeof(*list) + (size_t)rows * (SMQ_NAME_MAX + 1) + 1);
+    if (!list)
+        return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory");
+    names = (char *)(list + rows);
+    for (uint32_t i = 0; i < rows; i++) {
+        uint32_t k;
+        const char *name;
+        uint32_t len;
+        if (smq_mpr_array(&r, &k) || k < 3 || smq_mpr_str(&r, &name, &len) || len > SMQ_NAME_MAX
+            || smq_mpr_uint(&r, &list[i].ready) || smq_mpr_uint(&r, &list[i].inflight)) {
+            free(list);
+            return smq_bad_reply(c, "LIST row");
+        }
+        for (uint32_t j = 3; j < k; j++)
+            smq_mpr_skip(&r, 4); /* newer brokers may add columns */
+        memcpy(names, name, len);
+        names[len] = '\0';
+        list[i].name = names;
+        names += len + 1;
+    }
+    *out = list;
+    *count = rows;
+    return SLABMQ_OK;
+}
+
+SLABMQ_API void
+slabmq_queue_list_free(slabmq_queue_info *list)
+{
+    free(list);
+}
+
+struct slabmq_stats {
+    size_t n;
+    char **names;
+    uint64_t *values;
+};
+
+SLABMQ_API void
+slabmq_stats_free(slabmq_stats *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        free(s->names[i]);
+    free(s->names);
+    free(s->values);
+    free(s);
+}
+
+SLABMQ_API slabmq_status
+slabmq_stats_get(slabmq_client *c, const char *queue, slabmq_stats **out)
+{
+    struct smq_mpr r;
+    uint32_t n;
+    uint32_t pairs;
+    slabmq_stats *s;
+    slabmq_status st = queue ? check_queue(c, queue) : (c ? SLABMQ_OK : SLABMQ_ERR_ARG);
+
+    if (st)
+        return st;
+    *out = NULL;
+    smq_req_begin(c, SMQ_OP_STATS, 1);
+    if (queue)
+        smq_pack_str(c, queue);
+    else
+        msgpack_pack_nil(&c->pk);
+    st = smq_call(c, SMQ_OP_STATS, 0, &r, &n);
+    if (st)
+        return st;
+    if (n < 1 || smq_mpr_map(&r, &pairs))
+        return smq_bad_reply(c, "STATS");
+    s = calloc(1, sizeof(*s));
+    if (s) {
+        s->names = calloc(pairs ? pairs : 1, sizeof(*s->names));
+        s->values = calloc(pairs ? pairs : 1, sizeof(*s->values));
+    }
+    if (!s || !s->names || !s->values) {
+        slabmq_stats_free(s);
+        return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < pairs; i++) {
+        const char *k;
+        uint32_t klen;
+        if (smq_mpr_str(&r, &k, &klen) || smq_mpr_uint(&r, &s->values[s->n])
+            || !(s->names[s->n] = strndup(k, klen))) {
+            slabmq_stats_free(s);
+            return smq_bad_reply(c, "STATS entry");
+        }
+        s->n++;
+    }
+    *out = s;
+    return SLABMQ_OK;
+}
+
+SLABMQ_API size_t
+slabmq_stats_count(const slabmq_stats *s)
+{
+    return s ? s->n : 0;
+}
+
+SLABMQ_API const char *
+slabmq_stats_name(const slabmq_stats *s, size_t i)
+{
+    return s && i < s->n ? s->names[i] : NULL;
+}
+
+SLABMQ_API uint64_t
+slabmq_stats_value(const slabmq_stats *s, size_t i)
+{
+    return s && i < s->n ? s->values[i] : 0;
+}
+
+SLABMQ_API int
+slabmq_stats_find(const slabmq_stats *s, const char *name, uint64_t *v)
+{
+    for (size_t i = 0; s && i < s->n; i++) {
+        if (strcmp(s->names[i], name) == 0) {
+            if (v)
+                *v = s->values[i];
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: MIT */
+/* libslabmq connections: connect + HELLO, framing, and one synchronous request/reply call
+ * (smq_call) that every public operation goes through. Blocking semantics over a
+ * non-blocking socket and poll(), so every call honours the connection's timeout. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client-internal.h"
+#include "codec.h"
+#include "frame.h"
+#include "ops.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Errors                                                                                    */
+
+slabmq_status
+smq_client_fail(struct slabmq_client *c, slabmq_status st, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    va_end(ap);
+    if (st == SLABMQ_ERR_IO || st == SLABMQ_ERR_CLOSED || st == SLABMQ_ERR_BAD_REPLY
+        || st == SLABMQ_ERR_TIMEOUT)
+        c->broken = 1; /* the stream position is unknown: no later call can trust it */
+    return st;
+}
+
+slabmq_status
+smq_bad_reply(struct slabmq_client *c, const char *what)
+{
+    return smq_client_fail(c, SLABMQ_ERR_BAD_REPLY, "malformed reply from the broker: %s", what);
+}
+
+SLABMQ_API const char *
+slabmq_client_errmsg(const slabmq_client *c)
+{
+    return c ? c->err : "";
+}
+
+SLABMQ_API uint64_t
+slabmq_client_max_message_size(const slabmq_client *c)
+{
+    return c->max_message;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Time and I/O                                                                              */
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for fd to be ready for events until the deadline (0: forever). 1 ready, 0 timeout,
+ * -1 error. */
+static int
+wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        struct pollfd p = {fd, events, 0};
+        int ms = -1;
+        int rc;
+        if (deadline) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                return 0;
+            ms = left > 60000 ? 60000 : (int)left;
+        }
+        rc = poll(&p, 1, ms);
+        if (rc > 0)
+            return 1;
+        if (rc < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+static slabmq_status
+send_all(struct slabmq_client *c, const uint8_t *p, size_t n, int64_t deadline)
+{
+    while (n > 0) {
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int rc = wait_fd(c->fd, POLLOUT, deadline);
+            if (rc == 0)
+                return smq_client_fail(c, SLABMQ_ERR_TIMEOUT, "timed out sending to the broker");
+            if (rc > 0)
+                continue;
+        }
+        return smq_client_fail(c, SLABMQ_ERR_IO, "send failed: %s", strerror(errno));
+    }
+    return SLABMQ_OK;
+}
+
+/* Make sure rbuf holds at least want unconsumed bytes, reading as needed. */
+static slabmq_status
+fill(struct slabmq_client *c, size_t want, int64_t deadline)
+{
+    if (c->rstart > 0 && c->rcap - c->rstart < want) { /* compact */
+        memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
+        c->rlen -= c->rstart;
+        c->rstart = 0;
+    }
+    if (c->rcap - c->rstart < want) {
+        size_t ncap = c->rcap ? c->rcap : 65536;
+        uint8_t *nb;
+        while (ncap - c->rstart < want)
+            ncap *= 2;
+        nb = realloc(c->rbuf, ncap);
+        if (!nb)
+            return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
+        c->rbuf = nb;
+        c->rcap = ncap;
+    }
+    while (c->rlen - c->rstart < want) {
+        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        if (n > 0) {
+            c->rlen += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            return smq_client_fail(c, SLABMQ_ERR_CLOSED, "connection closed by the broker");
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            int rc = wait_fd(c->fd, POLLIN, deadline);
+            if (rc == 0)
+                return smq_client_fail(c, SLABMQ_ERR_TIMEOUT,
+                                       "timed out waiting for the broker's reply");
+            if (rc > 0)
+                continue;
+        }
+        return smq_client_fail(c, SLABMQ_ERR_IO, "receive failed: %s", strerror(errno));
+    }
+    return SLABMQ_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Requests                                                                                  */
+
+/* msgpack_packer_write callback that grows wbuf. */
+static int
+wbuf_write(void *data, const char *buf, size_t len)
+{
+    struct slabmq_client *c = data;
+
+    if (c->wcap - c->wlen < len) {
+        size_t ncap = c->wcap ? c->wcap : 4096;
+        uint8_t *nb;
+        while (ncap - c->wlen < len)
+            ncap *= 2;
+        nb = realloc(c->wbuf, ncap);
+        if (!nb)
+            return -1;
+        c->wbuf = nb;
+        c->wcap = ncap;
+    }
+    memcpy(c->wbuf + c->wlen, buf, len);
+    c->wlen += len;
+    return 0;
+}
+
+void
+smq_req_begin(struct slabmq_client *c, unsigned op, uint32_t nargs)
+{
+    c->wlen = 0;
+    wbuf_write(c, "\0\0\0\0", SMQ_FRAME_HEADER); /* the length, patched by smq_call */
+    msgpack_pack_array(&c->pk, 2 + nargs);
+    msgpack_pack_uint32(&c->pk, op);
+    msgpack_pack_uint64(&c->pk, c->next_rid);
+}
+
+void
+smq_pack_str(struct slabmq_client *c, const char *s)
+{
+    size_t n = strlen(s);
+
+    msgpack_pack_str(&c->pk, n);
+    msgpack_pack_str_body(&c->pk, s, n);
+}
+
+/* Read one reply frame; *body views rbuf until the next read. */
+static slabmq_status
+read_frame(struct slabmq_client *c, const uint8_t **body, uint32_t *len, int64_t deadline)
+{
+    const uint8_t *b;
+    size_t total;
+    slabmq_status st = fill(c, SMQ_FRAME_HEADER, deadline);
+
+    if (st)
+        return st;
+    switch (smq_frame_decode(c->rbuf + c->rstart, c->rlen - c->rstart, SMQ_CLIENT_MAX_REPLY, &b,
+                             len, &total)) {
+    case SMQ_FRAME_EMPTY:
+        return smq_bad_reply(c, "empty frame");
+    case SMQ_FRAME_TOO_BIG:
+        return smq_bad_reply(c, "frame too large");
+    default:
+        break;
+    }
+    st = fill(c, SMQ_FRAME_HEADER + (size_t)*len, deadline);
+    if (st)
+        return st;
+    *body = c->rbuf + c->rstart + SMQ_FRAME_HEADER;
+    c->rstart += SMQ_FRAME_HEADER + (size_t)*len;
+    return SLABMQ_OK;
+}
+
+/* Decode [op, rid, status, ...]; on an error status take its message. */
+static slabmq_status
+parse_reply(struct slabmq_client *c, unsigned op, uint64_t rid, struct smq_mpr *r,
+            uint32_t *nresults)
+{
+    uint32_t n;
+    uint64_t rop;
+    uint64_t rrid;
+    uint64_t status;
+    const char *msg;
+    uint32_t mlen;
+
+    if (smq_mpr_array(r, &n) || n < 3 || smq_mpr_uint(r, &rop) || smq_mpr_uint(r, &rrid)
+        || smq_mpr_uint(r, &status))
+        return smq_bad_reply(c, "not [op, request_id, status, ...]");
+    if (status != SLABMQ_OK) {
+        if (n < 4 || smq_mpr_str(r, &msg, &mlen))
+            mlen = 0, msg = "";
+        smq_client_fail(c, (slabmq_status)status, "%s: %.*s",
+                        smq_status_message((unsigned)status), (int)mlen, msg);
+        if (rop == SMQ_OP_NONE) /* the broker closes after a connection-level error */
+            c->broken = 1;
+        return (slabmq_status)status;
+    }
+    if (rop != op || rrid != rid)
+        return smq_bad_reply(c, "reply does not match the request");
+    *nresults = n - 3;
+    return SLABMQ_OK;
+}
+
+slabmq_status
+smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
+         uint32_t *nresults)
+{
+    int64_t deadline = c->timeout_ms > 0 ? now_ms() + c->timeout_ms + extra_ms : 0;
+    uint64_t rid = c->next_rid++;
+    const uint8_t *body = NULL;
+    uint32_t len;
+    slabmq_status st;
+
+    if (c->broken)
+        return smq_client_fail(c, SLABMQ_ERR_CLOSED,
+                               "connection unusable after an earlier error; reconnect");
+    if (c->wlen - SMQ_FRAME_HEADER > c->max_frame)
+        return smq_client_fail(c, SLABMQ_ERR_ARG, "request of %zu bytes exceeds the broker's "
+                               "maximum frame of %u bytes", c->wlen - SMQ_FRAME_HEADER,
+                               c->max_frame);
+    smq_frame_put_header(c->wbuf, (uint32_t)(c->wlen - SMQ_FRAME_HEADER));
+    st = send_all(c, c->wbuf, c->wlen, deadline);
+    if (c->wcap > ((size_t)4 << 20)) { /* do not keep a huge request buffer around */
+        free(c->wbuf);
+        c->wbuf = NULL;
+        c->wcap = c->wlen = 0;
+    }
+    if (st)
+        return st;
+    if (c->rstart == c->rlen)
+        c->rstart = c->rlen = 0;
+    st = read_frame(c, &body, &len, deadline);
+    if (st)
+        return st;
+    smq_mpr_init(r, body, len);
+    return parse_reply(c, op, rid, r, nresults);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Connecting                                                                                */
+
+/* Connect fd-by-fd through the addresses of host:port until one answers. */
+static slabmq_status
+open_socket(struct slabmq_client *c, const slabmq_options *o, int64_t deadline)
+{
+    struct addrinfo hints = {0};
+    struct addrinfo *res;
+    char port[8];
+    int rc;
+    int saved = ECONNREFUSED;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%u", o->port);
+    rc = getaddrinfo(o->host ? o->host : "127.0.0.1", port, &hints, &res);
+    if (rc)
+        return smq_client_fail(c, SLABMQ_ERR_CONNECT, "cannot resolve %s: %s", o->host,
+                               gai_strerror(rc));
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int one = 1;
+        int err = 0;
+        socklen_t elen = sizeof(err);
+        if (fd < 0)
+            continue;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0
+            || (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline) == 1
+                && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 && err == 0)) {
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            c->fd = fd;
+            freeaddrinfo(res);
+            return SLABMQ_OK;
+        }
+        saved = err ? err : errno == EINPROGRESS ? ETIMEDOUT : errno;
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return smq_client_fail(c, SLABMQ_ERR_CONNECT, "cannot connect to %s:%u: %s",
+                           o->host ? o->host : "127.0.0.1", o->port, strerror(saved));
+}
+
+static slabmq_status
+hello(struct slabmq_client *c, const char *name)
+{
+    struct smq_mpr r;
+    uint32_t n;
+    uint64_t version;
+    const char *server;
+    uint32_t slen;
+    uint64_t max_msg;
+    uint64_t max_frame;
+    slabmq_status st;
+
+    c->max_frame = UINT32_MAX;
+    smq_req_begin(c, SMQ_OP_HELLO, 2);
+    msgpack_pack_uint32(&c->pk, SLABMQ_PROTOCOL_VERSION);
+    smq_pack_str(c, name ? name : "libslabmq");
+    st = smq_call(c, SMQ_OP_HELLO, 0, &r, &n);
+    if (st)
+        return st;
+    if (n < 4 || smq_mpr_uint(&r, &version) || smq_mpr_str(&r, &server, &slen)
+        || smq_mpr_uint(&r, &max_msg) || smq_mpr_uint(&r, &max_frame) || max_msg > UINT32_MAX
+        || max_frame > UINT32_MAX)
+        return smq_bad_reply(c, "HELLO");
+    c->max_message = (uint32_t)max_msg;
+    c->max_frame = (uint32_t)max_frame;
+    return SLABMQ_OK;
+}
+
+SLABMQ_API slabmq_status
+slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbuf,
+                       size_t errlen)
+{
+    slabmq_options defaults = SLABMQ_OPTIONS_INIT;
+    struct slabmq_client *c;
+    slabmq_status st;
+
+    *out = NULL;
+    if (!o)
+        o = &defaults;
+    if (o->client_name && strlen(o->client_name) > 64) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "client name longer than 64 bytes");
+        return SLABMQ_ERR_ARG;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "out of memory");
+        return SLABMQ_ERR_CLIENT_NOMEM;
+    }
+    c->fd = -1;
+    c->timeout_ms = o->timeout_ms;
+    c->next_rid = 1;
+    msgpack_packer_init(&c->pk, c, wbuf_write);
+    st = open_socket(c, o, o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0);
+    if (st == SLABMQ_OK)
+        st = hello(c, o->client_name);
+    if (st) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s", c->err);
+        slabmq_client_close(c);
+        return st;
+    }
+    *out = c;
+    return SLABMQ_OK;
+}
+
+SLABMQ_API slabmq_status
+slabmq_client_connect(const slabmq_options *o, slabmq_client **out)
+{
+    return slabmq_client_connect2(o, out, NULL, 0);
+}
+
+SLABMQ_API void
+slabmq_client_close(slabmq_client *c)
+{
+    if (!c)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->wbuf);
+    free(c->rbuf);
+    free(c);
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared pieces of request and reply bodies: the request header, queue-name rules and a
+ * msgpack-c packer over a bounded linear buffer. Requests are msgpack arrays
+ * [op, request_id, args...]; replies are [op, request_id, status, results...]. */
+#ifndef SLABMQ_PROTOCOL_CODEC_H
+#define SLABMQ_PROTOCOL_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "mpread.h"
+
+/* Queue names: 1..SMQ_NAME_MAX bytes of [A-Za-z0-9._:-]. */
+#define SMQ_NAME_MAX 200
+
+int smq_name_valid(const char *s, size_t len);
+
+/* Read [op, request_id, ...] from the front of a body. On success *nargs is the number of
+ * arguments that follow. Returns 0, or -1 when the body does not start that way. */
+int smq_read_header(struct smq_mpr *r, uint64_t *op, uint64_t *rid, uint32_t *nargs);
+
+/* A bounded linear output buffer for msgpack_packer. Writes past cap fail and set
+ * 'overflow'; the caller must then discard the buffer (msgpack-c may have written part of a
+ * value before failing). */
+struct smq_lbuf {
+    uint8_t *p;   /* storage, borrowed */
+    size_t cap;   /* bytes available at p */
+    size_t len;   /* bytes written */
+    int overflow; /* set once a write did not fit */
+};
+
+/* msgpack_packer_write callback; data is a struct smq_lbuf. */
+int smq_lbuf_write(void *data, const char *buf, size_t len);
+
+#endif /* SLABMQ_PROTOCOL_CODEC_H */

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* The operations of the slabmq wire protocol, one list (docs/protocol.md is normative).
+ *
+ * Each entry is X(code, NAME, name): the numeric op code sent in every request and echoed in
+ * its reply, the enum suffix, and the lower-case name used for handlers (cmd_<name>), logs
+ * and the CLI. The broker's handler table and the
+ * client's names are generated from this list, so they cannot drift apart. */
+#ifndef SLABMQ_PROTOCOL_OPS_H
+#define SLABMQ_PROTOCOL_OPS_H
+
+#define SMQ_OPS_MAP(X)                      \
+    X(1, HELLO, hello)                      \
+    X(2, PING, ping)                        \
+    X(3, DECLARE, declare)                  \
+    X(4, DELETE, delete)                    \
+    X(5, PURGE, purge)                      \
+    X(6, LIST, list)                        \
+    X(7, STATS, stats)                      \
+    X(8, PUBLISH, publish)                  \
+    X(9, PUBLISH_BATCH, publish_batch)      \
+    X(10, FETCH, fetch)                     \
+    X(11, ACK, ack)                         \
+    X(12, NACK, nack)                       \
+    X(13, PEEK, peek)
+
+enum smq_op {
+    SMQ_OP_NONE = 0, /* used in replies to frames whose op could not be read */
+#define SMQ_OP_ENUM_(code, name, lname) SMQ_OP_##name = code,
+    SMQ_OPS_MAP(SMQ_OP_ENUM_)
+#undef SMQ_OP_ENUM_
+    SMQ_OP_MAX
+};
+
+/* Name of an op code, or NULL for codes not in the list. */
+const char *smq_op_name(unsigned op);
+
+/* Message text of a status code from SLABMQ_STATUS_MAP (slabmq.h); "unknown status" else. */
+const char *smq_status_message(unsigned code);
+/* Its name without the SLABMQ_ prefix, or "UNKNOWN". */
+const char *smq_status_name(unsigned code);
+
+#endif /* SLABMQ_PROTOCOL_OPS_H */
