@@ -34,6 +34,9 @@ broker_init(struct broker *b, const struct broker_config *c, char *err, size_t e
     b->cfg = *c;
     b->next_id = 1;
     mem_init(&b->mem, c->max_memory);
+    /* Room kept for draining when producers fill memory: 2 pages or 1/64 of the limit. */
+    b->mem.headroom = c->max_memory / 64 > 2 * c->page_size ? c->max_memory / 64
+                                                             : 2 * c->page_size;
     if (slab_init(&b->slab, &b->mem, c->max_memory, c->page_size, c->growth)) {
         snprintf(err, errlen, "cannot reserve %zu bytes of address space: %s", c->max_memory,
                  strerror(errno));
@@ -50,6 +53,7 @@ broker_init(struct broker *b, const struct broker_config *c, char *err, size_t e
         return -1;
     }
     b->qmask = REGISTRY_MIN - 1;
+    dlist_init(&b->wake);
     broker_tick(b);
     return 0;
 }
@@ -158,6 +162,7 @@ broker_queue_get(struct broker *b, const char *name, size_t len, int *created)
     q->name_len = (uint32_t)len;
     q->visibility_ms = b->cfg.visibility_ms;
     q->next_seg = SEG_MIN_SIZE;
+    dlist_init(&q->wake);
     dlist_init(&q->retry);
     dlist_init(&q->deliveries);
     dlist_init(&q->waiters);
@@ -179,6 +184,7 @@ broker_queue_delete(struct broker *b, struct queue *q)
 
     if (b->hooks.queue_gone)
         b->hooks.queue_gone(b->hooks.ctx, q);
+    dlist_unlink(&q->wake);
     while (*p != q)
         p = &(*p)->hnext;
     *p = q->hnext;
@@ -211,15 +217,36 @@ broker_queue_list(struct broker *b, struct queue **out)
 /* ---------------------------------------------------------------------------------------- */
 /* Timers                                                                                    */
 
+void
+broker_defer_wake(struct broker *b)
+{
+    b->defer_wake++;
+}
+
+void
+broker_flush_wake(struct broker *b)
+{
+    if (--b->defer_wake > 0)
+        return;
+    while (!dlist_empty(&b->wake)) {
+        struct queue *q = DLIST_ENTRY(b->wake.next, struct queue, wake);
+        dlist_unlink(&q->wake);
+        if (!dlist_empty(&q->waiters) && b->hooks.queue_ready)
+            b->hooks.queue_ready(b->hooks.ctx, q);
+    }
+}
+
 uint64_t
 broker_run_timers(struct broker *b)
 {
     struct delivery *d;
 
+    broker_defer_wake(b);
     while ((d = theap_min(&b->timers)) && d->due_ms <= b->now_ms) {
         if (d->state == DLV_INFLIGHT)
             d->q->c.timeouts++;
         queue_requeue(b, d); /* removes it from the heap */
     }
+    broker_flush_wake(b);
     return d ? d->due_ms : 0;
 }

@@ -51,6 +51,8 @@ struct broker {
     uint64_t now_ms;              /* monotonic clock, ms, refreshed by broker_tick() */
     uint64_t messages;            /* messages held in all queues */
     struct delivery **scratch;    /* BROKER_MAX_FETCH slots for FETCH */
+    struct dlink wake;            /* queues whose waiters are to be served (queue.wake) */
+    int defer_wake;               /* >0: requeues collect queues in 'wake' instead of serving */
 };
 
 /* Defaults for every field. */
@@ -70,6 +72,11 @@ struct queue *broker_queue_get(struct broker *b, const char *name, size_t len, i
 uint64_t broker_queue_delete(struct broker *b, struct queue *q);
 /* Queues sorted by name into out (n = b->nqueues entries, caller-sized). */
 void broker_queue_list(struct broker *b, struct queue **out);
+
+/* Requeues between these two calls wake each queue's waiters once, at the end, so a waiter
+ * gets every message that became ready together (a closed consumer's, expired ones). */
+void broker_defer_wake(struct broker *b);
+void broker_flush_wake(struct broker *b);
 
 /* Handle every delivery whose due time has passed. Returns the earliest remaining due time
  * (ms), or 0 when none is pending. */

@@ -35,7 +35,7 @@ static int conn_flush(struct conn *c);
 void
 conn_accept(struct server *s, int fd, const char *peer)
 {
-    struct conn *c = slab_alloc(&s->b.slab, sizeof(*c));
+    struct conn *c = slab_alloc_reserved(&s->b.slab, sizeof(*c));
     int one = 1;
 
     if (!c) {
@@ -71,10 +71,12 @@ conn_close(struct conn *c)
         return;
     }
     wait_cancel_conn(c);
+    broker_defer_wake(&s->b);
     while (!dlist_empty(&c->inflight)) {
         struct delivery *d = DLIST_ENTRY(c->inflight.next, struct delivery, slink);
         queue_requeue(&s->b, d);
     }
+    broker_flush_wake(&s->b);
     event_del(&c->rev);
     event_del(&c->wev);
     close(c->fd);

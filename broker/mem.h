@@ -11,6 +11,7 @@
 
 struct mem {
     size_t limit;    /* --max-memory, bytes */
+    size_t headroom; /* bytes kept free for draining: stored messages may not use them */
     size_t used;     /* bytes reserved by all modules */
     size_t peak;     /* highest 'used' seen, bytes */
     uint64_t denied; /* reservations refused */
@@ -20,6 +21,7 @@ static inline void
 mem_init(struct mem *m, size_t limit)
 {
     m->limit = limit;
+    m->headroom = 0;
     m->used = 0;
     m->peak = 0;
     m->denied = 0;
@@ -37,6 +39,19 @@ mem_reserve(struct mem *m, size_t n)
     if (m->used > m->peak)
         m->peak = m->used;
     return 0;
+}
+
+/* Reserve n bytes for new message storage: refused unless 'headroom' bytes stay free, so
+ * that consumers can always fetch, ack and connect while producers are refused (delivery
+ * records, I/O buffers and connections use mem_reserve and may dip into the headroom). */
+static inline int
+mem_reserve_bulk(struct mem *m, size_t n)
+{
+    if (m->used + m->headroom + n > m->limit) {
+        m->denied++;
+        return -1;
+    }
+    return mem_reserve(m, n);
 }
 
 /* Reserve n bytes even past the limit; for memory that must exist for the broker to keep

@@ -48,6 +48,7 @@ struct queue {
     struct dlink retry;         /* DLV_RETRY deliveries, FIFO */
     struct dlink deliveries;    /* every delivery of this queue */
     struct dlink waiters;       /* long-poll FETCHes waiting (server's struct waiter) */
+    struct dlink wake;          /* in broker->wake while its waiters are due a wake-up */
     struct queue_counters c;
     char name[SMQ_NAME_MAX + 1];
 };

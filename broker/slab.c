@@ -129,14 +129,22 @@ slab_class_for(const struct slab *s, size_t size)
 
 /* An empty page for a class: from the pool (resident first), else a fresh one from the
  * arena. NULL when the budget is exhausted. */
+static int
+reserve_page(struct slab *s, int reserved)
+{
+    return reserved ? mem_reserve(s->mem, s->page_size) : mem_reserve_bulk(s->mem, s->page_size);
+}
+
 static struct slab_page *
-page_get(struct slab *s)
+page_get(struct slab *s, int reserved)
 {
     struct slab_page *p = s->pool;
 
     if (p) {
-        if (!p->resident && mem_reserve(s->mem, s->page_size))
+        if (!p->resident && reserve_page(s, reserved))
             return NULL;
+        if (p->resident && !reserved && mem_free_bytes(s->mem) < s->mem->headroom)
+            return NULL; /* resident pool pages are part of the headroom when it is short */
         list_unlink(&s->pool, p);
         s->pool_len--;
         if (p->resident)
@@ -145,7 +153,7 @@ page_get(struct slab *s)
         s->pages_reused++;
         return p;
     }
-    if (s->nfresh == s->npages || mem_reserve(s->mem, s->page_size))
+    if (s->nfresh == s->npages || reserve_page(s, reserved))
         return NULL;
     p = &s->pages[s->nfresh++];
     p->resident = 1;
@@ -187,8 +195,8 @@ page_put(struct slab *s, struct slab_page *p)
 /* ---------------------------------------------------------------------------------------- */
 /* Chunks                                                                                    */
 
-void *
-slab_alloc(struct slab *s, size_t size)
+static void *
+alloc(struct slab *s, size_t size, int reserved)
 {
     int ci = slab_class_for(s, size);
     struct slab_class *c;
@@ -200,7 +208,7 @@ slab_alloc(struct slab *s, size_t size)
     c = &s->cls[ci];
     p = c->partial;
     if (!p) {
-        p = page_get(s);
+        p = page_get(s, reserved);
         if (!p) {
             c->fails++;
             return NULL;
@@ -223,6 +231,18 @@ slab_alloc(struct slab *s, size_t size)
     c->requested += size;
     c->allocs++;
     return chunk;
+}
+
+void *
+slab_alloc(struct slab *s, size_t size)
+{
+    return alloc(s, size, 0);
+}
+
+void *
+slab_alloc_reserved(struct slab *s, size_t size)
+{
+    return alloc(s, size, 1);
 }
 
 void

@@ -78,9 +78,13 @@ slab_class_size(const struct slab *s, int cls)
     return s->cls[cls].size;
 }
 
-/* A chunk of at least size bytes, or NULL when the limit is reached or size > page.
- * Free it with slab_free(s, p, size) passing the same size. */
+/* A chunk of at least size bytes for message storage, or NULL when the limit (less the
+ * budget's headroom) is reached or size > page. Free it with slab_free(s, p, size) passing
+ * the same size. */
 void *slab_alloc(struct slab *s, size_t size);
+/* The same for records that draining needs (deliveries, waiters, connections): may use the
+ * headroom. */
+void *slab_alloc_reserved(struct slab *s, size_t size);
 void slab_free(struct slab *s, void *p, size_t size);
 
 /* Bytes of the chunk p (its class size). */

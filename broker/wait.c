@@ -55,7 +55,7 @@ int
 wait_start(struct conn *c, struct queue *q, uint64_t rid, uint32_t max, uint32_t wait_ms)
 {
     struct server *s = c->srv;
-    struct waiter *w = slab_alloc(&s->b.slab, sizeof(*w));
+    struct waiter *w = slab_alloc_reserved(&s->b.slab, sizeof(*w));
     struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
 
     if (!w)

@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/* At-least-once delivery against a real slabmqd: visibility timeouts, requeue when a consumer
+ * disconnects, NACK now and later, and ACK errors that leave the connection usable. */
+#include "slabmq.h"
+#include "t.h"
+
+static uint64_t
+stat_of(slabmq_client *c, const char *queue, const char *name)
+{
+    slabmq_stats *s;
+    uint64_t v = UINT64_MAX;
+
+    T_OK(c, slabmq_stats_get(c, queue, &s));
+    T_ASSERT(slabmq_stats_find(s, name, &v));
+    slabmq_stats_free(s);
+    return v;
+}
+
+/* Fetch exactly one message (waiting up to wait_ms), returning a copy of its metadata. */
+static slabmq_message
+fetch_one(slabmq_client *c, const char *queue, uint32_t wait_ms)
+{
+    slabmq_batch *b;
+    slabmq_message m;
+
+    T_OK(c, slabmq_fetch(c, queue, 1, wait_ms, &b));
+    T_EQ_INT(slabmq_batch_count(b), 1);
+    m = *slabmq_batch_get(b, 0);
+    m.data = NULL; /* freed with the batch */
+    slabmq_batch_free(b);
+    return m;
+}
+
+static size_t
+fetch_count(slabmq_client *c, const char *queue, uint32_t max, uint32_t wait_ms)
+{
+    slabmq_batch *b;
+    size_t n;
+
+    T_OK(c, slabmq_fetch(c, queue, max, wait_ms, &b));
+    n = slabmq_batch_count(b);
+    slabmq_batch_free(b);
+    return n;
+}
+
+static void
+test_visibility_timeout_redelivers(void)
+{
+    struct t_broker b;
+    slabmq_client *a;
+    slabmq_client *c;
+    slabmq_queue_options qo = {300};
+    slabmq_message m1;
+    slabmq_message m2;
+    uint64_t id;
+    int64_t t0;
+
+    t_broker_start(&b, NULL);
+    a = t_client(&b);
+    c = t_client(&b);
+    T_OK(a, slabmq_declare(a, "vis", &qo, NULL));
+    T_OK(a, slabmq_publish(a, "vis", "job", 3, &id));
+    m1 = fetch_one(a, "vis", 0);
+    T_EQ_U64(m1.id, id);
+    T_EQ_INT(m1.deliveries, 1);
+    T_EQ_INT(fetch_count(c, "vis", 1, 0), 0); /* in flight: invisible to others */
+    t0 = t_now_ms();
+    m2 = fetch_one(c, "vis", 5000); /* returns when the 300 ms timeout requeues it */
+    T_ASSERT(t_now_ms() - t0 >= 200);
+    T_EQ_U64(m2.id, id);
+    T_EQ_INT(m2.deliveries, 2);
+    /* the first consumer no longer holds it */
+    T_EQ_INT(slabmq_ack(a, id), SLABMQ_ERR_UNKNOWN_ID);
+    T_OK(a, slabmq_ping(a));
+    T_OK(c, slabmq_ack(c, id));
+    T_EQ_U64(stat_of(c, "vis", "timeouts"), 1);
+    T_EQ_U64(stat_of(c, "vis", "redelivered"), 1);
+    T_EQ_U64(stat_of(c, "vis", "acked"), 1);
+    slabmq_client_close(a);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+static void
+test_disconnect_requeues_at_once(void)
+{
+    struct t_broker b;
+    slabmq_client *a;
+    slabmq_client *c;
+    slabmq_batch *bt;
+    int64_t t0;
+
+    t_broker_start(&b, NULL); /* default visibility: 30 s */
+    a = t_client(&b);
+    c = t_client(&b);
+    for (int i = 0; i < 3; i++)
+        T_OK(a, slabmq_publish(a, "dq", "m", 1, NULL));
+    T_EQ_INT(fetch_count(a, "dq", 10, 0), 3);
+    T_EQ_U64(stat_of(c, "dq", "inflight"), 3);
+    slabmq_client_close(a); /* without acking */
+    t0 = t_now_ms();
+    T_OK(c, slabmq_fetch(c, "dq", 10, 5000, &bt));
+    T_ASSERT(t_now_ms() - t0 < 5000); /* long before the 30 s timeout */
+    T_EQ_INT(slabmq_batch_count(bt), 3);
+    for (size_t i = 0; i < 3; i++) {
+        const slabmq_message *m = slabmq_batch_get(bt, i);
+        T_EQ_INT(m->deliveries, 2);
+        T_OK(c, slabmq_ack(c, m->id));
+    }
+    slabmq_batch_free(bt);
+    T_EQ_U64(stat_of(c, "dq", "ready"), 0);
+    T_EQ_U64(stat_of(c, "dq", "inflight"), 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+static void
+test_nack_now_and_delayed(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_message m;
+    uint64_t id;
+    int64_t t0;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    T_OK(c, slabmq_publish(c, "nq", "n", 1, &id));
+    m = fetch_one(c, "nq", 0);
+    T_OK(c, slabmq_nack(c, m.id, 0));
+    m = fetch_one(c, "nq", 0); /* ready again at once */
+    T_EQ_U64(m.id, id);
+    T_EQ_INT(m.deliveries, 2);
+    T_OK(c, slabmq_nack(c, m.id, 400));
+    T_EQ_U64(stat_of(c, "nq", "delayed"), 1);
+    T_EQ_INT(fetch_count(c, "nq", 1, 0), 0); /* not before its time */
+    t0 = t_now_ms();
+    m = fetch_one(c, "nq", 5000);
+    T_ASSERT(t_now_ms() - t0 >= 300);
+    T_EQ_INT(m.deliveries, 3);
+    T_OK(c, slabmq_ack(c, m.id));
+    T_EQ_U64(stat_of(c, "nq", "nacked"), 2);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+static void
+test_ack_errors_keep_connection(void)
+{
+    struct t_broker b;
+    slabmq_client *a;
+    slabmq_client *c;
+    slabmq_message m1;
+    slabmq_message m2;
+    uint64_t ids[3];
+    uint64_t acked = 99;
+
+    t_broker_start(&b, NULL);
+    a = t_client(&b);
+    c = t_client(&b);
+    T_OK(a, slabmq_publish(a, "aq", "1", 1, NULL));
+    T_OK(a, slabmq_publish(a, "aq", "2", 1, NULL));
+    m1 = fetch_one(a, "aq", 0);
+    m2 = fetch_one(c, "aq", 0);
+    /* unknown id */
+    T_EQ_INT(slabmq_ack(a, 123456789), SLABMQ_ERR_UNKNOWN_ID);
+    T_ASSERT(strstr(slabmq_client_errmsg(a), "123456789") != NULL);
+    /* a message held by another connection */
+    T_EQ_INT(slabmq_ack(a, m2.id), SLABMQ_ERR_UNKNOWN_ID);
+    /* a partial batch: the known id is acked, the call reports the unknown one */
+    ids[0] = m1.id;
+    ids[1] = 42424242;
+    T_EQ_INT(slabmq_ack_batch(a, ids, 2, &acked), SLABMQ_ERR_UNKNOWN_ID);
+    T_EQ_U64(stat_of(a, "aq", "acked"), 1);
+    /* double ack */
+    T_EQ_INT(slabmq_ack(a, m1.id), SLABMQ_ERR_UNKNOWN_ID);
+    T_OK(a, slabmq_ping(a));
+    T_OK(c, slabmq_ack(c, m2.id));
+    ids[0] = m2.id;
+    T_EQ_INT(slabmq_nack_batch(c, ids, 1, 0, NULL), SLABMQ_ERR_UNKNOWN_ID);
+    T_EQ_U64(stat_of(c, "aq", "acked"), 2);
+    T_EQ_U64(stat_of(c, "aq", "ready"), 0);
+    slabmq_client_close(a);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* Acked messages are gone for good: a consumer that disconnects after acking leaves
+ * nothing to redeliver, and unacked ones of the same batch come back. */
+static void
+test_acked_never_return(void)
+{
+    struct t_broker b;
+    slabmq_client *a;
+    slabmq_client *c;
+    slabmq_batch *bt;
+    uint64_t keep_id;
+
+    t_broker_start(&b, NULL);
+    a = t_client(&b);
+    c = t_client(&b);
+    for (int i = 0; i < 10; i++)
+        T_OK(a, slabmq_publish(a, "gone", "x", 1, NULL));
+    T_OK(a, slabmq_fetch(a, "gone", 10, 0, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 10);
+    for (size_t i = 0; i < 9; i++)
+        T_OK(a, slabmq_ack(a, slabmq_batch_get(bt, i)->id));
+    keep_id = slabmq_batch_get(bt, 9)->id;
+    slabmq_batch_free(bt);
+    slabmq_client_close(a);
+    T_OK(c, slabmq_fetch(c, "gone", 10, 5000, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 1);
+    T_EQ_U64(slabmq_batch_get(bt, 0)->id, keep_id);
+    T_OK(c, slabmq_ack(c, keep_id));
+    slabmq_batch_free(bt);
+    T_EQ_INT(fetch_count(c, "gone", 10, 200), 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+static const struct t_case cases[] = {
+    T_CASE(test_visibility_timeout_redelivers),
+    T_CASE(test_disconnect_requeues_at_once),
+    T_CASE(test_nack_now_and_delayed),
+    T_CASE(test_ack_errors_keep_connection),
+    T_CASE(test_acked_never_return),
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return t_main(cases, argc, argv);
+}
