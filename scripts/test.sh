@@ -1,0 +1,17 @@
+#!/bin/sh
+# Install dependencies, build, and run the whole test suite twice: a normal build with
+# warnings as errors, then an AddressSanitizer + UndefinedBehaviorSanitizer build.
+set -eu
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+
+echo "== release build (-Werror) =="
+scripts/build.sh build -DSLABMQ_WERROR=ON
+ctest --test-dir build --output-on-failure -j2 -LE bench
+
+echo "== ASan + UBSan build =="
+scripts/build.sh build-asan -DSLABMQ_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure -j2 -LE "bench|install"
+
+echo "== all tests passed =="
