@@ -24,7 +24,8 @@ broker_config_defaults(struct broker_config *c)
     c->reservoir_capacity = 64;
     c->page_size = (size_t)1 << 20;
     c->growth = 1.25;
-    c->max_fetch_bytes = (size_t)8 << 20;
+    c->max_fetch_bytes = (size_t)1 << 20;
+    c->max_inflight = 10000;
 }
 
 int
@@ -79,6 +80,14 @@ broker_deinit(struct broker *b)
     theap_deinit(&b->timers);
     reservoir_deinit(&b->res);
     slab_deinit(&b->slab);
+}
+
+int
+broker_over_limit(const struct broker *b)
+{
+    size_t idle = b->res.idle_bytes + (size_t)b->slab.pool_resident * b->slab.page_size;
+
+    return b->mem.used > idle && b->mem.used - idle >= b->mem.limit;
 }
 
 void
@@ -226,9 +235,14 @@ broker_defer_wake(struct broker *b)
 void
 broker_flush_wake(struct broker *b)
 {
-    if (--b->defer_wake > 0)
-        return;
-    while (!dlist_empty(&b->wake)) {
+    if (--b->defer_wake == 0)
+        broker_serve_wake(b);
+}
+
+void
+broker_serve_wake(struct broker *b)
+{
+    while (!dlist_empty(&b->wake) && !broker_over_limit(b)) {
         struct queue *q = DLIST_ENTRY(b->wake.next, struct queue, wake);
         dlist_unlink(&q->wake);
         if (!dlist_empty(&q->waiters) && b->hooks.queue_ready)

@@ -24,6 +24,7 @@ struct broker_config {
     size_t page_size;               /* slab page size, bytes */
     double growth;                  /* slab class growth factor */
     size_t max_fetch_bytes;         /* payload bytes one FETCH reply carries at most */
+    uint32_t max_inflight;          /* unacked deliveries one connection may hold */
 };
 
 #define BROKER_MAX_FETCH 10000u /* messages per FETCH or PEEK, at most */
@@ -61,6 +62,11 @@ void broker_config_defaults(struct broker_config *c);
 int broker_init(struct broker *b, const struct broker_config *c, char *err, size_t errlen);
 void broker_deinit(struct broker *b);
 
+/* Memory in use, not counting idle pooled buffers and pages (which are ready for reuse),
+ * has reached the limit: stop taking work that needs memory until it drains. Only forced
+ * output (replies to work already done) can push it there. */
+int broker_over_limit(const struct broker *b);
+
 /* Refresh now_ms. */
 void broker_tick(struct broker *b);
 
@@ -77,6 +83,8 @@ void broker_queue_list(struct broker *b, struct queue **out);
  * gets every message that became ready together (a closed consumer's, expired ones). */
 void broker_defer_wake(struct broker *b);
 void broker_flush_wake(struct broker *b);
+/* Serve the waiters of queues collected in 'wake' (deferred, or parked at the memory limit). */
+void broker_serve_wake(struct broker *b);
 
 /* Handle every delivery whose due time has passed. Returns the earliest remaining due time
  * (ms), or 0 when none is pending. */

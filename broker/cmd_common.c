@@ -20,8 +20,8 @@ cmd_expect_args(struct conn *c, unsigned op, uint64_t rid, uint32_t nargs, uint3
     if (nargs >= lo && nargs <= hi)
         return 0;
     if (lo == hi)
-        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "%s takes %u arguments, got %u",
-                    smq_op_name(op), lo, nargs);
+        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "%s takes %u argument%s, got %u",
+                    smq_op_name(op), lo, lo == 1 ? "" : "s", nargs);
     else
         reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "%s takes %u to %u arguments, got %u",
                     smq_op_name(op), lo, hi, nargs);
@@ -81,7 +81,8 @@ cmd_find_queue(struct conn *c, unsigned op, uint64_t rid, const char *name, uint
     return q;
 }
 
-/* [version, client_name] -> [version, server, max_message_size, max_frame] */
+/* [version, client_name] ->
+ *     [version, server, max_message_size, max_frame, max_fetch_bytes, max_inflight] */
 void
 cmd_hello(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
@@ -105,16 +106,19 @@ cmd_hello(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         reply_error(c, SMQ_OP_HELLO, rid, SLABMQ_ERR_VERSION,
                     "protocol version %llu not supported; this broker speaks %d",
                     (unsigned long long)version, SLABMQ_PROTOCOL_VERSION);
-        goto out_close;
+        conn_close_after_write(c); /* whatever it says next is in a language we do not speak */
+        return;
     }
     c->hello = 1;
     log_debug("connection %llu from %s: hello from '%.*s'", (unsigned long long)c->id, c->peer,
               (int)nlen, name);
-    reply_begin(&rep, c, SMQ_OP_HELLO, rid, 4);
+    reply_begin(&rep, c, SMQ_OP_HELLO, rid, 6);
     msgpack_pack_uint32(&rep.pk, SLABMQ_PROTOCOL_VERSION);
     reply_str(&rep, "slabmqd " SLABMQ_VERSION_STRING);
     msgpack_pack_uint32(&rep.pk, b->cfg.max_message_size);
     msgpack_pack_uint32(&rep.pk, b->cfg.max_message_size + SMQ_FRAME_SLACK);
+    msgpack_pack_uint64(&rep.pk, b->cfg.max_fetch_bytes);
+    msgpack_pack_uint32(&rep.pk, b->cfg.max_inflight);
     reply_end(&rep);
     return;
 out_close:

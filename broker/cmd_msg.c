@@ -48,6 +48,16 @@ read_payload(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, const
     return 0;
 }
 
+/* A queue's own limits refuse the publish. */
+static void
+reply_full(struct conn *c, unsigned op, uint64_t rid, const struct queue *q)
+{
+    reply_error(c, op, rid, SLABMQ_ERR_QUEUE_FULL,
+                "queue %s is full (%llu messages, %llu bytes; limits %llu messages, %llu bytes)",
+                q->name, (unsigned long long)queue_held(q), (unsigned long long)q->bytes,
+                (unsigned long long)q->max_messages, (unsigned long long)q->max_bytes);
+}
+
 /* [queue, payload] -> [id] */
 void
 cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
@@ -67,6 +77,10 @@ cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         || cmd_args_end(c, SMQ_OP_PUBLISH, rid, r)
         || !(q = use_queue(c, SMQ_OP_PUBLISH, rid, name, nlen)))
         return;
+    if (queue_make_room(b, q, 1, len)) {
+        reply_full(c, SMQ_OP_PUBLISH, rid, q);
+        return;
+    }
     if (queue_publish(b, q, p, len, &id)) {
         reply_error(c, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_NOMEM,
                     "memory limit reached (%zu of %zu bytes in use); retry later", b->mem.used,
@@ -93,6 +107,7 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
     struct queue *q;
     struct queue_mark mark;
     uint64_t first = 0;
+    uint64_t total = 0;
     struct reply rep;
 
     if (cmd_expect_args(c, op, rid, nargs, 2, 2) || cmd_read_name(c, op, rid, r, &name, &nlen))
@@ -107,9 +122,14 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
         uint32_t len;
         if (read_payload(c, op, rid, r, &p, &len))
             return;
+        total += len;
     }
     if (cmd_args_end(c, op, rid, r) || !(q = use_queue(c, op, rid, name, nlen)))
         return;
+    if (queue_make_room(b, q, n, total)) {
+        reply_full(c, op, rid, q);
+        return;
+    }
     queue_mark(q, &mark);
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *p;
@@ -149,12 +169,22 @@ cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     if (cmd_expect_args(c, op, rid, nargs, 2, 3) || cmd_read_name(c, op, rid, r, &name, &nlen)
         || cmd_read_uint(c, op, rid, r, "max", 1, BROKER_MAX_FETCH, &max)
         || (nargs == 3 && cmd_read_uint(c, op, rid, r, "wait_ms", 0, WAIT_MAX_MS, &wait_ms))
-        || cmd_args_end(c, op, rid, r) || !(q = use_queue(c, op, rid, name, nlen)))
+        || cmd_args_end(c, op, rid, r))
         return;
+    if (c->held.n >= b->cfg.max_inflight) {
+        reply_error(c, op, rid, SLABMQ_ERR_LIMIT,
+                    "in-flight window full: this connection holds %u unacked messages "
+                    "(--max-inflight); ack or nack some first", c->held.n);
+        return;
+    }
+    if (!(q = use_queue(c, op, rid, name, nlen)))
+        return;
+    if (max > b->cfg.max_inflight - c->held.n)
+        max = b->cfg.max_inflight - c->held.n;
     /* Earlier waiters of this queue come first; a new FETCH never overtakes them. */
-    n = dlist_empty(&q->waiters) ? queue_take(b, q, c, &c->inflight, (uint32_t)max,
-                                              b->cfg.max_fetch_bytes, b->scratch)
-                                 : 0;
+    n = dlist_empty(&q->waiters)
+            ? queue_take(b, q, &c->held, (uint32_t)max, b->cfg.max_fetch_bytes, b->scratch)
+            : 0;
     if (n > 0 || wait_ms == 0) {
         reply_deliveries(c, op, rid, b->scratch, n);
         return;
@@ -197,12 +227,13 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
     if ((nargs == 2 && cmd_read_uint(c, op, rid, r, "delay_ms", 0, NACK_DELAY_MAX_MS, &delay))
         || cmd_args_end(c, op, rid, r))
         return;
+    broker_defer_wake(b); /* waiters get NACKed messages after the whole list is settled */
     for (uint32_t i = 0; i < n; i++) {
         uint64_t id;
         struct delivery *d;
         smq_mpr_uint(&ids, &id);
         d = dtable_find(&b->dels, id);
-        if (!d || d->state != DLV_INFLIGHT || d->owner != c) {
+        if (!d || d->state != DLV_INFLIGHT || d->owner != &c->held) {
             if (unknown++ == 0)
                 first_unknown = id;
             continue;
@@ -213,6 +244,7 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
             queue_nack(b, d, (uint32_t)delay);
         done++;
     }
+    broker_flush_wake(b);
     if (unknown) {
         reply_error(c, op, rid, SLABMQ_ERR_UNKNOWN_ID,
                     "%llu of %u ids unknown or not held by this connection (first: %llu); "
@@ -253,5 +285,6 @@ cmd_peek(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         || cmd_read_uint(c, op, rid, r, "max", 1, 256, &max) || cmd_args_end(c, op, rid, r)
         || !(q = cmd_find_queue(c, op, rid, name, nlen)))
         return;
-    reply_msgrefs(c, op, rid, refs, queue_peek(q, (uint32_t)max, refs));
+    reply_msgrefs(c, op, rid, refs,
+                  queue_peek(q, (uint32_t)max, c->srv->b.cfg.max_fetch_bytes, refs));
 }

@@ -14,10 +14,43 @@
 
 #define VISIBILITY_MAX_MS (7u * 24 * 3600 * 1000) /* a week */
 
-/* Queue settings in a DECLARE options map. */
+/* Queue settings in a DECLARE options map; fields not given keep the queue's value. */
 struct declare_opts {
     uint64_t visibility_ms; /* 0: unchanged */
+    uint64_t max_messages;
+    uint64_t max_bytes;
+    int overflow;           /* enum queue_overflow, or -1: unchanged */
+    uint8_t has_max_messages;
+    uint8_t has_max_bytes;
 };
+
+static int
+key_is(const char *k, uint32_t klen, const char *want)
+{
+    return klen == strlen(want) && memcmp(k, want, klen) == 0;
+}
+
+/* The value of the "overflow" option: "reject" or "drop-oldest". */
+static int
+read_overflow(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
+{
+    const char *v;
+    uint32_t vlen;
+
+    if (smq_mpr_str(r, &v, &vlen) == 0) {
+        if (key_is(v, vlen, "reject")) {
+            o->overflow = QUEUE_REJECT;
+            return 0;
+        }
+        if (key_is(v, vlen, "drop-oldest")) {
+            o->overflow = QUEUE_DROP_OLDEST;
+            return 0;
+        }
+    }
+    reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                "overflow must be \"reject\" or \"drop-oldest\"");
+    return -1;
+}
 
 static int
 read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
@@ -37,9 +70,22 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
                         "option names must be str");
             return -1;
         }
-        if (klen == 13 && memcmp(k, "visibility_ms", 13) == 0) {
+        if (key_is(k, klen, "visibility_ms")) {
             if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "visibility_ms", 1, VISIBILITY_MAX_MS,
                               &o->visibility_ms))
+                return -1;
+        } else if (key_is(k, klen, "max_messages")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "max_messages", 0, UINT64_MAX,
+                              &o->max_messages))
+                return -1;
+            o->has_max_messages = 1;
+        } else if (key_is(k, klen, "max_bytes")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "max_bytes", 0, UINT64_MAX,
+                              &o->max_bytes))
+                return -1;
+            o->has_max_bytes = 1;
+        } else if (key_is(k, klen, "overflow")) {
+            if (read_overflow(c, rid, r, o))
                 return -1;
         } else {
             reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'",
@@ -54,7 +100,7 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
 void
 cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct declare_opts o = {0};
+    struct declare_opts o = {.overflow = -1};
     const char *name;
     uint32_t len;
     int created;
@@ -72,6 +118,12 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     }
     if (o.visibility_ms)
         q->visibility_ms = (uint32_t)o.visibility_ms;
+    if (o.has_max_messages)
+        q->max_messages = o.max_messages;
+    if (o.has_max_bytes)
+        q->max_bytes = o.max_bytes;
+    if (o.overflow >= 0)
+        q->overflow = (uint8_t)o.overflow;
     reply_begin(&rep, c, SMQ_OP_DECLARE, rid, 1);
     if (created)
         msgpack_pack_true(&rep.pk);

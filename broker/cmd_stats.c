@@ -15,6 +15,10 @@
 
 #define STATS_MAX 512
 
+/* Provided only when tests/alloc's counting shim is preloaded (LD_PRELOAD): every heap
+ * call of the whole process, libraries included. Weak: absent in normal runs. */
+extern void smq_alloc_counts(uint64_t out[3]) __attribute__((weak));
+
 struct stat_kv {
     char name[40];
     uint64_t v;
@@ -48,6 +52,9 @@ queue_stats(struct stat_list *l, const struct queue *q)
     add(l, "bytes", q->bytes);
     add(l, "waiters", waiters);
     add(l, "visibility_ms", q->visibility_ms);
+    add(l, "max_messages", q->max_messages);
+    add(l, "max_bytes", q->max_bytes);
+    add(l, "overflow_drop_oldest", q->overflow == QUEUE_DROP_OLDEST);
     add(l, "published", q->c.published);
     add(l, "delivered", q->c.delivered);
     add(l, "redelivered", q->c.redelivered);
@@ -55,6 +62,8 @@ queue_stats(struct stat_list *l, const struct queue *q)
     add(l, "nacked", q->c.nacked);
     add(l, "timeouts", q->c.timeouts);
     add(l, "purged", q->c.purged);
+    add(l, "dropped", q->c.dropped);
+    add(l, "rejected", q->c.rejected);
 }
 
 static void
@@ -90,6 +99,11 @@ static void
 broker_stats(struct stat_list *l, const struct server *s)
 {
     const struct broker *b = &s->b;
+    uint64_t inflight = 0;
+
+    for (size_t i = 0; i <= b->qmask; i++)
+        for (const struct queue *q = b->qb[i]; q; q = q->hnext)
+            inflight += q->ninflight;
 
     add(l, "uptime_ms", b->now_ms - s->started_ms);
     add(l, "connections", s->nconns);
@@ -98,7 +112,8 @@ broker_stats(struct stat_list *l, const struct server *s)
     add(l, "protocol_errors", s->protocol_errors);
     add(l, "queues", b->nqueues);
     add(l, "messages", b->messages);
-    add(l, "inflight", b->dels.count);
+    add(l, "inflight", inflight);
+    add(l, "deliveries", b->dels.count);
     add(l, "timers", b->timers.n);
     add(l, "next_id", b->next_id);
     add(l, "max_message_size", b->cfg.max_message_size);
@@ -111,6 +126,13 @@ broker_stats(struct stat_list *l, const struct server *s)
     add(l, "reservoir_overflows", b->res.overflows);
     add(l, "reservoir_denied", b->res.denied);
     add(l, "reservoir_bytes", b->res.bytes);
+    if (smq_alloc_counts) {
+        uint64_t n[3];
+        smq_alloc_counts(n);
+        add(l, "heap_allocs", n[0]);
+        add(l, "heap_reallocs", n[1]);
+        add(l, "heap_frees", n[2]);
+    }
     slab_stats(l, &b->slab);
 }
 

@@ -25,6 +25,7 @@ static const char usage[] =
     "  --max-message-size SIZE  largest message accepted (default 1MiB, at most 256MiB)\n"
     "  --visibility-ms MS       default redelivery timeout of new queues (default 30000)\n"
     "  --max-connections N      connections served at once (default 10000)\n"
+    "  --max-inflight N         unacked messages one connection may hold (default 10000)\n"
     "  --reservoir-capacity N   idle I/O buffers kept for reuse (default 64)\n"
     "  --log-level LEVEL        debug, info, warn or error (default info)\n"
     "  -h, --help               this help\n"
@@ -147,6 +148,11 @@ apply(struct server_config *c, int opt, const char *arg)
             return bad("--max-connections", arg, "expected 1-1000000");
         c->max_connections = (uint32_t)v;
         return 0;
+    case 'i':
+        if (parse_uint(arg, 1, 10000000, &v))
+            return bad("--max-inflight", arg, "expected 1-10000000");
+        c->broker.max_inflight = (uint32_t)v;
+        return 0;
     case 'r':
         if (parse_uint(arg, 0, 65536, &v))
             return bad("--reservoir-capacity", arg, "expected 0-65536");
@@ -170,6 +176,7 @@ config_parse(struct server_config *c, int argc, char **argv)
                                          {"max-message-size", required_argument, NULL, 's'},
                                          {"visibility-ms", required_argument, NULL, 'v'},
                                          {"max-connections", required_argument, NULL, 'c'},
+                                         {"max-inflight", required_argument, NULL, 'i'},
                                          {"reservoir-capacity", required_argument, NULL, 'r'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"help", no_argument, NULL, 'h'},

@@ -13,11 +13,15 @@
 #include <event2/event.h>
 
 #include "broker.h"
+#include "codec.h"
 #include "delivery.h"
 #include "dispatch.h"
 #include "frame.h"
 #include "log.h"
+#include "mem.h"
+#include "ops.h"
 #include "queue.h"
+#include "reply.h"
 #include "reservoir.h"
 #include "server.h"
 #include "slabmq.h"
@@ -49,8 +53,9 @@ conn_accept(struct server *s, int fd, const char *peer)
     c->id = ++s->next_conn_id;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     obuf_init(&c->out, &s->b.res);
-    dlist_init(&c->inflight);
+    dlist_init(&c->held.list);
     dlist_init(&c->waits);
+    dlist_init(&c->plink);
     dlist_push_back(&s->conns, &c->link);
     s->nconns++;
     s->conns_total++;
@@ -70,10 +75,12 @@ conn_close(struct conn *c)
         c->dead = 1;
         return;
     }
+    if (c->paused & CONN_PAUSE_MEMORY)
+        dlist_unlink(&c->plink);
     wait_cancel_conn(c);
     broker_defer_wake(&s->b);
-    while (!dlist_empty(&c->inflight)) {
-        struct delivery *d = DLIST_ENTRY(c->inflight.next, struct delivery, slink);
+    while (!dlist_empty(&c->held.list)) {
+        struct delivery *d = DLIST_ENTRY(c->held.list.next, struct delivery, slink);
         queue_requeue(&s->b, d);
     }
     broker_flush_wake(&s->b);
@@ -104,10 +111,57 @@ conn_close_after_write(struct conn *c)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Pausing                                                                                   */
+
+/* Stop reading c: its output is over the cap (CONN_PAUSE_OUTPUT, resumed when it drains) or
+ * the broker is at its memory limit (CONN_PAUSE_MEMORY, resumed by conn_resume_memory). */
+static void
+pause_reading(struct conn *c, uint8_t why)
+{
+    if (!c->paused)
+        event_del(&c->rev);
+    if ((why & CONN_PAUSE_MEMORY) && !(c->paused & CONN_PAUSE_MEMORY))
+        dlist_push_back(&c->srv->mem_paused, &c->plink);
+    c->paused |= why;
+}
+
+/* Clear 'why'; once nothing holds c, read again and handle frames buffered meanwhile (the
+ * read callback would not fire for bytes already read). */
+static void
+resume_reading(struct conn *c, uint8_t why)
+{
+    if (why & CONN_PAUSE_MEMORY)
+        dlist_unlink(&c->plink);
+    c->paused &= (uint8_t)~why;
+    if (c->paused || c->closing)
+        return;
+    event_add(&c->rev, NULL);
+    event_active(&c->rev, EV_READ, 0);
+}
+
+void
+conn_resume_memory(struct server *s)
+{
+    if (!s->b.defer_wake)
+        broker_serve_wake(&s->b);
+    struct dlink *l = s->mem_paused.next;
+
+    while (l != &s->mem_paused && !broker_over_limit(&s->b)) {
+        struct conn *c = DLIST_ENTRY(l, struct conn, plink);
+        l = l->next;
+        /* one waiting for a buffer resumes when that much is free, not before (no spinning) */
+        if (c->need_mem <= mem_free_bytes(&s->b.mem) + s->b.res.idle_bytes)
+            resume_reading(c, CONN_PAUSE_MEMORY);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Reading                                                                                   */
 
-/* Make sure c->in can take more bytes, and can hold the whole frame at its front when the
- * frame's header says how long it is. Returns 0, or -1 at the memory limit. */
+/* Make sure c->in can take more bytes. A buffer grows to a frame's full size only once it
+ * is full of that frame, so by then conn_process has seen the frame's op and admission has
+ * had its say. Returns 0, or -1 when the memory for the buffer is not there (c->need_mem
+ * then says how much is wanted). */
 static int
 ensure_in(struct conn *c)
 {
@@ -120,14 +174,16 @@ ensure_in(struct conn *c)
 
     if (!in) {
         c->in = reservoir_get(&c->srv->b.res, CONN_READ_SIZE, 0);
+        c->need_mem = c->in ? 0 : CONN_READ_SIZE;
         return c->in ? 0 : -1;
     }
+    if (in->len < in->cap)
+        return 0;
     avail = in->len - in->start;
-    smq_frame_decode(in->data + in->start, avail, UINT32_MAX, &body, &blen, &total);
+    if (!c->discard) /* while skipping, the bytes are not a frame header */
+        smq_frame_decode(in->data + in->start, avail, UINT32_MAX, &body, &blen, &total);
     if (total > need)
         need = total;
-    if (need <= in->cap && in->cap - in->start >= need && in->len < in->cap)
-        return 0;
     if (need <= in->cap) { /* room enough once compacted */
         memmove(in->data, in->data + in->start, avail);
         in->start = 0;
@@ -137,56 +193,69 @@ ensure_in(struct conn *c)
     c->in = reservoir_get(&c->srv->b.res, need, 0);
     if (!c->in) {
         c->in = in;
+        c->need_mem = need;
         return -1;
     }
+    c->need_mem = 0;
     memcpy(c->in->data, in->data + in->start, avail);
     c->in->len = (uint32_t)avail;
     reservoir_put(&c->srv->b.res, in);
     return 0;
 }
 
+/* Drop input bytes of a frame refused from its header. */
 static void
-conn_read_cb(evutil_socket_t fd, short what, void *arg)
+discard_input(struct conn *c)
 {
-    struct conn *c = arg;
-    struct server *s = c->srv;
+    struct rbuf *in = c->in;
+    size_t k = in->len - in->start;
 
-    (void)what;
-    broker_tick(&s->b);
-    for (int round = 0; round < CONN_READ_ROUNDS && !c->closing && !c->paused; round++) {
-        size_t room;
-        ssize_t n;
-        if (ensure_in(c)) {
-            dispatch_fatal(c, SLABMQ_ERR_NOMEM, "memory limit reached: cannot buffer frame");
-            break;
-        }
-        room = c->in->cap - c->in->len;
-        n = read(fd, c->in->data + c->in->len, room);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            conn_close(c);
-            return;
-        }
-        if (n < 0)
-            break;
-        c->in->len += (uint32_t)n;
-        conn_process(c);
-        if (c->dead) {
-            c->in_dispatch = 0;
-            conn_close(c);
-            return;
-        }
-        if ((size_t)n < room)
-            break;
-    }
-    if (c->in && c->in->start == c->in->len) { /* nothing buffered: idle connections hold none */
-        reservoir_put(&s->b.res, c->in);
-        c->in = NULL;
-    }
-    if (conn_flush(c) == 0)
-        server_arm_timer(s);
+    if (k > c->discard)
+        k = c->discard;
+    in->start += (uint32_t)k;
+    c->discard -= k;
 }
 
-/* Handle every complete frame in c->in, until closing or the output cap pauses reading. */
+/* Admission from the header: a PUBLISH whose body is not buffered yet and does not fit in
+ * the memory left for messages is refused now, before its body is read or buffered; its
+ * bytes are then skipped as they arrive and the connection stays usable. 'have' bytes of
+ * the body are buffered. Returns 1 if the frame was refused. */
+static int
+admit_frame(struct conn *c, const uint8_t *body, size_t have, uint32_t blen)
+{
+    struct broker *b = &c->srv->b;
+    struct smq_mpr r;
+    uint64_t op;
+    uint64_t rid;
+    uint32_t nargs;
+
+    if (b->mem.used + b->mem.headroom + blen <= b->mem.limit)
+        return 0;
+    smq_mpr_init(&r, body, have);
+    if (smq_read_header(&r, &op, &rid, &nargs)
+        || (op != SMQ_OP_PUBLISH && op != SMQ_OP_PUBLISH_BATCH))
+        return 0;
+    reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
+                "memory limit reached: %zu of %zu bytes in use, frame of %u bytes refused "
+                "before reading it; retry later", b->mem.used, b->mem.limit, blen);
+    c->discard = SMQ_FRAME_HEADER + (size_t)blen;
+    discard_input(c);
+    return 1;
+}
+
+/* A frame header is buffered but not the whole frame: decide whether to read on. */
+static void
+frame_pending(struct conn *c, size_t total, uint32_t blen)
+{
+    struct rbuf *in = c->in;
+    size_t have = in->len - in->start;
+
+    if (total <= in->cap - in->start || have < SMQ_FRAME_HEADER + 24)
+        return; /* fits the buffer, or too little of the body to know its op yet */
+    admit_frame(c, in->data + in->start + SMQ_FRAME_HEADER, have - SMQ_FRAME_HEADER, blen);
+}
+
+/* Handle every complete frame in c->in, until closing, or a pause. */
 static void
 conn_process(struct conn *c)
 {
@@ -199,11 +268,26 @@ conn_process(struct conn *c)
         const uint8_t *body;
         uint32_t blen;
         size_t total;
-        enum smq_frame_result r =
-            smq_frame_decode(in->data + in->start, in->len - in->start, max_body, &body, &blen,
-                             &total);
-        if (r == SMQ_FRAME_NEED_MORE)
+        enum smq_frame_result r;
+        if (c->discard) {
+            discard_input(c);
+            if (c->discard)
+                break;
+        }
+        if (broker_over_limit(&s->b)) {
+            c->need_mem = 0;
+            pause_reading(c, CONN_PAUSE_MEMORY);
             break;
+        }
+        r = smq_frame_decode(in->data + in->start, in->len - in->start, max_body, &body, &blen,
+                             &total);
+        if (r == SMQ_FRAME_NEED_MORE) {
+            if (total)
+                frame_pending(c, total, blen);
+            if (!c->discard)
+                break;
+            continue;
+        }
         if (r == SMQ_FRAME_EMPTY) {
             dispatch_fatal(c, SLABMQ_ERR_PROTOCOL, "empty frame (length 0)");
             break;
@@ -215,14 +299,55 @@ conn_process(struct conn *c)
         }
         dispatch_frame(c, body, blen);
         in->start += (uint32_t)total;
-        if (c->out.len >= s->cfg.output_cap) {
-            c->paused = 1;
-            event_del(&c->rev);
-        }
+        if (c->out.len >= s->cfg.output_cap)
+            pause_reading(c, CONN_PAUSE_OUTPUT);
     }
     c->in_dispatch = 0;
     if (c->in && c->in->start == c->in->len)
         c->in->start = c->in->len = 0;
+}
+
+static void
+conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct server *s = c->srv;
+
+    (void)what;
+    broker_tick(&s->b);
+    conn_process(c); /* frames left buffered by a pause come first */
+    for (int round = 0; round < CONN_READ_ROUNDS && !c->closing && !c->paused && !c->dead;
+         round++) {
+        size_t room;
+        ssize_t n;
+        if (ensure_in(c)) {
+            pause_reading(c, CONN_PAUSE_MEMORY); /* no buffer: wait for memory to drain */
+            break;
+        }
+        room = c->in->cap - c->in->len;
+        n = read(fd, c->in->data + c->in->len, room);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            conn_close(c);
+            return;
+        }
+        if (n < 0)
+            break;
+        c->in->len += (uint32_t)n;
+        conn_process(c);
+        if ((size_t)n < room)
+            break;
+    }
+    if (c->dead) {
+        conn_close(c);
+        return;
+    }
+    if (c->in && c->in->start == c->in->len) { /* nothing buffered: idle connections hold none */
+        reservoir_put(&s->b.res, c->in);
+        c->in = NULL;
+    }
+    if (conn_flush(c) == 0)
+        server_arm_timer(s);
+    conn_resume_memory(s);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -232,7 +357,6 @@ conn_process(struct conn *c)
 static int
 conn_flush(struct conn *c)
 {
-    struct server *s = c->srv;
     long left = obuf_flush(&c->out, c->fd);
 
     if (left < 0) {
@@ -249,16 +373,8 @@ conn_flush(struct conn *c)
         conn_close(c);
         return -1;
     }
-    if (c->paused && (size_t)left < s->cfg.output_cap / 2) {
-        c->paused = 0;
-        event_add(&c->rev, NULL);
-        conn_process(c); /* frames buffered while paused */
-        if (c->dead) {
-            conn_close(c);
-            return -1;
-        }
-        return conn_flush(c);
-    }
+    if (c->paused & CONN_PAUSE_OUTPUT)
+        resume_reading(c, CONN_PAUSE_OUTPUT);
     return 0;
 }
 
@@ -277,4 +393,5 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
     broker_tick(&c->srv->b);
     if (conn_flush(c) == 0)
         server_arm_timer(c->srv);
+    conn_resume_memory(c->srv);
 }

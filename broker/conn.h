@@ -12,6 +12,7 @@
 
 #include <event2/event_struct.h>
 
+#include "delivery.h"
 #include "dlist.h"
 #include "obuf.h"
 
@@ -19,6 +20,10 @@ struct server;
 struct rbuf;
 
 #define CONN_MAX_WAITS 64 /* pending long-poll FETCHes per connection */
+
+/* Why reading is paused (bits of conn.paused). */
+#define CONN_PAUSE_OUTPUT 1 /* pending output over the cap: resumes when written */
+#define CONN_PAUSE_MEMORY 2 /* broker at its memory limit: resumes when memory drains */
 
 struct conn {
     struct server *srv;
@@ -28,13 +33,16 @@ struct conn {
     struct rbuf *in;         /* unprocessed input, NULL when none */
     struct obuf out;         /* pending output */
     struct dlink link;       /* in srv->conns */
-    struct dlink inflight;   /* deliveries this consumer holds (delivery.slink) */
+    struct holder held;      /* deliveries this consumer holds */
     struct dlink waits;      /* long-poll waiters (waiter.clink) */
     uint32_t nwaits;
+    struct dlink plink;      /* in srv->mem_paused while CONN_PAUSE_MEMORY */
+    size_t discard;          /* input bytes still to skip of a frame refused from its header */
+    size_t need_mem;         /* bytes a paused read is waiting for (0: none) */
     uint64_t id;             /* connection number, for logs */
     uint8_t hello;           /* HELLO done */
     uint8_t closing;         /* write what is pending, then close */
-    uint8_t paused;          /* reading paused: output over the cap */
+    uint8_t paused;          /* CONN_PAUSE_* bits; reading is paused while any is set */
     uint8_t in_dispatch;     /* inside conn_process: defer closing */
     uint8_t dead;            /* close when dispatch returns */
     char peer[64];           /* "addr:port" */
@@ -46,6 +54,8 @@ void conn_accept(struct server *s, int fd, const char *peer);
 void conn_close(struct conn *c);
 /* Flush what is pending once the current callback returns control to the loop. */
 void conn_want_write(struct conn *c);
+/* Resume connections paused at the memory limit, while the broker is under it. */
+void conn_resume_memory(struct server *s);
 /* Send what is pending, then close (after an error reply). */
 void conn_close_after_write(struct conn *c);
 

@@ -26,8 +26,13 @@
 
 struct queue;
 struct segment;
-struct conn;
 struct mem;
+
+/* A consumer's in-flight deliveries (embedded in its connection). */
+struct holder {
+    struct dlink list; /* DLV_INFLIGHT deliveries, delivery.slink */
+    uint32_t n;        /* how many */
+};
 
 enum dlv_state {
     DLV_INFLIGHT = 1,
@@ -42,7 +47,7 @@ struct delivery {
     uint64_t due_ms;          /* INFLIGHT: redelivery deadline; DELAYED: ready time (mono ms) */
     struct queue *q;          /* queue the message belongs to */
     struct segment *seg;      /* segment holding the record */
-    struct conn *owner;       /* consumer while INFLIGHT, else NULL */
+    struct holder *owner;     /* consumer while INFLIGHT, else NULL */
     struct delivery *hnext;   /* next in the id hash bucket */
     struct dlink qlink;       /* in q->deliveries: every delivery of the queue */
     struct dlink slink;       /* INFLIGHT: owner's list; RETRY: q->retry; else unlinked */

@@ -47,12 +47,16 @@ dispatch_frame(struct conn *c, const uint8_t *body, uint32_t len)
         c->srv->protocol_errors++;
         reply_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_PROTOCOL,
                     "body is not a msgpack array [op, request_id, ...]");
+        if (!c->hello) /* not a slabmq client: nothing more to say to it */
+            conn_close_after_write(c);
         return;
     }
     if (op == 0 || op >= SMQ_OP_MAX || !handlers[op]) {
         c->srv->protocol_errors++;
         reply_error(c, op, rid, SLABMQ_ERR_UNKNOWN_OP, "unknown operation %llu",
                     (unsigned long long)op);
+        if (!c->hello)
+            conn_close_after_write(c);
         return;
     }
     if (!c->hello && op != SMQ_OP_HELLO) {

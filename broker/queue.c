@@ -152,13 +152,14 @@ cursor_normalise(struct queue *q)
 }
 
 static void
-make_inflight(struct broker *b, struct delivery *d, void *owner, struct dlink *owner_list)
+make_inflight(struct broker *b, struct delivery *d, struct holder *h)
 {
     d->state = DLV_INFLIGHT;
-    d->owner = owner;
+    d->owner = h;
     d->deliveries++;
     d->due_ms = b->now_ms + d->q->visibility_ms;
-    dlist_push_back(owner_list, &d->slink);
+    dlist_push_back(&h->list, &d->slink);
+    h->n++;
     d->q->ninflight++;
     d->q->c.delivered++;
 }
@@ -190,8 +191,8 @@ take_fresh(struct broker *b, struct queue *q)
 }
 
 uint32_t
-queue_take(struct broker *b, struct queue *q, void *owner, struct dlink *owner_list,
-           uint32_t max, size_t max_bytes, struct delivery **out)
+queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, size_t max_bytes,
+           struct delivery **out)
 {
     uint32_t n = 0;
     size_t bytes = 0;
@@ -208,7 +209,7 @@ queue_take(struct broker *b, struct queue *q, void *owner, struct dlink *owner_l
         } else if (!(d = take_fresh(b, q))) {
             break;
         }
-        make_inflight(b, d, owner, owner_list);
+        make_inflight(b, d, h);
         theap_push(&b->timers, d);
         {
             struct seg_rec r;
@@ -250,6 +251,7 @@ leave_state(struct delivery *d)
     switch (d->state) {
     case DLV_INFLIGHT:
         q->ninflight--;
+        d->owner->n--;
         break;
     case DLV_RETRY:
         q->nretry--;
@@ -312,28 +314,68 @@ queue_nack(struct broker *b, struct delivery *d, uint32_t delay_ms)
 /* ---------------------------------------------------------------------------------------- */
 /* Bulk                                                                                      */
 
+/* Kill the fresh record at the cursor (there must be one). */
+static void
+drop_fresh_one(struct broker *b, struct queue *q)
+{
+    struct segment *g;
+    struct seg_rec r;
+
+    cursor_normalise(q);
+    g = q->rseg;
+    seg_read(g, q->roff, &r);
+    q->bytes -= r.len;
+    q->roff += r.size;
+    q->nfresh--;
+    b->messages--;
+    segment_died(b, q, g, seg_kill(&b->slab, g, q->roff - r.size));
+}
+
 /* Kill every fresh record from the cursor on. Returns how many. */
 static uint64_t
 drop_fresh(struct broker *b, struct queue *q)
 {
-    uint64_t n = 0;
+    uint64_t n = q->nfresh;
 
-    while (q->nfresh > 0) {
-        struct segment *g;
-        struct seg_rec r;
-        uint32_t live;
-        cursor_normalise(q);
-        g = q->rseg;
-        seg_read(g, q->roff, &r);
-        q->bytes -= r.len;
-        q->roff += r.size;
-        q->nfresh--;
-        n++;
-        live = seg_kill(&b->slab, g, q->roff - r.size);
-        segment_died(b, q, g, live);
-    }
-    b->messages -= n;
+    while (q->nfresh > 0)
+        drop_fresh_one(b, q);
     return n;
+}
+
+/* Drop the message at the head of the delivery order (retry FIFO, then fresh). Returns 0,
+ * or -1 if no ready message is left. */
+static int
+drop_head(struct broker *b, struct queue *q)
+{
+    if (q->nretry) {
+        struct delivery *d = DLIST_ENTRY(q->retry.next, struct delivery, slink);
+        leave_state(d);
+        destroy(b, d);
+    } else if (q->nfresh) {
+        drop_fresh_one(b, q);
+    } else {
+        return -1;
+    }
+    q->c.dropped++;
+    return 0;
+}
+
+int
+queue_make_room(struct broker *b, struct queue *q, uint64_t n, uint64_t bytes)
+{
+    uint64_t max_n = q->max_messages ? q->max_messages : UINT64_MAX;
+    uint64_t max_b = q->max_bytes ? q->max_bytes : UINT64_MAX;
+
+    if (n > max_n || bytes > max_b)
+        goto out_full;
+    while (queue_held(q) + n > max_n || q->bytes + bytes > max_b) {
+        if (q->overflow != QUEUE_DROP_OLDEST || drop_head(b, q))
+            goto out_full;
+    }
+    return 0;
+out_full:
+    q->c.rejected++;
+    return -1;
 }
 
 uint64_t
@@ -372,24 +414,30 @@ queue_clear(struct broker *b, struct queue *q)
 }
 
 uint32_t
-queue_peek(const struct queue *q, uint32_t max, struct msgref *out)
+queue_peek(const struct queue *q, uint32_t max, size_t max_bytes, struct msgref *out)
 {
     uint32_t n = 0;
+    size_t bytes = 0;
     const struct segment *g = q->rseg;
     uint32_t off = q->roff;
+    struct seg_rec r;
 
     for (const struct dlink *l = q->retry.next; l != &q->retry && n < max; l = l->next) {
         const struct delivery *d = DLIST_ENTRY(l, struct delivery, slink);
+        if (n > 0 && bytes >= max_bytes)
+            return n;
+        seg_read(d->seg, d->off, &r);
+        bytes += r.len;
         out[n++] = (struct msgref){d->id, d->deliveries, d->seg, d->off};
     }
-    while (g && n < max) {
-        struct seg_rec r;
+    while (g && n < max && (n == 0 || bytes < max_bytes)) {
         if (off >= g->used) {
             g = g->next;
             off = 0;
             continue;
         }
         seg_read(g, off, &r);
+        bytes += r.len;
         out[n++] = (struct msgref){r.id, 0, (struct segment *)g, off};
         off += r.size;
     }

@@ -29,6 +29,14 @@ struct queue_counters {
     uint64_t nacked;      /* messages NACKed, total */
     uint64_t timeouts;    /* visibility timeouts expired, total */
     uint64_t purged;      /* messages removed by PURGE, total */
+    uint64_t dropped;     /* oldest messages dropped by the drop-oldest policy, total */
+    uint64_t rejected;    /* publishes refused by the queue's limits, total */
+};
+
+/* What a full queue does with a new message. */
+enum queue_overflow {
+    QUEUE_REJECT = 0,     /* refuse the publish with ERR_QUEUE_FULL */
+    QUEUE_DROP_OLDEST = 1 /* drop ready messages from the head to make room */
 };
 
 struct queue {
@@ -39,6 +47,9 @@ struct queue {
     uint32_t roff;              /* read cursor: offset in rseg */
     uint32_t next_seg;          /* size of the next segment to allocate, bytes */
     uint32_t visibility_ms;     /* redelivery timeout */
+    uint8_t overflow;           /* enum queue_overflow */
+    uint64_t max_messages;      /* limit on messages held (ready, in flight, delayed); 0: none */
+    uint64_t max_bytes;         /* limit on payload bytes held; 0: none */
     uint32_t name_len;
     uint64_t nfresh;            /* ready messages never delivered */
     uint64_t nretry;            /* ready messages to deliver again */
@@ -71,6 +82,17 @@ queue_ready(const struct queue *q)
 int queue_publish(struct broker *b, struct queue *q, const void *data, uint32_t len,
                   uint64_t *id);
 
+static inline uint64_t
+queue_held(const struct queue *q)
+{
+    return q->nfresh + q->nretry + q->ninflight + q->ndelayed;
+}
+
+/* Make room for n more messages of 'bytes' payload under q's limits: nothing to do, or drop
+ * the oldest ready messages (drop-oldest). Returns 0, or -1 if they cannot fit (reject
+ * policy, a batch larger than the limit, or only in-flight messages left to drop). */
+int queue_make_room(struct broker *b, struct queue *q, uint64_t n, uint64_t bytes);
+
 /* Undo point for a batch: everything appended after it can be removed again. */
 struct queue_mark {
     struct segment *tail;
@@ -83,11 +105,12 @@ void queue_mark(const struct queue *q, struct queue_mark *m);
 /* Remove every message published since m (none of them can have been delivered yet). */
 void queue_rollback(struct broker *b, struct queue *q, const struct queue_mark *m);
 
-/* Deliver up to max ready messages (and about max_bytes of payload, at least one) to owner,
- * whose in-flight list is owner_list. Fills out[] and returns the count; fewer than asked if
- * the queue runs dry or the memory limit stops new delivery records. */
-uint32_t queue_take(struct broker *b, struct queue *q, void *owner, struct dlink *owner_list,
-                    uint32_t max, size_t max_bytes, struct delivery **out);
+/* Deliver up to max ready messages (and about max_bytes of payload, at least one) to the
+ * consumer h. Fills out[] and returns the count; fewer than asked if the queue runs dry or
+ * the memory limit stops new delivery records. */
+struct holder;
+uint32_t queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max,
+                    size_t max_bytes, struct delivery **out);
 
 /* Acknowledge: the message is gone. */
 void queue_ack(struct broker *b, struct delivery *d);
@@ -98,8 +121,9 @@ void queue_requeue(struct broker *b, struct delivery *d);
 
 /* Remove ready and delayed messages; in-flight ones stay. Returns the count removed. */
 uint64_t queue_purge(struct broker *b, struct queue *q);
-/* Up to max ready messages in delivery order, without taking them. */
-uint32_t queue_peek(const struct queue *q, uint32_t max, struct msgref *out);
+/* Up to max ready messages in delivery order (and about max_bytes of payload, at least one),
+ * without taking them. */
+uint32_t queue_peek(const struct queue *q, uint32_t max, size_t max_bytes, struct msgref *out);
 /* Free every message and delivery and the segments. Returns how many messages were held.
  * Waiters must have been removed. */
 uint64_t queue_clear(struct broker *b, struct queue *q);

@@ -40,6 +40,7 @@ reservoir_deinit(struct reservoir *r)
         while (c->idle) {
             struct rbuf *b = c->idle;
             c->idle = b->next;
+            r->idle_bytes -= sizeof(*b) + b->cap;
             release(r, b);
         }
         c->nidle = 0;
@@ -67,6 +68,7 @@ reservoir_get(struct reservoir *r, size_t n, int force)
         b = c->idle;
         c->idle = b->next;
         c->nidle--;
+        r->idle_bytes -= sizeof(*b) + b->cap;
         r->hits++;
     } else {
         if (force)
@@ -115,4 +117,5 @@ reservoir_put(struct reservoir *r, struct rbuf *b)
     b->next = c->idle;
     c->idle = b;
     c->nidle++;
+    r->idle_bytes += sizeof(*b) + b->cap;
 }

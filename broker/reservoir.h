@@ -47,6 +47,7 @@ struct reservoir {
     uint64_t overflows; /* puts that freed because the pool was full */
     uint64_t denied;    /* gets refused by the memory limit */
     size_t bytes;       /* bytes allocated now, idle and out */
+    size_t idle_bytes;  /* of which idle in the pool, ready for reuse */
 };
 
 /* Classes from RES_MIN_SIZE by factors of 4 up to max_size; class 0 keeps 'capacity' idle

@@ -63,8 +63,24 @@ free_chain(struct slab *s, struct chunk *c)
     }
 }
 
-/* Build a chain holding len bytes of data: full SEG_CHUNK_SIZE chunks, then one of the
- * smallest class that holds the rest. NULL if the slab refuses. */
+/* Size of the next chunk of a chain with len bytes left: the whole rest in the smallest
+ * class that holds it, if that class is at most SEG_CHUNK_SIZE; else the largest class not
+ * above SEG_CHUNK_SIZE, used in full. Classes up to 64 KiB fill their pages to within 2%, so
+ * a chain wastes little more than its last chunk's rounding. */
+static uint32_t
+chunk_size_for(const struct slab *s, uint32_t len)
+{
+    int ci = slab_class_for(s, (size_t)len + sizeof(struct chunk));
+    int max = slab_class_for(s, SEG_CHUNK_SIZE);
+
+    if (slab_class_size(s, max) > SEG_CHUNK_SIZE)
+        max--;
+    if (ci >= 0 && ci <= max)
+        return slab_class_size(s, ci);
+    return slab_class_size(s, max);
+}
+
+/* Build a chain holding len bytes of data. NULL if the slab refuses. */
 static struct chunk *
 make_chain(struct slab *s, const uint8_t *data, uint32_t len)
 {
@@ -72,15 +88,17 @@ make_chain(struct slab *s, const uint8_t *data, uint32_t len)
     struct chunk **link = &head;
 
     while (len > 0) {
-        uint32_t want = len + (uint32_t)sizeof(struct chunk);
-        uint32_t sz = want < SEG_CHUNK_SIZE ? want : SEG_CHUNK_SIZE;
-        struct chunk *c = slab_alloc(s, sz);
+        uint32_t cap = chunk_size_for(s, len) - (uint32_t)sizeof(struct chunk);
+        struct chunk *c;
+        if (cap > len)
+            cap = len;
+        c = slab_alloc(s, sizeof(*c) + cap); /* the same class chunk_size_for chose */
         if (!c) {
             free_chain(s, head);
             return NULL;
         }
         c->next = NULL;
-        c->cap = sz - (uint32_t)sizeof(*c);
+        c->cap = cap;
         c->pad = 0;
         memcpy(c->data, data, c->cap);
         data += c->cap;
@@ -99,10 +117,10 @@ seg_chain_bytes(const struct slab *s, uint32_t len)
     if (len <= SEG_INLINE_MAX)
         return 0;
     while (len > 0) {
-        uint32_t want = len + (uint32_t)sizeof(struct chunk);
-        uint32_t sz = want < SEG_CHUNK_SIZE ? want : SEG_CHUNK_SIZE;
-        total += slab_class_size(s, slab_class_for(s, sz));
-        len -= sz - (uint32_t)sizeof(struct chunk);
+        uint32_t sz = chunk_size_for(s, len);
+        uint32_t cap = sz - (uint32_t)sizeof(struct chunk);
+        total += sz;
+        len -= cap < len ? cap : len;
     }
     return total;
 }

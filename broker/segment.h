@@ -23,7 +23,8 @@ struct obuf;
 #define SEG_INLINE_MAX (8u * 1024)     /* larger payloads go to a chunk chain */
 #define SEG_CHUNK_SIZE (64u * 1024)    /* chain chunk size for large payloads */
 #define SEG_MIN_SIZE 1024u             /* a new queue's first segment */
-#define SEG_MAX_SIZE (64u * 1024)      /* segments double up to this */
+#define SEG_MAX_SIZE (60u * 1024)      /* segments grow up to this: the 64,624-byte class
+                                          fills 98.6% of a page */
 #define SEG_DEAD 0x80000000u
 #define SEG_CHUNKED 0x40000000u
 #define SEG_LEN_MASK 0x3fffffffu

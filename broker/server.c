@@ -66,6 +66,7 @@ server_timer_cb(evutil_socket_t fd, short what, void *arg)
     broker_tick(&s->b);
     broker_run_timers(&s->b);
     server_arm_timer(s);
+    conn_resume_memory(s);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -259,6 +260,7 @@ server_run(const struct server_config *c)
     signal(SIGPIPE, SIG_IGN); /* a peer that closes must not kill the broker */
     s->cfg = *c;
     dlist_init(&s->conns);
+    dlist_init(&s->mem_paused);
     if (broker_init(&s->b, &c->broker, err, sizeof(err))) {
         fprintf(stderr, "slabmqd: %s\n", err);
         free(s);

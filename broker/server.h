@@ -33,6 +33,7 @@ struct server {
     struct event *accept_retry; /* re-enables accepting after EMFILE */
     uint64_t timer_due;         /* when 'timer' is armed for (mono ms), 0 if not */
     struct dlink conns;         /* every open connection */
+    struct dlink mem_paused;    /* connections paused at the memory limit (conn.plink) */
     uint32_t nconns;
     uint64_t conns_total;       /* accepted, total */
     uint64_t conns_refused;     /* refused at max_connections, total */

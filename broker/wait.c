@@ -80,10 +80,24 @@ wait_serve(void *ctx, struct queue *q)
     struct broker *b = &s->b;
 
     while (!dlist_empty(&q->waiters) && queue_ready(q) > 0) {
+        if (broker_over_limit(b)) { /* replies would need memory: serve when it drains */
+            if (dlist_empty(&q->wake))
+                dlist_push_back(&b->wake, &q->wake);
+            return;
+        }
         struct waiter *w = DLIST_ENTRY(q->waiters.next, struct waiter, qlink);
         struct conn *c = w->c;
-        uint32_t n = queue_take(b, q, c, &c->inflight, w->max, b->cfg.max_fetch_bytes,
-                                b->scratch);
+        uint32_t room = c->held.n < b->cfg.max_inflight ? b->cfg.max_inflight - c->held.n : 0;
+        uint32_t n;
+        if (room == 0) { /* its window filled up by other FETCHes meanwhile */
+            reply_error(c, SMQ_OP_FETCH, w->rid, SLABMQ_ERR_LIMIT,
+                        "in-flight window full: %u unacked messages", c->held.n);
+            waiter_free(w);
+            conn_want_write(c);
+            continue;
+        }
+        n = queue_take(b, q, &c->held, w->max < room ? w->max : room, b->cfg.max_fetch_bytes,
+                       b->scratch);
         if (n == 0)
             break; /* memory limit: the waiter keeps waiting */
         reply_deliveries(c, SMQ_OP_FETCH, w->rid, b->scratch, n);

@@ -46,6 +46,36 @@ slabmq_ping(slabmq_client *c)
     return smq_call(c, SMQ_OP_PING, 0, &r, &n);
 }
 
+/* The DECLARE options map: only the fields that are set. */
+static void
+pack_queue_options(slabmq_client *c, const slabmq_queue_options *o)
+{
+    static const slabmq_queue_options none;
+    int n;
+
+    if (!o)
+        o = &none;
+    n = !!o->visibility_ms + !!o->max_messages + !!o->max_bytes
+        + (o->overflow != SLABMQ_OVERFLOW_UNCHANGED);
+    msgpack_pack_map(&c->pk, (size_t)n);
+    if (o->visibility_ms) {
+        smq_pack_str(c, "visibility_ms");
+        msgpack_pack_uint32(&c->pk, o->visibility_ms);
+    }
+    if (o->max_messages) {
+        smq_pack_str(c, "max_messages");
+        msgpack_pack_uint64(&c->pk, o->max_messages);
+    }
+    if (o->max_bytes) {
+        smq_pack_str(c, "max_bytes");
+        msgpack_pack_uint64(&c->pk, o->max_bytes);
+    }
+    if (o->overflow != SLABMQ_OVERFLOW_UNCHANGED) {
+        smq_pack_str(c, "overflow");
+        smq_pack_str(c, o->overflow == SLABMQ_OVERFLOW_DROP_OLDEST ? "drop-oldest" : "reject");
+    }
+}
+
 SLABMQ_API slabmq_status
 slabmq_declare(slabmq_client *c, const char *queue, const slabmq_queue_options *opts,
                int *created)
@@ -59,13 +89,7 @@ slabmq_declare(slabmq_client *c, const char *queue, const slabmq_queue_options *
         return st;
     smq_req_begin(c, SMQ_OP_DECLARE, 2);
     smq_pack_str(c, queue);
-    if (opts && opts->visibility_ms) {
-        msgpack_pack_map(&c->pk, 1);
-        smq_pack_str(c, "visibility_ms");
-        msgpack_pack_uint32(&c->pk, opts->visibility_ms);
-    } else {
-        msgpack_pack_map(&c->pk, 0);
-    }
+    pack_queue_options(c, opts);
     st = smq_call(c, SMQ_OP_DECLARE, 0, &r, &n);
     if (st)
         return st;
@@ -188,6 +212,8 @@ slabmq_stats_get(slabmq_client *c, const char *queue, slabmq_stats **out)
 
     if (st)
         return st;
+    if (!out)
+        return smq_client_fail(c, SLABMQ_ERR_ARG, "stats needs an out pointer");
     *out = NULL;
     smq_req_begin(c, SMQ_OP_STATS, 1);
     if (queue)
@@ -211,10 +237,13 @@ slabmq_stats_get(slabmq_client *c, const char *queue, slabmq_stats **out)
     for (uint32_t i = 0; i < pairs; i++) {
         const char *k;
         uint32_t klen;
-        if (smq_mpr_str(&r, &k, &klen) || smq_mpr_uint(&r, &s->values[s->n])
-            || !(s->names[s->n] = strndup(k, klen))) {
+        if (smq_mpr_str(&r, &k, &klen) || smq_mpr_uint(&r, &s->values[s->n])) {
             slabmq_stats_free(s);
             return smq_bad_reply(c, "STATS entry");
+        }
+        if (!(s->names[s->n] = strndup(k, klen))) {
+            slabmq_stats_free(s);
+            return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory");
         }
         s->n++;
     }

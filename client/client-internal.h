@@ -28,6 +28,9 @@ struct slabmq_client {
     size_t rstart;
     size_t rlen;
     msgpack_packer pk;      /* packs into wbuf */
+    uint64_t max_fetch;     /* from HELLO: payload bytes per FETCH reply (0: not announced) */
+    uint32_t max_inflight;  /* from HELLO: unacked messages per connection (0: not announced) */
+    int wfail;              /* building the request ran out of memory */
     int broken;             /* an I/O error or a bad reply: every later call fails */
     char err[256];          /* detail of the last failure */
 };

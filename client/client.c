@@ -53,7 +53,13 @@ slabmq_client_errmsg(const slabmq_client *c)
 SLABMQ_API uint64_t
 slabmq_client_max_message_size(const slabmq_client *c)
 {
-    return c->max_message;
+    return c ? c->max_message : 0;
+}
+
+SLABMQ_API uint64_t
+slabmq_client_max_frame_size(const slabmq_client *c)
+{
+    return c ? c->max_frame : 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -173,8 +179,10 @@ wbuf_write(void *data, const char *buf, size_t len)
         while (ncap - c->wlen < len)
             ncap *= 2;
         nb = realloc(c->wbuf, ncap);
-        if (!nb)
+        if (!nb) {
+            c->wfail = 1;
             return -1;
+        }
         c->wbuf = nb;
         c->wcap = ncap;
     }
@@ -187,6 +195,7 @@ void
 smq_req_begin(struct slabmq_client *c, unsigned op, uint32_t nargs)
 {
     c->wlen = 0;
+    c->wfail = 0;
     wbuf_write(c, "\0\0\0\0", SMQ_FRAME_HEADER); /* the length, patched by smq_call */
     msgpack_pack_array(&c->pk, 2 + nargs);
     msgpack_pack_uint32(&c->pk, op);
@@ -272,6 +281,8 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
     if (c->broken)
         return smq_client_fail(c, SLABMQ_ERR_CLOSED,
                                "connection unusable after an earlier error; reconnect");
+    if (c->wfail)
+        return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory building a request");
     if (c->wlen - SMQ_FRAME_HEADER > c->max_frame)
         return smq_client_fail(c, SLABMQ_ERR_ARG, "request of %zu bytes exceeds the broker's "
                                "maximum frame of %u bytes", c->wlen - SMQ_FRAME_HEADER,
@@ -311,9 +322,12 @@ open_socket(struct slabmq_client *c, const slabmq_options *o, int64_t deadline)
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
     snprintf(port, sizeof(port), "%u", o->port);
-    rc = getaddrinfo(o->host ? o->host : "127.0.0.1", port, &hints, &res);
+    const char *host = o->host ? o->host : "127.0.0.1";
+    int v6 = strchr(host, ':') != NULL; /* an IPv6 address: print it in brackets */
+
+    rc = getaddrinfo(host, port, &hints, &res);
     if (rc)
-        return smq_client_fail(c, SLABMQ_ERR_CONNECT, "cannot resolve %s: %s", o->host,
+        return smq_client_fail(c, SLABMQ_ERR_CONNECT, "cannot resolve %s: %s", host,
                                gai_strerror(rc));
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -334,8 +348,8 @@ open_socket(struct slabmq_client *c, const slabmq_options *o, int64_t deadline)
         close(fd);
     }
     freeaddrinfo(res);
-    return smq_client_fail(c, SLABMQ_ERR_CONNECT, "cannot connect to %s:%u: %s",
-                           o->host ? o->host : "127.0.0.1", o->port, strerror(saved));
+    return smq_client_fail(c, SLABMQ_ERR_CONNECT, "cannot connect to %s%s%s:%u: %s",
+                           v6 ? "[" : "", host, v6 ? "]" : "", o->port, strerror(saved));
 }
 
 static slabmq_status
@@ -363,6 +377,14 @@ hello(struct slabmq_client *c, const char *name)
         return smq_bad_reply(c, "HELLO");
     c->max_message = (uint32_t)max_msg;
     c->max_frame = (uint32_t)max_frame;
+    if (n >= 6) { /* brokers since 0.1 announce the FETCH byte cap and the in-flight window */
+        uint64_t fetch;
+        uint64_t window;
+        if (smq_mpr_uint(&r, &fetch) || smq_mpr_uint(&r, &window) || window > UINT32_MAX)
+            return smq_bad_reply(c, "HELLO");
+        c->max_fetch = fetch;
+        c->max_inflight = (uint32_t)window;
+    }
     return SLABMQ_OK;
 }
 

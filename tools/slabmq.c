@@ -1,1 +1,530 @@
-int main(void){return 0;}
+/* SPDX-License-Identifier: MIT */
+/* slabmq: the command-line client of slabmqd.
+ *
+ * This file parses the command line, prints help, connects, and hands over to one command in
+ * cli_cmd.c. Options are parsed in one getopt_long pass over the whole line, so they may come
+ * before or after the command name; each command then says which of the command-specific
+ * options it accepts. Everything is checked before connecting, so a usage error (exit 2)
+ * never sends anything to the broker. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_cmd.h"
+#include "cli_out.h"
+#include "slabmq.h"
+
+#define DEFAULT_TIMEOUT_MS 5000
+#define PEEK_MAX 256                /* the broker's limit for one PEEK */
+#define WAIT_MAX_MS (3600u * 1000)  /* the broker's limit for one FETCH's wait */
+#define QUEUE_NAME_MAX 200
+
+/* Command-specific options, as bits of struct command.opts and struct parsed.seen. */
+#define OPT_COUNT (1u << 0)
+#define OPT_WAIT (1u << 1)
+#define OPT_VISIBILITY (1u << 2)
+
+/* getopt_long value of the long-only option. */
+#define OPT_VAL_VISIBILITY 256
+
+/* The command line after option parsing. */
+struct parsed {
+    const char *server;     /* -s, or NULL */
+    int timeout_ms;         /* --timeout */
+    int json;               /* --json */
+    int help;               /* --help */
+    int version;            /* --version */
+    unsigned seen;          /* OPT_* bits given */
+    uint32_t count;         /* -n; 0 when not given */
+    uint32_t wait_ms;       /* --wait */
+    uint32_t visibility_ms; /* --visibility; 0 when not given */
+    char **args;            /* positional arguments: the command name, then its own */
+    int nargs;
+};
+
+/* One entry of the command table. */
+struct command {
+    const char *name;
+    int (*run)(struct cli *cli);
+    int min_args;       /* positional arguments after the name; the first is a queue name */
+    int max_args;
+    unsigned opts;      /* OPT_* bits it accepts */
+    uint32_t max_count; /* largest -n */
+    const char *usage;  /* synopsis */
+    const char *help;   /* the rest of `slabmq help NAME` */
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Help                                                                                      */
+
+static const char general_help[] =
+    "usage: slabmq [-s HOST:PORT] [--timeout MS] [--json] COMMAND [ARGS...]\n"
+    "\n"
+    "Commands:\n"
+    "  queues                            list queues: NAME READY INFLIGHT\n"
+    "  stats [QUEUE]                     broker statistics, or one queue's\n"
+    "  publish QUEUE [MESSAGE | -]       publish MESSAGE, or one message per line of stdin\n"
+    "  consume QUEUE [-n N] [--wait MS]  take up to N messages, print and acknowledge them\n"
+    "  peek QUEUE [-n N]                 show up to N ready messages without taking them\n"
+    "  purge QUEUE                       discard the ready messages of QUEUE\n"
+    "  delete QUEUE                      delete QUEUE and all its messages\n"
+    "  declare QUEUE [--visibility MS]   create QUEUE, or set its redelivery timeout\n"
+    "  ping                              measure the round trip to the broker\n"
+    "  help [COMMAND]                    this text, or the details of COMMAND\n"
+    "\n"
+    "Options (before or after the command):\n"
+    "  -s, --server HOST:PORT  broker address; HOST, :PORT and [IPv6]:PORT work too\n"
+    "                          (default: $SLABMQ_SERVER, else 127.0.0.1:7654)\n"
+    "  -t, --timeout MS        connect and per-request timeout (default 5000; 0: none)\n"
+    "  -j, --json              print JSON instead of text\n"
+    "  -h, --help              print help (for COMMAND when one is given)\n"
+    "  -V, --version           print the version\n"
+    "  --                      end of options: `slabmq publish jobs -- -1`\n"
+    "\n"
+    "Output:\n"
+    "  consume and peek print each payload as raw bytes and a newline, so `publish -`\n"
+    "  and `consume` round-trip lines of text. With --json they print one object per\n"
+    "  line, {\"id\":N,\"deliveries\":N,\"payload\":\"...\"}; a payload that is not valid\n"
+    "  UTF-8 comes as \"payload_base64\":\"...\" (padded RFC 4648 base64) instead.\n"
+    "  Errors go to stderr as one line starting with \"slabmq: \".\n"
+    "\n"
+    "Exit status:\n"
+    "  0  success\n"
+    "  1  the broker returned an error (e.g. no such queue), or output failed\n"
+    "  2  usage error: bad option, argument or queue name (nothing was sent)\n"
+    "  3  cannot connect, connection lost, or timed out\n"
+    "  4  consume: no message was available within --wait\n";
+
+static const char queues_help[] =
+    "List every queue, sorted by name, with its ready and in-flight message counts:\n"
+    "\n"
+    "  NAME  READY  INFLIGHT\n"
+    "  jobs      3         1\n"
+    "\n"
+    "--json prints one array: [{\"name\":\"jobs\",\"ready\":3,\"inflight\":1}]\n";
+
+static const char stats_help[] =
+    "Without QUEUE, print the broker's statistics; with QUEUE, that queue's (ready,\n"
+    "inflight, published, delivered, acked, ...): one \"name value\" pair per line, the\n"
+    "values aligned. The names are those of docs/protocol.md.\n"
+    "\n"
+    "--json prints one object: {\"ready\":3,\"inflight\":0,...}\n"
+    "Exit status 1 if QUEUE does not exist.\n";
+
+static const char publish_help[] =
+    "Publish MESSAGE to QUEUE, creating the queue if needed.\n"
+    "\n"
+    "With - (or without MESSAGE), publish one message per line of standard input: the\n"
+    "trailing newline is stripped, an empty line is a 0-byte message, and a last line\n"
+    "without a newline counts too. Lines travel in batches of up to 1000 lines or\n"
+    "512 KiB, one round trip each, and the broker stores each batch all or nothing; on\n"
+    "an error the message says how many leading lines were published.\n"
+    "\n"
+    "Prints \"published N messages to QUEUE (first id ID)\"; --json prints\n"
+    "{\"published\":N,\"first_id\":ID} (first_id is null when the input was empty).\n"
+    "A MESSAGE starting with '-' goes after '--': slabmq publish jobs -- -1\n";
+
+static const char consume_help[] =
+    "Take up to N messages from QUEUE, print each one and acknowledge it once printed.\n"
+    "If none is ready, wait up to MS milliseconds for one. Stops when N messages were\n"
+    "consumed, or when a fetch comes back empty after waiting. Like any fetch, it\n"
+    "creates QUEUE if it does not exist.\n"
+    "\n"
+    "  -n, --count N  messages to consume, at least 1 (default 1)\n"
+    "  -w, --wait MS  how long to wait when none is ready, 0-3600000 (default 0)\n"
+    "\n"
+    "Each payload is printed as raw bytes and a newline; --json prints one object per\n"
+    "line: {\"id\":N,\"deliveries\":N,\"payload\":\"...\"} (\"payload_base64\" instead when\n"
+    "the payload is not valid UTF-8). Messages are acknowledged only after their output\n"
+    "was flushed; if writing fails they stay unacknowledged and the broker redelivers\n"
+    "them.\n"
+    "\n"
+    "Exit status 4, with nothing on stdout, when no message was available, so a script\n"
+    "can loop: while slabmq consume jobs --wait 5000; do :; done\n";
+
+static const char peek_help[] =
+    "Show up to N ready messages of QUEUE, oldest first, without taking them: they stay\n"
+    "ready for consumers.\n"
+    "\n"
+    "  -n, --count N  messages to show, 1-256 (default 10)\n"
+    "\n"
+    "Output as for consume; with --json, \"deliveries\" counts the deliveries so far (0\n"
+    "for a message never fetched). Exit status 0 when the queue is empty, 1 when it does\n"
+    "not exist.\n";
+
+static const char purge_help[] =
+    "Discard the ready messages of QUEUE; messages in flight are kept.\n"
+    "Prints \"purged N messages from QUEUE\"; --json prints {\"purged\":N}.\n"
+    "Exit status 1 if QUEUE does not exist.\n";
+
+static const char delete_help[] =
+    "Delete QUEUE with all its messages, ready or in flight.\n"
+    "Prints \"deleted queue QUEUE (N messages dropped)\"; --json prints {\"dropped\":N}.\n"
+    "Exit status 1 if QUEUE does not exist.\n";
+
+static const char declare_help[] =
+    "Create QUEUE if it does not exist.\n"
+    "\n"
+    "  --visibility MS  set its redelivery timeout: how long a fetched message may stay\n"
+    "                   unacknowledged before it is delivered again (broker default\n"
+    "                   30000, at most a week); applies to an existing queue too\n"
+    "\n"
+    "Prints \"created queue QUEUE\" or \"queue QUEUE already exists\"; --json prints\n"
+    "{\"created\":true} or {\"created\":false}.\n";
+
+static const char ping_help[] =
+    "Send one PING and print the round trip, connecting not included:\n"
+    "\"pong from HOST:PORT in 0.123 ms\"; --json prints {\"ms\":0.123}.\n";
+
+static const struct command commands[] = {
+    {"queues", cli_cmd_queues, 0, 0, 0, 0, "queues", queues_help},
+    {"stats", cli_cmd_stats, 0, 1, 0, 0, "stats [QUEUE]", stats_help},
+    {"publish", cli_cmd_publish, 1, 2, 0, 0, "publish QUEUE [MESSAGE | -]", publish_help},
+    {"consume", cli_cmd_consume, 1, 1, OPT_COUNT | OPT_WAIT, UINT32_MAX,
+     "consume QUEUE [-n N] [--wait MS]", consume_help},
+    {"peek", cli_cmd_peek, 1, 1, OPT_COUNT, PEEK_MAX, "peek QUEUE [-n N]", peek_help},
+    {"purge", cli_cmd_purge, 1, 1, 0, 0, "purge QUEUE", purge_help},
+    {"delete", cli_cmd_delete, 1, 1, 0, 0, "delete QUEUE", delete_help},
+    {"declare", cli_cmd_declare, 1, 1, OPT_VISIBILITY, 0, "declare QUEUE [--visibility MS]",
+     declare_help},
+    {"ping", cli_cmd_ping, 0, 0, 0, 0, "ping", ping_help},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL}};
+
+static const struct command *
+find_command(const char *name)
+{
+    for (const struct command *c = commands; c->name; c++)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+/* Print the help of cmd, or the general help when cmd is NULL. */
+static int
+print_help(const struct command *cmd)
+{
+    if (!cmd)
+        fputs(general_help, stdout);
+    else
+        printf("usage: slabmq [-s HOST:PORT] [--timeout MS] [--json] %s\n\n%s", cmd->usage,
+               cmd->help);
+    return CLI_EXIT_OK;
+}
+
+/* Report a usage error, pointing at the help of cmd (or the general help), and return 2. */
+static int
+usage_error(const struct command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+usage_error(const struct command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("slabmq: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (cmd)
+        fprintf(stderr, " (see 'slabmq help %s')\n", cmd->name);
+    else
+        fputs(" (see 'slabmq --help')\n", stderr);
+    return CLI_EXIT_USAGE;
+}
+
+/* `slabmq help [COMMAND]` */
+static int
+run_help(const struct parsed *p)
+{
+    const struct command *cmd;
+
+    if (p->nargs > 2)
+        return usage_error(NULL, "help takes at most one command name");
+    if (p->nargs == 1)
+        return print_help(NULL);
+    cmd = find_command(p->args[1]);
+    if (!cmd && strcmp(p->args[1], "help") != 0)
+        return usage_error(NULL, "unknown command '%s'", p->args[1]);
+    return cmd ? print_help(cmd) : print_help(NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Parsing                                                                                   */
+
+/* Parse a decimal number in [lo, hi]. 0 or -1. */
+static int
+parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* Apply one option from getopt_long. Returns 0 or an exit code. */
+static int
+apply_option(struct parsed *p, int opt, const char *arg)
+{
+    uint32_t v;
+
+    switch (opt) {
+    case 's':
+        p->server = arg;
+        return 0;
+    case 'j':
+        p->json = 1;
+        return 0;
+    case 'h':
+        p->help = 1;
+        return 0;
+    case 'V':
+        p->version = 1;
+        return 0;
+    case 't':
+        if (parse_u32(arg, 0, INT32_MAX, &v))
+            return usage_error(NULL, "invalid --timeout '%s': expected milliseconds", arg);
+        p->timeout_ms = (int)v;
+        return 0;
+    case 'n':
+        if (parse_u32(arg, 1, UINT32_MAX, &p->count))
+            return usage_error(NULL, "invalid -n '%s': expected a count of at least 1", arg);
+        p->seen |= OPT_COUNT;
+        return 0;
+    case 'w':
+        if (parse_u32(arg, 0, WAIT_MAX_MS, &p->wait_ms))
+            return usage_error(NULL, "invalid --wait '%s': expected 0-%u ms", arg, WAIT_MAX_MS);
+        p->seen |= OPT_WAIT;
+        return 0;
+    case OPT_VAL_VISIBILITY:
+        if (parse_u32(arg, 1, UINT32_MAX, &p->visibility_ms))
+            return usage_error(NULL, "invalid --visibility '%s': expected milliseconds >= 1",
+                               arg);
+        p->seen |= OPT_VISIBILITY;
+        return 0;
+    default:
+        return usage_error(NULL, "unexpected option");
+    }
+}
+
+/* Name the option getopt_long just refused: the word for a long option, else the letter
+ * (which may sit inside a group such as -jx). */
+static int
+bad_option(int opt, char **argv)
+{
+    const char *what = opt == ':' ? "option needs a value" : "bad option";
+    const char *word = argv[optind - 1];
+
+    if (optopt > 0 && optopt < 256 && strncmp(word, "--", 2) != 0)
+        return usage_error(NULL, "%s: '-%c'", what, optopt);
+    return usage_error(NULL, "%s: '%s'", what, word);
+}
+
+static int
+parse_options(int argc, char **argv, struct parsed *p)
+{
+    static const struct option longs[] = {{"server", required_argument, NULL, 's'},
+                                          {"timeout", required_argument, NULL, 't'},
+                                          {"json", no_argument, NULL, 'j'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {"version", no_argument, NULL, 'V'},
+                                          {"count", required_argument, NULL, 'n'},
+                                          {"wait", required_argument, NULL, 'w'},
+                                          {"visibility", required_argument, NULL,
+                                           OPT_VAL_VISIBILITY},
+                                          {NULL, 0, NULL, 0}};
+    int opt;
+    int rc;
+
+    memset(p, 0, sizeof(*p));
+    p->timeout_ms = DEFAULT_TIMEOUT_MS;
+    opterr = 0; /* our own messages, prefixed "slabmq: " whatever argv[0] is */
+    while ((opt = getopt_long(argc, argv, ":s:t:jhVn:w:", longs, NULL)) != -1) {
+        if (opt == '?' || opt == ':')
+            return bad_option(opt, argv);
+        rc = apply_option(p, opt, optarg);
+        if (rc)
+            return rc;
+    }
+    p->args = argv + optind;
+    p->nargs = argc - optind;
+    return 0;
+}
+
+static int
+valid_queue_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > QUEUE_NAME_MAX)
+        return 0;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
+}
+
+/* The command-specific options a command does not take, by name. */
+static const char *
+stray_option(unsigned stray)
+{
+    if (stray & OPT_COUNT)
+        return "-n/--count";
+    if (stray & OPT_WAIT)
+        return "--wait";
+    return "--visibility";
+}
+
+/* Everything about the command line that can be checked without the broker. */
+static int
+check_command(const struct command *cmd, const struct parsed *p)
+{
+    int n = p->nargs - 1;
+    unsigned stray = p->seen & ~cmd->opts;
+
+    if (stray)
+        return usage_error(cmd, "%s does not take %s", cmd->name, stray_option(stray));
+    if (n < cmd->min_args)
+        return usage_error(cmd, "%s needs a queue name", cmd->name);
+    if (n > cmd->max_args)
+        return usage_error(cmd, "unexpected argument '%s' for %s", p->args[cmd->max_args + 1],
+                           cmd->name);
+    if (n > 0 && !valid_queue_name(p->args[1]))
+        return usage_error(cmd, "invalid queue name '%s': 1-%d bytes of A-Z a-z 0-9 . _ : -",
+                           p->args[1], QUEUE_NAME_MAX);
+    if ((p->seen & OPT_COUNT) && p->count > cmd->max_count)
+        return usage_error(cmd, "-n must be at most %u for %s", cmd->max_count, cmd->name);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Connecting and running                                                                    */
+
+/* Split "HOST:PORT", "[IPV6]:PORT", "[IPV6]", "HOST" or ":PORT" into host and port; a bare
+ * address with several colons is an IPv6 host. 0 or -1. */
+static int
+split_server(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+    const char *colon = strrchr(s, ':');
+    const char *h = s;
+    size_t hlen;
+    uint32_t v = SLABMQ_DEFAULT_PORT;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || (close[1] && close[1] != ':'))
+            return -1;
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        colon = close[1] ? close + 1 : NULL;
+    } else if (colon && strchr(s, ':') != colon) {
+        hlen = strlen(s);
+        colon = NULL;
+    } else {
+        hlen = colon ? (size_t)(colon - s) : strlen(s);
+    }
+    if (colon && parse_u32(colon + 1, 1, 65535, &v))
+        return -1;
+    if (hlen >= hostlen || (hlen == 0 && s[0] == '['))
+        return -1;
+    if (hlen == 0)
+        snprintf(host, hostlen, "127.0.0.1");
+    else
+        snprintf(host, hostlen, "%.*s", (int)hlen, h);
+    *port = (uint16_t)v;
+    return 0;
+}
+
+/* Connect to the broker named by -s or $SLABMQ_SERVER. *out is closed by the caller. */
+static int
+connect_broker(const struct parsed *p, char *server, size_t len, slabmq_client **out)
+{
+    const char *addr = p->server ? p->server : getenv("SLABMQ_SERVER");
+    slabmq_options o = SLABMQ_OPTIONS_INIT;
+    char host[256];
+    char err[256] = "";
+    slabmq_status st;
+
+    if (addr && *addr && split_server(addr, host, sizeof(host), &o.port))
+        return usage_error(NULL, "invalid %s '%s': expected HOST:PORT",
+                           p->server ? "--server" : "SLABMQ_SERVER", addr);
+    o.host = addr && *addr ? host : "127.0.0.1";
+    o.timeout_ms = p->timeout_ms;
+    o.client_name = "slabmq-cli";
+    snprintf(server, len, strchr(o.host, ':') ? "[%s]:%u" : "%s:%u", o.host, o.port);
+    st = slabmq_client_connect2(&o, out, err, sizeof(err));
+    if (st == SLABMQ_OK)
+        return 0;
+    if (strncmp(err, "cannot connect", 14) == 0)
+        cli_out_error("%s (is slabmqd running?)", err);
+    else if (strncmp(err, "cannot ", 7) == 0)
+        cli_out_error("%s", err);
+    else
+        cli_out_error("cannot connect to %s: %s", server, err[0] ? err : slabmq_strerror(st));
+    return st == SLABMQ_ERR_CONNECT ? CLI_EXIT_CONN : cli_out_exit_code(st);
+}
+
+static int
+run_command(const struct command *cmd, const struct parsed *p)
+{
+    char server[300];
+    struct cli cli = {0};
+    int rc = connect_broker(p, server, sizeof(server), &cli.c);
+
+    if (rc)
+        return rc;
+    cli.server = server;
+    cli.args = p->args + 1;
+    cli.nargs = p->nargs - 1;
+    cli.json = p->json;
+    cli.count = p->count;
+    cli.wait_ms = p->wait_ms;
+    cli.visibility_ms = p->visibility_ms;
+    rc = cmd->run(&cli);
+    slabmq_client_close(cli.c);
+    return rc;
+}
+
+/* Flush stdout and turn a failed write (full disk, closed pipe) into exit status 1, unless
+ * the command already failed and said why: one error line is enough. */
+static int
+finish_output(int rc)
+{
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == CLI_EXIT_OK) {
+        cli_out_error("cannot write output: %s", strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct parsed p;
+    const struct command *cmd;
+    int rc = parse_options(argc, argv, &p);
+
+    if (rc)
+        return rc;
+    if (p.version) {
+        printf("slabmq %s (protocol %d)\n", SLABMQ_VERSION_STRING, SLABMQ_PROTOCOL_VERSION);
+        return finish_output(CLI_EXIT_OK);
+    }
+    if (p.nargs == 0)
+        return p.help ? finish_output(print_help(NULL)) : usage_error(NULL, "missing command");
+    if (strcmp(p.args[0], "help") == 0)
+        return finish_output(run_help(&p));
+    cmd = find_command(p.args[0]);
+    if (!cmd)
+        return usage_error(NULL, "unknown command '%s'", p.args[0]);
+    if (p.help)
+        return finish_output(print_help(cmd));
+    rc = check_command(cmd, &p);
+    return rc ? rc : finish_output(run_command(cmd, &p));
+}

@@ -148,8 +148,10 @@ SLABMQ_API void slabmq_client_close(slabmq_client *c);
  *  the next call on @p c. */
 SLABMQ_API const char *slabmq_client_errmsg(const slabmq_client *c);
 
-/** Broker limits learnt at HELLO. */
+/** Broker limits learnt at HELLO (0 for a NULL client): the largest message, and the largest
+ *  request frame body (a batch must fit in it; it is the message limit plus 1024 bytes). */
 SLABMQ_API uint64_t slabmq_client_max_message_size(const slabmq_client *c);
+SLABMQ_API uint64_t slabmq_client_max_frame_size(const slabmq_client *c);
 
 /** Round trip to the broker. */
 SLABMQ_API slabmq_status slabmq_ping(slabmq_client *c);
@@ -157,10 +159,22 @@ SLABMQ_API slabmq_status slabmq_ping(slabmq_client *c);
 /* ------------------------------------------------------------------------------------------ */
 /* Queues                                                                                     */
 
-/** Queue settings for slabmq_declare(). Zero fields keep the broker's default. */
+/** What a queue at its limits does with a new message. */
+typedef enum slabmq_overflow {
+    SLABMQ_OVERFLOW_UNCHANGED = 0,   /**< keep the queue's policy (new queues: reject) */
+    SLABMQ_OVERFLOW_REJECT = 1,      /**< refuse the publish with #SLABMQ_ERR_QUEUE_FULL */
+    SLABMQ_OVERFLOW_DROP_OLDEST = 2  /**< drop ready messages from the head to make room */
+} slabmq_overflow;
+
+/** Queue settings for slabmq_declare(). Zero fields keep the queue's current value (for a new
+ *  queue, the broker's default). Start from a zeroed struct. */
 typedef struct slabmq_queue_options {
-    uint32_t visibility_ms; /**< redelivery timeout for fetched, unacked messages; 0 = default
-                                 (30000) */
+    uint32_t visibility_ms;   /**< redelivery timeout for fetched, unacked messages, ms;
+                                   default 30000 */
+    uint64_t max_messages;    /**< most messages held (ready, in flight, delayed); default
+                                   unlimited */
+    uint64_t max_bytes;       /**< most payload bytes held; default unlimited */
+    slabmq_overflow overflow; /**< policy when a limit is reached */
 } slabmq_queue_options;
 
 /**
@@ -192,7 +206,7 @@ SLABMQ_API slabmq_status slabmq_list(slabmq_client *c, slabmq_queue_info **out, 
 SLABMQ_API void slabmq_queue_list_free(slabmq_queue_info *list);
 
 /** Statistics: name/value pairs, flat, names as in docs/protocol.md (e.g. "ready",
- *  "memory_used", "slab.class.3.chunk_size"). Opaque. */
+ *  "memory_used", "slab.3.chunk_size"). Opaque. */
 typedef struct slabmq_stats slabmq_stats;
 
 /** Fetch broker statistics (@p queue NULL) or one queue's. Free with slabmq_stats_free(). */

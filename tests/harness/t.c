@@ -20,6 +20,7 @@
 #define T_MAX_BROKERS 8
 
 static struct t_broker *running[T_MAX_BROKERS];
+const char *t_broker_preload;
 
 int64_t
 t_now_ms(void)
@@ -181,6 +182,8 @@ t_broker_start(struct t_broker *b, ...)
         if (errfd >= 0)
             dup2(errfd, 2);
         close(out[0]);
+        if (t_broker_preload)
+            setenv("LD_PRELOAD", t_broker_preload, 1);
         execv(args[0], args);
         _exit(127);
     }
@@ -190,6 +193,24 @@ t_broker_start(struct t_broker *b, ...)
     close(out[0]);
     if (b->port <= 0)
         t_fail(__FILE__, __LINE__, "slabmqd did not print 'listening on' within 10 s");
+}
+
+long
+t_broker_rss_kb(const struct t_broker *b)
+{
+    char path[64];
+    char line[256];
+    long kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)b->pid);
+    f = fopen(path, "r");
+    T_ASSERT(f != NULL);
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
 }
 
 int

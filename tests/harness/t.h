@@ -93,6 +93,10 @@ void t_broker_start(struct t_broker *b, ...) __attribute__((sentinel));
 /* SIGTERM, wait up to 10 s (then SIGKILL and fail); asserts a clean exit status 0, which
  * also catches sanitizer and leak reports at shutdown. */
 void t_broker_stop(struct t_broker *b);
+/* A shared library to LD_PRELOAD into brokers started from now on (NULL: none). */
+extern const char *t_broker_preload;
+/* The broker's resident set size, in KiB (from /proc/PID/status). */
+long t_broker_rss_kb(const struct t_broker *b);
 /* Is the process still running? */
 int t_broker_alive(const struct t_broker *b);
 

@@ -49,7 +49,7 @@ test_visibility_timeout_redelivers(void)
     struct t_broker b;
     slabmq_client *a;
     slabmq_client *c;
-    slabmq_queue_options qo = {300};
+    slabmq_queue_options qo = {.visibility_ms = 300};
     slabmq_message m1;
     slabmq_message m2;
     uint64_t id;

@@ -376,7 +376,7 @@ test_declare_delete_purge_list(void)
 {
     struct t_broker b;
     slabmq_client *c;
-    slabmq_queue_options qo = {500};
+    slabmq_queue_options qo = {.visibility_ms = 500};
     slabmq_queue_info *l;
     size_t n;
     int created = -1;

@@ -13,8 +13,7 @@
 struct fixture {
     struct broker b;
     struct queue *q;
-    struct dlink owner; /* a consumer's in-flight list */
-    int tag;            /* the consumer's identity */
+    struct holder owner; /* a consumer's in-flight deliveries */
 };
 
 static void
@@ -29,7 +28,8 @@ setup(struct fixture *f, size_t max_memory)
     T_EQ_INT(broker_init(&f->b, &c, err, sizeof(err)), 0);
     f->q = broker_queue_get(&f->b, "q", 1, &created);
     T_ASSERT(f->q && created);
-    dlist_init(&f->owner);
+    dlist_init(&f->owner.list);
+    f->owner.n = 0;
 }
 
 static void
@@ -71,7 +71,7 @@ test_fifo_take_ack(void)
     publish(&f, "two");
     publish(&f, "three");
     T_EQ_U64(queue_ready(f.q), 3);
-    T_EQ_INT(queue_take(&f.b, f.q, &f.tag, &f.owner, 2, 1 << 20, out), 2);
+    T_EQ_INT(queue_take(&f.b, f.q, &f.owner, 2, 1 << 20, out), 2);
     T_EQ_STR(payload(out[0]), "one");
     T_EQ_STR(payload(out[1]), "two");
     T_EQ_U64(out[0]->id, first);
@@ -82,7 +82,7 @@ test_fifo_take_ack(void)
     queue_ack(&f.b, out[0]);
     queue_ack(&f.b, out[1]);
     T_ASSERT(dtable_find(&f.b.dels, first) == NULL);
-    T_EQ_INT(queue_take(&f.b, f.q, &f.tag, &f.owner, 10, 1 << 20, out), 1);
+    T_EQ_INT(queue_take(&f.b, f.q, &f.owner, 10, 1 << 20, out), 1);
     T_EQ_STR(payload(out[0]), "three");
     queue_ack(&f.b, out[0]);
     T_EQ_U64(f.q->c.acked, 3);
@@ -100,11 +100,12 @@ test_requeue_goes_first_with_count(void)
     setup(&f, 64 << 20);
     publish(&f, "a");
     publish(&f, "b");
-    T_EQ_INT(queue_take(&f.b, f.q, &f.tag, &f.owner, 1, 1 << 20, out), 1);
+    T_EQ_INT(queue_take(&f.b, f.q, &f.owner, 1, 1 << 20, out), 1);
     queue_requeue(&f.b, out[0]); /* e.g. the consumer disconnected */
-    T_ASSERT(dlist_empty(&f.owner));
+    T_ASSERT(dlist_empty(&f.owner.list));
+    T_EQ_INT(f.owner.n, 0);
     T_EQ_U64(queue_ready(f.q), 2);
-    T_EQ_INT(queue_take(&f.b, f.q, &f.tag, &f.owner, 10, 1 << 20, out), 2);
+    T_EQ_INT(queue_take(&f.b, f.q, &f.owner, 10, 1 << 20, out), 2);
     T_EQ_STR(payload(out[0]), "a");
     T_EQ_INT(out[0]->deliveries, 2);
     T_EQ_STR(payload(out[1]), "b");
@@ -123,7 +124,7 @@ test_visibility_timeout_and_nack_delay(void)
     f.q->visibility_ms = 1000;
     publish(&f, "x");
     publish(&f, "y");
-    T_EQ_INT(queue_take(&f.b, f.q, &f.tag, &f.owner, 2, 1 << 20, out), 2);
+    T_EQ_INT(queue_take(&f.b, f.q, &f.owner, 2, 1 << 20, out), 2);
     queue_nack(&f.b, out[1], 500); /* y: ready again at +500 ms */
     T_EQ_U64(f.q->ndelayed, 1);
     T_EQ_U64(queue_ready(f.q), 0);
@@ -137,8 +138,9 @@ test_visibility_timeout_and_nack_delay(void)
     T_EQ_U64(broker_run_timers(&f.b), 0);
     T_EQ_U64(queue_ready(f.q), 2);
     T_EQ_U64(f.q->c.timeouts, 1);
-    T_ASSERT(dlist_empty(&f.owner));
-    T_EQ_INT(queue_take(&f.b, f.q, &f.tag, &f.owner, 2, 1 << 20, out), 2);
+    T_ASSERT(dlist_empty(&f.owner.list));
+    T_EQ_INT(f.owner.n, 0);
+    T_EQ_INT(queue_take(&f.b, f.q, &f.owner, 2, 1 << 20, out), 2);
     T_EQ_STR(payload(out[0]), "y"); /* ready again first */
     T_EQ_STR(payload(out[1]), "x");
     T_EQ_INT(out[1]->deliveries, 2);
@@ -154,7 +156,7 @@ test_purge_keeps_inflight(void)
     setup(&f, 64 << 20);
     for (int i = 0; i < 100; i++)
         publish(&f, "m");
-    T_EQ_INT(queue_take(&f.b, f.q, &f.tag, &f.owner, 3, 1 << 20, out), 3);
+    T_EQ_INT(queue_take(&f.b, f.q, &f.owner, 3, 1 << 20, out), 3);
     queue_nack(&f.b, out[2], 0);
     T_EQ_U64(queue_purge(&f.b, f.q), 98);
     T_EQ_U64(queue_ready(f.q), 0);
@@ -163,7 +165,7 @@ test_purge_keeps_inflight(void)
     queue_ack(&f.b, out[1]);
     T_EQ_U64(f.b.messages, 0);
     publish(&f, "after");
-    T_EQ_INT(queue_take(&f.b, f.q, &f.tag, &f.owner, 3, 1 << 20, out), 1);
+    T_EQ_INT(queue_take(&f.b, f.q, &f.owner, 3, 1 << 20, out), 1);
     T_EQ_STR(payload(out[0]), "after");
     teardown(&f);
 }
@@ -185,7 +187,7 @@ test_batch_rollback(void)
     T_EQ_U64(f.b.messages, 1);
     T_EQ_U64(f.q->c.published, 1);
     publish(&f, "next");
-    T_EQ_INT(queue_take(&f.b, f.q, &f.tag, &f.owner, 10, 1 << 20, out), 2);
+    T_EQ_INT(queue_take(&f.b, f.q, &f.owner, 10, 1 << 20, out), 2);
     T_EQ_STR(payload(out[0]), "kept");
     T_EQ_STR(payload(out[1]), "next");
     teardown(&f);
@@ -207,7 +209,7 @@ test_large_payload_chain(void)
     for (size_t i = 0; i < sizeof(big); i++)
         big[i] = (uint8_t)(i * 7 + 3);
     T_EQ_INT(queue_publish(&f.b, f.q, big, sizeof(big), &id), 0);
-    T_EQ_INT(queue_take(&f.b, f.q, &f.tag, &f.owner, 1, 1 << 20, out), 1);
+    T_EQ_INT(queue_take(&f.b, f.q, &f.owner, 1, 1 << 20, out), 1);
     T_EQ_U64(seg_copy_to(out[0]->seg, out[0]->off, back, sizeof(back)), sizeof(big));
     T_EQ_MEM(back, big, sizeof(big));
     obuf_init(&o, &f.b.res);
@@ -240,7 +242,7 @@ test_limit_and_memory_returns(void)
     if (n < 9000) /* 16 MiB less 2 MiB headroom, a page each for small classes */
         t_fail(__FILE__, __LINE__, "only %llu messages fit", (unsigned long long)n);
     T_ASSERT(f.b.mem.used <= f.b.mem.limit);
-    while ((k = queue_take(&f.b, f.q, &f.tag, &f.owner, 256, 1 << 30, out)) > 0)
+    while ((k = queue_take(&f.b, f.q, &f.owner, 256, 1 << 30, out)) > 0)
         for (uint32_t i = 0; i < k; i++)
             queue_ack(&f.b, out[i]);
     T_EQ_U64(f.q->c.acked, n);

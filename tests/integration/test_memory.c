@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: MIT */
+/* The memory claims against a real slabmqd: no heap allocation per message once warm, the
+ * limit holding with producers refused and consumers draining, no calcification when the
+ * message size changes, admission from the frame header, per-queue limits, the per-consumer
+ * in-flight window, and the reservoir's hits, misses and overflows. */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "slabmq.h"
+#include "t.h"
+
+static uint64_t
+stat_of(slabmq_client *c, const char *queue, const char *name)
+{
+    slabmq_stats *s;
+    uint64_t v = UINT64_MAX;
+
+    T_OK(c, slabmq_stats_get(c, queue, &s));
+    if (!slabmq_stats_find(s, name, &v))
+        t_fail(__FILE__, __LINE__, "no stat named %s", name);
+    slabmq_stats_free(s);
+    return v;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Zero heap allocations per message in steady state                                        */
+
+#ifdef SLABMQ_ALLOC_SHIM
+#define ALLOC_CONNS 4
+
+struct alloc_arg {
+    int port;
+    int id;
+    int messages;
+    int failed;
+};
+
+/* Publish, fetch and ack 'messages' 100-byte messages one at a time, then in batches. */
+static void *
+alloc_worker(void *p)
+{
+    struct alloc_arg *a = p;
+    slabmq_options o = SLABMQ_OPTIONS_INIT;
+    slabmq_client *c;
+    char q[16];
+    uint8_t body[100];
+    slabmq_payload batch[50];
+    uint64_t ids[50];
+
+    memset(body, 'm', sizeof(body));
+    for (int i = 0; i < 50; i++)
+        batch[i] = (slabmq_payload){body, sizeof(body)};
+    snprintf(q, sizeof(q), "alloc%d", a->id);
+    o.port = (uint16_t)a->port;
+    if (slabmq_client_connect(&o, &c) != SLABMQ_OK) {
+        a->failed = 1;
+        return NULL;
+    }
+    for (int done = 0; done < a->messages && !a->failed;) {
+        int single = done < a->messages / 4;
+        slabmq_batch *b;
+        size_t n;
+        if ((single ? slabmq_publish(c, q, body, sizeof(body), NULL)
+                    : slabmq_publish_batch(c, q, batch, 50, NULL))
+                != SLABMQ_OK
+            || slabmq_fetch(c, q, 50, 1000, &b) != SLABMQ_OK) {
+            a->failed = 1;
+            break;
+        }
+        n = slabmq_batch_count(b);
+        for (size_t i = 0; i < n; i++)
+            ids[i] = slabmq_batch_get(b, i)->id;
+        if (n == 0 || slabmq_ack_batch(c, ids, n, NULL) != SLABMQ_OK)
+            a->failed = 1;
+        done += (int)n;
+        slabmq_batch_free(b);
+    }
+    slabmq_client_close(c);
+    return NULL;
+}
+
+static void
+run_workers(int port, int messages)
+{
+    struct alloc_arg a[ALLOC_CONNS];
+    pthread_t th[ALLOC_CONNS];
+
+    for (int i = 0; i < ALLOC_CONNS; i++) {
+        a[i] = (struct alloc_arg){port, i, messages, 0};
+        T_EQ_INT(pthread_create(&th[i], NULL, alloc_worker, &a[i]), 0);
+    }
+    for (int i = 0; i < ALLOC_CONNS; i++) {
+        pthread_join(th[i], NULL);
+        T_EQ_INT(a[i].failed, 0);
+    }
+}
+
+static void
+test_zero_allocs_per_message(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    uint64_t before;
+    uint64_t after;
+    const int per_conn = 25000;
+
+    t_broker_preload = SLABMQ_ALLOC_SHIM;
+    t_broker_start(&b, NULL);
+    t_broker_preload = NULL;
+    c = t_client(&b);
+    run_workers(b.port, 2000); /* warm-up: connections, queues, pools, tables */
+    before = stat_of(c, NULL, "heap_allocs") + stat_of(c, NULL, "heap_reallocs");
+    run_workers(b.port, per_conn);
+    after = stat_of(c, NULL, "heap_allocs") + stat_of(c, NULL, "heap_reallocs");
+    fprintf(stderr, "heap allocations for %d messages over %d connections: %llu\n",
+            per_conn * ALLOC_CONNS, ALLOC_CONNS, (unsigned long long)(after - before));
+    /* below 0.001 per message; connecting 4 clients itself costs a few */
+    T_ASSERT((after - before) * 1000 < (uint64_t)per_conn * ALLOC_CONNS);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* The limit                                                                                 */
+
+/* Publish batches of 'size'-byte messages to q until the broker refuses with ERR_NOMEM.
+ * Returns how many were stored. */
+static uint64_t
+fill(slabmq_client *c, const char *q, size_t size)
+{
+    static uint8_t body[65536];
+    slabmq_payload p[64];
+    uint64_t n = 0;
+    size_t per = size >= 16384 ? 1 : 64;
+
+    for (size_t i = 0; i < per; i++)
+        p[i] = (slabmq_payload){body, size};
+    for (int i = 0; i < 10000000; i++) {
+        slabmq_status st = slabmq_publish_batch(c, q, p, per, NULL);
+        if (st == SLABMQ_ERR_NOMEM && per == 1)
+            return n;
+        if (st == SLABMQ_ERR_NOMEM) { /* the batch does not fit: finish one at a time */
+            per = 1;
+            continue;
+        }
+        T_OK(c, st);
+        n += per;
+    }
+    t_fail(__FILE__, __LINE__, "the broker never refused");
+}
+
+static void
+drain(slabmq_client *c, const char *q, uint64_t count)
+{
+    uint64_t ids[1000];
+    uint64_t got = 0;
+
+    while (got < count) {
+        slabmq_batch *b;
+        size_t n;
+        T_OK(c, slabmq_fetch(c, q, 1000, 1000, &b));
+        n = slabmq_batch_count(b);
+        T_ASSERT(n > 0);
+        for (size_t i = 0; i < n; i++)
+            ids[i] = slabmq_batch_get(b, i)->id;
+        T_OK(c, slabmq_ack_batch(c, ids, n, NULL));
+        slabmq_batch_free(b);
+        got += n;
+    }
+}
+
+static void
+test_limit_holds_and_recovers(void)
+{
+    struct t_broker b;
+    slabmq_client *prod;
+    slabmq_client *cons;
+    uint64_t stored;
+    long rss_kb;
+    uint64_t id;
+    static uint8_t big[1024];
+
+    t_broker_start(&b, "--max-memory", "32MiB", NULL);
+    prod = t_client(&b);
+    cons = t_client(&b);
+    stored = fill(prod, "full", 1024);
+    /* 32 MiB less the draining headroom and the pages small classes take */
+    T_ASSERT(stored > 20000);
+    T_ASSERT(stat_of(prod, NULL, "memory_used") <= 32u << 20);
+    rss_kb = t_broker_rss_kb(&b);
+    fprintf(stderr, "stored %llu x 1 KiB; broker RSS %ld KiB\n", (unsigned long long)stored,
+            rss_kb);
+#ifndef SLABMQ_SANITIZED
+    T_ASSERT(rss_kb < (32 + 16) * 1024); /* the limit plus a fixed overhead */
+#endif
+    /* refused cleanly, the producer's connection stays usable */
+    T_EQ_INT(slabmq_publish(prod, "full", big, sizeof(big), &id), SLABMQ_ERR_NOMEM);
+    T_ASSERT(strstr(slabmq_client_errmsg(prod), "memory limit") != NULL);
+    T_OK(prod, slabmq_ping(prod));
+    /* consumers drain while producers are refused, then publishing works again */
+    drain(cons, "full", 5000);
+    T_OK(prod, slabmq_publish(prod, "full", big, sizeof(big), &id));
+    drain(cons, "full", stored - 5000 + 1);
+    T_EQ_U64(stat_of(cons, "full", "ready"), 0);
+    slabmq_client_close(prod);
+    slabmq_client_close(cons);
+    t_broker_stop(&b);
+}
+
+/* Fill with 100-byte messages, drain, then 64 KiB messages must get the memory back. */
+static void
+test_no_calcification(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    uint64_t small;
+    uint64_t large;
+
+    t_broker_start(&b, "--max-memory", "64MiB", NULL);
+    c = t_client(&b);
+    small = fill(c, "shift", 100);
+    T_ASSERT(small > 400000);
+    drain(c, "shift", small);
+    large = fill(c, "shift", 65536);
+    fprintf(stderr, "%llu x 100 B, then %llu x 64 KiB\n", (unsigned long long)small,
+            (unsigned long long)large);
+    /* 64 MiB less 2 MiB headroom and a few pages of small classes: at least 80% */
+    T_ASSERT(large * 65536 >= (uint64_t)(64u << 20) * 8 / 10);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* A large PUBLISH is refused from its header: the reply comes before the body is sent, and
+ * the body is skipped, so the same connection keeps working. */
+static void
+test_admission_from_header(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    static uint8_t chunk[65536];
+    uint8_t reply[512];
+    uint32_t size = 3u << 20; /* bin32 of 3 MiB */
+    uint32_t blen = 7 + 5 + size; /* [8, 7, "adm", bin32 header] then the payload */
+    uint8_t head[4 + 12] = {(uint8_t)(blen >> 24), (uint8_t)(blen >> 16), (uint8_t)(blen >> 8),
+                            (uint8_t)blen, 0x94, 0x08, 0x07, 0xa3, 'a', 'd', 'm', 0xc6,
+                            (uint8_t)(size >> 24), (uint8_t)(size >> 16), (uint8_t)(size >> 8),
+                            (uint8_t)size};
+    static const uint8_t ping[] = {0, 0, 0, 3, 0x92, 0x02, 0x09};
+    long n;
+    int fd;
+
+    t_broker_start(&b, "--max-memory", "32MiB", "--max-message-size", "4MiB", NULL);
+    c = t_client(&b);
+    fill(c, "adm", 1024);
+    fd = t_raw_connect(b.port);
+    t_raw_hello(fd);
+    t_raw_send(fd, head, 16);
+    t_raw_send(fd, chunk, 100); /* the header and the start of the body, nothing more */
+    n = t_raw_recv_frame(fd, reply, sizeof(reply), 5000);
+    T_ASSERT(n > 4);
+    T_EQ_INT(reply[1], 0x08); /* [8, 7, ERR_NOMEM, "memory limit ..."] */
+    T_EQ_INT(reply[2], 0x07);
+    T_EQ_INT(reply[3], SLABMQ_ERR_NOMEM);
+    for (uint32_t sent = 100; sent < size; sent += sizeof(chunk) < size - sent ? sizeof(chunk)
+                                                                               : size - sent)
+        t_raw_send(fd, chunk, sizeof(chunk) < size - sent ? sizeof(chunk) : size - sent);
+    t_raw_send(fd, ping, sizeof(ping));
+    n = t_raw_recv_frame(fd, reply, sizeof(reply), 5000);
+    T_EQ_INT(n, 4); /* [2, 9, 0]: the body was skipped, the stream is in step */
+    T_EQ_INT(reply[2], 0x09);
+    T_EQ_INT(reply[3], 0);
+    close(fd);
+    T_OK(c, slabmq_ping(c));
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Per-queue limits and the per-consumer window                                             */
+
+static void
+test_queue_limits(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_queue_options rej = {.max_messages = 3, .overflow = SLABMQ_OVERFLOW_REJECT};
+    slabmq_queue_options drop = {.max_messages = 3, .overflow = SLABMQ_OVERFLOW_DROP_OLDEST};
+    slabmq_queue_options bytes = {.max_bytes = 10};
+    slabmq_batch *bt;
+    char msg[8];
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    T_OK(c, slabmq_declare(c, "rej", &rej, NULL));
+    T_OK(c, slabmq_declare(c, "drop", &drop, NULL));
+    T_OK(c, slabmq_declare(c, "bytes", &bytes, NULL));
+    for (int i = 0; i < 5; i++) {
+        snprintf(msg, sizeof(msg), "m%d", i);
+        T_EQ_INT(slabmq_publish(c, "rej", msg, 2, NULL), i < 3 ? SLABMQ_OK : SLABMQ_ERR_QUEUE_FULL);
+        T_OK(c, slabmq_publish(c, "drop", msg, 2, NULL));
+    }
+    T_ASSERT(strstr(slabmq_client_errmsg(c), "full") != NULL);
+    T_EQ_U64(stat_of(c, "rej", "ready"), 3);
+    T_EQ_U64(stat_of(c, "rej", "rejected"), 2);
+    T_EQ_U64(stat_of(c, "drop", "ready"), 3);
+    T_EQ_U64(stat_of(c, "drop", "dropped"), 2);
+    T_OK(c, slabmq_peek(c, "drop", 10, &bt)); /* the oldest two went */
+    T_EQ_INT(slabmq_batch_count(bt), 3);
+    T_EQ_MEM(slabmq_batch_get(bt, 0)->data, "m2", 2);
+    T_EQ_MEM(slabmq_batch_get(bt, 2)->data, "m4", 2);
+    slabmq_batch_free(bt);
+    T_OK(c, slabmq_publish(c, "bytes", "0123456789", 10, NULL));
+    T_EQ_INT(slabmq_publish(c, "bytes", "x", 1, NULL), SLABMQ_ERR_QUEUE_FULL);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+static void
+test_inflight_window(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_batch *bt;
+
+    t_broker_start(&b, "--max-inflight", "5", NULL);
+    c = t_client(&b);
+    for (int i = 0; i < 10; i++)
+        T_OK(c, slabmq_publish(c, "win", "w", 1, NULL));
+    T_OK(c, slabmq_fetch(c, "win", 10, 0, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 5); /* the window, not the 10 asked for */
+    T_EQ_INT(slabmq_fetch(c, "win", 10, 0, &bt), SLABMQ_ERR_LIMIT);
+    T_ASSERT(strstr(slabmq_client_errmsg(c), "window") != NULL);
+    slabmq_batch_free(bt);
+    T_OK(c, slabmq_fetch(c, "win", 1, 0, &bt) == SLABMQ_ERR_LIMIT ? SLABMQ_OK : SLABMQ_ERR_IO);
+    slabmq_client_close(c); /* requeues the 5 */
+    c = t_client(&b);
+    T_OK(c, slabmq_fetch(c, "win", 10, 1000, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 5);
+    T_OK(c, slabmq_ack(c, slabmq_batch_get(bt, 0)->id));
+    slabmq_batch_free(bt);
+    T_OK(c, slabmq_fetch(c, "win", 10, 0, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 1); /* one slot freed by the ack */
+    slabmq_batch_free(bt);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The reservoir                                                                             */
+
+static void
+test_reservoir_hits_misses_overflows(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    int fds[8];
+    uint8_t part[4 + 200];
+    uint8_t reply[64];
+    uint64_t misses0;
+    uint64_t hits0;
+    uint64_t misses1;
+    uint64_t overflows;
+
+    t_broker_start(&b, "--reservoir-capacity", "2", NULL);
+    c = t_client(&b);
+    T_OK(c, slabmq_ping(c));
+    misses0 = stat_of(c, NULL, "reservoir_misses");
+    hits0 = stat_of(c, NULL, "reservoir_hits");
+    for (int i = 0; i < 50; i++) /* steady state: every buffer comes from the pool */
+        T_OK(c, slabmq_publish(c, "res", "r", 1, NULL));
+    T_EQ_U64(stat_of(c, NULL, "reservoir_misses"), misses0);
+    T_ASSERT(stat_of(c, NULL, "reservoir_hits") >= hits0 + 100);
+    /* a burst: 8 connections each holding a partial 100 KiB frame at once */
+    memset(part, 0, sizeof(part));
+    part[1] = 0x01; /* length 0x019000 = 102,400 */
+    part[2] = 0x90;
+    for (int i = 0; i < 8; i++) {
+        fds[i] = t_raw_connect(b.port);
+        t_raw_hello(fds[i]);
+        t_raw_send(fds[i], part, sizeof(part));
+    }
+    t_sleep_ms(200);
+    misses1 = stat_of(c, NULL, "reservoir_misses");
+    T_ASSERT(misses1 >= misses0 + 8); /* beyond the pool: fresh allocations */
+    for (int i = 0; i < 8; i++) { /* they go away; their buffers come back */
+        close(fds[i]);
+    }
+    t_sleep_ms(200);
+    overflows = stat_of(c, NULL, "reservoir_overflows");
+    T_ASSERT(overflows >= 6); /* capacity 2 per class: the rest were freed */
+    T_OK(c, slabmq_publish(c, "res", "r", 1, NULL));
+    (void)reply;
+    slabmq_client_close(c);
+    t_broker_stop(&b); /* under ASan: nothing leaked */
+}
+
+static const struct t_case cases[] = {
+#ifdef SLABMQ_ALLOC_SHIM
+    T_CASE(test_zero_allocs_per_message),
+#endif
+    T_CASE(test_limit_holds_and_recovers),
+    T_CASE(test_no_calcification),
+    T_CASE(test_admission_from_header),
+    T_CASE(test_queue_limits),
+    T_CASE(test_inflight_window),
+    T_CASE(test_reservoir_hits_misses_overflows),
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return t_main(cases, argc, argv);
+}
