@@ -21,7 +21,7 @@ broker_config_defaults(struct broker_config *c)
     c->max_memory = (size_t)1 << 30;
     c->max_message_size = 1u << 20;
     c->visibility_ms = 30000;
-    c->reservoir_capacity = 64;
+    c->reservoir_capacity = 0; /* auto: 120% of peak concurrent use */
     c->page_size = (size_t)1 << 20;
     c->growth = 1.25;
     c->max_fetch_bytes = (size_t)1 << 20;

@@ -64,6 +64,8 @@ queue_stats(struct stat_list *l, const struct queue *q)
     add(l, "purged", q->c.purged);
     add(l, "dropped", q->c.dropped);
     add(l, "rejected", q->c.rejected);
+    add(l, "compactions", q->c.compactions);
+    add(l, "moved", q->c.moved);
 }
 
 static void
@@ -126,6 +128,21 @@ broker_stats(struct stat_list *l, const struct server *s)
     add(l, "reservoir_overflows", b->res.overflows);
     add(l, "reservoir_denied", b->res.denied);
     add(l, "reservoir_bytes", b->res.bytes);
+    add(l, "reservoir_idle_bytes", b->res.idle_bytes);
+    for (int i = 0; i < b->res.nclasses; i++) {
+        const struct res_class *rc = &b->res.cls[i];
+        char name[40];
+        if (rc->peak_out == 0)
+            continue;
+        snprintf(name, sizeof(name), "reservoir.%u.capacity", rc->size);
+        add(l, name, rc->cap);
+        snprintf(name, sizeof(name), "reservoir.%u.idle", rc->size);
+        add(l, name, rc->nidle);
+        snprintf(name, sizeof(name), "reservoir.%u.out", rc->size);
+        add(l, name, rc->out);
+        snprintf(name, sizeof(name), "reservoir.%u.peak_out", rc->size);
+        add(l, name, rc->peak_out);
+    }
     if (smq_alloc_counts) {
         uint64_t n[3];
         smq_alloc_counts(n);

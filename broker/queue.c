@@ -11,18 +11,21 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Segments                                                                                  */
 
-/* Unlink and free g; keeps the read cursor valid. */
+/* Unlink and free g from whichever list holds it; keeps the read cursor valid. */
 static void
 drop_segment(struct broker *b, struct queue *q, struct segment *g)
 {
+    struct segment **head = g->moved ? &q->mhead : &q->head;
+    struct segment **tail = g->moved ? &q->mtail : &q->tail;
+
     if (g->prev)
         g->prev->next = g->next;
     else
-        q->head = g->next;
+        *head = g->next;
     if (g->next)
         g->next->prev = g->prev;
     else
-        q->tail = g->prev;
+        *tail = g->prev;
     if (q->rseg == g) { /* only possible once the cursor has passed every record of g */
         q->rseg = g->next ? g->next : g->prev;
         q->roff = g->next ? 0 : (g->prev ? g->prev->used : 0);
@@ -30,16 +33,88 @@ drop_segment(struct broker *b, struct queue *q, struct segment *g)
     seg_free(&b->slab, g);
 }
 
-/* A record in g died; free g if nothing in it can be read or delivered again. The tail is
- * kept while the cursor has not passed its end, so publishing can go on appending to it. */
+static void compact(struct broker *b, struct queue *q, struct segment *g);
+
+/* Whether every record of a main-list segment has been taken (the cursor is past it). */
+static int
+behind_cursor(const struct queue *q, const struct segment *g)
+{
+    if (!q->rseg)
+        return 1;
+    if (q->rseg == g)
+        return q->roff >= g->used;
+    return (int32_t)(g->seq - q->rseg->seq) < 0;
+}
+
+/* A record in g died. Free g if nothing in it can be read or delivered again (the tail is
+ * kept while the cursor has not passed its end, so publishing can go on appending to it);
+ * compact it if a few long-unacked messages are all that pin it. */
 static void
 segment_died(struct broker *b, struct queue *q, struct segment *g, uint32_t live)
 {
-    if (live > 0)
+    if (live > 0) {
+        /* at most a quarter live, and taken by consumers: move those, free the rest */
+        if (!q->clearing && g->nrec >= 16 && live * 4 <= g->nrec && g != q->tail
+            && g != q->mtail
+            && (g->moved || behind_cursor(q, g)))
+            compact(b, q, g);
         return;
+    }
     if (g == q->tail && q->rseg == g && q->roff < g->used)
         return;
     drop_segment(b, q, g);
+}
+
+/* A moved-record segment with room for the record at (from, off). NULL at the limit. */
+static struct segment *
+moved_tail(struct broker *b, struct queue *q, struct segment *from, uint32_t off)
+{
+    struct segment *g = q->mtail;
+
+    if (g && seg_fits_moved(g, from, off))
+        return g;
+    g = seg_new(&b->slab, 8u * 1024);
+    if (!g || !seg_fits_moved(g, from, off)) {
+        seg_free(&b->slab, g);
+        return NULL;
+    }
+    g->moved = 1;
+    g->prev = q->mtail;
+    if (q->mtail)
+        q->mtail->next = g;
+    else
+        q->mhead = g;
+    q->mtail = g;
+    return g;
+}
+
+/* Move g's live records (each held by a delivery) to the moved-record segments and free g.
+ * Stops, losing nothing, if memory for the copies runs out. Amortised O(1) per message: a
+ * segment is compacted once, when at most a quarter of its records are left. */
+static void
+compact(struct broker *b, struct queue *q, struct segment *g)
+{
+    uint32_t moved = 0;
+
+    for (uint32_t off = 0; off < g->used && g->live > 0;) {
+        struct seg_rec r;
+        struct delivery *d;
+        struct segment *to;
+        seg_read(g, off, &r);
+        if (!(r.flags & SEG_DEAD)) {
+            d = dtable_find(&b->dels, r.id);
+            if (!d || d->seg != g || d->off != off || !(to = moved_tail(b, q, g, off)))
+                break; /* not held by a delivery (cannot happen) or no memory: leave it */
+            d->off = seg_move(to, g, off, r.id);
+            d->seg = to;
+            moved++;
+        }
+        off += r.size;
+    }
+    q->c.moved += moved;
+    q->c.compactions++;
+    if (g->live == 0)
+        drop_segment(b, q, g);
 }
 
 /* Make room for a record of len bytes at the tail: a new segment, eight times the last one's
@@ -61,6 +136,7 @@ tail_for(struct broker *b, struct queue *q, uint64_t id, uint32_t len)
         return NULL;
     if (q->next_seg < SEG_MAX_SIZE)
         q->next_seg *= 8;
+    g->seq = q->next_seq++;
     g->prev = q->tail;
     if (q->tail)
         q->tail->next = g;
@@ -400,7 +476,10 @@ queue_purge(struct broker *b, struct queue *q)
 uint64_t
 queue_clear(struct broker *b, struct queue *q)
 {
-    uint64_t n = drop_fresh(b, q);
+    uint64_t n;
+
+    q->clearing = 1;
+    n = drop_fresh(b, q);
 
     while (!dlist_empty(&q->deliveries)) {
         struct delivery *d = DLIST_ENTRY(q->deliveries.next, struct delivery, qlink);
@@ -410,6 +489,8 @@ queue_clear(struct broker *b, struct queue *q)
     }
     while (q->head)
         drop_segment(b, q, q->head);
+    while (q->mhead)
+        drop_segment(b, q, q->mhead);
     return n;
 }
 

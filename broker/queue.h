@@ -31,6 +31,8 @@ struct queue_counters {
     uint64_t purged;      /* messages removed by PURGE, total */
     uint64_t dropped;     /* oldest messages dropped by the drop-oldest policy, total */
     uint64_t rejected;    /* publishes refused by the queue's limits, total */
+    uint64_t compactions; /* sparse segments compacted, total */
+    uint64_t moved;       /* records moved by compaction, total */
 };
 
 /* What a full queue does with a new message. */
@@ -43,11 +45,15 @@ struct queue {
     struct queue *hnext;        /* next in the registry's hash bucket */
     struct segment *head;       /* oldest segment */
     struct segment *tail;       /* segment being appended to */
+    struct segment *mhead;      /* oldest segment of records moved by compaction */
+    struct segment *mtail;      /* moved-record segment being appended to */
+    uint32_t next_seq;          /* seq of the next segment of the main list */
     struct segment *rseg;       /* read cursor: segment of the next fresh message */
     uint32_t roff;              /* read cursor: offset in rseg */
     uint32_t next_seg;          /* size of the next segment to allocate, bytes */
     uint32_t visibility_ms;     /* redelivery timeout */
     uint8_t overflow;           /* enum queue_overflow */
+    uint8_t clearing;           /* being emptied: no compaction */
     uint64_t max_messages;      /* limit on messages held (ready, in flight, delayed); 0: none */
     uint64_t max_bytes;         /* limit on payload bytes held; 0: none */
     uint32_t name_len;

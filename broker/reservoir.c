@@ -12,10 +12,10 @@ reservoir_init(struct reservoir *r, struct mem *m, size_t max_size, uint32_t cap
     uint32_t size = RES_MIN_SIZE;
     uint32_t cap = capacity;
 
-    *r = (struct reservoir){.mem = m};
+    *r = (struct reservoir){.mem = m, .autosize = capacity == 0};
     for (int i = 0; i < RES_MAX_CLASSES; i++) {
         r->cls[i].size = size;
-        r->cls[i].cap = cap;
+        r->cls[i].cap = r->autosize ? RES_AUTO_MIN : cap;
         r->nclasses = i + 1;
         if (size >= max_size || size > UINT32_MAX / 4)
             break;
@@ -88,8 +88,11 @@ reservoir_get(struct reservoir *r, size_t n, int force)
         r->bytes += sizeof(*b) + cap;
         r->misses++;
     }
-    if (c && ++c->out > c->peak_out)
+    if (c && ++c->out > c->peak_out) {
         c->peak_out = c->out;
+        if (r->autosize && c->peak_out * 6 / 5 + 1 > c->cap)
+            c->cap = c->peak_out * 6 / 5 + 1; /* 120% of the peak, rounded up */
+    }
     b->next = NULL;
     b->start = b->len = 0;
     return b;

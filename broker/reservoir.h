@@ -7,6 +7,9 @@
  *            fresh one (a miss; bytes reserved from the budget).
  *   put(b):  push it back (O(1)), or free it if the class's stack is full (an overflow).
  * A request larger than the largest class gets an exact-size buffer that is never pooled.
+ * Capacity: fixed per class when configured; by default ("auto") each class keeps 120% of the
+ * most buffers it ever had out at once (at least RES_AUTO_MIN), the usual sizing for object
+ * pools: a repeat of the worst burst is served from the pool, a bigger one falls back.
  * Costs: get and put are O(1); only misses and overflows call malloc/free.
  * Connections take their read and write buffers from here, so idle connections hold none. */
 #ifndef SLABMQ_BROKER_RESERVOIR_H
@@ -19,6 +22,7 @@ struct mem;
 
 #define RES_MIN_SIZE (16u * 1024)
 #define RES_MAX_CLASSES 8
+#define RES_AUTO_MIN 4 /* idle buffers an auto-sized class may always keep */
 
 struct rbuf {
     struct rbuf *next; /* link in an output chain or an idle stack */
@@ -40,6 +44,7 @@ struct res_class {
 
 struct reservoir {
     struct mem *mem;  /* budget; borrowed */
+    int autosize;     /* capacity follows 120% of peak use */
     int nclasses;
     struct res_class cls[RES_MAX_CLASSES];
     uint64_t hits;      /* gets served from the pool */
@@ -51,7 +56,7 @@ struct reservoir {
 };
 
 /* Classes from RES_MIN_SIZE by factors of 4 up to max_size; class 0 keeps 'capacity' idle
- * buffers, each larger class a quarter as many (at least 2). */
+ * buffers, each larger class a quarter as many (at least 2). capacity 0: auto-sized. */
 void reservoir_init(struct reservoir *r, struct mem *m, size_t max_size, uint32_t capacity);
 /* Free every idle buffer. Buffers still out must be put back first. */
 void reservoir_deinit(struct reservoir *r);

@@ -35,6 +35,8 @@ seg_new(struct slab *s, uint32_t size)
     g->used = 0;
     g->live = 0;
     g->nrec = 0;
+    g->seq = 0;
+    g->moved = 0;
     return g;
 }
 
@@ -165,6 +167,20 @@ seg_read(const struct segment *g, uint32_t off, struct seg_rec *r)
     r->len = lf & SEG_LEN_MASK;
     r->flags = lf & ~SEG_LEN_MASK;
     r->size = seg_rec_size(r->len);
+    if (lf & SEG_MOVED) {
+        memcpy(&r->id, g->data + off + SEG_REC_HDR, 8);
+        r->size += 8;
+    }
+}
+
+/* Offset of the payload (or chain pointer) of the record at off. */
+static uint32_t
+body_off(const struct segment *g, uint32_t off)
+{
+    uint32_t lf;
+
+    memcpy(&lf, g->data + off + 4, 4);
+    return off + SEG_REC_HDR + (lf & SEG_MOVED ? 8 : 0);
 }
 
 static struct chunk *
@@ -172,8 +188,42 @@ rec_chain(const struct segment *g, uint32_t off)
 {
     struct chunk *c;
 
-    memcpy(&c, g->data + off + SEG_REC_HDR, sizeof(c));
+    memcpy(&c, g->data + body_off(g, off), sizeof(c));
     return c;
+}
+
+int
+seg_fits_moved(const struct segment *g, const struct segment *from, uint32_t off)
+{
+    struct seg_rec r;
+
+    seg_read(from, off, &r);
+    return (size_t)g->used + seg_rec_size(r.len) + 8 <= g->size - sizeof(*g);
+}
+
+uint32_t
+seg_move(struct segment *g, struct segment *from, uint32_t off, uint64_t id)
+{
+    struct seg_rec r;
+    uint32_t at = g->used;
+    uint32_t zero = 0;
+    uint32_t lf;
+    uint32_t body;
+
+    seg_read(from, off, &r);
+    body = seg_rec_size(r.len) - SEG_REC_HDR;
+    lf = r.len | (r.flags & SEG_CHUNKED) | SEG_MOVED;
+    memcpy(g->data + at, &zero, 4);
+    memcpy(g->data + at + 4, &lf, 4);
+    memcpy(g->data + at + SEG_REC_HDR, &id, 8);
+    memcpy(g->data + at + SEG_REC_HDR + 8, from->data + body_off(from, off), body);
+    g->used += SEG_REC_HDR + 8 + body;
+    g->nrec++;
+    g->live++;
+    lf = r.len | r.flags | SEG_DEAD; /* the chain, if any, now belongs to the copy */
+    memcpy(from->data + off + 4, &lf, 4);
+    from->live--;
+    return at;
 }
 
 uint32_t
@@ -198,7 +248,7 @@ seg_copy_out(const struct segment *g, uint32_t off, struct obuf *o)
 
     seg_read(g, off, &r);
     if (!(r.flags & SEG_CHUNKED)) {
-        obuf_write(o, g->data + off + SEG_REC_HDR, r.len);
+        obuf_write(o, g->data + body_off(g, off), r.len);
         return;
     }
     for (struct chunk *c = rec_chain(g, off); c; c = c->next)
@@ -216,7 +266,7 @@ seg_copy_to(const struct segment *g, uint32_t off, void *dst, uint32_t n)
     if (n > r.len)
         n = r.len;
     if (!(r.flags & SEG_CHUNKED)) {
-        memcpy(d, g->data + off + SEG_REC_HDR, n);
+        memcpy(d, g->data + body_off(g, off), n);
         return n;
     }
     for (struct chunk *c = rec_chain(g, off); c && done < n; c = c->next) {

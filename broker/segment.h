@@ -7,6 +7,8 @@
  * A payload longer than SEG_INLINE_MAX is stored in a chain of slab chunks and the record
  * holds an 8-byte pointer to the chain instead, so large messages cost no more than a
  * chunk's rounding and never need a contiguous region bigger than a segment.
+ * A record moved by compaction (SEG_MOVED, only in a queue's "moved" segments) carries its
+ * full 8-byte id after the header, since its id is unrelated to the segment's base_id.
  * A waiting message thus costs 8 bytes of overhead; per-delivery state lives elsewhere
  * (delivery.h) and only for messages that have been delivered.
  * A segment is freed by its queue once every record in it is dead (live == 0). */
@@ -27,7 +29,8 @@ struct obuf;
                                           fills 98.6% of a page */
 #define SEG_DEAD 0x80000000u
 #define SEG_CHUNKED 0x40000000u
-#define SEG_LEN_MASK 0x3fffffffu
+#define SEG_MOVED 0x20000000u
+#define SEG_LEN_MASK 0x1fffffffu /* payloads up to 512 MiB (the flag ceiling is 256 MiB) */
 
 struct segment {
     struct segment *prev; /* older segment of the queue */
@@ -37,6 +40,8 @@ struct segment {
     uint32_t used;        /* bytes used from data[0] */
     uint32_t live;        /* records not yet dead */
     uint32_t nrec;        /* records appended */
+    uint32_t seq;         /* position in the queue's list: older segments have smaller seq */
+    uint32_t moved;       /* 1: holds records moved by compaction (never read by the cursor) */
     uint8_t data[];
 };
 
@@ -48,12 +53,19 @@ struct seg_rec {
     uint32_t size;   /* record bytes in the segment, header included */
 };
 
-/* Bytes a payload of len needs inside a segment. */
+/* Bytes a payload of len needs inside a segment (plus 8 for a moved record's id). */
 static inline uint32_t
 seg_rec_size(uint32_t len)
 {
     return SEG_REC_HDR + (len > SEG_INLINE_MAX ? (uint32_t)sizeof(void *) : len);
 }
+
+/* Whether a moved copy of the record at off fits at the end of g. */
+int seg_fits_moved(const struct segment *g, const struct segment *from, uint32_t off);
+/* Move the record at (from, off) to the end of g: its payload (or chain pointer) is copied,
+ * the original is marked dead without freeing the chain, which now belongs to the copy.
+ * Returns the new offset in g. from->live drops by one. */
+uint32_t seg_move(struct segment *g, struct segment *from, uint32_t off, uint64_t id);
 
 /* A new empty segment of exactly one slab chunk of at least 'size' bytes. NULL at the limit. */
 struct segment *seg_new(struct slab *s, uint32_t size);

@@ -96,7 +96,36 @@ test_budget_denies_and_force(void)
     T_EQ_U64(m.used, 0);
 }
 
+/* Auto-sized: after a burst of 20 at once, 24 (120%) stay pooled, so the same burst again is
+ * all hits; the rest of a bigger burst falls back to fresh allocations. */
+static void
+test_auto_capacity_follows_peak(void)
+{
+    struct mem m;
+    struct reservoir r;
+    struct rbuf *held[30];
+
+    mem_init(&m, 64 << 20);
+    reservoir_init(&r, &m, 1 << 20, 0);
+    T_EQ_INT(r.cls[0].cap, RES_AUTO_MIN);
+    for (int i = 0; i < 20; i++)
+        held[i] = reservoir_get(&r, 1, 0);
+    T_EQ_INT(r.cls[0].cap, 25); /* 20 * 1.2 + 1 */
+    for (int i = 0; i < 20; i++)
+        reservoir_put(&r, held[i]);
+    T_EQ_U64(r.overflows, 0);
+    for (int i = 0; i < 20; i++)
+        held[i] = reservoir_get(&r, 1, 0);
+    T_EQ_U64(r.hits, 20);
+    T_EQ_U64(r.misses, 20);
+    for (int i = 0; i < 20; i++)
+        reservoir_put(&r, held[i]);
+    reservoir_deinit(&r);
+    T_EQ_U64(m.used, 0);
+}
+
 static const struct t_case cases[] = {
+    T_CASE(test_auto_capacity_follows_peak),
     T_CASE(test_steady_state_hits),
     T_CASE(test_burst_misses_then_overflows),
     T_CASE(test_classes_and_oversize),
