@@ -97,6 +97,15 @@ conn_close(struct conn *c)
 }
 
 void
+conn_shutdown(struct conn *c)
+{
+    wait_shutdown_conn(c);
+    reply_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_SHUTDOWN, "broker is shutting down");
+    (void)obuf_flush(&c->out, c->fd);
+    conn_close(c);
+}
+
+void
 conn_want_write(struct conn *c)
 {
     if (!c->closing && !event_pending(&c->wev, EV_WRITE, NULL))

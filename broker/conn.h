@@ -52,6 +52,9 @@ struct conn {
 void conn_accept(struct server *s, int fd, const char *peer);
 /* Close now: requeue in-flight deliveries, drop waiters, free everything. */
 void conn_close(struct conn *c);
+/* The broker is stopping: answer waiting FETCHes and tell the client (ERR_SHUTDOWN), write
+ * what the socket takes without blocking, then close. */
+void conn_shutdown(struct conn *c);
 /* Flush what is pending once the current callback returns control to the loop. */
 void conn_want_write(struct conn *c);
 /* Resume connections paused at the memory limit, while the broker is under it. */

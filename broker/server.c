@@ -220,7 +220,7 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
     s->stopping = 1;
     evconnlistener_disable(s->listener);
     while (!dlist_empty(&s->conns))
-        conn_close(DLIST_ENTRY(s->conns.next, struct conn, link));
+        conn_shutdown(DLIST_ENTRY(s->conns.next, struct conn, link));
     event_base_loopbreak(s->base);
 }
 

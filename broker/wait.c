@@ -121,6 +121,16 @@ wait_queue_gone(void *ctx, struct queue *q)
 }
 
 void
+wait_shutdown_conn(struct conn *c)
+{
+    while (!dlist_empty(&c->waits)) {
+        struct waiter *w = DLIST_ENTRY(c->waits.next, struct waiter, clink);
+        reply_error(c, SMQ_OP_FETCH, w->rid, SLABMQ_ERR_SHUTDOWN, "broker is shutting down");
+        waiter_free(w);
+    }
+}
+
+void
 wait_cancel_conn(struct conn *c)
 {
     while (!dlist_empty(&c->waits))

@@ -18,5 +18,7 @@ void wait_serve(void *ctx, struct queue *q);
 void wait_queue_gone(void *ctx, struct queue *q);
 /* c is closing: drop its waiters without replies. */
 void wait_cancel_conn(struct conn *c);
+/* The broker is stopping: each of c's waiters gets ERR_SHUTDOWN. */
+void wait_shutdown_conn(struct conn *c);
 
 #endif /* SLABMQ_BROKER_WAIT_H */

@@ -254,6 +254,38 @@ test_long_poll_wakes_on_publish(void)
     t_broker_stop(&b);
 }
 
+/* SIGTERM answers a parked FETCH with ERR_SHUTDOWN instead of leaving it to time out. */
+static void
+test_shutdown_answers_waiters(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    struct waiter_arg a = {0};
+    pthread_t th;
+    slabmq_stats *s;
+    uint64_t waiters = 0;
+    int64_t deadline;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    a.port = b.port;
+    T_EQ_INT(pthread_create(&th, NULL, long_poll, &a), 0);
+    deadline = t_now_ms() + 5000;
+    while (waiters == 0 && t_now_ms() < deadline) {
+        t_sleep_ms(10);
+        if (slabmq_stats_get(c, "lp", &s) == SLABMQ_OK) {
+            slabmq_stats_find(s, "waiters", &waiters);
+            slabmq_stats_free(s);
+        }
+    }
+    T_EQ_U64(waiters, 1);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+    pthread_join(th, NULL);
+    T_EQ_INT(a.st, SLABMQ_ERR_SHUTDOWN);
+    T_ASSERT(a.waited_ms < 9000);
+}
+
 static void
 test_long_poll_times_out_empty(void)
 {
@@ -424,6 +456,7 @@ static const struct t_case cases[] = {
     T_CASE(test_broker_refuses_oversize),
     T_CASE(test_long_poll_wakes_on_publish),
     T_CASE(test_long_poll_times_out_empty),
+    T_CASE(test_shutdown_answers_waiters),
     T_CASE(test_four_consumers_no_duplicates),
     T_CASE(test_declare_delete_purge_list),
     {NULL, NULL},
