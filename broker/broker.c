@@ -28,6 +28,18 @@ broker_config_defaults(struct broker_config *c)
     c->max_inflight = 10000;
 }
 
+/* mem.reclaim: idle pooled buffers first, then resident empty pages. */
+static size_t
+reclaim_idle(void *ctx, size_t want)
+{
+    struct broker *b = ctx;
+    size_t freed = reservoir_trim(&b->res, want);
+
+    if (freed < want)
+        freed += slab_trim_pool(&b->slab);
+    return freed;
+}
+
 int
 broker_init(struct broker *b, const struct broker_config *c, char *err, size_t errlen)
 {
@@ -35,6 +47,8 @@ broker_init(struct broker *b, const struct broker_config *c, char *err, size_t e
     b->cfg = *c;
     b->next_id = 1;
     mem_init(&b->mem, c->max_memory);
+    b->mem.reclaim = reclaim_idle;
+    b->mem.reclaim_ctx = b;
     /* Room kept for draining when producers fill memory: 2 pages or 1/64 of the limit. */
     b->mem.headroom = c->max_memory / 64 > 2 * c->page_size ? c->max_memory / 64
                                                              : 2 * c->page_size;
@@ -82,12 +96,18 @@ broker_deinit(struct broker *b)
     slab_deinit(&b->slab);
 }
 
-int
-broker_over_limit(const struct broker *b)
+size_t
+broker_mem_busy(const struct broker *b)
 {
     size_t idle = b->res.idle_bytes + (size_t)b->slab.pool_resident * b->slab.page_size;
 
-    return b->mem.used > idle && b->mem.used - idle >= b->mem.limit;
+    return b->mem.used > idle ? b->mem.used - idle : 0;
+}
+
+int
+broker_over_limit(const struct broker *b)
+{
+    return broker_mem_busy(b) >= b->mem.limit;
 }
 
 void

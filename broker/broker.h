@@ -66,6 +66,8 @@ void broker_deinit(struct broker *b);
  * has reached the limit: stop taking work that needs memory until it drains. Only forced
  * output (replies to work already done) can push it there. */
 int broker_over_limit(const struct broker *b);
+/* Memory in use less idle pooled buffers and pages, bytes. */
+size_t broker_mem_busy(const struct broker *b);
 
 /* Refresh now_ms. */
 void broker_tick(struct broker *b);

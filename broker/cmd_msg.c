@@ -48,14 +48,22 @@ read_payload(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, const
     return 0;
 }
 
-/* A queue's own limits refuse the publish. */
+/* A queue's own limits refuse the publish: say which limit and where the queue stands. */
 static void
 reply_full(struct conn *c, unsigned op, uint64_t rid, const struct queue *q)
 {
+    char lim[96] = "";
+
+    if (q->max_messages)
+        snprintf(lim, sizeof(lim), "max_messages %llu", (unsigned long long)q->max_messages);
+    if (q->max_bytes)
+        snprintf(lim + strlen(lim), sizeof(lim) - strlen(lim), "%smax_bytes %llu",
+                 q->max_messages ? ", " : "", (unsigned long long)q->max_bytes);
     reply_error(c, op, rid, SLABMQ_ERR_QUEUE_FULL,
-                "queue %s is full (%llu messages, %llu bytes; limits %llu messages, %llu bytes)",
-                q->name, (unsigned long long)queue_held(q), (unsigned long long)q->bytes,
-                (unsigned long long)q->max_messages, (unsigned long long)q->max_bytes);
+                "queue %s is full: it holds %llu message%s of %llu bytes (%s)%s", q->name,
+                (unsigned long long)queue_held(q), queue_held(q) == 1 ? "" : "s",
+                (unsigned long long)q->bytes, lim,
+                q->overflow == QUEUE_DROP_OLDEST ? "; only in-flight messages are left" : "");
 }
 
 /* [queue, payload] -> [id] */
@@ -77,7 +85,7 @@ cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         || cmd_args_end(c, SMQ_OP_PUBLISH, rid, r)
         || !(q = use_queue(c, SMQ_OP_PUBLISH, rid, name, nlen)))
         return;
-    if (queue_make_room(b, q, 1, len)) {
+    if (queue_admit(q, 1, len, len)) {
         reply_full(c, SMQ_OP_PUBLISH, rid, q);
         return;
     }
@@ -87,6 +95,7 @@ cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
                     b->mem.limit);
         return;
     }
+    queue_trim(b, q);
     reply_begin(&rep, c, SMQ_OP_PUBLISH, rid, 1);
     msgpack_pack_uint64(&rep.pk, id);
     reply_end(&rep);
@@ -108,6 +117,7 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
     struct queue_mark mark;
     uint64_t first = 0;
     uint64_t total = 0;
+    uint32_t largest = 0;
     struct reply rep;
 
     if (cmd_expect_args(c, op, rid, nargs, 2, 2) || cmd_read_name(c, op, rid, r, &name, &nlen))
@@ -123,10 +133,12 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
         if (read_payload(c, op, rid, r, &p, &len))
             return;
         total += len;
+        if (len > largest)
+            largest = len;
     }
     if (cmd_args_end(c, op, rid, r) || !(q = use_queue(c, op, rid, name, nlen)))
         return;
-    if (queue_make_room(b, q, n, total)) {
+    if (queue_admit(q, n, total, largest)) {
         reply_full(c, op, rid, q);
         return;
     }
@@ -145,6 +157,7 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
         if (i == 0)
             first = id;
     }
+    queue_trim(b, q);
     reply_begin(&rep, c, op, rid, 2);
     msgpack_pack_uint64(&rep.pk, first);
     msgpack_pack_uint32(&rep.pk, n);

@@ -127,6 +127,7 @@ conn_close_after_write(struct conn *c)
 static void
 pause_reading(struct conn *c, uint8_t why)
 {
+
     if (!c->paused)
         event_del(&c->rev);
     if ((why & CONN_PAUSE_MEMORY) && !(c->paused & CONN_PAUSE_MEMORY))
@@ -148,9 +149,33 @@ resume_reading(struct conn *c, uint8_t why)
     event_active(&c->rev, EV_READ, 0);
 }
 
+/* Past the limit by more than the headroom, replies nobody reads are what holds the memory:
+ * close the connection with the most unread output (a slow consumer), as Redis does at its
+ * client output hard limit. Its in-flight messages go back to their queues. */
+static void
+shed_slow_readers(struct server *s)
+{
+    while (broker_mem_busy(&s->b) > s->b.mem.limit + s->b.mem.headroom) {
+        struct conn *worst = NULL;
+        for (struct dlink *l = s->conns.next; l != &s->conns; l = l->next) {
+            struct conn *c = DLIST_ENTRY(l, struct conn, link);
+            if (!worst || c->out.len > worst->out.len)
+                worst = c;
+        }
+        if (!worst || worst->out.len < RES_MIN_SIZE)
+            return;
+        log_warn("connection %llu from %s: closing, %zu bytes of replies unread while the "
+                 "broker is over its memory limit", (unsigned long long)worst->id,
+                 worst->peer, worst->out.len);
+        s->slow_closed++;
+        conn_close(worst);
+    }
+}
+
 void
 conn_resume_memory(struct server *s)
 {
+    shed_slow_readers(s);
     if (!s->b.defer_wake)
         broker_serve_wake(&s->b);
     struct dlink *l = s->mem_paused.next;
@@ -158,8 +183,9 @@ conn_resume_memory(struct server *s)
     while (l != &s->mem_paused && !broker_over_limit(&s->b)) {
         struct conn *c = DLIST_ENTRY(l, struct conn, plink);
         l = l->next;
-        /* one waiting for a buffer resumes when that much is free, not before (no spinning) */
-        if (c->need_mem <= mem_free_bytes(&s->b.mem) + s->b.res.idle_bytes)
+        /* one waiting for a buffer resumes when that much can be had, not before (no
+         * spinning): free memory plus what idle buffers and pages give back */
+        if (c->need_mem + broker_mem_busy(&s->b) <= s->b.mem.limit)
             resume_reading(c, CONN_PAUSE_MEMORY);
     }
 }
@@ -182,8 +208,11 @@ ensure_in(struct conn *c)
     size_t total = 0;
 
     if (!in) {
-        c->in = reservoir_get(&c->srv->b.res, CONN_READ_SIZE, 0);
-        c->need_mem = c->in ? 0 : CONN_READ_SIZE;
+        /* Reading the next request must always be possible: it may be the ACK that frees
+         * memory. At the limit the buffer is the smallest class, taken even past it. */
+        int over = broker_over_limit(&c->srv->b) || mem_free_bytes(&c->srv->b.mem) < need;
+        c->in = reservoir_get(&c->srv->b.res, over ? RES_MIN_SIZE : need, over);
+        c->need_mem = c->in ? 0 : need;
         return c->in ? 0 : -1;
     }
     if (in->len < in->cap)
@@ -283,7 +312,10 @@ conn_process(struct conn *c)
             if (c->discard)
                 break;
         }
-        if (broker_over_limit(&s->b)) {
+        /* At the limit, a connection whose replies are still unread waits for them to
+         * drain; the others go on (their PING, ACK and small requests free or need little
+         * memory), so one client that stops reading cannot stop the broker. */
+        if (c->out.len > 0 && broker_over_limit(&s->b)) {
             c->need_mem = 0;
             pause_reading(c, CONN_PAUSE_MEMORY);
             break;
@@ -384,6 +416,8 @@ conn_flush(struct conn *c)
     }
     if (c->paused & CONN_PAUSE_OUTPUT)
         resume_reading(c, CONN_PAUSE_OUTPUT);
+    if ((c->paused & CONN_PAUSE_MEMORY) && !c->need_mem) /* its own replies are read */
+        resume_reading(c, CONN_PAUSE_MEMORY);
     return 0;
 }
 
@@ -391,6 +425,7 @@ static void
 conn_write_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
+    struct server *s = c->srv; /* c may be freed by conn_flush */
 
     (void)fd;
     if (what & EV_TIMEOUT) {
@@ -399,8 +434,8 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
-    broker_tick(&c->srv->b);
+    broker_tick(&s->b);
     if (conn_flush(c) == 0)
-        server_arm_timer(c->srv);
-    conn_resume_memory(c->srv);
+        server_arm_timer(s);
+    conn_resume_memory(s);
 }

@@ -10,6 +10,10 @@
 #include <stdint.h>
 
 struct mem {
+    /* Give back idle memory (pooled buffers, resident empty pages) when a reservation would
+     * fail; returns the bytes released. Set by the broker; may be NULL. */
+    size_t (*reclaim)(void *ctx, size_t want);
+    void *reclaim_ctx;
     size_t limit;    /* --max-memory, bytes */
     size_t headroom; /* bytes kept free for draining: stored messages may not use them */
     size_t used;     /* bytes reserved by all modules */
@@ -20,6 +24,8 @@ struct mem {
 static inline void
 mem_init(struct mem *m, size_t limit)
 {
+    m->reclaim = NULL;
+    m->reclaim_ctx = NULL;
     m->limit = limit;
     m->headroom = 0;
     m->used = 0;
@@ -27,11 +33,31 @@ mem_init(struct mem *m, size_t limit)
     m->denied = 0;
 }
 
+/* Whether n more bytes fit under the limit, keeping 'keep' bytes free. */
+static inline int
+mem_fits(const struct mem *m, size_t n, size_t keep)
+{
+    return m->used <= m->limit && n + keep <= m->limit - m->used; /* used > limit: mem_force */
+}
+
+/* Make n bytes fit (keeping 'keep' free) by reclaiming idle memory if need be. */
+static inline int
+mem_make_room(struct mem *m, size_t n, size_t keep)
+{
+    if (mem_fits(m, n, keep))
+        return 1;
+    if (m->reclaim) {
+        size_t over = m->used + n + keep > m->limit ? m->used + n + keep - m->limit : 0;
+        m->reclaim(m->reclaim_ctx, over);
+    }
+    return mem_fits(m, n, keep);
+}
+
 /* Reserve n bytes. Returns 0, or -1 (and counts a denial) when the limit would be passed. */
 static inline int
 mem_reserve(struct mem *m, size_t n)
 {
-    if (n > m->limit - m->used) {
+    if (!mem_make_room(m, n, 0)) {
         m->denied++;
         return -1;
     }
@@ -47,7 +73,7 @@ mem_reserve(struct mem *m, size_t n)
 static inline int
 mem_reserve_bulk(struct mem *m, size_t n)
 {
-    if (m->used + m->headroom + n > m->limit) {
+    if (!mem_make_room(m, n, m->headroom)) {
         m->denied++;
         return -1;
     }

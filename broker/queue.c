@@ -437,21 +437,32 @@ drop_head(struct broker *b, struct queue *q)
 }
 
 int
-queue_make_room(struct broker *b, struct queue *q, uint64_t n, uint64_t bytes)
+queue_admit(struct queue *q, uint64_t n, uint64_t bytes, uint32_t largest)
+{
+    uint64_t max_n = q->max_messages ? q->max_messages : UINT64_MAX;
+    uint64_t max_b = q->max_bytes ? q->max_bytes : UINT64_MAX;
+    uint64_t pinned = q->ninflight + q->ndelayed; /* never dropped */
+    int ok;
+
+    if (q->overflow == QUEUE_DROP_OLDEST) /* room for at least the newest message */
+        ok = pinned < max_n && largest <= max_b;
+    else
+        ok = queue_held(q) + n <= max_n && q->bytes + bytes <= max_b;
+    if (!ok)
+        q->c.rejected++;
+    return ok ? 0 : -1;
+}
+
+void
+queue_trim(struct broker *b, struct queue *q)
 {
     uint64_t max_n = q->max_messages ? q->max_messages : UINT64_MAX;
     uint64_t max_b = q->max_bytes ? q->max_bytes : UINT64_MAX;
 
-    if (n > max_n || bytes > max_b)
-        goto out_full;
-    while (queue_held(q) + n > max_n || q->bytes + bytes > max_b) {
-        if (q->overflow != QUEUE_DROP_OLDEST || drop_head(b, q))
-            goto out_full;
-    }
-    return 0;
-out_full:
-    q->c.rejected++;
-    return -1;
+    if (q->overflow != QUEUE_DROP_OLDEST)
+        return;
+    while ((queue_held(q) > max_n || q->bytes > max_b) && drop_head(b, q) == 0)
+        ;
 }
 
 uint64_t

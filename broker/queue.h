@@ -94,10 +94,15 @@ queue_held(const struct queue *q)
     return q->nfresh + q->nretry + q->ninflight + q->ndelayed;
 }
 
-/* Make room for n more messages of 'bytes' payload under q's limits: nothing to do, or drop
- * the oldest ready messages (drop-oldest). Returns 0, or -1 if they cannot fit (reject
- * policy, a batch larger than the limit, or only in-flight messages left to drop). */
-int queue_make_room(struct broker *b, struct queue *q, uint64_t n, uint64_t bytes);
+/* May n more messages of 'bytes' payload (the largest 'largest' bytes) be published to q
+ * under its limits? reject: only if they fit. drop-oldest: if at least the newest message
+ * can be kept, since in-flight and delayed messages are never dropped. Returns 0, or -1
+ * (counted in c.rejected). Nothing is dropped here: see queue_trim. */
+int queue_admit(struct queue *q, uint64_t n, uint64_t bytes, uint32_t largest);
+/* After publishing to a drop-oldest queue: drop ready messages from the head (oldest
+ * first, the new ones too if a batch alone exceeds a limit) until within the limits, or
+ * until only in-flight and delayed messages are left. */
+void queue_trim(struct broker *b, struct queue *q);
 
 /* Undo point for a batch: everything appended after it can be removed again. */
 struct queue_mark {

@@ -17,10 +17,12 @@ reservoir_init(struct reservoir *r, struct mem *m, size_t max_size, uint32_t cap
         r->cls[i].size = size;
         r->cls[i].cap = r->autosize ? RES_AUTO_MIN : cap;
         r->nclasses = i + 1;
-        if (size >= max_size || size > UINT32_MAX / 4)
+        if (size >= max_size || size > UINT32_MAX / 2)
             break;
-        size *= 4;
-        cap = cap / 4 < 2 ? 2 : cap / 4;
+        /* doubling, and the last class exactly the largest frame: a maximum-size frame
+         * takes a buffer of its own size, not the next power of two */
+        size = size * 2 >= max_size || i == RES_MAX_CLASSES - 2 ? (uint32_t)max_size : size * 2;
+        cap = cap / 2 < 2 ? 2 : cap / 2;
     }
 }
 
@@ -96,6 +98,25 @@ reservoir_get(struct reservoir *r, size_t n, int force)
     b->next = NULL;
     b->start = b->len = 0;
     return b;
+}
+
+size_t
+reservoir_trim(struct reservoir *r, size_t want)
+{
+    size_t freed = 0;
+
+    for (int i = r->nclasses - 1; i >= 0 && freed < want; i--) {
+        struct res_class *c = &r->cls[i];
+        while (c->idle && freed < want) {
+            struct rbuf *b = c->idle;
+            c->idle = b->next;
+            c->nidle--;
+            r->idle_bytes -= sizeof(*b) + b->cap;
+            freed += sizeof(*b) + b->cap;
+            release(r, b);
+        }
+    }
+    return freed;
 }
 
 void

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The bounded byte-buffer reservoir: reusable scratch and I/O buffers.
  *
- * Buffers come in a few power-of-four capacity classes (16 KiB, 64 KiB, 256 KiB, 1 MiB, ...
- * up to the largest frame). Each class keeps at most 'cap' idle buffers on a stack.
+ * Buffers come in capacity classes that double from 16 KiB (32, 64, 128 KiB ...), the last
+ * exactly the largest frame. Each class keeps at most 'cap' idle buffers on a stack.
  *   get(n):  pop an idle buffer of the smallest class holding n bytes (a hit), or allocate a
  *            fresh one (a miss; bytes reserved from the budget).
  *   put(b):  push it back (O(1)), or free it if the class's stack is full (an overflow).
@@ -21,7 +21,7 @@
 struct mem;
 
 #define RES_MIN_SIZE (16u * 1024)
-#define RES_MAX_CLASSES 8
+#define RES_MAX_CLASSES 12
 #define RES_AUTO_MIN 4 /* idle buffers an auto-sized class may always keep */
 
 struct rbuf {
@@ -55,8 +55,9 @@ struct reservoir {
     size_t idle_bytes;  /* of which idle in the pool, ready for reuse */
 };
 
-/* Classes from RES_MIN_SIZE by factors of 4 up to max_size; class 0 keeps 'capacity' idle
- * buffers, each larger class a quarter as many (at least 2). capacity 0: auto-sized. */
+/* Classes from RES_MIN_SIZE doubling up to max_size (the last exactly max_size); class 0
+ * keeps 'capacity' idle buffers, each larger class half as many (at least 2). capacity 0:
+ * auto-sized. */
 void reservoir_init(struct reservoir *r, struct mem *m, size_t max_size, uint32_t capacity);
 /* Free every idle buffer. Buffers still out must be put back first. */
 void reservoir_deinit(struct reservoir *r);
@@ -66,5 +67,8 @@ void reservoir_deinit(struct reservoir *r);
 struct rbuf *reservoir_get(struct reservoir *r, size_t n, int force);
 /* Give b back. Accepts NULL. */
 void reservoir_put(struct reservoir *r, struct rbuf *b);
+/* Free idle buffers, largest classes first, until 'want' bytes are released or none is left.
+ * Returns the bytes released. */
+size_t reservoir_trim(struct reservoir *r, size_t want);
 
 #endif /* SLABMQ_BROKER_RESERVOIR_H */

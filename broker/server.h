@@ -38,6 +38,7 @@ struct server {
     uint64_t conns_total;       /* accepted, total */
     uint64_t conns_refused;     /* refused at max_connections, total */
     uint64_t protocol_errors;   /* malformed frames and bodies, total */
+    uint64_t slow_closed;       /* connections closed for unread replies over the limit */
     uint64_t next_conn_id;
     uint64_t started_ms;        /* monotonic ms at start */
     int port;                   /* port actually bound */

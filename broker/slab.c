@@ -278,6 +278,21 @@ slab_chunk_size(const struct slab *s, const void *chunk)
     return s->cls[s->pages[idx].cls].size;
 }
 
+size_t
+slab_trim_pool(struct slab *s)
+{
+    size_t freed = 0;
+
+    for (struct slab_page *p = s->pool; p && p->resident; p = p->next) {
+        madvise(page_base(s, p), s->page_size, MADV_DONTNEED);
+        mem_release(s->mem, s->page_size);
+        p->resident = 0;
+        freed += s->page_size;
+    }
+    s->pool_resident = 0;
+    return freed;
+}
+
 uint64_t
 slab_pages_resident(const struct slab *s)
 {

@@ -90,6 +90,9 @@ void slab_free(struct slab *s, void *p, size_t size);
 /* Bytes of the chunk p (its class size). */
 size_t slab_chunk_size(const struct slab *s, const void *p);
 
+/* Give the pool's resident empty pages back to the kernel and the budget. Returns bytes. */
+size_t slab_trim_pool(struct slab *s);
+
 /* Pages currently resident (owned by classes or kept in the pool). */
 uint64_t slab_pages_resident(const struct slab *s);
 

@@ -62,13 +62,13 @@ pack_queue_options(slabmq_client *c, const slabmq_queue_options *o)
         smq_pack_str(c, "visibility_ms");
         msgpack_pack_uint32(&c->pk, o->visibility_ms);
     }
-    if (o->max_messages) {
+    if (o->max_messages) { /* on the wire 0 means "no limit" */
         smq_pack_str(c, "max_messages");
-        msgpack_pack_uint64(&c->pk, o->max_messages);
+        msgpack_pack_uint64(&c->pk, o->max_messages == SLABMQ_NO_LIMIT ? 0 : o->max_messages);
     }
     if (o->max_bytes) {
         smq_pack_str(c, "max_bytes");
-        msgpack_pack_uint64(&c->pk, o->max_bytes);
+        msgpack_pack_uint64(&c->pk, o->max_bytes == SLABMQ_NO_LIMIT ? 0 : o->max_bytes);
     }
     if (o->overflow != SLABMQ_OVERFLOW_UNCHANGED) {
         smq_pack_str(c, "overflow");

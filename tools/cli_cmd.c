@@ -449,18 +449,19 @@ cli_cmd_delete(struct cli *cli)
 int
 cli_cmd_declare(struct cli *cli)
 {
-    slabmq_queue_options o = {.visibility_ms = cli->visibility_ms};
+    const char *queue = cli->args[0];
     int created;
-    slabmq_status st = slabmq_declare(cli->c, cli->args[0], &o, &created);
+    slabmq_status st = slabmq_declare(cli->c, queue, &cli->queue, &created);
 
     if (st)
         return cli_out_status(cli->c, st);
-    if (cli->json)
-        printf("{\"created\":%s}\n", created ? "true" : "false");
-    else if (created)
-        printf("created queue %s\n", cli->args[0]);
-    else
-        printf("queue %s already exists\n", cli->args[0]);
+    if (!cli->json) {
+        printf("declared %s (%s)\n", queue, created ? "created" : "updated");
+        return CLI_EXIT_OK;
+    }
+    fputs("{\"queue\":", stdout);
+    cli_out_json_string(stdout, queue, strlen(queue));
+    printf(",\"created\":%s}\n", created ? "true" : "false");
     return CLI_EXIT_OK;
 }
 

@@ -16,14 +16,15 @@
 
 /* One invocation, as the commands see it. */
 struct cli {
-    slabmq_client *c;       /* connected client, borrowed */
-    const char *server;     /* "HOST:PORT" as connected to, for messages */
-    char **args;            /* positional arguments after the command name */
+    slabmq_client *c;           /* connected client, borrowed */
+    const char *server;         /* "HOST:PORT" as connected to, for messages */
+    char **args;                /* positional arguments after the command name */
     int nargs;
-    int json;               /* --json */
-    uint32_t count;         /* -n; 0 when not given */
-    uint32_t wait_ms;       /* --wait, ms */
-    uint32_t visibility_ms; /* --visibility, ms; 0 when not given */
+    int json;                   /* --json */
+    uint32_t count;             /* -n; 0 when not given */
+    uint32_t wait_ms;           /* --wait, ms */
+    slabmq_queue_options queue; /* declare's --visibility (ms), --max-messages, --max-bytes
+                                   (bytes), --overflow; 0 when not given */
 };
 
 int cli_cmd_queues(struct cli *cli);

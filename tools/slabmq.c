@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli_cmd.h"
+#include "cli_mem.h"
 #include "cli_out.h"
 #include "slabmq.h"
 
@@ -26,22 +28,30 @@
 #define OPT_COUNT (1u << 0)
 #define OPT_WAIT (1u << 1)
 #define OPT_VISIBILITY (1u << 2)
+#define OPT_MAX_MESSAGES (1u << 3)
+#define OPT_MAX_BYTES (1u << 4)
+#define OPT_OVERFLOW (1u << 5)
+#define OPT_QUEUE (OPT_VISIBILITY | OPT_MAX_MESSAGES | OPT_MAX_BYTES | OPT_OVERFLOW)
 
-/* getopt_long value of the long-only option. */
+/* getopt_long values of the long-only options. */
 #define OPT_VAL_VISIBILITY 256
+#define OPT_VAL_MAX_MESSAGES 257
+#define OPT_VAL_MAX_BYTES 258
+#define OPT_VAL_OVERFLOW 259
 
 /* The command line after option parsing. */
 struct parsed {
-    const char *server;     /* -s, or NULL */
-    int timeout_ms;         /* --timeout */
-    int json;               /* --json */
-    int help;               /* --help */
-    int version;            /* --version */
-    unsigned seen;          /* OPT_* bits given */
-    uint32_t count;         /* -n; 0 when not given */
-    uint32_t wait_ms;       /* --wait */
-    uint32_t visibility_ms; /* --visibility; 0 when not given */
-    char **args;            /* positional arguments: the command name, then its own */
+    const char *server;         /* -s, or NULL */
+    int timeout_ms;             /* --timeout */
+    int json;                   /* --json */
+    int help;                   /* --help */
+    int version;                /* --version */
+    unsigned seen;              /* OPT_* bits given */
+    uint32_t count;             /* -n; 0 when not given */
+    uint32_t wait_ms;           /* --wait */
+    slabmq_queue_options queue; /* --visibility, --max-messages, --max-bytes, --overflow;
+                                   0 when not given */
+    char **args;                /* positional arguments: the command name, then its own */
     int nargs;
 };
 
@@ -71,7 +81,8 @@ static const char general_help[] =
     "  peek QUEUE [-n N]                 show up to N ready messages without taking them\n"
     "  purge QUEUE                       discard the ready messages of QUEUE\n"
     "  delete QUEUE                      delete QUEUE and all its messages\n"
-    "  declare QUEUE [--visibility MS]   create QUEUE, or set its redelivery timeout\n"
+    "  declare QUEUE [OPTIONS]           create QUEUE, or change its timeout and limits\n"
+    "  memory                            the broker's memory: use, slab classes, buffers\n"
     "  ping                              measure the round trip to the broker\n"
     "  help [COMMAND]                    this text, or the details of COMMAND\n"
     "\n"
@@ -93,7 +104,8 @@ static const char general_help[] =
     "\n"
     "Exit status:\n"
     "  0  success\n"
-    "  1  the broker returned an error (e.g. no such queue), or output failed\n"
+    "  1  the broker returned an error (e.g. no such queue, queue full), or output\n"
+    "     failed\n"
     "  2  usage error: bad option, argument or queue name (nothing was sent)\n"
     "  3  cannot connect, connection lost, or timed out\n"
     "  4  consume: no message was available within --wait\n";
@@ -166,14 +178,61 @@ static const char delete_help[] =
     "Exit status 1 if QUEUE does not exist.\n";
 
 static const char declare_help[] =
-    "Create QUEUE if it does not exist.\n"
+    "Create QUEUE if it does not exist, then apply the settings given, to a new or an\n"
+    "existing queue. Settings left out keep their value (for a new queue, the default).\n"
     "\n"
-    "  --visibility MS  set its redelivery timeout: how long a fetched message may stay\n"
-    "                   unacknowledged before it is delivered again (broker default\n"
-    "                   30000, at most a week); applies to an existing queue too\n"
+    "  --visibility MS         redelivery timeout: how long a fetched message may stay\n"
+    "                          unacknowledged before it is delivered again (broker\n"
+    "                          default 30000, at most a week)\n"
+    "  --max-messages N        most messages the queue holds, ready, in flight or\n"
+    "                          delayed; at least 1 (default: no limit)\n"
+    "  --max-bytes SIZE        most payload bytes the queue holds (default: no limit)\n"
+    "  --overflow reject|drop-oldest\n"
+    "                          what a publish does at a limit: reject (the default for a\n"
+    "                          new queue) refuses it, and `slabmq publish` exits 1 with\n"
+    "                          \"queue QUEUE is full ...\"; drop-oldest discards ready\n"
+    "                          messages from the head of the queue to make room, and\n"
+    "                          refuses the publish only when no ready message is left\n"
     "\n"
-    "Prints \"created queue QUEUE\" or \"queue QUEUE already exists\"; --json prints\n"
-    "{\"created\":true} or {\"created\":false}.\n";
+    "SIZE is a number of bytes, optionally followed by K/M/G or KiB/MiB/GiB (powers of\n"
+    "1024) or KB/MB/GB (powers of 1000), in any case: 65536, 64KiB, 10MB. A limit can be\n"
+    "changed but not removed. A message larger than --max-bytes is always refused.\n"
+    "`slabmq stats QUEUE` shows the settings as max_messages, max_bytes (0: no limit)\n"
+    "and overflow_drop_oldest (0 or 1).\n"
+    "\n"
+    "Prints \"declared QUEUE (created)\", or \"declared QUEUE (updated)\" when it existed;\n"
+    "--json prints {\"queue\":\"QUEUE\",\"created\":true} (false when it existed).\n";
+
+static const char memory_help[] =
+    "Show the broker's memory, from its statistics (`slabmq stats` lists them raw):\n"
+    "\n"
+    "  memory     3.0 MiB used of 64.0 MiB (4.7%), peak 3.1 MiB, 0 denied\n"
+    "  slab       3 pages resident (1 pooled) of 64, 1.0 MiB each; 2 reused\n"
+    "  reservoir  40 hits, 8 misses (hit ratio 83.3%), 0 overflows, 0 denied; 80.0 KiB\n"
+    "\n"
+    "  CLASS  CHUNK  PAGES  USED  FREE  WASTED  FAILS\n"
+    "     10    600      1     4  1743     424      0\n"
+    "     13   1168      1     2   895       0      0\n"
+    "\n"
+    "memory: bytes of the memory limit in use, the limit, the highest use so far and\n"
+    "how many reservations the limit refused. slab: pages held by size classes or kept\n"
+    "empty in the pool, out of all the limit allows, and how often a class took a page\n"
+    "from the pool. reservoir: the pool of I/O buffers: requests served from it (hits)\n"
+    "or allocated (misses), buffers freed because the pool was full (overflows) or\n"
+    "refused by the limit (denied), and the bytes of all buffers. A \"heap\" line of\n"
+    "malloc counts appears only when the broker runs with the test allocation shim.\n"
+    "\n"
+    "The table has one row per slab size class that owns pages: its index, chunk size in\n"
+    "bytes, pages, chunks used and free, bytes lost to rounding in the used chunks, and\n"
+    "allocations the limit refused. A value the broker did not send shows as \"-\".\n"
+    "\n"
+    "--json prints one object: {\"memory\":{\"used\":N,\"limit\":N,\"peak\":N,\"denied\":N,\n"
+    "\"used_ratio\":0.0469},\"slab\":{\"page_size\":N,\"pages_total\":N,\"pages_resident\":N,\n"
+    "\"pages_pooled\":N,\"pages_reused\":N,\"classes\":[{\"class\":10,\"chunk_size\":600,\n"
+    "\"pages\":1,\"used\":4,\"free\":1743,\"wasted\":424,\"fails\":0},...]},\"reservoir\":\n"
+    "{\"hits\":N,\"misses\":N,\"overflows\":N,\"denied\":N,\"bytes\":N,\"hit_ratio\":0.8333}}\n"
+    "(plus \"heap\":{\"allocs\":N,\"reallocs\":N,\"frees\":N} with the shim). A ratio is\n"
+    "null when it has no denominator; a value the broker did not send is left out.\n";
 
 static const char ping_help[] =
     "Send one PING and print the round trip, connecting not included:\n"
@@ -188,8 +247,12 @@ static const struct command commands[] = {
     {"peek", cli_cmd_peek, 1, 1, OPT_COUNT, PEEK_MAX, "peek QUEUE [-n N]", peek_help},
     {"purge", cli_cmd_purge, 1, 1, 0, 0, "purge QUEUE", purge_help},
     {"delete", cli_cmd_delete, 1, 1, 0, 0, "delete QUEUE", delete_help},
-    {"declare", cli_cmd_declare, 1, 1, OPT_VISIBILITY, 0, "declare QUEUE [--visibility MS]",
+    {"declare", cli_cmd_declare, 1, 1, OPT_QUEUE, 0,
+     "declare QUEUE\n"
+     "              [--visibility MS] [--max-messages N] [--max-bytes SIZE]\n"
+     "              [--overflow reject|drop-oldest]",
      declare_help},
+    {"memory", cli_mem_show, 0, 0, 0, 0, "memory", memory_help},
     {"ping", cli_cmd_ping, 0, 0, 0, 0, "ping", ping_help},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL}};
 
@@ -254,21 +317,117 @@ run_help(const struct parsed *p)
 /* ---------------------------------------------------------------------------------------- */
 /* Parsing                                                                                   */
 
-/* Parse a decimal number in [lo, hi]. 0 or -1. */
+/* Parse a decimal number, digits only, into *v; *end receives what follows the digits.
+ * 0 or -1 (no digits, or over UINT64_MAX). */
 static int
-parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+parse_digits(const char *s, uint64_t *v, const char **end)
 {
-    char *end;
-    unsigned long long v;
+    char *e;
+    unsigned long long n;
 
     if (*s < '0' || *s > '9')
         return -1;
     errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
+    n = strtoull(s, &e, 10);
+    if (errno)
+        return -1;
+    *v = n;
+    *end = e;
+    return 0;
+}
+
+/* Parse a decimal number in [lo, hi]. 0 or -1. */
+static int
+parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    const char *end;
+    uint64_t v;
+
+    if (parse_digits(s, &v, &end) || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int
+parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    uint64_t v;
+
+    if (parse_u64(s, lo, hi, &v))
         return -1;
     *out = (uint32_t)v;
     return 0;
+}
+
+/* Parse a size: a decimal number of bytes with an optional unit, case-insensitive: B,
+ * K/KiB, M/MiB, G/GiB, T/TiB (powers of 1024) or KB, MB, GB, TB (powers of 1000), as
+ * slabmqd takes them. 0 or -1 (malformed, or over UINT64_MAX). */
+static int
+parse_size(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {{"", 1},           {"b", 1},
+                 {"k", 1ull << 10}, {"kib", 1ull << 10}, {"kb", 1000ull},
+                 {"m", 1ull << 20}, {"mib", 1ull << 20}, {"mb", 1000000ull},
+                 {"g", 1ull << 30}, {"gib", 1ull << 30}, {"gb", 1000000000ull},
+                 {"t", 1ull << 40}, {"tib", 1ull << 40}, {"tb", 1000000000000ull}};
+    const char *end;
+    uint64_t v;
+
+    if (parse_digits(s, &v, &end))
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(end, units[i].unit) == 0) {
+            if (v > UINT64_MAX / units[i].mult)
+                return -1;
+            *out = v * units[i].mult;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Apply one of the queue settings of declare. Returns 0 or an exit code. */
+static int
+apply_queue_option(struct parsed *p, int opt, const char *arg)
+{
+    slabmq_queue_options *q = &p->queue;
+
+    switch (opt) {
+    case OPT_VAL_VISIBILITY:
+        if (parse_u32(arg, 1, UINT32_MAX, &q->visibility_ms))
+            return usage_error(NULL, "invalid --visibility '%s': expected milliseconds >= 1",
+                               arg);
+        p->seen |= OPT_VISIBILITY;
+        return 0;
+    case OPT_VAL_MAX_MESSAGES:
+        if (parse_u64(arg, 1, UINT64_MAX, &q->max_messages))
+            return usage_error(NULL, "invalid --max-messages '%s': expected a count of at "
+                                     "least 1", arg);
+        p->seen |= OPT_MAX_MESSAGES;
+        return 0;
+    case OPT_VAL_MAX_BYTES:
+        if (parse_size(arg, &q->max_bytes) || q->max_bytes == 0)
+            return usage_error(NULL, "invalid --max-bytes '%s': expected a size of at least "
+                                     "1 byte, such as 65536, 64KiB or 10MB", arg);
+        p->seen |= OPT_MAX_BYTES;
+        return 0;
+    case OPT_VAL_OVERFLOW:
+        if (strcmp(arg, "reject") == 0)
+            q->overflow = SLABMQ_OVERFLOW_REJECT;
+        else if (strcmp(arg, "drop-oldest") == 0)
+            q->overflow = SLABMQ_OVERFLOW_DROP_OLDEST;
+        else
+            return usage_error(NULL, "invalid --overflow '%s': expected reject or drop-oldest",
+                               arg);
+        p->seen |= OPT_OVERFLOW;
+        return 0;
+    default:
+        return usage_error(NULL, "unexpected option");
+    }
 }
 
 /* Apply one option from getopt_long. Returns 0 or an exit code. */
@@ -305,14 +464,8 @@ apply_option(struct parsed *p, int opt, const char *arg)
             return usage_error(NULL, "invalid --wait '%s': expected 0-%u ms", arg, WAIT_MAX_MS);
         p->seen |= OPT_WAIT;
         return 0;
-    case OPT_VAL_VISIBILITY:
-        if (parse_u32(arg, 1, UINT32_MAX, &p->visibility_ms))
-            return usage_error(NULL, "invalid --visibility '%s': expected milliseconds >= 1",
-                               arg);
-        p->seen |= OPT_VISIBILITY;
-        return 0;
     default:
-        return usage_error(NULL, "unexpected option");
+        return apply_queue_option(p, opt, arg);
     }
 }
 
@@ -341,6 +494,12 @@ parse_options(int argc, char **argv, struct parsed *p)
                                           {"wait", required_argument, NULL, 'w'},
                                           {"visibility", required_argument, NULL,
                                            OPT_VAL_VISIBILITY},
+                                          {"max-messages", required_argument, NULL,
+                                           OPT_VAL_MAX_MESSAGES},
+                                          {"max-bytes", required_argument, NULL,
+                                           OPT_VAL_MAX_BYTES},
+                                          {"overflow", required_argument, NULL,
+                                           OPT_VAL_OVERFLOW},
                                           {NULL, 0, NULL, 0}};
     int opt;
     int rc;
@@ -370,15 +529,24 @@ valid_queue_name(const char *s)
     return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
 }
 
-/* The command-specific options a command does not take, by name. */
+/* The name of the first of the command-specific options in stray. */
 static const char *
 stray_option(unsigned stray)
 {
-    if (stray & OPT_COUNT)
-        return "-n/--count";
-    if (stray & OPT_WAIT)
-        return "--wait";
-    return "--visibility";
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{OPT_COUNT, "-n/--count"},
+                 {OPT_WAIT, "--wait"},
+                 {OPT_VISIBILITY, "--visibility"},
+                 {OPT_MAX_MESSAGES, "--max-messages"},
+                 {OPT_MAX_BYTES, "--max-bytes"},
+                 {OPT_OVERFLOW, "--overflow"}};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (stray & names[i].bit)
+            return names[i].name;
+    return "that option";
 }
 
 /* Everything about the command line that can be checked without the broker. */
@@ -485,7 +653,7 @@ run_command(const struct command *cmd, const struct parsed *p)
     cli.json = p->json;
     cli.count = p->count;
     cli.wait_ms = p->wait_ms;
-    cli.visibility_ms = p->visibility_ms;
+    cli.queue = p->queue;
     rc = cmd->run(&cli);
     slabmq_client_close(cli.c);
     return rc;

@@ -166,8 +166,13 @@ typedef enum slabmq_overflow {
     SLABMQ_OVERFLOW_DROP_OLDEST = 2  /**< drop ready messages from the head to make room */
 } slabmq_overflow;
 
+/** Set max_messages or max_bytes to this to remove that limit. */
+#define SLABMQ_NO_LIMIT UINT64_MAX
+
 /** Queue settings for slabmq_declare(). Zero fields keep the queue's current value (for a new
- *  queue, the broker's default). Start from a zeroed struct. */
+ *  queue, the broker's default); #SLABMQ_NO_LIMIT removes a limit. Start from a zeroed struct.
+ *  A limit lowered below what the queue holds refuses (or, with drop-oldest, trims at) the
+ *  next publish; nothing is dropped at DECLARE. */
 typedef struct slabmq_queue_options {
     uint32_t visibility_ms;   /**< redelivery timeout for fetched, unacked messages, ms;
                                    default 30000 */

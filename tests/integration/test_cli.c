@@ -134,6 +134,32 @@ expect_aligned(const char *out)
     T_EQ_U64(column, longest + 2);
 }
 
+/* Assert that text stats output has one line per broker statistic, every name the library
+ * reads included (slab.<N>.* among them), in the library's order. */
+static void
+expect_every_stat(const struct t_broker *b, const char *out)
+{
+    slabmq_client *c = t_client(b);
+    slabmq_stats *s;
+    const char *l = out;
+    size_t n;
+
+    T_OK(c, slabmq_stats_get(c, NULL, &s));
+    n = slabmq_stats_count(s);
+    T_ASSERT(n > 0);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = slabmq_stats_name(s, i);
+        size_t len = strlen(name);
+        T_ASSERT(strncmp(l, name, len) == 0 && l[len] == ' ');
+        l = strchr(l, '\n') + 1;
+    }
+    T_EQ_STR(l, "");
+    T_ASSERT(strstr(out, "\nslab_page_size ") && strstr(out, "\nmemory_used "));
+    T_ASSERT(strstr(out, ".chunk_size "));
+    slabmq_stats_free(s);
+    slabmq_client_close(c);
+}
+
 /* A port with nothing listening on it: bound once by us, then released. */
 static int
 free_port(void)
@@ -567,7 +593,8 @@ test_queues_table_and_json(void)
     expect(RUN(b.port, "queues", "--json"), 0, "[]\n");
     expect(RUN(b.port, "publish", "alpha", "one"), 0, "published 1 message to alpha (id 1)\n");
     expect(RUN(b.port, "publish", "alpha", "two"), 0, "published 1 message to alpha (id 2)\n");
-    expect(RUN(b.port, "declare", "b.long-queue:name"), 0, "created queue b.long-queue:name\n");
+    expect(RUN(b.port, "declare", "b.long-queue:name"), 0,
+           "declared b.long-queue:name (created)\n");
     c = t_client(&b); /* hold one message in flight while the CLI looks */
     T_OK(c, slabmq_fetch(c, "alpha", 1, 0, &batch));
     T_EQ_INT(slabmq_batch_count(batch), 1);
@@ -612,6 +639,7 @@ test_stats_queue_and_broker(void)
     T_EQ_INT(text_stat(r.out, "queues"), 1);
     T_EQ_INT(text_stat(r.out, "next_id"), 4);
     T_ASSERT(text_stat(r.out, "uptime_ms") >= 0);
+    expect_every_stat(&b, r.out);
     free_run(&r);
     r = RUN(b.port, "--json", "stats");
     T_EQ_INT(r.rc, 0);
@@ -662,19 +690,293 @@ test_declare_visibility(void)
     struct run r;
 
     t_broker_start(&b, NULL);
-    expect(RUN(b.port, "declare", "vq", "--visibility", "1500"), 0, "created queue vq\n");
+    expect(RUN(b.port, "declare", "vq", "--visibility", "1500"), 0, "declared vq (created)\n");
     T_EQ_U64(stat_of(&b, "vq", "visibility_ms"), 1500);
-    expect(RUN(b.port, "declare", "vq", "--json"), 0, "{\"created\":false}\n");
-    expect(RUN(b.port, "declare", "vq", "--visibility", "2500"), 0,
-           "queue vq already exists\n");
+    expect(RUN(b.port, "declare", "vq", "--json"), 0, "{\"queue\":\"vq\",\"created\":false}\n");
+    expect(RUN(b.port, "declare", "vq", "--visibility", "2500"), 0, "declared vq (updated)\n");
     T_EQ_U64(stat_of(&b, "vq", "visibility_ms"), 2500);
-    expect(RUN(b.port, "--json", "declare", "new"), 0, "{\"created\":true}\n");
+    expect(RUN(b.port, "--json", "declare", "new"), 0, "{\"queue\":\"new\",\"created\":true}\n");
     /* Over the broker's week: the broker says no, with its reason. */
     r = RUN(b.port, "declare", "vq", "--visibility", "700000000");
     T_EQ_INT(r.rc, 1);
     T_ASSERT(strncmp(r.err, "slabmq: visibility_ms must be between", 37) == 0);
     free_run(&r);
     T_EQ_U64(stat_of(&b, "vq", "visibility_ms"), 2500);
+    t_broker_stop(&b);
+}
+
+/* Limits set by declare, read back through `stats QUEUE --json`, with SIZE units. */
+static void
+test_declare_limits(void)
+{
+    static const struct {
+        const char *arg;
+        uint64_t bytes;
+    } sizes[] = {{"65536", 65536},          {"64KiB", 65536},       {"64k", 65536},
+                 {"10MiB", 10u << 20},      {"10M", 10u << 20},     {"10MB", 10000000},
+                 {"1GiB", 1u << 30},        {"1g", 1u << 30},       {"2GB", 2000000000},
+                 {"3KB", 3000},             {"512B", 512}};
+    struct t_broker b;
+    struct run r;
+
+    t_broker_start(&b, NULL);
+    expect(RUN(b.port, "declare", "lim", "--max-messages", "100", "--max-bytes", "64KiB",
+               "--overflow", "reject"),
+           0, "declared lim (created)\n");
+    r = RUN(b.port, "stats", "lim", "--json");
+    T_EQ_INT(r.rc, 0);
+    T_ASSERT(strstr(r.out, ",\"max_messages\":100,") != NULL);
+    T_ASSERT(strstr(r.out, ",\"max_bytes\":65536,") != NULL);
+    T_ASSERT(strstr(r.out, ",\"overflow_drop_oldest\":0,") != NULL);
+    free_run(&r);
+    /* Settings left out stay; the ones given change. */
+    expect(RUN(b.port, "--json", "declare", "lim", "--overflow", "drop-oldest"), 0,
+           "{\"queue\":\"lim\",\"created\":false}\n");
+    r = RUN(b.port, "stats", "lim", "--json");
+    T_EQ_INT(r.rc, 0);
+    T_ASSERT(strstr(r.out, ",\"max_messages\":100,\"max_bytes\":65536,"
+                           "\"overflow_drop_oldest\":1,") != NULL);
+    free_run(&r);
+    expect(RUN(b.port, "declare", "lim", "--max-messages", "7", "--visibility", "900"), 0,
+           "declared lim (updated)\n");
+    T_EQ_U64(stat_of(&b, "lim", "max_messages"), 7);
+    T_EQ_U64(stat_of(&b, "lim", "max_bytes"), 65536);
+    T_EQ_U64(stat_of(&b, "lim", "overflow_drop_oldest"), 1);
+    T_EQ_U64(stat_of(&b, "lim", "visibility_ms"), 900);
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        expect(RUN(b.port, "declare", "sz", "--max-bytes", sizes[i].arg), 0,
+               i ? "declared sz (updated)\n" : "declared sz (created)\n");
+        T_EQ_U64(stat_of(&b, "sz", "max_bytes"), sizes[i].bytes);
+    }
+    /* A new queue without settings has no limits and rejects. */
+    expect(RUN(b.port, "declare", "plain"), 0, "declared plain (created)\n");
+    T_EQ_U64(stat_of(&b, "plain", "max_messages"), 0);
+    T_EQ_U64(stat_of(&b, "plain", "max_bytes"), 0);
+    T_EQ_U64(stat_of(&b, "plain", "overflow_drop_oldest"), 0);
+    t_broker_stop(&b);
+}
+
+/* At a reject limit the publish fails with exit status 1 and the broker's "full" line, and
+ * nothing is stored. */
+static void
+test_publish_over_reject_limit(void)
+{
+    struct t_broker b;
+    struct run r;
+
+    t_broker_start(&b, NULL);
+    expect(RUN(b.port, "declare", "rq", "--max-messages", "2"), 0, "declared rq (created)\n");
+    expect(RUN(b.port, "publish", "rq", "one"), 0, "published 1 message to rq (id 1)\n");
+    expect(RUN(b.port, "publish", "rq", "two"), 0, "published 1 message to rq (id 2)\n");
+    expect_error(RUN(b.port, "publish", "rq", "three"), 1,
+                 "slabmq: queue rq is full: it holds 2 messages of 6 bytes (max_messages 2)\n");
+    T_EQ_U64(stat_of(&b, "rq", "ready"), 2);
+    T_EQ_U64(stat_of(&b, "rq", "rejected"), 1);
+    expect(RUN(b.port, "peek", "rq"), 0, "one\ntwo\n");
+    /* Lines from stdin: the batch is refused whole, and the message says none went in. */
+    r = RUN_IN(b.port, "x\ny\n", "publish", "rq", "-");
+    T_EQ_INT(r.rc, 1);
+    T_EQ_STR(r.out, "");
+    T_ASSERT(strncmp(r.err, "slabmq: queue rq is full", 24) == 0);
+    T_ASSERT(strstr(r.err, "(the first 0 lines were published)\n") != NULL);
+    free_run(&r);
+    T_EQ_U64(stat_of(&b, "rq", "ready"), 2);
+    /* A byte limit, explicitly rejecting. */
+    expect(RUN(b.port, "declare", "bq", "--max-bytes", "10", "--overflow", "reject"), 0,
+           "declared bq (created)\n");
+    expect(RUN(b.port, "publish", "bq", "12345678"), 0, "published 1 message to bq (id 3)\n");
+    r = RUN(b.port, "publish", "bq", "abc");
+    T_EQ_INT(r.rc, 1);
+    T_EQ_STR(r.out, "");
+    T_ASSERT(strncmp(r.err, "slabmq: queue bq is full: ", 26) == 0);
+    T_ASSERT(strchr(r.err, '\n') == r.err + strlen(r.err) - 1);
+    free_run(&r);
+    expect(RUN(b.port, "publish", "bq", "ab"), 0, "published 1 message to bq (id 4)\n");
+    T_EQ_U64(stat_of(&b, "bq", "bytes"), 10);
+    t_broker_stop(&b);
+}
+
+/* drop-oldest makes room by discarding from the head: the newest messages stay. */
+static void
+test_drop_oldest_keeps_newest(void)
+{
+    static const char *const bodies[] = {"aaaa", "bbbb", "cccc"};
+    struct t_broker b;
+    char msg[8];
+
+    t_broker_start(&b, NULL);
+    expect(RUN(b.port, "declare", "dq", "--max-messages", "3", "--overflow", "drop-oldest"), 0,
+           "declared dq (created)\n");
+    for (int i = 1; i <= 5; i++) {
+        char want[64];
+        snprintf(msg, sizeof(msg), "m%d", i);
+        snprintf(want, sizeof(want), "published 1 message to dq (id %d)\n", i);
+        expect(RUN(b.port, "publish", "dq", msg), 0, want);
+    }
+    expect(RUN(b.port, "peek", "dq"), 0, "m3\nm4\nm5\n");
+    T_EQ_U64(stat_of(&b, "dq", "dropped"), 2);
+    T_EQ_U64(stat_of(&b, "dq", "rejected"), 0);
+    /* A batch that fits under the limit pushes out as many old ones as it needs. */
+    expect(RUN_IN(b.port, "m6\nm7\n", "publish", "dq", "-"), 0,
+           "published 2 messages to dq (first id 6)\n");
+    expect(RUN(b.port, "peek", "dq"), 0, "m5\nm6\nm7\n");
+    /* By bytes: room for two 4-byte messages. */
+    expect(RUN(b.port, "declare", "db", "--max-bytes", "8", "--overflow", "drop-oldest"), 0,
+           "declared db (created)\n");
+    for (int i = 0; i < 3; i++) {
+        struct run r = RUN(b.port, "publish", "db", bodies[i]);
+        T_EQ_INT(r.rc, 0);
+        free_run(&r);
+    }
+    expect(RUN(b.port, "peek", "db"), 0, "bbbb\ncccc\n");
+    T_EQ_U64(stat_of(&b, "db", "bytes"), 8);
+    T_EQ_U64(stat_of(&b, "db", "dropped"), 1);
+    t_broker_stop(&b);
+}
+
+/* |a - b| < eps, for numbers printed rounded. */
+static int
+near(double a, double b, double eps)
+{
+    return a - b < eps && b - a < eps;
+}
+
+/* Field i (0-6) of a row of the class table: CLASS CHUNK PAGES USED FREE WASTED FAILS. */
+static uint64_t
+row_field(const char *row, int i)
+{
+    char *end = (char *)row;
+    uint64_t v = 0;
+
+    for (int k = 0; k <= i; k++) {
+        v = strtoull(end, &end, 10);
+        T_ASSERT(*end == ' ' || *end == '\n');
+    }
+    return v;
+}
+
+/* The summary lines and a table whose rows agree with slab.<N>.* read through the
+ * library. */
+static void
+test_memory_view(void)
+{
+    static const char *const fields[] = {"chunk_size", "pages", "used", "free", "wasted",
+                                         "fails"};
+    struct t_broker b;
+    struct run r;
+    const char *row;
+    size_t width;
+    int rows = 0;
+    uint64_t hits;
+    uint64_t misses;
+    double pct;
+
+    t_broker_start(&b, "--max-memory", "64MiB", NULL);
+    expect(RUN_IN(b.port, "a\nbb\nccc\n", "publish", "mem", "-"), 0,
+           "published 3 messages to mem (first id 1)\n");
+    r = RUN(b.port, "memory");
+    T_EQ_INT(r.rc, 0);
+    T_EQ_STR(r.err, "");
+    T_ASSERT(strncmp(r.out, "memory     ", 11) == 0);
+    T_ASSERT(strstr(r.out, " used of 64.0 MiB (") != NULL);
+    T_ASSERT(strstr(r.out, "\nslab       ") && strstr(r.out, " pages resident ("));
+    T_ASSERT(strstr(r.out, " of 64, 1.0 MiB each; "));
+    T_ASSERT(strstr(r.out, "\nreservoir  ") && strstr(r.out, " misses (hit ratio "));
+    T_ASSERT(strstr(r.out, "\nheap ") == NULL); /* no allocation shim in this broker */
+    T_EQ_INT(sscanf(strstr(r.out, "\nreservoir  "), "\nreservoir  %" SCNu64 " hits, %" SCNu64
+                    " misses (hit ratio %lf%%)", &hits, &misses, &pct), 3);
+    T_ASSERT(hits + misses > 0);
+    T_ASSERT(near(pct, 100.0 * (double)hits / (double)(hits + misses), 0.051));
+    row = strstr(r.out, "\n\nCLASS  CHUNK  PAGES  USED  FREE  WASTED  FAILS");
+    T_ASSERT(row != NULL);
+    row += 2;
+    width = strcspn(row, "\n"); /* right-aligned columns: every row is as long as the header */
+    for (row = row + width + 1; *row; row = strchr(row, '\n') + 1) {
+        char name[48];
+        uint64_t cls = row_field(row, 0);
+        T_EQ_U64(strcspn(row, "\n"), width);
+        T_ASSERT(row[width - 1] >= '0' && row[width - 1] <= '9');
+        for (int i = 0; i < 6; i++) {
+            snprintf(name, sizeof(name), "slab.%" PRIu64 ".%s", cls, fields[i]);
+            T_EQ_U64(row_field(row, i + 1), stat_of(&b, NULL, name));
+        }
+        rows++;
+    }
+    T_ASSERT(rows >= 1);
+    free_run(&r);
+    t_broker_stop(&b);
+}
+
+static void
+test_memory_json(void)
+{
+    struct t_broker b;
+    struct run r;
+    int depth = 0;
+    uint64_t used;
+    double ratio;
+
+    t_broker_start(&b, "--max-memory", "64MiB", NULL);
+    expect(RUN(b.port, "publish", "mem", "hello"), 0, "published 1 message to mem (id 1)\n");
+    r = RUN(b.port, "memory", "--json");
+    T_EQ_INT(r.rc, 0);
+    T_ASSERT(strncmp(r.out, "{\"memory\":{\"used\":", 18) == 0);
+    T_ASSERT(strstr(r.out, ",\"limit\":67108864,\"peak\":"));
+    T_ASSERT(strstr(r.out, ",\"denied\":0,\"used_ratio\":0."));
+    T_ASSERT(strstr(r.out, "},\"slab\":{\"page_size\":1048576,\"pages_total\":64,"
+                           "\"pages_resident\":"));
+    T_ASSERT(strstr(r.out, ",\"pages_pooled\":") && strstr(r.out, ",\"pages_reused\":"));
+    T_ASSERT(strstr(r.out, ",\"classes\":[{\"class\":"));
+    T_ASSERT(strstr(r.out, ",\"chunk_size\":") && strstr(r.out, ",\"wasted\":"));
+    T_ASSERT(strstr(r.out, ",\"fails\":0}"));
+    T_ASSERT(strstr(r.out, "]},\"reservoir\":{\"hits\":"));
+    T_ASSERT(strstr(r.out, ",\"misses\":") && strstr(r.out, ",\"overflows\":0,\"denied\":0,"));
+    T_ASSERT(strstr(r.out, ",\"bytes\":") && strstr(r.out, ",\"hit_ratio\":"));
+    T_ASSERT(strstr(r.out, "heap") == NULL);
+    T_ASSERT(strcmp(r.out + r.out_len - 3, "}}\n") == 0);
+    T_EQ_INT(sscanf(r.out, "{\"memory\":{\"used\":%" SCNu64, &used), 1);
+    T_EQ_INT(sscanf(strstr(r.out, "\"used_ratio\":"), "\"used_ratio\":%lf", &ratio), 1);
+    T_ASSERT(used > 0 && near(ratio, (double)used / 67108864.0, 0.00006));
+    for (const char *p = r.out; *p; p++) {
+        depth += (*p == '{' || *p == '[') - (*p == '}' || *p == ']');
+        T_ASSERT(depth >= 0 && (depth > 0 || p[1] == '\n' || p[1] == '\0'));
+    }
+    T_EQ_INT(depth, 0);
+    T_EQ_STR(strchr(r.out, '\n'), "\n");
+    free_run(&r);
+    t_broker_stop(&b);
+}
+
+/* With the counting allocator preloaded, the broker reports heap counts and `memory` shows
+ * them. The shim is built beside this test in non-sanitizer builds only. */
+static void
+test_memory_heap_counts(void)
+{
+    static const char daemon[] = SLABMQD_PATH;
+    const char *bin = strstr(daemon, "/broker/slabmqd");
+    char shim[sizeof(daemon) + 64];
+    struct t_broker b;
+    struct run r;
+
+    T_ASSERT(bin != NULL);
+    snprintf(shim, sizeof(shim), "%.*s/tests/libslabmq_alloccount.so", (int)(bin - daemon),
+             daemon);
+    if (access(shim, R_OK) != 0) {
+        fprintf(stderr, "skipped: no %s (sanitizer build)\n", shim);
+        return;
+    }
+    t_broker_preload = shim;
+    t_broker_start(&b, NULL);
+    t_broker_preload = NULL;
+    r = RUN(b.port, "memory");
+    T_EQ_INT(r.rc, 0);
+    T_ASSERT(strstr(r.out, "\nheap       ") && strstr(r.out, " allocs, "));
+    T_ASSERT(strstr(r.out, " reallocs, ") && strstr(r.out, " frees\n"));
+    free_run(&r);
+    r = RUN(b.port, "memory", "--json");
+    T_EQ_INT(r.rc, 0);
+    T_ASSERT(strstr(r.out, "},\"heap\":{\"allocs\":") && strstr(r.out, ",\"frees\":"));
+    free_run(&r);
     t_broker_stop(&b);
 }
 
@@ -791,6 +1093,18 @@ test_usage_errors(void)
         {"peek", "q", "-n", "257", NULL},
         {"peek", "q", "--wait", "10", NULL},
         {"declare", "q", "--visibility", "0", NULL},
+        {"declare", "q", "--max-messages", "0", NULL},
+        {"declare", "q", "--max-messages", "-1", NULL},
+        {"declare", "q", "--max-bytes", "0", NULL},
+        {"declare", "q", "--max-bytes", "10XB", NULL},
+        {"declare", "q", "--max-bytes", "KiB", NULL},
+        {"declare", "q", "--max-bytes", "99999999999999999999", NULL},
+        {"declare", "q", "--max-bytes", "20000000TiB", NULL},
+        {"declare", "q", "--overflow", "sideways", NULL},
+        {"declare", "q", "--overflow", NULL},
+        {"publish", "q", "--max-messages", "5", "x", NULL},
+        {"memory", "extra", NULL},
+        {"memory", "--overflow", "reject", NULL},
         {"ping", "extra", NULL},
         {"--timeout", "soon", "ping", NULL},
         {"-s", "127.0.0.1:99999", "ping", NULL},
@@ -817,13 +1131,18 @@ test_usage_errors(void)
                  "slabmq: bad option: '--json=1' (see 'slabmq --help')\n");
     expect_error(RUN(port, "consume", "q", "--wait"), 2,
                  "slabmq: option needs a value: '--wait' (see 'slabmq --help')\n");
+    expect_error(RUN(port, "declare", "q", "--overflow", "drop-newest"), 2,
+                 "slabmq: invalid --overflow 'drop-newest': expected reject or drop-oldest "
+                 "(see 'slabmq --help')\n");
+    expect_error(RUN(port, "peek", "q", "--overflow", "reject"), 2,
+                 "slabmq: peek does not take --overflow (see 'slabmq help peek')\n");
 }
 
 static void
 test_help_and_version(void)
 {
-    static const char *const names[] = {"queues", "stats", "publish", "consume", "peek",
-                                        "purge",  "delete", "declare", "ping"};
+    static const char *const names[] = {"queues", "stats",   "publish", "consume", "peek",
+                                        "purge",  "delete",  "declare", "memory",  "ping"};
     struct run r = RUN(0, "--help");
     struct run h;
 
@@ -860,6 +1179,12 @@ static const struct t_case cases[] = {
     T_CASE(test_stats_queue_and_broker),
     T_CASE(test_purge_and_delete),
     T_CASE(test_declare_visibility),
+    T_CASE(test_declare_limits),
+    T_CASE(test_publish_over_reject_limit),
+    T_CASE(test_drop_oldest_keeps_newest),
+    T_CASE(test_memory_view),
+    T_CASE(test_memory_json),
+    T_CASE(test_memory_heap_counts),
     T_CASE(test_ping),
     T_CASE(test_no_broker_exits_3),
     T_CASE(test_timeout_exits_3),

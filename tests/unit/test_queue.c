@@ -260,8 +260,8 @@ test_compaction_moves_pinned(void)
     struct fixture f;
     static struct delivery *out[2000];
     struct delivery *again[200];
-    char body[100];
-    char want[100];
+    char body[128];
+    char want[128];
     uint32_t n;
     size_t pages_before;
     uint64_t kept = 0;
