@@ -135,7 +135,7 @@ tail_for(struct broker *b, struct queue *q, uint64_t id, uint32_t len)
     if (!g)
         return NULL;
     if (q->next_seg < SEG_MAX_SIZE)
-        q->next_seg *= 8;
+        q->next_seg = q->next_seg * 8 < SEG_MAX_SIZE ? q->next_seg * 8 : SEG_MAX_SIZE;
     g->seq = q->next_seq++;
     g->prev = q->tail;
     if (q->tail)
