@@ -63,7 +63,10 @@ reply_full(struct conn *c, unsigned op, uint64_t rid, const struct queue *q)
                 "queue %s is full: it holds %llu message%s of %llu bytes (%s)%s", q->name,
                 (unsigned long long)queue_held(q), queue_held(q) == 1 ? "" : "s",
                 (unsigned long long)q->bytes, lim,
-                q->overflow == QUEUE_DROP_OLDEST ? "; only in-flight messages are left" : "");
+                q->overflow == QUEUE_DROP_OLDEST
+                    ? "; drop-oldest cannot make room: in-flight and delayed messages are "
+                      "never dropped, or the message alone exceeds max_bytes"
+                    : "");
 }
 
 /* [queue, payload] -> [id] */

@@ -254,10 +254,13 @@ discard_input(struct conn *c)
     c->discard -= k;
 }
 
-/* Admission from the header: a PUBLISH whose body is not buffered yet and does not fit in
- * the memory left for messages is refused now, before its body is read or buffered; its
- * bytes are then skipped as they arrive and the connection stays usable. 'have' bytes of
- * the body are buffered. Returns 1 if the frame was refused. */
+/* Admission from the header, for a frame larger than the connection's read buffer. A
+ * PUBLISH whose size does not fit in the memory left for messages, or any other frame for
+ * whose buffer there is no memory at all, is refused now, before its body is read or
+ * buffered; its bytes are then skipped as they arrive and the connection stays usable (a
+ * large ACK list at the limit gets an error instead of waiting forever for memory that
+ * only its own ACKs could free). 'have' bytes of the body are buffered. Before HELLO the
+ * frame takes its normal path (ERR_HELLO_REQUIRED and a close). Returns 1 if refused. */
 static int
 admit_frame(struct conn *c, const uint8_t *body, size_t have, uint32_t blen)
 {
@@ -266,16 +269,18 @@ admit_frame(struct conn *c, const uint8_t *body, size_t have, uint32_t blen)
     uint64_t op;
     uint64_t rid;
     uint32_t nargs;
+    int publish;
 
-    if (b->mem.used + b->mem.headroom + blen <= b->mem.limit)
-        return 0;
     smq_mpr_init(&r, body, have);
-    if (smq_read_header(&r, &op, &rid, &nargs)
-        || (op != SMQ_OP_PUBLISH && op != SMQ_OP_PUBLISH_BATCH))
+    if (!c->hello || smq_read_header(&r, &op, &rid, &nargs))
+        return 0;
+    publish = op == SMQ_OP_PUBLISH || op == SMQ_OP_PUBLISH_BATCH;
+    if (mem_make_room(&b->mem, (size_t)blen + SMQ_FRAME_HEADER, publish ? b->mem.headroom : 0))
         return 0;
     reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
                 "memory limit reached: %zu of %zu bytes in use, frame of %u bytes refused "
-                "before reading it; retry later", b->mem.used, b->mem.limit, blen);
+                "before reading it; retry later%s", b->mem.used, b->mem.limit, blen,
+                publish ? "" : ", or send smaller batches");
     c->discard = SMQ_FRAME_HEADER + (size_t)blen;
     discard_input(c);
     return 1;

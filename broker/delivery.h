@@ -52,6 +52,7 @@ struct delivery {
     struct dlink qlink;       /* in q->deliveries: every delivery of the queue */
     struct dlink slink;       /* INFLIGHT: owner's list; RETRY: q->retry; else unlinked */
     uint32_t off;             /* record offset in seg */
+    uint32_t len;             /* payload bytes */
     uint32_t deliveries;      /* times delivered */
     uint32_t heap_idx;        /* position in the timer heap, or DLV_NO_HEAP */
     uint8_t state;            /* enum dlv_state */

@@ -237,6 +237,7 @@ make_inflight(struct broker *b, struct delivery *d, struct holder *h)
     dlist_push_back(&h->list, &d->slink);
     h->n++;
     d->q->ninflight++;
+    d->q->pinned_bytes += d->len;
     d->q->c.delivered++;
 }
 
@@ -254,6 +255,7 @@ take_fresh(struct broker *b, struct queue *q)
     seg_read(q->rseg, q->roff, &r);
     memset(d, 0, sizeof(*d));
     d->id = r.id;
+    d->len = r.len;
     d->q = q;
     d->seg = q->rseg;
     d->off = q->roff;
@@ -327,6 +329,7 @@ leave_state(struct delivery *d)
     switch (d->state) {
     case DLV_INFLIGHT:
         q->ninflight--;
+        q->pinned_bytes -= d->len;
         d->owner->n--;
         break;
     case DLV_RETRY:
@@ -334,6 +337,7 @@ leave_state(struct delivery *d)
         break;
     case DLV_DELAYED:
         q->ndelayed--;
+        q->pinned_bytes -= d->len;
         break;
     }
     dlist_unlink(&d->slink);
@@ -380,6 +384,7 @@ queue_nack(struct broker *b, struct delivery *d, uint32_t delay_ms)
     d->state = DLV_DELAYED;
     d->due_ms = b->now_ms + delay_ms;
     d->q->ndelayed++;
+    d->q->pinned_bytes += d->len;
     /* Already in the heap (in-flight deadline): move it. */
     if (d->heap_idx != DLV_NO_HEAP)
         theap_update(&b->timers, d);
@@ -445,7 +450,7 @@ queue_admit(struct queue *q, uint64_t n, uint64_t bytes, uint32_t largest)
     int ok;
 
     if (q->overflow == QUEUE_DROP_OLDEST) /* room for at least the newest message */
-        ok = pinned < max_n && largest <= max_b;
+        ok = pinned < max_n && q->pinned_bytes + largest <= max_b;
     else
         ok = queue_held(q) + n <= max_n && q->bytes + bytes <= max_b;
     if (!ok)

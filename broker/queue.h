@@ -62,6 +62,7 @@ struct queue {
     uint64_t ninflight;         /* delivered, not acked */
     uint64_t ndelayed;          /* NACKed with a delay, not yet ready */
     uint64_t bytes;             /* payload bytes of every message held */
+    uint64_t pinned_bytes;      /* of which in flight or delayed (never dropped) */
     struct dlink retry;         /* DLV_RETRY deliveries, FIFO */
     struct dlink deliveries;    /* every delivery of this queue */
     struct dlink waiters;       /* long-poll FETCHes waiting (server's struct waiter) */

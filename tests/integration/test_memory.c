@@ -237,6 +237,20 @@ test_queue_limits(void)
         T_EQ_U64(stat_of(c, "drop", "inflight"), 3);
         slabmq_batch_free(taken);
     }
+    {
+        /* by bytes too: 8 bytes in flight under max_bytes 10 leave room for 2, not 5 */
+        slabmq_queue_options dropb = {.max_bytes = 10, .overflow = SLABMQ_OVERFLOW_DROP_OLDEST};
+        slabmq_batch *taken;
+        T_OK(c, slabmq_declare(c, "dropb", &dropb, NULL));
+        T_OK(c, slabmq_publish(c, "dropb", "12345678", 8, NULL));
+        T_OK(c, slabmq_fetch(c, "dropb", 1, 0, &taken));
+        T_EQ_INT(slabmq_batch_count(taken), 1);
+        T_EQ_INT(slabmq_publish(c, "dropb", "abcde", 5, NULL), SLABMQ_ERR_QUEUE_FULL);
+        T_OK(c, slabmq_publish(c, "dropb", "ab", 2, NULL));
+        T_EQ_U64(stat_of(c, "dropb", "ready"), 1);
+        T_EQ_U64(stat_of(c, "dropb", "dropped"), 0);
+        slabmq_batch_free(taken);
+    }
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
