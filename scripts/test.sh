@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install dependencies, build, and run the whole test suite twice: a normal build with
-# warnings as errors, then an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# warnings as errors (which also runs a subset of integration cases with the broker under
+# valgrind), then an AddressSanitizer + UndefinedBehaviorSanitizer build.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh

@@ -160,6 +160,13 @@ t_broker_start(struct t_broker *b, ...)
 
     snprintf(b->dir, sizeof(b->dir), "/tmp/slabmq-test.XXXXXX");
     T_ASSERT(mkdtemp(b->dir) != NULL);
+    if (getenv("SLABMQ_TEST_VALGRIND")) { /* any error or leak makes the exit status 99 */
+        args[n++] = "/usr/bin/valgrind";
+        args[n++] = "--quiet";
+        args[n++] = "--leak-check=full";
+        args[n++] = "--errors-for-leak-kinds=definite,indirect";
+        args[n++] = "--error-exitcode=99";
+    }
     args[n++] = SLABMQD_PATH;
     args[n++] = "--port";
     args[n++] = "0";
@@ -189,7 +196,7 @@ t_broker_start(struct t_broker *b, ...)
     }
     close(out[1]);
     track(b, 1);
-    b->port = read_port(out[0], t_now_ms() + 10000);
+    b->port = read_port(out[0], t_now_ms() + 30000);
     close(out[0]);
     if (b->port <= 0)
         t_fail(__FILE__, __LINE__, "slabmqd did not print 'listening on' within 10 s");
@@ -222,7 +229,7 @@ t_broker_alive(const struct t_broker *b)
 void
 t_broker_stop(struct t_broker *b)
 {
-    int64_t deadline = t_now_ms() + 10000;
+    int64_t deadline = t_now_ms() + 30000;
     int status = 0;
     pid_t r = 0;
     char cmd[128];

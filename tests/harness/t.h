@@ -87,11 +87,12 @@ struct t_broker {
     char dir[64];       /* its temp dir: stderr.log lives there */
 };
 
-/* Start slabmqd --port 0 plus extra args (NULL-terminated), wait up to 10 s for its
- * "listening on" line. Fails the test if it does not come up. */
+/* Start slabmqd --port 0 plus extra args (NULL-terminated), wait up to 30 s for its
+ * "listening on" line. Fails the test if it does not come up. With SLABMQ_TEST_VALGRIND set
+ * in the environment the broker runs under valgrind (memcheck, leaks checked at exit). */
 void t_broker_start(struct t_broker *b, ...) __attribute__((sentinel));
-/* SIGTERM, wait up to 10 s (then SIGKILL and fail); asserts a clean exit status 0, which
- * also catches sanitizer and leak reports at shutdown. */
+/* SIGTERM, wait up to 30 s (then SIGKILL and fail); asserts a clean exit status 0, which
+ * also catches sanitizer, valgrind and leak reports at shutdown. */
 void t_broker_stop(struct t_broker *b);
 /* A shared library to LD_PRELOAD into brokers started from now on (NULL: none). */
 extern const char *t_broker_preload;
