@@ -20,9 +20,17 @@ struct slabmq_client {
     uint64_t next_rid;      /* request id of the next request */
     uint32_t max_message;   /* from HELLO */
     uint32_t max_frame;     /* from HELLO: largest request body the broker takes */
-    uint8_t *wbuf;          /* request being built: 4-byte header, then the body */
+    uint8_t *wbuf;          /* queued pipelined frames, then the request being built */
     size_t wcap;
-    size_t wlen;
+    size_t wlen;            /* bytes in wbuf */
+    size_t wstart;          /* where the request being built starts */
+    uint32_t window;        /* pipelined requests allowed without their replies */
+    uint32_t outstanding;   /* pipelined requests queued or sent, replies not yet read */
+    uint64_t first_async;   /* request id of the oldest outstanding pipelined request */
+    slabmq_confirm_cb on_confirm;  /* called for each pipelined reply; may be NULL */
+    void *confirm_arg;
+    slabmq_status async_err;       /* first failure of a pipelined request since slabmq_flush */
+    char async_msg[256];           /* its detail */
     uint8_t *rbuf;          /* bytes read and not yet consumed */
     size_t rcap;
     size_t rstart;
@@ -33,6 +41,7 @@ struct slabmq_client {
     int wfail;              /* building the request ran out of memory */
     int broken;             /* an I/O error or a bad reply: every later call fails */
     char err[256];          /* detail of the last failure */
+    int last;               /* status of the last failure (slabmq_status) */
 };
 
 /* Set the detail message and return st. */
@@ -41,6 +50,11 @@ slabmq_status smq_client_fail(struct slabmq_client *c, slabmq_status st, const c
 
 /* Start a request [op, rid, <nargs args>]; pack the arguments with c->pk. */
 void smq_req_begin(struct slabmq_client *c, unsigned op, uint32_t nargs);
+
+/* Queue the request built since smq_req_begin as a pipelined one: its reply is read later
+ * and handed to the confirm callback. Sends when the queue is large, and reads replies when
+ * the window is full. *rid receives its request id. */
+slabmq_status smq_req_async(struct slabmq_client *c, uint64_t *rid);
 void smq_pack_str(struct slabmq_client *c, const char *s);
 
 /* Send the request built since smq_req_begin and read its reply. On SLABMQ_OK, *r is

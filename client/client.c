@@ -32,6 +32,7 @@ smq_client_fail(struct slabmq_client *c, slabmq_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->err, sizeof(c->err), fmt, ap);
     va_end(ap);
+    c->last = st;
     if (st == SLABMQ_ERR_IO || st == SLABMQ_ERR_CLOSED || st == SLABMQ_ERR_BAD_REPLY
         || st == SLABMQ_ERR_TIMEOUT)
         c->broken = 1; /* the stream position is unknown: no later call can trust it */
@@ -194,9 +195,9 @@ wbuf_write(void *data, const char *buf, size_t len)
 void
 smq_req_begin(struct slabmq_client *c, unsigned op, uint32_t nargs)
 {
-    c->wlen = 0;
+    c->wstart = c->wlen;
     c->wfail = 0;
-    wbuf_write(c, "\0\0\0\0", SMQ_FRAME_HEADER); /* the length, patched by smq_call */
+    wbuf_write(c, "\0\0\0\0", SMQ_FRAME_HEADER); /* the length, patched when it ends */
     msgpack_pack_array(&c->pk, 2 + nargs);
     msgpack_pack_uint32(&c->pk, op);
     msgpack_pack_uint64(&c->pk, c->next_rid);
@@ -268,32 +269,149 @@ parse_reply(struct slabmq_client *c, unsigned op, uint64_t rid, struct smq_mpr *
     return SLABMQ_OK;
 }
 
-slabmq_status
-smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
-         uint32_t *nresults)
+/* Finish the request being built: check its size, write its length. On failure the
+ * request is dropped from wbuf. */
+static slabmq_status
+req_end(struct slabmq_client *c)
 {
-    int64_t deadline = c->timeout_ms > 0 ? now_ms() + c->timeout_ms + extra_ms : 0;
-    uint64_t rid = c->next_rid++;
-    const uint8_t *body = NULL;
-    uint32_t len;
+    size_t body = c->wlen - c->wstart - SMQ_FRAME_HEADER;
+
+    if (c->wfail || body > c->max_frame) {
+        c->wlen = c->wstart;
+        if (c->wfail)
+            return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory building a request");
+        return smq_client_fail(c, SLABMQ_ERR_ARG, "request of %zu bytes exceeds the broker's "
+                               "maximum frame of %u bytes", body, c->max_frame);
+    }
+    smq_frame_put_header(c->wbuf + c->wstart, (uint32_t)body);
+    return SLABMQ_OK;
+}
+
+/* Send every queued frame in one go. */
+static slabmq_status
+send_queued(struct slabmq_client *c, int64_t deadline)
+{
+    slabmq_status st;
+
+    if (c->wlen == 0)
+        return SLABMQ_OK;
+    st = send_all(c, c->wbuf, c->wlen, deadline);
+    c->wlen = c->wstart = 0;
+    if (c->wcap > ((size_t)4 << 20)) { /* do not keep a huge request buffer around */
+        free(c->wbuf);
+        c->wbuf = NULL;
+        c->wcap = 0;
+    }
+    return st;
+}
+
+/* Decode one pipelined reply and tell the caller: the id of a publish, the count of an
+ * ack, or the error. The first error is kept for slabmq_flush(). */
+static slabmq_status
+confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
+{
+    struct smq_mpr r;
+    uint32_t n;
+    uint64_t op;
+    uint64_t rid;
+    uint64_t status;
+    uint64_t value = 0;
+
+    smq_mpr_init(&r, body, len);
+    if (smq_mpr_array(&r, &n) || n < 3 || smq_mpr_uint(&r, &op) || smq_mpr_uint(&r, &rid)
+        || smq_mpr_uint(&r, &status) || rid != c->first_async)
+        return smq_bad_reply(c, "pipelined reply out of order");
+    c->first_async++;
+    c->outstanding--;
+    if (status == SLABMQ_OK && n > 3)
+        smq_mpr_uint(&r, &value);
+    if (status != SLABMQ_OK && c->async_err == SLABMQ_OK) {
+        const char *msg = "";
+        uint32_t mlen = 0;
+        if (n > 3)
+            smq_mpr_str(&r, &msg, &mlen);
+        c->async_err = (slabmq_status)status;
+        snprintf(c->async_msg, sizeof(c->async_msg), "request %llu: %s: %.*s",
+                 (unsigned long long)rid, smq_status_message((unsigned)status), (int)mlen, msg);
+    }
+    if (c->on_confirm)
+        c->on_confirm(c->confirm_arg, rid, (slabmq_status)status, value);
+    if (status != SLABMQ_OK && op == SMQ_OP_NONE)
+        c->broken = 1; /* a connection-level error: the broker closes */
+    return SLABMQ_OK;
+}
+
+/* Read pipelined replies until at most 'keep' are outstanding. */
+static slabmq_status
+read_confirms(struct slabmq_client *c, uint32_t keep, int64_t deadline)
+{
+    while (c->outstanding > keep) {
+        const uint8_t *body = NULL;
+        uint32_t len = 0;
+        slabmq_status st = read_frame(c, &body, &len, deadline);
+        if (st)
+            return st;
+        st = confirm(c, body, len);
+        if (st)
+            return st;
+    }
+    return SLABMQ_OK;
+}
+
+static int64_t
+call_deadline(const struct slabmq_client *c, int extra_ms)
+{
+    return c->timeout_ms > 0 ? now_ms() + c->timeout_ms + extra_ms : 0;
+}
+
+slabmq_status
+smq_req_async(struct slabmq_client *c, uint64_t *rid)
+{
+    int64_t deadline = call_deadline(c, 0);
     slabmq_status st;
 
     if (c->broken)
         return smq_client_fail(c, SLABMQ_ERR_CLOSED,
                                "connection unusable after an earlier error; reconnect");
-    if (c->wfail)
-        return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory building a request");
-    if (c->wlen - SMQ_FRAME_HEADER > c->max_frame)
-        return smq_client_fail(c, SLABMQ_ERR_ARG, "request of %zu bytes exceeds the broker's "
-                               "maximum frame of %u bytes", c->wlen - SMQ_FRAME_HEADER,
-                               c->max_frame);
-    smq_frame_put_header(c->wbuf, (uint32_t)(c->wlen - SMQ_FRAME_HEADER));
-    st = send_all(c, c->wbuf, c->wlen, deadline);
-    if (c->wcap > ((size_t)4 << 20)) { /* do not keep a huge request buffer around */
-        free(c->wbuf);
-        c->wbuf = NULL;
-        c->wcap = c->wlen = 0;
+    st = req_end(c);
+    if (st)
+        return st;
+    if (rid)
+        *rid = c->next_rid;
+    if (c->outstanding++ == 0)
+        c->first_async = c->next_rid;
+    c->next_rid++;
+    /* one send per 64 KiB of requests, and replies read in batches: half a window at once */
+    if (c->wlen >= 65536 || c->outstanding >= c->window) {
+        st = send_queued(c, deadline);
+        if (st == SLABMQ_OK && c->outstanding >= c->window)
+            st = read_confirms(c, c->window / 2, deadline);
     }
+    return st;
+}
+
+slabmq_status
+smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
+         uint32_t *nresults)
+{
+    int64_t deadline = call_deadline(c, extra_ms);
+    uint64_t rid = c->next_rid++;
+    const uint8_t *body = NULL;
+    uint32_t len;
+    slabmq_status st;
+
+    if (c->broken) {
+        c->wlen = c->wstart;
+        return smq_client_fail(c, SLABMQ_ERR_CLOSED,
+                               "connection unusable after an earlier error; reconnect");
+    }
+    st = req_end(c);
+    if (st)
+        return st;
+    /* pipelined requests still queued go out in the same send, their replies come first */
+    st = send_queued(c, deadline);
+    if (st == SLABMQ_OK)
+        st = read_confirms(c, 0, deadline);
     if (st)
         return st;
     if (c->rstart == c->rlen)
@@ -303,6 +421,50 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
         return st;
     smq_mpr_init(r, body, len);
     return parse_reply(c, op, rid, r, nresults);
+}
+
+SLABMQ_API slabmq_status
+slabmq_flush(slabmq_client *c)
+{
+    int64_t deadline;
+    slabmq_status st;
+
+    if (!c)
+        return SLABMQ_ERR_ARG;
+    deadline = call_deadline(c, 0);
+    st = send_queued(c, deadline);
+    if (st == SLABMQ_OK)
+        st = read_confirms(c, 0, deadline);
+    if (st)
+        return st;
+    st = c->async_err;
+    if (st) {
+        snprintf(c->err, sizeof(c->err), "%s", c->async_msg);
+        c->async_err = SLABMQ_OK;
+    }
+    return st;
+}
+
+SLABMQ_API void
+slabmq_client_set_window(slabmq_client *c, uint32_t window)
+{
+    if (c)
+        c->window = window < 1 ? 1 : window;
+}
+
+SLABMQ_API void
+slabmq_client_on_confirm(slabmq_client *c, slabmq_confirm_cb cb, void *arg)
+{
+    if (c) {
+        c->on_confirm = cb;
+        c->confirm_arg = arg;
+    }
+}
+
+SLABMQ_API uint64_t
+slabmq_client_outstanding(const slabmq_client *c)
+{
+    return c ? c->outstanding : 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -413,6 +575,7 @@ slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbu
     c->fd = -1;
     c->timeout_ms = o->timeout_ms;
     c->next_rid = 1;
+    c->window = 1024;
     msgpack_packer_init(&c->pk, c, wbuf_write);
     st = open_socket(c, o, o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0);
     if (st == SLABMQ_OK)

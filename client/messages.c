@@ -30,7 +30,40 @@ slabmq_publish(slabmq_client *c, const char *queue, const void *data, size_t len
 {
     slabmq_payload p = {data, len};
 
-    return slabmq_publish_batch(c, queue, &p, 1, id) ;
+    return slabmq_publish_batch(c, queue, &p, 1, id);
+}
+
+/* Check a batch and build its PUBLISH (n == 1) or PUBLISH_BATCH request. Returns the op, or
+ * 0 after recording why the batch is refused. */
+static unsigned
+build_publish(slabmq_client *c, const char *queue, const slabmq_payload *msgs, size_t n)
+{
+    if (check(c, queue))
+        return 0;
+    if (n == 0 || !msgs || n > UINT32_MAX) {
+        smq_client_fail(c, SLABMQ_ERR_ARG, "empty batch");
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].len > c->max_message) {
+            smq_client_fail(c, SLABMQ_ERR_TOO_LARGE,
+                            "message of %zu bytes exceeds the broker's maximum of %u",
+                            msgs[i].len, c->max_message);
+            return 0;
+        }
+    }
+    if (n == 1) { /* PUBLISH [queue, payload] -> [id] */
+        smq_req_begin(c, SMQ_OP_PUBLISH, 2);
+        smq_pack_str(c, queue);
+        msgpack_pack_bin_with_body(&c->pk, msgs[0].data, msgs[0].len);
+        return SMQ_OP_PUBLISH;
+    }
+    smq_req_begin(c, SMQ_OP_PUBLISH_BATCH, 2); /* [queue, [payload...]] -> [first_id, count] */
+    smq_pack_str(c, queue);
+    msgpack_pack_array(&c->pk, n);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_bin_with_body(&c->pk, msgs[i].data, msgs[i].len);
+    return SMQ_OP_PUBLISH_BATCH;
 }
 
 SLABMQ_API slabmq_status
@@ -41,43 +74,43 @@ slabmq_publish_batch(slabmq_client *c, const char *queue, const slabmq_payload *
     uint32_t nres;
     uint64_t id;
     uint64_t count;
-    slabmq_status st = check(c, queue);
+    unsigned op = build_publish(c, queue, msgs, n);
+    slabmq_status st;
 
+    if (!c)
+        return SLABMQ_ERR_ARG;
+    if (op == 0)
+        return (slabmq_status)c->last;
+    st = smq_call(c, op, 0, &r, &nres);
     if (st)
         return st;
-    if (n == 0 || (!msgs && n))
-        return smq_client_fail(c, SLABMQ_ERR_ARG, "empty batch");
-    for (size_t i = 0; i < n; i++)
-        if (msgs[i].len > c->max_message)
-            return smq_client_fail(c, SLABMQ_ERR_TOO_LARGE,
-                                   "message of %zu bytes exceeds the broker's maximum of %u",
-                                   msgs[i].len, c->max_message);
-    if (n == 1) { /* PUBLISH [queue, payload] -> [id] */
-        smq_req_begin(c, SMQ_OP_PUBLISH, 2);
-        smq_pack_str(c, queue);
-        msgpack_pack_bin_with_body(&c->pk, msgs[0].data, msgs[0].len);
-        st = smq_call(c, SMQ_OP_PUBLISH, 0, &r, &nres);
-        if (st)
-            return st;
-        if (nres < 1 || smq_mpr_uint(&r, &id))
-            return smq_bad_reply(c, "PUBLISH");
-    } else { /* PUBLISH_BATCH [queue, [payload...]] -> [first_id, count] */
-        if (n > UINT32_MAX)
-            return smq_client_fail(c, SLABMQ_ERR_ARG, "batch too large");
-        smq_req_begin(c, SMQ_OP_PUBLISH_BATCH, 2);
-        smq_pack_str(c, queue);
-        msgpack_pack_array(&c->pk, n);
-        for (size_t i = 0; i < n; i++)
-            msgpack_pack_bin_with_body(&c->pk, msgs[i].data, msgs[i].len);
-        st = smq_call(c, SMQ_OP_PUBLISH_BATCH, 0, &r, &nres);
-        if (st)
-            return st;
-        if (nres < 2 || smq_mpr_uint(&r, &id) || smq_mpr_uint(&r, &count) || count != n)
-            return smq_bad_reply(c, "PUBLISH_BATCH");
-    }
+    if (nres < 1 || smq_mpr_uint(&r, &id)
+        || (op == SMQ_OP_PUBLISH_BATCH
+            && (nres < 2 || smq_mpr_uint(&r, &count) || count != n)))
+        return smq_bad_reply(c, "PUBLISH");
     if (first_id)
         *first_id = id;
     return SLABMQ_OK;
+}
+
+SLABMQ_API slabmq_status
+slabmq_publish_async(slabmq_client *c, const char *queue, const void *data, size_t len,
+                     uint64_t *request)
+{
+    slabmq_payload p = {data, len};
+
+    return slabmq_publish_batch_async(c, queue, &p, 1, request);
+}
+
+SLABMQ_API slabmq_status
+slabmq_publish_batch_async(slabmq_client *c, const char *queue, const slabmq_payload *msgs,
+                           size_t n, uint64_t *request)
+{
+    if (!c)
+        return SLABMQ_ERR_ARG;
+    if (build_publish(c, queue, msgs, n) == 0)
+        return (slabmq_status)c->last;
+    return smq_req_async(c, request);
 }
 
 /* Decode [[id, deliveries, payload], ...] into a new batch. */
@@ -197,54 +230,91 @@ slabmq_batch_free(slabmq_batch *b)
     free(b);
 }
 
-/* ACK and NACK: [[id...] (, delay_ms)] -> [count] */
+/* Build ACK or NACK: [[id...] (, delay_ms)] -> [count]. Returns 0, or -1 after recording
+ * why. */
+static int
+build_settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint32_t delay)
+{
+    if (n == 0 || !ids || n > UINT32_MAX) {
+        smq_client_fail(c, SLABMQ_ERR_ARG, "no ids given");
+        return -1;
+    }
+    smq_req_begin(c, op, op == SMQ_OP_NACK ? 2 : 1);
+    msgpack_pack_array(&c->pk, n);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_uint64(&c->pk, ids[i]);
+    if (op == SMQ_OP_NACK)
+        msgpack_pack_uint32(&c->pk, delay);
+    return 0;
+}
+
 static slabmq_status
-settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, int nack, uint32_t delay,
+settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint32_t delay,
        uint64_t *done)
 {
     struct smq_mpr r;
     uint32_t nres;
+    uint64_t count;
     slabmq_status st;
 
     if (!c)
         return SLABMQ_ERR_ARG;
-    if (n == 0 || !ids || n > UINT32_MAX)
-        return smq_client_fail(c, SLABMQ_ERR_ARG, "no ids given");
-    smq_req_begin(c, op, nack ? 2 : 1);
-    msgpack_pack_array(&c->pk, n);
-    for (size_t i = 0; i < n; i++)
-        msgpack_pack_uint64(&c->pk, ids[i]);
-    if (nack)
-        msgpack_pack_uint32(&c->pk, delay);
-    st = smq_call(c, op, 0, &r, &nres);
     if (done)
         *done = 0;
-    return st ? st : (nres < 1 || smq_mpr_uint(&r, done ? done : &(uint64_t){0}))
-                         ? smq_bad_reply(c, "ACK/NACK")
-                         : SLABMQ_OK;
+    if (build_settle(c, op, ids, n, delay))
+        return (slabmq_status)c->last;
+    st = smq_call(c, op, 0, &r, &nres);
+    if (st)
+        return st;
+    if (nres < 1 || smq_mpr_uint(&r, &count))
+        return smq_bad_reply(c, "ACK/NACK");
+    if (done)
+        *done = count;
+    return SLABMQ_OK;
+}
+
+SLABMQ_API slabmq_status
+slabmq_ack_async(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *request)
+{
+    if (!c)
+        return SLABMQ_ERR_ARG;
+    if (build_settle(c, SMQ_OP_ACK, ids, n, 0))
+        return (slabmq_status)c->last;
+    return smq_req_async(c, request);
+}
+
+SLABMQ_API slabmq_status
+slabmq_nack_async(slabmq_client *c, const uint64_t *ids, size_t n, uint32_t delay_ms,
+                  uint64_t *request)
+{
+    if (!c)
+        return SLABMQ_ERR_ARG;
+    if (build_settle(c, SMQ_OP_NACK, ids, n, delay_ms))
+        return (slabmq_status)c->last;
+    return smq_req_async(c, request);
 }
 
 SLABMQ_API slabmq_status
 slabmq_ack(slabmq_client *c, uint64_t id)
 {
-    return settle(c, SMQ_OP_ACK, &id, 1, 0, 0, NULL);
+    return settle(c, SMQ_OP_ACK, &id, 1, 0, NULL);
 }
 
 SLABMQ_API slabmq_status
 slabmq_ack_batch(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *acked)
 {
-    return settle(c, SMQ_OP_ACK, ids, n, 0, 0, acked);
+    return settle(c, SMQ_OP_ACK, ids, n, 0, acked);
 }
 
 SLABMQ_API slabmq_status
 slabmq_nack(slabmq_client *c, uint64_t id, uint32_t delay_ms)
 {
-    return settle(c, SMQ_OP_NACK, &id, 1, 1, delay_ms, NULL);
+    return settle(c, SMQ_OP_NACK, &id, 1, delay_ms, NULL);
 }
 
 SLABMQ_API slabmq_status
 slabmq_nack_batch(slabmq_client *c, const uint64_t *ids, size_t n, uint32_t delay_ms,
                   uint64_t *nacked)
 {
-    return settle(c, SMQ_OP_NACK, ids, n, 1, delay_ms, nacked);
+    return settle(c, SMQ_OP_NACK, ids, n, delay_ms, nacked);
 }

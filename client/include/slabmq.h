@@ -255,6 +255,57 @@ SLABMQ_API slabmq_status slabmq_publish_batch(slabmq_client *c, const char *queu
                                               uint64_t *first_id);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Pipelining                                                                                 */
+
+/**
+ * Called once per pipelined request when its reply is read, in request order.
+ * @param request the id the *_async call returned.
+ * @param status  #SLABMQ_OK or the broker's error for that request.
+ * @param value   on success: the message id of a publish (the first id of a batch), or the
+ *                number of messages an ack/nack settled.
+ * Runs inside a libslabmq call on the same thread; it must not call back into the client.
+ */
+typedef void (*slabmq_confirm_cb)(void *arg, uint64_t request, slabmq_status status,
+                                  uint64_t value);
+
+/**
+ * Publish without waiting for the broker's confirmation. Requests are queued and sent
+ * together (one send per 64 KiB of requests); when @p window requests are unconfirmed
+ * (slabmq_client_set_window(), default 1024), the call reads confirmations until half the
+ * window is free. Confirmations are handed to the slabmq_confirm_cb, if set, and a failure
+ * is reported by the next slabmq_flush(). Any synchronous call on the client first sends
+ * what is queued and reads all outstanding confirmations.
+ * @param request if not NULL, receives the request id the confirmation will carry.
+ * @return #SLABMQ_OK when queued; an I/O error, or an argument error (nothing queued).
+ */
+SLABMQ_API slabmq_status slabmq_publish_async(slabmq_client *c, const char *queue,
+                                              const void *data, size_t len, uint64_t *request);
+/** Pipelined slabmq_publish_batch(). */
+SLABMQ_API slabmq_status slabmq_publish_batch_async(slabmq_client *c, const char *queue,
+                                                    const slabmq_payload *msgs, size_t n,
+                                                    uint64_t *request);
+/** Pipelined slabmq_ack_batch(): the ACK goes out with the next send (for a consumer, in the
+ *  same write as its next slabmq_fetch()). */
+SLABMQ_API slabmq_status slabmq_ack_async(slabmq_client *c, const uint64_t *ids, size_t n,
+                                          uint64_t *request);
+/** Pipelined slabmq_nack_batch(). */
+SLABMQ_API slabmq_status slabmq_nack_async(slabmq_client *c, const uint64_t *ids, size_t n,
+                                           uint32_t delay_ms, uint64_t *request);
+/**
+ * Send everything queued and wait for every outstanding confirmation.
+ * @return #SLABMQ_OK if every pipelined request since the last flush succeeded; otherwise
+ * the status of the first that failed (slabmq_client_errmsg() says which and why), or an
+ * I/O error.
+ */
+SLABMQ_API slabmq_status slabmq_flush(slabmq_client *c);
+/** Unconfirmed pipelined requests allowed (at least 1; default 1024). */
+SLABMQ_API void slabmq_client_set_window(slabmq_client *c, uint32_t window);
+/** Set (or clear, with NULL) the confirmation callback. */
+SLABMQ_API void slabmq_client_on_confirm(slabmq_client *c, slabmq_confirm_cb cb, void *arg);
+/** Pipelined requests not yet confirmed. */
+SLABMQ_API uint64_t slabmq_client_outstanding(const slabmq_client *c);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Consuming                                                                                  */
 
 /** A delivered message. The data pointer is owned by the batch it came in. */
