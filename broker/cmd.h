@@ -32,6 +32,9 @@ int cmd_read_uint(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r,
                   const char *what, uint64_t lo, uint64_t hi, uint64_t *v);
 /* Check that the body was consumed exactly. */
 int cmd_args_end(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r);
+/* Answer FETCH request rid with the n deliveries in the broker's scratch array; noack:
+ * at-most-once, settle them once the reply is written. */
+void cmd_deliver(struct conn *c, uint64_t rid, uint32_t n, int noack);
 /* The named queue, or NULL after replying NOT_FOUND. */
 struct queue *cmd_find_queue(struct conn *c, unsigned op, uint64_t rid, const char *name,
                              uint32_t len);

@@ -169,7 +169,20 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
         wait_serve(c->srv, q);
 }
 
-/* [queue, max, wait_ms] -> [[[id, deliveries, payload], ...]] */
+#define FETCH_NOACK 1u /* flags: at-most-once, the messages are gone once sent */
+
+/* Reply with n taken deliveries; for an at-most-once FETCH, settle them at once. */
+void
+cmd_deliver(struct conn *c, uint64_t rid, uint32_t n, int noack)
+{
+    struct broker *b = &c->srv->b;
+
+    reply_deliveries(c, SMQ_OP_FETCH, rid, b->scratch, n);
+    for (uint32_t i = 0; noack && i < n; i++)
+        queue_ack(b, b->scratch[i]);
+}
+
+/* [queue, max, wait_ms, flags] -> [[[id, deliveries, payload], ...]] */
 void
 cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
@@ -179,12 +192,14 @@ cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     uint32_t nlen;
     uint64_t max;
     uint64_t wait_ms = 0;
+    uint64_t flags = 0;
     struct queue *q;
     uint32_t n;
 
-    if (cmd_expect_args(c, op, rid, nargs, 2, 3) || cmd_read_name(c, op, rid, r, &name, &nlen)
+    if (cmd_expect_args(c, op, rid, nargs, 2, 4) || cmd_read_name(c, op, rid, r, &name, &nlen)
         || cmd_read_uint(c, op, rid, r, "max", 1, BROKER_MAX_FETCH, &max)
-        || (nargs == 3 && cmd_read_uint(c, op, rid, r, "wait_ms", 0, WAIT_MAX_MS, &wait_ms))
+        || (nargs >= 3 && cmd_read_uint(c, op, rid, r, "wait_ms", 0, WAIT_MAX_MS, &wait_ms))
+        || (nargs == 4 && cmd_read_uint(c, op, rid, r, "flags", 0, FETCH_NOACK, &flags))
         || cmd_args_end(c, op, rid, r))
         return;
     if (c->held.n >= b->cfg.max_inflight) {
@@ -202,7 +217,7 @@ cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
             ? queue_take(b, q, &c->held, (uint32_t)max, b->cfg.max_fetch_bytes, b->scratch)
             : 0;
     if (n > 0 || wait_ms == 0) {
-        reply_deliveries(c, op, rid, b->scratch, n);
+        cmd_deliver(c, rid, n, flags & FETCH_NOACK);
         return;
     }
     if (c->nwaits >= CONN_MAX_WAITS) {
@@ -210,7 +225,7 @@ cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
                     CONN_MAX_WAITS);
         return;
     }
-    if (wait_start(c, q, rid, (uint32_t)max, (uint32_t)wait_ms))
+    if (wait_start(c, q, rid, (uint32_t)max, (uint32_t)wait_ms, flags & FETCH_NOACK))
         reply_error(c, op, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
 }
 

@@ -8,6 +8,7 @@
 #include <event2/event_struct.h>
 
 #include "broker.h"
+#include "cmd.h"
 #include "conn.h"
 #include "dlist.h"
 #include "ops.h"
@@ -21,6 +22,7 @@ struct waiter {
     struct queue *q;     /* queue waited on */
     uint64_t rid;        /* request id to answer */
     uint32_t max;        /* messages wanted at most */
+    int noack;           /* at-most-once FETCH */
     struct event timer;  /* fires when the wait ends */
     struct dlink qlink;  /* in q->waiters, FIFO */
     struct dlink clink;  /* in c->waits */
@@ -52,7 +54,8 @@ wait_timeout_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 int
-wait_start(struct conn *c, struct queue *q, uint64_t rid, uint32_t max, uint32_t wait_ms)
+wait_start(struct conn *c, struct queue *q, uint64_t rid, uint32_t max, uint32_t wait_ms,
+           int noack)
 {
     struct server *s = c->srv;
     struct waiter *w = slab_alloc_reserved(&s->b.slab, sizeof(*w));
@@ -65,6 +68,7 @@ wait_start(struct conn *c, struct queue *q, uint64_t rid, uint32_t max, uint32_t
     w->q = q;
     w->rid = rid;
     w->max = max;
+    w->noack = noack;
     dlist_push_back(&q->waiters, &w->qlink);
     dlist_push_back(&c->waits, &w->clink);
     c->nwaits++;
@@ -100,7 +104,7 @@ wait_serve(void *ctx, struct queue *q)
                        b->scratch);
         if (n == 0)
             break; /* memory limit: the waiter keeps waiting */
-        reply_deliveries(c, SMQ_OP_FETCH, w->rid, b->scratch, n);
+        cmd_deliver(c, w->rid, n, w->noack);
         waiter_free(w);
         conn_want_write(c);
     }

@@ -11,7 +11,8 @@ struct conn;
 struct queue;
 
 /* Park a FETCH of up to max messages for wait_ms. Returns 0, or -1 at the memory limit. */
-int wait_start(struct conn *c, struct queue *q, uint64_t rid, uint32_t max, uint32_t wait_ms);
+int wait_start(struct conn *c, struct queue *q, uint64_t rid, uint32_t max, uint32_t wait_ms,
+               int noack);
 /* Hand q's ready messages to its waiters (broker hook queue_ready; ctx is the server). */
 void wait_serve(void *ctx, struct queue *q);
 /* q is being deleted: each waiter gets ERR_QUEUE_DELETED (hook queue_gone). */

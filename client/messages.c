@@ -172,6 +172,13 @@ SLABMQ_API slabmq_status
 slabmq_fetch(slabmq_client *c, const char *queue, uint32_t max, uint32_t wait_ms,
              slabmq_batch **out)
 {
+    return slabmq_fetch_flags(c, queue, max, wait_ms, 0, out);
+}
+
+SLABMQ_API slabmq_status
+slabmq_fetch_flags(slabmq_client *c, const char *queue, uint32_t max, uint32_t wait_ms,
+                   unsigned flags, slabmq_batch **out)
+{
     struct smq_mpr r;
     uint32_t nres;
     slabmq_status st = check(c, queue);
@@ -181,10 +188,12 @@ slabmq_fetch(slabmq_client *c, const char *queue, uint32_t max, uint32_t wait_ms
     if (!out || max == 0)
         return smq_client_fail(c, SLABMQ_ERR_ARG, "fetch needs max >= 1 and an out pointer");
     *out = NULL;
-    smq_req_begin(c, SMQ_OP_FETCH, 3);
+    smq_req_begin(c, SMQ_OP_FETCH, flags ? 4 : 3);
     smq_pack_str(c, queue);
     msgpack_pack_uint32(&c->pk, max);
     msgpack_pack_uint32(&c->pk, wait_ms);
+    if (flags)
+        msgpack_pack_uint32(&c->pk, flags);
     st = smq_call(c, SMQ_OP_FETCH, (int)(wait_ms > 3600000 ? 3600000 : wait_ms), &r, &nres);
     return st ? st : read_batch(c, &r, nres, out);
 }

@@ -330,6 +330,15 @@ typedef struct slabmq_batch slabmq_batch;
 SLABMQ_API slabmq_status slabmq_fetch(slabmq_client *c, const char *queue, uint32_t max,
                                       uint32_t wait_ms, slabmq_batch **out);
 
+/** Flags for slabmq_fetch_flags(). */
+#define SLABMQ_FETCH_NOACK 1u /**< at-most-once: messages are removed when sent, no ack needed */
+
+/** slabmq_fetch() with flags: #SLABMQ_FETCH_NOACK delivers at most once (like Redis LPOP or
+ *  an auto-ack consumer): nothing to ack, nothing redelivered if the consumer fails. */
+SLABMQ_API slabmq_status slabmq_fetch_flags(slabmq_client *c, const char *queue, uint32_t max,
+                                            uint32_t wait_ms, unsigned flags,
+                                            slabmq_batch **out);
+
 /** Look at up to @p max ready messages of @p queue without taking them (deliveries is the
  *  count so far). Free the batch with slabmq_batch_free(). */
 SLABMQ_API slabmq_status slabmq_peek(slabmq_client *c, const char *queue, uint32_t max,

@@ -1713,11 +1713,18 @@ test_wrong_argument_types(void)
     mb_req(&m, SMQ_OP_FETCH, ++rid, 1);
     mb_str(&m, "wa");
     REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 4);
+    mb_req(&m, SMQ_OP_FETCH, ++rid, 5); /* [queue, max, wait_ms, flags] at most */
     mb_str(&m, "wa");
     mb_uint(&m, 1);
     mb_uint(&m, 0);
     mb_uint(&m, 0);
+    mb_uint(&m, 0);
+    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
+    mb_req(&m, SMQ_OP_FETCH, ++rid, 4); /* an unknown flag */
+    mb_str(&m, "wa");
+    mb_uint(&m, 1);
+    mb_uint(&m, 0);
+    mb_uint(&m, 2);
     REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
 
     /* ACK / NACK: ids not an array, negative id, str id, float delay, too many args */

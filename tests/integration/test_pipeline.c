@@ -145,7 +145,36 @@ test_async_ack_with_fetch(void)
     t_broker_stop(&b);
 }
 
+/* At-most-once fetch: delivered once, nothing held, nothing to ack or redeliver. */
+static void
+test_fetch_noack(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_batch *bt;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    for (int i = 0; i < 10; i++)
+        T_OK(c, slabmq_publish_async(c, "amo", "z", 1, NULL));
+    T_OK(c, slabmq_fetch_flags(c, "amo", 6, 0, SLABMQ_FETCH_NOACK, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 6);
+    T_EQ_INT(slabmq_ack(c, slabmq_batch_get(bt, 0)->id), SLABMQ_ERR_UNKNOWN_ID);
+    slabmq_batch_free(bt);
+    T_EQ_U64(stat_of(c, "amo", "inflight"), 0);
+    T_EQ_U64(stat_of(c, "amo", "ready"), 4);
+    slabmq_client_close(c);
+    c = t_client(&b); /* a reconnect brings nothing back */
+    T_OK(c, slabmq_fetch_flags(c, "amo", 10, 100, SLABMQ_FETCH_NOACK, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 4);
+    slabmq_batch_free(bt);
+    T_EQ_U64(stat_of(c, "amo", "ready"), 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 static const struct t_case cases[] = {
+    T_CASE(test_fetch_noack),
     T_CASE(test_async_publish_window),
     T_CASE(test_async_errors_and_sync_mix),
     T_CASE(test_async_ack_with_fetch),
