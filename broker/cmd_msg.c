@@ -80,7 +80,6 @@ cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     uint32_t len;
     struct queue *q;
     uint64_t id;
-    struct reply rep;
 
     if (cmd_expect_args(c, SMQ_OP_PUBLISH, rid, nargs, 2, 2)
         || cmd_read_name(c, SMQ_OP_PUBLISH, rid, r, &name, &nlen)
@@ -99,9 +98,7 @@ cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         return;
     }
     queue_trim(b, q);
-    reply_begin(&rep, c, SMQ_OP_PUBLISH, rid, 1);
-    msgpack_pack_uint64(&rep.pk, id);
-    reply_end(&rep);
+    reply_uint(c, SMQ_OP_PUBLISH, rid, id);
     if (!dlist_empty(&q->waiters))
         wait_serve(c->srv, q);
 }
@@ -241,7 +238,6 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
     uint64_t unknown = 0;
     uint64_t first_unknown = 0;
     struct smq_mpr ids;
-    struct reply rep;
 
     if (cmd_expect_args(c, op, rid, nargs, 1, op == SMQ_OP_NACK ? 2 : 1))
         return;
@@ -284,9 +280,7 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
                     (unsigned long long)done);
         return;
     }
-    reply_begin(&rep, c, op, rid, 1);
-    msgpack_pack_uint64(&rep.pk, done);
-    reply_end(&rep);
+    reply_uint(c, op, rid, done);
 }
 
 void

@@ -91,6 +91,14 @@ obuf_total(const struct obuf *o)
     return o->len;
 }
 
+uint8_t *
+obuf_reserve(struct obuf *o, size_t n)
+{
+    struct rbuf *t = tail_room(o, n, RES_MIN_SIZE);
+
+    return t ? t->data + t->len : NULL;
+}
+
 void
 obuf_frame_begin(struct obuf *o, struct obuf_frame *f)
 {

@@ -11,8 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct reservoir;
-struct rbuf;
+#include "reservoir.h"
 
 struct obuf {
     struct reservoir *res; /* where buffers come from; borrowed */
@@ -35,6 +34,18 @@ void obuf_deinit(struct obuf *o);
 void obuf_write(struct obuf *o, const void *p, size_t n);
 /* msgpack_packer_write callback; data is a struct obuf. Never fails. */
 int obuf_pack_cb(void *data, const char *buf, size_t len);
+
+/* At least n (<= RES_MIN_SIZE) contiguous bytes at the tail, to write into directly and then
+ * obuf_commit(); NULL if no buffer could be had. */
+uint8_t *obuf_reserve(struct obuf *o, size_t n);
+
+/* Keep n bytes written at the pointer obuf_reserve() returned. */
+static inline void
+obuf_commit(struct obuf *o, size_t n)
+{
+    o->tail->len += (uint32_t)n;
+    o->len += n;
+}
 
 void obuf_frame_begin(struct obuf *o, struct obuf_frame *f);
 void obuf_frame_end(struct obuf *o, struct obuf_frame *f);

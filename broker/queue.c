@@ -289,11 +289,7 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
         }
         make_inflight(b, d, h);
         theap_push(&b->timers, d);
-        {
-            struct seg_rec r;
-            seg_read(d->seg, d->off, &r);
-            bytes += r.len;
-        }
+        bytes += d->len;
         out[n++] = d;
     }
     return n;
@@ -307,10 +303,8 @@ static void
 destroy(struct broker *b, struct delivery *d)
 {
     struct queue *q = d->q;
-    struct seg_rec r;
 
-    seg_read(d->seg, d->off, &r);
-    q->bytes -= r.len;
+    q->bytes -= d->len;
     b->messages--;
     theap_remove(&b->timers, d);
     dtable_remove(&b->dels, d);

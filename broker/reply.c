@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "conn.h"
+#include "frame.h"
+#include "mpwrite.h"
 #include "delivery.h"
 #include "queue.h"
 #include "segment.h"
@@ -27,6 +29,23 @@ void
 reply_end(struct reply *r)
 {
     obuf_frame_end(&r->c->out, &r->f);
+}
+
+void
+reply_uint(struct conn *c, uint64_t op, uint64_t rid, uint64_t v)
+{
+    uint8_t *start = obuf_reserve(&c->out, SMQ_FRAME_HEADER + 1 + 4 * SMQ_MPW_MAX_HDR);
+    uint8_t *p;
+
+    if (!start)
+        return; /* no memory for output: the connection is closed by its flush */
+    p = smq_mpw_array(start + SMQ_FRAME_HEADER, 4);
+    p = smq_mpw_uint(p, op);
+    p = smq_mpw_uint(p, rid);
+    *p++ = 0; /* status OK */
+    p = smq_mpw_uint(p, v);
+    smq_frame_put_header(start, (uint32_t)(p - start - SMQ_FRAME_HEADER));
+    obuf_commit(&c->out, (size_t)(p - start));
 }
 
 void
@@ -68,18 +87,25 @@ reply_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code, const char
     reply_end(&r);
 }
 
-/* [id, deliveries, payload] for the record at (g, off). */
+/* [id, deliveries, payload] for the record at (g, off): the header written directly, the
+ * payload copied once from the slab. */
 static void
 pack_message(struct reply *r, uint64_t id, uint32_t deliveries, const struct segment *g,
              uint32_t off)
 {
     struct seg_rec rec;
+    uint8_t *start;
+    uint8_t *p;
 
     seg_read(g, off, &rec);
-    msgpack_pack_array(&r->pk, 3);
-    msgpack_pack_uint64(&r->pk, id);
-    msgpack_pack_uint32(&r->pk, deliveries);
-    msgpack_pack_bin(&r->pk, rec.len);
+    start = obuf_reserve(&r->c->out, 1 + 3 * SMQ_MPW_MAX_HDR);
+    if (!start)
+        return;
+    p = smq_mpw_array(start, 3);
+    p = smq_mpw_uint(p, id);
+    p = smq_mpw_uint(p, deliveries);
+    p = smq_mpw_bin(p, rec.len);
+    obuf_commit(&r->c->out, (size_t)(p - start));
     seg_copy_out(g, off, &r->c->out);
 }
 

@@ -23,6 +23,9 @@ struct reply {
 /* Start a success reply with nresults results to follow (packed by the caller with r->pk). */
 void reply_begin(struct reply *r, struct conn *c, uint64_t op, uint64_t rid, uint32_t nresults);
 void reply_end(struct reply *r);
+/* A success reply whose one result is an unsigned integer (PUBLISH id, ACK count), written
+ * without msgpack-c: the hot path. */
+void reply_uint(struct conn *c, uint64_t op, uint64_t rid, uint64_t v);
 /* A success reply with no results. */
 void reply_ok(struct conn *c, uint64_t op, uint64_t rid);
 /* An error reply: [op, rid, code, message]. */

@@ -61,6 +61,11 @@ build_classes(struct slab *s, double factor)
     s->cls[n].size = (uint32_t)s->page_size;
     s->cls[n].per_page = 1;
     s->nclasses = n + 1;
+    for (int ci = 0, i = 0; i <= SLAB_SMALL_MAX / 8; i++) {
+        while (s->cls[ci].size < (uint32_t)i * 8)
+            ci++;
+        s->small[i] = (uint8_t)ci;
+    }
 }
 
 int
@@ -112,6 +117,8 @@ slab_class_for(const struct slab *s, size_t size)
     int lo = 0;
     int hi = s->nclasses - 1;
 
+    if (size <= SLAB_SMALL_MAX)
+        return s->small[(size + 7) / 8];
     if (size > s->cls[hi].size)
         return -1;
     while (lo < hi) { /* smallest class with size >= request */

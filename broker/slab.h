@@ -26,6 +26,7 @@ struct mem;
 #define SLAB_MAX_CLASSES 64
 #define SLAB_MIN_CHUNK 64
 #define SLAB_POOL_KEEP 4 /* empty pages kept resident in the pool */
+#define SLAB_SMALL_MAX 1024 /* sizes whose class comes from a table, not a search */
 
 struct slab_page {
     void *free;             /* free chunks of this page, linked through their first word */
@@ -60,6 +61,7 @@ struct slab {
     uint32_t pool_resident;       /* of which still resident */
     int nclasses;
     struct slab_class cls[SLAB_MAX_CLASSES];
+    uint8_t small[SLAB_SMALL_MAX / 8 + 1]; /* class of each size up to SLAB_SMALL_MAX, by 8s */
     uint64_t pages_reused;        /* pages taken from the pool by a class, total */
 };
 

@@ -101,7 +101,7 @@ read_container(struct smq_mpr *r, uint8_t fix_lo, uint8_t b16, uint8_t b32, unsi
 }
 
 int
-smq_mpr_array(struct smq_mpr *r, uint32_t *n)
+smq_mpr_array_slow(struct smq_mpr *r, uint32_t *n)
 {
     return read_container(r, 0x90, 0xdc, 0xdd, 1, n);
 }
@@ -113,7 +113,7 @@ smq_mpr_map(struct smq_mpr *r, uint32_t *n)
 }
 
 int
-smq_mpr_uint(struct smq_mpr *r, uint64_t *v)
+smq_mpr_uint_slow(struct smq_mpr *r, uint64_t *v)
 {
     uint64_t x;
     uint8_t b;

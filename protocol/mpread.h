@@ -36,13 +36,43 @@ struct smq_mpr {
     int err;            /* sticky: 0 until a read fails */
 };
 
+/* Bytes not yet read. */
+static inline size_t
+smq_mpr_left(const struct smq_mpr *r)
+{
+    return (size_t)(r->end - r->p);
+}
+
 void smq_mpr_init(struct smq_mpr *r, const void *data, size_t len);
 /* Type of the next value without consuming it. */
 enum smq_mp_type smq_mpr_peek(const struct smq_mpr *r);
-int smq_mpr_array(struct smq_mpr *r, uint32_t *n);
+int smq_mpr_array_slow(struct smq_mpr *r, uint32_t *n);
 int smq_mpr_map(struct smq_mpr *r, uint32_t *n);
-/* Non-negative integer of any msgpack integer width. */
-int smq_mpr_uint(struct smq_mpr *r, uint64_t *v);
+int smq_mpr_uint_slow(struct smq_mpr *r, uint64_t *v);
+
+/* Array header. Inline for the common fixarray (the count is still checked against the
+ * bytes left, as for every container). */
+static inline int
+smq_mpr_array(struct smq_mpr *r, uint32_t *n)
+{
+    if (!r->err && r->p < r->end && (*r->p & 0xf0) == 0x90
+        && (size_t)(*r->p & 0x0f) < (size_t)(r->end - r->p)) {
+        *n = *r->p++ & 0x0f;
+        return 0;
+    }
+    return smq_mpr_array_slow(r, n);
+}
+
+/* Non-negative integer of any msgpack integer width; inline for a positive fixint. */
+static inline int
+smq_mpr_uint(struct smq_mpr *r, uint64_t *v)
+{
+    if (!r->err && r->p < r->end && *r->p < 0x80) {
+        *v = *r->p++;
+        return 0;
+    }
+    return smq_mpr_uint_slow(r, v);
+}
 int smq_mpr_bool(struct smq_mpr *r, int *v);
 int smq_mpr_nil(struct smq_mpr *r);
 /* View of a str; valid as long as the input buffer. */
@@ -51,12 +81,6 @@ int smq_mpr_str(struct smq_mpr *r, const char **s, uint32_t *len);
 int smq_mpr_bin(struct smq_mpr *r, const uint8_t **b, uint32_t *len);
 /* Skip one value of any type, nested at most max_depth levels. */
 int smq_mpr_skip(struct smq_mpr *r, int max_depth);
-/* Bytes not yet read. */
-static inline size_t
-smq_mpr_left(const struct smq_mpr *r)
-{
-    return (size_t)(r->end - r->p);
-}
 
 /* Size in bytes of msgpack headers as msgpack-c packs them: lets a writer compute a frame's
  * length before writing it. */

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/* slabmq-bench internals shared by its files: the parameters, the per-queue and per-thread
+ * state, and the three parts (bench.c: options, workloads and reports; bench_run.c:
+ * producer and consumer threads, payloads and verification; bench_broker.c: a broker of our
+ * own and its RSS). Never installed. */
+#ifndef SLABMQ_TOOLS_BENCH_H
+#define SLABMQ_TOOLS_BENCH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hist.h"
+#include "slabmq.h"
+
+#define BENCH_MIN_SIZE 16            /* timestamp + sequence */
+#define BENCH_STALL_NS 30000000000ll /* no progress for this long aborts the run */
+#define BENCH_TIMEOUT_MS 30000       /* per-call client timeout */
+#define BENCH_MAX_BROKER_ARGS 32
+#define BENCH_SEQ_BITS 48            /* sequence = producer << 48 | n */
+#define BENCH_SEEN_CHUNK_BITS 20     /* verification bitmap chunk: 2^20 sequences */
+#define BENCH_SEEN_CHUNKS 4096       /* chunks per producer: 2^32 sequences */
+
+enum bench_workload {
+    BENCH_CONCURRENT, /* producers and consumers at once */
+    BENCH_FILL_DRAIN, /* producers publish everything, then consumers drain it */
+    BENCH_FILL,       /* producers only; the messages stay */
+    BENCH_DRAIN,      /* consumers only: drain what a 'fill' left */
+    BENCH_HOLD        /* fill, and report the broker's RSS per message */
+};
+
+enum bench_ack {
+    BENCH_ACK_EACH,  /* one pipelined ACK per message */
+    BENCH_ACK_BATCH, /* one pipelined ACK per fetched batch */
+    BENCH_ACK_NONE   /* FETCH with SLABMQ_FETCH_NOACK */
+};
+
+struct bench_params {
+    char host[256];                             /* broker address */
+    uint16_t port;                              /* broker port */
+    const char *spawn;                          /* slabmqd to start, or NULL */
+    char *broker_args[BENCH_MAX_BROKER_ARGS];   /* extra slabmqd flags */
+    int nbroker_args;
+    pid_t broker_pid;                           /* for RSS; 0: unknown */
+    enum bench_workload workload;
+    int producers;
+    int consumers;
+    size_t size;                                /* payload bytes */
+    uint64_t count;                             /* total messages; 0: by duration */
+    double duration_s;                          /* publishing time when count is 0 */
+    double rate;                                /* total msg/s; 0: as fast as possible */
+    uint32_t window;                            /* publish window */
+    uint32_t batch_publish;                     /* messages per PUBLISH_BATCH; 0 or 1: single */
+    uint32_t fetch_batch;                       /* FETCH max */
+    enum bench_ack ack;
+    int queues;
+    const char *prefix;                         /* queue names are <prefix>.<i> */
+    int verify;
+    int json;
+    int quiet;
+};
+
+/* One queue and what its producers and consumers know of each other. */
+struct bench_queue {
+    char name[208];
+    uint64_t expected;              /* drain: messages to expect; UINT64_MAX: until empty */
+    atomic_int producers_left;      /* producers still publishing to it */
+    atomic_uint_fast64_t confirmed; /* messages confirmed by producers that have finished */
+    atomic_uint_fast64_t consumed;  /* messages received from it, duplicates included */
+};
+
+/* Which sequences of one producer were received: chunks of a bitmap, allocated on first
+ * use so a run by duration needs no bound in advance. */
+struct bench_seen {
+    _Atomic(atomic_uint_fast64_t *) chunks[BENCH_SEEN_CHUNKS];
+};
+
+/* State every thread shares. */
+struct bench {
+    struct bench_params p;
+    struct bench_queue *queues;     /* p.queues entries */
+    struct bench_seen *seen;        /* p.producers entries when verifying */
+    atomic_int stop;                /* set on an error or a signal: every thread winds down */
+    int64_t end_ns;                 /* duration runs: when producers stop, CLOCK_MONOTONIC */
+};
+
+/* One producer or consumer thread. Counters read by the progress line are atomic; the
+ * rest is read only after the thread is joined. */
+struct bench_worker {
+    struct bench *b;
+    int index;                      /* producer or consumer number */
+    struct bench_queue *q;
+    slabmq_client *c;               /* owned by this thread once started */
+    pthread_t th;
+    atomic_uint_fast64_t done;      /* producer: confirmed; consumer: received */
+    uint64_t share;                 /* producer: messages to publish (count runs) */
+    uint64_t sent;                  /* producer: messages handed to the library */
+    uint64_t failed;                /* producer: messages refused; consumer: acks refused */
+    uint64_t acked;                 /* consumer: messages the broker settled */
+    uint64_t corrupt;               /* consumer, --verify: bad length, pattern or sequence */
+    uint64_t duplicates;            /* consumer, --verify: sequences seen before */
+    uint64_t redelivered;           /* consumer: messages with deliveries > 1 */
+    int64_t first_ns;               /* first publish / first message received */
+    int64_t last_ns;                /* last confirmation / last message received */
+    uint32_t *fifo;                 /* producer: messages per outstanding request */
+    uint32_t fifo_cap;
+    uint32_t fifo_head;
+    uint32_t fifo_len;
+    struct hist *h;                 /* consumer: end-to-end latency */
+    char err[320];                  /* first error, "" when none */
+};
+
+/* CLOCK_MONOTONIC in ns. */
+int64_t bench_now_ns(void);
+
+/* Connect to the broker of b->p (30 s timeout); NULL after printing why. */
+slabmq_client *bench_connect(const struct bench *b, const char *name);
+
+/* Thread bodies; arg is a struct bench_worker. */
+void *bench_producer_main(void *arg);
+void *bench_consumer_main(void *arg);
+
+/* Messages of producer i (count runs): the count split evenly, the first ones one more. */
+uint64_t bench_share(const struct bench_params *p, int i);
+
+/* Verification totals: sequences received exactly once, and those outside what the
+ * producers report having sent (sent[i] for producer i; UINT64_MAX: unknown). */
+void bench_seen_count(const struct bench *b, const uint64_t *sent, uint64_t *unique,
+                      uint64_t *stray);
+void bench_seen_free(struct bench *b);
+
+/* A broker of our own on 127.0.0.1, port 0. */
+struct bench_broker {
+    pid_t pid;
+    int port;
+    int out;                        /* its stdout, kept open until it stops */
+};
+
+/* Start path with args (NULL-terminated); 0 once it printed its port, else -1. */
+int bench_broker_start(struct bench_broker *bb, const char *path, char *const *args);
+/* SIGTERM, up to 10 s, then SIGKILL. Returns its exit status as a shell would (128 + signal
+ * when killed), -1 if it could not be reaped. */
+int bench_broker_stop(struct bench_broker *bb);
+/* VmRSS of pid in KiB, -1 if unknown. */
+long bench_rss_kb(pid_t pid);
+
+#endif /* SLABMQ_TOOLS_BENCH_H */

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/* slabmq-bench's own broker: slabmqd started on 127.0.0.1 with port 0, its port read from
+ * its 'listening on ADDR:PORT' line, stopped by PID (SIGTERM, bounded wait, SIGKILL), and
+ * its resident set read from /proc. The approach of tools/membench.c. */
+#include "bench.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Read the child's stdout until the port appears or 10 s pass; the port or -1. */
+static int
+read_port(int fd)
+{
+    char buf[512];
+    size_t len = 0;
+    int64_t deadline = bench_now_ns() + 10000000000ll;
+
+    while (bench_now_ns() < deadline && len < sizeof(buf) - 1) {
+        struct pollfd p = {fd, POLLIN, 0};
+        ssize_t r;
+        char *at;
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        r = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (r <= 0)
+            return -1;
+        len += (size_t)r;
+        buf[len] = '\0';
+        at = strstr(buf, "listening on ");
+        if (at && strchr(at, '\n')) {
+            *strchr(at, '\n') = '\0';
+            return atoi(strrchr(at, ':') + 1);
+        }
+    }
+    return -1;
+}
+
+int
+bench_broker_start(struct bench_broker *bb, const char *path, char *const *args)
+{
+    char *argv[BENCH_MAX_BROKER_ARGS + 8] = {(char *)"slabmqd", (char *)"--bind",
+                                             (char *)"127.0.0.1", (char *)"--port", (char *)"0",
+                                             (char *)"--log-level", (char *)"warn"};
+    int n = 7;
+    int out[2];
+
+    for (int i = 0; args && args[i] && n < BENCH_MAX_BROKER_ARGS + 7; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    if (pipe(out))
+        return -1;
+    bb->pid = fork();
+    if (bb->pid < 0) {
+        close(out[0]);
+        close(out[1]);
+        return -1;
+    }
+    if (bb->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive a crashed benchmark */
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        execv(path, argv);
+        fprintf(stderr, "slabmq-bench: cannot run %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+    close(out[1]);
+    bb->out = out[0];
+    bb->port = read_port(out[0]);
+    if (bb->port <= 0) {
+        bench_broker_stop(bb);
+        return -1;
+    }
+    return 0;
+}
+
+int
+bench_broker_stop(struct bench_broker *bb)
+{
+    int status = 0;
+    pid_t r = 0;
+
+    if (bb->pid <= 0)
+        return -1;
+    kill(bb->pid, SIGTERM);
+    for (int i = 0; i < 1000 && (r = waitpid(bb->pid, &status, WNOHANG)) == 0; i++)
+        usleep(10000);
+    if (r == 0) {
+        kill(bb->pid, SIGKILL);
+        r = waitpid(bb->pid, &status, 0);
+    }
+    bb->pid = 0;
+    if (bb->out >= 0)
+        close(bb->out);
+    bb->out = -1;
+    if (r < 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+long
+bench_rss_kb(pid_t pid)
+{
+    char path[64];
+    char line[256];
+    long kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
