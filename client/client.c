@@ -122,6 +122,22 @@ send_all(struct slabmq_client *c, const uint8_t *p, size_t n, int64_t deadline)
     return SLABMQ_OK;
 }
 
+/* Make rbuf at least cap bytes. Returns 0 or -1. */
+static int
+grow_rbuf(struct slabmq_client *c, size_t cap)
+{
+    uint8_t *nb;
+
+    if (cap <= c->rcap)
+        return 0;
+    nb = realloc(c->rbuf, cap);
+    if (!nb)
+        return -1;
+    c->rbuf = nb;
+    c->rcap = cap;
+    return 0;
+}
+
 /* Make sure rbuf holds at least want unconsumed bytes, reading as needed. */
 static slabmq_status
 fill(struct slabmq_client *c, size_t want, int64_t deadline)
@@ -421,6 +437,60 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
         return st;
     smq_mpr_init(r, body, len);
     return parse_reply(c, op, rid, r, nresults);
+}
+
+/* Read the pipelined replies that have already arrived, without waiting for more. */
+static slabmq_status
+read_arrived(struct slabmq_client *c)
+{
+    while (c->outstanding > 0) {
+        const uint8_t *b;
+        uint32_t len;
+        size_t total;
+        ssize_t n;
+        slabmq_status st;
+        enum smq_frame_result fr = smq_frame_decode(c->rbuf + c->rstart, c->rlen - c->rstart,
+                                                    SMQ_CLIENT_MAX_REPLY, &b, &len, &total);
+        if (fr == SMQ_FRAME_OK) {
+            c->rstart += total;
+            st = confirm(c, b, len);
+            if (st)
+                return st;
+            continue;
+        }
+        if (fr != SMQ_FRAME_NEED_MORE)
+            return smq_bad_reply(c, "frame length");
+        if (c->rstart > 0) { /* make room at the end for what may have arrived */
+            memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
+            c->rlen -= c->rstart;
+            c->rstart = 0;
+        }
+        if (c->rlen == c->rcap && grow_rbuf(c, total > c->rcap ? total : c->rcap * 2))
+            return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
+        n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
+        if (n == 0)
+            return smq_client_fail(c, SLABMQ_ERR_CLOSED, "connection closed by the broker");
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return SLABMQ_OK;
+            return smq_client_fail(c, SLABMQ_ERR_IO, "receive failed: %s", strerror(errno));
+        }
+        c->rlen += (size_t)n;
+    }
+    return SLABMQ_OK;
+}
+
+SLABMQ_API slabmq_status
+slabmq_send(slabmq_client *c)
+{
+    slabmq_status st;
+
+    if (!c)
+        return SLABMQ_ERR_ARG;
+    st = send_queued(c, call_deadline(c, 0));
+    if (st == SLABMQ_OK && c->rcap == 0 && grow_rbuf(c, 65536))
+        st = smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for replies");
+    return st ? st : read_arrived(c);
 }
 
 SLABMQ_API slabmq_status

@@ -292,6 +292,13 @@ SLABMQ_API slabmq_status slabmq_ack_async(slabmq_client *c, const uint64_t *ids,
 SLABMQ_API slabmq_status slabmq_nack_async(slabmq_client *c, const uint64_t *ids, size_t n,
                                            uint32_t delay_ms, uint64_t *request);
 /**
+ * Send what is queued now, without waiting for confirmations (for a producer at a fixed
+ * rate, where latency matters more than batching); confirmations that have already arrived
+ * are read and handed to the callback. Never blocks on the broker's replies.
+ */
+SLABMQ_API slabmq_status slabmq_send(slabmq_client *c);
+
+/**
  * Send everything queued and wait for every outstanding confirmation.
  * @return #SLABMQ_OK if every pipelined request since the last flush succeeded; otherwise
  * the status of the first that failed (slabmq_client_errmsg() says which and why), or an

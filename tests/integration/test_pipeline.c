@@ -173,7 +173,41 @@ test_fetch_noack(void)
     t_broker_stop(&b);
 }
 
+/* slabmq_send puts queued requests on the wire at once: a consumer sees the message
+ * before the producer has read any confirmation. */
+static void
+test_send_without_waiting(void)
+{
+    struct t_broker b;
+    slabmq_client *p;
+    slabmq_client *c;
+    struct confirms cf = {0};
+    slabmq_batch *bt;
+
+    t_broker_start(&b, NULL);
+    p = t_client(&b);
+    c = t_client(&b);
+    slabmq_client_on_confirm(p, on_confirm, &cf);
+    T_OK(p, slabmq_publish_async(p, "now", "fresh", 5, NULL));
+    T_OK(p, slabmq_send(p));
+    T_OK(c, slabmq_fetch(c, "now", 1, 5000, &bt)); /* long-poll: arrives without a flush */
+    T_EQ_INT(slabmq_batch_count(bt), 1);
+    T_EQ_MEM(slabmq_batch_get(bt, 0)->data, "fresh", 5);
+    slabmq_batch_free(bt);
+    for (int i = 0; i < 100 && cf.n == 0; i++) { /* the confirmation arrives by itself */
+        t_sleep_ms(10);
+        T_OK(p, slabmq_send(p));
+    }
+    T_EQ_U64(cf.n, 1);
+    T_EQ_U64(slabmq_client_outstanding(p), 0);
+    T_OK(p, slabmq_flush(p));
+    slabmq_client_close(p);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 static const struct t_case cases[] = {
+    T_CASE(test_send_without_waiting),
     T_CASE(test_fetch_noack),
     T_CASE(test_async_publish_window),
     T_CASE(test_async_errors_and_sync_mix),
