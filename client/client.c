@@ -383,7 +383,7 @@ call_deadline(const struct slabmq_client *c, int extra_ms)
 slabmq_status
 smq_req_async(struct slabmq_client *c, uint64_t *rid)
 {
-    int64_t deadline = call_deadline(c, 0);
+    int64_t deadline;
     slabmq_status st;
 
     if (c->broken)
@@ -399,6 +399,7 @@ smq_req_async(struct slabmq_client *c, uint64_t *rid)
     c->next_rid++;
     /* one send per 64 KiB of requests, and replies read in batches: half a window at once */
     if (c->wlen >= 65536 || c->outstanding >= c->window) {
+        deadline = call_deadline(c, 0); /* the clock is read only when there is I/O to do */
         st = send_queued(c, deadline);
         if (st == SLABMQ_OK && c->outstanding >= c->window)
             st = read_confirms(c, c->window / 2, deadline);

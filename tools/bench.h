@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* slabmq-bench internals shared by its files: the parameters, the per-queue and per-thread
- * state, and the three parts (bench.c: options, workloads and reports; bench_run.c:
- * producer and consumer threads, payloads and verification; bench_broker.c: a broker of our
- * own and its RSS). Never installed. */
+ * state, and the four parts (bench.c: options and workloads; bench_run.c: producer and
+ * consumer threads, payloads and verification; bench_report.c: the summary, text or JSON;
+ * bench_broker.c: a broker of our own and its RSS). Never installed. */
 #ifndef SLABMQ_TOOLS_BENCH_H
 #define SLABMQ_TOOLS_BENCH_H
 
@@ -71,10 +71,18 @@ struct bench_queue {
     atomic_uint_fast64_t consumed;  /* messages received from it, duplicates included */
 };
 
-/* Which sequences of one producer were received: chunks of a bitmap, allocated on first
- * use so a run by duration needs no bound in advance. */
+/* Which sequences of one producer were received (and which more than once): chunked
+ * bitmaps, each chunk allocated on first use so a run by duration needs no bound. */
 struct bench_seen {
-    _Atomic(atomic_uint_fast64_t *) chunks[BENCH_SEEN_CHUNKS];
+    _Atomic(atomic_uint_fast64_t *) chunks[BENCH_SEEN_CHUNKS]; /* received at least once */
+    _Atomic(atomic_uint_fast64_t *) dups[BENCH_SEEN_CHUNKS];   /* received more than once */
+};
+
+/* What the bitmaps say at the end. */
+struct bench_tally {
+    uint64_t unique;   /* distinct sequences received that producers sent */
+    uint64_t repeated; /* of which received more than once */
+    uint64_t stray;    /* distinct sequences received that no producer reports sending */
 };
 
 /* State every thread shares. */
@@ -83,6 +91,7 @@ struct bench {
     struct bench_queue *queues;     /* p.queues entries */
     struct bench_seen *seen;        /* p.producers entries when verifying */
     atomic_int stop;                /* set on an error or a signal: every thread winds down */
+    atomic_int running;             /* threads started and not yet finished */
     int64_t end_ns;                 /* duration runs: when producers stop, CLOCK_MONOTONIC */
 };
 
@@ -112,6 +121,48 @@ struct bench_worker {
     char err[320];                  /* first error, "" when none */
 };
 
+/* One side's throughput: messages between its first and last event. */
+struct bench_side {
+    uint64_t messages;
+    int64_t first_ns;               /* CLOCK_MONOTONIC ns; 0: none */
+    int64_t last_ns;
+};
+
+/* Everything the summary reports. */
+struct bench_report {
+    struct bench_side produce;
+    struct bench_side consume;
+    struct hist *lat;               /* end-to-end latency, all consumers merged */
+    uint64_t refused;               /* publishes and acks the broker refused */
+    uint64_t acked;                 /* messages settled by acks */
+    uint64_t redelivered;           /* messages received with deliveries > 1 */
+    uint64_t corrupt;
+    uint64_t duplicates;            /* receipts of a sequence already received */
+    struct bench_tally tally;
+    uint64_t expected;              /* messages the consumers should receive; UINT64_MAX: ? */
+    long rss_empty_kb;              /* hold: broker RSS before the fill, KiB */
+    long rss_full_kb;               /* hold: and after, KiB */
+    int broker_status;              /* spawned broker's exit status, -1 when none */
+    int ran;                        /* the workload started (else there is nothing to report) */
+    int interrupted;                /* stopped by SIGINT or SIGTERM */
+    int errors;                     /* thread errors (printed as they are collected) */
+};
+
+/* What a workload runs, and the names of workloads and ack modes (bench.c). */
+int bench_has_producers(enum bench_workload w);
+int bench_has_consumers(enum bench_workload w);
+const char *bench_workload_name(enum bench_workload w);
+const char *bench_ack_name(enum bench_ack a);
+
+/* Gather the counts of joined workers (np producers, nc consumers) into r (bench_report.c). */
+void bench_report_collect(struct bench *b, struct bench_worker *pw, int np,
+                          struct bench_worker *cw, int nc, struct bench_report *r);
+/* 1 when the run counts as a failure: an error, a refusal, a message missing, corrupt or
+ * duplicated, a broker that exited badly. */
+int bench_report_failed(const struct bench *b, const struct bench_report *r);
+/* The summary on stdout: text, or one JSON object with --json. */
+void bench_report_print(const struct bench *b, const struct bench_report *r);
+
 /* CLOCK_MONOTONIC in ns. */
 int64_t bench_now_ns(void);
 
@@ -125,10 +176,9 @@ void *bench_consumer_main(void *arg);
 /* Messages of producer i (count runs): the count split evenly, the first ones one more. */
 uint64_t bench_share(const struct bench_params *p, int i);
 
-/* Verification totals: sequences received exactly once, and those outside what the
- * producers report having sent (sent[i] for producer i; UINT64_MAX: unknown). */
-void bench_seen_count(const struct bench *b, const uint64_t *sent, uint64_t *unique,
-                      uint64_t *stray);
+/* Verification totals, given how many sequences producer i sent in sent[i] (UINT64_MAX:
+ * unknown). */
+void bench_seen_count(const struct bench *b, const uint64_t *sent, struct bench_tally *t);
 void bench_seen_free(struct bench *b);
 
 /* A broker of our own on 127.0.0.1, port 0. */
