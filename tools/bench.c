@@ -82,6 +82,8 @@ usage(FILE *f)
           "      --queues Q            producer i publishes to queue i %% Q, consumer j reads "
           "queue j %% Q\n"
           "      --queue-prefix NAME   queue names are NAME.0, NAME.1, ... (default bench)\n"
+          "      --idle-queues N       first create N other queues (NAME.idle.<i>) holding one\n"
+          "                            message each: how cost grows with the number of queues\n"
           "      --verify              check every byte and that each message arrives once\n"
           "      --json                print one JSON object on stdout instead of the text\n"
           "      --quiet               no progress line on stderr\n",
@@ -182,6 +184,7 @@ apply(struct bench_params *p, int opt, const char *arg)
         break;
     case 'q': bad = parse_count(arg, 1, 1024, &v); p->queues = (int)v; break;
     case 'Q': p->prefix = arg; bad = strlen(arg) == 0 || strlen(arg) > 190; break;
+    case 'I': bad = parse_count(arg, 1, 10000000, &p->idle_queues); break;
     default: return -1;
     }
     if (bad)
@@ -242,6 +245,7 @@ parse_args(struct bench_params *p, int argc, char **argv)
         {"fetch-batch", required_argument, NULL, 'B'},
         {"ack", required_argument, NULL, 'a'},        {"queues", required_argument, NULL, 'q'},
         {"queue-prefix", required_argument, NULL, 'Q'},
+        {"idle-queues", required_argument, NULL, 'I'},
         {"verify", no_argument, NULL, 'V'},           {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'z'},            {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
@@ -513,6 +517,24 @@ check_limits(const struct bench *b, const slabmq_client *admin)
 }
 
 /* Connect the workers and the admin client, run, collect. -1 if it could not run. */
+/* Create p->idle_queues queues of one message each, pipelined, before the workload. */
+static int
+fill_idle(struct bench *b, slabmq_client *admin)
+{
+    char name[256];
+
+    for (uint64_t i = 0; i < b->p.idle_queues; i++) {
+        snprintf(name, sizeof(name), "%s.idle.%llu", b->p.prefix, (unsigned long long)i);
+        if (slabmq_publish_async(admin, name, "idle-queue-filler", 17, NULL) != SLABMQ_OK)
+            break;
+    }
+    if (slabmq_flush(admin) != SLABMQ_OK) {
+        fprintf(stderr, "slabmq-bench: creating idle queues: %s\n", slabmq_client_errmsg(admin));
+        return -1;
+    }
+    return 0;
+}
+
 static int
 bench_run(struct bench *b, struct bench_report *r)
 {
@@ -528,6 +550,8 @@ bench_run(struct bench *b, struct bench_report *r)
         goto out;
     init_queues(b);
     if (p->workload != BENCH_DRAIN && delete_queues(b, admin))
+        goto out;
+    if (p->idle_queues && fill_idle(b, admin))
         goto out;
     for (int i = 0; i < np; i++)
         if (worker_init(b, &pw[i], i, i % p->queues, "producer"))

@@ -57,6 +57,7 @@ struct bench_params {
     enum bench_ack ack;
     int queues;
     const char *prefix;                         /* queue names are <prefix>.<i> */
+    uint64_t idle_queues;                       /* other queues to create, one message each */
     int verify;
     int json;
     int quiet;
