@@ -133,7 +133,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # bench TARGET LABEL RUN PEERBENCH-ARGS...: one run, its JSON line (plus label, run and the
 # broker's CPU share over the run's wall time) appended to RESULTS.
 bench() {
-    local target=$1 label=$2 run=$3 b c0 c1 t0 t1 line cpu extra=()
+    local peer=$1 target=$1 label=$2 run=$3 b c0 c1 t0 t1 line cpu extra=()
     shift 3
     b=$(broker_of "$target")
     [ "$target" = redis-list-batch ] && extra=(--pop-batch "$DEPTH") && target=redis-list
@@ -150,7 +150,7 @@ bench() {
     fi
     cpu=$(awk -v t="$((c1 - c0))" -v hz="$CLK_TCK" -v ns="$((t1 - t0))" \
         'BEGIN { printf "%.0f", 100 * t / hz / (ns / 1e9) }')
-    echo "${line%\}},\"label\":\"$label\",\"run\":$run,\"peer\":\"$1\",\"server_cpu_pct\":$cpu}" \
+    echo "${line%\}},\"label\":\"$label\",\"run\":$run,\"peer\":\"$peer\",\"server_cpu_pct\":$cpu}" \
         >>"$RESULTS"
 }
 

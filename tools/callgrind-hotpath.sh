@@ -1,0 +1,43 @@
+#!/bin/sh
+# Instructions the broker spends per message, counted by callgrind (repeatable whatever else
+# the machine does): publish, deliver (with acks in batches), and an ack sent as its own
+# frame. Each figure is the difference between two runs of slabmqd under callgrind driven by
+# slabmq-bench over 200,000 16-byte messages, divided by the count.
+#   tools/callgrind-hotpath.sh [BUILD_DIR] [COUNT]
+set -eu
+build=${1:-build}
+n=${2:-200000}
+bench="$build/tools/slabmq-bench"
+broker="$build/broker/slabmqd"
+tmp=$(mktemp -d /tmp/slabmq-cg.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+# instructions WORKLOAD ACK COUNT: total Ir of one broker run
+instructions() {
+    valgrind --tool=callgrind --callgrind-out-file="$tmp/out" "$broker" --port 0 \
+        >"$tmp/stdout" 2>"$tmp/stderr" &
+    pid=$!
+    port=""
+    for _ in $(seq 1 100); do
+        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/stdout")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { echo "slabmqd did not start" >&2; kill "$pid"; exit 1; }
+    if [ "$3" -gt 0 ]; then
+        "$bench" -s "127.0.0.1:$port" --workload "$1" --ack "$2" --size 16 -n "$3" --quiet \
+            >/dev/null
+    fi
+    kill "$pid"
+    wait "$pid" || true
+    sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$tmp/out"
+}
+
+idle=$(instructions fill batch 0)
+fill=$(instructions fill batch "$n")
+batch=$(instructions fill-drain batch "$n")
+each=$(instructions fill-drain each "$n")
+echo "slabmqd instructions per 16-byte message ($n messages, callgrind):"
+echo "  publish (one PUBLISH frame each, pipelined):      $(( (fill - idle) / n ))"
+echo "  deliver, acks in batches of 1024:                 $(( (batch - fill) / n ))"
+echo "  ack as its own frame (extra over batched acks):   $(( (each - batch) / n ))"
