@@ -203,7 +203,8 @@ lat_cell() {
     p50=$(med "$p" "latency$rate" p50_us); p99=$(med "$p" "latency$rate" p99_us)
     p999=$(med "$p" "latency$rate" p999_us)
     if awk -v g="$got" -v r="$rate" 'BEGIN { exit !(g < 0.98 * r) }'; then
-        printf 'saturated: %s msg/s (p50 %.0f)' "$(fmt_rate "$got")" "$p50"
+        printf 'saturated at %s msg/s: backlog grows (p50 %.1f s)' "$(fmt_rate "$got")" \
+            "$(awk -v v="$p50" 'BEGIN { print v / 1e6 }')"
     else
         printf '%.0f / %.0f / %.0f' "$p50" "$p99" "$p999"
     fi

@@ -1165,6 +1165,7 @@ static int
 nats_setup(struct session *s, int consumer, int fresh)
 {
     int64_t deadline = now_ns() + SETUP_NS;
+    char subj[160];
     size_t i;
     size_t len;
     const char *l;
@@ -1193,7 +1194,11 @@ nats_setup(struct session *s, int consumer, int fresh)
     }
     out_fmt(&s->c, "SUB %s.api %d\r\nSUB %s.%s %d\r\n", s->inbox, NATS_SID_API, s->inbox,
             consumer ? "pull.*" : "ack", consumer ? NATS_SID_PULL : NATS_SID_ACK);
-    return fresh ? nats_create(s) : 0;
+    if (fresh)
+        return nats_create(s);
+    /* a pull for a consumer that does not exist is dropped without an answer: check first */
+    snprintf(subj, sizeof(subj), "$JS.API.CONSUMER.INFO.%s.C", s->stream);
+    return consumer ? nats_api(s, subj, "", 0) : 0;
 }
 
 static void
@@ -1520,7 +1525,9 @@ consume(struct session *s, struct side *sd, int block, int until_dry)
     while ((sd->done < o->n && !dry) || pending_acks > 0 || outstanding > 0) {
         struct event ev;
         enum parse r;
-        if (atomic_load(s->stop) || now_ns() > s->deadline_ns) {
+        if (atomic_load(s->stop))
+            return fail(s, sd, "consume");
+        if (now_ns() > s->deadline_ns) {
             set_err(&s->c, "deadline passed with %" PRIu64 " received", sd->done);
             return fail(s, sd, "consume");
         }
@@ -1535,6 +1542,10 @@ consume(struct session *s, struct side *sd, int block, int until_dry)
             continue;
         }
         if (ev.type == EV_ACKED) {
+            if (pending_acks == 0) {
+                set_err(&s->c, "an ack reply nothing asked for");
+                return fail(s, sd, "consume");
+            }
             pending_acks--;
             sd->acked++;
         } else if (ev.type == EV_END) {
@@ -1832,7 +1843,11 @@ main(int argc, char **argv)
         }
         rate_set |= opt == 'r';
         if (set_opt(&o, opt, optarg)) {
-            fprintf(stderr, "slabmq-peerbench: bad value for --%c: %s\n", opt, optarg);
+            const struct option *lo = longopts;
+            while (lo->name && lo->val != opt)
+                lo++;
+            fprintf(stderr, "slabmq-peerbench: bad value for %s%s: %s\n", lo->name ? "--" : "-",
+                    lo->name ? lo->name : "n", optarg);
             return 2;
         }
     }

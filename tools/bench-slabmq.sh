@@ -1,0 +1,59 @@
+#!/bin/sh
+# The five workloads of docs/performance.md's peer table, against slabmq: each run RUNS times
+# (default 3) on a broker slabmq-bench starts itself, printing the median. Pair it with
+# tools/bench-peers.sh in the same session: absolute figures drift on shared machines.
+#   tools/bench-slabmq.sh [BUILD_DIR] [RUNS]
+set -eu
+build=${1:-build}
+runs=${2:-3}
+bench="$build/tools/slabmq-bench"
+broker="$build/broker/slabmqd"
+[ -x "$bench" ] && [ -x "$broker" ] || { echo "build first: scripts/build.sh $build" >&2; exit 2; }
+
+# field JSON SECTION KEY: a number from slabmq-bench --json
+field() {
+    printf '%s' "$1" | sed -n "s/.*\"$2\":{[^}]*\"$3\":\([0-9.]*\).*/\1/p"
+}
+
+# median of the numbers on stdin
+median() {
+    sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
+
+# measure SECTION KEY ARGS...: median of SECTION.KEY over the runs
+measure() {
+    section=$1
+    key=$2
+    shift 2
+    i=0
+    while [ "$i" -lt "$runs" ]; do
+        out=$("$bench" --spawn "$broker" --quiet --json "$@")
+        field "$out" "$section" "$key"
+        i=$((i + 1))
+    done | median
+}
+
+echo "slabmq $("$broker" --version | head -n1), $runs runs each, medians"
+printf '| produce 16-byte messages, one connection (msg/s) | %.0f |\n' \
+    "$(measure produce msg_per_s --workload fill --size 16 -n 2000000)"
+printf '| drain those, acking each (msg/s) | %.0f |\n' \
+    "$(measure consume msg_per_s --workload fill-drain --size 16 -n 2000000 --ack each)"
+printf '| drain those, one ack per fetched batch (msg/s) | %.0f |\n' \
+    "$(measure consume msg_per_s --workload fill-drain --size 16 -n 2000000 --ack batch)"
+printf '| produce 256-byte messages (msg/s) | %.0f |\n' \
+    "$(measure produce msg_per_s --workload fill --size 256 -n 1000000)"
+printf '| one producer + one consumer at once, 256 B (msg/s) | %.0f |\n' \
+    "$(measure consume msg_per_s --workload concurrent --size 256 -n 4000000 --ack batch)"
+lat=""
+i=0
+while [ "$i" -lt "$runs" ]; do # one run gives all three percentiles
+    lat="$lat$("$bench" --spawn "$broker" --quiet --json --workload concurrent --size 256 \
+              --rate 45000 -d 10)
+"
+    i=$((i + 1))
+done
+for p in p50 p99 p99_9; do
+    eval "lat_$p=\$(printf '%s' \"\$lat\" | while read -r l; do field \"\$l\" latency_us $p; done | median)"
+done
+printf '| latency at 45,000 msg/s, 256 B: p50 / p99 / p99.9 (us) | %.0f / %.0f / %.0f |\n' \
+    "$lat_p50" "$lat_p99" "$lat_p99_9"
