@@ -12,7 +12,7 @@ broker="$build/broker/slabmqd"
 
 # field JSON SECTION KEY: a number from slabmq-bench --json
 field() {
-    printf '%s' "$1" | sed -n "s/.*\"$2\":{[^}]*\"$3\":\([0-9.]*\).*/\1/p"
+    printf '%s\n' "$1" | sed -n "s/.*\"$2\":{[^}]*\"$3\":\([0-9.]*\).*/\1/p"
 }
 
 # median of the numbers on stdin
