@@ -214,6 +214,7 @@ broker_queue_delete(struct broker *b, struct queue *q)
     if (b->hooks.queue_gone)
         b->hooks.queue_gone(b->hooks.ctx, q);
     dlist_unlink(&q->wake);
+    b->qgen++;
     while (*p != q)
         p = &(*p)->hnext;
     *p = q->hnext;

@@ -35,6 +35,12 @@ int cmd_args_end(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r);
 /* Answer FETCH request rid with the n deliveries in the broker's scratch array; noack:
  * at-most-once, settle them once the reply is written. */
 void cmd_deliver(struct conn *c, uint64_t rid, uint32_t n, int noack);
+/* The queue this connection named last, if 'name' is it and no queue was deleted since:
+ * a producer or consumer names the same queue in every request, and this skips the name
+ * check and the registry lookup for it. NULL otherwise. */
+struct queue *cmd_cached_queue(struct conn *c, const char *name, uint32_t len);
+/* Remember q as the queue this connection named last. */
+void cmd_cache_queue(struct conn *c, struct queue *q);
 /* The named queue, or NULL after replying NOT_FOUND. */
 struct queue *cmd_find_queue(struct conn *c, unsigned op, uint64_t rid, const char *name,
                              uint32_t len);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Argument helpers shared by the handlers, and the connection-level ops HELLO and PING. */
 #include <stdio.h>
+#include <string.h>
 
 #include "broker.h"
 #include "cmd.h"
@@ -28,6 +29,24 @@ cmd_expect_args(struct conn *c, unsigned op, uint64_t rid, uint32_t nargs, uint3
     return -1;
 }
 
+struct queue *
+cmd_cached_queue(struct conn *c, const char *name, uint32_t len)
+{
+    struct queue *q = c->qcache;
+
+    if (q && c->qcache_gen == c->srv->b.qgen && q->name_len == len
+        && memcmp(q->name, name, len) == 0)
+        return q;
+    return NULL;
+}
+
+void
+cmd_cache_queue(struct conn *c, struct queue *q)
+{
+    c->qcache = q;
+    c->qcache_gen = c->srv->b.qgen;
+}
+
 int
 cmd_read_name(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, const char **name,
               uint32_t *len)
@@ -36,7 +55,7 @@ cmd_read_name(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, cons
         reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "queue name must be a msgpack str");
         return -1;
     }
-    if (!smq_name_valid(*name, *len)) {
+    if (!cmd_cached_queue(c, *name, *len) && !smq_name_valid(*name, *len)) {
         reply_error(c, op, rid, SLABMQ_ERR_BAD_NAME,
                     "queue names are 1-%d bytes of A-Z a-z 0-9 . _ : -", SMQ_NAME_MAX);
         return -1;

@@ -21,10 +21,15 @@ static struct queue *
 use_queue(struct conn *c, unsigned op, uint64_t rid, const char *name, uint32_t len)
 {
     int created;
-    struct queue *q = broker_queue_get(&c->srv->b, name, len, &created);
+    struct queue *q = cmd_cached_queue(c, name, len);
 
+    if (q)
+        return q;
+    q = broker_queue_get(&c->srv->b, name, len, &created);
     if (!q)
         reply_error(c, op, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
+    else
+        cmd_cache_queue(c, q);
     return q;
 }
 
@@ -246,10 +251,13 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
         return;
     }
     ids = *r;
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < n; i++) { /* first pass: all valid, or nothing is settled */
         uint64_t id;
-        if (cmd_read_uint(c, op, rid, r, "message id", 0, UINT64_MAX, &id))
+        if (smq_mpr_uint(r, &id)) {
+            reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST,
+                        "message ids must be non-negative integers");
             return;
+        }
     }
     if ((nargs == 2 && cmd_read_uint(c, op, rid, r, "delay_ms", 0, NACK_DELAY_MAX_MS, &delay))
         || cmd_args_end(c, op, rid, r))

@@ -63,13 +63,29 @@ smq_mpr_array(struct smq_mpr *r, uint32_t *n)
     return smq_mpr_array_slow(r, n);
 }
 
-/* Non-negative integer of any msgpack integer width; inline for a positive fixint. */
+/* Non-negative integer of any msgpack integer width; inline for a positive fixint and the
+ * unsigned 8/16/32/64-bit forms (request and message ids), the rest out of line. */
 static inline int
 smq_mpr_uint(struct smq_mpr *r, uint64_t *v)
 {
-    if (!r->err && r->p < r->end && *r->p < 0x80) {
-        *v = *r->p++;
-        return 0;
+    if (!r->err && r->p < r->end) {
+        uint8_t b = *r->p;
+        if (b < 0x80) {
+            *v = b;
+            r->p++;
+            return 0;
+        }
+        if (b >= 0xcc && b <= 0xcf) {
+            unsigned n = 1u << (b - 0xcc);
+            if ((size_t)(r->end - r->p) > n) {
+                uint64_t x = 0;
+                for (unsigned i = 1; i <= n; i++)
+                    x = x << 8 | r->p[i];
+                r->p += 1 + n;
+                *v = x;
+                return 0;
+            }
+        }
     }
     return smq_mpr_uint_slow(r, v);
 }

@@ -441,6 +441,14 @@ test_declare_delete_purge_list(void)
     T_EQ_U64(count, 1);
     T_EQ_INT(slabmq_delete(c, "a-queue", &count), SLABMQ_ERR_NOT_FOUND);
     T_ASSERT(strstr(slabmq_client_errmsg(c), "a-queue") != NULL);
+    /* the same connection publishes to the name again: a new, empty queue (the broker's
+     * per-connection queue cache must not hand back the deleted one) */
+    T_OK(c, slabmq_publish(c, "a-queue", "z", 1, NULL));
+    T_OK(c, slabmq_stats_get(c, "a-queue", &s));
+    T_ASSERT(slabmq_stats_find(s, "published", &v));
+    T_EQ_U64(v, 1);
+    slabmq_stats_free(s);
+    T_OK(c, slabmq_delete(c, "a-queue", &count));
     T_EQ_INT(slabmq_declare(c, "bad name", NULL, NULL), SLABMQ_ERR_BAD_NAME);
     T_OK(c, slabmq_list(c, &l, &n));
     T_EQ_INT(n, 1);
