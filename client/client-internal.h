@@ -51,6 +51,13 @@ slabmq_status smq_client_fail(struct slabmq_client *c, slabmq_status st, const c
 /* Start a request [op, rid, <nargs args>]; pack the arguments with c->pk. */
 void smq_req_begin(struct slabmq_client *c, unsigned op, uint32_t nargs);
 
+/* The hot requests (a PUBLISH of one message, an ACK or NACK of one id) are written with
+ * protocol/mpwrite.h straight into wbuf instead of through msgpack-c's callback per value:
+ * smq_req_reserve() returns room for n bytes after a new request's frame header (NULL when
+ * out of memory), smq_req_wrote() records how far the request got. */
+uint8_t *smq_req_reserve(struct slabmq_client *c, size_t n);
+void smq_req_wrote(struct slabmq_client *c, const uint8_t *end);
+
 /* Queue the request built since smq_req_begin as a pipelined one: its reply is read later
  * and handed to the confirm callback. Sends when the queue is large, and reads replies when
  * the window is full. *rid receives its request id. */

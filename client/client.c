@@ -219,6 +219,34 @@ smq_req_begin(struct slabmq_client *c, unsigned op, uint32_t nargs)
     msgpack_pack_uint64(&c->pk, c->next_rid);
 }
 
+uint8_t *
+smq_req_reserve(struct slabmq_client *c, size_t n)
+{
+    c->wstart = c->wlen;
+    c->wfail = 0;
+    if (c->wcap - c->wlen < SMQ_FRAME_HEADER + n) {
+        size_t ncap = c->wcap ? c->wcap : 4096;
+        uint8_t *nb;
+        while (ncap - c->wlen < SMQ_FRAME_HEADER + n)
+            ncap *= 2;
+        nb = realloc(c->wbuf, ncap);
+        if (!nb) {
+            c->wfail = 1;
+            return NULL;
+        }
+        c->wbuf = nb;
+        c->wcap = ncap;
+    }
+    c->wlen += SMQ_FRAME_HEADER; /* the length, patched when the request ends */
+    return c->wbuf + c->wlen;
+}
+
+void
+smq_req_wrote(struct slabmq_client *c, const uint8_t *end)
+{
+    c->wlen = (size_t)(end - c->wbuf);
+}
+
 void
 smq_pack_str(struct slabmq_client *c, const char *s)
 {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "client-internal.h"
+#include "mpwrite.h"
 #include "codec.h"
 #include "ops.h"
 
@@ -52,10 +53,22 @@ build_publish(slabmq_client *c, const char *queue, const slabmq_payload *msgs, s
             return 0;
         }
     }
-    if (n == 1) { /* PUBLISH [queue, payload] -> [id] */
-        smq_req_begin(c, SMQ_OP_PUBLISH, 2);
-        smq_pack_str(c, queue);
-        msgpack_pack_bin_with_body(&c->pk, msgs[0].data, msgs[0].len);
+    if (n == 1) { /* PUBLISH [queue, payload] -> [id], written directly: the hot path */
+        size_t qlen = strlen(queue);
+        uint8_t *p = smq_req_reserve(c, 1 + 2 * SMQ_MPW_MAX_HDR + 2 * 5 + qlen + msgs[0].len);
+        if (!p) {
+            smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory building a request");
+            return 0;
+        }
+        p = smq_mpw_array(p, 4);
+        p = smq_mpw_uint(p, SMQ_OP_PUBLISH);
+        p = smq_mpw_uint(p, c->next_rid);
+        p = smq_mpw_str(p, (uint32_t)qlen);
+        memcpy(p, queue, qlen);
+        p = smq_mpw_bin(p + qlen, (uint32_t)msgs[0].len);
+        if (msgs[0].len)
+            memcpy(p, msgs[0].data, msgs[0].len);
+        smq_req_wrote(c, p + msgs[0].len);
         return SMQ_OP_PUBLISH;
     }
     smq_req_begin(c, SMQ_OP_PUBLISH_BATCH, 2); /* [queue, [payload...]] -> [first_id, count] */
@@ -247,6 +260,19 @@ build_settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint3
     if (n == 0 || !ids || n > UINT32_MAX) {
         smq_client_fail(c, SLABMQ_ERR_ARG, "no ids given");
         return -1;
+    }
+    if (n == 1 && op == SMQ_OP_ACK) { /* [11, rid, [id]], written directly: the hot path */
+        uint8_t *p = smq_req_reserve(c, 2 + 3 * SMQ_MPW_MAX_HDR);
+        if (!p) {
+            smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory building a request");
+            return -1;
+        }
+        p = smq_mpw_array(p, 3);
+        p = smq_mpw_uint(p, SMQ_OP_ACK);
+        p = smq_mpw_uint(p, c->next_rid);
+        p = smq_mpw_array(p, 1);
+        smq_req_wrote(c, smq_mpw_uint(p, ids[0]));
+        return 0;
     }
     smq_req_begin(c, op, op == SMQ_OP_NACK ? 2 : 1);
     msgpack_pack_array(&c->pk, n);

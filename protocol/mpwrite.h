@@ -80,4 +80,24 @@ smq_mpw_bin(uint8_t *p, uint32_t n)
     return smq_mpw_be(p + 1, n, 4);
 }
 
+/* str header for n bytes (the bytes follow), with msgpack-c's str8 for 32..255. */
+static inline uint8_t *
+smq_mpw_str(uint8_t *p, uint32_t n)
+{
+    if (n < 32) {
+        *p = (uint8_t)(0xa0 | n);
+        return p + 1;
+    }
+    if (n < 256) {
+        *p = 0xd9;
+        return smq_mpw_be(p + 1, n, 1);
+    }
+    if (n < 65536) {
+        *p = 0xda;
+        return smq_mpw_be(p + 1, n, 2);
+    }
+    *p = 0xdb;
+    return smq_mpw_be(p + 1, n, 4);
+}
+
 #endif /* SLABMQ_PROTOCOL_MPWRITE_H */
