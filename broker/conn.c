@@ -106,6 +106,13 @@ conn_shutdown(struct conn *c)
 }
 
 void
+conn_try_write(struct conn *c)
+{
+    if (c->closing || obuf_flush(&c->out, c->fd) != 0)
+        conn_want_write(c);
+}
+
+void
 conn_want_write(struct conn *c)
 {
     if (!c->closing && !event_pending(&c->wev, EV_WRITE, NULL))

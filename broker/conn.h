@@ -59,6 +59,10 @@ void conn_close(struct conn *c);
 void conn_shutdown(struct conn *c);
 /* Flush what is pending once the current callback returns control to the loop. */
 void conn_want_write(struct conn *c);
+/* Write what is pending now if the socket takes it (a long-poll reply should not wait for
+ * the loop to turn); whatever is left, or a write error, is handled by the write event.
+ * Never closes c, so it is safe while another connection is being served. */
+void conn_try_write(struct conn *c);
 /* Resume connections paused at the memory limit, while the broker is under it. */
 void conn_resume_memory(struct server *s);
 /* Send what is pending, then close (after an error reply). */

@@ -106,7 +106,7 @@ wait_serve(void *ctx, struct queue *q)
             break; /* memory limit: the waiter keeps waiting */
         cmd_deliver(c, w->rid, n, w->noack);
         waiter_free(w);
-        conn_want_write(c);
+        conn_try_write(c);
     }
 }
 
