@@ -275,6 +275,8 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
         }
         if (op == SMQ_OP_ACK)
             queue_ack(b, d);
+        else if (op == SMQ_OP_TOUCH)
+            queue_touch(b, d);
         else
             queue_nack(b, d, (uint32_t)delay);
         done++;
@@ -301,6 +303,13 @@ void
 cmd_nack(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
     settle(c, SMQ_OP_NACK, rid, r, nargs);
+}
+
+/* [[id, ...]] -> [count]: still working on these, restart their visibility timeouts. */
+void
+cmd_touch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    settle(c, SMQ_OP_TOUCH, rid, r, nargs);
 }
 
 /* [queue, max] -> [[[id, deliveries, payload], ...]] without taking them */

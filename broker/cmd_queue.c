@@ -11,6 +11,7 @@
 #include "reply.h"
 #include "server.h"
 #include "slabmq.h"
+#include "wait.h"
 
 #define VISIBILITY_MAX_MS (7u * 24 * 3600 * 1000) /* a week */
 
@@ -105,7 +106,6 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     uint32_t len;
     int created;
     struct queue *q;
-    struct reply rep;
 
     if (cmd_expect_args(c, SMQ_OP_DECLARE, rid, nargs, 1, 2)
         || cmd_read_name(c, SMQ_OP_DECLARE, rid, r, &name, &len)
@@ -124,26 +124,32 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         q->max_bytes = o.max_bytes;
     if (o.overflow >= 0)
         q->overflow = (uint8_t)o.overflow;
-    reply_begin(&rep, c, SMQ_OP_DECLARE, rid, 1);
-    if (created)
-        msgpack_pack_true(&rep.pk);
-    else
-        msgpack_pack_false(&rep.pk);
-    reply_end(&rep);
+    reply_bool(c, SMQ_OP_DECLARE, rid, created);
+}
+
+/* The one argument of DELETE, PURGE, PAUSE and RESUME: an existing queue. NULL after
+ * replying with the error. */
+static struct queue *
+only_queue_arg(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    const char *name;
+    uint32_t len;
+
+    if (cmd_expect_args(c, op, rid, nargs, 1, 1) || cmd_read_name(c, op, rid, r, &name, &len)
+        || cmd_args_end(c, op, rid, r))
+        return NULL;
+    return cmd_find_queue(c, op, rid, name, len);
 }
 
 /* Shared shape of DELETE and PURGE: [queue] -> [count]. */
 static void
 drop_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    const char *name;
-    uint32_t len;
-    struct queue *q;
+    struct queue *q = only_queue_arg(c, op, rid, r, nargs);
     uint64_t n;
     struct reply rep;
 
-    if (cmd_expect_args(c, op, rid, nargs, 1, 1) || cmd_read_name(c, op, rid, r, &name, &len)
-        || cmd_args_end(c, op, rid, r) || !(q = cmd_find_queue(c, op, rid, name, len)))
+    if (!q)
         return;
     if (op == SMQ_OP_DELETE)
         n = broker_queue_delete(&c->srv->b, q);
@@ -164,6 +170,35 @@ void
 cmd_purge(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
     drop_cmd(c, SMQ_OP_PURGE, rid, r, nargs);
+}
+
+/* PAUSE and RESUME: [queue] -> [was_paused]. A paused queue accepts publishes and delivers
+ * nothing (FETCHes wait or come back empty); RESUME serves its waiters at once. */
+static void
+pause_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    struct queue *q = only_queue_arg(c, op, rid, r, nargs);
+    int was;
+
+    if (!q)
+        return;
+    was = q->paused;
+    q->paused = op == SMQ_OP_PAUSE;
+    reply_bool(c, op, rid, was);
+    if (!q->paused && !dlist_empty(&q->waiters))
+        wait_serve(c->srv, q);
+}
+
+void
+cmd_pause(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    pause_cmd(c, SMQ_OP_PAUSE, rid, r, nargs);
+}
+
+void
+cmd_resume(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    pause_cmd(c, SMQ_OP_RESUME, rid, r, nargs);
 }
 
 /* [] -> [[name, ready, inflight], ...] sorted by name */

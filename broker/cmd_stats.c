@@ -52,6 +52,7 @@ queue_stats(struct stat_list *l, const struct queue *q)
     add(l, "bytes", q->bytes);
     add(l, "waiters", waiters);
     add(l, "visibility_ms", q->visibility_ms);
+    add(l, "paused", q->paused);
     add(l, "max_messages", q->max_messages);
     add(l, "max_bytes", q->max_bytes);
     add(l, "overflow_drop_oldest", q->overflow == QUEUE_DROP_OLDEST);

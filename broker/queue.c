@@ -275,7 +275,7 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
     uint32_t n = 0;
     size_t bytes = 0;
 
-    while (n < max && queue_ready(q) > 0 && (n == 0 || bytes < max_bytes)) {
+    while (!q->paused && n < max && queue_ready(q) > 0 && (n == 0 || bytes < max_bytes)) {
         struct delivery *d;
         if (theap_reserve(&b->timers, 1) < 0)
             break; /* cannot track its deadline: leave it ready */
@@ -344,6 +344,13 @@ queue_ack(struct broker *b, struct delivery *d)
     d->q->c.acked++;
     leave_state(d);
     destroy(b, d);
+}
+
+void
+queue_touch(struct broker *b, struct delivery *d)
+{
+    d->due_ms = b->now_ms + d->q->visibility_ms;
+    theap_update(&b->timers, d);
 }
 
 void

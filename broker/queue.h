@@ -54,6 +54,7 @@ struct queue {
     uint32_t visibility_ms;     /* redelivery timeout */
     uint8_t overflow;           /* enum queue_overflow */
     uint8_t clearing;           /* being emptied: no compaction */
+    uint8_t paused;             /* PAUSE: accept publishes, deliver nothing until RESUME */
     uint64_t max_messages;      /* limit on messages held (ready, in flight, delayed); 0: none */
     uint64_t max_bytes;         /* limit on payload bytes held; 0: none */
     uint32_t name_len;
@@ -126,6 +127,8 @@ uint32_t queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_
 
 /* Acknowledge: the message is gone. */
 void queue_ack(struct broker *b, struct delivery *d);
+/* Extend an in-flight delivery's visibility deadline to now + the queue's timeout. */
+void queue_touch(struct broker *b, struct delivery *d);
 /* Make d ready again now (delay_ms 0) or after delay_ms. */
 void queue_nack(struct broker *b, struct delivery *d, uint32_t delay_ms);
 /* d's owner went away or its deadline passed: ready again at once. */

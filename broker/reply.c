@@ -49,6 +49,19 @@ reply_uint(struct conn *c, uint64_t op, uint64_t rid, uint64_t v)
 }
 
 void
+reply_bool(struct conn *c, uint64_t op, uint64_t rid, int v)
+{
+    struct reply r;
+
+    reply_begin(&r, c, op, rid, 1);
+    if (v)
+        msgpack_pack_true(&r.pk);
+    else
+        msgpack_pack_false(&r.pk);
+    reply_end(&r);
+}
+
+void
 reply_ok(struct conn *c, uint64_t op, uint64_t rid)
 {
     struct reply r;

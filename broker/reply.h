@@ -26,6 +26,8 @@ void reply_end(struct reply *r);
 /* A success reply whose one result is an unsigned integer (PUBLISH id, ACK count), written
  * without msgpack-c: the hot path. */
 void reply_uint(struct conn *c, uint64_t op, uint64_t rid, uint64_t v);
+/* A success reply whose one result is a bool. */
+void reply_bool(struct conn *c, uint64_t op, uint64_t rid, int v);
 /* A success reply with no results. */
 void reply_ok(struct conn *c, uint64_t op, uint64_t rid);
 /* An error reply: [op, rid, code, message]. */

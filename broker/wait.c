@@ -83,7 +83,7 @@ wait_serve(void *ctx, struct queue *q)
     struct server *s = ctx;
     struct broker *b = &s->b;
 
-    while (!dlist_empty(&q->waiters) && queue_ready(q) > 0) {
+    while (!q->paused && !dlist_empty(&q->waiters) && queue_ready(q) > 0) {
         if (broker_over_limit(b)) { /* replies would need memory: serve when it drains */
             if (dlist_empty(&q->wake))
                 dlist_push_back(&b->wake, &q->wake);

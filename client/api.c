@@ -116,6 +116,41 @@ drop(slabmq_client *c, unsigned op, const char *queue, uint64_t *count)
     return st ? st : one_uint(c, &r, n, count);
 }
 
+/* PAUSE and RESUME: [queue] -> [was_paused] */
+static slabmq_status
+pause_resume(slabmq_client *c, unsigned op, const char *queue, int *was)
+{
+    struct smq_mpr r;
+    uint32_t n;
+    int v;
+    slabmq_status st = check_queue(c, queue);
+
+    if (st)
+        return st;
+    smq_req_begin(c, op, 1);
+    smq_pack_str(c, queue);
+    st = smq_call(c, op, 0, &r, &n);
+    if (st)
+        return st;
+    if (n < 1 || smq_mpr_bool(&r, &v))
+        return smq_bad_reply(c, op == SMQ_OP_PAUSE ? "PAUSE" : "RESUME");
+    if (was)
+        *was = v;
+    return SLABMQ_OK;
+}
+
+SLABMQ_API slabmq_status
+slabmq_pause(slabmq_client *c, const char *queue, int *was)
+{
+    return pause_resume(c, SMQ_OP_PAUSE, queue, was);
+}
+
+SLABMQ_API slabmq_status
+slabmq_resume(slabmq_client *c, const char *queue, int *was)
+{
+    return pause_resume(c, SMQ_OP_RESUME, queue, was);
+}
+
 SLABMQ_API slabmq_status
 slabmq_delete(slabmq_client *c, const char *queue, uint64_t *dropped)
 {

@@ -342,6 +342,12 @@ slabmq_ack_batch(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *acke
 }
 
 SLABMQ_API slabmq_status
+slabmq_touch(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *touched)
+{
+    return settle(c, SMQ_OP_TOUCH, ids, n, 0, touched);
+}
+
+SLABMQ_API slabmq_status
 slabmq_nack(slabmq_client *c, uint64_t id, uint32_t delay_ms)
 {
     return settle(c, SMQ_OP_NACK, &id, 1, delay_ms, NULL);

@@ -21,7 +21,10 @@
     X(10, FETCH, fetch)                     \
     X(11, ACK, ack)                         \
     X(12, NACK, nack)                       \
-    X(13, PEEK, peek)
+    X(13, PEEK, peek)                       \
+    X(14, TOUCH, touch)                     \
+    X(15, PAUSE, pause)                     \
+    X(16, RESUME, resume)
 
 enum smq_op {
     SMQ_OP_NONE = 0, /* used in replies to frames whose op could not be read */

@@ -430,6 +430,38 @@ cli_cmd_purge(struct cli *cli)
     return CLI_EXIT_OK;
 }
 
+/* pause and resume: the same shape, the library call differs. */
+static int
+pause_or_resume(struct cli *cli, int pause)
+{
+    int was = 0;
+    slabmq_status st = pause ? slabmq_pause(cli->c, cli->args[0], &was)
+                             : slabmq_resume(cli->c, cli->args[0], &was);
+
+    if (st)
+        return cli_out_status(cli->c, st);
+    if (cli->json)
+        printf("{\"queue\":\"%s\",\"paused\":%s,\"was_paused\":%s}\n", cli->args[0],
+               pause ? "true" : "false", was ? "true" : "false");
+    else if (pause)
+        printf("paused %s%s\n", cli->args[0], was ? " (it already was)" : "");
+    else
+        printf("resumed %s%s\n", cli->args[0], was ? "" : " (it was not paused)");
+    return CLI_EXIT_OK;
+}
+
+int
+cli_cmd_pause(struct cli *cli)
+{
+    return pause_or_resume(cli, 1);
+}
+
+int
+cli_cmd_resume(struct cli *cli)
+{
+    return pause_or_resume(cli, 0);
+}
+
 int
 cli_cmd_delete(struct cli *cli)
 {

@@ -33,6 +33,8 @@ int cli_cmd_publish(struct cli *cli);
 int cli_cmd_consume(struct cli *cli);
 int cli_cmd_peek(struct cli *cli);
 int cli_cmd_purge(struct cli *cli);
+int cli_cmd_pause(struct cli *cli);
+int cli_cmd_resume(struct cli *cli);
 int cli_cmd_delete(struct cli *cli);
 int cli_cmd_declare(struct cli *cli);
 int cli_cmd_ping(struct cli *cli);

@@ -80,6 +80,7 @@ static const char general_help[] =
     "  consume QUEUE [-n N] [--wait MS]  take up to N messages, print and acknowledge them\n"
     "  peek QUEUE [-n N]                 show up to N ready messages without taking them\n"
     "  purge QUEUE                       discard the ready messages of QUEUE\n"
+    "  pause QUEUE / resume QUEUE        stop / restart deliveries (publishes still accepted)\n"
     "  delete QUEUE                      delete QUEUE and all its messages\n"
     "  declare QUEUE [OPTIONS]           create QUEUE, or change its timeout and limits\n"
     "  memory                            the broker's memory: use, slab classes, buffers\n"
@@ -172,6 +173,15 @@ static const char purge_help[] =
     "Prints \"purged N messages from QUEUE\"; --json prints {\"purged\":N}.\n"
     "Exit status 1 if QUEUE does not exist.\n";
 
+static const char pause_help[] =
+    "Stop delivering from QUEUE: publishes are still accepted, consumers get nothing (their\n"
+    "FETCHes wait) until `slabmq resume QUEUE`. Prints \"paused QUEUE\"; --json prints\n"
+    "{\"queue\":...,\"paused\":true,\"was_paused\":...}. Exit status 1 if QUEUE does not exist.\n";
+
+static const char resume_help[] =
+    "Deliver from QUEUE again after `slabmq pause`; waiting consumers are served at once.\n"
+    "Prints \"resumed QUEUE\"; --json as for pause. Exit status 1 if QUEUE does not exist.\n";
+
 static const char delete_help[] =
     "Delete QUEUE with all its messages, ready or in flight.\n"
     "Prints \"deleted queue QUEUE (N messages dropped)\"; --json prints {\"dropped\":N}.\n"
@@ -246,6 +256,8 @@ static const struct command commands[] = {
      "consume QUEUE [-n N] [--wait MS]", consume_help},
     {"peek", cli_cmd_peek, 1, 1, OPT_COUNT, PEEK_MAX, "peek QUEUE [-n N]", peek_help},
     {"purge", cli_cmd_purge, 1, 1, 0, 0, "purge QUEUE", purge_help},
+    {"pause", cli_cmd_pause, 1, 1, 0, 0, "pause QUEUE", pause_help},
+    {"resume", cli_cmd_resume, 1, 1, 0, 0, "resume QUEUE", resume_help},
     {"delete", cli_cmd_delete, 1, 1, 0, 0, "delete QUEUE", delete_help},
     {"declare", cli_cmd_declare, 1, 1, OPT_QUEUE, 0,
      "declare QUEUE\n"

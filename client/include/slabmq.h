@@ -194,6 +194,13 @@ SLABMQ_API slabmq_status slabmq_declare(slabmq_client *c, const char *queue,
  *  @param dropped if not NULL, receives the number of messages discarded. */
 SLABMQ_API slabmq_status slabmq_delete(slabmq_client *c, const char *queue, uint64_t *dropped);
 
+/** Stop delivering from @p queue (publishes are still accepted; FETCHes wait or return
+ *  nothing) until slabmq_resume(). @param was if not NULL, set to 1 if it was already paused.
+ *  #SLABMQ_ERR_NOT_FOUND if the queue does not exist. */
+SLABMQ_API slabmq_status slabmq_pause(slabmq_client *c, const char *queue, int *was);
+/** Deliver from @p queue again; waiting FETCHes are served at once. @param was as above. */
+SLABMQ_API slabmq_status slabmq_resume(slabmq_client *c, const char *queue, int *was);
+
 /** Discard the ready messages of @p queue (in-flight ones are kept).
  *  @param purged if not NULL, receives the number discarded. */
 SLABMQ_API slabmq_status slabmq_purge(slabmq_client *c, const char *queue, uint64_t *purged);
@@ -366,6 +373,12 @@ SLABMQ_API slabmq_status slabmq_ack(slabmq_client *c, uint64_t id);
  *  @param acked if not NULL, receives how many were acked (on #SLABMQ_OK: n). */
 SLABMQ_API slabmq_status slabmq_ack_batch(slabmq_client *c, const uint64_t *ids, size_t n,
                                           uint64_t *acked);
+
+/** Still working on these: restart the visibility timeout of @p n messages this connection
+ *  holds (like beanstalkd's touch or JetStream's in-progress). Partial success as for
+ *  slabmq_ack_batch(). @param touched if not NULL, receives how many were extended. */
+SLABMQ_API slabmq_status slabmq_touch(slabmq_client *c, const uint64_t *ids, size_t n,
+                                      uint64_t *touched);
 
 /** Return one message to its queue for redelivery, not before @p delay_ms from now. */
 SLABMQ_API slabmq_status slabmq_nack(slabmq_client *c, uint64_t id, uint32_t delay_ms);

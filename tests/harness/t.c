@@ -279,11 +279,19 @@ t_client(const struct t_broker *b)
 int
 t_raw_connect(int port)
 {
+    return t_raw_connect_rcvbuf(port, 0);
+}
+
+int
+t_raw_connect_rcvbuf(int port, int rcvbuf)
+{
     struct sockaddr_in sa = {0};
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
 
     T_ASSERT(fd >= 0);
+    if (rcvbuf > 0)
+        T_ASSERT(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) == 0);
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -107,6 +107,8 @@ struct slabmq_client *t_client(const struct t_broker *b);
 
 /* Raw sockets to 127.0.0.1:port, for bad-input tests. Every receive is bounded by ms. */
 int t_raw_connect(int port);
+/* The same with SO_RCVBUF set to rcvbuf bytes before connecting (0: the default). */
+int t_raw_connect_rcvbuf(int port, int rcvbuf);
 void t_raw_send(int fd, const void *p, size_t n);
 /* Read one frame body into buf (cap bytes). Returns its length, -1 if the peer closed, -2 on
  * timeout. */

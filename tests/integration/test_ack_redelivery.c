@@ -218,7 +218,77 @@ test_acked_never_return(void)
     t_broker_stop(&b);
 }
 
+/* TOUCH restarts the visibility timeout: a message touched before its deadline is not
+ * redelivered at the old deadline, only a full timeout after the touch. */
+static void
+test_touch_extends_visibility(void)
+{
+    struct t_broker b;
+    slabmq_client *a;
+    slabmq_client *c;
+    slabmq_queue_options qo = {.visibility_ms = 400};
+    slabmq_message m;
+    uint64_t touched = 0;
+    uint64_t bogus = 987654321;
+    int64_t t_touch;
+
+    t_broker_start(&b, NULL);
+    a = t_client(&b);
+    c = t_client(&b);
+    T_OK(a, slabmq_declare(a, "tq", &qo, NULL));
+    T_OK(a, slabmq_publish(a, "tq", "t", 1, NULL));
+    m = fetch_one(a, "tq", 0);
+    t_sleep_ms(250);
+    T_OK(a, slabmq_touch(a, &m.id, 1, &touched));
+    t_touch = t_now_ms();
+    T_EQ_U64(touched, 1);
+    t_sleep_ms(250); /* past the original 400 ms deadline */
+    T_EQ_INT(fetch_count(c, "tq", 1, 0), 0);
+    m = fetch_one(c, "tq", 5000); /* comes back a full timeout after the touch */
+    T_ASSERT(t_now_ms() - t_touch >= 350);
+    T_EQ_INT(m.deliveries, 2);
+    T_EQ_INT(slabmq_touch(a, &m.id, 1, NULL), SLABMQ_ERR_UNKNOWN_ID); /* no longer a's */
+    T_EQ_INT(slabmq_touch(c, &bogus, 1, NULL), SLABMQ_ERR_UNKNOWN_ID);
+    T_OK(c, slabmq_ack(c, m.id));
+    slabmq_client_close(a);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* A paused queue accepts publishes and delivers nothing; RESUME delivers again. */
+static void
+test_pause_resume(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    int was = -1;
+    int64_t t0;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    T_EQ_INT(slabmq_pause(c, "pq", NULL), SLABMQ_ERR_NOT_FOUND);
+    T_OK(c, slabmq_publish(c, "pq", "1", 1, NULL));
+    T_OK(c, slabmq_pause(c, "pq", &was));
+    T_EQ_INT(was, 0);
+    T_OK(c, slabmq_pause(c, "pq", &was));
+    T_EQ_INT(was, 1);
+    T_OK(c, slabmq_publish(c, "pq", "2", 1, NULL)); /* still accepted */
+    T_EQ_U64(stat_of(c, "pq", "paused"), 1);
+    T_EQ_U64(stat_of(c, "pq", "ready"), 2);
+    t0 = t_now_ms();
+    T_EQ_INT(fetch_count(c, "pq", 10, 300), 0); /* waits its full 300 ms: nothing delivered */
+    T_ASSERT(t_now_ms() - t0 >= 250);
+    T_OK(c, slabmq_resume(c, "pq", &was));
+    T_EQ_INT(was, 1);
+    T_EQ_INT(fetch_count(c, "pq", 10, 0), 2);
+    T_EQ_U64(stat_of(c, "pq", "paused"), 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 static const struct t_case cases[] = {
+    T_CASE(test_touch_extends_visibility),
+    T_CASE(test_pause_resume),
     T_CASE(test_visibility_timeout_redelivers),
     T_CASE(test_disconnect_requeues_at_once),
     T_CASE(test_nack_now_and_delayed),

@@ -650,6 +650,26 @@ test_stats_queue_and_broker(void)
 }
 
 static void
+test_pause_and_resume(void)
+{
+    struct t_broker b;
+
+    t_broker_start(&b, NULL);
+    expect_error(RUN(b.port, "pause", "pr"), 1, "slabmq: no queue named pr\n");
+    expect(RUN(b.port, "publish", "pr", "held"), 0, "published 1 message to pr (id 1)\n");
+    expect(RUN(b.port, "pause", "pr"), 0, "paused pr\n");
+    expect(RUN(b.port, "pause", "pr"), 0, "paused pr (it already was)\n");
+    T_EQ_U64(stat_of(&b, "pr", "paused"), 1);
+    expect_error(RUN(b.port, "consume", "pr", "--wait", "100"), 4,
+                 "slabmq: nothing to consume in pr\n");
+    expect(RUN(b.port, "resume", "pr", "--json"), 0,
+           "{\"queue\":\"pr\",\"paused\":false,\"was_paused\":true}\n");
+    expect(RUN(b.port, "consume", "pr"), 0, "held\n");
+    expect(RUN(b.port, "resume", "pr"), 0, "resumed pr (it was not paused)\n");
+    t_broker_stop(&b);
+}
+
+static void
 test_purge_and_delete(void)
 {
     struct t_broker b;
@@ -1177,6 +1197,7 @@ static const struct t_case cases[] = {
     T_CASE(test_publish_respects_small_frames),
     T_CASE(test_queues_table_and_json),
     T_CASE(test_stats_queue_and_broker),
+    T_CASE(test_pause_and_resume),
     T_CASE(test_purge_and_delete),
     T_CASE(test_declare_visibility),
     T_CASE(test_declare_limits),
