@@ -26,6 +26,7 @@ static const char usage[] =
     "  --visibility-ms MS       default redelivery timeout of new queues (default 30000)\n"
     "  --max-connections N      connections served at once (default 10000)\n"
     "  --max-inflight N         unacked messages one connection may hold (default 10000)\n"
+    "  --frame-timeout MS       a frame once started must arrive within MS (default 30000)\n"
     "  --reservoir-capacity N   idle I/O buffers kept for reuse per size class; 0 (the\n"
     "                           default) keeps 120% of the most ever in use at once\n"
     "  --log-level LEVEL        debug, info, warn or error (default info)\n"
@@ -154,6 +155,11 @@ apply(struct server_config *c, int opt, const char *arg)
             return bad("--max-inflight", arg, "expected 1-10000000");
         c->broker.max_inflight = (uint32_t)v;
         return 0;
+    case 'f':
+        if (parse_uint(arg, 10, 3600000, &v))
+            return bad("--frame-timeout", arg, "expected 10 ms to an hour");
+        c->frame_timeout_ms = (uint32_t)v;
+        return 0;
     case 'r':
         if (parse_uint(arg, 0, 65536, &v))
             return bad("--reservoir-capacity", arg, "expected 0-65536");
@@ -178,6 +184,7 @@ config_parse(struct server_config *c, int argc, char **argv)
                                          {"visibility-ms", required_argument, NULL, 'v'},
                                          {"max-connections", required_argument, NULL, 'c'},
                                          {"max-inflight", required_argument, NULL, 'i'},
+                                         {"frame-timeout", required_argument, NULL, 'f'},
                                          {"reservoir-capacity", required_argument, NULL, 'r'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"help", no_argument, NULL, 'h'},

@@ -134,9 +134,9 @@ conn_close_after_write(struct conn *c)
 static void
 pause_reading(struct conn *c, uint8_t why)
 {
-
     if (!c->paused)
         event_del(&c->rev);
+    c->deadline_armed = 0;
     if ((why & CONN_PAUSE_MEMORY) && !(c->paused & CONN_PAUSE_MEMORY))
         dlist_push_back(&c->srv->mem_paused, &c->plink);
     c->paused |= why;
@@ -153,6 +153,7 @@ resume_reading(struct conn *c, uint8_t why)
     if (c->paused || c->closing)
         return;
     event_add(&c->rev, NULL);
+    c->deadline_armed = 0;
     event_active(&c->rev, EV_READ, 0);
 }
 
@@ -360,14 +361,54 @@ conn_process(struct conn *c)
         c->in->start = c->in->len = 0;
 }
 
+/* A frame that has started must be complete within --frame-timeout, however slowly its bytes
+ * trickle in (a slowloris holds a buffer otherwise). Returns 1 if c was told and is closing. */
+static int
+frame_overdue(struct conn *c)
+{
+    struct server *s = c->srv;
+    int partial = c->in && c->in->len > c->in->start;
+
+    if (!partial) {
+        c->partial_since = 0;
+        return 0;
+    }
+    if (!c->partial_since)
+        c->partial_since = s->b.now_ms;
+    if (s->b.now_ms - c->partial_since < s->cfg.frame_timeout_ms)
+        return 0;
+    dispatch_fatal(c, SLABMQ_ERR_PROTOCOL, "frame not completed within %u ms",
+                   s->cfg.frame_timeout_ms);
+    return 1;
+}
+
+/* Wake up at the frame deadline even if no byte arrives: rev gets a timeout while a partial
+ * frame is buffered. */
+static void
+arm_frame_deadline(struct conn *c)
+{
+    int want = c->partial_since != 0 && !c->paused && !c->closing;
+    struct timeval tv;
+
+    if (want == c->deadline_armed)
+        return;
+    tv.tv_sec = c->srv->cfg.frame_timeout_ms / 1000;
+    tv.tv_usec = (suseconds_t)(c->srv->cfg.frame_timeout_ms % 1000) * 1000;
+    event_add(&c->rev, want ? &tv : NULL);
+    c->deadline_armed = (uint8_t)want;
+}
+
 static void
 conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     struct server *s = c->srv;
 
-    (void)what;
     broker_tick(&s->b);
+    if ((what & EV_TIMEOUT) && frame_overdue(c)) {
+        conn_flush(c);
+        return;
+    }
     conn_process(c); /* frames left buffered by a pause come first */
     for (int round = 0; round < CONN_READ_ROUNDS && !c->closing && !c->paused && !c->dead;
          round++) {
@@ -398,6 +439,8 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
         reservoir_put(&s->b.res, c->in);
         c->in = NULL;
     }
+    if (!c->closing && !frame_overdue(c))
+        arm_frame_deadline(c);
     if (conn_flush(c) == 0)
         server_arm_timer(s);
     conn_resume_memory(s);

@@ -39,6 +39,8 @@ struct conn {
     struct dlink plink;      /* in srv->mem_paused while CONN_PAUSE_MEMORY */
     size_t discard;          /* input bytes still to skip of a frame refused from its header */
     size_t need_mem;         /* bytes a paused read is waiting for (0: none) */
+    uint64_t partial_since;  /* mono ms when the buffered partial frame began; 0: none */
+    uint8_t deadline_armed;  /* rev is added with the frame timeout */
     struct queue *qcache;    /* the queue this connection named last (weak: see qcache_gen) */
     uint64_t qcache_gen;     /* broker qgen when cached; a deletion since makes it stale */
     uint64_t id;             /* connection number, for logs */

@@ -34,6 +34,7 @@ server_config_defaults(struct server_config *c)
     c->port = SLABMQ_DEFAULT_PORT;
     c->max_connections = 10000;
     c->output_cap = (size_t)16 << 20;
+    c->frame_timeout_ms = 30000;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -20,6 +20,7 @@ struct server_config {
     int port;                  /* --port; 0 picks a free one */
     uint32_t max_connections;  /* --max-connections */
     size_t output_cap;         /* pending output at which a connection stops being read */
+    uint32_t frame_timeout_ms; /* --frame-timeout: a started frame must be complete by then */
 };
 
 struct server {

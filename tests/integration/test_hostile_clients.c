@@ -683,7 +683,56 @@ test_connection_flood(void)
     FINISH(&b, other);
 }
 
+/* --frame-timeout: a frame that stops short is cut off at the deadline with an error, and
+ * so is a slowloris that keeps sending one byte at a time (a deadline, not an idle timer);
+ * another client is served throughout. */
+static void
+test_frame_deadline(void)
+{
+    struct t_broker b;
+    slabmq_client *other;
+    static const uint8_t start[] = {0, 0, 0, 100, 0x94, 0x08, 0x01};
+    uint8_t reply[256];
+    int64_t t0;
+    long n;
+    int fd;
+    int closed = 0;
+
+    t_broker_start(&b, "--frame-timeout", "300", NULL);
+    other = t_client(&b);
+    fd = t_raw_connect(b.port);
+    t_raw_hello(fd);
+    t0 = t_now_ms();
+    t_raw_send(fd, start, sizeof(start)); /* 3 of 100 body bytes, then silence */
+    T_OK(other, slabmq_ping(other));
+    n = t_raw_recv_frame(fd, reply, sizeof(reply), 3000);
+    T_ASSERT(n > 4);
+    T_EQ_INT(reply[1], 0x00); /* [0, 0, ERR_PROTOCOL, "frame not completed within 300 ms"] */
+    T_EQ_INT(reply[3], SLABMQ_ERR_PROTOCOL);
+    T_ASSERT(t_now_ms() - t0 >= 250);
+    T_ASSERT(t_raw_wait_closed(fd, 2000));
+    close(fd);
+
+    fd = t_raw_connect(b.port); /* one byte every 50 ms: would take 5 s, cut at 300 ms */
+    t_raw_hello(fd);
+    t0 = t_now_ms();
+    t_raw_send(fd, start, 4);
+    for (int i = 0; i < 100 && !closed; i++) {
+        uint8_t one = 0x01;
+        t_sleep_ms(50);
+        if (send(fd, &one, 1, MSG_NOSIGNAL) != 1 || t_raw_wait_closed(fd, 1))
+            closed = 1;
+    }
+    T_ASSERT(closed);
+    T_ASSERT(t_now_ms() - t0 < 2000);
+    close(fd);
+    T_OK(other, slabmq_ping(other));
+    slabmq_client_close(other);
+    t_broker_stop(&b);
+}
+
 static const struct t_case cases[] = {
+    T_CASE(test_frame_deadline),
     T_CASE(test_truncated_frame_then_close),
     T_CASE(test_stalled_partial_frame),
     T_CASE(test_one_byte_per_send),
