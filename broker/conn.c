@@ -154,6 +154,8 @@ resume_reading(struct conn *c, uint8_t why)
         return;
     event_add(&c->rev, NULL);
     c->deadline_armed = 0;
+    if (c->partial_since) /* the broker held it up: the frame deadline starts again */
+        c->partial_since = c->srv->b.now_ms;
     event_active(&c->rev, EV_READ, 0);
 }
 
