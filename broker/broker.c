@@ -46,6 +46,7 @@ broker_init(struct broker *b, const struct broker_config *c, char *err, size_t e
     memset(b, 0, sizeof(*b));
     b->cfg = *c;
     b->next_id = 1;
+    b->rng = 0x9e3779b97f4a7c15ULL;
     mem_init(&b->mem, c->max_memory);
     b->mem.reclaim = reclaim_idle;
     b->mem.reclaim_ctx = b;
@@ -190,6 +191,7 @@ broker_queue_get(struct broker *b, const char *name, size_t len, int *created)
     memcpy(q->name, name, len);
     q->name_len = (uint32_t)len;
     q->visibility_ms = b->cfg.visibility_ms;
+    q->backoff_max_ms = 60000;
     q->next_seg = SEG_MIN_SIZE;
     dlist_init(&q->wake);
     dlist_init(&q->retry);
@@ -279,8 +281,9 @@ broker_run_timers(struct broker *b)
     broker_defer_wake(b);
     while ((d = theap_min(&b->timers)) && d->due_ms <= b->now_ms) {
         if (d->state == DLV_INFLIGHT)
-            d->q->c.timeouts++;
-        queue_requeue(b, d); /* removes it from the heap */
+            queue_expire(b, d); /* back to ready, after the queue's backoff */
+        else
+            queue_requeue(b, d); /* a delay ended; removes it from the heap */
     }
     broker_flush_wake(b);
     return d ? d->due_ms : 0;

@@ -52,6 +52,7 @@ struct broker {
     uint64_t now_ms;              /* monotonic clock, ms, refreshed by broker_tick() */
     uint64_t messages;            /* messages held in all queues */
     uint64_t qgen;                /* bumped by every queue deletion: invalidates caches */
+    uint64_t rng;                 /* xorshift state for backoff jitter */
     struct delivery **scratch;    /* BROKER_MAX_FETCH slots for FETCH */
     struct dlink wake;            /* queues whose waiters are to be served (queue.wake) */
     int defer_wake;               /* >0: requeues collect queues in 'wake' instead of serving */

@@ -18,6 +18,10 @@
 /* Queue settings in a DECLARE options map; fields not given keep the queue's value. */
 struct declare_opts {
     uint64_t visibility_ms; /* 0: unchanged */
+    uint64_t backoff_ms;
+    uint64_t backoff_max_ms;
+    uint8_t has_backoff;
+    uint8_t has_backoff_max;
     uint64_t max_messages;
     uint64_t max_bytes;
     int overflow;           /* enum queue_overflow, or -1: unchanged */
@@ -75,6 +79,16 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
             if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "visibility_ms", 1, VISIBILITY_MAX_MS,
                               &o->visibility_ms))
                 return -1;
+        } else if (key_is(k, klen, "retry_backoff_ms")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "retry_backoff_ms", 0, VISIBILITY_MAX_MS,
+                              &o->backoff_ms))
+                return -1;
+            o->has_backoff = 1;
+        } else if (key_is(k, klen, "retry_backoff_max_ms")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "retry_backoff_max_ms", 1,
+                              VISIBILITY_MAX_MS, &o->backoff_max_ms))
+                return -1;
+            o->has_backoff_max = 1;
         } else if (key_is(k, klen, "max_messages")) {
             if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "max_messages", 0, UINT64_MAX,
                               &o->max_messages))
@@ -124,6 +138,10 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         q->max_bytes = o.max_bytes;
     if (o.overflow >= 0)
         q->overflow = (uint8_t)o.overflow;
+    if (o.has_backoff)
+        q->backoff_ms = (uint32_t)o.backoff_ms;
+    if (o.has_backoff_max)
+        q->backoff_max_ms = (uint32_t)o.backoff_max_ms;
     reply_bool(c, SMQ_OP_DECLARE, rid, created);
 }
 

@@ -53,6 +53,8 @@ queue_stats(struct stat_list *l, const struct queue *q)
     add(l, "waiters", waiters);
     add(l, "visibility_ms", q->visibility_ms);
     add(l, "paused", q->paused);
+    add(l, "retry_backoff_ms", q->backoff_ms);
+    add(l, "retry_backoff_max_ms", q->backoff_max_ms);
     add(l, "max_messages", q->max_messages);
     add(l, "max_bytes", q->max_bytes);
     add(l, "overflow_drop_oldest", q->overflow == QUEUE_DROP_OLDEST);

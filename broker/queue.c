@@ -373,14 +373,31 @@ queue_requeue(struct broker *b, struct delivery *d)
     }
 }
 
-void
-queue_nack(struct broker *b, struct delivery *d, uint32_t delay_ms)
+/* The queue's retry backoff for d's next attempt: base * 2^(deliveries - 1), capped, with
+ * jitter of up to -20% so consumers that failed together do not retry together. 0 when the
+ * queue has no backoff. */
+static uint32_t
+backoff_ms(struct broker *b, const struct delivery *d)
 {
-    d->q->c.nacked++;
-    if (delay_ms == 0) {
-        queue_requeue(b, d);
-        return;
-    }
+    const struct queue *q = d->q;
+    uint64_t ms;
+    unsigned shift = d->deliveries > 1 ? d->deliveries - 1 : 0;
+
+    if (q->backoff_ms == 0)
+        return 0;
+    ms = shift >= 32 ? q->backoff_max_ms : (uint64_t)q->backoff_ms << shift;
+    if (ms > q->backoff_max_ms)
+        ms = q->backoff_max_ms;
+    b->rng ^= b->rng << 13; /* xorshift64: cheap, and good enough for jitter */
+    b->rng ^= b->rng >> 7;
+    b->rng ^= b->rng << 17;
+    return (uint32_t)(ms - ms * (b->rng % 201) / 1000); /* minus 0-20% */
+}
+
+/* Make d ready again after delay_ms (> 0), through the timer heap. */
+static void
+delay(struct broker *b, struct delivery *d, uint32_t delay_ms)
+{
     leave_state(d);
     d->state = DLV_DELAYED;
     d->due_ms = b->now_ms + delay_ms;
@@ -391,6 +408,30 @@ queue_nack(struct broker *b, struct delivery *d, uint32_t delay_ms)
         theap_update(&b->timers, d);
     else if (theap_push(&b->timers, d) < 0)
         queue_requeue(b, d); /* cannot time it: ready now rather than lost */
+}
+
+void
+queue_nack(struct broker *b, struct delivery *d, uint32_t delay_ms)
+{
+    d->q->c.nacked++;
+    if (delay_ms == 0)
+        delay_ms = backoff_ms(b, d);
+    if (delay_ms == 0)
+        queue_requeue(b, d);
+    else
+        delay(b, d, delay_ms);
+}
+
+void
+queue_expire(struct broker *b, struct delivery *d)
+{
+    uint32_t ms = backoff_ms(b, d);
+
+    d->q->c.timeouts++;
+    if (ms == 0)
+        queue_requeue(b, d);
+    else
+        delay(b, d, ms);
 }
 
 /* ---------------------------------------------------------------------------------------- */

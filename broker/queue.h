@@ -52,6 +52,8 @@ struct queue {
     uint32_t roff;              /* read cursor: offset in rseg */
     uint32_t next_seg;          /* size of the next segment to allocate, bytes */
     uint32_t visibility_ms;     /* redelivery timeout */
+    uint32_t backoff_ms;        /* retry backoff base: 0 = redeliver at once */
+    uint32_t backoff_max_ms;    /* retry backoff ceiling */
     uint8_t overflow;           /* enum queue_overflow */
     uint8_t clearing;           /* being emptied: no compaction */
     uint8_t paused;             /* PAUSE: accept publishes, deliver nothing until RESUME */
@@ -129,8 +131,11 @@ uint32_t queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_
 void queue_ack(struct broker *b, struct delivery *d);
 /* Extend an in-flight delivery's visibility deadline to now + the queue's timeout. */
 void queue_touch(struct broker *b, struct delivery *d);
-/* Make d ready again now (delay_ms 0) or after delay_ms. */
+/* Make d ready again now (delay_ms 0, or the queue's backoff if it has one) or after
+ * delay_ms. */
 void queue_nack(struct broker *b, struct delivery *d, uint32_t delay_ms);
+/* d's visibility timeout passed: ready again after the queue's backoff (at once without). */
+void queue_expire(struct broker *b, struct delivery *d);
 /* d's owner went away or its deadline passed: ready again at once. */
 void queue_requeue(struct broker *b, struct delivery *d);
 

@@ -56,7 +56,8 @@ pack_queue_options(slabmq_client *c, const slabmq_queue_options *o)
     if (!o)
         o = &none;
     n = !!o->visibility_ms + !!o->max_messages + !!o->max_bytes
-        + (o->overflow != SLABMQ_OVERFLOW_UNCHANGED);
+        + (o->overflow != SLABMQ_OVERFLOW_UNCHANGED) + !!o->retry_backoff_ms
+        + !!o->retry_backoff_max_ms;
     msgpack_pack_map(&c->pk, (size_t)n);
     if (o->visibility_ms) {
         smq_pack_str(c, "visibility_ms");
@@ -69,6 +70,15 @@ pack_queue_options(slabmq_client *c, const slabmq_queue_options *o)
     if (o->max_bytes) {
         smq_pack_str(c, "max_bytes");
         msgpack_pack_uint64(&c->pk, o->max_bytes == SLABMQ_NO_LIMIT ? 0 : o->max_bytes);
+    }
+    if (o->retry_backoff_ms) {
+        smq_pack_str(c, "retry_backoff_ms");
+        msgpack_pack_uint32(&c->pk,
+                            o->retry_backoff_ms == SLABMQ_NO_BACKOFF ? 0 : o->retry_backoff_ms);
+    }
+    if (o->retry_backoff_max_ms) {
+        smq_pack_str(c, "retry_backoff_max_ms");
+        msgpack_pack_uint32(&c->pk, o->retry_backoff_max_ms);
     }
     if (o->overflow != SLABMQ_OVERFLOW_UNCHANGED) {
         smq_pack_str(c, "overflow");

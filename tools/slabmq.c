@@ -31,13 +31,16 @@
 #define OPT_MAX_MESSAGES (1u << 3)
 #define OPT_MAX_BYTES (1u << 4)
 #define OPT_OVERFLOW (1u << 5)
-#define OPT_QUEUE (OPT_VISIBILITY | OPT_MAX_MESSAGES | OPT_MAX_BYTES | OPT_OVERFLOW)
+#define OPT_BACKOFF (1u << 6)
+#define OPT_QUEUE (OPT_VISIBILITY | OPT_MAX_MESSAGES | OPT_MAX_BYTES | OPT_OVERFLOW | OPT_BACKOFF)
 
 /* getopt_long values of the long-only options. */
 #define OPT_VAL_VISIBILITY 256
 #define OPT_VAL_MAX_MESSAGES 257
 #define OPT_VAL_MAX_BYTES 258
 #define OPT_VAL_OVERFLOW 259
+#define OPT_VAL_BACKOFF 260
+#define OPT_VAL_BACKOFF_MAX 261
 
 /* The command line after option parsing. */
 struct parsed {
@@ -203,6 +206,10 @@ static const char declare_help[] =
     "                          \"queue QUEUE is full ...\"; drop-oldest discards ready\n"
     "                          messages from the head of the queue to make room, and\n"
     "                          refuses the publish only when no ready message is left\n"
+    "  --backoff MS            retry backoff: a message NACKed without a delay, or not\n"
+    "                          acked in time, is redelivered after MS * 2^(deliveries-1)\n"
+    "                          ms (less up to 20% jitter); 0 turns it off (the default)\n"
+    "  --backoff-max MS        the most a backoff waits (default 60000)\n"
     "\n"
     "SIZE is a number of bytes, optionally followed by K/M/G or KiB/MiB/GiB (powers of\n"
     "1024) or KB/MB/GB (powers of 1000), in any case: 65536, 64KiB, 10MB. A limit can be\n"
@@ -262,7 +269,7 @@ static const struct command commands[] = {
     {"declare", cli_cmd_declare, 1, 1, OPT_QUEUE, 0,
      "declare QUEUE\n"
      "              [--visibility MS] [--max-messages N] [--max-bytes SIZE]\n"
-     "              [--overflow reject|drop-oldest]",
+     "              [--overflow reject|drop-oldest] [--backoff MS] [--backoff-max MS]",
      declare_help},
     {"memory", cli_mem_show, 0, 0, 0, 0, "memory", memory_help},
     {"ping", cli_cmd_ping, 0, 0, 0, 0, "ping", ping_help},
@@ -437,6 +444,18 @@ apply_queue_option(struct parsed *p, int opt, const char *arg)
                                arg);
         p->seen |= OPT_OVERFLOW;
         return 0;
+    case OPT_VAL_BACKOFF:
+    case OPT_VAL_BACKOFF_MAX: {
+        uint32_t *field =
+            opt == OPT_VAL_BACKOFF ? &q->retry_backoff_ms : &q->retry_backoff_max_ms;
+        if (parse_u32(arg, opt == OPT_VAL_BACKOFF ? 0 : 1, 604800000, field))
+            return usage_error(NULL, "invalid %s '%s': expected milliseconds up to a week",
+                               opt == OPT_VAL_BACKOFF ? "--backoff" : "--backoff-max", arg);
+        if (opt == OPT_VAL_BACKOFF && *field == 0)
+            *field = SLABMQ_NO_BACKOFF; /* 0 on the command line: turn it off */
+        p->seen |= OPT_BACKOFF;
+        return 0;
+    }
     default:
         return usage_error(NULL, "unexpected option");
     }
@@ -512,6 +531,9 @@ parse_options(int argc, char **argv, struct parsed *p)
                                            OPT_VAL_MAX_BYTES},
                                           {"overflow", required_argument, NULL,
                                            OPT_VAL_OVERFLOW},
+                                          {"backoff", required_argument, NULL, OPT_VAL_BACKOFF},
+                                          {"backoff-max", required_argument, NULL,
+                                           OPT_VAL_BACKOFF_MAX},
                                           {NULL, 0, NULL, 0}};
     int opt;
     int rc;
@@ -553,7 +575,8 @@ stray_option(unsigned stray)
                  {OPT_VISIBILITY, "--visibility"},
                  {OPT_MAX_MESSAGES, "--max-messages"},
                  {OPT_MAX_BYTES, "--max-bytes"},
-                 {OPT_OVERFLOW, "--overflow"}};
+                 {OPT_OVERFLOW, "--overflow"},
+                 {OPT_BACKOFF, "--backoff/--backoff-max"}};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (stray & names[i].bit)

@@ -180,7 +180,15 @@ typedef struct slabmq_queue_options {
                                    unlimited */
     uint64_t max_bytes;       /**< most payload bytes held; default unlimited */
     slabmq_overflow overflow; /**< policy when a limit is reached */
+    uint32_t retry_backoff_ms;     /**< redeliveries after a NACK without delay or a visibility
+                                        timeout wait base * 2^(deliveries-1) ms, capped, minus
+                                        up to 20% jitter; default 0 (at once). Set
+                                        #SLABMQ_NO_BACKOFF to turn it off again. */
+    uint32_t retry_backoff_max_ms; /**< the cap; default 60000 */
 } slabmq_queue_options;
+
+/** retry_backoff_ms value that turns a queue's backoff off. */
+#define SLABMQ_NO_BACKOFF UINT32_MAX
 
 /**
  * Create @p queue if it does not exist and apply @p opts (may be NULL) to it.

@@ -286,7 +286,67 @@ test_pause_resume(void)
     t_broker_stop(&b);
 }
 
+/* Retry backoff: each NACK without a delay (and each visibility timeout) waits
+ * base * 2^(deliveries-1), capped, minus up to 20% jitter: 200, 400, then 500 (the cap). */
+static void
+test_backoff_grows_and_is_bounded(void)
+{
+    static const int64_t want[] = {200, 400, 500, 500};
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_queue_options qo = {.retry_backoff_ms = 200, .retry_backoff_max_ms = 500};
+    slabmq_queue_options off = {.retry_backoff_ms = SLABMQ_NO_BACKOFF};
+    slabmq_message m;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    T_OK(c, slabmq_declare(c, "bq", &qo, NULL));
+    T_EQ_U64(stat_of(c, "bq", "retry_backoff_ms"), 200);
+    T_OK(c, slabmq_publish(c, "bq", "b", 1, NULL));
+    m = fetch_one(c, "bq", 0);
+    for (int i = 0; i < 4; i++) {
+        int64_t t0;
+        int64_t waited;
+        T_OK(c, slabmq_nack(c, m.id, 0));
+        t0 = t_now_ms();
+        m = fetch_one(c, "bq", 5000);
+        waited = t_now_ms() - t0;
+        if (waited < want[i] * 8 / 10 - 20 || waited > want[i] + 300)
+            t_fail(__FILE__, __LINE__, "attempt %d waited %lld ms, expected %lld minus 0-20%%",
+                   i + 2, (long long)waited, (long long)want[i]);
+        T_EQ_INT(m.deliveries, i + 2);
+    }
+    T_OK(c, slabmq_ack(c, m.id));
+    /* a visibility timeout backs off the same way: a first delivery not acked within 100 ms
+     * is ready again 200 ms (minus jitter) after that */
+    qo.visibility_ms = 100;
+    T_OK(c, slabmq_declare(c, "bq", &qo, NULL));
+    T_OK(c, slabmq_publish(c, "bq", "t", 1, NULL));
+    {
+        slabmq_client *other = t_client(&b);
+        int64_t t0 = t_now_ms();
+        int64_t waited;
+        m = fetch_one(c, "bq", 0);
+        m = fetch_one(other, "bq", 5000);
+        waited = t_now_ms() - t0;
+        T_ASSERT(waited >= 100 + 160 - 20 && waited <= 100 + 200 + 300);
+        T_EQ_INT(m.deliveries, 2);
+        T_EQ_U64(stat_of(c, "bq", "timeouts"), 1);
+        T_OK(other, slabmq_ack(other, m.id));
+        slabmq_client_close(other);
+    }
+    T_OK(c, slabmq_declare(c, "bq", &off, NULL)); /* and it can be turned off */
+    T_EQ_U64(stat_of(c, "bq", "retry_backoff_ms"), 0);
+    T_OK(c, slabmq_publish(c, "bq", "c", 1, NULL));
+    m = fetch_one(c, "bq", 0);
+    T_OK(c, slabmq_nack(c, m.id, 0));
+    T_EQ_INT(fetch_count(c, "bq", 1, 0), 1); /* at once */
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 static const struct t_case cases[] = {
+    T_CASE(test_backoff_grows_and_is_bounded),
     T_CASE(test_touch_extends_visibility),
     T_CASE(test_pause_resume),
     T_CASE(test_visibility_timeout_redelivers),
