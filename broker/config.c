@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "codec.h"
 #include "log.h"
 #include "server.h"
 #include "slabmq.h"
@@ -36,44 +37,6 @@ static const char usage[] =
     "SIZE takes K/M/G or KiB/MiB/GiB (powers of 1024) or KB/MB/GB (powers of 1000).\n"
     "The broker prints 'listening on ADDR:PORT' once it accepts connections.\n";
 
-int
-config_parse_size(const char *s, uint64_t *out)
-{
-    static const struct {
-        const char *suffix;
-        uint64_t mult;
-    } units[] = {{"", 1},
-                 {"b", 1},
-                 {"k", 1ull << 10},
-                 {"kib", 1ull << 10},
-                 {"kb", 1000ull},
-                 {"m", 1ull << 20},
-                 {"mib", 1ull << 20},
-                 {"mb", 1000000ull},
-                 {"g", 1ull << 30},
-                 {"gib", 1ull << 30},
-                 {"gb", 1000000000ull},
-                 {"t", 1ull << 40},
-                 {"tib", 1ull << 40}};
-    char *end;
-    unsigned long long v;
-
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno)
-        return -1;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcasecmp(end, units[i].suffix) == 0) {
-            if (v > UINT64_MAX / units[i].mult)
-                return -1;
-            *out = v * units[i].mult;
-            return 0;
-        }
-    }
-    return -1;
-}
 
 static int
 parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -131,12 +94,12 @@ apply(struct server_config *c, int opt, const char *arg)
         c->port = (int)v;
         return 0;
     case 'm':
-        if (config_parse_size(arg, &v) || v < MIN_MEMORY)
+        if (smq_parse_size(arg, &v) || v < MIN_MEMORY)
             return bad("--max-memory", arg, "expected a size of at least 16MiB");
         c->broker.max_memory = v;
         return 0;
     case 's':
-        if (config_parse_size(arg, &v) || v > MAX_MESSAGE_CEILING)
+        if (smq_parse_size(arg, &v) || v > MAX_MESSAGE_CEILING)
             return bad("--max-message-size", arg, "expected a size up to 256MiB");
         c->broker.max_message_size = (uint32_t)v;
         return 0;

@@ -2,7 +2,10 @@
 /* Request header, queue names and the bounded packer buffer; all O(length of input). */
 #include "codec.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Bytes allowed in queue names: A-Z a-z 0-9 . _ : - */
 static const uint8_t name_ok[256] = {
@@ -56,4 +59,44 @@ smq_lbuf_write(void *data, const char *buf, size_t len)
     memcpy(b->p + b->len, buf, len);
     b->len += len;
     return 0;
+}
+
+int
+smq_parse_size(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t mult;
+    } units[] = {{"", 1},
+                 {"b", 1},
+                 {"k", 1ull << 10},
+                 {"kib", 1ull << 10},
+                 {"kb", 1000ull},
+                 {"m", 1ull << 20},
+                 {"mib", 1ull << 20},
+                 {"mb", 1000000ull},
+                 {"g", 1ull << 30},
+                 {"gib", 1ull << 30},
+                 {"gb", 1000000000ull},
+                 {"t", 1ull << 40},
+                 {"tib", 1ull << 40},
+                 {"tb", 1000000000000ull}};
+    char *end;
+    unsigned long long v;
+
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(end, units[i].suffix) == 0) {
+            if (v > UINT64_MAX / units[i].mult)
+                return -1;
+            *out = v * units[i].mult;
+            return 0;
+        }
+    }
+    return -1;
 }

@@ -17,6 +17,11 @@
 
 int smq_name_valid(const char *s, size_t len);
 
+/* Parse a size as slabmqd's flags and the CLI take it: decimal digits and an optional unit,
+ * any case: B; K/KiB, M/MiB, G/GiB, T/TiB (powers of 1024); KB, MB, GB, TB (powers of 1000).
+ * Returns 0, or -1 if malformed or over UINT64_MAX. */
+int smq_parse_size(const char *s, uint64_t *out);
+
 /* Read [op, request_id, ...] from the front of a body. On success *nargs is the number of
  * arguments that follow. Returns 0, or -1 when the body does not start that way. */
 int smq_read_header(struct smq_mpr *r, uint64_t *op, uint64_t *rid, uint32_t *nargs);

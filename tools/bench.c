@@ -10,10 +10,11 @@
  *   hold         fill, then report the broker's RSS per message held (needs its PID)
  *
  * This file parses the options and runs the workloads (threads in bench_run.c, a broker of
- * our own in bench_broker.c, the summary in bench_report.c, as text or JSON). Exit status:
+ * our own in spawn.c, the summary in bench_report.c, as text or JSON). Exit status:
  * 0 when every message arrived once and byte-exact (as far as checked), 1 on any error or
  * failed check, 2 on a usage error. */
 #include "bench.h"
+#include "spawn.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -485,10 +486,10 @@ run_workload(struct bench *b, slabmq_client *admin, struct bench_worker *pw,
     case BENCH_HOLD:
         if (warm_up(b, admin))
             return -1;
-        r->rss_empty_kb = bench_rss_kb(p->broker_pid);
+        r->rss_empty_kb = spawn_rss_kb(p->broker_pid);
         if (run_phase(b, pw, np, NULL, 0))
             return -1;
-        r->rss_full_kb = bench_rss_kb(p->broker_pid);
+        r->rss_full_kb = spawn_rss_kb(p->broker_pid);
         return 0;
     }
     return -1;
@@ -584,10 +585,10 @@ out:
 }
 
 static int
-spawn_broker(struct bench_params *p, struct bench_broker *bb)
+spawn_broker(struct bench_params *p, struct spawn *bb)
 {
     p->broker_args[p->nbroker_args] = NULL;
-    if (bench_broker_start(bb, p->spawn, p->broker_args)) {
+    if (spawn_start(bb, p->spawn, NULL, p->broker_args)) {
         fprintf(stderr, "slabmq-bench: cannot start %s\n", p->spawn);
         return -1;
     }
@@ -601,7 +602,7 @@ int
 main(int argc, char **argv)
 {
     static struct bench b; /* large (the verification bitmap index); zeroed */
-    struct bench_broker bb = {0, 0, -1};
+    struct spawn bb = {0, 0, -1};
     struct bench_report r = {0};
     struct sigaction sa = {0};
     int rc;
@@ -628,7 +629,7 @@ main(int argc, char **argv)
     if (b.p.spawn && spawn_broker(&b.p, &bb))
         return 1;
     rc = bench_run(&b, &r);
-    if (bb.pid > 0 && (r.broker_status = bench_broker_stop(&bb)) != 0)
+    if (bb.pid > 0 && (r.broker_status = spawn_stop(&bb)) != 0)
         fprintf(stderr, "slabmq-bench: the broker exited with status %d\n", r.broker_status);
     r.interrupted = interrupted;
     if (r.ran)

@@ -2,7 +2,7 @@
 /* slabmq-bench internals shared by its files: the parameters, the per-queue and per-thread
  * state, and the four parts (bench.c: options and workloads; bench_run.c: producer and
  * consumer threads, payloads and verification; bench_report.c: the summary, text or JSON;
- * bench_broker.c: a broker of our own and its RSS). Never installed. */
+ * spawn.c: a broker of our own and its RSS). Never installed. */
 #ifndef SLABMQ_TOOLS_BENCH_H
 #define SLABMQ_TOOLS_BENCH_H
 
@@ -183,18 +183,4 @@ void bench_seen_count(const struct bench *b, const uint64_t *sent, struct bench_
 void bench_seen_free(struct bench *b);
 
 /* A broker of our own on 127.0.0.1, port 0. */
-struct bench_broker {
-    pid_t pid;
-    int port;
-    int out;                        /* its stdout, kept open until it stops */
-};
-
-/* Start path with args (NULL-terminated); 0 once it printed its port, else -1. */
-int bench_broker_start(struct bench_broker *bb, const char *path, char *const *args);
-/* SIGTERM, up to 10 s, then SIGKILL. Returns its exit status as a shell would (128 + signal
- * when killed), -1 if it could not be reaped. */
-int bench_broker_stop(struct bench_broker *bb);
-/* VmRSS of pid in KiB, -1 if unknown. */
-long bench_rss_kb(pid_t pid);
-
 #endif /* SLABMQ_TOOLS_BENCH_H */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "slabmq.h"
+#include "spawn.h"
 
 struct bench {
     const char *slabmqd;  /* broker binary */
@@ -34,10 +35,6 @@ struct bench {
     int failed;           /* a claim did not hold */
 };
 
-struct broker {
-    pid_t pid;
-    int port;
-};
 
 /* ---------------------------------------------------------------------------------------- */
 /* Brokers                                                                                   */
@@ -51,88 +48,8 @@ now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Start the slabmqd at path with extra args; returns 0 once it printed its port. */
-static int
-broker_start(struct broker *b, const char *path, const char *preload, char *const extra[])
-{
-    char *argv[16] = {(char *)"slabmqd", (char *)"--port", (char *)"0", (char *)"--log-level",
-                      (char *)"warn"};
-    int n = 5;
-    int out[2];
-    char buf[256];
-    size_t len = 0;
-    double deadline = now_s() + 10;
-
-    for (int i = 0; extra && extra[i] && n < 15; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    if (pipe(out))
-        return -1;
-    b->pid = fork();
-    if (b->pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        if (preload)
-            setenv("LD_PRELOAD", preload, 1);
-        execv(path, argv);
-        _exit(127);
-    }
-    close(out[1]);
-    b->port = -1;
-    while (now_s() < deadline && len < sizeof(buf) - 1) {
-        struct pollfd p = {out[0], POLLIN, 0};
-        ssize_t r;
-        char *at;
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        r = read(out[0], buf + len, sizeof(buf) - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        buf[len] = '\0';
-        at = strstr(buf, "listening on ");
-        if (at && strchr(at, '\n')) {
-            b->port = atoi(strrchr(at, ':') + 1);
-            break;
-        }
-    }
-    close(out[0]);
-    return b->port > 0 ? 0 : -1;
-}
-
-static void
-broker_stop(struct broker *b)
-{
-    int status;
-
-    kill(b->pid, SIGTERM);
-    for (int i = 0; i < 1000 && waitpid(b->pid, &status, WNOHANG) == 0; i++)
-        usleep(10000);
-    kill(b->pid, SIGKILL);
-    waitpid(b->pid, &status, 0);
-}
-
-static long
-rss_kb(pid_t pid)
-{
-    char path[64];
-    char line[256];
-    long kb = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
-
 static slabmq_client *
-connect_to(const struct broker *b)
+connect_to(const struct spawn *b)
 {
     slabmq_options o = SLABMQ_OPTIONS_INIT;
     slabmq_client *c = NULL;
@@ -215,7 +132,7 @@ drain_n(slabmq_client *c, const char *q, long n)
 }
 
 struct worker {
-    const struct broker *b;
+    const struct spawn *b;
     int id;
     long messages;
     int size;
@@ -241,7 +158,7 @@ cycle_worker(void *p)
 }
 
 static void
-run_cycle(const struct broker *b, int conns, long messages, int size)
+run_cycle(const struct spawn *b, int conns, long messages, int size)
 {
     pthread_t th[64];
     struct worker w[64];
@@ -260,7 +177,7 @@ run_cycle(const struct broker *b, int conns, long messages, int size)
 static void
 bench_allocs(struct bench *bn)
 {
-    struct broker b;
+    struct spawn b;
     slabmq_client *c;
     uint64_t before;
     uint64_t after;
@@ -271,7 +188,7 @@ bench_allocs(struct bench *bn)
         printf("allocs: skipped (no --shim)\n");
         return;
     }
-    if (broker_start(&b, bn->slabmqd, bn->shim, NULL)) {
+    if (spawn_start(&b, bn->slabmqd, bn->shim, NULL)) {
         fprintf(stderr, "slabmq-membench: cannot start %s\n", bn->slabmqd);
         exit(1);
     }
@@ -288,38 +205,38 @@ bench_allocs(struct bench *bn)
            (unsigned long long)(after - before), per);
     bn->failed |= per >= 0.001;
     slabmq_client_close(c);
-    broker_stop(&b);
+    spawn_stop(&b);
 }
 
 static void
 bench_overhead(struct bench *bn)
 {
     static char *args[] = {(char *)"--max-memory", (char *)"8GiB", NULL};
-    struct broker b;
+    struct spawn b;
     slabmq_client *c;
     long empty;
     long full;
     long held;
     double per;
 
-    if (broker_start(&b, bn->slabmqd, NULL, args))
+    if (spawn_start(&b, bn->slabmqd, NULL, args))
         exit(1);
     c = connect_to(&b);
     drain_n(c, "overhead", publish_n(c, "overhead", 1000, bn->size)); /* touch the pools */
-    empty = rss_kb(b.pid);
+    empty = spawn_rss_kb(b.pid);
     held = publish_n(c, "overhead", bn->messages, bn->size);
-    full = rss_kb(b.pid);
+    full = spawn_rss_kb(b.pid);
     per = ((double)(full - empty) * 1024.0) / (double)held - bn->size;
     printf("overhead: %ld messages of %d B held in one queue: RSS %.1f MiB empty, %.1f MiB "
            "full: %.2f bytes per message beyond the payload (target <= 16)\n",
            held, bn->size, empty / 1024.0, full / 1024.0, per);
     bn->failed |= held != bn->messages || per > 16.0;
     slabmq_client_close(c);
-    broker_stop(&b);
+    spawn_stop(&b);
 }
 
 struct producer {
-    const struct broker *b;
+    const struct spawn *b;
     int id;
     long stored;
     long refusals;
@@ -353,7 +270,7 @@ static void
 bench_limit(struct bench *bn)
 {
     char *args[] = {(char *)"--max-memory", (char *)bn->limit, NULL};
-    struct broker b;
+    struct spawn b;
     struct producer pr[16];
     pthread_t th[16];
     slabmq_client *c;
@@ -363,7 +280,7 @@ bench_limit(struct bench *bn)
     long drained;
     int done = 0;
 
-    if (broker_start(&b, bn->slabmqd, NULL, args))
+    if (spawn_start(&b, bn->slabmqd, NULL, args))
         exit(1);
     c = connect_to(&b);
     limit_kb = (long)(stat_u64(c, "memory_limit") / 1024);
@@ -372,7 +289,7 @@ bench_limit(struct bench *bn)
         pthread_create(&th[i], NULL, limit_producer, &pr[i]);
     }
     while (!done) { /* sample RSS while they push */
-        long r = rss_kb(b.pid);
+        long r = spawn_rss_kb(b.pid);
         if (r > peak)
             peak = r;
         usleep(20000);
@@ -386,8 +303,8 @@ bench_limit(struct bench *bn)
         pthread_join(th[i], NULL);
         stored += pr[i].stored;
     }
-    if (rss_kb(b.pid) > peak)
-        peak = rss_kb(b.pid);
+    if (spawn_rss_kb(b.pid) > peak)
+        peak = spawn_rss_kb(b.pid);
     drained = drain_n(c, "limit", 10000);
     printf("limit: --max-memory %s, %d producers of 1 KiB messages, no consumer: %ld stored, "
            "then refused with ERR_NOMEM; broker alive; peak RSS %.1f MiB = limit %+.1f MiB "
@@ -396,20 +313,20 @@ bench_limit(struct bench *bn)
            publish_n(c, "limit", 1000, 1024) == 1000 ? "works again" : "STILL REFUSED");
     bn->failed |= peak > limit_kb + 16 * 1024 || drained != 10000;
     slabmq_client_close(c);
-    broker_stop(&b);
+    spawn_stop(&b);
 }
 
 static void
 bench_calcify(struct bench *bn)
 {
     char *args[] = {(char *)"--max-memory", (char *)bn->limit, NULL};
-    struct broker b;
+    struct spawn b;
     slabmq_client *c;
     long small;
     long large;
     double limit;
 
-    if (broker_start(&b, bn->slabmqd, NULL, args))
+    if (spawn_start(&b, bn->slabmqd, NULL, args))
         exit(1);
     c = connect_to(&b);
     limit = (double)stat_u64(c, "memory_limit");
@@ -422,7 +339,7 @@ bench_calcify(struct bench *bn)
            100.0 * (double)large * 65536 / limit);
     bn->failed |= (double)large * 65536 < 0.8 * limit;
     slabmq_client_close(c);
-    broker_stop(&b);
+    spawn_stop(&b);
 }
 
 /* ---------------------------------------------------------------------------------------- */

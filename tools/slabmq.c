@@ -17,6 +17,7 @@
 #include "cli_cmd.h"
 #include "cli_mem.h"
 #include "cli_out.h"
+#include "codec.h"
 #include "slabmq.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
@@ -379,35 +380,6 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
     return 0;
 }
 
-/* Parse a size: a decimal number of bytes with an optional unit, case-insensitive: B,
- * K/KiB, M/MiB, G/GiB, T/TiB (powers of 1024) or KB, MB, GB, TB (powers of 1000), as
- * slabmqd takes them. 0 or -1 (malformed, or over UINT64_MAX). */
-static int
-parse_size(const char *s, uint64_t *out)
-{
-    static const struct {
-        const char *unit;
-        uint64_t mult;
-    } units[] = {{"", 1},           {"b", 1},
-                 {"k", 1ull << 10}, {"kib", 1ull << 10}, {"kb", 1000ull},
-                 {"m", 1ull << 20}, {"mib", 1ull << 20}, {"mb", 1000000ull},
-                 {"g", 1ull << 30}, {"gib", 1ull << 30}, {"gb", 1000000000ull},
-                 {"t", 1ull << 40}, {"tib", 1ull << 40}, {"tb", 1000000000000ull}};
-    const char *end;
-    uint64_t v;
-
-    if (parse_digits(s, &v, &end))
-        return -1;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcasecmp(end, units[i].unit) == 0) {
-            if (v > UINT64_MAX / units[i].mult)
-                return -1;
-            *out = v * units[i].mult;
-            return 0;
-        }
-    }
-    return -1;
-}
 
 /* Apply one of the queue settings of declare. Returns 0 or an exit code. */
 static int
@@ -429,7 +401,7 @@ apply_queue_option(struct parsed *p, int opt, const char *arg)
         p->seen |= OPT_MAX_MESSAGES;
         return 0;
     case OPT_VAL_MAX_BYTES:
-        if (parse_size(arg, &q->max_bytes) || q->max_bytes == 0)
+        if (smq_parse_size(arg, &q->max_bytes) || q->max_bytes == 0)
             return usage_error(NULL, "invalid --max-bytes '%s': expected a size of at least "
                                      "1 byte, such as 65536, 64KiB or 10MB", arg);
         p->seen |= OPT_MAX_BYTES;

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* slabmq-bench's own broker: slabmqd started on 127.0.0.1 with port 0, its port read from
- * its 'listening on ADDR:PORT' line, stopped by PID (SIGTERM, bounded wait, SIGKILL), and
- * its resident set read from /proc. The approach of tools/membench.c. */
-#include "bench.h"
+/* Benchmark brokers; see spawn.h. */
+#include "spawn.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -12,7 +10,19 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#define SPAWN_MAX_ARGS 64
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Read the child's stdout until the port appears or 10 s pass; the port or -1. */
 static int
@@ -20,9 +30,9 @@ read_port(int fd)
 {
     char buf[512];
     size_t len = 0;
-    int64_t deadline = bench_now_ns() + 10000000000ll;
+    long long deadline = now_ms() + 10000;
 
-    while (bench_now_ns() < deadline && len < sizeof(buf) - 1) {
+    while (now_ms() < deadline && len < sizeof(buf) - 1) {
         struct pollfd p = {fd, POLLIN, 0};
         ssize_t r;
         char *at;
@@ -43,15 +53,16 @@ read_port(int fd)
 }
 
 int
-bench_broker_start(struct bench_broker *bb, const char *path, char *const *args)
+spawn_start(struct spawn *bb, const char *path, const char *preload, char *const *args)
 {
-    char *argv[BENCH_MAX_BROKER_ARGS + 8] = {(char *)"slabmqd", (char *)"--bind",
-                                             (char *)"127.0.0.1", (char *)"--port", (char *)"0",
-                                             (char *)"--log-level", (char *)"warn"};
+    char *argv[SPAWN_MAX_ARGS + 8] = {(char *)"slabmqd", (char *)"--bind", (char *)"127.0.0.1",
+                                      (char *)"--port", (char *)"0", (char *)"--log-level",
+                                      (char *)"warn"};
     int n = 7;
     int out[2];
 
-    for (int i = 0; args && args[i] && n < BENCH_MAX_BROKER_ARGS + 7; i++)
+    bb->out = -1;
+    for (int i = 0; args && args[i] && n < SPAWN_MAX_ARGS + 7; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
     if (pipe(out))
@@ -67,22 +78,24 @@ bench_broker_start(struct bench_broker *bb, const char *path, char *const *args)
         dup2(out[1], 1);
         close(out[0]);
         close(out[1]);
+        if (preload)
+            setenv("LD_PRELOAD", preload, 1);
         execv(path, argv);
-        fprintf(stderr, "slabmq-bench: cannot run %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "cannot run %s: %s\n", path, strerror(errno));
         _exit(127);
     }
     close(out[1]);
     bb->out = out[0];
     bb->port = read_port(out[0]);
     if (bb->port <= 0) {
-        bench_broker_stop(bb);
+        spawn_stop(bb);
         return -1;
     }
     return 0;
 }
 
 int
-bench_broker_stop(struct bench_broker *bb)
+spawn_stop(struct spawn *bb)
 {
     int status = 0;
     pid_t r = 0;
@@ -106,7 +119,7 @@ bench_broker_stop(struct bench_broker *bb)
 }
 
 long
-bench_rss_kb(pid_t pid)
+spawn_rss_kb(pid_t pid)
 {
     char path[64];
     char line[256];
