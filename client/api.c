@@ -8,19 +8,6 @@
 #include "codec.h"
 #include "ops.h"
 
-/* Checks shared by every call naming a queue. */
-static slabmq_status
-check_queue(slabmq_client *c, const char *queue)
-{
-    if (!c)
-        return SLABMQ_ERR_ARG;
-    if (!queue || !smq_name_valid(queue, strlen(queue)))
-        return smq_client_fail(c, SLABMQ_ERR_BAD_NAME,
-                               "invalid queue name: 1-%d bytes of A-Z a-z 0-9 . _ : -",
-                               SMQ_NAME_MAX);
-    return SLABMQ_OK;
-}
-
 /* Read one uint result into *out (if out is not NULL). */
 static slabmq_status
 one_uint(slabmq_client *c, struct smq_mpr *r, uint32_t n, uint64_t *out)
@@ -93,7 +80,7 @@ slabmq_declare(slabmq_client *c, const char *queue, const slabmq_queue_options *
     struct smq_mpr r;
     uint32_t n;
     int v;
-    slabmq_status st = check_queue(c, queue);
+    slabmq_status st = smq_check_queue(c, queue);
 
     if (st)
         return st;
@@ -116,7 +103,7 @@ drop(slabmq_client *c, unsigned op, const char *queue, uint64_t *count)
 {
     struct smq_mpr r;
     uint32_t n;
-    slabmq_status st = check_queue(c, queue);
+    slabmq_status st = smq_check_queue(c, queue);
 
     if (st)
         return st;
@@ -133,7 +120,7 @@ pause_resume(slabmq_client *c, unsigned op, const char *queue, int *was)
     struct smq_mpr r;
     uint32_t n;
     int v;
-    slabmq_status st = check_queue(c, queue);
+    slabmq_status st = smq_check_queue(c, queue);
 
     if (st)
         return st;
@@ -253,7 +240,7 @@ slabmq_stats_get(slabmq_client *c, const char *queue, slabmq_stats **out)
     uint32_t n;
     uint32_t pairs;
     slabmq_stats *s;
-    slabmq_status st = queue ? check_queue(c, queue) : (c ? SLABMQ_OK : SLABMQ_ERR_ARG);
+    slabmq_status st = queue ? smq_check_queue(c, queue) : (c ? SLABMQ_OK : SLABMQ_ERR_ARG);
 
     if (st)
         return st;

@@ -70,6 +70,9 @@ void smq_pack_str(struct slabmq_client *c, const char *s);
 slabmq_status smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
                        uint32_t *nresults);
 
+/* Checks shared by every call naming a queue: a client, and a valid name. */
+slabmq_status smq_check_queue(struct slabmq_client *c, const char *queue);
+
 /* Mark a reply malformed. */
 slabmq_status smq_bad_reply(struct slabmq_client *c, const char *what);
 

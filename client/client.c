@@ -40,6 +40,18 @@ smq_client_fail(struct slabmq_client *c, slabmq_status st, const char *fmt, ...)
 }
 
 slabmq_status
+smq_check_queue(struct slabmq_client *c, const char *queue)
+{
+    if (!c)
+        return SLABMQ_ERR_ARG;
+    if (!queue || !smq_name_valid(queue, strlen(queue)))
+        return smq_client_fail(c, SLABMQ_ERR_BAD_NAME,
+                               "invalid queue name: 1-%d bytes of A-Z a-z 0-9 . _ : -",
+                               SMQ_NAME_MAX);
+    return SLABMQ_OK;
+}
+
+slabmq_status
 smq_bad_reply(struct slabmq_client *c, const char *what)
 {
     return smq_client_fail(c, SLABMQ_ERR_BAD_REPLY, "malformed reply from the broker: %s", what);

@@ -14,18 +14,6 @@ struct slabmq_batch {
     uint8_t *bytes;       /* copy of the reply's payloads */
 };
 
-static slabmq_status
-check(slabmq_client *c, const char *queue)
-{
-    if (!c)
-        return SLABMQ_ERR_ARG;
-    if (!queue || !smq_name_valid(queue, strlen(queue)))
-        return smq_client_fail(c, SLABMQ_ERR_BAD_NAME,
-                               "invalid queue name: 1-%d bytes of A-Z a-z 0-9 . _ : -",
-                               SMQ_NAME_MAX);
-    return SLABMQ_OK;
-}
-
 SLABMQ_API slabmq_status
 slabmq_publish(slabmq_client *c, const char *queue, const void *data, size_t len, uint64_t *id)
 {
@@ -39,7 +27,7 @@ slabmq_publish(slabmq_client *c, const char *queue, const void *data, size_t len
 static unsigned
 build_publish(slabmq_client *c, const char *queue, const slabmq_payload *msgs, size_t n)
 {
-    if (check(c, queue))
+    if (smq_check_queue(c, queue))
         return 0;
     if (n == 0 || !msgs || n > UINT32_MAX) {
         smq_client_fail(c, SLABMQ_ERR_ARG, "empty batch");
@@ -194,7 +182,7 @@ slabmq_fetch_flags(slabmq_client *c, const char *queue, uint32_t max, uint32_t w
 {
     struct smq_mpr r;
     uint32_t nres;
-    slabmq_status st = check(c, queue);
+    slabmq_status st = smq_check_queue(c, queue);
 
     if (st)
         return st;
@@ -216,7 +204,7 @@ slabmq_peek(slabmq_client *c, const char *queue, uint32_t max, slabmq_batch **ou
 {
     struct smq_mpr r;
     uint32_t nres;
-    slabmq_status st = check(c, queue);
+    slabmq_status st = smq_check_queue(c, queue);
 
     if (st)
         return st;
