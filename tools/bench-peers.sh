@@ -100,6 +100,9 @@ stop_broker() {
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     unset "PID[$1]"
+    # its scratch dir (logs, NATS store) goes; OUT_DIR keeps only results.jsonl and table.md
+    [ -n "${DIR[$1]:-}" ] && rm -rf "${DIR[$1]}"
+    unset "DIR[$1]"
 }
 
 stop_all() {
