@@ -1152,8 +1152,8 @@ test_usage_errors(void)
     expect_error(RUN(port, "consume", "q", "--wait"), 2,
                  "slabmq: option needs a value: '--wait' (see 'slabmq --help')\n");
     expect_error(RUN(port, "declare", "q", "--overflow", "drop-newest"), 2,
-                 "slabmq: invalid --overflow 'drop-newest': expected reject or drop-oldest "
-                 "(see 'slabmq --help')\n");
+                 "slabmq: invalid --overflow 'drop-newest': expected reject, drop-oldest or "
+                 "dead-letter (see 'slabmq --help')\n");
     expect_error(RUN(port, "peek", "q", "--overflow", "reject"), 2,
                  "slabmq: peek does not take --overflow (see 'slabmq help peek')\n");
 }
@@ -1161,15 +1161,18 @@ test_usage_errors(void)
 static void
 test_help_and_version(void)
 {
-    static const char *const names[] = {"queues", "stats",   "publish", "consume", "peek",
-                                        "purge",  "delete",  "declare", "memory",  "ping"};
+    static const char *const names[] = {"queues",  "stats",     "publish", "consume",
+                                        "peek",    "purge",     "delete",  "declare",
+                                        "memory",  "ping",      "dlq",     "move",
+                                        "subscribe", "why"};
     struct run r = RUN(0, "--help");
     struct run h;
 
     T_EQ_INT(r.rc, 0);
     T_ASSERT(strncmp(r.out, "usage: slabmq ", 14) == 0);
     T_ASSERT(strstr(r.out, "Exit status:\n  0  success\n  1  the broker returned an error"));
-    T_ASSERT(strstr(r.out, "  4  consume: no message") && strstr(r.out, "payload_base64"));
+    T_ASSERT(strstr(r.out, "  4  consume, subscribe: no message"));
+    T_ASSERT(strstr(r.out, "payload_base64"));
     expect(RUN(0, "help"), 0, r.out);
     free_run(&r);
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
