@@ -269,10 +269,18 @@ slabmq_stats_get(slabmq_client *c, const char *queue, slabmq_stats **out)
     for (uint32_t i = 0; i < pairs; i++) {
         const char *k;
         uint32_t klen;
-        if (smq_mpr_str(&r, &k, &klen) || smq_mpr_uint(&r, &s->values[s->n])) {
+        if (smq_mpr_str(&r, &k, &klen)) {
             slabmq_stats_free(s);
             return smq_bad_reply(c, "STATS entry");
         }
+        if (smq_mpr_peek(&r) != SMQ_MP_UINT) { /* not a number (dead_letter): skipped */
+            if (smq_mpr_skip(&r, 4)) {
+                slabmq_stats_free(s);
+                return smq_bad_reply(c, "STATS entry");
+            }
+            continue;
+        }
+        smq_mpr_uint(&r, &s->values[s->n]);
         if (!(s->names[s->n] = strndup(k, klen))) {
             slabmq_stats_free(s);
             return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory");
