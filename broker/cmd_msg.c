@@ -207,8 +207,7 @@ cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         reply_full(c, op, rid, q);
         return;
     }
-    if (nargs == 3 ? queue_publish_opts(b, q, p, len, &o, &id)
-                   : queue_publish(b, q, p, len, &id)) {
+    if (queue_publish_opts(b, q, p, len, nargs == 3 ? &o : NULL, &id)) {
         reply_nomem(c, op, rid);
         return;
     }
