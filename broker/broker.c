@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dedup.h"
 #include "frame.h"
 #include "queue.h"
 #include "segment.h"
@@ -83,6 +84,8 @@ broker_deinit(struct broker *b)
                 struct queue *q = b->qb[i];
                 b->qb[i] = q->hnext;
                 queue_clear(b, q);
+                queue_set_dlq(b, q, NULL, 0);
+                dedup_free(b, q);
                 slab_free(&b->slab, q, sizeof(*q));
             }
         }
@@ -192,11 +195,14 @@ broker_queue_get(struct broker *b, const char *name, size_t len, int *created)
     q->name_len = (uint32_t)len;
     q->visibility_ms = b->cfg.visibility_ms;
     q->backoff_max_ms = 60000;
+    q->max_deliveries = QUEUE_MAX_DELIVERIES_DEFAULT;
+    q->dedup_window = QUEUE_DEDUP_DEFAULT;
     q->next_seg = SEG_MIN_SIZE;
     dlist_init(&q->wake);
     dlist_init(&q->retry);
     dlist_init(&q->deliveries);
     dlist_init(&q->waiters);
+    dlist_init(&q->subs);
     if (b->nqueues > b->qmask)
         registry_grow(b);
     i = hash_name(name, len) & b->qmask;
@@ -222,6 +228,8 @@ broker_queue_delete(struct broker *b, struct queue *q)
     *p = q->hnext;
     b->nqueues--;
     n = queue_clear(b, q);
+    queue_set_dlq(b, q, NULL, 0); /* frees a dead-letter queue name */
+    dedup_free(b, q);
     slab_free(&b->slab, q, sizeof(*q));
     return n;
 }
@@ -268,7 +276,7 @@ broker_serve_wake(struct broker *b)
     while (!dlist_empty(&b->wake) && !broker_over_limit(b)) {
         struct queue *q = DLIST_ENTRY(b->wake.next, struct queue, wake);
         dlist_unlink(&q->wake);
-        if (!dlist_empty(&q->waiters) && b->hooks.queue_ready)
+        if ((!dlist_empty(&q->waiters) || !dlist_empty(&q->subs)) && b->hooks.queue_ready)
             b->hooks.queue_ready(b->hooks.ctx, q);
     }
 }
@@ -283,7 +291,7 @@ broker_run_timers(struct broker *b)
         if (d->state == DLV_INFLIGHT)
             queue_expire(b, d); /* back to ready, after the queue's backoff */
         else
-            queue_requeue(b, d); /* a delay ended; removes it from the heap */
+            queue_due(b, d); /* a delay ended, or a TTL: ready, or dead-lettered */
     }
     broker_flush_wake(b);
     return d ? d->due_ms : 0;

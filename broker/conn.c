@@ -25,6 +25,7 @@
 #include "reservoir.h"
 #include "server.h"
 #include "slabmq.h"
+#include "sub.h"
 #include "wait.h"
 
 #define CONN_READ_SIZE (64u * 1024)
@@ -78,6 +79,7 @@ conn_close(struct conn *c)
     if (c->paused & CONN_PAUSE_MEMORY)
         dlist_unlink(&c->plink);
     wait_cancel_conn(c);
+    sub_cancel_conn(c);
     broker_defer_wake(&s->b);
     while (!dlist_empty(&c->held.list)) {
         struct delivery *d = DLIST_ENTRY(c->held.list.next, struct delivery, slink);
@@ -100,6 +102,7 @@ void
 conn_shutdown(struct conn *c)
 {
     wait_shutdown_conn(c);
+    sub_shutdown_conn(c);
     reply_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_SHUTDOWN, "broker is shutting down");
     (void)obuf_flush(&c->out, c->fd);
     conn_close(c);
@@ -461,6 +464,8 @@ conn_flush(struct conn *c)
         conn_close(c);
         return -1;
     }
+    if (c->sub_blocked && (size_t)left < SUB_OUT_MAX)
+        sub_conn_drained(c);
     if (left > 0) {
         struct timeval grace = {CONN_CLOSE_GRACE_S, 0};
         event_add(&c->wev, c->closing ? &grace : NULL);

@@ -20,6 +20,7 @@ struct server;
 struct rbuf;
 
 #define CONN_MAX_WAITS 64 /* pending long-poll FETCHes per connection */
+#define CONN_MAX_SUBS 64  /* subscriptions per connection */
 
 /* Why reading is paused (bits of conn.paused). */
 #define CONN_PAUSE_OUTPUT 1 /* pending output over the cap: resumes when written */
@@ -36,6 +37,7 @@ struct conn {
     struct holder held;      /* deliveries this consumer holds */
     struct dlink waits;      /* long-poll waiters (waiter.clink) */
     uint32_t nwaits;
+    struct subtab *subs;     /* subscriptions (sub.c), NULL until the first SUBSCRIBE */
     struct dlink plink;      /* in srv->mem_paused while CONN_PAUSE_MEMORY */
     size_t discard;          /* input bytes still to skip of a frame refused from its header */
     size_t need_mem;         /* bytes a paused read is waiting for (0: none) */
@@ -49,6 +51,7 @@ struct conn {
     uint8_t paused;          /* CONN_PAUSE_* bits; reading is paused while any is set */
     uint8_t in_dispatch;     /* inside conn_process: defer closing */
     uint8_t dead;            /* close when dispatch returns */
+    uint8_t sub_blocked;     /* a push was held back for output backlog (sub.c) */
     char peer[64];           /* "addr:port" */
 };
 

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "ops.h"
 #include "slabmq.h"
+#include "sub.h"
 #include "wait.h"
 
 #define ACCEPT_RETRY_MS 100
@@ -247,6 +248,22 @@ server_free(struct server *s)
     libevent_global_shutdown();
 }
 
+/* Broker hook: q has ready messages for its consumers; waiting FETCHes first. */
+static void
+serve_queue(void *ctx, struct queue *q)
+{
+    wait_serve(ctx, q);
+    sub_serve(ctx, q);
+}
+
+/* Broker hook: q is being deleted. */
+static void
+queue_gone(void *ctx, struct queue *q)
+{
+    wait_queue_gone(ctx, q);
+    sub_queue_gone(q);
+}
+
 int
 server_run(const struct server_config *c)
 {
@@ -267,7 +284,7 @@ server_run(const struct server_config *c)
         free(s);
         return 1;
     }
-    s->b.hooks = (struct broker_hooks){wait_serve, wait_queue_gone, s};
+    s->b.hooks = (struct broker_hooks){serve_queue, queue_gone, s};
     s->started_ms = s->b.now_ms;
     s->base = event_base_new();
     if (!s->base) {
