@@ -108,8 +108,9 @@ text_stat(const char *out, const char *name)
     return -1;
 }
 
-/* Assert that every line of text stats output is a name, spaces and a number, with the
- * numbers in one column two spaces after the longest name. */
+/* Assert that every line of text stats output is a name, spaces and a number (for
+ * dead_letter, a queue name or ""), with the values in one column two spaces after the
+ * longest name. */
 static void
 expect_aligned(const char *out)
 {
@@ -123,8 +124,13 @@ expect_aligned(const char *out)
         size_t value = name + strspn(l + name, " ");
         const char *end = strchr(l, '\n');
         T_ASSERT(end != NULL && name > 0);
-        T_ASSERT(l[value] >= '0' && l[value] <= '9');
-        T_EQ_U64(strspn(l + value, "0123456789"), (size_t)(end - l) - value);
+        if (name == 11 && strncmp(l, "dead_letter", 11) == 0) {
+            T_ASSERT(l[value] != ' ' && l[value] != '\n');
+            T_EQ_U64(strcspn(l + value, " \n"), (size_t)(end - l) - value);
+        } else {
+            T_ASSERT(l[value] >= '0' && l[value] <= '9');
+            T_EQ_U64(strspn(l + value, "0123456789"), (size_t)(end - l) - value);
+        }
         if (column == 0)
             column = value;
         T_EQ_U64(value, column);
@@ -626,11 +632,14 @@ test_stats_queue_and_broker(void)
     T_EQ_INT(text_stat(r.out, "inflight"), 0);
     T_EQ_INT(text_stat(r.out, "published"), 3);
     T_EQ_INT(text_stat(r.out, "visibility_ms"), 30000);
+    T_ASSERT(strstr(r.out, "\ndead_letter ") != NULL);
+    T_ASSERT(strstr(r.out, "  st.dlq\n") != NULL); /* the str statistic, as it is */
     free_run(&r);
     r = RUN(b.port, "stats", "st", "--json");
     T_EQ_INT(r.rc, 0);
     T_ASSERT(strncmp(r.out, "{\"ready\":3,\"inflight\":0,", 24) == 0);
     T_ASSERT(strstr(r.out, ",\"published\":3,") != NULL);
+    T_ASSERT(strstr(r.out, "\"dead_letter\":\"st.dlq\"") != NULL);
     T_ASSERT(strcmp(r.out + r.out_len - 2, "}\n") == 0);
     free_run(&r);
     r = RUN(b.port, "stats");
