@@ -290,22 +290,57 @@ mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A subscriber's progress. */
+/* A subscriber's progress.
+ *
+ * Every message pushed costs a delivery, and one given back counts as one (a message can be
+ * dead-lettered for it), so `subscribe -n N` never lets the broker push more than it will
+ * print: the subscription's credit stays at most the number of messages still wanted.
+ * Credit is fixed at SUBSCRIBE, so when an ack would free more credit than is still wanted,
+ * the subscription is ended first, the pushes that came before that are received and
+ * printed (they are wanted: they fitted in the old credit), and a new subscription with the
+ * smaller credit takes over. */
 struct sub_run {
-    uint64_t id;       /* subscription id */
+    uint64_t id;       /* the subscription; 0 while there is none */
+    uint32_t credit;   /* its credit */
+    uint32_t base;     /* --credit, capped */
     uint64_t want;     /* stop after this many messages; 0: no limit */
-    uint64_t got;      /* messages printed and acknowledged */
-    int64_t last_ms;   /* when the last message arrived (or the subscription began) */
+    uint64_t got;      /* messages printed */
+    int64_t last_ms;   /* when the last message arrived (or the subscribing began) */
 };
 
-/* Print the messages of b that are still wanted, then ack them; the rest go back to the
- * queue. Returns an exit code. */
+/* Subscribe with the credit still wanted. Returns an exit code. */
+static int
+open_sub(struct cli *cli, struct sub_run *run)
+{
+    slabmq_status st;
+
+    run->credit = run->base;
+    if (run->want && run->want - run->got < run->credit)
+        run->credit = (uint32_t)(run->want - run->got);
+    st = slabmq_subscribe(cli->c, cli->args[0], run->credit, &run->id);
+    return st ? cli_out_status(cli->c, st) : CLI_EXIT_OK;
+}
+
+/* End the subscription, if any; its earlier pushes are still received afterwards. */
+static int
+close_sub(struct cli *cli, struct sub_run *run)
+{
+    slabmq_status st = run->id ? slabmq_unsubscribe(cli->c, run->id) : SLABMQ_OK;
+
+    run->id = 0;
+    return st ? cli_out_status(cli->c, st) : CLI_EXIT_OK;
+}
+
+/* Print the messages of b that are still wanted and ack them, ending the subscription
+ * first when the ack would free credit that is not wanted. Messages beyond -n (none, while
+ * the credit rule holds) go back to the queue. Returns an exit code. */
 static int
 print_and_ack(struct cli *cli, struct sub_run *run, const slabmq_batch *b)
 {
     uint64_t ids[CLI_BATCH_MAX];
     size_t n = slabmq_batch_count(b);
     size_t print = n;
+    int rc = CLI_EXIT_OK;
 
     if (run->want && run->want - run->got < print)
         print = (size_t)(run->want - run->got);
@@ -319,72 +354,86 @@ print_and_ack(struct cli *cli, struct sub_run *run, const slabmq_batch *b)
         return CLI_EXIT_OK;
     run->got += print;
     run->last_ms = mono_ms();
-    return cli_cmd_ack_printed(cli, ids, print);
+    if (run->id && run->want && run->credit > run->want - run->got)
+        rc = close_sub(cli, run);
+    return rc ? rc : cli_cmd_ack_printed(cli, ids, print);
+}
+
+/* The next batch: a push of the subscription, waiting up to a slice, or, while there is no
+ * subscription, what the last one pushed before it ended (an empty batch once that is all
+ * received, and then the next subscription begins). Returns an exit code. */
+static int
+next_batch(struct cli *cli, struct sub_run *run, slabmq_batch **b)
+{
+    int64_t idle = mono_ms() - run->last_ms;
+    int slice = RECEIVE_SLICE_MS;
+    slabmq_status st;
+
+    if (!run->id)
+        slice = 0;
+    else if (cli->waits && cli->wait_ms - idle < slice)
+        slice = idle >= cli->wait_ms ? 0 : (int)(cli->wait_ms - idle);
+    st = slabmq_receive(cli->c, slice, b);
+    if (st) { /* the end of the subscription comes with a batch naming it */
+        slabmq_batch_free(*b);
+        *b = NULL;
+        return cli_out_status(cli->c, st);
+    }
+    if (!run->id && slabmq_batch_count(*b) == 0)
+        return open_sub(cli, run);
+    return CLI_EXIT_OK;
 }
 
 /* Receive and print until a stop condition. Returns an exit code. */
 static int
 subscribe_loop(struct cli *cli, struct sub_run *run)
 {
-    while (!stop_requested && (!run->want || run->got < run->want)) {
-        slabmq_batch *b;
-        int64_t idle = mono_ms() - run->last_ms;
-        int slice = RECEIVE_SLICE_MS;
-        slabmq_status st;
-        int rc;
-        if (cli->waits && cli->wait_ms - idle < slice)
-            slice = idle >= cli->wait_ms ? 0 : (int)(cli->wait_ms - idle);
-        st = slabmq_receive(cli->c, slice, &b);
-        if (st) { /* the end of the subscription comes with a batch naming it */
-            slabmq_batch_free(b);
-            return cli_out_status(cli->c, st);
-        }
-        rc = print_and_ack(cli, run, b);
+    int rc = open_sub(cli, run);
+
+    while (rc == CLI_EXIT_OK && !stop_requested && (!run->want || run->got < run->want)) {
+        slabmq_batch *b = NULL;
+        rc = next_batch(cli, run, &b);
+        if (rc == CLI_EXIT_OK)
+            rc = print_and_ack(cli, run, b);
         slabmq_batch_free(b);
-        if (rc)
-            return rc;
         if (cli->waits && mono_ms() - run->last_ms >= cli->wait_ms)
             break;
     }
-    return CLI_EXIT_OK;
+    return rc;
 }
 
-/* End the subscription and give back what it pushed and was not printed. */
-static void
-unsubscribe_and_return(struct cli *cli, uint64_t sub)
+/* End the subscription and print and ack what it pushed before that. */
+static int
+finish_sub(struct cli *cli, struct sub_run *run)
 {
-    slabmq_batch *b;
+    slabmq_batch *b = NULL;
+    int rc = close_sub(cli, run);
 
-    if (slabmq_unsubscribe(cli->c, sub) != SLABMQ_OK)
-        return; /* the connection is gone: the broker requeues its messages anyway */
-    while (slabmq_receive(cli->c, 0, &b) == SLABMQ_OK && slabmq_batch_count(b) > 0) {
-        uint64_t ids[CLI_BATCH_MAX];
-        slabmq_nack_batch(cli->c, ids, batch_ids(b, ids), 0, NULL);
+    while (rc == CLI_EXIT_OK && slabmq_receive(cli->c, 0, &b) == SLABMQ_OK
+           && slabmq_batch_count(b) > 0) {
+        rc = print_and_ack(cli, run, b);
         slabmq_batch_free(b);
+        b = NULL;
     }
     slabmq_batch_free(b);
+    return rc;
 }
 
 int
 cli_work_subscribe(struct cli *cli)
 {
-    struct sub_run run = {0, cli->count, 0, mono_ms()};
-    uint32_t credit = cli->credit ? cli->credit : DEFAULT_CREDIT;
+    struct sub_run run = {0, 0, cli->credit ? cli->credit : DEFAULT_CREDIT, cli->count, 0,
+                          mono_ms()};
     struct sigaction old[2];
-    slabmq_status st;
     int rc;
 
-    if (run.want && credit > run.want)
-        credit = (uint32_t)run.want; /* pushes beyond -n would only go back */
-    if (credit > CLI_BATCH_MAX)
-        credit = CLI_BATCH_MAX; /* one push never exceeds the ids arrays */
-    st = slabmq_subscribe(cli->c, cli->args[0], credit, &run.id);
-    if (st)
-        return cli_out_status(cli->c, st);
+    if (run.base > CLI_BATCH_MAX)
+        run.base = CLI_BATCH_MAX; /* one push never exceeds the ids arrays */
     stop_requested = 0;
     catch_stop_signals(old);
     rc = subscribe_loop(cli, &run);
-    unsubscribe_and_return(cli, run.id);
+    if (rc == CLI_EXIT_OK)
+        rc = finish_sub(cli, &run);
     sigaction(SIGINT, &old[0], NULL);
     sigaction(SIGTERM, &old[1], NULL);
     if (rc == CLI_EXIT_OK && run.got == 0 && cli->waits && !stop_requested) {
