@@ -42,20 +42,23 @@ dead_letter_queue(struct cli *cli, const char *queue, char *dlq, size_t len)
 {
     slabmq_stats *s;
     const char *name;
+    int rc = CLI_EXIT_FAIL;
     slabmq_status st = slabmq_stats_get(cli->c, queue, &s);
 
     if (st)
         return cli_out_status(cli->c, st);
     name = slabmq_stats_find_str(s, "dead_letter");
-    if (!name)
+    if (!name) {
         cli_out_error("the broker does not report a dead-letter queue for %s (a broker "
                       "without dead letters?)", queue);
-    else if (!*name)
+    } else if (!*name) {
         cli_out_error("%s has no dead-letter queue: its dead letters are discarded", queue);
-    else
+    } else {
         snprintf(dlq, len, "%s", name);
+        rc = CLI_EXIT_OK;
+    }
     slabmq_stats_free(s);
-    return name && *name ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    return rc;
 }
 
 /* Write p[0..n) on one line of text: control bytes and backslashes as \xNN. */
@@ -497,7 +500,7 @@ why_explain(const struct why *w, const char *q)
     const char *c = w->cause;
 
     if (strcmp(c, "paused") == 0 && w->ready > 0)
-        printf("%s is paused: its %" PRIu64 " ready message%s wait for `slabmq resume %s`\n", q,
+        printf("%s is paused: %" PRIu64 " ready message%s held until `slabmq resume %s`\n", q,
                w->ready, cli_out_plural(w->ready), q);
     else if (strcmp(c, "paused") == 0)
         printf("%s is paused (`slabmq resume %s`), and holds no ready message\n", q, q);
@@ -505,10 +508,11 @@ why_explain(const struct why *w, const char *q)
         printf("%s has %" PRIu64 " ready message%s but no consumers: no fetch is waiting and "
                "nobody is subscribed\n", q, w->ready, cli_out_plural(w->ready));
     else if (strcmp(c, "no-credit") == 0)
-        printf("%s has %" PRIu64 " ready message%s, but its %" PRIu64 " subscription%s have no "
+        printf("%s has %" PRIu64 " ready message%s, but its %" PRIu64 " subscription%s %s no "
                "credit left: their consumers must ack what they hold (%" PRIu64 " in flight) "
                "to get more\n", q, w->ready, cli_out_plural(w->ready), w->subscriptions,
-               cli_out_plural(w->subscriptions), w->inflight);
+               cli_out_plural(w->subscriptions), w->subscriptions == 1 ? "has" : "have",
+               w->inflight);
     else if (strcmp(c, "deliverable") == 0)
         printf("%s has %" PRIu64 " ready message%s for its consumers (%" PRIu64 " waiting "
                "fetch%s, %" PRIu64 " subscription%s with %" PRIu64 " credit)\n", q, w->ready,

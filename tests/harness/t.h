@@ -76,6 +76,8 @@ int t_main(const struct t_case *cases, int argc, char **argv);
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t t_now_ms(void);
+/* Milliseconds since the Unix epoch (the wall clock, as PUBLISH's at_ms takes it). */
+int64_t t_wall_ms(void);
 void t_sleep_ms(int ms);
 
 /* ---------------------------------------------------------------------------------------- */

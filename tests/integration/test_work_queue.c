@@ -5,7 +5,6 @@
  * delivery limit and overflow dead-letter, 64-bit NACK delays, PEEK pages, FETCH of several
  * queues, and subscriptions: credit, pushes kept across synchronous calls, acks sent by
  * slabmq_receive, and the end of a subscription when its queue is deleted. */
-#include <sys/time.h>
 
 #include "slabmq.h"
 #include "t.h"
@@ -60,15 +59,6 @@ payload(const slabmq_batch *b, size_t i)
     return buf;
 }
 
-static int64_t
-wall_ms(void)
-{
-    struct timeval tv;
-
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Publish options                                                                           */
 
@@ -105,7 +95,7 @@ test_publish_options_roundtrip(void)
     t0 = t_now_ms();
     publish_str(c, "later", "in 300 ms", &o, &id);
     o.delay_ms = 0;
-    o.at_ms = (uint64_t)wall_ms() + 3600 * 1000; /* an hour from now */
+    o.at_ms = (uint64_t)t_wall_ms() + 3600 * 1000; /* an hour from now */
     publish_str(c, "later", "in an hour", &o, &id);
     T_EQ_U64(stat_of(c, "later", "delayed"), 2);
     T_EQ_U64(stat_of(c, "later", "ready"), 0);
