@@ -172,17 +172,16 @@ next_list(struct queue *q)
     return dlist_empty(&q->retry) ? NULL : &q->retry;
 }
 
+/* Consumers are never served from inside a queue operation (they would take from queues,
+ * and use the broker's scratch array, in the middle of it): the queue joins the broker's
+ * wake list, which the server serves once the current request or timer sweep is done. */
 void
 queue_wake(struct broker *b, struct queue *q)
 {
     if (q->clearing || (dlist_empty(&q->waiters) && dlist_empty(&q->subs)))
         return;
-    if (b->defer_wake) {
-        if (dlist_empty(&q->wake))
-            dlist_push_back(&b->wake, &q->wake);
-    } else if (b->hooks.queue_ready) {
-        b->hooks.queue_ready(b->hooks.ctx, q);
-    }
+    if (dlist_empty(&q->wake))
+        dlist_push_back(&b->wake, &q->wake);
 }
 
 /* Put d (out of every state) in its ready list; its TTL, if any, goes to the timer heap. */
@@ -431,6 +430,8 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
             break; /* cannot track its deadline, or no memory: leave it ready */
         if (d->ext && d->ext->expires_ms && d->ext->expires_ms <= b->now_ms) {
             queue_dead_letter(b, d, DL_EXPIRED); /* its timer has not run yet */
+            if (d->q == q && d->state == DLV_RETRY)
+                break; /* it could not move (memory limit): leave it for now */
             continue;
         }
         if (d->deliveries)
@@ -486,8 +487,7 @@ queue_leave_state(struct broker *b, struct delivery *d)
         if (d->sub) { /* its subscription has credit again */
             d->owner->sub_out[d->sub - 1]--;
             d->sub = 0;
-            if (!q->clearing && dlist_empty(&q->wake))
-                dlist_push_back(&b->wake, &q->wake);
+            queue_wake(b, q);
         }
         break;
     case DLV_RETRY:
