@@ -42,9 +42,11 @@ queue_moved_tail(struct broker *b, struct queue *q, uint32_t len)
 {
     struct segment *g = q->mtail;
 
+    uint32_t need = (uint32_t)sizeof(struct segment) + seg_rec_size(len) + 8;
+
     if (g && seg_fits_moved_len(g, len))
         return g;
-    g = seg_new(&b->slab, 8u * 1024);
+    g = seg_new(&b->slab, need > 8u * 1024 ? need : 8u * 1024);
     if (!g || !seg_fits_moved_len(g, len)) {
         seg_free(&b->slab, g);
         return NULL;
@@ -106,7 +108,7 @@ compact(struct broker *b, struct queue *q, struct segment *g)
             d = dtable_find(&b->dels, r.id);
             if (!d || d->seg != g || d->off != off || !(to = queue_moved_tail(b, q, r.len)))
                 break; /* not held by a delivery (cannot happen) or no memory: leave it */
-            d->off = seg_move(to, g, off, r.id);
+            d->off = (uint16_t)seg_move(to, g, off, r.id);
             d->seg = to;
             moved++;
         }
@@ -271,7 +273,7 @@ queue_publish_opts(struct broker *b, struct queue *q, const void *data, uint32_t
     d->len = len;
     d->q = q;
     d->seg = g;
-    d->off = (uint32_t)off;
+    d->off = (uint16_t)off;
     d->heap_idx = DLV_NO_HEAP;
     d->prio = o ? o->prio : 0;
     if (e) {
@@ -392,7 +394,7 @@ queue_take_fresh(struct broker *b, struct queue *q)
     d->len = r.len;
     d->q = q;
     d->seg = q->rseg;
-    d->off = q->roff;
+    d->off = (uint16_t)q->roff;
     d->heap_idx = DLV_NO_HEAP;
     dlist_init(&d->slink);
     dlist_push_back(&q->deliveries, &d->qlink);

@@ -133,7 +133,7 @@ queue_dead_letter(struct broker *b, struct delivery *d, unsigned reason)
     e->srclen = (uint8_t)q->name_len;
     memcpy(e->src, q->name, q->name_len);
 
-    d->off = seg_move(to, from, d->off, d->id);
+    d->off = (uint16_t)seg_move(to, from, d->off, d->id);
     d->seg = to;
     q->bytes -= d->len;
     q->c.dead_lettered++;
