@@ -16,8 +16,8 @@
  *                   retry backoff)
  *   (gone)          record marked dead, delivery freed       nobody
  *
- * A message published with a delay, a TTL, a priority above 0 or a producer id gets its
- * delivery at publish time (its record goes to the queue's moved-record segments, which
+ * A message published with a delay, a TTL (its own or its queue's) or a priority above 0
+ * gets its delivery at publish time (its record goes to the queue's moved-record segments, which
  * the read cursor never visits), and so does a dead letter: those options need per-message
  * state that the 8-byte record header has no room for.
  *
@@ -100,7 +100,7 @@ struct delivery {
     uint8_t prio : 4;         /* priority, 0 to SMQ_PRIO_MAX */
     uint8_t sub;              /* INFLIGHT: subscription slot + 1 in the owner; 0: fetched */
 };
-/* 104 bytes: a slab class of its own (64, 80, 104, 136...); one more byte costs 32. */
+/* 104 bytes: exactly a slab class (64, 80, 104, 128...); one more byte would cost 24. */
 
 /* Id -> delivery hash table; chained, power-of-two buckets, grown by doubling. */
 struct dtable {

@@ -424,6 +424,7 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
            struct delivery **out)
 {
     uint32_t n = 0;
+    uint32_t stuck = 0;
     size_t bytes = 0;
 
     while (!q->paused && n < max && queue_ready(q) > 0 && (n == 0 || bytes < max_bytes)) {
@@ -432,9 +433,9 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
             break; /* cannot track its deadline, or no memory: leave it ready */
         if (d->ext && d->ext->expires_ms && d->ext->expires_ms <= b->now_ms) {
             queue_dead_letter(b, d, DL_EXPIRED); /* its timer has not run yet */
-            if (d->q == q && d->state == DLV_RETRY)
-                break; /* it could not move (memory limit): leave it for now */
-            continue;
+            if (d->q == q && d->state == DLV_RETRY && ++stuck > BROKER_MAX_FETCH)
+                break; /* could not move (memory limit), again and again: stop here */
+            continue; /* one that could not move went to the back: go on behind it */
         }
         if (d->deliveries)
             q->c.redelivered++;
@@ -578,7 +579,6 @@ come_back(struct broker *b, struct delivery *d, uint64_t delay_ms)
 
     queue_leave_state(b, d);
     if (q->max_deliveries && d->deliveries >= q->max_deliveries) {
-        q->c.delivery_limit++;
         queue_dead_letter(b, d, DL_DELIVERY_LIMIT);
     } else if (expired(b, d)) {
         queue_dead_letter(b, d, DL_EXPIRED);

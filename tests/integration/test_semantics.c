@@ -293,6 +293,18 @@ test_term_and_dead_letter_targets(void)
     T_EQ_U64(STAT(c, "fire-and-forget", "dead_discarded"), 1);
     T_EQ_U64(STAT(c, "fire-and-forget", "dead_lettered"), 0);
     T_EQ_U64(STAT(c, NULL, "queues"), 3); /* orders, graveyard, fire-and-forget */
+    /* a 200-byte name ending in ".dlq" is its own default dead-letter queue (the name cut
+     * to 196 bytes plus ".dlq"): it has none, its dead letters are discarded */
+    {
+        char longname[201];
+        memset(longname, 'q', 196);
+        memcpy(longname + 196, ".dlq", 5);
+        id = pub(fd, ++rid, longname, "x");
+        T_EQ_U64(fetch(fd, ++rid, longname, 1, 0, got, 4), 1);
+        settle1(fd, SMQ_OP_TERM, ++rid, id);
+        T_EQ_U64(STAT(c, longname, "dead_discarded"), 1);
+        T_EQ_U64(STAT(c, longname, "ready"), 0);
+    }
     /* a queue cannot dead-letter into itself; bad names are refused */
     declare_begin(&m, ++rid, "loop", 1);
     mb_str(&m, "dead_letter");
