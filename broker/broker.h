@@ -30,7 +30,7 @@ struct broker_config {
 #define BROKER_MAX_FETCH 10000u /* messages per FETCH or PEEK, at most */
 
 struct broker_hooks {
-    /* q gained ready messages while it has waiters. */
+    /* q (from the wake list) may have messages for its waiters or subscriptions. */
     void (*queue_ready)(void *ctx, struct queue *q);
     /* q is about to be deleted; its waiters must go. */
     void (*queue_gone)(void *ctx, struct queue *q);

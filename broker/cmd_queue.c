@@ -12,7 +12,6 @@
 #include "reply.h"
 #include "server.h"
 #include "slabmq.h"
-#include "wait.h"
 
 #define VISIBILITY_MAX_MS (7u * 24 * 3600 * 1000) /* a week */
 
@@ -270,8 +269,8 @@ pause_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t
     was = q->paused;
     q->paused = op == SMQ_OP_PAUSE;
     reply_bool(c, op, rid, was);
-    if (!q->paused && !dlist_empty(&q->waiters))
-        wait_serve(c->srv, q);
+    if (!q->paused)
+        queue_wake(&c->srv->b, q);
 }
 
 void

@@ -358,6 +358,8 @@ conn_process(struct conn *c)
         }
         dispatch_frame(c, body, blen);
         in->start += (uint32_t)total;
+        if (!dlist_empty(&s->b.wake) && !s->b.defer_wake) /* right after the reply */
+            broker_serve_wake(&s->b);
         if (c->out.len >= s->cfg.output_cap)
             pause_reading(c, CONN_PAUSE_OUTPUT);
     }

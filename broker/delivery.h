@@ -16,8 +16,8 @@
  *                   retry backoff)
  *   (gone)          record marked dead, delivery freed       nobody
  *
- * A message published with a delay, a TTL, a priority above 0 or a producer id gets its
- * delivery at publish time (its record goes to the queue's moved-record segments, which
+ * A message published with a delay, a TTL (its own or its queue's) or a priority above 0
+ * gets its delivery at publish time (its record goes to the queue's moved-record segments, which
  * the read cursor never visits), and so does a dead letter: those options need per-message
  * state that the 8-byte record header has no room for.
  *
@@ -91,15 +91,16 @@ struct delivery {
     struct delivery *hnext;   /* next in the id hash bucket */
     struct dlink qlink;       /* in q->deliveries: every delivery of the queue */
     struct dlink slink;       /* INFLIGHT: owner's list; RETRY: q->retry; else unlinked */
-    uint32_t off;             /* record offset in seg */
+    struct msg_ext *ext;      /* TTL and dead-letter origin, or NULL */
     uint32_t len;             /* payload bytes */
     uint32_t deliveries;      /* times delivered */
     uint32_t heap_idx;        /* position in the timer heap, or DLV_NO_HEAP */
-    struct msg_ext *ext;      /* TTL and dead-letter origin, or NULL */
-    uint8_t state;            /* enum dlv_state */
-    uint8_t prio;             /* priority, 0 to SMQ_PRIO_MAX */
+    uint16_t off;             /* record offset in seg (segments are below 64 KiB) */
+    uint8_t state : 4;        /* enum dlv_state */
+    uint8_t prio : 4;         /* priority, 0 to SMQ_PRIO_MAX */
     uint8_t sub;              /* INFLIGHT: subscription slot + 1 in the owner; 0: fetched */
 };
+/* 104 bytes: exactly a slab class (64, 80, 104, 128...); one more byte would cost 24. */
 
 /* Id -> delivery hash table; chained, power-of-two buckets, grown by doubling. */
 struct dtable {

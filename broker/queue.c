@@ -42,9 +42,11 @@ queue_moved_tail(struct broker *b, struct queue *q, uint32_t len)
 {
     struct segment *g = q->mtail;
 
+    uint32_t need = (uint32_t)sizeof(struct segment) + seg_rec_size(len) + 8;
+
     if (g && seg_fits_moved_len(g, len))
         return g;
-    g = seg_new(&b->slab, 8u * 1024);
+    g = seg_new(&b->slab, need > 8u * 1024 ? need : 8u * 1024);
     if (!g || !seg_fits_moved_len(g, len)) {
         seg_free(&b->slab, g);
         return NULL;
@@ -106,7 +108,7 @@ compact(struct broker *b, struct queue *q, struct segment *g)
             d = dtable_find(&b->dels, r.id);
             if (!d || d->seg != g || d->off != off || !(to = queue_moved_tail(b, q, r.len)))
                 break; /* not held by a delivery (cannot happen) or no memory: leave it */
-            d->off = seg_move(to, g, off, r.id);
+            d->off = (uint16_t)seg_move(to, g, off, r.id);
             d->seg = to;
             moved++;
         }
@@ -172,17 +174,16 @@ next_list(struct queue *q)
     return dlist_empty(&q->retry) ? NULL : &q->retry;
 }
 
+/* Consumers are never served from inside a queue operation (they would take from queues,
+ * and use the broker's scratch array, in the middle of it): the queue joins the broker's
+ * wake list, which the server serves once the current request or timer sweep is done. */
 void
 queue_wake(struct broker *b, struct queue *q)
 {
     if (q->clearing || (dlist_empty(&q->waiters) && dlist_empty(&q->subs)))
         return;
-    if (b->defer_wake) {
-        if (dlist_empty(&q->wake))
-            dlist_push_back(&b->wake, &q->wake);
-    } else if (b->hooks.queue_ready) {
-        b->hooks.queue_ready(b->hooks.ctx, q);
-    }
+    if (dlist_empty(&q->wake))
+        dlist_push_back(&b->wake, &q->wake);
 }
 
 /* Put d (out of every state) in its ready list; its TTL, if any, goes to the timer heap. */
@@ -272,7 +273,7 @@ queue_publish_opts(struct broker *b, struct queue *q, const void *data, uint32_t
     d->len = len;
     d->q = q;
     d->seg = g;
-    d->off = (uint32_t)off;
+    d->off = (uint16_t)off;
     d->heap_idx = DLV_NO_HEAP;
     d->prio = o ? o->prio : 0;
     if (e) {
@@ -393,7 +394,7 @@ queue_take_fresh(struct broker *b, struct queue *q)
     d->len = r.len;
     d->q = q;
     d->seg = q->rseg;
-    d->off = q->roff;
+    d->off = (uint16_t)q->roff;
     d->heap_idx = DLV_NO_HEAP;
     dlist_init(&d->slink);
     dlist_push_back(&q->deliveries, &d->qlink);
@@ -423,6 +424,7 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
            struct delivery **out)
 {
     uint32_t n = 0;
+    uint32_t stuck = 0;
     size_t bytes = 0;
 
     while (!q->paused && n < max && queue_ready(q) > 0 && (n == 0 || bytes < max_bytes)) {
@@ -431,7 +433,9 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
             break; /* cannot track its deadline, or no memory: leave it ready */
         if (d->ext && d->ext->expires_ms && d->ext->expires_ms <= b->now_ms) {
             queue_dead_letter(b, d, DL_EXPIRED); /* its timer has not run yet */
-            continue;
+            if (d->q == q && d->state == DLV_RETRY && ++stuck > BROKER_MAX_FETCH)
+                break; /* could not move (memory limit), again and again: stop here */
+            continue; /* one that could not move went to the back: go on behind it */
         }
         if (d->deliveries)
             q->c.redelivered++;
@@ -486,8 +490,7 @@ queue_leave_state(struct broker *b, struct delivery *d)
         if (d->sub) { /* its subscription has credit again */
             d->owner->sub_out[d->sub - 1]--;
             d->sub = 0;
-            if (!q->clearing && dlist_empty(&q->wake))
-                dlist_push_back(&b->wake, &q->wake);
+            queue_wake(b, q);
         }
         break;
     case DLV_RETRY:
@@ -576,7 +579,6 @@ come_back(struct broker *b, struct delivery *d, uint64_t delay_ms)
 
     queue_leave_state(b, d);
     if (q->max_deliveries && d->deliveries >= q->max_deliveries) {
-        q->c.delivery_limit++;
         queue_dead_letter(b, d, DL_DELIVERY_LIMIT);
     } else if (expired(b, d)) {
         queue_dead_letter(b, d, DL_EXPIRED);

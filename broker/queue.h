@@ -199,8 +199,9 @@ uint32_t queue_dlq_name(const struct queue *q, char *buf);
 int queue_set_dlq(struct broker *b, struct queue *q, const char *name, uint32_t len);
 /* A queue's gauges that need a walk: earliest due time of its delayed messages (0: none). */
 uint64_t queue_next_due(const struct queue *q);
-/* Serve q's consumers (waiters, subscriptions) now or, inside a deferral, at its end; a
- * no-op when it has none. */
+/* q may have messages for its consumers (waiters, subscriptions): put it on the broker's
+ * wake list, served once the current request or timer sweep is done; a no-op when it has
+ * none. */
 void queue_wake(struct broker *b, struct queue *q);
 
 /* Remove ready and delayed messages; in-flight ones stay. Returns the count removed. */

@@ -70,9 +70,23 @@ queue_set_dlq(struct broker *b, struct queue *q, const char *name, uint32_t len)
     return 0;
 }
 
-/* The dead-letter queue of q, created if missing (then with no delivery limit and no
- * dead-letter queue of its own, so dead letters cannot cascade). NULL at the memory limit
- * or when it would be q itself. */
+/* Whether q's dead letters have nowhere to go: dead_letter "", or a default name that is
+ * q's own (a 200-byte name ending in ".dlq" cut to 196 bytes plus ".dlq"). */
+static int
+dlq_none(const struct queue *q)
+{
+    char name[SMQ_NAME_MAX + 1];
+    uint32_t len;
+
+    if (q->dlq_mode == QUEUE_DLQ_NONE)
+        return 1;
+    len = queue_dlq_name(q, name);
+    return len == q->name_len && memcmp(name, q->name, len) == 0;
+}
+
+/* The dead-letter queue of q (not q itself), created if missing, then with no delivery
+ * limit and no dead-letter queue of its own, so dead letters cannot cascade. NULL at the
+ * memory limit. */
 static struct queue *
 dlq_of(struct broker *b, struct queue *q)
 {
@@ -85,7 +99,17 @@ dlq_of(struct broker *b, struct queue *q)
         dq->max_deliveries = 0;
         dq->dlq_mode = QUEUE_DLQ_NONE;
     }
-    return dq == q ? NULL : dq;
+    return dq;
+}
+
+/* The move (or discard) happened: count it by reason. */
+static void
+count_reason(struct queue *q, unsigned reason)
+{
+    if (reason == DL_EXPIRED)
+        q->c.expired++;
+    else if (reason == DL_DELIVERY_LIMIT)
+        q->c.delivery_limit++;
 }
 
 /* It could not move: leave d ready where it is, and make sure its TTL timer does not fire
@@ -110,9 +134,8 @@ queue_dead_letter(struct broker *b, struct delivery *d, unsigned reason)
     struct segment *to;
     struct msg_ext *e;
 
-    if (reason == DL_EXPIRED)
-        q->c.expired++;
-    if (q->dlq_mode == QUEUE_DLQ_NONE) {
+    if (dlq_none(q)) {
+        count_reason(q, reason);
         q->c.dead_discarded++;
         queue_destroy(b, d);
         return;
@@ -127,13 +150,14 @@ queue_dead_letter(struct broker *b, struct delivery *d, unsigned reason)
         stay(b, d);
         return;
     }
+    count_reason(q, reason);
     e->expires_ms = 0; /* a dead letter's TTL, delay and priority do not apply */
     e->dl_deliveries = d->deliveries;
     e->reason = (uint8_t)reason;
     e->srclen = (uint8_t)q->name_len;
     memcpy(e->src, q->name, q->name_len);
 
-    d->off = seg_move(to, from, d->off, d->id);
+    d->off = (uint16_t)seg_move(to, from, d->off, d->id);
     d->seg = to;
     q->bytes -= d->len;
     q->c.dead_lettered++;

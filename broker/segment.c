@@ -26,6 +26,8 @@ seg_new(struct slab *s, uint32_t size)
     if (ci < 0)
         return NULL;
     csize = slab_class_size(s, ci);
+    if (csize > SEG_OFF_LIMIT)
+        return NULL; /* record offsets must fit a delivery's 16-bit field */
     g = slab_alloc(s, csize);
     if (!g)
         return NULL;

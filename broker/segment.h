@@ -27,6 +27,7 @@ struct obuf;
 #define SEG_MIN_SIZE 1024u             /* a new queue's first segment */
 #define SEG_MAX_SIZE (60u * 1024)      /* segments grow up to this: the 64,624-byte class
                                           fills 98.6% of a page */
+#define SEG_OFF_LIMIT 65536u          /* segments are smaller: offsets fit in 16 bits */
 #define SEG_DEAD 0x80000000u
 #define SEG_CHUNKED 0x40000000u
 #define SEG_MOVED 0x20000000u

@@ -293,6 +293,18 @@ test_term_and_dead_letter_targets(void)
     T_EQ_U64(STAT(c, "fire-and-forget", "dead_discarded"), 1);
     T_EQ_U64(STAT(c, "fire-and-forget", "dead_lettered"), 0);
     T_EQ_U64(STAT(c, NULL, "queues"), 3); /* orders, graveyard, fire-and-forget */
+    /* a 200-byte name ending in ".dlq" is its own default dead-letter queue (the name cut
+     * to 196 bytes plus ".dlq"): it has none, its dead letters are discarded */
+    {
+        char longname[201];
+        memset(longname, 'q', 196);
+        memcpy(longname + 196, ".dlq", 5);
+        id = pub(fd, ++rid, longname, "x");
+        T_EQ_U64(fetch(fd, ++rid, longname, 1, 0, got, 4), 1);
+        settle1(fd, SMQ_OP_TERM, ++rid, id);
+        T_EQ_U64(STAT(c, longname, "dead_discarded"), 1);
+        T_EQ_U64(STAT(c, longname, "ready"), 0);
+    }
     /* a queue cannot dead-letter into itself; bad names are refused */
     declare_begin(&m, ++rid, "loop", 1);
     mb_str(&m, "dead_letter");
@@ -652,6 +664,30 @@ test_batch_options_and_rollback(void)
     mb_bin(&m, "x", 1);
     mb_arr(&m, 0);
     REQ_ERR(fd, &m, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_BAD_REQUEST);
+    /* payloads at and around the inline limit (8 KiB) and a chained one, with a priority:
+     * they live in the queue's moved-record segments; byte-exact round trip */
+    {
+        static const uint32_t sizes[] = {8150, 8192, 8193, 70000};
+        static uint8_t big[70000];
+        for (uint32_t i = 0; i < sizeof(big); i++)
+            big[i] = (uint8_t)(i * 7 + 3);
+        for (int i = 0; i < 4; i++) {
+            slabmq_batch *bt;
+            mb_req(&m, SMQ_OP_PUBLISH, ++rid, 3);
+            mb_str(&m, "sizes");
+            mb_bin(&m, big, sizes[i]);
+            mb_map(&m, 1);
+            mb_str(&m, "priority");
+            mb_uint(&m, 2);
+            pub_end(fd, &m, rid, NULL);
+            T_OK(c, slabmq_fetch(c, "sizes", 1, 0, &bt));
+            T_EQ_U64(slabmq_batch_count(bt), 1);
+            T_EQ_U64(slabmq_batch_get(bt, 0)->len, sizes[i]);
+            T_ASSERT(memcmp(slabmq_batch_get(bt, 0)->data, big, sizes[i]) == 0);
+            T_OK(c, slabmq_ack(c, slabmq_batch_get(bt, 0)->id));
+            slabmq_batch_free(bt);
+        }
+    }
     /* purge takes delayed messages too */
     mb_req(&m, SMQ_OP_PURGE, ++rid, 1);
     mb_str(&m, "batch");
