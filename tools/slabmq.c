@@ -67,7 +67,8 @@
 #define OPT_VAL_CREDIT 271
 
 #define MAX_DELIVERIES_MAX 1000000          /* the broker's limit for max_deliveries */
-#define DEDUP_WINDOW_MAX ((uint64_t)64 << 20) /* and for dedup_window */
+#define DEDUP_WINDOW_MIN 1024                 /* and for dedup_window, when not 0 */
+#define DEDUP_WINDOW_MAX ((uint64_t)64 << 20)
 
 /* The command line after option parsing. */
 struct parsed {
@@ -278,8 +279,8 @@ static const char declare_help[] =
     "                          \"\" discards them\n"
     "  --ttl MS                time to live of messages published without their own\n"
     "                          --ttl; 0: none (the default)\n"
-    "  --dedup-window SIZE     memory for remembering producer ids (publish --id);\n"
-    "                          0 turns de-duplication off (default 1MiB, at most 64MiB)\n"
+    "  --dedup-window SIZE     memory for remembering producer ids (publish --id),\n"
+    "                          1KiB to 64MiB (default 1MiB); 0 turns de-duplication off\n"
     "  --backoff MS            retry backoff: a message NACKed without a delay, or not\n"
     "                          acked in time, is redelivered after MS * 2^(deliveries-1)\n"
     "                          ms (less up to 20% jitter); 0 turns it off (the default)\n"
@@ -656,9 +657,10 @@ apply_queue_option(struct parsed *p, int opt, const char *arg)
         p->seen |= OPT_DEAD_LETTER;
         return 0;
     case OPT_VAL_DEDUP:
-        if (smq_parse_size(arg, &q->dedup_window) || q->dedup_window > DEDUP_WINDOW_MAX)
-            return usage_error(NULL, "invalid --dedup-window '%s': expected a size up to "
-                                     "64MiB, such as 1MiB; 0 turns de-duplication off", arg);
+        if (smq_parse_size(arg, &q->dedup_window) || q->dedup_window > DEDUP_WINDOW_MAX
+            || (q->dedup_window > 0 && q->dedup_window < DEDUP_WINDOW_MIN))
+            return usage_error(NULL, "invalid --dedup-window '%s': expected a size from 1KiB "
+                                     "to 64MiB, such as 1MiB; 0 turns de-duplication off", arg);
         if (q->dedup_window == 0)
             q->dedup_window = SLABMQ_DEDUP_OFF;
         p->seen |= OPT_DEDUP;

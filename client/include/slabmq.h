@@ -97,7 +97,7 @@ extern "C" {
     X(7, ERR_BAD_NAME, "invalid queue name")                                                     \
     X(8, ERR_TOO_LARGE, "message larger than the broker's maximum message size")                 \
     X(9, ERR_NOMEM, "broker memory limit reached")                                               \
-    X(10, ERR_NOT_FOUND, "no such queue")                                                        \
+    X(10, ERR_NOT_FOUND, "no such queue or subscription")                                        \
     X(11, ERR_UNKNOWN_ID, "unknown message id, or not held by this connection")                  \
     X(12, ERR_QUEUE_FULL, "queue length or byte limit reached")                                  \
     X(13, ERR_QUEUE_DELETED, "queue deleted while waiting")                                      \
@@ -227,9 +227,10 @@ typedef struct slabmq_queue_options {
     uint64_t ttl_ms;          /**< time to live of messages published without their own,
                                    ms, up to #SLABMQ_TIME_MAX_MS; #SLABMQ_NO_TTL: none (the
                                    default). Applies to messages published after the change */
-    uint64_t dedup_window;    /**< bytes remembered of producer message ids, up to 64 MiB;
-                                   default 1 MiB; #SLABMQ_DEDUP_OFF turns de-duplication off.
-                                   A change forgets the ids remembered so far */
+    uint64_t dedup_window;    /**< bytes remembered of producer message ids, 1 KiB to
+                                   64 MiB; default 1 MiB; #SLABMQ_DEDUP_OFF turns
+                                   de-duplication off. A change forgets the ids remembered
+                                   so far */
 } slabmq_queue_options;
 
 /** A ::slabmq_queue_options that changes nothing. */

@@ -539,6 +539,7 @@ test_work_queue_usage_errors(void)
         {"declare", "q", "--max-deliveries", "1000001", NULL},
         {"declare", "q", "--dead-letter", "bad name", NULL},
         {"declare", "q", "--dedup-window", "65MiB", NULL},
+        {"declare", "q", "--dedup-window", "1023", NULL},
         {"declare", "q", "--overflow", "dead", NULL},
         {"declare", "q", "--delay", "5", NULL},
         {"move", "a", "a", NULL},
