@@ -416,7 +416,7 @@ static const struct command commands[] = {
     {"consume", cli_cmd_consume, 1, 1, OPT_COUNT | OPT_WAIT, UINT32_MAX,
      "consume QUEUE [-n N] [--wait MS]", consume_help, NULL},
     {"subscribe", cli_work_subscribe, 1, 1, OPT_COUNT | OPT_WAIT | OPT_CREDIT, UINT32_MAX,
-     "subscribe QUEUE [--credit N] [-n N] [--wait MS]", subscribe_help, NULL},
+     "subscribe QUEUE [--credit N]\n              [-n N] [--wait MS]", subscribe_help, NULL},
     {"peek", cli_cmd_peek, 1, 1, OPT_COUNT | OPT_SKIP, PEEK_MAX, "peek QUEUE [-n N] [--skip N]",
      peek_help, NULL},
     {"dlq", cli_work_dlq, 1, 1, OPT_COUNT | OPT_SKIP, PEEK_MAX, "dlq QUEUE [-n N] [--skip N]",
