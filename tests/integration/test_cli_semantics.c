@@ -334,7 +334,7 @@ test_subscribe_takes_exactly_n(void)
     T_EQ_U64(cli_stat(&b, "s", "acked"), 3);
     T_EQ_U64(cli_stat(&b, "s", "dead_lettered"), 0);
     T_EQ_U64(cli_stat(&b, "s", "ready"), 3);
-    cli_expect(RUN(b.port, "subscribe", "s", "--wait", "300", "--credit", "2"), 0, "4\n5\n6\n");
+    cli_expect(RUN(b.port, "subscribe", "s", "--wait", "1000", "--credit", "2"), 0, "4\n5\n6\n");
     T_EQ_U64(cli_stat(&b, "s", "acked"), 6);
     T_EQ_U64(cli_stat(&b, "s", "subscriptions"), 0);
     cli_expect_error(RUN(b.port, "subscribe", "s", "--wait", "200"), 4,
