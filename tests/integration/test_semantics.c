@@ -981,6 +981,61 @@ test_subscribers_share_and_queue_deleted(void)
     t_broker_stop(&b);
 }
 
+
+/* A subscriber that does not read: pushes stop once about 1 MiB waits unsent for it (plus
+ * what its socket took), whatever its credit, and resume as it reads. */
+static void
+test_subscriber_that_does_not_read(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    struct mb m = {0};
+    struct rep p;
+    static uint8_t kib[1024];
+    uint64_t rid = 10;
+    uint64_t sub;
+    uint64_t inflight;
+    uint64_t got = 0;
+    int64_t end;
+    int fd;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    fd = raw_connect_small(b.port, 4096);
+    t_raw_hello(fd);
+    mb_req(&m, SMQ_OP_SUBSCRIBE, ++rid, 2);
+    mb_str(&m, "firehose");
+    mb_uint(&m, 10000);
+    send_mb(fd, &m);
+    EXPECT_OK(fd, SMQ_OP_SUBSCRIBE, rid, &p);
+    T_ASSERT(smq_mpr_uint(&p.r, &sub) == 0);
+    for (int i = 0; i < 8000; i++) /* 8 MiB for a subscriber with credit for all of it */
+        T_OK(c, slabmq_publish(c, "firehose", kib, sizeof(kib), NULL));
+    t_sleep_ms(200);
+    inflight = STAT(c, "firehose", "inflight");
+    /* held back by its unsent output: 1 MiB, one push of about 1 MiB, socket buffers */
+    T_ASSERT(inflight > 0);
+    T_ASSERT(inflight < 4000);
+    T_EQ_U64(STAT(c, "firehose", "ready") + inflight, 8000);
+    T_EQ_U64(STAT(c, NULL, "connections"), 2); /* not disconnected for being slow */
+    /* reading (no acks: the credit covers it all) lets every message come */
+    end = t_now_ms() + 20000;
+    while (got < 8000 && t_now_ms() < end) {
+        static uint8_t big[2u << 20]; /* a push holds up to max_fetch_bytes + a message */
+        uint32_t n;
+        recv_rep_buf(__FILE__, __LINE__, fd, big, sizeof(big), 5000, &p);
+        T_EQ_U64(p.op, SMQ_OP_DELIVER);
+        T_ASSERT(smq_mpr_array(&p.r, &n) == 0);
+        got += n;
+    }
+    T_EQ_U64(got, 8000);
+    T_EQ_U64(STAT(c, "firehose", "inflight"), 8000);
+    close(fd);
+    mb_free(&m);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_delivery_limit_dead_letters),
     T_CASE(test_term_and_dead_letter_targets),
@@ -993,6 +1048,7 @@ static const struct t_case cases[] = {
     T_CASE(test_fetch_several_queues),
     T_CASE(test_subscribe_credit),
     T_CASE(test_subscribers_share_and_queue_deleted),
+    T_CASE(test_subscriber_that_does_not_read),
     {NULL, NULL},
 };
 
