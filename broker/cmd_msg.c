@@ -223,6 +223,15 @@ store_gate(struct conn *c, unsigned op, uint64_t rid, const struct queue *q)
     return -1;
 }
 
+/* A publish to q about to be appended is to be synced: tell the writer first, so the batch
+ * that carries it syncs (confirm_hold() says it again, exactly, once it is appended). */
+static void
+want_sync_next(struct broker *b, const struct queue *q, int asked)
+{
+    if (b->store && q->durable && (asked >= 0 ? asked : q->confirm) == STORE_SYNCED)
+        store_want_sync(b->store, store_appended(b->store) + 1);
+}
+
 /* The level a publish to q is confirmed at (asked: the request's "confirm", or -1), and
  * hold the reply about to be written until the store gets there. Returns the level, or -1
  * after replying at the memory limit. */
@@ -275,6 +284,7 @@ cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         reply_full(c, op, rid, q);
         return;
     }
+    want_sync_next(b, q, asked);
     if (queue_publish_opts(b, q, p, len, nargs == 3 ? &o : NULL, &id)) {
         reply_nomem(c, op, rid);
         return;
@@ -337,6 +347,7 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
         reply_full(c, op, rid, q);
         return;
     }
+    want_sync_next(b, q, asked);
     queue_mark(q, &mark);
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *p;

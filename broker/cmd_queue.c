@@ -240,7 +240,6 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
             store_del_queue(c->srv->b.store, q);
         q->durable = (uint8_t)o.durable;
     }
-    store_put_queue(c->srv->b.store, q);
     if (o.visibility_ms)
         q->visibility_ms = (uint32_t)o.visibility_ms;
     if (o.has_max_messages)
@@ -253,6 +252,7 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         q->backoff_ms = (uint32_t)o.backoff_ms;
     if (o.has_backoff_max)
         q->backoff_max_ms = (uint32_t)o.backoff_max_ms;
+    store_put_queue(c->srv->b.store, q); /* the settings as they are now */
     reply_bool(c, SMQ_OP_DECLARE, rid, created);
 }
 

@@ -69,7 +69,7 @@ struct store {
     _Atomic uint64_t db_bytes, wal_bytes, free_bytes, commits;
     uint64_t delay_ms;          /* test hook: sleep before each commit */
     sqlite3_stmt *ins, *upd, *del, *qput, *qdel, *qdelmsg, *begin, *commit, *rollback;
-    sqlite3_stmt *sync_full, *sync_off;
+    sqlite3_stmt *sync_full, *sync_off, *touch;
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -460,12 +460,18 @@ commit_pending(struct store *st)
     int want_sync;
     int rc;
 
-    if (tail == head)
+    { /* the loop may have asked ahead of an operation it then did not append */
+        uint64_t upto = atomic_load(&st->sync_upto);
+        uint64_t appended = atomic_load(&st->appended);
+        want_sync = (upto < appended ? upto : appended) > atomic_load(&st->synced);
+    }
+    if (tail == head && !want_sync)
         return 0;
-    want_sync = atomic_load(&st->sync_upto) > atomic_load(&st->synced);
     run(want_sync ? st->sync_full : st->sync_off);
     if ((rc = run(st->begin)) != SQLITE_DONE)
         goto failed;
+    if (tail == head && (rc = run(st->touch)) != SQLITE_DONE)
+        goto rollback; /* nothing pending but a sync: a write for the commit to sync */
     while (pos < head && nops < BATCH_OPS && bytes < BATCH_BYTES) {
         const struct op *o = (const struct op *)(const void *)(st->ring + pos % st->cap);
         if (o->type != OP_SKIP) {
@@ -577,6 +583,7 @@ static const char schema[] =
     "  exp_ms INTEGER NOT NULL,"    /* expires at; 0: never */
     "  dl BLOB,"                    /* dead letter: reason, deliveries, source queue name */
     "  body BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER);"
     "PRAGMA user_version=1;";
 
 static int
@@ -600,7 +607,8 @@ prepare_all(struct store *st)
            || prep(db, "BEGIN IMMEDIATE", &st->begin) || prep(db, "COMMIT", &st->commit)
            || prep(db, "ROLLBACK", &st->rollback)
            || prep(db, "PRAGMA synchronous=FULL", &st->sync_full)
-           || prep(db, "PRAGMA synchronous=OFF", &st->sync_off);
+           || prep(db, "PRAGMA synchronous=OFF", &st->sync_off)
+           || prep(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced', 1)", &st->touch);
 }
 
 static void
@@ -608,7 +616,7 @@ finalize_all(struct store *st)
 {
     sqlite3_stmt *all[] = {st->ins,    st->upd,      st->del,    st->qput,
                            st->qdel,   st->qdelmsg,  st->begin,  st->commit,
-                           st->rollback, st->sync_full, st->sync_off};
+                           st->rollback, st->sync_full, st->sync_off, st->touch};
 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
