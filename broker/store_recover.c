@@ -142,7 +142,8 @@ load_queues(struct broker *b, sqlite3 *db, struct sidmap **map, size_t *n, char 
             snprintf(err, errlen, "cannot read queues: %s", sqlite3_errmsg(db));
         return -1;
     }
-    qsort(*map, *n, sizeof(**map), cmp_sid);
+    if (*n)
+        qsort(*map, *n, sizeof(**map), cmp_sid);
     return 0;
 }
 
