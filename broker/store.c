@@ -592,7 +592,7 @@ prepare_all(struct store *st)
     sqlite3 *db = st->db;
 
     return prep(db,
-                "INSERT OR REPLACE INTO msg(id,sid,prio,deliveries,due_ms,exp_ms,dl,body) "
+                "INSERT INTO msg(id,sid,prio,deliveries,due_ms,exp_ms,dl,body) "
                 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
                 &st->ins)
            || prep(db,
