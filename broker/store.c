@@ -445,6 +445,20 @@ look_at_disk(struct store *st)
     }
 }
 
+/* Acked messages leave free pages that SQLite reuses; when they are more than a quarter of
+ * the file (and at least 16 MiB), give some back to the file system. */
+static void
+give_back_space(struct store *st)
+{
+    uint64_t db = atomic_load(&st->db_bytes);
+    uint64_t fr = atomic_load(&st->free_bytes);
+
+    if (fr >= (16u << 20) && fr * 4 > db
+        && sqlite3_exec(st->db, "PRAGMA incremental_vacuum(4096)", NULL, NULL, NULL)
+               != SQLITE_OK)
+        log_warn("store: incremental vacuum: %s", sqlite3_errmsg(st->db));
+}
+
 /* Commit everything from tail up to (a snapshot of) head, in transactions of at most
  * BATCH_OPS operations. Returns 0, or -1 when the batch failed (state set; the operations
  * stay in the ring to be tried again). */
@@ -547,6 +561,7 @@ writer_main(void *arg)
         if (atomic_load(&st->commits) - looked >= 64 || looked == 0) {
             looked = atomic_load(&st->commits);
             look_at_disk(st);
+            give_back_space(st);
         }
         if (atomic_load_explicit(&st->tail, memory_order_relaxed)
             != atomic_load_explicit(&st->head, memory_order_acquire))
@@ -569,6 +584,7 @@ writer_main(void *arg)
 /* Opening, recovery, closing                                                                */
 
 static const char schema[] =
+    "PRAGMA auto_vacuum=INCREMENTAL;" /* takes effect in a new database (before its tables) */
     "PRAGMA journal_mode=WAL;"
     "PRAGMA journal_size_limit=67108864;"
     "PRAGMA wal_autocheckpoint=1000;"

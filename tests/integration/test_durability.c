@@ -589,12 +589,60 @@ test_disk_full(void)
     remove_dir(dir);
 }
 
+
+/* ---------------------------------------------------------------------------------------- */
+/* A damaged database                                                                        */
+
+static void
+test_corrupt_database_stops_the_start(void)
+{
+    char dir[64];
+    char path[128];
+    char ddir[80];
+    char *out = NULL;
+    char *err = NULL;
+    size_t outlen;
+    FILE *f;
+    struct t_broker b;
+    slabmq_client *c;
+    int rc;
+
+    data_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/slabmq.db", dir);
+    f = fopen(path, "wb");
+    T_ASSERT(f != NULL);
+    for (int i = 0; i < 4096; i++) /* not a database at all */
+        fputc("slabmq"[i % 6], f);
+    fclose(f);
+    snprintf(ddir, sizeof(ddir), "%s", dir);
+    {
+        char *argv[] = {SLABMQD_PATH, "--port", "0", "--durability", "sqlite", "--data-dir",
+                        ddir, NULL};
+        rc = t_run(argv, NULL, 0, &out, &outlen, &err, 10000);
+    }
+    T_EQ_INT(rc, 1); /* refuses to start, and says why */
+    T_ASSERT(err && strstr(err, "slabmq.db") && strstr(err, "integrity"));
+    fprintf(stderr, "slabmqd said: %s", err);
+    free(out);
+    free(err);
+    /* the explicit option: the file goes aside, the broker starts empty */
+    t_broker_start(&b, "--durability", "sqlite", "--data-dir", dir, "--ignore-corrupt-data",
+                   NULL);
+    c = t_client(&b);
+    T_EQ_U64(stat_of(c, NULL, "queues"), 0);
+    T_OK(c, slabmq_publish(c, "fresh", "x", 1, NULL));
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+    remove_dir(dir);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_recovery_after_kill),
     T_CASE(test_confirm_waits_for_the_commit),
     T_CASE(test_outside_write_lock),
     T_CASE(test_crash_rounds),
     T_CASE(test_disk_full),
+    T_CASE(test_corrupt_database_stops_the_start),
     {NULL, NULL},
 };
 
