@@ -68,6 +68,7 @@ struct store {
     _Atomic int idle;           /* the writer is (about to be) blocked waiting for work */
     _Atomic uint64_t db_bytes, wal_bytes, free_bytes, commits;
     uint64_t delay_ms;          /* test hook: sleep before each commit */
+    uint64_t fail_after;        /* test hook: the commit after this many fails (I/O error) */
     sqlite3_stmt *ins, *upd, *del, *qput, *qdel, *qdelmsg, *begin, *commit, *rollback;
     sqlite3_stmt *sync_full, *sync_off, *touch;
 };
@@ -499,6 +500,10 @@ commit_pending(struct store *st)
     }
     if (st->delay_ms)
         sleep_ms((int)st->delay_ms);
+    if (st->fail_after && atomic_load(&st->commits) >= st->fail_after) {
+        rc = SQLITE_IOERR_WRITE; /* injected: what a failing disk returns */
+        goto rollback;
+    }
     if ((rc = run(st->commit)) != SQLITE_DONE)
         goto rollback;
     atomic_store_explicit(&st->tail, pos, memory_order_release);
@@ -531,7 +536,8 @@ failed:
         return -1;
     }
     log_error("store: %s (%d); durable publishes are refused and not confirmed until the "
-              "broker restarts", sqlite3_errmsg(st->db), rc);
+              "broker restarts", rc == SQLITE_IOERR_WRITE && st->fail_after
+                                     ? "injected I/O error" : sqlite3_errmsg(st->db), rc);
     atomic_store(&st->state, STORE_FAILED);
     notify_loop(st);
     return -1;
@@ -710,6 +716,7 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
 {
     struct store *st = calloc(1, sizeof(*st));
     const char *delay = getenv("SLABMQ_STORE_COMMIT_DELAY_MS");
+    const char *fail = getenv("SLABMQ_STORE_FAIL_AFTER_COMMITS");
 
     if (!st) {
         snprintf(err, errlen, "out of memory");
@@ -761,6 +768,7 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
     st->efd_work = eventfd(0, EFD_CLOEXEC);
     st->efd_done = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     st->delay_ms = delay ? strtoull(delay, NULL, 10) : 0;
+    st->fail_after = fail ? strtoull(fail, NULL, 10) : 0;
     look_at_disk(st); /* the last use of the database on this thread */
     if (st->efd_work < 0 || st->efd_done < 0
         || pthread_create(&st->thread, NULL, writer_main, st) != 0) {

@@ -84,7 +84,8 @@ uint64_t store_insert_held(struct store *st, const struct delivery *d, uint64_t 
 uint64_t store_update(struct store *st, const struct delivery *d, uint64_t now_ms);
 uint64_t store_delete(struct store *st, uint64_t id);
 
-/* For tests of sync-before-confirm: the writer sleeps this long before each commit
- * (SLABMQ_STORE_COMMIT_DELAY_MS in the environment; 0 normally). */
+/* Test hooks, from the environment (unset normally): SLABMQ_STORE_COMMIT_DELAY_MS, the writer
+ * sleeps this long before each COMMIT (sync-before-confirm); SLABMQ_STORE_FAIL_AFTER_COMMITS,
+ * the commit after that many fails as with an I/O error. */
 
 #endif /* SLABMQ_BROKER_STORE_H */

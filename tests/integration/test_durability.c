@@ -636,6 +636,47 @@ test_corrupt_database_stops_the_start(void)
     remove_dir(dir);
 }
 
+
+/* An I/O error: durable publishes refused (ERR_STORAGE), waiting producers closed without a
+ * confirmation, and it stays so; memory queues go on. */
+static void
+test_io_error_stops_confirming(void)
+{
+    struct t_broker b;
+    slabmq_client *p;
+    slabmq_client *mon;
+    slabmq_queue_options mem = SLABMQ_QUEUE_OPTIONS_INIT;
+    char dir[64];
+    slabmq_status st;
+
+    data_dir(dir, sizeof(dir));
+    setenv("SLABMQ_STORE_FAIL_AFTER_COMMITS", "3", 1);
+    start(&b, dir);
+    unsetenv("SLABMQ_STORE_FAIL_AFTER_COMMITS");
+    p = t_client(&b);
+    mon = t_client(&b);
+    mem.durable = SLABMQ_DURABLE_NO;
+    T_OK(mon, slabmq_declare(mon, "memory-only", &mem, NULL));
+    st = SLABMQ_OK;
+    for (int i = 0; i < 20 && st == SLABMQ_OK; i++) /* a few commits pass, then one fails */
+        st = slabmq_publish(p, "durable", "x", 1, NULL);
+    /* the publish in the failed commit was never confirmed: its connection is closed */
+    T_ASSERT(st == SLABMQ_ERR_CLOSED || st == SLABMQ_ERR_IO);
+    T_EQ_U64(stat_of(mon, NULL, "store_state"), 2);
+    slabmq_client_close(p);
+    p = t_client(&b);
+    T_EQ_INT(slabmq_publish(p, "durable", "y", 1, NULL), SLABMQ_ERR_STORAGE);
+    T_OK(p, slabmq_publish(p, "memory-only", "z", 1, NULL));
+    T_OK(p, slabmq_ping(p));
+    t_sleep_ms(700); /* the writer does not quietly come back */
+    T_EQ_U64(stat_of(mon, NULL, "store_state"), 2);
+    T_EQ_INT(slabmq_publish(p, "durable", "y", 1, NULL), SLABMQ_ERR_STORAGE);
+    slabmq_client_close(p);
+    slabmq_client_close(mon);
+    t_broker_stop(&b);
+    remove_dir(dir);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_recovery_after_kill),
     T_CASE(test_confirm_waits_for_the_commit),
@@ -643,6 +684,7 @@ static const struct t_case cases[] = {
     T_CASE(test_crash_rounds),
     T_CASE(test_disk_full),
     T_CASE(test_corrupt_database_stops_the_start),
+    T_CASE(test_io_error_stops_confirming),
     {NULL, NULL},
 };
 
