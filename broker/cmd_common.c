@@ -8,6 +8,7 @@
 #include "codec.h"
 #include "conn.h"
 #include "frame.h"
+#include "guard.h"
 #include "log.h"
 #include "queue.h"
 #include "reply.h"
@@ -129,6 +130,8 @@ cmd_hello(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         return;
     }
     c->hello = 1;
+    if (!c->ready) /* HELLO is the whole handshake */
+        guard_handshake_done(c);
     log_debug("connection %llu from %s: hello from '%.*s'", (unsigned long long)c->id, c->peer,
               (int)nlen, name);
     reply_begin(&rep, c, SMQ_OP_HELLO, rid, 6);
@@ -141,7 +144,7 @@ cmd_hello(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     reply_end(&rep);
     return;
 out_close:
-    if (!c->hello)
+    if (!c->ready) /* before the handshake is done, any error ends the connection */
         conn_close_after_write(c);
 }
 

@@ -28,6 +28,11 @@ static const char usage[] =
     "  --max-connections N      connections served at once (default 10000)\n"
     "  --max-inflight N         unacked messages one connection may hold (default 10000)\n"
     "  --frame-timeout MS       a frame once started must arrive within MS (default 30000)\n"
+    "  --handshake-timeout MS   close a connection that has not done HELLO\n"
+    "                           within MS of connecting (default 10000)\n"
+    "  --idle-timeout MS        close a connection that sends nothing for MS and has no\n"
+    "                           waiting FETCH, subscription or unacked message (default 0:\n"
+    "                           never)\n"
     "  --reservoir-capacity N   idle I/O buffers kept for reuse per size class; 0 (the\n"
     "                           default) keeps 120% of the most ever in use at once\n"
     "  --log-level LEVEL        debug, info, warn or error (default info)\n"
@@ -123,6 +128,16 @@ apply(struct server_config *c, int opt, const char *arg)
             return bad("--frame-timeout", arg, "expected 10 ms to an hour");
         c->frame_timeout_ms = (uint32_t)v;
         return 0;
+    case 'T':
+        if (parse_uint(arg, 10, 3600000, &v))
+            return bad("--handshake-timeout", arg, "expected 10 ms to an hour");
+        c->handshake_timeout_ms = (uint32_t)v;
+        return 0;
+    case 'I':
+        if (parse_uint(arg, 0, 7ull * 24 * 3600 * 1000, &v) || (v > 0 && v < 10))
+            return bad("--idle-timeout", arg, "expected 0 (never) or 10 ms to 7 days");
+        c->idle_timeout_ms = (uint32_t)v;
+        return 0;
     case 'r':
         if (parse_uint(arg, 0, 65536, &v))
             return bad("--reservoir-capacity", arg, "expected 0-65536");
@@ -148,6 +163,8 @@ config_parse(struct server_config *c, int argc, char **argv)
                                          {"max-connections", required_argument, NULL, 'c'},
                                          {"max-inflight", required_argument, NULL, 'i'},
                                          {"frame-timeout", required_argument, NULL, 'f'},
+                                         {"handshake-timeout", required_argument, NULL, 'T'},
+                                         {"idle-timeout", required_argument, NULL, 'I'},
                                          {"reservoir-capacity", required_argument, NULL, 'r'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"help", no_argument, NULL, 'h'},

@@ -53,6 +53,12 @@ struct conn {
     uint8_t dead;            /* close when dispatch returns */
     uint8_t sub_blocked;     /* a push was held back for output backlog (sub.c) */
     char peer[64];           /* "addr:port" */
+    /* Handshake and idleness (guard.c) */
+    struct dlink glink;      /* in srv->handshaking until the handshake ends */
+    struct dlink ilink;      /* in srv->idle, with --idle-timeout */
+    uint64_t guard_since;    /* mono ms: accepted at */
+    uint64_t active_ms;      /* mono ms of the last input */
+    uint8_t ready;           /* handshake done: HELLO */
 };
 
 /* Take ownership of fd (closed on failure too) and start reading. */
@@ -72,5 +78,9 @@ void conn_try_write(struct conn *c);
 void conn_resume_memory(struct server *s);
 /* Send what is pending, then close (after an error reply). */
 void conn_close_after_write(struct conn *c);
+/* From outside the connection's own callbacks (a timer): write the error reply
+ * [op, rid, code, message], then close once it is written. c may be freed on return. */
+void conn_close_with_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif /* SLABMQ_BROKER_CONN_H */

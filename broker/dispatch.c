@@ -47,7 +47,7 @@ dispatch_frame(struct conn *c, const uint8_t *body, uint32_t len)
         c->srv->protocol_errors++;
         reply_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_PROTOCOL,
                     "body is not a msgpack array [op, request_id, ...]");
-        if (!c->hello) /* not a slabmq client: nothing more to say to it */
+        if (!c->ready) /* not a slabmq client: nothing more to say to it */
             conn_close_after_write(c);
         return;
     }
@@ -55,7 +55,7 @@ dispatch_frame(struct conn *c, const uint8_t *body, uint32_t len)
         c->srv->protocol_errors++;
         reply_error(c, op, rid, SLABMQ_ERR_UNKNOWN_OP, "unknown operation %llu",
                     (unsigned long long)op);
-        if (!c->hello)
+        if (!c->ready)
             conn_close_after_write(c);
         return;
     }

@@ -21,6 +21,10 @@ struct server_config {
     uint32_t max_connections;  /* --max-connections */
     size_t output_cap;         /* pending output at which a connection stops being read */
     uint32_t frame_timeout_ms; /* --frame-timeout: a started frame must be complete by then */
+    /* Connection deadlines (guard.c, docs/security.md) */
+    uint32_t handshake_timeout_ms;  /* --handshake-timeout: HELLO done by then */
+    uint32_t idle_timeout_ms;       /* --idle-timeout: close after this long without input;
+                                       0: never */
 };
 
 struct server {
@@ -44,6 +48,12 @@ struct server {
     uint64_t started_ms;        /* monotonic ms at start */
     int port;                   /* port actually bound */
     int stopping;
+    /* Connection deadlines (guard.c) */
+    struct event *guard_timer;  /* fires at the earliest deadline of the lists below */
+    uint64_t guard_due;         /* when guard_timer is armed for (mono ms), 0 if not */
+    struct dlink handshaking;   /* connections before their handshake ends, oldest first */
+    struct dlink idle;          /* connections by last input, least recent first (with
+                                   --idle-timeout) */
 };
 
 void server_config_defaults(struct server_config *c);
