@@ -164,6 +164,12 @@ pause_reading(struct conn *c, uint8_t why)
     c->paused |= why;
 }
 
+void
+conn_hold(struct conn *c)
+{
+    pause_reading(c, CONN_PAUSE_AUTH);
+}
+
 /* Clear 'why'; once nothing holds c, read again and handle frames buffered meanwhile (the
  * read callback would not fire for bytes already read). */
 static void
@@ -340,7 +346,7 @@ conn_process(struct conn *c)
     c->in_dispatch = 1;
     while (c->in && !c->closing && !c->paused && !c->dead) {
         struct rbuf *in = c->in;
-        /* until HELLO is done, only small frames: it needs no more */
+        /* until HELLO (and AUTH) are done, only small frames: they need no more */
         uint32_t max_body = c->ready ? full_body : GUARD_HANDSHAKE_FRAME_MAX;
         const uint8_t *body;
         uint32_t blen;
@@ -374,7 +380,7 @@ conn_process(struct conn *c)
         }
         if (r == SMQ_FRAME_TOO_BIG) {
             dispatch_fatal(c, SLABMQ_ERR_FRAME_TOO_BIG, "frame length %u exceeds maximum %u%s",
-                           blen, max_body, c->ready ? "" : " before the handshake (HELLO)");
+                           blen, max_body, c->ready ? "" : " before the handshake (HELLO, AUTH)");
             break;
         }
         dispatch_frame(c, body, blen);

@@ -16,6 +16,7 @@
 #include "dlist.h"
 #include "obuf.h"
 
+struct auth_user;
 struct server;
 struct rbuf;
 
@@ -25,6 +26,7 @@ struct rbuf;
 /* Why reading is paused (bits of conn.paused). */
 #define CONN_PAUSE_OUTPUT 1 /* pending output over the cap: resumes when written */
 #define CONN_PAUSE_MEMORY 2 /* broker at its memory limit: resumes when memory drains */
+#define CONN_PAUSE_AUTH 4   /* AUTH failed: never resumes, closed after the delay (guard.c) */
 
 struct conn {
     struct server *srv;
@@ -53,12 +55,15 @@ struct conn {
     uint8_t dead;            /* close when dispatch returns */
     uint8_t sub_blocked;     /* a push was held back for output backlog (sub.c) */
     char peer[64];           /* "addr:port" */
-    /* Handshake and idleness (guard.c) */
-    struct dlink glink;      /* in srv->handshaking until the handshake ends */
+    /* Handshake, authentication and idleness (guard.c) */
+    const struct auth_user *user; /* authenticated as; NULL before AUTH, or without auth */
+    struct dlink glink;      /* in srv->handshaking until the handshake ends; then in
+                                srv->auth_failed if AUTH failed */
     struct dlink ilink;      /* in srv->idle, with --idle-timeout */
-    uint64_t guard_since;    /* mono ms: accepted at */
+    uint64_t guard_since;    /* mono ms: accepted at (handshaking), AUTH failed at */
     uint64_t active_ms;      /* mono ms of the last input */
-    uint8_t ready;           /* handshake done: HELLO */
+    uint64_t auth_rid;       /* request id of a failed AUTH, answered after the delay */
+    uint8_t ready;           /* handshake done: HELLO, and AUTH when the broker has users */
 };
 
 /* Take ownership of fd (closed on failure too) and start reading. */
@@ -78,6 +83,8 @@ void conn_try_write(struct conn *c);
 void conn_resume_memory(struct server *s);
 /* Send what is pending, then close (after an error reply). */
 void conn_close_after_write(struct conn *c);
+/* Stop reading c for good: a failed AUTH, closed later by conn_close_with_error(). */
+void conn_hold(struct conn *c);
 /* From outside the connection's own callbacks (a timer): write the error reply
  * [op, rid, code, message], then close once it is written. c may be freed on return. */
 void conn_close_with_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code,

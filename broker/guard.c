@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 
+#include "auth.h"
 #include "conn.h"
 #include "log.h"
 #include "ops.h"
@@ -18,7 +19,7 @@
 /* ---------------------------------------------------------------------------------------- */
 /* The timer                                                                                 */
 
-/* The earliest deadline of the two lists, or 0 when they are empty. */
+/* The earliest deadline of the three lists, or 0 when they are empty. */
 static uint64_t
 first_due(const struct server *s)
 {
@@ -27,6 +28,11 @@ first_due(const struct server *s)
     if (!dlist_empty(&s->handshaking)) {
         const struct conn *c = DLIST_ENTRY(s->handshaking.next, struct conn, glink);
         due = c->guard_since + s->cfg.handshake_timeout_ms;
+    }
+    if (!dlist_empty(&s->auth_failed)) {
+        const struct conn *c = DLIST_ENTRY(s->auth_failed.next, struct conn, glink);
+        uint64_t t = c->guard_since + GUARD_AUTH_FAIL_DELAY_MS;
+        due = due && due < t ? due : t;
     }
     if (!dlist_empty(&s->idle)) {
         const struct conn *c = DLIST_ENTRY(s->idle.next, struct conn, ilink);
@@ -55,7 +61,7 @@ guard_arm(struct server *s)
     event_add(s->guard_timer, &tv);
 }
 
-/* Close connections whose handshake is overdue: no HELLO. */
+/* Close connections whose handshake is overdue: no HELLO, or (with users) no AUTH. */
 static void
 expire_handshakes(struct server *s)
 {
@@ -70,8 +76,26 @@ expire_handshakes(struct server *s)
             continue;
         log_info("connection %llu from %s: handshake not done within %u ms; closing",
                  (unsigned long long)c->id, c->peer, t);
-        conn_close_with_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_HELLO_REQUIRED,
-                              "no HELLO within %u ms (--handshake-timeout)", t);
+        if (c->hello)
+            conn_close_with_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_AUTH,
+                                  "no AUTH within %u ms (--handshake-timeout)", t);
+        else
+            conn_close_with_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_HELLO_REQUIRED,
+                                  "no HELLO within %u ms (--handshake-timeout)", t);
+    }
+}
+
+/* Answer failed AUTHs whose delay is over, and close their connections. */
+static void
+answer_failed_auths(struct server *s)
+{
+    while (!dlist_empty(&s->auth_failed)) {
+        struct conn *c = DLIST_ENTRY(s->auth_failed.next, struct conn, glink);
+        if (c->guard_since + GUARD_AUTH_FAIL_DELAY_MS > s->b.now_ms)
+            return;
+        dlist_unlink(&c->glink);
+        conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_AUTH,
+                              "wrong user name or password");
     }
 }
 
@@ -81,7 +105,7 @@ static int
 conn_busy(const struct conn *c)
 {
     return c->nwaits || sub_conn_count(c) || !dlist_empty(&c->held.list) || c->out.len
-           || c->closing;
+           || c->closing || (c->paused & CONN_PAUSE_AUTH);
 }
 
 /* Close connections that sent nothing for --idle-timeout and have nothing outstanding;
@@ -117,6 +141,7 @@ guard_timer_cb(evutil_socket_t fd, short what, void *arg)
     s->guard_due = 0;
     broker_tick(&s->b);
     expire_handshakes(s);
+    answer_failed_auths(s);
     expire_idle(s);
     guard_arm(s);
     conn_resume_memory(s);
@@ -165,6 +190,19 @@ guard_handshake_done(struct conn *c)
     dlist_unlink(&c->glink);
 }
 
+void
+guard_auth_failed(struct conn *c, uint64_t rid)
+{
+    struct server *s = c->srv;
+
+    conn_hold(c);
+    c->auth_rid = rid;
+    c->guard_since = s->b.now_ms;
+    dlist_unlink(&c->glink);
+    dlist_push_back(&s->auth_failed, &c->glink);
+    guard_arm(s);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Start-up                                                                                  */
 
@@ -183,21 +221,42 @@ is_loopback(const char *addr)
     return 0;
 }
 
+/* Load the users file named in the configuration. Returns 0, or -1 after printing why. */
+static int
+load_users(struct server *s)
+{
+    char err[512];
+    char warn[512];
+
+    s->auth = auth_load(s->cfg.auth_file, err, sizeof(err), warn, sizeof(warn));
+    if (!s->auth) {
+        fprintf(stderr, "slabmqd: cannot load --auth-file: %s\n", err);
+        return -1;
+    }
+    if (warn[0])
+        log_warn("%s", warn);
+    log_info("authentication on: %u users from %s", auth_count(s->auth), s->cfg.auth_file);
+    return 0;
+}
+
 int
 guard_init(struct server *s)
 {
     dlist_init(&s->handshaking);
+    dlist_init(&s->auth_failed);
     dlist_init(&s->idle);
+    if (s->cfg.auth_file && load_users(s))
+        return -1;
     s->guard_timer = evtimer_new(s->base, guard_timer_cb, s);
     if (!s->guard_timer) {
         fprintf(stderr, "slabmqd: cannot set up events\n");
         return -1;
     }
-    if (!is_loopback(s->cfg.bind))
+    if (!s->auth && !is_loopback(s->cfg.bind))
         fprintf(stderr,
-                "slabmqd: WARNING: listening on %s without authentication: anyone who can "
-                "reach this address can publish, consume, purge and delete every queue. "
-                "Listen on 127.0.0.1 unless that is what you want.\n",
+                "slabmqd: WARNING: listening on %s without authentication (no --auth-file): "
+                "anyone who can reach this address can publish, consume, purge and delete "
+                "every queue. Add users (docs/security.md) or listen on 127.0.0.1.\n",
                 s->cfg.bind);
     return 0;
 }
@@ -208,4 +267,6 @@ guard_deinit(struct server *s)
     if (s->guard_timer)
         event_free(s->guard_timer);
     s->guard_timer = NULL;
+    auth_free(s->auth);
+    s->auth = NULL;
 }

@@ -37,7 +37,7 @@ server_config_defaults(struct server_config *c)
     c->max_connections = 10000;
     c->output_cap = (size_t)16 << 20;
     c->frame_timeout_ms = 30000;
-    c->handshake_timeout_ms = 10000; /* idle_timeout_ms: off */
+    c->handshake_timeout_ms = 10000; /* auth_file and idle_timeout_ms: off */
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -21,8 +21,9 @@ struct server_config {
     uint32_t max_connections;  /* --max-connections */
     size_t output_cap;         /* pending output at which a connection stops being read */
     uint32_t frame_timeout_ms; /* --frame-timeout: a started frame must be complete by then */
-    /* Connection deadlines (guard.c, docs/security.md) */
-    uint32_t handshake_timeout_ms;  /* --handshake-timeout: HELLO done by then */
+    /* Authentication and connection deadlines (guard.c, docs/security.md) */
+    const char *auth_file;          /* --auth-file or $SLABMQ_AUTH_FILE; NULL: no auth */
+    uint32_t handshake_timeout_ms;  /* --handshake-timeout: HELLO (and AUTH) done by then */
     uint32_t idle_timeout_ms;       /* --idle-timeout: close after this long without input;
                                        0: never */
 };
@@ -48,10 +49,12 @@ struct server {
     uint64_t started_ms;        /* monotonic ms at start */
     int port;                   /* port actually bound */
     int stopping;
-    /* Connection deadlines (guard.c) */
-    struct event *guard_timer;  /* fires at the earliest deadline of the lists below */
+    /* Authentication and connection deadlines (guard.c) */
+    struct auth *auth;          /* users of --auth-file; NULL when authentication is off */
+    struct event *guard_timer;  /* fires at the earliest deadline of the three lists below */
     uint64_t guard_due;         /* when guard_timer is armed for (mono ms), 0 if not */
     struct dlink handshaking;   /* connections before their handshake ends, oldest first */
+    struct dlink auth_failed;   /* connections whose AUTH failed, waiting out the delay */
     struct dlink idle;          /* connections by last input, least recent first (with
                                    --idle-timeout) */
 };

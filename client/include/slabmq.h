@@ -103,6 +103,8 @@ extern "C" {
     X(13, ERR_QUEUE_DELETED, "queue deleted while waiting")                                      \
     X(14, ERR_LIMIT, "per-connection limit reached")                                             \
     X(15, ERR_SHUTDOWN, "broker is shutting down")                                               \
+    X(16, ERR_AUTH, "authentication required or failed")                                         \
+    X(17, ERR_FORBIDDEN, "not permitted for this user")                                          \
     X(100, ERR_IO, "network read or write failed")                                               \
     X(101, ERR_TIMEOUT, "timed out")                                                             \
     X(102, ERR_CONNECT, "could not connect to the broker")                                       \
