@@ -40,6 +40,12 @@ static const char usage[] =
     "                           never)\n"
     "  --reservoir-capacity N   idle I/O buffers kept for reuse per size class; 0 (the\n"
     "                           default) keeps 120% of the most ever in use at once\n"
+    "  --durability MODE        none (the default: in memory only) or sqlite: queues are\n"
+    "                           durable unless declared not, kept in DIR/slabmq.db\n"
+    "  --data-dir DIR           where --durability sqlite keeps its database\n"
+    "                           (default ./slabmq-data)\n"
+    "  --ignore-corrupt-data    start even if the database fails its integrity check: it is\n"
+    "                           renamed aside and the broker starts empty\n"
     "  --log-level LEVEL        debug, info, warn or error (default info)\n"
     "  -h, --help               this help\n"
     "  -V, --version            print the version\n"
@@ -157,7 +163,7 @@ apply(struct server_config *c, int opt, const char *arg)
             return bad("--handshake-timeout", arg, "expected 10 ms to an hour");
         c->handshake_timeout_ms = (uint32_t)v;
         return 0;
-    case 'I':
+    case 'J':
         if (parse_uint(arg, 0, 7ull * 24 * 3600 * 1000, &v) || (v > 0 && v < 10))
             return bad("--idle-timeout", arg, "expected 0 (never) or 10 ms to 7 days");
         c->idle_timeout_ms = (uint32_t)v;
@@ -166,6 +172,22 @@ apply(struct server_config *c, int opt, const char *arg)
         if (parse_uint(arg, 0, 65536, &v))
             return bad("--reservoir-capacity", arg, "expected 0-65536");
         c->broker.reservoir_capacity = (uint32_t)v;
+        return 0;
+    case 'D':
+        if (strcmp(arg, "none") == 0)
+            c->durability = 0;
+        else if (strcmp(arg, "sqlite") == 0)
+            c->durability = 1;
+        else
+            return bad("--durability", arg, "expected none or sqlite");
+        return 0;
+    case 'd':
+        if (strlen(arg) == 0 || strlen(arg) >= sizeof(c->data_dir))
+            return bad("--data-dir", arg, "expected a directory path");
+        snprintf(c->data_dir, sizeof(c->data_dir), "%s", arg);
+        return 0;
+    case 'I':
+        c->ignore_corrupt = 1;
         return 0;
     case 'l':
         if (parse_log_level(arg))
@@ -190,9 +212,12 @@ config_parse(struct server_config *c, int argc, char **argv)
                                          {"auth-file", required_argument, NULL, 'A'},
                                          {"hash-password", optional_argument, NULL, 'H'},
                                          {"handshake-timeout", required_argument, NULL, 'T'},
-                                         {"idle-timeout", required_argument, NULL, 'I'},
+                                         {"idle-timeout", required_argument, NULL, 'J'},
                                          {"reservoir-capacity", required_argument, NULL, 'r'},
                                          {"log-level", required_argument, NULL, 'l'},
+                                         {"durability", required_argument, NULL, 'D'},
+                                         {"data-dir", required_argument, NULL, 'd'},
+                                         {"ignore-corrupt-data", no_argument, NULL, 'I'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
