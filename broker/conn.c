@@ -4,6 +4,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "delivery.h"
 #include "dispatch.h"
 #include "frame.h"
+#include "guard.h"
 #include "log.h"
 #include "mem.h"
 #include "ops.h"
@@ -66,6 +68,7 @@ conn_accept(struct server *s, int fd, const char *peer)
     event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
     event_assign(&c->wev, s->base, fd, EV_WRITE, conn_write_cb, c);
     event_add(&c->rev, NULL);
+    guard_conn_open(c);
     log_debug("connection %llu open from %s", (unsigned long long)c->id, c->peer);
 }
 
@@ -97,6 +100,7 @@ conn_close(struct conn *c)
     obuf_deinit(&c->out);
     reservoir_put(&s->b.res, c->in);
     dlist_unlink(&c->link);
+    guard_conn_close(c);
     s->nconns--;
     log_debug("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
     slab_free(&s->b.slab, c, sizeof(*c));
@@ -134,6 +138,21 @@ conn_close_after_write(struct conn *c)
     event_del(&c->rev);
 }
 
+void
+conn_close_with_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code,
+                      const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    reply_error(c, op, rid, code, "%s", msg);
+    conn_close_after_write(c);
+    conn_flush(c);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Pausing                                                                                   */
 
@@ -148,6 +167,12 @@ pause_reading(struct conn *c, uint8_t why)
     if ((why & CONN_PAUSE_MEMORY) && !(c->paused & CONN_PAUSE_MEMORY))
         dlist_push_back(&c->srv->mem_paused, &c->plink);
     c->paused |= why;
+}
+
+void
+conn_hold(struct conn *c)
+{
+    pause_reading(c, CONN_PAUSE_AUTH);
 }
 
 /* Clear 'why'; once nothing holds c, read again and handle frames buffered meanwhile (the
@@ -335,11 +360,13 @@ static void
 conn_process(struct conn *c)
 {
     struct server *s = c->srv;
-    uint32_t max_body = s->b.cfg.max_message_size + SMQ_FRAME_SLACK;
+    uint32_t full_body = s->b.cfg.max_message_size + SMQ_FRAME_SLACK;
 
     c->in_dispatch = 1;
     while (c->in && !c->closing && !c->paused && !c->dead) {
         struct rbuf *in = c->in;
+        /* until HELLO (and AUTH) are done, only small frames: they need no more */
+        uint32_t max_body = c->ready ? full_body : GUARD_HANDSHAKE_FRAME_MAX;
         const uint8_t *body;
         uint32_t blen;
         size_t total;
@@ -376,8 +403,8 @@ conn_process(struct conn *c)
             break;
         }
         if (r == SMQ_FRAME_TOO_BIG) {
-            dispatch_fatal(c, SLABMQ_ERR_FRAME_TOO_BIG, "frame length %u exceeds maximum %u",
-                           blen, max_body);
+            dispatch_fatal(c, SLABMQ_ERR_FRAME_TOO_BIG, "frame length %u exceeds maximum %u%s",
+                           blen, max_body, c->ready ? "" : " before the handshake (HELLO, AUTH)");
             break;
         }
         dispatch_frame(c, body, blen);
@@ -458,6 +485,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
         if (n < 0)
             break;
         c->in->len += (uint32_t)n;
+        guard_conn_input(c);
         conn_process(c);
         if ((size_t)n < room)
             break;

@@ -18,6 +18,7 @@
 #include "codec.h"
 #include "conn.h"
 #include "frame.h"
+#include "guard.h"
 #include "log.h"
 #include "ops.h"
 #include "slabmq.h"
@@ -38,6 +39,7 @@ server_config_defaults(struct server_config *c)
     c->max_connections = 10000;
     c->output_cap = (size_t)16 << 20;
     c->frame_timeout_ms = 30000;
+    c->handshake_timeout_ms = 10000; /* auth_file and idle_timeout_ms: off */
     snprintf(c->data_dir, sizeof(c->data_dir), "slabmq-data");
     c->store_ring = (size_t)64 << 20;
 }
@@ -249,6 +251,7 @@ server_free(struct server *s)
         event_free(s->sig_term);
     if (s->sig_int)
         event_free(s->sig_int);
+    guard_deinit(s);
     if (s->store_ev)
         event_free(s->store_ev);
     store_close(s->b.store);
@@ -347,7 +350,7 @@ server_run(const struct server_config *c)
         fprintf(stderr, "slabmqd: cannot set up events\n");
         goto out;
     }
-    if (open_listener(s))
+    if (guard_init(s) || open_listener(s))
         goto out;
     event_base_dispatch(s->base);
     log_info("stopped");

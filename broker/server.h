@@ -25,6 +25,11 @@ struct server_config {
     char data_dir[1024];       /* --data-dir */
     int ignore_corrupt;        /* --ignore-corrupt-data */
     size_t store_ring;         /* bytes of the store's operation ring */
+    /* Authentication and connection deadlines (guard.c, docs/security.md) */
+    const char *auth_file;          /* --auth-file or $SLABMQ_AUTH_FILE; NULL: no auth */
+    uint32_t handshake_timeout_ms;  /* --handshake-timeout: HELLO (and AUTH) done by then */
+    uint32_t idle_timeout_ms;       /* --idle-timeout: close after this long without input;
+                                       0: never */
 };
 
 struct server {
@@ -51,6 +56,14 @@ struct server {
     uint64_t started_ms;        /* monotonic ms at start */
     int port;                   /* port actually bound */
     int stopping;
+    /* Authentication and connection deadlines (guard.c) */
+    struct auth *auth;          /* users of --auth-file; NULL when authentication is off */
+    struct event *guard_timer;  /* fires at the earliest deadline of the three lists below */
+    uint64_t guard_due;         /* when guard_timer is armed for (mono ms), 0 if not */
+    struct dlink handshaking;   /* connections before their handshake ends, oldest first */
+    struct dlink auth_failed;   /* connections whose AUTH failed, waiting out the delay */
+    struct dlink idle;          /* connections by last input, least recent first (with
+                                   --idle-timeout) */
 };
 
 void server_config_defaults(struct server_config *c);

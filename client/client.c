@@ -708,8 +708,9 @@ open_socket(struct slabmq_client *c, const slabmq_options *o, int64_t deadline)
                            v6 ? "[" : "", host, v6 ? "]" : "", o->port, strerror(saved));
 }
 
+/* HELLO; *auth receives the broker's auth_required (0 from brokers that do not say). */
 static slabmq_status
-hello(struct slabmq_client *c, const char *name)
+hello(struct slabmq_client *c, const char *name, int *auth)
 {
     struct smq_mpr r;
     uint32_t n;
@@ -720,6 +721,7 @@ hello(struct slabmq_client *c, const char *name)
     uint64_t max_frame;
     slabmq_status st;
 
+    *auth = 0;
     c->max_frame = UINT32_MAX;
     smq_req_begin(c, SMQ_OP_HELLO, 2);
     msgpack_pack_uint32(&c->pk, SLABMQ_PROTOCOL_VERSION);
@@ -741,7 +743,35 @@ hello(struct slabmq_client *c, const char *name)
         c->max_fetch = fetch;
         c->max_inflight = (uint32_t)window;
     }
+    if (n >= 7 && smq_mpr_bool(&r, auth)) /* and whether AUTH must follow */
+        return smq_bad_reply(c, "HELLO");
     return SLABMQ_OK;
+}
+
+/* AUTH with the options' credentials, or those of the environment (see slabmq_options). */
+static slabmq_status
+authenticate(struct slabmq_client *c, const slabmq_options *o)
+{
+    const char *user = o->user ? o->user : getenv("SLABMQ_USER");
+    const char *pw = o->password ? o->password : getenv("SLABMQ_PASSWORD");
+    struct smq_mpr r;
+    uint32_t n;
+    slabmq_status st;
+
+    if (!user || !*user)
+        return smq_client_fail(c, SLABMQ_ERR_AUTH,
+                               "the broker requires authentication: give a user and password "
+                               "(options, or SLABMQ_USER and SLABMQ_PASSWORD)");
+    if (strlen(user) > 64 || (pw && strlen(pw) > 1024))
+        return smq_client_fail(c, SLABMQ_ERR_ARG,
+                               "user name over 64 bytes or password over 1024 bytes");
+    smq_req_begin(c, SMQ_OP_AUTH, 2);
+    smq_pack_str(c, user);
+    smq_pack_str(c, pw ? pw : "");
+    st = smq_call(c, SMQ_OP_AUTH, 0, &r, &n);
+    if (c->wbuf) /* the password is sent: keep no copy of it */
+        memset(c->wbuf, 0, c->wcap);
+    return st;
 }
 
 SLABMQ_API slabmq_status
@@ -751,6 +781,7 @@ slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbu
     slabmq_options defaults = SLABMQ_OPTIONS_INIT;
     struct slabmq_client *c;
     slabmq_status st;
+    int auth;
 
     *out = NULL;
     if (!o)
@@ -774,7 +805,9 @@ slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbu
     msgpack_packer_init(&c->pk, c, wbuf_write);
     st = open_socket(c, o, o->timeout_ms > 0 ? smq_now_ms() + o->timeout_ms : 0);
     if (st == SLABMQ_OK)
-        st = hello(c, o->client_name);
+        st = hello(c, o->client_name, &auth);
+    if (st == SLABMQ_OK && auth)
+        st = authenticate(c, o);
     if (st) {
         if (errbuf && errlen)
             snprintf(errbuf, errlen, "%s", c->err);

@@ -70,6 +70,7 @@
 #define OPT_VAL_CREDIT 271
 #define OPT_VAL_DURABLE 272
 #define OPT_VAL_CONFIRM 273
+#define OPT_VAL_CREDENTIALS 274
 
 #define MAX_DELIVERIES_MAX 1000000          /* the broker's limit for max_deliveries */
 #define DEDUP_WINDOW_MIN 1024                 /* and for dedup_window, when not 0 */
@@ -78,6 +79,7 @@
 /* The command line after option parsing. */
 struct parsed {
     const char *server;         /* -s, or NULL */
+    const char *credentials;    /* --credentials, or NULL */
     int timeout_ms;             /* --timeout */
     int json;                   /* --json */
     int help;                   /* --help */
@@ -139,6 +141,10 @@ static const char general_help[] =
     "Options (before or after the command):\n"
     "  -s, --server HOST:PORT  broker address; HOST, :PORT and [IPv6]:PORT work too\n"
     "                          (default: $SLABMQ_SERVER, else 127.0.0.1:7654)\n"
+    "  --credentials FILE      for a broker with users: USER:PASSWORD, the first line\n"
+    "                          of FILE (default: $SLABMQ_CREDENTIALS, else the user\n"
+    "                          $SLABMQ_USER with the password $SLABMQ_PASSWORD).\n"
+    "                          No option takes a password: others could read it\n"
     "  -t, --timeout MS        connect and per-request timeout (default 5000; 0: none)\n"
     "  -j, --json              print JSON instead of text\n"
     "  -h, --help              print help (for COMMAND when one is given)\n"
@@ -160,7 +166,7 @@ static const char general_help[] =
     "  1  the broker returned an error (e.g. no such queue, queue full), or output\n"
     "     failed\n"
     "  2  usage error: bad option, argument or queue name (nothing was sent)\n"
-    "  3  cannot connect, connection lost, or timed out\n"
+    "  3  cannot connect, authentication failed, connection lost, or timed out\n"
     "  4  consume, subscribe: no message was available within --wait;\n"
     "     why: no message can be delivered now\n";
 
@@ -728,6 +734,9 @@ apply_option(struct parsed *p, int opt, const char *arg)
     case 's':
         p->server = arg;
         return 0;
+    case OPT_VAL_CREDENTIALS:
+        p->credentials = arg;
+        return 0;
     case 'j':
         p->json = 1;
         return 0;
@@ -804,6 +813,8 @@ parse_options(int argc, char **argv, struct parsed *p)
                                            OPT_VAL_DURABLE},
                                           {"confirm", required_argument, NULL,
                                            OPT_VAL_CONFIRM},
+                                          {"credentials", required_argument, NULL,
+                                           OPT_VAL_CREDENTIALS},
                                           {"max-bytes", required_argument, NULL,
                                            OPT_VAL_MAX_BYTES},
                                           {"overflow", required_argument, NULL,
@@ -946,24 +957,60 @@ split_server(const char *s, char *host, size_t hostlen, uint16_t *port)
     return 0;
 }
 
+/* Read USER:PASSWORD from the first line of the file at path (blank lines and lines starting
+ * with '#' skipped) into buf, pointing *user and *pw into it. 0, or an exit code after saying
+ * why. */
+static int
+read_credentials(const char *path, char *buf, size_t len, const char **user, const char **pw)
+{
+    FILE *f = fopen(path, "r");
+    char *colon = NULL;
+
+    if (!f) {
+        cli_out_error("cannot read credentials from %s: %s", path, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    while (fgets(buf, (int)len, f)) {
+        buf[strcspn(buf, "\r\n")] = '\0';
+        if (buf[0] && buf[0] != '#') {
+            colon = strchr(buf, ':');
+            break;
+        }
+    }
+    fclose(f);
+    if (!colon || colon == buf) {
+        cli_out_error("no USER:PASSWORD line in %s", path);
+        return CLI_EXIT_USAGE;
+    }
+    *colon = '\0';
+    *user = buf;
+    *pw = colon + 1;
+    return 0;
+}
+
 /* Connect to the broker named by -s or $SLABMQ_SERVER. *out is closed by the caller. */
 static int
 connect_broker(const struct parsed *p, char *server, size_t len, slabmq_client **out)
 {
     const char *addr = p->server ? p->server : getenv("SLABMQ_SERVER");
+    const char *cred = p->credentials ? p->credentials : getenv("SLABMQ_CREDENTIALS");
     slabmq_options o = SLABMQ_OPTIONS_INIT;
     char host[256];
     char err[256] = "";
+    char secret[1200];
     slabmq_status st;
 
     if (addr && *addr && split_server(addr, host, sizeof(host), &o.port))
         return usage_error(NULL, "invalid %s '%s': expected HOST:PORT",
                            p->server ? "--server" : "SLABMQ_SERVER", addr);
+    if (cred && *cred && read_credentials(cred, secret, sizeof(secret), &o.user, &o.password))
+        return CLI_EXIT_USAGE;
     o.host = addr && *addr ? host : "127.0.0.1";
     o.timeout_ms = p->timeout_ms;
     o.client_name = "slabmq-cli";
     snprintf(server, len, strchr(o.host, ':') ? "[%s]:%u" : "%s:%u", o.host, o.port);
     st = slabmq_client_connect2(&o, out, err, sizeof(err));
+    memset(secret, 0, sizeof(secret));
     if (st == SLABMQ_OK)
         return 0;
     if (strncmp(err, "cannot connect", 14) == 0)

@@ -21,6 +21,7 @@
 
 static struct t_broker *running[T_MAX_BROKERS];
 const char *t_broker_preload;
+int t_broker_default_bind;
 
 int64_t
 t_now_ms(void)
@@ -179,8 +180,10 @@ t_broker_start(struct t_broker *b, ...)
     args[n++] = SLABMQD_PATH;
     args[n++] = "--port";
     args[n++] = "0";
-    args[n++] = "--bind";
-    args[n++] = "127.0.0.1";
+    if (!t_broker_default_bind) {
+        args[n++] = "--bind";
+        args[n++] = "127.0.0.1";
+    }
     va_start(ap, b);
     while ((a = va_arg(ap, char *)) != NULL && n < 62)
         args[n++] = a;

@@ -100,6 +100,9 @@ void t_broker_stop(struct t_broker *b);
 void t_broker_kill(struct t_broker *b);
 /* A shared library to LD_PRELOAD into brokers started from now on (NULL: none). */
 extern const char *t_broker_preload;
+/* Non-zero: brokers started from now on get no "--bind 127.0.0.1", so they listen on their
+ * default address (the test of that default). */
+extern int t_broker_default_bind;
 /* The broker's resident set size, in KiB (from /proc/PID/status). */
 long t_broker_rss_kb(const struct t_broker *b);
 /* Is the process still running? */
