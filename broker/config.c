@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "auth.h"
+#include "http.h"
 #include "codec.h"
 #include "log.h"
 #include "server.h"
@@ -46,6 +47,9 @@ static const char usage[] =
     "                           (default ./slabmq-data)\n"
     "  --ignore-corrupt-data    start even if the database fails its integrity check: it is\n"
     "                           renamed aside and the broker starts empty\n"
+    "  --http ADDR:PORT         serve /metrics (Prometheus), /api/stats and a live\n"
+    "                           dashboard at / over HTTP; PORT alone listens on 127.0.0.1\n"
+    "                           (docs/metrics.md). Default: off\n"
     "  --log-level LEVEL        debug, info, warn or error (default info)\n"
     "  -h, --help               this help\n"
     "  -V, --version            print the version\n"
@@ -189,6 +193,14 @@ apply(struct server_config *c, int opt, const char *arg)
     case 'I':
         c->ignore_corrupt = 1;
         return 0;
+    case 'W': { /* --http */
+        char host[80];
+        int port;
+        if (strlen(arg) >= sizeof(c->http) || http_parse_addr(arg, host, sizeof(host), &port))
+            return bad("--http", arg, "expected PORT or ADDR:PORT (a numeric address)");
+        snprintf(c->http, sizeof(c->http), "%s", arg);
+        return 0;
+    }
     case 'l':
         if (parse_log_level(arg))
             return bad("--log-level", arg, "expected debug, info, warn or error");
@@ -218,6 +230,7 @@ config_parse(struct server_config *c, int argc, char **argv)
                                          {"durability", required_argument, NULL, 'D'},
                                          {"data-dir", required_argument, NULL, 'd'},
                                          {"ignore-corrupt-data", no_argument, NULL, 'I'},
+                                         {"http", required_argument, NULL, 'W'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};

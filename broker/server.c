@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "frame.h"
 #include "guard.h"
+#include "http.h"
 #include "log.h"
 #include "ops.h"
 #include "slabmq.h"
@@ -252,6 +253,7 @@ server_free(struct server *s)
     if (s->sig_int)
         event_free(s->sig_int);
     guard_deinit(s);
+    http_stop(s); /* --http */
     if (s->store_ev)
         event_free(s->store_ev);
     store_close(s->b.store);
@@ -350,6 +352,8 @@ server_run(const struct server_config *c)
         fprintf(stderr, "slabmqd: cannot set up events\n");
         goto out;
     }
+    if (s->cfg.http[0] && http_start(s)) /* --http: before "listening on" */
+        goto out;
     if (guard_init(s) || open_listener(s))
         goto out;
     event_base_dispatch(s->base);

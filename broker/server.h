@@ -13,6 +13,7 @@
 struct event_base;
 struct event;
 struct evconnlistener;
+struct http;
 
 struct server_config {
     struct broker_config broker;
@@ -30,6 +31,7 @@ struct server_config {
     uint32_t handshake_timeout_ms;  /* --handshake-timeout: HELLO (and AUTH) done by then */
     uint32_t idle_timeout_ms;       /* --idle-timeout: close after this long without input;
                                        0: never */
+    char http[96];                  /* --http ADDR:PORT (http.c); "" = no HTTP server */
 };
 
 struct server {
@@ -64,6 +66,7 @@ struct server {
     struct dlink auth_failed;   /* connections whose AUTH failed, waiting out the delay */
     struct dlink idle;          /* connections by last input, least recent first (with
                                    --idle-timeout) */
+    struct http *http;          /* --http: metrics and dashboard (http.c); NULL if off */
 };
 
 void server_config_defaults(struct server_config *c);

@@ -87,6 +87,7 @@ struct t_broker {
     pid_t pid;          /* slabmqd's process id */
     int port;           /* port it listens on (it picked it: --port 0) */
     char dir[64];       /* its temp dir: stderr.log lives there */
+    int http_port;      /* port of its "http on ADDR:PORT" line (--http), else 0 */
 };
 
 /* Start slabmqd --port 0 plus extra args (NULL-terminated), wait up to 30 s for its
