@@ -18,6 +18,7 @@
 #include "cli_cmd.h"
 #include "cli_mem.h"
 #include "cli_out.h"
+#include "cli_top.h"
 #include "codec.h"
 #include "slabmq.h"
 
@@ -46,6 +47,7 @@
 #define OPT_CREDIT (1u << 16)
 #define OPT_DURABLE (1u << 17)
 #define OPT_CONFIRM (1u << 18)
+#define OPT_INTERVAL (1u << 19)
 #define OPT_QUEUE (OPT_VISIBILITY | OPT_MAX_MESSAGES | OPT_MAX_BYTES | OPT_OVERFLOW | OPT_BACKOFF \
                    | OPT_MAX_DELIVERIES | OPT_DEAD_LETTER | OPT_TTL | OPT_DEDUP | OPT_DURABLE \
                    | OPT_CONFIRM)
@@ -71,6 +73,10 @@
 #define OPT_VAL_DURABLE 272
 #define OPT_VAL_CONFIRM 273
 #define OPT_VAL_CREDENTIALS 274
+#define OPT_VAL_INTERVAL 275
+
+#define TOP_INTERVAL_DEFAULT_MS 1000u
+#define TOP_INTERVAL_MAX_MS 3600000u
 
 #define MAX_DELIVERIES_MAX 1000000          /* the broker's limit for max_deliveries */
 #define DEDUP_WINDOW_MIN 1024                 /* and for dedup_window, when not 0 */
@@ -94,6 +100,7 @@ struct parsed {
     uint64_t ttl_ms;            /* --ttl: declare's or publish's */
     uint64_t skip;              /* --skip */
     uint32_t credit;            /* --credit; 0 when not given */
+    uint32_t interval_ms;       /* --interval */
     char **args;                /* positional arguments: the command name, then its own */
     int nargs;
 };
@@ -136,6 +143,7 @@ static const char general_help[] =
     "  declare QUEUE [OPTIONS]           create QUEUE, or change its settings\n"
     "  memory                            the broker's memory: use, slab classes, buffers\n"
     "  ping                              measure the round trip to the broker\n"
+    "  top [--interval MS] [-n FRAMES]   live view of the queues: depth, in flight, rates\n"
     "  help [COMMAND]                    this text, or the details of COMMAND\n"
     "\n"
     "Options (before or after the command):\n"
@@ -421,6 +429,18 @@ static const char ping_help[] =
     "Send one PING and print the round trip, connecting not included:\n"
     "\"pong from HOST:PORT in 0.123 ms\"; --json prints {\"ms\":0.123}.\n";
 
+static const char top_help[] =
+    "A live view of every queue, refreshed each --interval MS (default 1000, at least\n"
+    "10): READY (depth), INFLIGHT, DELAYED, PUB/S, DELIV/S and ACK/S (per second, from the\n"
+    "last two samples of each queue's statistics; '-' for a queue new since the last\n"
+    "sample) and DEAD (dead-lettered, total), under a line with the connections and the\n"
+    "memory in use. On a terminal the view is redrawn in place (ANSI) and cut to its\n"
+    "height; otherwise frames are appended, a blank line apart. --json prints one object\n"
+    "a frame: {\"connections\":N,\"memory_used\":N,\"memory_limit\":N,\"queues\":[{\"name\":\n"
+    "...,\"ready\":N,...,\"publish_rate\":R,\"deliver_rate\":R,\"ack_rate\":R}]} (-1: no\n"
+    "rate yet). -n FRAMES stops after that many frames; without it, top runs until\n"
+    "interrupted.\n";
+
 static int check_publish(const struct command *cmd, const struct parsed *p);
 static int check_move(const struct command *cmd, const struct parsed *p);
 
@@ -457,6 +477,8 @@ static const struct command commands[] = {
      declare_help, NULL},
     {"memory", cli_mem_show, 0, 0, 0, 0, "memory", memory_help, NULL},
     {"ping", cli_cmd_ping, 0, 0, 0, 0, "ping", ping_help, NULL},
+    {"top", cli_top_show, 0, 0, OPT_COUNT | OPT_INTERVAL, UINT32_MAX,
+     "top [--interval MS] [-n FRAMES]", top_help, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 static const struct command *
@@ -619,6 +641,11 @@ apply_message_option(struct parsed *p, int opt, const char *arg)
         if (number_option(p, OPT_CREDIT, "--credit", arg, 1, UINT32_MAX, &v))
             return CLI_EXIT_USAGE;
         p->credit = (uint32_t)v;
+        return 0;
+    case OPT_VAL_INTERVAL:
+        if (number_option(p, OPT_INTERVAL, "--interval", arg, 10, TOP_INTERVAL_MAX_MS, &v))
+            return CLI_EXIT_USAGE;
+        p->interval_ms = (uint32_t)v;
         return 0;
     default:
         return usage_error(NULL, "unexpected option");
@@ -808,6 +835,8 @@ parse_options(int argc, char **argv, struct parsed *p)
                                            OPT_VAL_PRIORITY},
                                           {"id", required_argument, NULL, OPT_VAL_ID},
                                           {"skip", required_argument, NULL, OPT_VAL_SKIP},
+                                          {"interval", required_argument, NULL,
+                                           OPT_VAL_INTERVAL},
                                           {"credit", required_argument, NULL, OPT_VAL_CREDIT},
                                           {"durable", required_argument, NULL,
                                            OPT_VAL_DURABLE},
@@ -1042,6 +1071,7 @@ run_command(const struct command *cmd, const struct parsed *p)
     cli.pub = p->pub;
     cli.skip = p->skip;
     cli.credit = p->credit;
+    cli.interval_ms = p->interval_ms ? p->interval_ms : TOP_INTERVAL_DEFAULT_MS;
     if (p->seen & OPT_TTL) { /* 0: declare removes the queue's TTL, publish uses it */
         cli.queue.ttl_ms = p->ttl_ms ? p->ttl_ms : SLABMQ_NO_TTL;
         cli.pub.ttl_ms = p->ttl_ms;
