@@ -12,6 +12,7 @@
 #include "t.h"
 
 #define SKIP_CODE 77
+#define CHROMIUM_MS 90000 /* one Chromium run; about 5 s on an idle machine */
 
 static const char *
 chromium(void)
@@ -61,7 +62,7 @@ load(const char *url, const char *shot)
         char *argv[] = {(char *)need_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
                         "--disable-dev-shm-usage", "--no-first-run", prof_arg,
                         "--virtual-time-budget=3000", "--dump-dom", (char *)url, NULL};
-        rc = t_run(argv, NULL, 0, &dom, &len, &err, 60000);
+        rc = t_run(argv, NULL, 0, &dom, &len, &err, CHROMIUM_MS);
         if (rc != 0)
             t_fail(__FILE__, __LINE__, "chromium exited %d: %s", rc, err ? err : "");
         free(err);
@@ -73,7 +74,7 @@ load(const char *url, const char *shot)
                         "--hide-scrollbars", "--window-size=1280,1000",
                         "--virtual-time-budget=3000", shot_arg, (char *)url, NULL};
         char *out = NULL;
-        T_EQ_INT(t_run(argv, NULL, 0, &out, &len, &err, 60000), 0);
+        T_EQ_INT(t_run(argv, NULL, 0, &out, &len, &err, CHROMIUM_MS), 0);
         free(out);
         free(err);
     }
