@@ -143,14 +143,18 @@ print_json(const struct sample *s, const struct sample *prev)
     printf("]}\n");
 }
 
-/* Rows the terminal has, or 0 when stdout is not one. */
+/* Rows the terminal has (TERM_ROWS_UNKNOWN if it does not say), or 0 when stdout is not
+ * one. */
+#define TERM_ROWS_UNKNOWN 100000
 static int
 term_rows(void)
 {
     struct winsize ws;
 
-    if (!isatty(STDOUT_FILENO) || ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) || ws.ws_row == 0)
+    if (!isatty(STDOUT_FILENO))
         return 0;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) || ws.ws_row == 0)
+        return TERM_ROWS_UNKNOWN;
     return ws.ws_row;
 }
 
