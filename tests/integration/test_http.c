@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "slabmq.h"
@@ -390,6 +391,37 @@ prom_free(struct prom *pr)
     pr->n = 0;
 }
 
+/* The reference parser too, when Debian's python3-prometheus-client is installed (it is
+ * optional: the checker above is the test). */
+static void
+reference_parse(const char *text, size_t len)
+{
+    static const char prog[] =
+        "import sys\n"
+        "try:\n"
+        "    from prometheus_client.parser import text_string_to_metric_families as f\n"
+        "except ImportError:\n"
+        "    print('python3-prometheus-client not installed: no reference check')\n"
+        "    sys.exit(0)\n"
+        "n = sum(len(m.samples) for m in f(sys.stdin.read()))\n"
+        "print('reference parser: %d samples' % n)\n";
+    char *argv[] = {"/usr/bin/python3", "-c", (char *)prog, NULL};
+    char *out = NULL;
+    char *err = NULL;
+    size_t olen;
+    int rc;
+
+    if (access(argv[0], X_OK) != 0)
+        return;
+    rc = t_run(argv, text, len, &out, &olen, &err, 30000);
+    if (rc != 0)
+        t_fail(__FILE__, __LINE__, "prometheus_client rejects the output (%d): %s", rc,
+               err ? err : "");
+    printf("%s", out);
+    free(out);
+    free(err);
+}
+
 static void
 get_metrics(const struct t_broker *b, struct prom *pr)
 {
@@ -399,6 +431,7 @@ get_metrics(const struct t_broker *b, struct prom *pr)
     T_EQ_INT(r.status, 200);
     T_ASSERT(strstr(r.head, "Content-Type: text/plain; version=0.0.4") != NULL);
     prom_parse(r.body, r.len, pr);
+    reference_parse(r.body, r.len);
     resp_free(&r);
 }
 
@@ -854,7 +887,48 @@ test_bad_flag(void)
     free(err);
 }
 
+/* The checker itself: what it must refuse (each in a child, since a refusal fails it). */
+static void
+test_checker_rejects(void)
+{
+    static const char *const bad[] = {
+        "slabmq_x 1\n",                                             /* no TYPE */
+        "# TYPE slabmq_x gauge\nslabmq_x{a=\"b} 1\n",              /* open label */
+        "# TYPE slabmq_x gauge\nslabmq_x{a=\"\\q\"} 1\n",       /* bad escape */
+        "# TYPE slabmq_x gauge\nslabmq_x one\n",                   /* value */
+        "# TYPE slabmq_x counter\nslabmq_x 1\n",                   /* no _total */
+        "# TYPE slabmq_x gauge\nslabmq_x 1\nslabmq_x 2\n",         /* duplicate */
+        "# TYPE slabmq_x gauge\n# TYPE slabmq_y gauge\nslabmq_x 1\n", /* not contiguous */
+        "# TYPE slabmq_h histogram\nslabmq_h_bucket{le=\"1\"} 2\n"
+        "slabmq_h_bucket{le=\"+Inf\"} 1\nslabmq_h_count 1\n",      /* not cumulative */
+        "# TYPE slabmq_h histogram\nslabmq_h_bucket{le=\"+Inf\"} 2\nslabmq_h_count 1\n",
+        "# TYPE slabmq_x gauge\nslabmq_x 1",                         /* no final newline */
+    };
+    static const char good[] = "# HELP slabmq_x a\n# TYPE slabmq_x gauge\nslabmq_x{q=\"a\\\"b\"} 1.5\n"
+                               "# TYPE slabmq_h histogram\nslabmq_h_bucket{le=\"1\"} 1\n"
+                               "slabmq_h_bucket{le=\"+Inf\"} 2\nslabmq_h_sum 3\nslabmq_h_count 2\n";
+    struct prom pr;
+
+    prom_parse(good, strlen(good), &pr);
+    T_EQ_INT(pr.n, 5);
+    prom_free(&pr);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int st;
+        pid_t pid = fork();
+        T_ASSERT(pid >= 0);
+        if (pid == 0) {
+            freopen("/dev/null", "w", stderr);
+            prom_parse(bad[i], strlen(bad[i]), &pr);
+            _exit(0);
+        }
+        T_ASSERT(waitpid(pid, &st, 0) == pid);
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+            t_fail(__FILE__, __LINE__, "the checker accepted bad input %zu: %s", i, bad[i]);
+    }
+}
+
 static const struct t_case cases[] = {
+    T_CASE(test_checker_rejects),
     T_CASE(test_metrics_parse_and_follow),
     T_CASE(test_metrics_slab_classes_and_store),
     T_CASE(test_api_stats),
