@@ -811,7 +811,7 @@ static void
 test_slow_client(void)
 {
     struct t_broker b;
-    struct prom pr;
+    struct resp r;
     int slow[8];
     int64_t t0;
 
@@ -821,9 +821,10 @@ test_slow_client(void)
         t_raw_send(slow[i], "GET /metr", 9);
     }
     t0 = t_now_ms();
-    get_metrics(&b, &pr);
-    T_ASSERT(t_now_ms() - t0 < 2000);
-    prom_free(&pr);
+    http_get(b.http_port, "/metrics", &r);
+    T_EQ_INT(r.status, 200);
+    T_ASSERT(t_now_ms() - t0 < 3000); /* served well before the slow ones time out (5 s) */
+    resp_free(&r);
     for (int i = 0; i < 8; i++) {
         T_ASSERT(t_raw_wait_closed(slow[i], 15000));
         close(slow[i]);
