@@ -12,13 +12,13 @@ set -euo pipefail
 deb=$(realpath "${1:?usage: check-deb.sh PACKAGE.deb}")
 base=${FRESH_BASE:-/var/cache/fresh-check/bookworm-minbase.tar}
 root=$(mktemp -d /tmp/slabmq-deb-root.XXXXXX)
-chmod 755 "$root" # mktemp makes it 0700: the service user must reach /usr
 cleanup() {
     for m in dev proc; do umount -l "$root/$m" 2>/dev/null || true; done
     rm -rf --one-file-system "$root"
 }
 trap cleanup EXIT
 tar -C "$root" -xf "$base"
+chmod 755 "$root" # the tarball's root is 0700: the service user must reach /usr
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
