@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Flag parsing with getopt_long; see config.h. */
+/* Flags and the --config file; see config.h. One table of long options (opts) serves both:
+ * a file key is a long flag without "--", and apply() checks a value the same way wherever
+ * it came from, so a new flag is a file key too. Order: --config is found first, the file
+ * applied, then every flag over it; reload.c runs the same parse again on SIGHUP. */
 #include "config.h"
 
 #include <errno.h>
