@@ -105,6 +105,8 @@ conn_close(struct conn *c)
     log_debug("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
     slab_free(&s->b.slab, c, sizeof(*c));
     server_arm_timer(s);
+    if (s->stopping && dlist_empty(&s->conns)) /* the last one drained: shutdown is done */
+        event_base_loopbreak(s->base);
 }
 
 void
@@ -113,8 +115,21 @@ conn_shutdown(struct conn *c)
     wait_shutdown_conn(c);
     sub_shutdown_conn(c);
     reply_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_SHUTDOWN, "broker is shutting down");
-    (void)obuf_flush(&c->out, c->fd);
-    conn_close(c);
+    conn_close_after_write(c);
+}
+
+void
+conn_drain_all(struct server *s)
+{
+    struct dlink *l = s->conns.next;
+
+    while (l != &s->conns) {
+        struct conn *c = DLIST_ENTRY(l, struct conn, link);
+        l = l->next;
+        conn_flush(c); /* closes c once its output is written */
+    }
+    if (dlist_empty(&s->conns))
+        event_base_loopbreak(s->base);
 }
 
 void
@@ -522,7 +537,8 @@ conn_flush(struct conn *c)
         sub_conn_drained(c);
     if (left > 0) {
         struct timeval grace = {CONN_CLOSE_GRACE_S, 0};
-        event_add(&c->wev, c->closing ? &grace : NULL);
+        /* while the broker stops, its --shutdown-timeout bounds the drain instead */
+        event_add(&c->wev, c->closing && !c->srv->stopping ? &grace : NULL);
         return 0;
     }
     event_del(&c->wev);

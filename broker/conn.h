@@ -73,9 +73,12 @@ struct conn {
 void conn_accept(struct server *s, int fd, const char *peer);
 /* Close now: requeue in-flight deliveries, drop waiters, free everything. */
 void conn_close(struct conn *c);
-/* The broker is stopping: answer waiting FETCHes and tell the client (ERR_SHUTDOWN), write
- * what the socket takes without blocking, then close. */
+/* The broker is stopping: answer waiting FETCHes and subscriptions and tell the client
+ * (ERR_SHUTDOWN), stop reading; c closes once its output is written (conn_drain_all). */
 void conn_shutdown(struct conn *c);
+/* After conn_shutdown() of every connection: write what each has, closing those done; the
+ * rest close as their output drains. Breaks the loop when none is left. */
+void conn_drain_all(struct server *s);
 /* Flush what is pending once the current callback returns control to the loop. */
 void conn_want_write(struct conn *c);
 /* Write what is pending now if the socket takes it (a long-poll reply should not wait for

@@ -31,6 +31,15 @@ struct server_config {
     uint32_t handshake_timeout_ms;  /* --handshake-timeout: HELLO (and AUTH) done by then */
     uint32_t idle_timeout_ms;       /* --idle-timeout: close after this long without input;
                                        0: never */
+    /* Configuration file, logging and lifecycle (config.c, reload.c, docs/operations.md) */
+    char config_file[1024];         /* --config FILE; "" without */
+    char auth_path[1024];           /* auth-file as the config file gave it (auth_file) */
+    int check_config;               /* --check-config: validate, print a verdict, exit */
+    int log_level;                  /* --log-level: enum log_level */
+    int log_format;                 /* --log-format: enum log_format */
+    uint32_t shutdown_timeout_ms;   /* --shutdown-timeout: replies drain this long at SIGTERM */
+    int argc;                       /* the command line, kept for SIGHUP to re-read */
+    char **argv;
     char http[96];                  /* --http ADDR:PORT (http.c); "" = no HTTP server */
 };
 
@@ -41,6 +50,8 @@ struct server {
     struct evconnlistener *listener;
     struct event *sig_term;
     struct event *sig_int;
+    struct event *sig_hup;      /* SIGHUP: re-read the configuration (reload.c) */
+    struct event *drain;        /* the --shutdown-timeout deadline once stopping */
     struct event *timer;        /* fires at the timer heap's earliest due time */
     struct event *accept_retry; /* re-enables accepting after EMFILE */
     uint64_t timer_due;         /* when 'timer' is armed for (mono ms), 0 if not */

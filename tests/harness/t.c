@@ -288,6 +288,17 @@ t_broker_stop(struct t_broker *b)
 }
 
 void
+t_broker_reaped(struct t_broker *b)
+{
+    char cmd[128];
+
+    track(b, 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", b->dir);
+}
+
+void
 t_broker_kill(struct t_broker *b)
 {
     int status;

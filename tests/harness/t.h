@@ -97,6 +97,8 @@ void t_broker_start(struct t_broker *b, ...) __attribute__((sentinel));
 /* SIGTERM, wait up to 30 s (then SIGKILL and fail); asserts a clean exit status 0, which
  * also catches sanitizer, valgrind and leak reports at shutdown. */
 void t_broker_stop(struct t_broker *b);
+/* The test reaped the broker itself (waitpid): forget it and remove its temp dir. */
+void t_broker_reaped(struct t_broker *b);
 /* kill -9: no shutdown at all, as in a crash (reaped, its temp dir removed). */
 void t_broker_kill(struct t_broker *b);
 /* A shared library to LD_PRELOAD into brokers started from now on (NULL: none). */
