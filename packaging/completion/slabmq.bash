@@ -19,7 +19,7 @@ _slabmq()
 {
     local cur prev cmd i
     local commands="queues stats publish consume subscribe peek dlq move why purge pause resume
-        delete declare memory ping help"
+        delete declare memory ping top help"
     local global="-s --server --credentials -t --timeout -j --json -h --help -V --version"
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
@@ -28,7 +28,7 @@ _slabmq()
     -s | --server | -t | --timeout | -n | --count | -w | --wait | --skip | --credit | \
         --delay | --at | --ttl | --priority | --id | --visibility | --max-messages | \
         --max-length | --max-bytes | --backoff | --backoff-max | --max-deliveries | \
-        --dedup-window)
+        --dedup-window | --interval)
         return
         ;;
     --credentials)
@@ -77,6 +77,7 @@ _slabmq()
     subscribe) opts="--credit -n --count -w --wait" ;;
     peek | dlq) opts="-n --count --skip" ;;
     move) opts="-n --count" ;;
+    top) opts="--interval -n --count" ;;
     declare)
         opts="--visibility --max-messages --max-length --max-bytes --overflow --backoff
             --backoff-max --max-deliveries --dead-letter --ttl --dedup-window --durable --confirm"
