@@ -226,6 +226,7 @@ serve_dead_letters(struct evhttp_request *req, struct server *s)
 {
     struct msgref refs[DLQ_MAX];
     struct evkeyvalq args;
+    /* the URI is there: http_request_cb checked it */
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     const char *name;
     const char *maxs;
@@ -293,7 +294,8 @@ static void
 http_request_cb(struct evhttp_request *req, void *arg)
 {
     struct server *s = arg;
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 
     broker_tick(&s->b);
     if (!path)
