@@ -6,6 +6,7 @@
  * (dashboard-*.png). Chromium is optional (scripts/deps.sh installs it only with
  * SLABMQ_DEPS_CHROMIUM=1): without it every case prints SKIP and exits 77, which ctest
  * reports as skipped. $SLABMQ_CHROMIUM names another binary. */
+#include <pthread.h>
 #include <unistd.h>
 
 #include "slabmq.h"
@@ -164,7 +165,70 @@ test_dead_letters_with_reasons(void)
     t_broker_stop(&b);
 }
 
+struct producer {
+    const struct t_broker *b;
+    volatile int stop;
+    int sent;
+};
+
+static void *
+produce(void *arg)
+{
+    struct producer *p = arg;
+    slabmq_client *c = t_client(p->b);
+
+    while (!p->stop) {
+        publish_n(c, "dash.live", 1);
+        p->sent++;
+        t_sleep_ms(5);
+    }
+    slabmq_client_close(c);
+    return NULL;
+}
+
+/* One page load while a producer publishes: the depth the page polled (its chart's
+ * data-history, total ready per poll) must rise during the load, without a reload. */
+static void
+test_live_update_in_one_load(void)
+{
+    struct t_broker b;
+    struct producer p = {0};
+    pthread_t th;
+    char url[128];
+    char *dom;
+    const char *h;
+    long first;
+    long last = -1;
+    int polls = 0;
+
+    need_chromium();
+    t_broker_start(&b, "--http", "127.0.0.1:0", NULL);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/?interval=100", b.http_port);
+    p.b = &b;
+    T_EQ_INT(pthread_create(&th, NULL, produce, &p), 0);
+    dom = load(url, "dashboard-live.png");
+    p.stop = 1;
+    pthread_join(th, NULL);
+    h = strstr(dom, "data-history=\"");
+    if (!h)
+        t_fail(__FILE__, __LINE__, "no depth history in the page:\n%s", dom);
+    h += strlen("data-history=\"");
+    first = strtol(h, NULL, 10);
+    for (char *e; *h && *h != '"'; h = *e == ',' ? e + 1 : e) {
+        last = strtol(h, &e, 10);
+        polls++;
+        if (e == h)
+            break;
+    }
+    printf("%d polls, depth %ld -> %ld, %d published\n", polls, first, last, p.sent);
+    T_ASSERT(polls >= 2);
+    T_ASSERT(last > first);
+    free(dom);
+    t_broker_stop(&b);
+}
+
 static const struct t_case cases[] = {
+    T_CASE(test_live_update_in_one_load),
     T_CASE(test_depth_follows_publishes),
     T_CASE(test_dead_letters_with_reasons),
     {NULL, NULL},
