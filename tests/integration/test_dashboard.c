@@ -75,7 +75,12 @@ load(const char *url, const char *shot)
                         "--hide-scrollbars", "--window-size=1280,1000",
                         "--virtual-time-budget=3000", shot_arg, (char *)url, NULL};
         char *out = NULL;
-        T_EQ_INT(t_run(argv, NULL, 0, &out, &len, &err, CHROMIUM_MS), 0);
+        /* The screenshot is an artifact for people; the DOM above is what the test checks.
+         * On a loaded machine Chromium has now and then hung taking it at the end of the
+         * virtual time budget (a real-time --timeout instead shot the page before its
+         * script ran), so a missing screenshot is a warning, not a failure. */
+        if (t_run(argv, NULL, 0, &out, &len, &err, CHROMIUM_MS) != 0)
+            printf("WARNING: no screenshot %s (chromium failed or timed out)\n", shot);
         free(out);
         free(err);
     }
