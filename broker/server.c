@@ -225,9 +225,11 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(s->base);
 }
 
-static void
+void
 server_free(struct server *s)
 {
+    if (!s)
+        return;
     while (!dlist_empty(&s->conns))
         conn_close(DLIST_ENTRY(s->conns.next, struct conn, link));
     if (s->listener)
@@ -244,41 +246,54 @@ server_free(struct server *s)
     if (s->base)
         event_base_free(s->base);
     free(s);
-    libevent_global_shutdown();
+}
+
+struct server *
+server_new(const struct server_config *c, char *err, size_t errlen)
+{
+    struct server *s = calloc(1, sizeof(*s));
+
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = *c;
+    dlist_init(&s->conns);
+    dlist_init(&s->mem_paused);
+    if (broker_init(&s->b, &c->broker, err, errlen)) {
+        free(s);
+        return NULL;
+    }
+    s->b.hooks = (struct broker_hooks){wait_serve, wait_queue_gone, s};
+    s->started_ms = s->b.now_ms;
+    s->base = event_base_new();
+    if (s->base)
+        s->timer = evtimer_new(s->base, server_timer_cb, s);
+    if (!s->base || !s->timer) {
+        snprintf(err, errlen, "cannot create the event loop");
+        server_free(s);
+        return NULL;
+    }
+    return s;
 }
 
 int
 server_run(const struct server_config *c)
 {
-    struct server *s = calloc(1, sizeof(*s));
     char err[256];
+    struct server *s;
     int rc = 1;
 
-    if (!s) {
-        fprintf(stderr, "slabmqd: out of memory\n");
-        return 1;
-    }
     signal(SIGPIPE, SIG_IGN); /* a peer that closes must not kill the broker */
-    s->cfg = *c;
-    dlist_init(&s->conns);
-    dlist_init(&s->mem_paused);
-    if (broker_init(&s->b, &c->broker, err, sizeof(err))) {
+    s = server_new(c, err, sizeof(err));
+    if (!s) {
         fprintf(stderr, "slabmqd: %s\n", err);
-        free(s);
         return 1;
     }
-    s->b.hooks = (struct broker_hooks){wait_serve, wait_queue_gone, s};
-    s->started_ms = s->b.now_ms;
-    s->base = event_base_new();
-    if (!s->base) {
-        fprintf(stderr, "slabmqd: cannot create the event loop\n");
-        goto out;
-    }
-    s->timer = evtimer_new(s->base, server_timer_cb, s);
     s->accept_retry = evtimer_new(s->base, server_accept_retry_cb, s);
     s->sig_term = evsignal_new(s->base, SIGTERM, server_signal_cb, s);
     s->sig_int = evsignal_new(s->base, SIGINT, server_signal_cb, s);
-    if (!s->timer || !s->accept_retry || !s->sig_term || !s->sig_int
+    if (!s->accept_retry || !s->sig_term || !s->sig_int
         || event_add(s->sig_term, NULL) || event_add(s->sig_int, NULL)) {
         fprintf(stderr, "slabmqd: cannot set up events\n");
         goto out;
@@ -290,5 +305,6 @@ server_run(const struct server_config *c)
     rc = 0;
 out:
     server_free(s);
+    libevent_global_shutdown();
     return rc;
 }
