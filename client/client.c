@@ -625,8 +625,8 @@ open_socket(struct slabmq_client *c, const slabmq_options *o, int64_t deadline)
                            v6 ? "[" : "", host, v6 ? "]" : "", o->port, strerror(saved));
 }
 
-static slabmq_status
-hello(struct slabmq_client *c, const char *name)
+slabmq_status
+smq_client_hello(struct slabmq_client *c, const char *name)
 {
     struct smq_mpr r;
     uint32_t n;
@@ -661,6 +661,21 @@ hello(struct slabmq_client *c, const char *name)
     return SLABMQ_OK;
 }
 
+struct slabmq_client *
+smq_client_new(int timeout_ms)
+{
+    struct slabmq_client *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->fd = -1;
+    c->timeout_ms = timeout_ms;
+    c->next_rid = 1;
+    c->window = 1024;
+    msgpack_packer_init(&c->pk, c, wbuf_write);
+    return c;
+}
+
 SLABMQ_API slabmq_status
 slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbuf,
                        size_t errlen)
@@ -677,20 +692,15 @@ slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbu
             snprintf(errbuf, errlen, "client name longer than 64 bytes");
         return SLABMQ_ERR_ARG;
     }
-    c = calloc(1, sizeof(*c));
+    c = smq_client_new(o->timeout_ms);
     if (!c) {
         if (errbuf && errlen)
             snprintf(errbuf, errlen, "out of memory");
         return SLABMQ_ERR_CLIENT_NOMEM;
     }
-    c->fd = -1;
-    c->timeout_ms = o->timeout_ms;
-    c->next_rid = 1;
-    c->window = 1024;
-    msgpack_packer_init(&c->pk, c, wbuf_write);
     st = open_socket(c, o, o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0);
     if (st == SLABMQ_OK)
-        st = hello(c, o->client_name);
+        st = smq_client_hello(c, o->client_name);
     if (st) {
         if (errbuf && errlen)
             snprintf(errbuf, errlen, "%s", c->err);
