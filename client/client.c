@@ -150,28 +150,28 @@ grow_rbuf(struct slabmq_client *c, size_t cap)
     return 0;
 }
 
-/* Make sure rbuf holds at least want unconsumed bytes, reading as needed. */
+/* Make sure rbuf holds at least want unconsumed bytes, reading as needed. The buffer grows
+ * (doubling, from 64 KiB) only once it is full of bytes that arrived, never to a length a
+ * frame header merely declares: 4 bytes from a broken or hostile peer must not make the
+ * client allocate up to SMQ_CLIENT_MAX_REPLY. */
 static slabmq_status
 fill(struct slabmq_client *c, size_t want, int64_t deadline)
 {
-    if (c->rstart > 0 && c->rcap - c->rstart < want) { /* compact */
-        memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
-        c->rlen -= c->rstart;
-        c->rstart = 0;
-    }
-    if (c->rcap - c->rstart < want) {
-        size_t ncap = c->rcap ? c->rcap : 65536;
-        uint8_t *nb;
-        while (ncap - c->rstart < want)
-            ncap *= 2;
-        nb = realloc(c->rbuf, ncap);
-        if (!nb)
-            return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
-        c->rbuf = nb;
-        c->rcap = ncap;
-    }
     while (c->rlen - c->rstart < want) {
-        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        ssize_t n;
+        if (c->rlen == c->rcap && c->rstart > 0) { /* full: drop what was consumed */
+            memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
+            c->rlen -= c->rstart;
+            c->rstart = 0;
+        }
+        if (c->rlen == c->rcap) { /* full of unconsumed bytes: grow */
+            size_t ncap = c->rcap ? c->rcap * 2 : 65536;
+            if (ncap > want && want > 65536)
+                ncap = want;
+            if (grow_rbuf(c, ncap))
+                return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
+        }
+        n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
         if (n > 0) {
             c->rlen += (size_t)n;
             continue;
@@ -506,7 +506,7 @@ read_arrived(struct slabmq_client *c)
             c->rlen -= c->rstart;
             c->rstart = 0;
         }
-        if (c->rlen == c->rcap && grow_rbuf(c, total > c->rcap ? total : c->rcap * 2))
+        if (c->rlen == c->rcap && grow_rbuf(c, c->rcap * 2)) /* as in fill(): by arrivals */
             return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
         n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
         if (n == 0)
