@@ -5,3 +5,15 @@ if(SLABMQ_SANITIZE)
                       -fno-sanitize-recover=all)
   add_link_options(-fsanitize=${SLABMQ_SANITIZE})
 endif()
+
+# -DSLABMQ_FUZZ=ON (clang only): everything is built with libFuzzer's coverage instrumentation
+# and ASan+UBSan, and tests/fuzz adds one libFuzzer binary per target (scripts/fuzz.sh).
+option(SLABMQ_FUZZ "Build the libFuzzer targets in tests/fuzz (needs clang)" OFF)
+if(SLABMQ_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "SLABMQ_FUZZ needs clang: configure with CC=clang (scripts/fuzz.sh does)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+                      -fno-sanitize-recover=all -g)
+  add_link_options(-fsanitize=address,undefined)
+endif()
