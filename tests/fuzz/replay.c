@@ -35,6 +35,13 @@ malloc_limit_hook(const volatile void *p, size_t n)
         abort();
     }
 }
+
+/* The sanitizer installs the hooks only as a pair. */
+static void
+free_hook(const volatile void *p)
+{
+    (void)p;
+}
 #endif
 
 /* Run one file. Returns 0, or -1 if it cannot be read. */
@@ -78,7 +85,8 @@ main(int argc, char **argv)
     size_t runs = 0;
 
 #ifdef REPLAY_ASAN
-    __sanitizer_install_malloc_and_free_hooks(malloc_limit_hook, NULL);
+    if (!__sanitizer_install_malloc_and_free_hooks(malloc_limit_hook, free_hook))
+        fprintf(stderr, "replay: cannot install the allocation limit\n");
 #endif
     if (argc < 2) {
         fprintf(stderr, "usage: %s DIR|FILE...\n", argv[0]);
