@@ -14,7 +14,8 @@
  *               bit 2 max message size 512 (instead of 1 MiB); bit 3 in-flight window of 3;
  *               bits 4-5 memory already in use when the input starts (none, all but the
  *               drain reserve and 256 KiB, all but 32 KiB, over the limit), released at the
- *               end of the input so paused connections resume.
+ *               end of the input so paused connections resume; bit 6 output cap of 4 KiB
+ *               (reading pauses while more replies than that are unsent).
  *   bytes 1-8   chunk sizes, used in turn: low 7 bits the size (0: the rest of the input),
  *               top bit the connection the chunk goes to.
  *   the rest    the byte streams of the connections, chunk after chunk.
@@ -49,6 +50,7 @@
 #define F_SMALL_MSG 0x04
 #define F_SMALL_WINDOW 0x08
 #define F_BALLAST_SHIFT 4
+#define F_SMALL_OUTPUT 0x40
 
 struct feed {
     uint64_t id;     /* the broker's connection id; 0 once it is closed */
@@ -360,6 +362,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cfg.broker.max_message_size = 512;
     if (flags & F_SMALL_WINDOW)
         cfg.broker.max_inflight = 3;
+    if (flags & F_SMALL_OUTPUT)
+        cfg.output_cap = 4096;
     h.s = server_new(&cfg, err, sizeof(err));
     FUZZ_CHECK(h.s);
     h.s->read_fn = feed_read;

@@ -327,6 +327,7 @@ requests_wrong_args(struct out *o)
 #define F_HELLO 0x02
 #define F_SMALL_MSG 0x04
 #define F_SMALL_WINDOW 0x08
+#define F_SMALL_OUTPUT 0x40
 
 static void
 broker_head(struct out *o, uint8_t flags, const uint8_t split[8])
@@ -448,11 +449,15 @@ broker_seeds(void)
         snprintf(name, sizeof(name), "large_publish_%u", level);
         emit("broker", name, &o);
     }
-    /* Many pipelined PINGs in one chunk. */
-    broker_head(&o, F_HELLO, whole);
-    for (unsigned i = 0; i < 300; i++)
-        frame(&o, "[uu]", (uint64_t)SMQ_OP_PING, (uint64_t)i + 2);
-    emit("broker", "pipelined_pings", &o);
+    /* Many pipelined requests in one chunk; again with a 4 KiB output cap, so reading pauses
+     * until the replies are written. */
+    for (int cap = 0; cap < 2; cap++) {
+        broker_head(&o, (uint8_t)(F_HELLO | (cap ? F_SMALL_OUTPUT : 0)), whole);
+        for (unsigned i = 0; i < 300; i++)
+            frame(&o, "[uu]", (uint64_t)(i % 10 ? SMQ_OP_PING : SMQ_OP_STATS),
+                  (uint64_t)i + 2);
+        emit("broker", cap ? "pipelined_output_cap" : "pipelined_pings", &o);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------- */
