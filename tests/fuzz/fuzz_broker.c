@@ -15,7 +15,9 @@
  *               bits 4-5 memory already in use when the input starts (none, all but the
  *               drain reserve and 256 KiB, all but 32 KiB, over the limit), released at the
  *               end of the input so paused connections resume; bit 6 output cap of 4 KiB
- *               (reading pauses while more replies than that are unsent).
+ *               (reading pauses while more replies than that are unsent); bit 7 the first
+ *               client stops reading (closes its end) half way through the input, so the
+ *               broker's writes to it fail.
  *   bytes 1-8   chunk sizes, used in turn: low 7 bits the size (0: the rest of the input),
  *               top bit the connection the chunk goes to.
  *   the rest    the byte streams of the connections, chunk after chunk.
@@ -26,6 +28,7 @@
  * 4-element error with a known status and a message of at most 255 bytes). */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -51,11 +54,12 @@
 #define F_SMALL_WINDOW 0x08
 #define F_BALLAST_SHIFT 4
 #define F_SMALL_OUTPUT 0x40
+#define F_HANGUP 0x80
 
 struct feed {
     uint64_t id;     /* the broker's connection id; 0 once it is closed */
     int wfd;         /* the broker's end of the pipe: its socket */
-    int rfd;         /* our end: replies read back */
+    int rfd;         /* our end: replies read back; -1 once closed (F_HANGUP) */
     uint8_t *in;     /* this connection's input, in arrival order */
     size_t avail;    /* bytes of 'in' delivered so far */
     size_t pos;      /* bytes of 'in' the broker has read */
@@ -189,6 +193,8 @@ drain(struct harness *h, int conn)
     struct feed *f = &h->f[conn];
     size_t off = 0;
 
+    if (f->rfd < 0)
+        return;
     for (;;) {
         ssize_t k;
         if (f->out_cap - f->out_len < 65536) {
@@ -354,6 +360,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     stream = data + 9;
     slen = size - 9;
     log_threshold = LOG_ERROR;
+    signal(SIGPIPE, SIG_IGN); /* as slabmqd does */
     memset(&h, 0, sizeof(h));
     h.verbose = getenv("FUZZ_VERBOSE") != NULL;
     server_config_defaults(&cfg);
@@ -390,6 +397,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(f->in + f->avail, stream + off, n);
         off += n;
         deliver(&h, f, n);
+        if ((flags & F_HANGUP) && h.f[0].rfd >= 0 && off >= slen / 2) {
+            close(h.f[0].rfd); /* the broker's next write to it gets EPIPE */
+            h.f[0].rfd = -1;
+        }
     }
     /* The memory others held is given back: paused connections resume and finish. */
     mem_release(&h.s->b.mem, held);
@@ -404,7 +415,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     server_free(h.s);
     for (int i = 0; i < h.n; i++) {
         drain(&h, i);
-        close(h.f[i].rfd); /* wfd was the broker's: it closed it */
+        if (h.f[i].rfd >= 0)
+            close(h.f[i].rfd); /* wfd was the broker's: it closed it */
         free(h.f[i].in);
         free(h.f[i].out);
     }

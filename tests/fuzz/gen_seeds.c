@@ -328,6 +328,7 @@ requests_wrong_args(struct out *o)
 #define F_SMALL_MSG 0x04
 #define F_SMALL_WINDOW 0x08
 #define F_SMALL_OUTPUT 0x40
+#define F_HANGUP 0x80
 
 static void
 broker_head(struct out *o, uint8_t flags, const uint8_t split[8])
@@ -448,6 +449,14 @@ broker_seeds(void)
         frame(&o, "[uu]", (uint64_t)SMQ_OP_PING, (uint64_t)3);
         snprintf(name, sizeof(name), "large_publish_%u", level);
         emit("broker", name, &o);
+    }
+    /* 66 KiB of PINGs in one chunk: the 64 KiB read buffer ends inside a frame, which moves
+     * to the front; and once more with the client gone half way, so replies hit EPIPE. */
+    for (int hang = 0; hang < 2; hang++) {
+        broker_head(&o, (uint8_t)(F_HELLO | (hang ? F_HANGUP : 0)), hang ? ragged : whole);
+        for (unsigned i = 0; i < (hang ? 300u : 9500u); i++)
+            frame(&o, "[uu]", (uint64_t)SMQ_OP_PING, (uint64_t)(i % 100));
+        emit("broker", hang ? "client_hangs_up" : "read_buffer_compaction", &o);
     }
     /* Many pipelined requests in one chunk; again with a 4 KiB output cap, so reading pauses
      * until the replies are written. */
