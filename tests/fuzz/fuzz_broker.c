@@ -16,8 +16,8 @@
  *               drain reserve and 256 KiB, all but 32 KiB, over the limit), released at the
  *               end of the input so paused connections resume; bit 6 output cap of 4 KiB
  *               (reading pauses while more replies than that are unsent); bit 7 the first
- *               client stops reading (closes its end) half way through the input, so the
- *               broker's writes to it fail.
+ *               client sends the rest of its stream at once half way through the input and
+ *               closes its socket, so the broker reads end-of-file and its writes fail.
  *   bytes 1-8   chunk sizes, used in turn: low 7 bits the size (0: the rest of the input),
  *               top bit the connection the chunk goes to.
  *   the rest    the byte streams of the connections, chunk after chunk.
@@ -59,8 +59,9 @@
 struct feed {
     uint64_t id;     /* the broker's connection id; 0 once it is closed */
     int wfd;         /* the broker's end of the pipe: its socket */
-    int rfd;         /* our end: replies read back; -1 once closed (F_HANGUP) */
+    int rfd;         /* our end: replies read back; -1 once closed (hang_up) */
     uint8_t *in;     /* this connection's input, in arrival order */
+    size_t total;    /* bytes of 'in' */
     size_t avail;    /* bytes of 'in' delivered so far */
     size_t pos;      /* bytes of 'in' the broker has read */
     int eof;         /* all delivered: read returns 0 */
@@ -293,6 +294,27 @@ deliver(struct harness *h, struct feed *f, size_t n)
     }
 }
 
+/* The client sent what it had and closed its socket: the broker can still read what was
+ * sent, then end-of-file, and its writes fail (EPIPE). */
+static void
+hang_up(struct feed *f)
+{
+    f->avail = f->total;
+    f->eof = 1;
+    close(f->rfd);
+    f->rfd = -1;
+}
+
+/* Chunk k of the input, with 'left' bytes still to go: its size in *n, and its connection. */
+static int
+chunk(const uint8_t split[8], size_t k, size_t left, int nconn, size_t *n)
+{
+    uint8_t b = split[k % 8];
+
+    *n = (b & 0x7f) && (size_t)(b & 0x7f) < left ? (size_t)(b & 0x7f) : left;
+    return nconn == 2 ? b >> 7 : 0;
+}
+
 static const uint8_t hello_frame[] = {0, 0, 0, 12, 0x94, 0x01, 0x00, 0x01,
                                       0xa7, 'f', 'u', 'z', 'z', 'i', 'n', 'g'};
 
@@ -385,22 +407,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (flags & F_HELLO) {
         for (int i = 0; i < h.n; i++) {
             memcpy(h.f[i].in, hello_frame, sizeof(hello_frame));
+            h.f[i].total = sizeof(hello_frame);
             deliver(&h, &h.f[i], sizeof(hello_frame));
         }
     }
-    for (size_t off = 0, k = 0; off < slen; k++) {
-        uint8_t b = split[k % 8];
-        size_t n = (b & 0x7f) ? (size_t)(b & 0x7f) : slen - off;
-        struct feed *f = &h.f[h.n == 2 ? b >> 7 : 0];
-        if (n > slen - off)
-            n = slen - off;
-        memcpy(f->in + f->avail, stream + off, n);
-        off += n;
-        deliver(&h, f, n);
-        if ((flags & F_HANGUP) && h.f[0].rfd >= 0 && off >= slen / 2) {
-            close(h.f[0].rfd); /* the broker's next write to it gets EPIPE */
-            h.f[0].rfd = -1;
-        }
+    /* Lay each connection's stream out first, then deliver it chunk by chunk. */
+    for (size_t off = 0, k = 0, n; off < slen; off += n, k++) {
+        struct feed *f = &h.f[chunk(split, k, slen - off, h.n, &n)];
+        memcpy(f->in + f->total, stream + off, n);
+        f->total += n;
+    }
+    for (size_t off = 0, k = 0, n; off < slen; off += n, k++) {
+        struct feed *f = &h.f[chunk(split, k, slen - off, h.n, &n)];
+        deliver(&h, f, f->eof ? 0 : n);
+        if ((flags & F_HANGUP) && !h.f[0].eof && off + n >= slen / 2)
+            hang_up(&h.f[0]);
     }
     /* The memory others held is given back: paused connections resume and finish. */
     mem_release(&h.s->b.mem, held);
