@@ -9,9 +9,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "dedup.h"
 #include "frame.h"
 #include "queue.h"
 #include "segment.h"
+#include "store.h"
 
 #define REGISTRY_MIN 64
 
@@ -46,6 +48,7 @@ broker_init(struct broker *b, const struct broker_config *c, char *err, size_t e
     memset(b, 0, sizeof(*b));
     b->cfg = *c;
     b->next_id = 1;
+    b->next_sid = 1;
     b->rng = 0x9e3779b97f4a7c15ULL;
     mem_init(&b->mem, c->max_memory);
     b->mem.reclaim = reclaim_idle;
@@ -83,6 +86,8 @@ broker_deinit(struct broker *b)
                 struct queue *q = b->qb[i];
                 b->qb[i] = q->hnext;
                 queue_clear(b, q);
+                queue_set_dlq(b, q, NULL, 0);
+                dedup_free(b, q);
                 slab_free(&b->slab, q, sizeof(*q));
             }
         }
@@ -192,11 +197,19 @@ broker_queue_get(struct broker *b, const char *name, size_t len, int *created)
     q->name_len = (uint32_t)len;
     q->visibility_ms = b->cfg.visibility_ms;
     q->backoff_max_ms = 60000;
+    q->max_deliveries = QUEUE_MAX_DELIVERIES_DEFAULT;
+    q->dedup_window = QUEUE_DEDUP_DEFAULT;
     q->next_seg = SEG_MIN_SIZE;
+    q->sid = b->next_sid++;
+    if (b->store) { /* with --durability sqlite, queues are durable unless declared not */
+        q->durable = 1;
+        q->confirm = STORE_WRITTEN;
+    }
     dlist_init(&q->wake);
     dlist_init(&q->retry);
     dlist_init(&q->deliveries);
     dlist_init(&q->waiters);
+    dlist_init(&q->subs);
     if (b->nqueues > b->qmask)
         registry_grow(b);
     i = hash_name(name, len) & b->qmask;
@@ -204,6 +217,7 @@ broker_queue_get(struct broker *b, const char *name, size_t len, int *created)
     b->qb[i] = q;
     b->nqueues++;
     *created = 1;
+    store_put_queue(b->store, q);
     return q;
 }
 
@@ -221,7 +235,10 @@ broker_queue_delete(struct broker *b, struct queue *q)
         p = &(*p)->hnext;
     *p = q->hnext;
     b->nqueues--;
+    store_del_queue(b->store, q);
     n = queue_clear(b, q);
+    queue_set_dlq(b, q, NULL, 0); /* frees a dead-letter queue name */
+    dedup_free(b, q);
     slab_free(&b->slab, q, sizeof(*q));
     return n;
 }
@@ -268,7 +285,7 @@ broker_serve_wake(struct broker *b)
     while (!dlist_empty(&b->wake) && !broker_over_limit(b)) {
         struct queue *q = DLIST_ENTRY(b->wake.next, struct queue, wake);
         dlist_unlink(&q->wake);
-        if (!dlist_empty(&q->waiters) && b->hooks.queue_ready)
+        if ((!dlist_empty(&q->waiters) || !dlist_empty(&q->subs)) && b->hooks.queue_ready)
             b->hooks.queue_ready(b->hooks.ctx, q);
     }
 }
@@ -283,7 +300,7 @@ broker_run_timers(struct broker *b)
         if (d->state == DLV_INFLIGHT)
             queue_expire(b, d); /* back to ready, after the queue's backoff */
         else
-            queue_requeue(b, d); /* a delay ended; removes it from the heap */
+            queue_due(b, d); /* a delay ended, or a TTL: ready, or dead-lettered */
     }
     broker_flush_wake(b);
     return d ? d->due_ms : 0;

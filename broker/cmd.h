@@ -33,14 +33,20 @@ int cmd_read_uint(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r,
 /* Check that the body was consumed exactly. */
 int cmd_args_end(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r);
 /* Answer FETCH request rid with the n deliveries in the broker's scratch array; noack:
- * at-most-once, settle them once the reply is written. */
-void cmd_deliver(struct conn *c, uint64_t rid, uint32_t n, int noack);
+ * at-most-once, settle them once the reply is written; multi: the FETCH named several
+ * queues, so the reply names q, the one they came from (nil when n is 0). */
+void cmd_deliver(struct conn *c, uint64_t rid, uint32_t n, int noack, int multi,
+                 const struct queue *q);
 /* The queue this connection named last, if 'name' is it and no queue was deleted since:
  * a producer or consumer names the same queue in every request, and this skips the name
  * check and the registry lookup for it. NULL otherwise. */
 struct queue *cmd_cached_queue(struct conn *c, const char *name, uint32_t len);
 /* Remember q as the queue this connection named last. */
 void cmd_cache_queue(struct conn *c, struct queue *q);
+/* On a broker with users: may c's user make this request (op, its nargs arguments in r, which
+ * is not moved)? Returns 1, or 0 after replying ERR_FORBIDDEN. Arguments that are not queue
+ * names where names belong are left to the handler to refuse. */
+int cmd_permitted(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr r, uint32_t nargs);
 /* The named queue, or NULL after replying NOT_FOUND. */
 struct queue *cmd_find_queue(struct conn *c, unsigned op, uint64_t rid, const char *name,
                              uint32_t len);

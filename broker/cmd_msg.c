@@ -1,20 +1,24 @@
 /* SPDX-License-Identifier: MIT */
-/* Message ops: PUBLISH, PUBLISH_BATCH, FETCH, ACK, NACK, PEEK. Nothing here allocates from
- * the heap: messages go to the slab, replies to pooled output buffers. */
+/* Message ops: PUBLISH, PUBLISH_BATCH, FETCH, ACK, NACK, TOUCH, TERM, PEEK. Nothing here
+ * allocates from the heap: messages go to the slab, replies to pooled output buffers. (A
+ * queue's de-duplication window is allocated once, at its first producer id.) */
 #include <string.h>
+#include <time.h>
 
 #include "broker.h"
 #include "cmd.h"
+#include "confirm.h"
 #include "conn.h"
+#include "dedup.h"
 #include "delivery.h"
 #include "queue.h"
 #include "reply.h"
 #include "server.h"
 #include "slabmq.h"
+#include "store.h"
 #include "wait.h"
 
-#define WAIT_MAX_MS (3600u * 1000)        /* longest long-poll: an hour */
-#define NACK_DELAY_MAX_MS (UINT32_MAX)     /* ~49.7 days in this version's wire field */
+#define WAIT_MAX_MS (3600u * 1000) /* longest long-poll: an hour */
 
 /* The queue for a publish or fetch, created on first use. NULL after replying NOMEM. */
 static struct queue *
@@ -74,11 +78,189 @@ reply_full(struct conn *c, unsigned op, uint64_t rid, const struct queue *q)
                     : "");
 }
 
-/* [queue, payload] -> [id] */
+static int
+key_is(const char *k, uint32_t klen, const char *want)
+{
+    return klen == strlen(want) && memcmp(k, want, klen) == 0;
+}
+
+/* Wall clock, ms since the epoch: only to turn an "at_ms" into a delay. */
+static uint64_t
+wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The options map of PUBLISH (pid: the producer id, if allowed) or PUBLISH_BATCH (pid
+ * NULL: an "id" is refused). */
+static const char *const level_names[] = {"memory", "written", "synced"};
+
+/* A confirmation level by name: 0, or -1 after replying. */
+static int
+read_level(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, int *level)
+{
+    const char *v;
+    uint32_t vlen;
+
+    if (smq_mpr_str(r, &v, &vlen) == 0)
+        for (int i = 0; i < 3; i++)
+            if (key_is(v, vlen, level_names[i])) {
+                *level = i;
+                return 0;
+            }
+    reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST,
+                "confirm must be \"memory\", \"written\" or \"synced\"");
+    return -1;
+}
+
+static int
+read_pub_opts(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r,
+              struct pub_opts *o, const uint8_t **pid, uint32_t *pidlen, int *confirm)
+{
+    uint32_t n;
+    uint64_t at = 0;
+    uint64_t prio = 0;
+
+    if (smq_mpr_map(r, &n)) {
+        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "options must be a msgpack map");
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t klen;
+        if (smq_mpr_str(r, &k, &klen)) {
+            reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "option names must be str");
+            return -1;
+        }
+        if (key_is(k, klen, "delay_ms")) {
+            if (cmd_read_uint(c, op, rid, r, "delay_ms", 0, SMQ_TIME_MAX_MS, &o->delay_ms))
+                return -1;
+        } else if (key_is(k, klen, "at_ms")) {
+            if (cmd_read_uint(c, op, rid, r, "at_ms", 0, INT64_MAX, &at))
+                return -1;
+        } else if (key_is(k, klen, "ttl_ms")) {
+            if (cmd_read_uint(c, op, rid, r, "ttl_ms", 1, SMQ_TIME_MAX_MS, &o->ttl_ms))
+                return -1;
+        } else if (key_is(k, klen, "priority")) {
+            if (cmd_read_uint(c, op, rid, r, "priority", 0, SMQ_PRIO_MAX, &prio))
+                return -1;
+            o->prio = (uint8_t)prio;
+        } else if (key_is(k, klen, "confirm")) {
+            if (read_level(c, op, rid, r, confirm))
+                return -1;
+        } else if (key_is(k, klen, "id") && pid) {
+            if ((smq_mpr_peek(r) == SMQ_MP_STR ? smq_mpr_str(r, (const char **)pid, pidlen)
+                                                : smq_mpr_bin(r, pid, pidlen))
+                || *pidlen == 0 || *pidlen > SMQ_PRODUCER_ID_MAX) {
+                reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST,
+                            "id must be a str or bin of 1 to %u bytes", SMQ_PRODUCER_ID_MAX);
+                return -1;
+            }
+        } else {
+            reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'%s",
+                        (int)(klen > 64 ? 64 : klen), k,
+                        key_is(k, klen, "id") ? " (a batch cannot carry producer ids)" : "");
+            return -1;
+        }
+    }
+    if (at) { /* the later of the two times wins */
+        uint64_t now = wall_ms();
+        uint64_t d = at > now ? at - now : 0;
+        if (d > SMQ_TIME_MAX_MS)
+            d = SMQ_TIME_MAX_MS;
+        if (d > o->delay_ms)
+            o->delay_ms = d;
+    }
+    return 0;
+}
+
+static void
+reply_nomem(struct conn *c, unsigned op, uint64_t rid)
+{
+    struct broker *b = &c->srv->b;
+
+    reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
+                "memory limit reached (%zu of %zu bytes in use); retry later", b->mem.used,
+                b->mem.limit);
+}
+
+/* [id, duplicate, level], PUBLISH's reply when it had options. */
+static void
+reply_published(struct conn *c, uint64_t rid, uint64_t id, int duplicate, int level)
+{
+    struct reply rep;
+
+    reply_begin(&rep, c, SMQ_OP_PUBLISH, rid, 3);
+    msgpack_pack_uint64(&rep.pk, id);
+    if (duplicate)
+        msgpack_pack_true(&rep.pk);
+    else
+        msgpack_pack_false(&rep.pk);
+    reply_str(&rep, level_names[level]);
+    reply_end(&rep);
+}
+
+/* A durable queue refuses publishes while the store cannot take them. 0, or -1 after
+ * replying. */
+static int
+store_gate(struct conn *c, unsigned op, uint64_t rid, const struct queue *q)
+{
+    struct store *st = c->srv->b.store;
+
+    if (!st || !q->durable || store_state(st) == STORE_OK)
+        return 0;
+    if (store_state(st) == STORE_FULL)
+        reply_error(c, op, rid, SLABMQ_ERR_STORAGE_FULL,
+                    "the disk holding the store is full; durable queue %s refuses publishes "
+                    "until there is room (consumers can still drain it)", q->name);
+    else
+        reply_error(c, op, rid, SLABMQ_ERR_STORAGE,
+                    "the store failed (see the broker's log); durable queue %s refuses "
+                    "publishes until the broker restarts", q->name);
+    return -1;
+}
+
+/* A publish to q about to be appended is to be synced: tell the writer first, so the batch
+ * that carries it syncs (confirm_hold() says it again, exactly, once it is appended). */
+static void
+want_sync_next(struct broker *b, const struct queue *q, int asked)
+{
+    if (b->store && q->durable && (asked >= 0 ? asked : q->confirm) == STORE_SYNCED)
+        store_want_sync(b->store, store_appended(b->store) + 1);
+}
+
+/* The level a publish to q is confirmed at (asked: the request's "confirm", or -1), and
+ * hold the reply about to be written until the store gets there. Returns the level, or -1
+ * after replying at the memory limit. */
+static int
+confirm_level(struct conn *c, unsigned op, uint64_t rid, const struct queue *q, int asked)
+{
+    struct store *st = c->srv->b.store;
+    int level = !st || !q->durable ? STORE_MEMORY : asked >= 0 ? asked : q->confirm;
+
+    if (level != STORE_MEMORY && confirm_hold(c, store_appended(st), (unsigned)level)) {
+        reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
+                    "stored, but memory to track its confirmation is short: a retry may "
+                    "store it twice");
+        return -1;
+    }
+    return level;
+}
+
+/* [queue, payload (, options)] -> [id (, duplicate)] */
 void
 cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
     struct broker *b = &c->srv->b;
+    const unsigned op = SMQ_OP_PUBLISH;
+    struct pub_opts o = {0};
+    const uint8_t *pid = NULL;
+    uint32_t pidlen = 0;
+    int asked = -1;
+    int level;
     const char *name;
     uint32_t nlen;
     const uint8_t *p;
@@ -86,29 +268,43 @@ cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     struct queue *q;
     uint64_t id;
 
-    if (cmd_expect_args(c, SMQ_OP_PUBLISH, rid, nargs, 2, 2)
-        || cmd_read_name(c, SMQ_OP_PUBLISH, rid, r, &name, &nlen)
-        || read_payload(c, SMQ_OP_PUBLISH, rid, r, &p, &len)
-        || cmd_args_end(c, SMQ_OP_PUBLISH, rid, r)
-        || !(q = use_queue(c, SMQ_OP_PUBLISH, rid, name, nlen)))
+    if (cmd_expect_args(c, op, rid, nargs, 2, 3) || cmd_read_name(c, op, rid, r, &name, &nlen)
+        || read_payload(c, op, rid, r, &p, &len)
+        || (nargs == 3 && read_pub_opts(c, op, rid, r, &o, &pid, &pidlen, &asked))
+        || cmd_args_end(c, op, rid, r) || !(q = use_queue(c, op, rid, name, nlen))
+        || store_gate(c, op, rid, q))
         return;
+    if (pid && q->dedup_window && dedup_find(q, pid, pidlen, &id)) {
+        q->c.duplicates++; /* confirmed once what was appended before it (the first) is */
+        if ((level = confirm_level(c, op, rid, q, asked)) >= 0)
+            reply_published(c, rid, id, 1, level);
+        return;
+    }
     if (queue_admit(q, 1, len, len)) {
-        reply_full(c, SMQ_OP_PUBLISH, rid, q);
+        reply_full(c, op, rid, q);
         return;
     }
-    if (queue_publish(b, q, p, len, &id)) {
-        reply_error(c, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_NOMEM,
-                    "memory limit reached (%zu of %zu bytes in use); retry later", b->mem.used,
-                    b->mem.limit);
+    want_sync_next(b, q, asked);
+    if (queue_publish_opts(b, q, p, len, nargs == 3 ? &o : NULL, &id)) {
+        reply_nomem(c, op, rid);
         return;
     }
+    /* Remembering the id can fail only at the memory limit; the message stays (it was
+     * accepted), it just cannot be recognised as a duplicate later. */
+    if (pid && q->dedup_window)
+        (void)dedup_insert(b, q, pid, pidlen, id);
     queue_trim(b, q);
-    reply_uint(c, SMQ_OP_PUBLISH, rid, id);
-    if (!dlist_empty(&q->waiters))
-        wait_serve(c->srv, q);
+    if ((level = confirm_level(c, op, rid, q, asked)) < 0)
+        return;
+    if (nargs == 3)
+        reply_published(c, rid, id, 0, level);
+    else
+        reply_uint(c, op, rid, id);
+    if (!dlist_empty(&q->waiters) || !dlist_empty(&q->subs))
+        queue_wake(b, q);
 }
 
-/* [queue, [payload, ...]] -> [first_id, count]; all or nothing. */
+/* [queue, [payload, ...] (, options)] -> [first_id, count]; all or nothing. */
 void
 cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
@@ -123,9 +319,11 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
     uint64_t first = 0;
     uint64_t total = 0;
     uint32_t largest = 0;
+    struct pub_opts o = {0};
+    int asked = -1;
     struct reply rep;
 
-    if (cmd_expect_args(c, op, rid, nargs, 2, 2) || cmd_read_name(c, op, rid, r, &name, &nlen))
+    if (cmd_expect_args(c, op, rid, nargs, 2, 3) || cmd_read_name(c, op, rid, r, &name, &nlen))
         return;
     if (smq_mpr_array(r, &n)) {
         reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "payloads must be a msgpack array");
@@ -141,19 +339,22 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
         if (len > largest)
             largest = len;
     }
-    if (cmd_args_end(c, op, rid, r) || !(q = use_queue(c, op, rid, name, nlen)))
+    if ((nargs == 3 && read_pub_opts(c, op, rid, r, &o, NULL, NULL, &asked))
+        || cmd_args_end(c, op, rid, r) || !(q = use_queue(c, op, rid, name, nlen))
+        || store_gate(c, op, rid, q))
         return;
     if (queue_admit(q, n, total, largest)) {
         reply_full(c, op, rid, q);
         return;
     }
+    want_sync_next(b, q, asked);
     queue_mark(q, &mark);
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *p;
         uint32_t len;
         uint64_t id;
         smq_mpr_bin(&items, &p, &len);
-        if (queue_publish(b, q, p, len, &id)) {
+        if (queue_publish_opts(b, q, p, len, &o, &id)) {
             queue_rollback(b, q, &mark);
             reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
                         "memory limit reached after %u of %u messages; none stored", i, n);
@@ -163,42 +364,80 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
             first = id;
     }
     queue_trim(b, q);
+    if (confirm_level(c, op, rid, q, asked) < 0)
+        return;
     reply_begin(&rep, c, op, rid, 2);
     msgpack_pack_uint64(&rep.pk, first);
     msgpack_pack_uint32(&rep.pk, n);
     reply_end(&rep);
-    if (n && !dlist_empty(&q->waiters))
-        wait_serve(c->srv, q);
+    if (n)
+        queue_wake(b, q);
 }
 
 #define FETCH_NOACK 1u /* flags: at-most-once, the messages are gone once sent */
 
-/* Reply with n taken deliveries; for an at-most-once FETCH, settle them at once. */
 void
-cmd_deliver(struct conn *c, uint64_t rid, uint32_t n, int noack)
+cmd_deliver(struct conn *c, uint64_t rid, uint32_t n, int noack, int multi,
+            const struct queue *q)
 {
     struct broker *b = &c->srv->b;
 
-    reply_deliveries(c, SMQ_OP_FETCH, rid, b->scratch, n);
+    reply_deliveries_from(c, SMQ_OP_FETCH, rid, b->scratch, n, multi, n ? q : NULL);
     for (uint32_t i = 0; noack && i < n; i++)
         queue_ack(b, b->scratch[i]);
 }
 
-/* [queue, max, wait_ms, flags] -> [[[id, deliveries, payload], ...]] */
+/* FETCH's first argument: one queue name, or an array of 1 to SMQ_FETCH_QUEUES_MAX names
+ * (multi; duplicates dropped). Fills names/lens; returns the count, or 0 after replying. */
+static unsigned
+read_fetch_queues(struct conn *c, uint64_t rid, struct smq_mpr *r, const char **names,
+                  uint32_t *lens, int *multi)
+{
+    const unsigned op = SMQ_OP_FETCH;
+    uint32_t n;
+    unsigned k = 0;
+
+    *multi = smq_mpr_peek(r) == SMQ_MP_ARRAY;
+    if (!*multi)
+        return cmd_read_name(c, op, rid, r, &names[0], &lens[0]) ? 0 : 1;
+    smq_mpr_array(r, &n);
+    if (n == 0 || n > SMQ_FETCH_QUEUES_MAX) {
+        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST,
+                    "a FETCH names 1 to %d queues, not %u", SMQ_FETCH_QUEUES_MAX, n);
+        return 0;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned j;
+        if (cmd_read_name(c, op, rid, r, &names[k], &lens[k]))
+            return 0;
+        for (j = 0; j < k; j++)
+            if (lens[j] == lens[k] && memcmp(names[j], names[k], lens[k]) == 0)
+                break;
+        if (j == k)
+            k++;
+    }
+    return k;
+}
+
+/* [queue or [queue, ...], max, wait_ms, flags] -> [[message, ...] (, queue)] */
 void
 cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
     struct broker *b = &c->srv->b;
     const unsigned op = SMQ_OP_FETCH;
-    const char *name;
-    uint32_t nlen;
+    const char *names[SMQ_FETCH_QUEUES_MAX];
+    uint32_t lens[SMQ_FETCH_QUEUES_MAX];
+    struct queue *qs[SMQ_FETCH_QUEUES_MAX];
+    unsigned nq;
+    int multi;
     uint64_t max;
     uint64_t wait_ms = 0;
     uint64_t flags = 0;
-    struct queue *q;
-    uint32_t n;
+    uint32_t n = 0;
+    unsigned i;
 
-    if (cmd_expect_args(c, op, rid, nargs, 2, 4) || cmd_read_name(c, op, rid, r, &name, &nlen)
+    if (cmd_expect_args(c, op, rid, nargs, 2, 4)
+        || !(nq = read_fetch_queues(c, rid, r, names, lens, &multi))
         || cmd_read_uint(c, op, rid, r, "max", 1, BROKER_MAX_FETCH, &max)
         || (nargs >= 3 && cmd_read_uint(c, op, rid, r, "wait_ms", 0, WAIT_MAX_MS, &wait_ms))
         || (nargs == 4 && cmd_read_uint(c, op, rid, r, "flags", 0, FETCH_NOACK, &flags))
@@ -210,16 +449,19 @@ cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
                     "(--max-inflight); ack or nack some first", c->held.n);
         return;
     }
-    if (!(q = use_queue(c, op, rid, name, nlen)))
-        return;
+    for (i = 0; i < nq; i++)
+        if (!(qs[i] = use_queue(c, op, rid, names[i], lens[i])))
+            return;
     if (max > b->cfg.max_inflight - c->held.n)
         max = b->cfg.max_inflight - c->held.n;
-    /* Earlier waiters of this queue come first; a new FETCH never overtakes them. */
-    n = dlist_empty(&q->waiters)
-            ? queue_take(b, q, &c->held, (uint32_t)max, b->cfg.max_fetch_bytes, b->scratch)
-            : 0;
+    /* The first queue with messages; earlier waiters of a queue come first: a new FETCH
+     * never overtakes them. */
+    for (i = 0; i < nq && n == 0; i++)
+        if (dlist_empty(&qs[i]->waiters))
+            n = queue_take(b, qs[i], &c->held, (uint32_t)max, b->cfg.max_fetch_bytes,
+                           b->scratch);
     if (n > 0 || wait_ms == 0) {
-        cmd_deliver(c, rid, n, flags & FETCH_NOACK);
+        cmd_deliver(c, rid, n, flags & FETCH_NOACK, multi, n ? qs[i - 1] : NULL);
         return;
     }
     if (c->nwaits >= CONN_MAX_WAITS) {
@@ -227,7 +469,8 @@ cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
                     CONN_MAX_WAITS);
         return;
     }
-    if (wait_start(c, q, rid, (uint32_t)max, (uint32_t)wait_ms, flags & FETCH_NOACK))
+    if (wait_start(c, qs, nq, multi, rid, (uint32_t)max, (uint32_t)wait_ms,
+                   flags & FETCH_NOACK))
         reply_error(c, op, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
 }
 
@@ -259,7 +502,7 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
             return;
         }
     }
-    if ((nargs == 2 && cmd_read_uint(c, op, rid, r, "delay_ms", 0, NACK_DELAY_MAX_MS, &delay))
+    if ((nargs == 2 && cmd_read_uint(c, op, rid, r, "delay_ms", 0, SMQ_TIME_MAX_MS, &delay))
         || cmd_args_end(c, op, rid, r))
         return;
     broker_defer_wake(b); /* waiters get NACKed messages after the whole list is settled */
@@ -277,8 +520,10 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
             queue_ack(b, d);
         else if (op == SMQ_OP_TOUCH)
             queue_touch(b, d);
+        else if (op == SMQ_OP_TERM)
+            queue_term(b, d);
         else
-            queue_nack(b, d, (uint32_t)delay);
+            queue_nack(b, d, delay);
         done++;
     }
     broker_flush_wake(b);
@@ -312,7 +557,14 @@ cmd_touch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     settle(c, SMQ_OP_TOUCH, rid, r, nargs);
 }
 
-/* [queue, max] -> [[[id, deliveries, payload], ...]] without taking them */
+/* [[id, ...]] -> [count]: give up on these, dead-letter them now. */
+void
+cmd_term(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    settle(c, SMQ_OP_TERM, rid, r, nargs);
+}
+
+/* [queue, max (, skip)] -> [[message, ...]] without taking them */
 void
 cmd_peek(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
@@ -321,12 +573,14 @@ cmd_peek(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     const char *name;
     uint32_t nlen;
     uint64_t max;
+    uint64_t skip = 0;
     struct queue *q;
 
-    if (cmd_expect_args(c, op, rid, nargs, 2, 2) || cmd_read_name(c, op, rid, r, &name, &nlen)
-        || cmd_read_uint(c, op, rid, r, "max", 1, 256, &max) || cmd_args_end(c, op, rid, r)
-        || !(q = cmd_find_queue(c, op, rid, name, nlen)))
+    if (cmd_expect_args(c, op, rid, nargs, 2, 3) || cmd_read_name(c, op, rid, r, &name, &nlen)
+        || cmd_read_uint(c, op, rid, r, "max", 1, 256, &max)
+        || (nargs == 3 && cmd_read_uint(c, op, rid, r, "skip", 0, UINT64_MAX, &skip))
+        || cmd_args_end(c, op, rid, r) || !(q = cmd_find_queue(c, op, rid, name, nlen)))
         return;
     reply_msgrefs(c, op, rid, refs,
-                  queue_peek(q, (uint32_t)max, c->srv->b.cfg.max_fetch_bytes, refs));
+                  queue_peek(q, skip, (uint32_t)max, c->srv->b.cfg.max_fetch_bytes, refs));
 }

@@ -6,12 +6,13 @@
 
 #include "broker.h"
 #include "cmd.h"
+#include "dedup.h"
 #include "conn.h"
 #include "queue.h"
 #include "reply.h"
 #include "server.h"
 #include "slabmq.h"
-#include "wait.h"
+#include "store.h"
 
 #define VISIBILITY_MAX_MS (7u * 24 * 3600 * 1000) /* a week */
 
@@ -27,6 +28,18 @@ struct declare_opts {
     int overflow;           /* enum queue_overflow, or -1: unchanged */
     uint8_t has_max_messages;
     uint8_t has_max_bytes;
+    uint8_t has_max_deliveries;
+    uint8_t has_dlq;
+    uint8_t has_ttl;
+    uint8_t has_dedup;
+    uint8_t has_confirm;
+    uint64_t max_deliveries;
+    uint64_t ttl_ms;
+    uint64_t dedup_window;
+    const char *dlq;        /* has_dlq: the name, "" for none (views the frame) */
+    uint32_t dlq_len;
+    int durable;            /* -1: unchanged */
+    int confirm;            /* enum store_level, -1: unchanged */
 };
 
 static int
@@ -51,10 +64,28 @@ read_overflow(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_op
             o->overflow = QUEUE_DROP_OLDEST;
             return 0;
         }
+        if (key_is(v, vlen, "dead-letter")) {
+            o->overflow = QUEUE_DEAD_LETTER;
+            return 0;
+        }
     }
     reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
-                "overflow must be \"reject\" or \"drop-oldest\"");
+                "overflow must be \"reject\", \"drop-oldest\" or \"dead-letter\"");
     return -1;
+}
+
+/* The value of "dead_letter": a queue name or "" (none). */
+static int
+read_dlq(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
+{
+    if (smq_mpr_str(r, &o->dlq, &o->dlq_len)
+        || (o->dlq_len && !smq_name_valid(o->dlq, o->dlq_len))) {
+        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                    "dead_letter must be a valid queue name, or \"\" for none");
+        return -1;
+    }
+    o->has_dlq = 1;
+    return 0;
 }
 
 static int
@@ -102,6 +133,56 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
         } else if (key_is(k, klen, "overflow")) {
             if (read_overflow(c, rid, r, o))
                 return -1;
+        } else if (key_is(k, klen, "max_deliveries")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "max_deliveries", 0, 1000000,
+                              &o->max_deliveries))
+                return -1;
+            o->has_max_deliveries = 1;
+        } else if (key_is(k, klen, "ttl_ms")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "ttl_ms", 0, SMQ_TIME_MAX_MS,
+                              &o->ttl_ms))
+                return -1;
+            o->has_ttl = 1;
+        } else if (key_is(k, klen, "dedup_window")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "dedup_window", 0, DEDUP_WINDOW_MAX,
+                              &o->dedup_window))
+                return -1;
+            if (o->dedup_window && o->dedup_window < DEDUP_WINDOW_MIN) {
+                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                            "dedup_window must be 0 (off) or %u to %u bytes",
+                            DEDUP_WINDOW_MIN, DEDUP_WINDOW_MAX);
+                return -1;
+            }
+            o->has_dedup = 1;
+        } else if (key_is(k, klen, "dead_letter")) {
+            if (read_dlq(c, rid, r, o))
+                return -1;
+        } else if (key_is(k, klen, "durable")) {
+            if (smq_mpr_bool(r, &o->durable)) {
+                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                            "durable must be a bool");
+                return -1;
+            }
+            if (o->durable && !c->srv->b.store) {
+                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                            "the broker runs without durability (--durability sqlite)");
+                return -1;
+            }
+        } else if (key_is(k, klen, "confirm")) {
+            const char *v;
+            uint32_t vlen;
+            static const char *const names[] = {"memory", "written", "synced"};
+            o->confirm = -1;
+            if (smq_mpr_str(r, &v, &vlen) == 0)
+                for (int j = 0; j < 3; j++)
+                    if (key_is(v, vlen, names[j]))
+                        o->confirm = j;
+            if (o->confirm < 0) {
+                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                            "confirm must be \"memory\", \"written\" or \"synced\"");
+                return -1;
+            }
+            o->has_confirm = 1;
         } else {
             reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'",
                         (int)(klen > 64 ? 64 : klen), k);
@@ -115,7 +196,7 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
 void
 cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct declare_opts o = {.overflow = -1};
+    struct declare_opts o = {.overflow = -1, .durable = -1, .confirm = -1};
     const char *name;
     uint32_t len;
     int created;
@@ -125,10 +206,39 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         || cmd_read_name(c, SMQ_OP_DECLARE, rid, r, &name, &len)
         || (nargs == 2 && read_opts(c, rid, r, &o)) || cmd_args_end(c, SMQ_OP_DECLARE, rid, r))
         return;
+    if (o.has_dlq && o.dlq_len == len && memcmp(o.dlq, name, len) == 0) {
+        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                    "a queue cannot be its own dead-letter queue");
+        return;
+    }
+    q = broker_queue_find(&c->srv->b, name, len);
+    if (q && o.durable >= 0 && o.durable != q->durable && queue_held(q) > 0) {
+        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                    "queue %s holds messages: its durability can change only while it is "
+                    "empty", q->name);
+        return;
+    }
     q = broker_queue_get(&c->srv->b, name, len, &created);
-    if (!q) {
+    if (!q || (o.has_dlq && queue_set_dlq(&c->srv->b, q, o.dlq, o.dlq_len))) {
+        if (q && created)
+            broker_queue_delete(&c->srv->b, q);
         reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
         return;
+    }
+    if (o.has_max_deliveries)
+        q->max_deliveries = (uint32_t)o.max_deliveries;
+    if (o.has_ttl)
+        q->ttl_ms = o.ttl_ms;
+    if (o.has_dedup && o.dedup_window != q->dedup_window) {
+        dedup_free(&c->srv->b, q);
+        q->dedup_window = (uint32_t)o.dedup_window;
+    }
+    if (o.has_confirm)
+        q->confirm = (uint8_t)o.confirm;
+    if (o.durable >= 0 && o.durable != q->durable) {
+        if (!o.durable)
+            store_del_queue(c->srv->b.store, q);
+        q->durable = (uint8_t)o.durable;
     }
     if (o.visibility_ms)
         q->visibility_ms = (uint32_t)o.visibility_ms;
@@ -142,6 +252,7 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         q->backoff_ms = (uint32_t)o.backoff_ms;
     if (o.has_backoff_max)
         q->backoff_max_ms = (uint32_t)o.backoff_max_ms;
+    store_put_queue(c->srv->b.store, q); /* the settings as they are now */
     reply_bool(c, SMQ_OP_DECLARE, rid, created);
 }
 
@@ -202,9 +313,11 @@ pause_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t
         return;
     was = q->paused;
     q->paused = op == SMQ_OP_PAUSE;
+    if (was != q->paused)
+        store_put_queue(c->srv->b.store, q);
     reply_bool(c, op, rid, was);
-    if (!q->paused && !dlist_empty(&q->waiters))
-        wait_serve(c->srv, q);
+    if (!q->paused)
+        queue_wake(&c->srv->b, q);
 }
 
 void

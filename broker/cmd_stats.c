@@ -8,10 +8,13 @@
 #include "broker.h"
 #include "cmd.h"
 #include "conn.h"
+#include "dedup.h"
 #include "queue.h"
 #include "reply.h"
 #include "server.h"
 #include "slabmq.h"
+#include "store.h"
+#include "sub.h"
 
 #define STATS_MAX 512
 
@@ -40,9 +43,10 @@ add(struct stat_list *l, const char *name, uint64_t v)
 }
 
 static void
-queue_stats(struct stat_list *l, const struct queue *q)
+queue_stats(struct stat_list *l, const struct queue *q, uint64_t now_ms)
 {
     uint64_t waiters = 0;
+    uint64_t due = queue_next_due(q);
 
     for (const struct dlink *w = q->waiters.next; w != &q->waiters; w = w->next)
         waiters++;
@@ -58,6 +62,18 @@ queue_stats(struct stat_list *l, const struct queue *q)
     add(l, "max_messages", q->max_messages);
     add(l, "max_bytes", q->max_bytes);
     add(l, "overflow_drop_oldest", q->overflow == QUEUE_DROP_OLDEST);
+    add(l, "overflow_dead_letter", q->overflow == QUEUE_DEAD_LETTER);
+    add(l, "max_deliveries", q->max_deliveries);
+    add(l, "ttl_ms", q->ttl_ms);
+    add(l, "dedup_window", q->dedup_window);
+    add(l, "dedup_bytes", dedup_bytes(q));
+    add(l, "subscriptions", sub_count(q));
+    add(l, "credit", sub_credit(q));
+    if (due)
+        add(l, "next_due_ms", due > now_ms ? due - now_ms : 0);
+    add(l, "priority_ready", q->nprio);
+    add(l, "durable", q->durable);
+    add(l, "confirm_level", q->durable ? q->confirm : 0);
     add(l, "published", q->c.published);
     add(l, "delivered", q->c.delivered);
     add(l, "redelivered", q->c.redelivered);
@@ -69,6 +85,13 @@ queue_stats(struct stat_list *l, const struct queue *q)
     add(l, "rejected", q->c.rejected);
     add(l, "compactions", q->c.compactions);
     add(l, "moved", q->c.moved);
+    add(l, "dead_lettered", q->c.dead_lettered);
+    add(l, "dead_discarded", q->c.dead_discarded);
+    add(l, "dead_letter_failed", q->c.dead_letter_failed);
+    add(l, "expired", q->c.expired);
+    add(l, "terminated", q->c.terminated);
+    add(l, "delivery_limit", q->c.delivery_limit);
+    add(l, "duplicates", q->c.duplicates);
 }
 
 static void
@@ -122,6 +145,21 @@ broker_stats(struct stat_list *l, const struct server *s)
     add(l, "deliveries", b->dels.count);
     add(l, "timers", b->timers.n);
     add(l, "next_id", b->next_id);
+    add(l, "durability", b->store != NULL);
+    if (b->store) {
+        uint64_t db, wal, fr;
+        store_disk_bytes(b->store, &db, &wal, &fr);
+        add(l, "store_state", store_state(b->store));
+        add(l, "store_appended", store_appended(b->store));
+        add(l, "store_committed", store_committed(b->store));
+        add(l, "store_synced", store_synced(b->store));
+        add(l, "store_lag", store_appended(b->store) - store_committed(b->store));
+        add(l, "store_sync_lag", store_committed(b->store) - store_synced(b->store));
+        add(l, "store_commits", store_commits(b->store));
+        add(l, "store_db_bytes", db);
+        add(l, "store_wal_bytes", wal);
+        add(l, "store_free_bytes", fr);
+    }
     add(l, "max_message_size", b->cfg.max_message_size);
     add(l, "memory_limit", b->mem.limit);
     add(l, "memory_used", b->mem.used);
@@ -178,14 +216,20 @@ cmd_stats(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         return;
     l.n = 0;
     if (q)
-        queue_stats(&l, q);
+        queue_stats(&l, q, c->srv->b.now_ms);
     else
         broker_stats(&l, c->srv);
     reply_begin(&rep, c, SMQ_OP_STATS, rid, 1);
-    msgpack_pack_map(&rep.pk, l.n);
+    msgpack_pack_map(&rep.pk, l.n + (q ? 1 : 0));
     for (uint32_t i = 0; i < l.n; i++) {
         reply_str(&rep, l.kv[i].name);
         msgpack_pack_uint64(&rep.pk, l.kv[i].v);
+    }
+    if (q) { /* the one str value */
+        char dlq[SMQ_NAME_MAX + 1];
+        queue_dlq_name(q, dlq);
+        reply_str(&rep, "dead_letter");
+        reply_str(&rep, dlq);
     }
     reply_end(&rep);
 }

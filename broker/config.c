@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "codec.h"
 #include "log.h"
 #include "server.h"
@@ -28,8 +29,23 @@ static const char usage[] =
     "  --max-connections N      connections served at once (default 10000)\n"
     "  --max-inflight N         unacked messages one connection may hold (default 10000)\n"
     "  --frame-timeout MS       a frame once started must arrive within MS (default 30000)\n"
+    "  --auth-file PATH         users, password hashes and permissions (docs/security.md);\n"
+    "                           also $SLABMQ_AUTH_FILE. Without either: no authentication\n"
+    "  --hash-password[=N]      read a password from stdin, print its hash for the auth\n"
+    "                           file (N PBKDF2 iterations, default 10000) and exit\n"
+    "  --handshake-timeout MS   close a connection that has not done HELLO (and AUTH)\n"
+    "                           within MS of connecting (default 10000)\n"
+    "  --idle-timeout MS        close a connection that sends nothing for MS and has no\n"
+    "                           waiting FETCH, subscription or unacked message (default 0:\n"
+    "                           never)\n"
     "  --reservoir-capacity N   idle I/O buffers kept for reuse per size class; 0 (the\n"
     "                           default) keeps 120% of the most ever in use at once\n"
+    "  --durability MODE        none (the default: in memory only) or sqlite: queues are\n"
+    "                           durable unless declared not, kept in DIR/slabmq.db\n"
+    "  --data-dir DIR           where --durability sqlite keeps its database\n"
+    "                           (default ./slabmq-data)\n"
+    "  --ignore-corrupt-data    start even if the database fails its integrity check: it is\n"
+    "                           renamed aside and the broker starts empty\n"
     "  --log-level LEVEL        debug, info, warn or error (default info)\n"
     "  -h, --help               this help\n"
     "  -V, --version            print the version\n"
@@ -74,6 +90,20 @@ parse_log_level(const char *s)
         }
     }
     return -1;
+}
+
+/* --hash-password[=N]: print the hash of the password on stdin (never one on the command
+ * line, where other users see it) and exit. */
+static enum config_result
+hash_password(const char *arg)
+{
+    uint64_t v = 0;
+
+    if (arg && parse_uint(arg, AUTH_MIN_ITERATIONS, AUTH_MAX_ITERATIONS, &v)) {
+        bad("--hash-password", arg, "expected 1000 to 1000000 iterations");
+        return CONFIG_ERROR;
+    }
+    return auth_hash_cli(stdin, stdout, (unsigned)v) ? CONFIG_ERROR : CONFIG_EXIT;
 }
 
 /* Apply one option; returns 0 or -1 after printing why. */
@@ -123,10 +153,41 @@ apply(struct server_config *c, int opt, const char *arg)
             return bad("--frame-timeout", arg, "expected 10 ms to an hour");
         c->frame_timeout_ms = (uint32_t)v;
         return 0;
+    case 'A':
+        if (!*arg)
+            return bad("--auth-file", arg, "expected a path");
+        c->auth_file = arg;
+        return 0;
+    case 'T':
+        if (parse_uint(arg, 10, 3600000, &v))
+            return bad("--handshake-timeout", arg, "expected 10 ms to an hour");
+        c->handshake_timeout_ms = (uint32_t)v;
+        return 0;
+    case 'J':
+        if (parse_uint(arg, 0, 7ull * 24 * 3600 * 1000, &v) || (v > 0 && v < 10))
+            return bad("--idle-timeout", arg, "expected 0 (never) or 10 ms to 7 days");
+        c->idle_timeout_ms = (uint32_t)v;
+        return 0;
     case 'r':
         if (parse_uint(arg, 0, 65536, &v))
             return bad("--reservoir-capacity", arg, "expected 0-65536");
         c->broker.reservoir_capacity = (uint32_t)v;
+        return 0;
+    case 'D':
+        if (strcmp(arg, "none") == 0)
+            c->durability = 0;
+        else if (strcmp(arg, "sqlite") == 0)
+            c->durability = 1;
+        else
+            return bad("--durability", arg, "expected none or sqlite");
+        return 0;
+    case 'd':
+        if (strlen(arg) == 0 || strlen(arg) >= sizeof(c->data_dir))
+            return bad("--data-dir", arg, "expected a directory path");
+        snprintf(c->data_dir, sizeof(c->data_dir), "%s", arg);
+        return 0;
+    case 'I':
+        c->ignore_corrupt = 1;
         return 0;
     case 'l':
         if (parse_log_level(arg))
@@ -148,8 +209,15 @@ config_parse(struct server_config *c, int argc, char **argv)
                                          {"max-connections", required_argument, NULL, 'c'},
                                          {"max-inflight", required_argument, NULL, 'i'},
                                          {"frame-timeout", required_argument, NULL, 'f'},
+                                         {"auth-file", required_argument, NULL, 'A'},
+                                         {"hash-password", optional_argument, NULL, 'H'},
+                                         {"handshake-timeout", required_argument, NULL, 'T'},
+                                         {"idle-timeout", required_argument, NULL, 'J'},
                                          {"reservoir-capacity", required_argument, NULL, 'r'},
                                          {"log-level", required_argument, NULL, 'l'},
+                                         {"durability", required_argument, NULL, 'D'},
+                                         {"data-dir", required_argument, NULL, 'd'},
+                                         {"ignore-corrupt-data", no_argument, NULL, 'I'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
@@ -166,6 +234,8 @@ config_parse(struct server_config *c, int argc, char **argv)
             printf("slabmqd %s (protocol %d)\n", SLABMQ_VERSION_STRING, SLABMQ_PROTOCOL_VERSION);
             return CONFIG_EXIT;
         }
+        if (opt == 'H')
+            return hash_password(optarg);
         if (opt == '?' || opt == ':') {
             fprintf(stderr, "slabmqd: %s option '%s' (see --help)\n",
                     opt == '?' ? "unknown" : "missing value for", argv[optind - 1]);
@@ -178,6 +248,8 @@ config_parse(struct server_config *c, int argc, char **argv)
         fprintf(stderr, "slabmqd: unexpected argument '%s' (see --help)\n", argv[optind]);
         return CONFIG_ERROR;
     }
+    if (!c->auth_file && getenv("SLABMQ_AUTH_FILE") && *getenv("SLABMQ_AUTH_FILE"))
+        c->auth_file = getenv("SLABMQ_AUTH_FILE");
     if ((uint64_t)c->broker.max_message_size * 4 > c->broker.max_memory) {
         fprintf(stderr, "slabmqd: --max-message-size must be at most a quarter of --max-memory\n");
         return CONFIG_ERROR;

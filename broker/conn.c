@@ -4,6 +4,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "delivery.h"
 #include "dispatch.h"
 #include "frame.h"
+#include "guard.h"
 #include "log.h"
 #include "mem.h"
 #include "ops.h"
@@ -25,6 +27,9 @@
 #include "reservoir.h"
 #include "server.h"
 #include "slabmq.h"
+#include "confirm.h"
+#include "store.h"
+#include "sub.h"
 #include "wait.h"
 
 #define CONN_READ_SIZE (64u * 1024)
@@ -63,6 +68,7 @@ conn_accept(struct server *s, int fd, const char *peer)
     event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
     event_assign(&c->wev, s->base, fd, EV_WRITE, conn_write_cb, c);
     event_add(&c->rev, NULL);
+    guard_conn_open(c);
     log_debug("connection %llu open from %s", (unsigned long long)c->id, c->peer);
 }
 
@@ -77,7 +83,11 @@ conn_close(struct conn *c)
     }
     if (c->paused & CONN_PAUSE_MEMORY)
         dlist_unlink(&c->plink);
+    if (c->paused & CONN_PAUSE_STORE)
+        dlist_unlink(&c->stlink);
+    confirm_conn_gone(c);
     wait_cancel_conn(c);
+    sub_cancel_conn(c);
     broker_defer_wake(&s->b);
     while (!dlist_empty(&c->held.list)) {
         struct delivery *d = DLIST_ENTRY(c->held.list.next, struct delivery, slink);
@@ -90,6 +100,7 @@ conn_close(struct conn *c)
     obuf_deinit(&c->out);
     reservoir_put(&s->b.res, c->in);
     dlist_unlink(&c->link);
+    guard_conn_close(c);
     s->nconns--;
     log_debug("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
     slab_free(&s->b.slab, c, sizeof(*c));
@@ -100,6 +111,7 @@ void
 conn_shutdown(struct conn *c)
 {
     wait_shutdown_conn(c);
+    sub_shutdown_conn(c);
     reply_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_SHUTDOWN, "broker is shutting down");
     (void)obuf_flush(&c->out, c->fd);
     conn_close(c);
@@ -126,6 +138,21 @@ conn_close_after_write(struct conn *c)
     event_del(&c->rev);
 }
 
+void
+conn_close_with_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code,
+                      const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    reply_error(c, op, rid, code, "%s", msg);
+    conn_close_after_write(c);
+    conn_flush(c);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Pausing                                                                                   */
 
@@ -142,6 +169,12 @@ pause_reading(struct conn *c, uint8_t why)
     c->paused |= why;
 }
 
+void
+conn_hold(struct conn *c)
+{
+    pause_reading(c, CONN_PAUSE_AUTH);
+}
+
 /* Clear 'why'; once nothing holds c, read again and handle frames buffered meanwhile (the
  * read callback would not fire for bytes already read). */
 static void
@@ -149,6 +182,8 @@ resume_reading(struct conn *c, uint8_t why)
 {
     if (why & CONN_PAUSE_MEMORY)
         dlist_unlink(&c->plink);
+    if (why & CONN_PAUSE_STORE)
+        dlist_unlink(&c->stlink);
     c->paused &= (uint8_t)~why;
     if (c->paused || c->closing)
         return;
@@ -179,6 +214,18 @@ shed_slow_readers(struct server *s)
                  worst->peer, worst->out.len);
         s->slow_closed++;
         conn_close(worst);
+    }
+}
+
+void
+conn_resume_store(struct server *s)
+{
+    struct dlink *l = s->store_paused.next;
+
+    while (l != &s->store_paused && store_has_room(s->b.store, s->b.cfg.max_message_size)) {
+        struct conn *c = DLIST_ENTRY(l, struct conn, stlink);
+        l = l->next;
+        resume_reading(c, CONN_PAUSE_STORE);
     }
 }
 
@@ -313,11 +360,13 @@ static void
 conn_process(struct conn *c)
 {
     struct server *s = c->srv;
-    uint32_t max_body = s->b.cfg.max_message_size + SMQ_FRAME_SLACK;
+    uint32_t full_body = s->b.cfg.max_message_size + SMQ_FRAME_SLACK;
 
     c->in_dispatch = 1;
     while (c->in && !c->closing && !c->paused && !c->dead) {
         struct rbuf *in = c->in;
+        /* until HELLO (and AUTH) are done, only small frames: they need no more */
+        uint32_t max_body = c->ready ? full_body : GUARD_HANDSHAKE_FRAME_MAX;
         const uint8_t *body;
         uint32_t blen;
         size_t total;
@@ -337,6 +386,11 @@ conn_process(struct conn *c)
         }
         r = smq_frame_decode(in->data + in->start, in->len - in->start, max_body, &body, &blen,
                              &total);
+        if (r == SMQ_FRAME_OK && s->b.store && !store_has_room(s->b.store, blen)) {
+            pause_reading(c, CONN_PAUSE_STORE); /* the writer is behind: wait for it */
+            dlist_push_back(&s->store_paused, &c->stlink);
+            break;
+        }
         if (r == SMQ_FRAME_NEED_MORE) {
             if (total)
                 frame_pending(c, total, blen);
@@ -349,12 +403,14 @@ conn_process(struct conn *c)
             break;
         }
         if (r == SMQ_FRAME_TOO_BIG) {
-            dispatch_fatal(c, SLABMQ_ERR_FRAME_TOO_BIG, "frame length %u exceeds maximum %u",
-                           blen, max_body);
+            dispatch_fatal(c, SLABMQ_ERR_FRAME_TOO_BIG, "frame length %u exceeds maximum %u%s",
+                           blen, max_body, c->ready ? "" : " before the handshake (HELLO, AUTH)");
             break;
         }
         dispatch_frame(c, body, blen);
         in->start += (uint32_t)total;
+        if (!dlist_empty(&s->b.wake) && !s->b.defer_wake) /* right after the reply */
+            broker_serve_wake(&s->b);
         if (c->out.len >= s->cfg.output_cap)
             pause_reading(c, CONN_PAUSE_OUTPUT);
     }
@@ -430,6 +486,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
         if (n < 0)
             break;
         c->in->len += (uint32_t)n;
+        guard_conn_input(c);
         conn_process(c);
         if ((size_t)n < room)
             break;
@@ -462,12 +519,16 @@ conn_flush(struct conn *c)
         conn_close(c);
         return -1;
     }
+    if (c->sub_blocked && (size_t)left < SUB_OUT_MAX)
+        sub_conn_drained(c);
     if (left > 0) {
         struct timeval grace = {CONN_CLOSE_GRACE_S, 0};
         event_add(&c->wev, c->closing ? &grace : NULL);
         return 0;
     }
     event_del(&c->wev);
+    if (c->closing && c->out.len > 0)
+        return 0; /* replies held for the store go out first (confirm.c) */
     if (c->closing) {
         conn_close(c);
         return -1;

@@ -16,14 +16,18 @@
 #include "dlist.h"
 #include "obuf.h"
 
+struct auth_user;
 struct server;
 struct rbuf;
 
 #define CONN_MAX_WAITS 64 /* pending long-poll FETCHes per connection */
+#define CONN_MAX_SUBS 64  /* subscriptions per connection */
 
 /* Why reading is paused (bits of conn.paused). */
 #define CONN_PAUSE_OUTPUT 1 /* pending output over the cap: resumes when written */
 #define CONN_PAUSE_MEMORY 2 /* broker at its memory limit: resumes when memory drains */
+#define CONN_PAUSE_STORE 4  /* the store's operation ring is full: resumes as it drains */
+#define CONN_PAUSE_AUTH 8   /* AUTH failed: never resumes, closed after the delay (guard.c) */
 
 struct conn {
     struct server *srv;
@@ -36,6 +40,9 @@ struct conn {
     struct holder held;      /* deliveries this consumer holds */
     struct dlink waits;      /* long-poll waiters (waiter.clink) */
     uint32_t nwaits;
+    struct subtab *subs;     /* subscriptions (sub.c), NULL until the first SUBSCRIBE */
+    struct confirmq *confirm; /* replies held for the store (confirm.c), or NULL */
+    struct dlink stlink;     /* in srv->store_paused while CONN_PAUSE_STORE */
     struct dlink plink;      /* in srv->mem_paused while CONN_PAUSE_MEMORY */
     size_t discard;          /* input bytes still to skip of a frame refused from its header */
     size_t need_mem;         /* bytes a paused read is waiting for (0: none) */
@@ -49,7 +56,17 @@ struct conn {
     uint8_t paused;          /* CONN_PAUSE_* bits; reading is paused while any is set */
     uint8_t in_dispatch;     /* inside conn_process: defer closing */
     uint8_t dead;            /* close when dispatch returns */
+    uint8_t sub_blocked;     /* a push was held back for output backlog (sub.c) */
     char peer[64];           /* "addr:port" */
+    /* Handshake, authentication and idleness (guard.c) */
+    const struct auth_user *user; /* authenticated as; NULL before AUTH, or without auth */
+    struct dlink glink;      /* in srv->handshaking until the handshake ends; then in
+                                srv->auth_failed if AUTH failed */
+    struct dlink ilink;      /* in srv->idle, with --idle-timeout */
+    uint64_t guard_since;    /* mono ms: accepted at (handshaking), AUTH failed at */
+    uint64_t active_ms;      /* mono ms of the last input */
+    uint64_t auth_rid;       /* request id of a failed AUTH, answered after the delay */
+    uint8_t ready;           /* handshake done: HELLO, and AUTH when the broker has users */
 };
 
 /* Take ownership of fd (closed on failure too) and start reading. */
@@ -65,9 +82,17 @@ void conn_want_write(struct conn *c);
  * the loop to turn); whatever is left, or a write error, is handled by the write event.
  * Never closes c, so it is safe while another connection is being served. */
 void conn_try_write(struct conn *c);
+/* Resume connections paused for a full store ring, if it has room again. */
+void conn_resume_store(struct server *s);
 /* Resume connections paused at the memory limit, while the broker is under it. */
 void conn_resume_memory(struct server *s);
 /* Send what is pending, then close (after an error reply). */
 void conn_close_after_write(struct conn *c);
+/* Stop reading c for good: a failed AUTH, closed later by conn_close_with_error(). */
+void conn_hold(struct conn *c);
+/* From outside the connection's own callbacks (a timer): write the error reply
+ * [op, rid, code, message], then close once it is written. c may be freed on return. */
+void conn_close_with_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif /* SLABMQ_BROKER_CONN_H */

@@ -8,9 +8,18 @@
  *                   queue's read cursor                      struct delivery exists
  *   DLV_INFLIGHT    the consumer's in-flight list, the       the consuming connection
  *                   timer heap (visibility deadline)
- *   DLV_RETRY       the queue's retry FIFO (ready again)     the queue
- *   DLV_DELAYED     the timer heap (NACK with a delay)       the queue
+ *   DLV_RETRY       a ready list of the queue: the retry     the queue
+ *                   FIFO (priority 0) or the FIFO of its
+ *                   priority; also in the timer heap if it
+ *                   has a TTL (its expiry)
+ *   DLV_DELAYED     the timer heap (NACK or PUBLISH delay,   the queue
+ *                   retry backoff)
  *   (gone)          record marked dead, delivery freed       nobody
+ *
+ * A message published with a delay, a TTL (its own or its queue's) or a priority above 0
+ * gets its delivery at publish time (its record goes to the queue's moved-record segments, which
+ * the read cursor never visits), and so does a dead letter: those options need per-message
+ * state that the 8-byte record header has no room for.
  *
  * Deliveries are slab objects, found by id in a hash table (for ACK/NACK) and ordered by
  * due time in one binary heap shared by every queue: visibility deadlines and NACK delays
@@ -27,11 +36,42 @@
 struct queue;
 struct segment;
 struct mem;
+struct slab;
+
+/* Why a message was dead-lettered (docs/protocol.md 7.6). */
+enum dl_reason {
+    DL_NONE = 0,
+    DL_DELIVERY_LIMIT,
+    DL_REJECTED,
+    DL_EXPIRED,
+    DL_MAX_LENGTH
+};
+
+/* The rarely needed part of a message's state, a slab object of msg_ext_size() bytes, only
+ * for messages with a TTL or that were dead-lettered. */
+struct msg_ext {
+    uint64_t expires_ms;    /* TTL end, monotonic ms; 0: never */
+    uint32_t dl_deliveries; /* deliveries in the source queue when dead-lettered */
+    uint8_t reason;         /* enum dl_reason; DL_NONE: not a dead letter */
+    uint8_t srclen;         /* bytes of src */
+    char src[];             /* source queue name, not NUL-terminated */
+};
+
+static inline size_t
+msg_ext_size(const struct msg_ext *e)
+{
+    return sizeof(*e) + e->srclen;
+}
+
+/* Name of a dead-letter reason as the protocol spells it. */
+const char *dl_reason_name(unsigned reason);
 
 /* A consumer's in-flight deliveries (embedded in its connection). */
 struct holder {
-    struct dlink list; /* DLV_INFLIGHT deliveries, delivery.slink */
-    uint32_t n;        /* how many */
+    struct dlink list;  /* DLV_INFLIGHT deliveries, delivery.slink */
+    uint32_t n;         /* how many */
+    uint32_t *sub_out;  /* per subscription slot: its deliveries in flight; NULL if the
+                           consumer has never subscribed */
 };
 
 enum dlv_state {
@@ -51,12 +91,16 @@ struct delivery {
     struct delivery *hnext;   /* next in the id hash bucket */
     struct dlink qlink;       /* in q->deliveries: every delivery of the queue */
     struct dlink slink;       /* INFLIGHT: owner's list; RETRY: q->retry; else unlinked */
-    uint32_t off;             /* record offset in seg */
+    struct msg_ext *ext;      /* TTL and dead-letter origin, or NULL */
     uint32_t len;             /* payload bytes */
     uint32_t deliveries;      /* times delivered */
     uint32_t heap_idx;        /* position in the timer heap, or DLV_NO_HEAP */
-    uint8_t state;            /* enum dlv_state */
+    uint16_t off;             /* record offset in seg (segments are below 64 KiB) */
+    uint8_t state : 4;        /* enum dlv_state */
+    uint8_t prio : 4;         /* priority, 0 to SMQ_PRIO_MAX */
+    uint8_t sub;              /* INFLIGHT: subscription slot + 1 in the owner; 0: fetched */
 };
+/* 104 bytes: exactly a slab class (64, 80, 104, 128...); one more byte would cost 24. */
 
 /* Id -> delivery hash table; chained, power-of-two buckets, grown by doubling. */
 struct dtable {

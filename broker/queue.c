@@ -6,7 +6,9 @@
 
 #include "broker.h"
 #include "delivery.h"
+#include "queue_int.h"
 #include "segment.h"
+#include "store.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Segments                                                                                  */
@@ -35,6 +37,31 @@ drop_segment(struct broker *b, struct queue *q, struct segment *g)
 
 static void compact(struct broker *b, struct queue *q, struct segment *g);
 
+/* A moved-record segment with room for a record of len payload bytes; NULL at the limit. */
+struct segment *
+queue_moved_tail(struct broker *b, struct queue *q, uint32_t len)
+{
+    struct segment *g = q->mtail;
+
+    uint32_t need = (uint32_t)sizeof(struct segment) + seg_rec_size(len) + 8;
+
+    if (g && seg_fits_moved_len(g, len))
+        return g;
+    g = seg_new(&b->slab, need > 8u * 1024 ? need : 8u * 1024);
+    if (!g || !seg_fits_moved_len(g, len)) {
+        seg_free(&b->slab, g);
+        return NULL;
+    }
+    g->moved = 1;
+    g->prev = q->mtail;
+    if (q->mtail)
+        q->mtail->next = g;
+    else
+        q->mhead = g;
+    q->mtail = g;
+    return g;
+}
+
 /* Whether every record of a main-list segment has been taken (the cursor is past it). */
 static int
 behind_cursor(const struct queue *q, const struct segment *g)
@@ -49,8 +76,8 @@ behind_cursor(const struct queue *q, const struct segment *g)
 /* A record in g died. Free g if nothing in it can be read or delivered again (the tail is
  * kept while the cursor has not passed its end, so publishing can go on appending to it);
  * compact it if a few long-unacked messages are all that pin it. */
-static void
-segment_died(struct broker *b, struct queue *q, struct segment *g, uint32_t live)
+void
+queue_segment_died(struct broker *b, struct queue *q, struct segment *g, uint32_t live)
 {
     if (live > 0) {
         /* at most a quarter live, and taken by consumers: move those, free the rest */
@@ -63,29 +90,6 @@ segment_died(struct broker *b, struct queue *q, struct segment *g, uint32_t live
     if (g == q->tail && q->rseg == g && q->roff < g->used)
         return;
     drop_segment(b, q, g);
-}
-
-/* A moved-record segment with room for the record at (from, off). NULL at the limit. */
-static struct segment *
-moved_tail(struct broker *b, struct queue *q, struct segment *from, uint32_t off)
-{
-    struct segment *g = q->mtail;
-
-    if (g && seg_fits_moved(g, from, off))
-        return g;
-    g = seg_new(&b->slab, 8u * 1024);
-    if (!g || !seg_fits_moved(g, from, off)) {
-        seg_free(&b->slab, g);
-        return NULL;
-    }
-    g->moved = 1;
-    g->prev = q->mtail;
-    if (q->mtail)
-        q->mtail->next = g;
-    else
-        q->mhead = g;
-    q->mtail = g;
-    return g;
 }
 
 /* Move g's live records (each held by a delivery) to the moved-record segments and free g.
@@ -103,9 +107,9 @@ compact(struct broker *b, struct queue *q, struct segment *g)
         seg_read(g, off, &r);
         if (!(r.flags & SEG_DEAD)) {
             d = dtable_find(&b->dels, r.id);
-            if (!d || d->seg != g || d->off != off || !(to = moved_tail(b, q, g, off)))
+            if (!d || d->seg != g || d->off != off || !(to = queue_moved_tail(b, q, r.len)))
                 break; /* not held by a delivery (cannot happen) or no memory: leave it */
-            d->off = seg_move(to, g, off, r.id);
+            d->off = (uint16_t)seg_move(to, g, off, r.id);
             d->seg = to;
             moved++;
         }
@@ -151,6 +155,62 @@ tail_for(struct broker *b, struct queue *q, uint64_t id, uint32_t len)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Ready lists and wake-ups                                                                  */
+
+static struct dlink *
+ready_list(struct queue *q, unsigned prio)
+{
+    return prio ? &q->plists[prio - 1] : &q->retry;
+}
+
+/* The ready list to take from next (priorities, then priority 0's retry FIFO), or NULL if
+ * the next message is a fresh one at the cursor (or none is ready). */
+static struct dlink *
+next_list(struct queue *q)
+{
+    if (q->nprio)
+        for (unsigned p = SMQ_PRIO_MAX; p > 0; p--)
+            if (!dlist_empty(&q->plists[p - 1]))
+                return &q->plists[p - 1];
+    return dlist_empty(&q->retry) ? NULL : &q->retry;
+}
+
+/* Consumers are never served from inside a queue operation (they would take from queues,
+ * and use the broker's scratch array, in the middle of it): the queue joins the broker's
+ * wake list, which the server serves once the current request or timer sweep is done. */
+void
+queue_wake(struct broker *b, struct queue *q)
+{
+    if (q->clearing || (dlist_empty(&q->waiters) && dlist_empty(&q->subs)))
+        return;
+    if (dlist_empty(&q->wake))
+        dlist_push_back(&b->wake, &q->wake);
+}
+
+/* Put d (out of every state) in its ready list; its TTL, if any, goes to the timer heap. */
+void
+queue_make_ready(struct broker *b, struct delivery *d)
+{
+    struct queue *q = d->q;
+
+    d->state = DLV_RETRY;
+    dlist_push_back(ready_list(q, d->prio), &d->slink);
+    q->nretry++;
+    if (d->prio)
+        q->nprio++;
+    if (d->ext && d->ext->expires_ms) {
+        d->due_ms = d->ext->expires_ms;
+        if (d->heap_idx != DLV_NO_HEAP)
+            theap_update(&b->timers, d);
+        else
+            theap_push(&b->timers, d); /* if it cannot: expired when it comes to be taken */
+    } else {
+        theap_remove(&b->timers, d);
+    }
+    queue_wake(b, q);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Publishing                                                                                */
 
 int
@@ -167,12 +227,86 @@ queue_publish(struct broker *b, struct queue *q, const void *data, uint32_t len,
     q->c.published++;
     b->messages++;
     *id = mid;
+    if (q->durable)
+        store_insert(b->store, q, mid, data, len, NULL, b->now_ms);
+    return 0;
+}
+
+/* The priority FIFOs, created on first use. -1 at the memory limit. */
+static int
+need_plists(struct broker *b, struct queue *q)
+{
+    if (q->plists)
+        return 0;
+    q->plists = slab_alloc(&b->slab, SMQ_PRIO_MAX * sizeof(*q->plists));
+    if (!q->plists)
+        return -1;
+    for (unsigned p = 0; p < SMQ_PRIO_MAX; p++)
+        dlist_init(&q->plists[p]);
+    return 0;
+}
+
+int
+queue_publish_opts(struct broker *b, struct queue *q, const void *data, uint32_t len,
+                   const struct pub_opts *o, uint64_t *id)
+{
+    uint64_t ttl = o && o->ttl_ms ? o->ttl_ms : q->ttl_ms;
+    uint64_t mid = b->next_id;
+    struct delivery *d = NULL;
+    struct msg_ext *e = NULL;
+    struct segment *g;
+    long off;
+
+    if (o && o->no_queue_ttl)
+        ttl = o->ttl_ms;
+    if (ttl == 0 && (!o || (o->delay_ms == 0 && o->prio == 0 && !o->record)))
+        return queue_publish(b, q, data, len, id);
+    /* everything that can fail first, so a failure leaves nothing behind */
+    if ((o && o->prio && need_plists(b, q)) || theap_reserve(&b->timers, 1) < 0
+        || !(d = slab_alloc(&b->slab, sizeof(*d)))
+        || (ttl && !(e = slab_alloc(&b->slab, sizeof(*e))))
+        || !(g = queue_moved_tail(b, q, len))
+        || (off = seg_append_moved(&b->slab, g, mid, data, len)) < 0) {
+        if (e)
+            slab_free(&b->slab, e, sizeof(*e));
+        if (d)
+            slab_free(&b->slab, d, sizeof(*d));
+        return -1;
+    }
+    memset(d, 0, sizeof(*d));
+    d->id = mid;
+    d->len = len;
+    d->q = q;
+    d->seg = g;
+    d->off = (uint16_t)off;
+    d->heap_idx = DLV_NO_HEAP;
+    d->prio = o ? o->prio : 0;
+    if (e) {
+        memset(e, 0, sizeof(*e));
+        e->expires_ms = b->now_ms + ttl;
+        d->ext = e;
+    }
+    dlist_init(&d->slink);
+    dlist_push_back(&q->deliveries, &d->qlink);
+    dtable_insert(&b->dels, d);
+    b->next_id++;
+    q->bytes += len;
+    q->c.published++;
+    b->messages++;
+    *id = mid;
+    if (o && o->delay_ms)
+        queue_delay(b, d, o->delay_ms);
+    else
+        queue_make_ready(b, d);
+    if (q->durable)
+        store_insert(b->store, q, mid, data, len, d, b->now_ms);
     return 0;
 }
 
 void
 queue_mark(const struct queue *q, struct queue_mark *m)
 {
+    m->dlast = q->deliveries.prev;
     m->tail = q->tail;
     m->used = q->tail ? q->tail->used : 0;
     m->nrec = q->tail ? q->tail->nrec : 0;
@@ -183,14 +317,24 @@ queue_mark(const struct queue *q, struct queue_mark *m)
 void
 queue_rollback(struct broker *b, struct queue *q, const struct queue_mark *m)
 {
-    uint64_t n = q->nfresh - m->nfresh;
+    uint64_t n;
 
+    /* messages published with a delivery record: every record after the mark */
+    while (q->deliveries.prev != m->dlast) {
+        struct delivery *d = DLIST_ENTRY(q->deliveries.prev, struct delivery, qlink);
+        queue_leave_state(b, d);
+        queue_destroy(b, d);
+        q->c.published--;
+    }
+    n = q->nfresh - m->nfresh;
     while (q->tail && q->tail != m->tail) { /* segments created by the batch */
         struct segment *g = q->tail;
         for (uint32_t off = 0; off < g->used;) {
             struct seg_rec r;
             seg_read(g, off, &r);
             seg_kill(&b->slab, g, off);
+            if (q->durable)
+                store_delete(b->store, r.id);
             off += r.size;
         }
         drop_segment(b, q, g);
@@ -201,6 +345,8 @@ queue_rollback(struct broker *b, struct queue *q, const struct queue_mark *m)
             struct seg_rec r;
             seg_read(g, off, &r);
             seg_kill(&b->slab, g, off);
+            if (q->durable)
+                store_delete(b->store, r.id);
             off += r.size;
         }
         g->used = m->used;
@@ -241,9 +387,10 @@ make_inflight(struct broker *b, struct delivery *d, struct holder *h)
     d->q->c.delivered++;
 }
 
-/* A new delivery for the fresh message at the cursor. NULL at the memory limit. */
-static struct delivery *
-take_fresh(struct broker *b, struct queue *q)
+/* A new delivery for the fresh message at the cursor, in no state. NULL at the memory
+ * limit. */
+struct delivery *
+queue_take_fresh(struct broker *b, struct queue *q)
 {
     struct delivery *d;
     struct seg_rec r;
@@ -258,7 +405,7 @@ take_fresh(struct broker *b, struct queue *q)
     d->len = r.len;
     d->q = q;
     d->seg = q->rseg;
-    d->off = q->roff;
+    d->off = (uint16_t)q->roff;
     d->heap_idx = DLV_NO_HEAP;
     dlist_init(&d->slink);
     dlist_push_back(&q->deliveries, &d->qlink);
@@ -268,27 +415,46 @@ take_fresh(struct broker *b, struct queue *q)
     return d;
 }
 
+/* The next ready message, out of its ready list (in no state), or NULL if none can be
+ * had. */
+static struct delivery *
+take_next(struct broker *b, struct queue *q)
+{
+    struct dlink *l = next_list(q);
+    struct delivery *d;
+
+    if (!l)
+        return queue_take_fresh(b, q);
+    d = DLIST_ENTRY(l->next, struct delivery, slink);
+    queue_leave_state(b, d);
+    return d;
+}
+
 uint32_t
 queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, size_t max_bytes,
            struct delivery **out)
 {
     uint32_t n = 0;
+    uint32_t stuck = 0;
     size_t bytes = 0;
 
     while (!q->paused && n < max && queue_ready(q) > 0 && (n == 0 || bytes < max_bytes)) {
         struct delivery *d;
-        if (theap_reserve(&b->timers, 1) < 0)
-            break; /* cannot track its deadline: leave it ready */
-        if (q->nretry) {
-            d = DLIST_ENTRY(q->retry.next, struct delivery, slink);
-            dlist_unlink(&d->slink);
-            q->nretry--;
-            q->c.redelivered++;
-        } else if (!(d = take_fresh(b, q))) {
-            break;
+        if (theap_reserve(&b->timers, 1) < 0 || !(d = take_next(b, q)))
+            break; /* cannot track its deadline, or no memory: leave it ready */
+        if (d->ext && d->ext->expires_ms && d->ext->expires_ms <= b->now_ms) {
+            queue_dead_letter(b, d, DL_EXPIRED); /* its timer has not run yet */
+            if (d->q == q && d->state == DLV_RETRY && ++stuck > BROKER_MAX_FETCH)
+                break; /* could not move (memory limit), again and again: stop here */
+            continue; /* one that could not move went to the back: go on behind it */
         }
+        if (d->deliveries)
+            q->c.redelivered++;
         make_inflight(b, d, h);
-        theap_push(&b->timers, d);
+        if (d->heap_idx != DLV_NO_HEAP)
+            theap_update(&b->timers, d);
+        else
+            theap_push(&b->timers, d);
         bytes += d->len;
         out[n++] = d;
     }
@@ -298,25 +464,34 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
 /* ---------------------------------------------------------------------------------------- */
 /* Settling                                                                                  */
 
-/* Forget d and its message entirely. */
-static void
-destroy(struct broker *b, struct delivery *d)
+void
+queue_free_ext(struct broker *b, struct delivery *d)
+{
+    if (d->ext)
+        slab_free(&b->slab, d->ext, msg_ext_size(d->ext));
+    d->ext = NULL;
+}
+
+void
+queue_destroy(struct broker *b, struct delivery *d)
 {
     struct queue *q = d->q;
 
     q->bytes -= d->len;
     b->messages--;
+    if (q->durable && !q->clearing)
+        store_delete(b->store, d->id);
     theap_remove(&b->timers, d);
     dtable_remove(&b->dels, d);
     dlist_unlink(&d->slink);
     dlist_unlink(&d->qlink);
-    segment_died(b, q, d->seg, seg_kill(&b->slab, d->seg, d->off));
+    queue_segment_died(b, q, d->seg, seg_kill(&b->slab, d->seg, d->off));
+    queue_free_ext(b, d);
     slab_free(&b->slab, d, sizeof(*d));
 }
 
-/* Leave whatever list/count d's current state implies. */
-static void
-leave_state(struct delivery *d)
+void
+queue_leave_state(struct broker *b, struct delivery *d)
 {
     struct queue *q = d->q;
 
@@ -325,15 +500,23 @@ leave_state(struct delivery *d)
         q->ninflight--;
         q->pinned_bytes -= d->len;
         d->owner->n--;
+        if (d->sub) { /* its subscription has credit again */
+            d->owner->sub_out[d->sub - 1]--;
+            d->sub = 0;
+            queue_wake(b, q);
+        }
         break;
     case DLV_RETRY:
         q->nretry--;
+        if (d->prio)
+            q->nprio--;
         break;
     case DLV_DELAYED:
         q->ndelayed--;
         q->pinned_bytes -= d->len;
         break;
     }
+    d->state = 0;
     dlist_unlink(&d->slink);
     d->owner = NULL;
 }
@@ -342,8 +525,8 @@ void
 queue_ack(struct broker *b, struct delivery *d)
 {
     d->q->c.acked++;
-    leave_state(d);
-    destroy(b, d);
+    queue_leave_state(b, d);
+    queue_destroy(b, d);
 }
 
 void
@@ -351,26 +534,6 @@ queue_touch(struct broker *b, struct delivery *d)
 {
     d->due_ms = b->now_ms + d->q->visibility_ms;
     theap_update(&b->timers, d);
-}
-
-void
-queue_requeue(struct broker *b, struct delivery *d)
-{
-    struct queue *q = d->q;
-
-    leave_state(d);
-    theap_remove(&b->timers, d);
-    d->state = DLV_RETRY;
-    dlist_push_back(&q->retry, &d->slink);
-    q->nretry++;
-    if (dlist_empty(&q->waiters))
-        return;
-    if (b->defer_wake) {
-        if (dlist_empty(&q->wake))
-            dlist_push_back(&b->wake, &q->wake);
-    } else if (b->hooks.queue_ready) {
-        b->hooks.queue_ready(b->hooks.ctx, q);
-    }
 }
 
 /* The queue's retry backoff for d's next attempt: base * 2^(deliveries - 1), capped, with
@@ -394,44 +557,91 @@ backoff_ms(struct broker *b, const struct delivery *d)
     return (uint32_t)(ms - ms * (b->rng % 201) / 1000); /* minus 0-20% */
 }
 
-/* Make d ready again after delay_ms (> 0), through the timer heap. */
-static void
-delay(struct broker *b, struct delivery *d, uint32_t delay_ms)
+/* d (out of every state) becomes DELAYED until now + delay_ms (> 0), or its expiry if that
+ * comes first. */
+void
+queue_delay(struct broker *b, struct delivery *d, uint64_t delay_ms)
 {
-    leave_state(d);
     d->state = DLV_DELAYED;
     d->due_ms = b->now_ms + delay_ms;
+    if (d->ext && d->ext->expires_ms && d->ext->expires_ms < d->due_ms)
+        d->due_ms = d->ext->expires_ms;
     d->q->ndelayed++;
     d->q->pinned_bytes += d->len;
-    /* Already in the heap (in-flight deadline): move it. */
     if (d->heap_idx != DLV_NO_HEAP)
         theap_update(&b->timers, d);
-    else if (theap_push(&b->timers, d) < 0)
-        queue_requeue(b, d); /* cannot time it: ready now rather than lost */
+    else if (theap_push(&b->timers, d) < 0) {
+        d->q->ndelayed--; /* cannot time it: ready now rather than lost */
+        d->q->pinned_bytes -= d->len;
+        queue_make_ready(b, d);
+    }
+}
+
+static int
+expired(const struct broker *b, const struct delivery *d)
+{
+    return d->ext && d->ext->expires_ms && d->ext->expires_ms <= b->now_ms;
+}
+
+/* An in-flight d comes back: dead-lettered if it has had its deliveries or its time,
+ * else ready after delay_ms (at once if 0). */
+static void
+come_back(struct broker *b, struct delivery *d, uint64_t delay_ms)
+{
+    struct queue *q = d->q;
+
+    queue_leave_state(b, d);
+    if (q->max_deliveries && d->deliveries >= q->max_deliveries) {
+        queue_dead_letter(b, d, DL_DELIVERY_LIMIT);
+    } else if (expired(b, d)) {
+        queue_dead_letter(b, d, DL_EXPIRED);
+    } else if (delay_ms) {
+        queue_delay(b, d, delay_ms);
+        if (q->durable)
+            store_update(b->store, d, b->now_ms);
+    } else {
+        queue_make_ready(b, d);
+        if (q->durable)
+            store_update(b->store, d, b->now_ms);
+    }
 }
 
 void
-queue_nack(struct broker *b, struct delivery *d, uint32_t delay_ms)
+queue_requeue(struct broker *b, struct delivery *d)
+{
+    come_back(b, d, 0);
+}
+
+void
+queue_nack(struct broker *b, struct delivery *d, uint64_t delay_ms)
 {
     d->q->c.nacked++;
-    if (delay_ms == 0)
-        delay_ms = backoff_ms(b, d);
-    if (delay_ms == 0)
-        queue_requeue(b, d);
-    else
-        delay(b, d, delay_ms);
+    come_back(b, d, delay_ms ? delay_ms : backoff_ms(b, d));
 }
 
 void
 queue_expire(struct broker *b, struct delivery *d)
 {
-    uint32_t ms = backoff_ms(b, d);
-
     d->q->c.timeouts++;
-    if (ms == 0)
-        queue_requeue(b, d);
+    come_back(b, d, backoff_ms(b, d));
+}
+
+void
+queue_term(struct broker *b, struct delivery *d)
+{
+    d->q->c.terminated++;
+    queue_leave_state(b, d);
+    queue_dead_letter(b, d, DL_REJECTED);
+}
+
+void
+queue_due(struct broker *b, struct delivery *d)
+{
+    queue_leave_state(b, d);
+    if (expired(b, d))
+        queue_dead_letter(b, d, DL_EXPIRED);
     else
-        delay(b, d, ms);
+        queue_make_ready(b, d); /* a delay ended */
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -451,7 +661,9 @@ drop_fresh_one(struct broker *b, struct queue *q)
     q->roff += r.size;
     q->nfresh--;
     b->messages--;
-    segment_died(b, q, g, seg_kill(&b->slab, g, q->roff - r.size));
+    if (q->durable && !q->clearing)
+        store_delete(b->store, r.id);
+    queue_segment_died(b, q, g, seg_kill(&b->slab, g, q->roff - r.size));
 }
 
 /* Kill every fresh record from the cursor on. Returns how many. */
@@ -465,19 +677,29 @@ drop_fresh(struct broker *b, struct queue *q)
     return n;
 }
 
-/* Drop the message at the head of the delivery order (retry FIFO, then fresh). Returns 0,
- * or -1 if no ready message is left. */
+/* Drop, or dead-letter, the message at the head of the delivery order. Returns 0, or -1 if
+ * no ready message is left (or, dead-lettering, memory for it ran out). */
 static int
 drop_head(struct broker *b, struct queue *q)
 {
-    if (q->nretry) {
-        struct delivery *d = DLIST_ENTRY(q->retry.next, struct delivery, slink);
-        leave_state(d);
-        destroy(b, d);
-    } else if (q->nfresh) {
-        drop_fresh_one(b, q);
-    } else {
+    struct dlink *l;
+    struct delivery *d;
+
+    if (queue_ready(q) == 0)
         return -1;
+    if (q->overflow == QUEUE_DEAD_LETTER) {
+        uint64_t failed = q->c.dead_letter_failed;
+        if (!(d = take_next(b, q)))
+            return -1;
+        queue_dead_letter(b, d, DL_MAX_LENGTH);
+        return q->c.dead_letter_failed == failed ? 0 : -1;
+    }
+    if ((l = next_list(q))) {
+        d = DLIST_ENTRY(l->next, struct delivery, slink);
+        queue_leave_state(b, d);
+        queue_destroy(b, d);
+    } else {
+        drop_fresh_one(b, q);
     }
     q->c.dropped++;
     return 0;
@@ -491,7 +713,7 @@ queue_admit(struct queue *q, uint64_t n, uint64_t bytes, uint32_t largest)
     uint64_t pinned = q->ninflight + q->ndelayed; /* never dropped */
     int ok;
 
-    if (q->overflow == QUEUE_DROP_OLDEST) /* room for at least the newest message */
+    if (q->overflow != QUEUE_REJECT) /* room for at least the newest message */
         ok = pinned < max_n && q->pinned_bytes + largest <= max_b;
     else
         ok = queue_held(q) + n <= max_n && q->bytes + bytes <= max_b;
@@ -506,7 +728,7 @@ queue_trim(struct broker *b, struct queue *q)
     uint64_t max_n = q->max_messages ? q->max_messages : UINT64_MAX;
     uint64_t max_b = q->max_bytes ? q->max_bytes : UINT64_MAX;
 
-    if (q->overflow != QUEUE_DROP_OLDEST)
+    if (q->overflow == QUEUE_REJECT)
         return;
     while ((queue_held(q) > max_n || q->bytes > max_b) && drop_head(b, q) == 0)
         ;
@@ -522,8 +744,8 @@ queue_purge(struct broker *b, struct queue *q)
         struct delivery *d = DLIST_ENTRY(l, struct delivery, qlink);
         l = l->next;
         if (d->state == DLV_RETRY || d->state == DLV_DELAYED) {
-            leave_state(d);
-            destroy(b, d);
+            queue_leave_state(b, d);
+            queue_destroy(b, d);
             n++;
         }
     }
@@ -541,19 +763,55 @@ queue_clear(struct broker *b, struct queue *q)
 
     while (!dlist_empty(&q->deliveries)) {
         struct delivery *d = DLIST_ENTRY(q->deliveries.next, struct delivery, qlink);
-        leave_state(d);
-        destroy(b, d);
+        queue_leave_state(b, d);
+        queue_destroy(b, d);
         n++;
     }
     while (q->head)
         drop_segment(b, q, q->head);
     while (q->mhead)
         drop_segment(b, q, q->mhead);
+    if (q->plists)
+        slab_free(&b->slab, q->plists, SMQ_PRIO_MAX * sizeof(*q->plists));
+    q->plists = NULL;
     return n;
 }
 
+uint64_t
+queue_next_due(const struct queue *q)
+{
+    uint64_t due = 0;
+
+    for (const struct dlink *l = q->deliveries.next; l != &q->deliveries; l = l->next) {
+        const struct delivery *d = DLIST_ENTRY(l, struct delivery, qlink);
+        if (d->state == DLV_DELAYED && (due == 0 || d->due_ms < due))
+            due = d->due_ms;
+    }
+    return due;
+}
+
+/* PEEK's walk: one ready list, skipping and collecting. Returns 1 when out is full. */
+static int
+peek_list(const struct dlink *list, uint64_t *skip, uint32_t max, size_t max_bytes,
+          struct msgref *out, uint32_t *n, size_t *bytes)
+{
+    for (const struct dlink *l = list->next; l != list; l = l->next) {
+        const struct delivery *d = DLIST_ENTRY(l, struct delivery, slink);
+        if (*skip) {
+            (*skip)--;
+            continue;
+        }
+        if (*n >= max || (*n > 0 && *bytes >= max_bytes))
+            return 1;
+        *bytes += d->len;
+        out[(*n)++] = (struct msgref){d->id, d->deliveries, d->seg, d->off, d->ext};
+    }
+    return 0;
+}
+
 uint32_t
-queue_peek(const struct queue *q, uint32_t max, size_t max_bytes, struct msgref *out)
+queue_peek(const struct queue *q, uint64_t skip, uint32_t max, size_t max_bytes,
+           struct msgref *out)
 {
     uint32_t n = 0;
     size_t bytes = 0;
@@ -561,14 +819,13 @@ queue_peek(const struct queue *q, uint32_t max, size_t max_bytes, struct msgref 
     uint32_t off = q->roff;
     struct seg_rec r;
 
-    for (const struct dlink *l = q->retry.next; l != &q->retry && n < max; l = l->next) {
-        const struct delivery *d = DLIST_ENTRY(l, struct delivery, slink);
-        if (n > 0 && bytes >= max_bytes)
+    for (unsigned p = SMQ_PRIO_MAX; q->plists && p > 0; p--)
+        if (peek_list(&q->plists[p - 1], &skip, max, max_bytes, out, &n, &bytes))
             return n;
-        seg_read(d->seg, d->off, &r);
-        bytes += r.len;
-        out[n++] = (struct msgref){d->id, d->deliveries, d->seg, d->off};
-    }
+    if (peek_list(&q->retry, &skip, max, max_bytes, out, &n, &bytes))
+        return n;
+    if (skip >= q->nfresh)
+        return n;
     while (g && n < max && (n == 0 || bytes < max_bytes)) {
         if (off >= g->used) {
             g = g->next;
@@ -576,9 +833,15 @@ queue_peek(const struct queue *q, uint32_t max, size_t max_bytes, struct msgref 
             continue;
         }
         seg_read(g, off, &r);
-        bytes += r.len;
-        out[n++] = (struct msgref){r.id, 0, (struct segment *)g, off};
         off += r.size;
+        if (r.flags & SEG_DEAD)
+            continue; /* behind the cursor, or rolled back */
+        if (skip) {
+            skip--;
+            continue;
+        }
+        bytes += r.len;
+        out[n++] = (struct msgref){r.id, 0, (struct segment *)g, off - r.size, NULL};
     }
     return n;
 }

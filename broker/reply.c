@@ -100,37 +100,65 @@ reply_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code, const char
     reply_end(&r);
 }
 
+static void
+pack_strn(struct reply *r, const char *s, size_t n)
+{
+    msgpack_pack_str(&r->pk, n);
+    msgpack_pack_str_body(&r->pk, s, n);
+}
+
 /* [id, deliveries, payload] for the record at (g, off): the header written directly, the
- * payload copied once from the slab. */
+ * payload copied once from the slab. A dead letter gets a fourth element, its info map. */
 static void
 pack_message(struct reply *r, uint64_t id, uint32_t deliveries, const struct segment *g,
-             uint32_t off)
+             uint32_t off, const struct msg_ext *e)
 {
     struct seg_rec rec;
     uint8_t *start;
     uint8_t *p;
+    int dead = e && e->reason;
 
     seg_read(g, off, &rec);
     start = obuf_reserve(&r->c->out, 1 + 3 * SMQ_MPW_MAX_HDR);
     if (!start)
         return;
-    p = smq_mpw_array(start, 3);
+    p = smq_mpw_array(start, dead ? 4 : 3);
     p = smq_mpw_uint(p, id);
     p = smq_mpw_uint(p, deliveries);
     p = smq_mpw_bin(p, rec.len);
     obuf_commit(&r->c->out, (size_t)(p - start));
     seg_copy_out(g, off, &r->c->out);
+    if (!dead)
+        return;
+    msgpack_pack_map(&r->pk, 3);
+    reply_str(r, "reason");
+    reply_str(r, dl_reason_name(e->reason));
+    reply_str(r, "queue");
+    pack_strn(r, e->src, e->srclen);
+    reply_str(r, "deliveries");
+    msgpack_pack_uint32(&r->pk, e->dl_deliveries);
 }
 
 void
 reply_deliveries(struct conn *c, uint64_t op, uint64_t rid, struct delivery **d, uint32_t n)
 {
+    reply_deliveries_from(c, op, rid, d, n, 0, NULL);
+}
+
+void
+reply_deliveries_from(struct conn *c, uint64_t op, uint64_t rid, struct delivery **d,
+                      uint32_t n, int with_queue, const struct queue *q)
+{
     struct reply r;
 
-    reply_begin(&r, c, op, rid, 1);
+    reply_begin(&r, c, op, rid, with_queue ? 2 : 1);
     msgpack_pack_array(&r.pk, n);
     for (uint32_t i = 0; i < n; i++)
-        pack_message(&r, d[i]->id, d[i]->deliveries, d[i]->seg, d[i]->off);
+        pack_message(&r, d[i]->id, d[i]->deliveries, d[i]->seg, d[i]->off, d[i]->ext);
+    if (with_queue && q)
+        pack_strn(&r, q->name, q->name_len);
+    else if (with_queue)
+        msgpack_pack_nil(&r.pk);
     reply_end(&r);
 }
 
@@ -142,6 +170,6 @@ reply_msgrefs(struct conn *c, uint64_t op, uint64_t rid, const struct msgref *m,
     reply_begin(&r, c, op, rid, 1);
     msgpack_pack_array(&r.pk, n);
     for (uint32_t i = 0; i < n; i++)
-        pack_message(&r, m[i].id, m[i].deliveries, m[i].seg, m[i].off);
+        pack_message(&r, m[i].id, m[i].deliveries, m[i].seg, m[i].off, m[i].ext);
     reply_end(&r);
 }

@@ -33,9 +33,14 @@ void reply_ok(struct conn *c, uint64_t op, uint64_t rid);
 /* An error reply: [op, rid, code, message]. */
 void reply_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-/* A success reply whose one result is [[id, deliveries, payload], ...]. */
+/* A success reply whose one result is [[id, deliveries, payload (, info)], ...]. */
 void reply_deliveries(struct conn *c, uint64_t op, uint64_t rid, struct delivery **d,
                       uint32_t n);
+/* The same, with_queue: plus a second result, q's name (nil if q is NULL): the reply to a
+ * FETCH from several queues. Also the DELIVER push ([20, subscription, 0, messages]). */
+struct queue;
+void reply_deliveries_from(struct conn *c, uint64_t op, uint64_t rid, struct delivery **d,
+                           uint32_t n, int with_queue, const struct queue *q);
 void reply_msgrefs(struct conn *c, uint64_t op, uint64_t rid, const struct msgref *m,
                    uint32_t n);
 /* Pack a str. */

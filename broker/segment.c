@@ -26,6 +26,8 @@ seg_new(struct slab *s, uint32_t size)
     if (ci < 0)
         return NULL;
     csize = slab_class_size(s, ci);
+    if (csize > SEG_OFF_LIMIT)
+        return NULL; /* record offsets must fit a delivery's 16-bit field */
     g = slab_alloc(s, csize);
     if (!g)
         return NULL;
@@ -127,32 +129,59 @@ seg_chain_bytes(const struct slab *s, uint32_t len)
     return total;
 }
 
-long
-seg_append(struct slab *s, struct segment *g, uint64_t id, const void *data, uint32_t len)
+/* Append a record: a main-list one (id as a delta from base_id) or, with 'moved', one that
+ * carries its full id after the header. */
+static long
+append(struct slab *s, struct segment *g, uint64_t id, const void *data, uint32_t len,
+       int moved)
 {
     uint8_t *rec = g->data + g->used;
-    uint32_t delta;
-    uint32_t lenflags = len;
+    uint8_t *body = rec + SEG_REC_HDR + (moved ? 8 : 0);
+    uint32_t delta = 0;
+    uint32_t lenflags = len | (moved ? SEG_MOVED : 0);
     long off = (long)g->used;
 
-    if (g->nrec == 0)
-        g->base_id = id;
-    delta = (uint32_t)(id - g->base_id);
+    if (!moved) {
+        if (g->nrec == 0)
+            g->base_id = id;
+        delta = (uint32_t)(id - g->base_id);
+    }
     if (len > SEG_INLINE_MAX) {
         struct chunk *c = make_chain(s, data, len);
         if (!c)
             return -1;
         lenflags |= SEG_CHUNKED;
-        memcpy(rec + SEG_REC_HDR, &c, sizeof(c));
+        memcpy(body, &c, sizeof(c));
     } else if (len) {
-        memcpy(rec + SEG_REC_HDR, data, len);
+        memcpy(body, data, len);
     }
     memcpy(rec, &delta, 4);
     memcpy(rec + 4, &lenflags, 4);
-    g->used += seg_rec_size(len);
+    if (moved)
+        memcpy(rec + SEG_REC_HDR, &id, 8);
+    g->used += seg_rec_size(len) + (moved ? 8 : 0);
     g->nrec++;
     g->live++;
     return off;
+}
+
+long
+seg_append(struct slab *s, struct segment *g, uint64_t id, const void *data, uint32_t len)
+{
+    return append(s, g, id, data, len, 0);
+}
+
+long
+seg_append_moved(struct slab *s, struct segment *g, uint64_t id, const void *data,
+                 uint32_t len)
+{
+    return append(s, g, id, data, len, 1);
+}
+
+int
+seg_fits_moved_len(const struct segment *g, uint32_t len)
+{
+    return (size_t)g->used + seg_rec_size(len) + 8 <= g->size - sizeof(*g);
 }
 
 void
@@ -198,7 +227,7 @@ seg_fits_moved(const struct segment *g, const struct segment *from, uint32_t off
     struct seg_rec r;
 
     seg_read(from, off, &r);
-    return (size_t)g->used + seg_rec_size(r.len) + 8 <= g->size - sizeof(*g);
+    return seg_fits_moved_len(g, r.len);
 }
 
 uint32_t

@@ -27,6 +27,7 @@ struct obuf;
 #define SEG_MIN_SIZE 1024u             /* a new queue's first segment */
 #define SEG_MAX_SIZE (60u * 1024)      /* segments grow up to this: the 64,624-byte class
                                           fills 98.6% of a page */
+#define SEG_OFF_LIMIT 65536u          /* segments are smaller: offsets fit in 16 bits */
 #define SEG_DEAD 0x80000000u
 #define SEG_CHUNKED 0x40000000u
 #define SEG_MOVED 0x20000000u
@@ -60,6 +61,13 @@ seg_rec_size(uint32_t len)
     return SEG_REC_HDR + (len > SEG_INLINE_MAX ? (uint32_t)sizeof(void *) : len);
 }
 
+/* Whether a moved record of len payload bytes fits at the end of g. */
+int seg_fits_moved_len(const struct segment *g, uint32_t len);
+/* Append a record carrying its full id, as a moved one does (for messages published with
+ * a delivery record: they live in the moved-record segments). Returns the offset or -1 as
+ * seg_append does. */
+long seg_append_moved(struct slab *s, struct segment *g, uint64_t id, const void *data,
+                      uint32_t len);
 /* Whether a moved copy of the record at off fits at the end of g. */
 int seg_fits_moved(const struct segment *g, const struct segment *from, uint32_t off);
 /* Move the record at (from, off) to the end of g: its payload (or chain pointer) is copied,

@@ -18,9 +18,13 @@
 #include "codec.h"
 #include "conn.h"
 #include "frame.h"
+#include "guard.h"
 #include "log.h"
 #include "ops.h"
 #include "slabmq.h"
+#include "confirm.h"
+#include "store.h"
+#include "sub.h"
 #include "wait.h"
 
 #define ACCEPT_RETRY_MS 100
@@ -35,6 +39,9 @@ server_config_defaults(struct server_config *c)
     c->max_connections = 10000;
     c->output_cap = (size_t)16 << 20;
     c->frame_timeout_ms = 30000;
+    c->handshake_timeout_ms = 10000; /* auth_file and idle_timeout_ms: off */
+    snprintf(c->data_dir, sizeof(c->data_dir), "slabmq-data");
+    c->store_ring = (size_t)64 << 20;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -220,6 +227,10 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
     log_info("signal %d: shutting down", (int)sig);
     s->stopping = 1;
     evconnlistener_disable(s->listener);
+    if (s->b.store) { /* commit and sync what was accepted, then confirm it */
+        store_stop(s->b.store);
+        confirm_progress(s);
+    }
     while (!dlist_empty(&s->conns))
         conn_shutdown(DLIST_ENTRY(s->conns.next, struct conn, link));
     event_base_loopbreak(s->base);
@@ -242,10 +253,45 @@ server_free(struct server *s)
         event_free(s->sig_term);
     if (s->sig_int)
         event_free(s->sig_int);
+    guard_deinit(s);
+    if (s->store_ev)
+        event_free(s->store_ev);
+    store_close(s->b.store);
+    s->b.store = NULL;
     broker_deinit(&s->b);
     if (s->base)
         event_base_free(s->base);
     free(s);
+}
+
+/* The store's writer made progress: release held replies, resume paused readers. */
+static void
+server_store_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+
+    (void)fd;
+    (void)what;
+    broker_tick(&s->b);
+    store_drain_event(s->b.store);
+    confirm_progress(s);
+    conn_resume_store(s);
+}
+
+/* Broker hook: q has ready messages for its consumers; waiting FETCHes first. */
+static void
+serve_queue(void *ctx, struct queue *q)
+{
+    wait_serve(ctx, q);
+    sub_serve(ctx, q);
+}
+
+/* Broker hook: q is being deleted. */
+static void
+queue_gone(void *ctx, struct queue *q)
+{
+    wait_queue_gone(ctx, q);
+    sub_queue_gone(q);
 }
 
 struct server *
@@ -260,17 +306,45 @@ server_new(const struct server_config *c, char *err, size_t errlen)
     s->cfg = *c;
     dlist_init(&s->conns);
     dlist_init(&s->mem_paused);
+    dlist_init(&s->store_paused);
+    dlist_init(&s->confirm_conns);
     if (broker_init(&s->b, &c->broker, err, errlen)) {
         free(s);
         return NULL;
     }
-    s->b.hooks = (struct broker_hooks){wait_serve, wait_queue_gone, s};
+    s->b.hooks = (struct broker_hooks){serve_queue, queue_gone, s};
+    if (c->durability) { /* loads the durable queues before anyone can connect */
+        char why[256];
+        struct store *st = store_open(&s->b, c->data_dir, c->store_ring, c->ignore_corrupt,
+                                      why, sizeof(why));
+        if (!st) {
+            snprintf(err, errlen, "durability: %s", why);
+            server_free(s);
+            return NULL;
+        }
+        s->b.store = st;
+    }
     s->started_ms = s->b.now_ms;
     s->base = event_base_new();
     if (s->base)
         s->timer = evtimer_new(s->base, server_timer_cb, s);
     if (!s->base || !s->timer) {
         snprintf(err, errlen, "cannot create the event loop");
+        server_free(s);
+        return NULL;
+    }
+    if (s->b.store) {
+        s->store_ev = event_new(s->base, store_event_fd(s->b.store), EV_READ | EV_PERSIST,
+                                server_store_cb, s);
+        if (!s->store_ev || event_add(s->store_ev, NULL)) {
+            snprintf(err, errlen, "cannot set up events");
+            server_free(s);
+            return NULL;
+        }
+    }
+    if (guard_init(s)) { /* it has printed why */
+        if (errlen)
+            err[0] = '\0';
         server_free(s);
         return NULL;
     }
@@ -287,7 +361,8 @@ server_run(const struct server_config *c)
     signal(SIGPIPE, SIG_IGN); /* a peer that closes must not kill the broker */
     s = server_new(c, err, sizeof(err));
     if (!s) {
-        fprintf(stderr, "slabmqd: %s\n", err);
+        if (err[0])
+            fprintf(stderr, "slabmqd: %s\n", err);
         return 1;
     }
     s->accept_retry = evtimer_new(s->base, server_accept_retry_cb, s);

@@ -22,6 +22,15 @@ struct server_config {
     uint32_t max_connections;  /* --max-connections */
     size_t output_cap;         /* pending output at which a connection stops being read */
     uint32_t frame_timeout_ms; /* --frame-timeout: a started frame must be complete by then */
+    int durability;            /* --durability: 0 none, 1 sqlite */
+    char data_dir[1024];       /* --data-dir */
+    int ignore_corrupt;        /* --ignore-corrupt-data */
+    size_t store_ring;         /* bytes of the store's operation ring */
+    /* Authentication and connection deadlines (guard.c, docs/security.md) */
+    const char *auth_file;          /* --auth-file or $SLABMQ_AUTH_FILE; NULL: no auth */
+    uint32_t handshake_timeout_ms;  /* --handshake-timeout: HELLO (and AUTH) done by then */
+    uint32_t idle_timeout_ms;       /* --idle-timeout: close after this long without input;
+                                       0: never */
 };
 
 struct server {
@@ -36,6 +45,9 @@ struct server {
     uint64_t timer_due;         /* when 'timer' is armed for (mono ms), 0 if not */
     struct dlink conns;         /* every open connection */
     struct dlink mem_paused;    /* connections paused at the memory limit (conn.plink) */
+    struct dlink store_paused;  /* connections paused for the store's ring (conn.stlink) */
+    struct dlink confirm_conns; /* connections with replies held for the store */
+    struct event *store_ev;     /* the store's progress notifications */
     uint32_t nconns;
     uint64_t conns_total;       /* accepted, total */
     uint64_t conns_refused;     /* refused at max_connections, total */
@@ -49,14 +61,23 @@ struct server {
      * fuzz harness in tests/fuzz feeds bytes from memory); same contract as read(2). */
     ssize_t (*read_fn)(void *ctx, int fd, void *buf, size_t len);
     void *read_ctx;
+    /* Authentication and connection deadlines (guard.c) */
+    struct auth *auth;          /* users of --auth-file; NULL when authentication is off */
+    struct event *guard_timer;  /* fires at the earliest deadline of the three lists below */
+    uint64_t guard_due;         /* when guard_timer is armed for (mono ms), 0 if not */
+    struct dlink handshaking;   /* connections before their handshake ends, oldest first */
+    struct dlink auth_failed;   /* connections whose AUTH failed, waiting out the delay */
+    struct dlink idle;          /* connections by last input, least recent first (with
+                                   --idle-timeout) */
 };
 
 void server_config_defaults(struct server_config *c);
 /* Run until SIGTERM/SIGINT. Returns the process exit status. */
 int server_run(const struct server_config *c);
-/* The broker, its event loop and its timer, without listener or signals: what server_run
- * serves, and what a test drives in-process. Returns a new server (free with server_free()),
- * or NULL with a reason in err. */
+/* The broker (with its store when c->durability, its users when c->auth_file), its event loop,
+ * timers and connection guards, without listener or signals: what server_run serves, and what a
+ * test drives in-process. Returns a new server (free with server_free()), or NULL with a reason
+ * in err (empty when it has already been printed). */
 struct server *server_new(const struct server_config *c, char *err, size_t errlen);
 /* Close every connection and free s and all it owns. Accepts NULL. */
 void server_free(struct server *s);

@@ -17,16 +17,32 @@
 #include "server.h"
 #include "slabmq.h"
 
+struct waiter;
+
+/* A waiter's place in one queue's FIFO of waiters. */
+struct wlink {
+    struct dlink qlink;  /* in q->waiters */
+    struct waiter *w;
+    struct queue *q;
+};
+
 struct waiter {
     struct conn *c;      /* connection that asked */
-    struct queue *q;     /* queue waited on */
     uint64_t rid;        /* request id to answer */
     uint32_t max;        /* messages wanted at most */
-    int noack;           /* at-most-once FETCH */
+    uint8_t noack;       /* at-most-once FETCH */
+    uint8_t multi;       /* FETCH named a list of queues: the reply names the queue */
+    uint8_t nq;          /* queues waited on */
     struct event timer;  /* fires when the wait ends */
-    struct dlink qlink;  /* in q->waiters, FIFO */
     struct dlink clink;  /* in c->waits */
+    struct wlink links[]; /* one per queue waited on */
 };
+
+static size_t
+waiter_size(unsigned nq)
+{
+    return sizeof(struct waiter) + nq * sizeof(struct wlink);
+}
 
 static void
 waiter_free(struct waiter *w)
@@ -34,10 +50,11 @@ waiter_free(struct waiter *w)
     struct broker *b = &w->c->srv->b;
 
     event_del(&w->timer);
-    dlist_unlink(&w->qlink);
+    for (unsigned i = 0; i < w->nq; i++)
+        dlist_unlink(&w->links[i].qlink);
     dlist_unlink(&w->clink);
     w->c->nwaits--;
-    slab_free(&b->slab, w, sizeof(*w));
+    slab_free(&b->slab, w, waiter_size(w->nq));
 }
 
 static void
@@ -48,28 +65,33 @@ wait_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    reply_deliveries(c, SMQ_OP_FETCH, w->rid, NULL, 0);
+    reply_deliveries_from(c, SMQ_OP_FETCH, w->rid, NULL, 0, w->multi, NULL);
     waiter_free(w);
     conn_want_write(c);
 }
 
 int
-wait_start(struct conn *c, struct queue *q, uint64_t rid, uint32_t max, uint32_t wait_ms,
-           int noack)
+wait_start(struct conn *c, struct queue **qs, unsigned nq, int multi, uint64_t rid,
+           uint32_t max, uint32_t wait_ms, int noack)
 {
     struct server *s = c->srv;
-    struct waiter *w = slab_alloc_reserved(&s->b.slab, sizeof(*w));
+    struct waiter *w = slab_alloc_reserved(&s->b.slab, waiter_size(nq));
     struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
 
     if (!w)
         return -1;
-    memset(w, 0, sizeof(*w));
+    memset(w, 0, waiter_size(nq));
     w->c = c;
-    w->q = q;
     w->rid = rid;
     w->max = max;
-    w->noack = noack;
-    dlist_push_back(&q->waiters, &w->qlink);
+    w->noack = (uint8_t)noack;
+    w->multi = (uint8_t)multi;
+    w->nq = (uint8_t)nq;
+    for (unsigned i = 0; i < nq; i++) {
+        w->links[i].w = w;
+        w->links[i].q = qs[i];
+        dlist_push_back(&qs[i]->waiters, &w->links[i].qlink);
+    }
     dlist_push_back(&c->waits, &w->clink);
     c->nwaits++;
     event_assign(&w->timer, s->base, -1, 0, wait_timeout_cb, w);
@@ -89,7 +111,7 @@ wait_serve(void *ctx, struct queue *q)
                 dlist_push_back(&b->wake, &q->wake);
             return;
         }
-        struct waiter *w = DLIST_ENTRY(q->waiters.next, struct waiter, qlink);
+        struct waiter *w = DLIST_ENTRY(q->waiters.next, struct wlink, qlink)->w;
         struct conn *c = w->c;
         uint32_t room = c->held.n < b->cfg.max_inflight ? b->cfg.max_inflight - c->held.n : 0;
         uint32_t n;
@@ -104,7 +126,7 @@ wait_serve(void *ctx, struct queue *q)
                        b->scratch);
         if (n == 0)
             break; /* memory limit: the waiter keeps waiting */
-        cmd_deliver(c, w->rid, n, w->noack);
+        cmd_deliver(c, w->rid, n, w->noack, w->multi, q);
         waiter_free(w);
         conn_try_write(c);
     }
@@ -115,7 +137,7 @@ wait_queue_gone(void *ctx, struct queue *q)
 {
     (void)ctx;
     while (!dlist_empty(&q->waiters)) {
-        struct waiter *w = DLIST_ENTRY(q->waiters.next, struct waiter, qlink);
+        struct waiter *w = DLIST_ENTRY(q->waiters.next, struct wlink, qlink)->w;
         struct conn *c = w->c;
         reply_error(c, SMQ_OP_FETCH, w->rid, SLABMQ_ERR_QUEUE_DELETED,
                     "queue %s was deleted while waiting", q->name);

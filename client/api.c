@@ -33,43 +33,82 @@ slabmq_ping(slabmq_client *c)
     return smq_call(c, SMQ_OP_PING, 0, &r, &n);
 }
 
+/* One entry of the DECLARE options map: key and an unsigned value. */
+static void
+pack_option(slabmq_client *c, const char *key, uint64_t v)
+{
+    smq_pack_str(c, key);
+    msgpack_pack_uint64(&c->pk, v);
+}
+
+/* The wire value of a setting whose "none" has its own sentinel in the API: 0 on the wire. */
+static uint64_t
+wire(uint64_t v, uint64_t none)
+{
+    return v == none ? 0 : v;
+}
+
+static const char *
+overflow_name(slabmq_overflow o)
+{
+    switch (o) {
+    case SLABMQ_OVERFLOW_DROP_OLDEST:
+        return "drop-oldest";
+    case SLABMQ_OVERFLOW_DEAD_LETTER:
+        return "dead-letter";
+    default:
+        return "reject";
+    }
+}
+
 /* The DECLARE options map: only the fields that are set. */
 static void
 pack_queue_options(slabmq_client *c, const slabmq_queue_options *o)
 {
-    static const slabmq_queue_options none;
+    static const slabmq_queue_options none = SLABMQ_QUEUE_OPTIONS_INIT;
     int n;
 
     if (!o)
         o = &none;
     n = !!o->visibility_ms + !!o->max_messages + !!o->max_bytes
         + (o->overflow != SLABMQ_OVERFLOW_UNCHANGED) + !!o->retry_backoff_ms
-        + !!o->retry_backoff_max_ms;
+        + !!o->retry_backoff_max_ms + !!o->max_deliveries + !!o->dead_letter + !!o->ttl_ms
+        + !!o->dedup_window + !!o->durable + (o->confirm != SLABMQ_CONFIRM_DEFAULT);
     msgpack_pack_map(&c->pk, (size_t)n);
-    if (o->visibility_ms) {
-        smq_pack_str(c, "visibility_ms");
-        msgpack_pack_uint32(&c->pk, o->visibility_ms);
+    if (o->visibility_ms)
+        pack_option(c, "visibility_ms", o->visibility_ms);
+    if (o->max_messages) /* on the wire 0 means "no limit" */
+        pack_option(c, "max_messages", wire(o->max_messages, SLABMQ_NO_LIMIT));
+    if (o->max_bytes)
+        pack_option(c, "max_bytes", wire(o->max_bytes, SLABMQ_NO_LIMIT));
+    if (o->retry_backoff_ms)
+        pack_option(c, "retry_backoff_ms", wire(o->retry_backoff_ms, SLABMQ_NO_BACKOFF));
+    if (o->retry_backoff_max_ms)
+        pack_option(c, "retry_backoff_max_ms", o->retry_backoff_max_ms);
+    if (o->max_deliveries)
+        pack_option(c, "max_deliveries", wire(o->max_deliveries, SLABMQ_NO_LIMIT));
+    if (o->ttl_ms)
+        pack_option(c, "ttl_ms", wire(o->ttl_ms, SLABMQ_NO_TTL));
+    if (o->dedup_window)
+        pack_option(c, "dedup_window", wire(o->dedup_window, SLABMQ_DEDUP_OFF));
+    if (o->dead_letter) {
+        smq_pack_str(c, "dead_letter");
+        smq_pack_str(c, o->dead_letter);
     }
-    if (o->max_messages) { /* on the wire 0 means "no limit" */
-        smq_pack_str(c, "max_messages");
-        msgpack_pack_uint64(&c->pk, o->max_messages == SLABMQ_NO_LIMIT ? 0 : o->max_messages);
+    if (o->durable) {
+        smq_pack_str(c, "durable");
+        if (o->durable == SLABMQ_DURABLE_YES)
+            msgpack_pack_true(&c->pk);
+        else
+            msgpack_pack_false(&c->pk);
     }
-    if (o->max_bytes) {
-        smq_pack_str(c, "max_bytes");
-        msgpack_pack_uint64(&c->pk, o->max_bytes == SLABMQ_NO_LIMIT ? 0 : o->max_bytes);
-    }
-    if (o->retry_backoff_ms) {
-        smq_pack_str(c, "retry_backoff_ms");
-        msgpack_pack_uint32(&c->pk,
-                            o->retry_backoff_ms == SLABMQ_NO_BACKOFF ? 0 : o->retry_backoff_ms);
-    }
-    if (o->retry_backoff_max_ms) {
-        smq_pack_str(c, "retry_backoff_max_ms");
-        msgpack_pack_uint32(&c->pk, o->retry_backoff_max_ms);
+    if (o->confirm != SLABMQ_CONFIRM_DEFAULT) {
+        smq_pack_str(c, "confirm");
+        smq_pack_str(c, smq_confirm_name(o->confirm));
     }
     if (o->overflow != SLABMQ_OVERFLOW_UNCHANGED) {
         smq_pack_str(c, "overflow");
-        smq_pack_str(c, o->overflow == SLABMQ_OVERFLOW_DROP_OLDEST ? "drop-oldest" : "reject");
+        smq_pack_str(c, overflow_name(o->overflow));
     }
 }
 
@@ -84,6 +123,10 @@ slabmq_declare(slabmq_client *c, const char *queue, const slabmq_queue_options *
 
     if (st)
         return st;
+    if (opts && opts->dead_letter && opts->dead_letter[0]
+        && !smq_name_valid(opts->dead_letter, strlen(opts->dead_letter)))
+        return smq_client_fail(c, SLABMQ_ERR_BAD_NAME, "invalid dead-letter queue name: 1-%d "
+                               "bytes of A-Z a-z 0-9 . _ : -, or \"\" for none", SMQ_NAME_MAX);
     smq_req_begin(c, SMQ_OP_DECLARE, 2);
     smq_pack_str(c, queue);
     pack_queue_options(c, opts);
@@ -218,7 +261,8 @@ slabmq_queue_list_free(slabmq_queue_info *list)
 struct slabmq_stats {
     size_t n;
     char **names;
-    uint64_t *values;
+    uint64_t *values; /* 0 for a string value */
+    char **strs;      /* the string values; NULL for an integer */
 };
 
 SLABMQ_API void
@@ -226,11 +270,65 @@ slabmq_stats_free(slabmq_stats *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
         free(s->names[i]);
+        free(s->strs[i]);
+    }
     free(s->names);
     free(s->values);
+    free(s->strs);
     free(s);
+}
+
+/* Returns a new, empty statistics object with room for n entries; NULL when out of memory. */
+static slabmq_stats *
+new_stats(uint32_t n)
+{
+    slabmq_stats *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    s->names = calloc(n ? n : 1, sizeof(*s->names));
+    s->values = calloc(n ? n : 1, sizeof(*s->values));
+    s->strs = calloc(n ? n : 1, sizeof(*s->strs));
+    if (!s->names || !s->values || !s->strs) {
+        slabmq_stats_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Read one name/value pair into the next entry of s. An unsigned integer or a str is kept;
+ * a value of any other type is skipped (names are added within a protocol version, and a
+ * client MUST ignore what it does not know). 0, or the failure. */
+static slabmq_status
+read_stat(slabmq_client *c, struct smq_mpr *r, slabmq_stats *s)
+{
+    const char *k;
+    uint32_t klen;
+    const char *v = NULL;
+    uint32_t vlen = 0;
+    enum smq_mp_type t;
+
+    if (smq_mpr_str(r, &k, &klen))
+        return smq_bad_reply(c, "STATS name");
+    t = smq_mpr_peek(r);
+    if (t == SMQ_MP_UINT ? smq_mpr_uint(r, &s->values[s->n])
+        : t == SMQ_MP_STR ? smq_mpr_str(r, &v, &vlen)
+                          : smq_mpr_skip(r, 16))
+        return smq_bad_reply(c, "STATS value");
+    if (t != SMQ_MP_UINT && t != SMQ_MP_STR)
+        return SLABMQ_OK;
+    s->names[s->n] = strndup(k, klen);
+    if (v)
+        s->strs[s->n] = strndup(v, vlen);
+    if (!s->names[s->n] || (v && !s->strs[s->n])) {
+        free(s->names[s->n]);
+        s->names[s->n] = NULL;
+        return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory");
+    }
+    s->n++;
+    return SLABMQ_OK;
 }
 
 SLABMQ_API slabmq_status
@@ -257,27 +355,14 @@ slabmq_stats_get(slabmq_client *c, const char *queue, slabmq_stats **out)
         return st;
     if (n < 1 || smq_mpr_map(&r, &pairs))
         return smq_bad_reply(c, "STATS");
-    s = calloc(1, sizeof(*s));
-    if (s) {
-        s->names = calloc(pairs ? pairs : 1, sizeof(*s->names));
-        s->values = calloc(pairs ? pairs : 1, sizeof(*s->values));
-    }
-    if (!s || !s->names || !s->values) {
-        slabmq_stats_free(s);
+    s = new_stats(pairs);
+    if (!s)
         return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory");
-    }
-    for (uint32_t i = 0; i < pairs; i++) {
-        const char *k;
-        uint32_t klen;
-        if (smq_mpr_str(&r, &k, &klen) || smq_mpr_uint(&r, &s->values[s->n])) {
-            slabmq_stats_free(s);
-            return smq_bad_reply(c, "STATS entry");
-        }
-        if (!(s->names[s->n] = strndup(k, klen))) {
-            slabmq_stats_free(s);
-            return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory");
-        }
-        s->n++;
+    for (uint32_t i = 0; i < pairs && st == SLABMQ_OK; i++)
+        st = read_stat(c, &r, s);
+    if (st) {
+        slabmq_stats_free(s);
+        return st;
     }
     *out = s;
     return SLABMQ_OK;
@@ -301,15 +386,38 @@ slabmq_stats_value(const slabmq_stats *s, size_t i)
     return s && i < s->n ? s->values[i] : 0;
 }
 
+SLABMQ_API const char *
+slabmq_stats_str(const slabmq_stats *s, size_t i)
+{
+    return s && i < s->n ? s->strs[i] : NULL;
+}
+
+/* Index of the entry called name, or -1. */
+static long
+stats_index(const slabmq_stats *s, const char *name)
+{
+    for (size_t i = 0; s && name && i < s->n; i++)
+        if (strcmp(s->names[i], name) == 0)
+            return (long)i;
+    return -1;
+}
+
 SLABMQ_API int
 slabmq_stats_find(const slabmq_stats *s, const char *name, uint64_t *v)
 {
-    for (size_t i = 0; s && i < s->n; i++) {
-        if (strcmp(s->names[i], name) == 0) {
-            if (v)
-                *v = s->values[i];
-            return 1;
-        }
-    }
-    return 0;
+    long i = stats_index(s, name);
+
+    if (i < 0 || s->strs[i])
+        return 0;
+    if (v)
+        *v = s->values[i];
+    return 1;
+}
+
+SLABMQ_API const char *
+slabmq_stats_find_str(const slabmq_stats *s, const char *name)
+{
+    long i = stats_index(s, name);
+
+    return i < 0 ? NULL : s->strs[i];
 }

@@ -8,11 +8,33 @@
 
 #include <msgpack.h>
 
+#include "codec.h"
 #include "mpread.h"
 #include "slabmq.h"
 
 /* Largest reply frame accepted; bounds what a broken or hostile server can make us buffer. */
 #define SMQ_CLIENT_MAX_REPLY ((uint32_t)1 << 30)
+
+/* A batch of messages: the reply to a FETCH or PEEK, or one DELIVER push. */
+struct slabmq_batch {
+    size_t n;
+    slabmq_message *msgs;      /* n entries; data points into 'bytes' */
+    slabmq_dead_letter *dead;  /* the infos of the dead letters among them; msgs[i].dead
+                                  points here */
+    uint8_t *bytes;            /* copy of the reply's payloads and info strings */
+    const char *queue;         /* the messages' queue (in 'bytes' or 'qname'), or NULL */
+    char qname[SMQ_NAME_MAX + 1]; /* the queue named by the caller or the subscription */
+    uint64_t subscription;     /* DELIVER only: its subscription, else 0 */
+    slabmq_status status;      /* DELIVER only: non-zero when the push ended the subscription */
+    char *error;               /* the broker's message with that status; NULL otherwise */
+    struct slabmq_batch *next; /* the client's list of pushes not yet received */
+};
+
+/* A subscription of this connection, known by its id, for naming its queue in pushes. */
+struct smq_sub {
+    uint64_t id;                 /* the broker's subscription id */
+    char queue[SMQ_NAME_MAX + 1];
+};
 
 struct slabmq_client {
     int fd;                 /* connected socket, non-blocking */
@@ -42,14 +64,24 @@ struct slabmq_client {
     int broken;             /* an I/O error or a bad reply: every later call fails */
     char err[256];          /* detail of the last failure */
     int last;               /* status of the last failure (slabmq_status) */
+    int last_level;         /* slabmq_confirm_level of the last publish with options */
+    slabmq_confirm_ex_cb on_confirm_ex; /* called for each pipelined reply; may be NULL */
+    void *confirm_ex_arg;
+    struct smq_sub *subs;   /* the open subscriptions, nsubs of them (at most 64 on a broker) */
+    size_t nsubs;
+    struct slabmq_batch *pushed;      /* DELIVER frames read but not yet received, oldest
+                                         first; as many messages as the subscriptions' credit
+                                         at most */
+    struct slabmq_batch **pushed_end; /* where the next one is linked */
 };
 
 /* A client without a connection (fd -1): connect2's first step, and what the fuzz harness
  * (tests/fuzz) gives a socket of its own. Free with slabmq_client_close(). NULL when out of
  * memory. */
 struct slabmq_client *smq_client_new(int timeout_ms);
-/* Say HELLO on c's socket and take the broker's limits from the reply. */
-slabmq_status smq_client_hello(struct slabmq_client *c, const char *name);
+/* Say HELLO on c's socket and take the broker's limits from the reply; *auth receives the
+ * broker's auth_required (0 from brokers that do not say). */
+slabmq_status smq_client_hello(struct slabmq_client *c, const char *name, int *auth);
 
 /* Set the detail message and return st. */
 slabmq_status smq_client_fail(struct slabmq_client *c, slabmq_status st, const char *fmt, ...)
@@ -79,8 +111,58 @@ slabmq_status smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struc
 
 /* Checks shared by every call naming a queue: a client, and a valid name. */
 slabmq_status smq_check_queue(struct slabmq_client *c, const char *queue);
+/* "memory", "written" or "synced" for a level (SLABMQ_CONFIRM_MEMORY..SYNCED). */
+const char *smq_confirm_name(int level);
+/* A confirmation level result (a str) at r; SLABMQ_CONFIRM_DEFAULT if it is none. */
+int smq_read_level(struct smq_mpr *r);
 
 /* Mark a reply malformed. */
 slabmq_status smq_bad_reply(struct slabmq_client *c, const char *what);
+
+/* The head of a frame from the broker: [op, request_id or subscription_id, status, ...]. */
+struct smq_head {
+    uint32_t n;      /* elements in the frame's array */
+    uint64_t op;
+    uint64_t id;     /* request id; a subscription id in a DELIVER */
+    uint64_t status;
+    const char *msg; /* on a non-zero status: the error message ("" if none), a view */
+    uint32_t mlen;
+};
+
+/* Read the head of the frame at r; on a non-zero status also its message. After it, r is on
+ * the first result. 0, or -1 when the frame does not start that way. */
+int smq_read_head(struct smq_mpr *r, struct smq_head *h);
+
+/* Decode a message list [message, ...], the first of nres results at r, into a new batch
+ * (free with slabmq_batch_free()). Messages are [id, deliveries, payload] or, for dead
+ * letters, [id, deliveries, payload, info]; info keys and elements this library does not
+ * know are skipped. */
+slabmq_status smq_read_batch(struct slabmq_client *c, struct smq_mpr *r, uint32_t nres,
+                             struct slabmq_batch **out);
+
+/* 1 if the frame body is a DELIVER push [20, subscription, status, ...], else 0. */
+int smq_is_deliver(const uint8_t *body, uint32_t len);
+
+/* Decode a DELIVER push and append it to c->pushed, for slabmq_receive(). */
+slabmq_status smq_push_deliver(struct slabmq_client *c, const uint8_t *body, uint32_t len);
+
+/* Free the pushes not received and the subscription table (at close). */
+void smq_subs_free(struct slabmq_client *c);
+
+/* Non-blocking I/O for slabmq_receive and slabmq_send: take the next complete frame from
+ * rbuf (1, consumed; the body views rbuf until the next read), or say that more bytes are
+ * needed (0), or fail (-1, recorded). */
+int smq_next_buffered(struct slabmq_client *c, const uint8_t **body, uint32_t *len);
+/* Read what has arrived without waiting: SLABMQ_OK (possibly nothing), or the failure. */
+slabmq_status smq_recv_some(struct slabmq_client *c);
+/* Send the queued pipelined requests now. */
+slabmq_status smq_send_queued(struct slabmq_client *c, int64_t deadline);
+/* Decode one pipelined reply and hand it to the confirmation callbacks. */
+slabmq_status smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len);
+/* Wait until fd is readable or the deadline (ms of CLOCK_MONOTONIC; 0: none) passes:
+ * 1 readable, 0 timed out, -1 error, -2 interrupted by a signal. */
+int smq_wait_readable(struct slabmq_client *c, int64_t deadline);
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t smq_now_ms(void);
 
 #endif /* SLABMQ_CLIENT_INTERNAL_H */

@@ -78,8 +78,8 @@ slabmq_client_max_frame_size(const slabmq_client *c)
 /* ---------------------------------------------------------------------------------------- */
 /* Time and I/O                                                                              */
 
-static int64_t
-now_ms(void)
+int64_t
+smq_now_ms(void)
 {
     struct timespec ts;
 
@@ -88,16 +88,16 @@ now_ms(void)
 }
 
 /* Wait for fd to be ready for events until the deadline (0: forever). 1 ready, 0 timeout,
- * -1 error. */
+ * -1 error; with intr, -2 when a signal interrupts the wait (else it goes on waiting). */
 static int
-wait_fd(int fd, short events, int64_t deadline)
+poll_until(int fd, short events, int64_t deadline, int intr)
 {
     for (;;) {
         struct pollfd p = {fd, events, 0};
         int ms = -1;
         int rc;
         if (deadline) {
-            int64_t left = deadline - now_ms();
+            int64_t left = deadline - smq_now_ms();
             if (left <= 0)
                 return 0;
             ms = left > 60000 ? 60000 : (int)left;
@@ -105,9 +105,23 @@ wait_fd(int fd, short events, int64_t deadline)
         rc = poll(&p, 1, ms);
         if (rc > 0)
             return 1;
+        if (rc < 0 && errno == EINTR && intr)
+            return -2;
         if (rc < 0 && errno != EINTR)
             return -1;
     }
+}
+
+static int
+wait_fd(int fd, short events, int64_t deadline)
+{
+    return poll_until(fd, events, deadline, 0);
+}
+
+int
+smq_wait_readable(struct slabmq_client *c, int64_t deadline)
+{
+    return poll_until(c->fd, POLLIN, deadline, 1);
 }
 
 static slabmq_status
@@ -268,9 +282,9 @@ smq_pack_str(struct slabmq_client *c, const char *s)
     msgpack_pack_str_body(&c->pk, s, n);
 }
 
-/* Read one reply frame; *body views rbuf until the next read. */
+/* Read one frame; *body views rbuf until the next read. */
 static slabmq_status
-read_frame(struct slabmq_client *c, const uint8_t **body, uint32_t *len, int64_t deadline)
+read_any_frame(struct slabmq_client *c, const uint8_t **body, uint32_t *len, int64_t deadline)
 {
     const uint8_t *b;
     size_t total;
@@ -295,33 +309,56 @@ read_frame(struct slabmq_client *c, const uint8_t **body, uint32_t *len, int64_t
     return SLABMQ_OK;
 }
 
+/* Read one reply frame, keeping the subscription pushes that come before it for
+ * slabmq_receive(). *body views rbuf until the next read. */
+static slabmq_status
+read_frame(struct slabmq_client *c, const uint8_t **body, uint32_t *len, int64_t deadline)
+{
+    for (;;) {
+        slabmq_status st = read_any_frame(c, body, len, deadline);
+        if (st || !smq_is_deliver(*body, *len))
+            return st;
+        st = smq_push_deliver(c, *body, *len);
+        if (st)
+            return st;
+    }
+}
+
+int
+smq_read_head(struct smq_mpr *r, struct smq_head *h)
+{
+    if (smq_mpr_array(r, &h->n) || h->n < 3 || smq_mpr_uint(r, &h->op) || smq_mpr_uint(r, &h->id)
+        || smq_mpr_uint(r, &h->status))
+        return -1;
+    h->msg = "";
+    h->mlen = 0;
+    if (h->status != SLABMQ_OK && (h->n < 4 || smq_mpr_peek(r) != SMQ_MP_STR
+                                   || smq_mpr_str(r, &h->msg, &h->mlen))) {
+        h->msg = "";
+        h->mlen = 0;
+    }
+    return 0;
+}
+
 /* Decode [op, rid, status, ...]; on an error status take its message. */
 static slabmq_status
 parse_reply(struct slabmq_client *c, unsigned op, uint64_t rid, struct smq_mpr *r,
             uint32_t *nresults)
 {
-    uint32_t n;
-    uint64_t rop;
-    uint64_t rrid;
-    uint64_t status;
-    const char *msg;
-    uint32_t mlen;
+    struct smq_head h;
 
-    if (smq_mpr_array(r, &n) || n < 3 || smq_mpr_uint(r, &rop) || smq_mpr_uint(r, &rrid)
-        || smq_mpr_uint(r, &status))
+    if (smq_read_head(r, &h))
         return smq_bad_reply(c, "not [op, request_id, status, ...]");
-    if (status != SLABMQ_OK) {
-        if (n < 4 || smq_mpr_str(r, &msg, &mlen))
-            mlen = 0, msg = "";
-        smq_client_fail(c, (slabmq_status)status, "%s: %.*s",
-                        smq_status_message((unsigned)status), (int)mlen, msg);
-        if (rop == SMQ_OP_NONE) /* the broker closes after a connection-level error */
+    if (h.status != SLABMQ_OK) {
+        smq_client_fail(c, (slabmq_status)h.status, "%s: %.*s",
+                        smq_status_message((unsigned)h.status), (int)h.mlen, h.msg);
+        if (h.op == SMQ_OP_NONE) /* the broker closes after a connection-level error */
             c->broken = 1;
-        return (slabmq_status)status;
+        return (slabmq_status)h.status;
     }
-    if (rop != op || rrid != rid)
+    if (h.op != op || h.id != rid)
         return smq_bad_reply(c, "reply does not match the request");
-    *nresults = n - 3;
+    *nresults = h.n - 3;
     return SLABMQ_OK;
 }
 
@@ -344,8 +381,8 @@ req_end(struct slabmq_client *c)
 }
 
 /* Send every queued frame in one go. */
-static slabmq_status
-send_queued(struct slabmq_client *c, int64_t deadline)
+slabmq_status
+smq_send_queued(struct slabmq_client *c, int64_t deadline)
 {
     slabmq_status st;
 
@@ -361,38 +398,41 @@ send_queued(struct slabmq_client *c, int64_t deadline)
     return st;
 }
 
-/* Decode one pipelined reply and tell the caller: the id of a publish, the count of an
- * ack, or the error. The first error is kept for slabmq_flush(). */
-static slabmq_status
-confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
+/* Decode one pipelined reply and tell the caller: the id of a publish (and whether it was a
+ * duplicate), the count of an ack, or the error. The first error is kept for
+ * slabmq_flush(). */
+slabmq_status
+smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
 {
     struct smq_mpr r;
-    uint32_t n;
-    uint64_t op;
-    uint64_t rid;
-    uint64_t status;
-    uint64_t value = 0;
+    struct smq_head h;
+    slabmq_confirm cf = {0, SLABMQ_OK, 0, 0, SLABMQ_CONFIRM_DEFAULT};
 
     smq_mpr_init(&r, body, len);
-    if (smq_mpr_array(&r, &n) || n < 3 || smq_mpr_uint(&r, &op) || smq_mpr_uint(&r, &rid)
-        || smq_mpr_uint(&r, &status) || rid != c->first_async)
+    if (smq_read_head(&r, &h) || h.id != c->first_async)
         return smq_bad_reply(c, "pipelined reply out of order");
     c->first_async++;
     c->outstanding--;
-    if (status == SLABMQ_OK && n > 3)
-        smq_mpr_uint(&r, &value);
-    if (status != SLABMQ_OK && c->async_err == SLABMQ_OK) {
-        const char *msg = "";
-        uint32_t mlen = 0;
-        if (n > 3)
-            smq_mpr_str(&r, &msg, &mlen);
-        c->async_err = (slabmq_status)status;
+    cf.request = h.id;
+    cf.status = (slabmq_status)h.status;
+    if (h.status == SLABMQ_OK && h.n > 3)
+        smq_mpr_uint(&r, &cf.value);
+    if (h.status == SLABMQ_OK && h.op == SMQ_OP_PUBLISH && h.n > 4
+        && smq_mpr_bool(&r, &cf.duplicate))
+        cf.duplicate = 0; /* not the bool of a publish with options: nothing to report */
+    else if (h.status == SLABMQ_OK && h.op == SMQ_OP_PUBLISH && h.n > 5)
+        cf.level = smq_read_level(&r);
+    if (h.status != SLABMQ_OK && c->async_err == SLABMQ_OK) {
+        c->async_err = cf.status;
         snprintf(c->async_msg, sizeof(c->async_msg), "request %llu: %s: %.*s",
-                 (unsigned long long)rid, smq_status_message((unsigned)status), (int)mlen, msg);
+                 (unsigned long long)h.id, smq_status_message((unsigned)h.status),
+                 (int)h.mlen, h.msg);
     }
     if (c->on_confirm)
-        c->on_confirm(c->confirm_arg, rid, (slabmq_status)status, value);
-    if (status != SLABMQ_OK && op == SMQ_OP_NONE)
+        c->on_confirm(c->confirm_arg, cf.request, cf.status, cf.value);
+    if (c->on_confirm_ex)
+        c->on_confirm_ex(c->confirm_ex_arg, &cf);
+    if (h.status != SLABMQ_OK && h.op == SMQ_OP_NONE)
         c->broken = 1; /* a connection-level error: the broker closes */
     return SLABMQ_OK;
 }
@@ -407,7 +447,7 @@ read_confirms(struct slabmq_client *c, uint32_t keep, int64_t deadline)
         slabmq_status st = read_frame(c, &body, &len, deadline);
         if (st)
             return st;
-        st = confirm(c, body, len);
+        st = smq_confirm(c, body, len);
         if (st)
             return st;
     }
@@ -417,7 +457,7 @@ read_confirms(struct slabmq_client *c, uint32_t keep, int64_t deadline)
 static int64_t
 call_deadline(const struct slabmq_client *c, int extra_ms)
 {
-    return c->timeout_ms > 0 ? now_ms() + c->timeout_ms + extra_ms : 0;
+    return c->timeout_ms > 0 ? smq_now_ms() + c->timeout_ms + extra_ms : 0;
 }
 
 slabmq_status
@@ -440,7 +480,7 @@ smq_req_async(struct slabmq_client *c, uint64_t *rid)
     /* one send per 64 KiB of requests, and replies read in batches: half a window at once */
     if (c->wlen >= 65536 || c->outstanding >= c->window) {
         deadline = call_deadline(c, 0); /* the clock is read only when there is I/O to do */
-        st = send_queued(c, deadline);
+        st = smq_send_queued(c, deadline);
         if (st == SLABMQ_OK && c->outstanding >= c->window)
             st = read_confirms(c, c->window / 2, deadline);
     }
@@ -466,7 +506,7 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
     if (st)
         return st;
     /* pipelined requests still queued go out in the same send, their replies come first */
-    st = send_queued(c, deadline);
+    st = smq_send_queued(c, deadline);
     if (st == SLABMQ_OK)
         st = read_confirms(c, 0, deadline);
     if (st)
@@ -480,43 +520,77 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
     return parse_reply(c, op, rid, r, nresults);
 }
 
-/* Read the pipelined replies that have already arrived, without waiting for more. */
+int
+smq_next_buffered(struct slabmq_client *c, const uint8_t **body, uint32_t *len)
+{
+    size_t total;
+
+    switch (smq_frame_decode(c->rbuf + c->rstart, c->rlen - c->rstart, SMQ_CLIENT_MAX_REPLY,
+                             body, len, &total)) {
+    case SMQ_FRAME_OK:
+        c->rstart += total;
+        return 1;
+    case SMQ_FRAME_NEED_MORE:
+        return 0;
+    default:
+        smq_bad_reply(c, "frame length");
+        return -1;
+    }
+}
+
+slabmq_status
+smq_recv_some(struct slabmq_client *c)
+{
+    size_t want = c->rcap ? c->rcap * 2 : 65536;
+    ssize_t n;
+
+    if (c->rstart > 0) { /* make room at the end for what may have arrived */
+        memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
+        c->rlen -= c->rstart;
+        c->rstart = 0;
+    }
+    if (c->rlen >= SMQ_FRAME_HEADER) { /* room for the whole frame at once */
+        uint32_t body = (uint32_t)c->rbuf[0] << 24 | (uint32_t)c->rbuf[1] << 16
+                        | (uint32_t)c->rbuf[2] << 8 | c->rbuf[3];
+        if ((size_t)body + SMQ_FRAME_HEADER > want)
+            want = (size_t)body + SMQ_FRAME_HEADER;
+    }
+    if (c->rlen == c->rcap && grow_rbuf(c, want))
+        return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
+    n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
+    if (n == 0)
+        return smq_client_fail(c, SLABMQ_ERR_CLOSED, "connection closed by the broker");
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return SLABMQ_OK;
+        return smq_client_fail(c, SLABMQ_ERR_IO, "receive failed: %s", strerror(errno));
+    }
+    c->rlen += (size_t)n;
+    return SLABMQ_OK;
+}
+
+/* Read the pipelined replies that have already arrived, without waiting for more;
+ * subscription pushes among them are kept for slabmq_receive(). */
 static slabmq_status
 read_arrived(struct slabmq_client *c)
 {
     while (c->outstanding > 0) {
         const uint8_t *b;
         uint32_t len;
-        size_t total;
-        ssize_t n;
+        size_t avail = c->rlen - c->rstart;
         slabmq_status st;
-        enum smq_frame_result fr = smq_frame_decode(c->rbuf + c->rstart, c->rlen - c->rstart,
-                                                    SMQ_CLIENT_MAX_REPLY, &b, &len, &total);
-        if (fr == SMQ_FRAME_OK) {
-            c->rstart += total;
-            st = confirm(c, b, len);
+        int got = smq_next_buffered(c, &b, &len);
+        if (got < 0)
+            return (slabmq_status)c->last;
+        if (got > 0) {
+            st = smq_is_deliver(b, len) ? smq_push_deliver(c, b, len) : smq_confirm(c, b, len);
             if (st)
                 return st;
             continue;
         }
-        if (fr != SMQ_FRAME_NEED_MORE)
-            return smq_bad_reply(c, "frame length");
-        if (c->rstart > 0) { /* make room at the end for what may have arrived */
-            memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
-            c->rlen -= c->rstart;
-            c->rstart = 0;
-        }
-        if (c->rlen == c->rcap && grow_rbuf(c, c->rcap * 2)) /* as in fill(): by arrivals */
-            return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
-        n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
-        if (n == 0)
-            return smq_client_fail(c, SLABMQ_ERR_CLOSED, "connection closed by the broker");
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                return SLABMQ_OK;
-            return smq_client_fail(c, SLABMQ_ERR_IO, "receive failed: %s", strerror(errno));
-        }
-        c->rlen += (size_t)n;
+        st = smq_recv_some(c);
+        if (st || c->rlen - c->rstart == avail)
+            return st; /* nothing more has arrived */
     }
     return SLABMQ_OK;
 }
@@ -528,7 +602,7 @@ slabmq_send(slabmq_client *c)
 
     if (!c)
         return SLABMQ_ERR_ARG;
-    st = send_queued(c, call_deadline(c, 0));
+    st = smq_send_queued(c, call_deadline(c, 0));
     if (st == SLABMQ_OK && c->rcap == 0 && grow_rbuf(c, 65536))
         st = smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for replies");
     return st ? st : read_arrived(c);
@@ -543,7 +617,7 @@ slabmq_flush(slabmq_client *c)
     if (!c)
         return SLABMQ_ERR_ARG;
     deadline = call_deadline(c, 0);
-    st = send_queued(c, deadline);
+    st = smq_send_queued(c, deadline);
     if (st == SLABMQ_OK)
         st = read_confirms(c, 0, deadline);
     if (st)
@@ -569,6 +643,15 @@ slabmq_client_on_confirm(slabmq_client *c, slabmq_confirm_cb cb, void *arg)
     if (c) {
         c->on_confirm = cb;
         c->confirm_arg = arg;
+    }
+}
+
+SLABMQ_API void
+slabmq_client_on_confirm_ex(slabmq_client *c, slabmq_confirm_ex_cb cb, void *arg)
+{
+    if (c) {
+        c->on_confirm_ex = cb;
+        c->confirm_ex_arg = arg;
     }
 }
 
@@ -626,7 +709,7 @@ open_socket(struct slabmq_client *c, const slabmq_options *o, int64_t deadline)
 }
 
 slabmq_status
-smq_client_hello(struct slabmq_client *c, const char *name)
+smq_client_hello(struct slabmq_client *c, const char *name, int *auth)
 {
     struct smq_mpr r;
     uint32_t n;
@@ -637,6 +720,7 @@ smq_client_hello(struct slabmq_client *c, const char *name)
     uint64_t max_frame;
     slabmq_status st;
 
+    *auth = 0;
     c->max_frame = UINT32_MAX;
     smq_req_begin(c, SMQ_OP_HELLO, 2);
     msgpack_pack_uint32(&c->pk, SLABMQ_PROTOCOL_VERSION);
@@ -658,6 +742,8 @@ smq_client_hello(struct slabmq_client *c, const char *name)
         c->max_fetch = fetch;
         c->max_inflight = (uint32_t)window;
     }
+    if (n >= 7 && smq_mpr_bool(&r, auth)) /* and whether AUTH must follow */
+        return smq_bad_reply(c, "HELLO");
     return SLABMQ_OK;
 }
 
@@ -672,8 +758,35 @@ smq_client_new(int timeout_ms)
     c->timeout_ms = timeout_ms;
     c->next_rid = 1;
     c->window = 1024;
+    c->pushed_end = &c->pushed;
     msgpack_packer_init(&c->pk, c, wbuf_write);
     return c;
+}
+
+/* AUTH with the options' credentials, or those of the environment (see slabmq_options). */
+static slabmq_status
+authenticate(struct slabmq_client *c, const slabmq_options *o)
+{
+    const char *user = o->user ? o->user : getenv("SLABMQ_USER");
+    const char *pw = o->password ? o->password : getenv("SLABMQ_PASSWORD");
+    struct smq_mpr r;
+    uint32_t n;
+    slabmq_status st;
+
+    if (!user || !*user)
+        return smq_client_fail(c, SLABMQ_ERR_AUTH,
+                               "the broker requires authentication: give a user and password "
+                               "(options, or SLABMQ_USER and SLABMQ_PASSWORD)");
+    if (strlen(user) > 64 || (pw && strlen(pw) > 1024))
+        return smq_client_fail(c, SLABMQ_ERR_ARG,
+                               "user name over 64 bytes or password over 1024 bytes");
+    smq_req_begin(c, SMQ_OP_AUTH, 2);
+    smq_pack_str(c, user);
+    smq_pack_str(c, pw ? pw : "");
+    st = smq_call(c, SMQ_OP_AUTH, 0, &r, &n);
+    if (c->wbuf) /* the password is sent: keep no copy of it */
+        memset(c->wbuf, 0, c->wcap);
+    return st;
 }
 
 SLABMQ_API slabmq_status
@@ -683,6 +796,7 @@ slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbu
     slabmq_options defaults = SLABMQ_OPTIONS_INIT;
     struct slabmq_client *c;
     slabmq_status st;
+    int auth;
 
     *out = NULL;
     if (!o)
@@ -698,9 +812,11 @@ slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbu
             snprintf(errbuf, errlen, "out of memory");
         return SLABMQ_ERR_CLIENT_NOMEM;
     }
-    st = open_socket(c, o, o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0);
+    st = open_socket(c, o, o->timeout_ms > 0 ? smq_now_ms() + o->timeout_ms : 0);
     if (st == SLABMQ_OK)
-        st = smq_client_hello(c, o->client_name);
+        st = smq_client_hello(c, o->client_name, &auth);
+    if (st == SLABMQ_OK && auth)
+        st = authenticate(c, o);
     if (st) {
         if (errbuf && errlen)
             snprintf(errbuf, errlen, "%s", c->err);
@@ -724,6 +840,7 @@ slabmq_client_close(slabmq_client *c)
         return;
     if (c->fd >= 0)
         close(c->fd);
+    smq_subs_free(c);
     free(c->wbuf);
     free(c->rbuf);
     free(c);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Producing and consuming: PUBLISH, PUBLISH_BATCH, FETCH, PEEK, ACK, NACK, and batches. */
+/* Producing and consuming: PUBLISH and PUBLISH_BATCH (with their options), FETCH (of one queue
+ * or several), PEEK, the settling ops ACK, NACK, TOUCH and TERM, and the batches of messages
+ * that FETCH, PEEK and subscription pushes return. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,11 +10,8 @@
 #include "codec.h"
 #include "ops.h"
 
-struct slabmq_batch {
-    size_t n;
-    slabmq_message *msgs; /* n entries; data points into 'bytes' */
-    uint8_t *bytes;       /* copy of the reply's payloads */
-};
+/* ---------------------------------------------------------------------------------------- */
+/* Publishing                                                                                */
 
 SLABMQ_API slabmq_status
 slabmq_publish(slabmq_client *c, const char *queue, const void *data, size_t len, uint64_t *id)
@@ -22,17 +21,78 @@ slabmq_publish(slabmq_client *c, const char *queue, const void *data, size_t len
     return slabmq_publish_batch(c, queue, &p, 1, id);
 }
 
-/* Check a batch and build its PUBLISH (n == 1) or PUBLISH_BATCH request. Returns the op, or
- * 0 after recording why the batch is refused. */
-static unsigned
-build_publish(slabmq_client *c, const char *queue, const slabmq_payload *msgs, size_t n)
+/* Check publish options before anything is built: 0, or -1 after recording why. */
+static int
+check_publish_options(slabmq_client *c, const slabmq_publish_options *o, size_t n)
 {
+    size_t idlen = o->id ? strlen(o->id) : 0;
+
+    if (o->priority > SLABMQ_PRIORITY_MAX) {
+        smq_client_fail(c, SLABMQ_ERR_ARG, "priority %u is over %d", o->priority,
+                        SLABMQ_PRIORITY_MAX);
+        return -1;
+    }
+    if (o->id && (idlen == 0 || idlen > SLABMQ_PRODUCER_ID_MAX)) {
+        smq_client_fail(c, SLABMQ_ERR_ARG, "a producer message id has 1 to %d bytes",
+                        SLABMQ_PRODUCER_ID_MAX);
+        return -1;
+    }
+    if (o->id && n != 1) {
+        smq_client_fail(c, SLABMQ_ERR_ARG, "a producer message id names one message, not a batch");
+        return -1;
+    }
+    return 0;
+}
+
+/* Pack one integer option of the PUBLISH options map. */
+static void
+pack_uint_option(slabmq_client *c, const char *key, uint64_t v)
+{
+    smq_pack_str(c, key);
+    msgpack_pack_uint64(&c->pk, v);
+}
+
+/* The PUBLISH / PUBLISH_BATCH options map: only the options that are set. */
+static void
+pack_publish_options(slabmq_client *c, const slabmq_publish_options *o)
+{
+    msgpack_pack_map(&c->pk, (size_t)(!!o->delay_ms + !!o->at_ms + !!o->ttl_ms + !!o->priority
+                                      + !!o->id + (o->confirm != SLABMQ_CONFIRM_DEFAULT)));
+    if (o->delay_ms)
+        pack_uint_option(c, "delay_ms", o->delay_ms);
+    if (o->at_ms)
+        pack_uint_option(c, "at_ms", o->at_ms);
+    if (o->ttl_ms)
+        pack_uint_option(c, "ttl_ms", o->ttl_ms);
+    if (o->priority)
+        pack_uint_option(c, "priority", o->priority);
+    if (o->id) {
+        smq_pack_str(c, "id");
+        smq_pack_str(c, o->id);
+    }
+    if (o->confirm != SLABMQ_CONFIRM_DEFAULT) {
+        smq_pack_str(c, "confirm");
+        smq_pack_str(c, smq_confirm_name(o->confirm));
+    }
+}
+
+/* Check a batch and build its PUBLISH (n == 1) or PUBLISH_BATCH request, with the options
+ * map when opts is not NULL. Returns the op, or 0 after recording why the batch is
+ * refused. */
+static unsigned
+build_publish(slabmq_client *c, const char *queue, const slabmq_payload *msgs, size_t n,
+              const slabmq_publish_options *opts)
+{
+    unsigned op = n == 1 ? SMQ_OP_PUBLISH : SMQ_OP_PUBLISH_BATCH;
+
     if (smq_check_queue(c, queue))
         return 0;
     if (n == 0 || !msgs || n > UINT32_MAX) {
         smq_client_fail(c, SLABMQ_ERR_ARG, "empty batch");
         return 0;
     }
+    if (opts && check_publish_options(c, opts, n))
+        return 0;
     for (size_t i = 0; i < n; i++) {
         if (msgs[i].len > c->max_message) {
             smq_client_fail(c, SLABMQ_ERR_TOO_LARGE,
@@ -40,6 +100,16 @@ build_publish(slabmq_client *c, const char *queue, const slabmq_payload *msgs, s
                             msgs[i].len, c->max_message);
             return 0;
         }
+    }
+    if (opts) { /* [queue, payload or [payload, ...], options] */
+        smq_req_begin(c, op, 3);
+        smq_pack_str(c, queue);
+        if (op == SMQ_OP_PUBLISH_BATCH)
+            msgpack_pack_array(&c->pk, n);
+        for (size_t i = 0; i < n; i++)
+            msgpack_pack_bin_with_body(&c->pk, msgs[i].data, msgs[i].len);
+        pack_publish_options(c, opts);
+        return op;
     }
     if (n == 1) { /* PUBLISH [queue, payload] -> [id], written directly: the hot path */
         size_t qlen = strlen(queue);
@@ -67,15 +137,18 @@ build_publish(slabmq_client *c, const char *queue, const slabmq_payload *msgs, s
     return SMQ_OP_PUBLISH_BATCH;
 }
 
-SLABMQ_API slabmq_status
-slabmq_publish_batch(slabmq_client *c, const char *queue, const slabmq_payload *msgs, size_t n,
-                     uint64_t *first_id)
+/* Publish and read the reply: [id] for PUBLISH, [id, duplicate] for PUBLISH with options,
+ * [first_id, count] for PUBLISH_BATCH. */
+static slabmq_status
+publish(slabmq_client *c, const char *queue, const slabmq_payload *msgs, size_t n,
+        const slabmq_publish_options *opts, uint64_t *first_id, int *duplicate)
 {
     struct smq_mpr r;
     uint32_t nres;
     uint64_t id;
     uint64_t count;
-    unsigned op = build_publish(c, queue, msgs, n);
+    int dup = 0;
+    unsigned op = build_publish(c, queue, msgs, n, opts);
     slabmq_status st;
 
     if (!c)
@@ -87,11 +160,42 @@ slabmq_publish_batch(slabmq_client *c, const char *queue, const slabmq_payload *
         return st;
     if (nres < 1 || smq_mpr_uint(&r, &id)
         || (op == SMQ_OP_PUBLISH_BATCH
-            && (nres < 2 || smq_mpr_uint(&r, &count) || count != n)))
+            && (nres < 2 || smq_mpr_uint(&r, &count) || count != n))
+        || (op == SMQ_OP_PUBLISH && opts && (nres < 2 || smq_mpr_bool(&r, &dup))))
         return smq_bad_reply(c, "PUBLISH");
+    c->last_level = SLABMQ_CONFIRM_DEFAULT;
+    if (op == SMQ_OP_PUBLISH && opts && nres >= 3)
+        c->last_level = smq_read_level(&r);
     if (first_id)
         *first_id = id;
+    if (duplicate)
+        *duplicate = dup;
     return SLABMQ_OK;
+}
+
+SLABMQ_API slabmq_status
+slabmq_publish_batch(slabmq_client *c, const char *queue, const slabmq_payload *msgs, size_t n,
+                     uint64_t *first_id)
+{
+    return publish(c, queue, msgs, n, NULL, first_id, NULL);
+}
+
+SLABMQ_API slabmq_status
+slabmq_publish_opts(slabmq_client *c, const char *queue, const void *data, size_t len,
+                    const slabmq_publish_options *opts, uint64_t *id, int *duplicate)
+{
+    slabmq_payload p = {data, len};
+
+    if (duplicate)
+        *duplicate = 0;
+    return publish(c, queue, &p, 1, opts, id, duplicate);
+}
+
+SLABMQ_API slabmq_status
+slabmq_publish_batch_opts(slabmq_client *c, const char *queue, const slabmq_payload *msgs,
+                          size_t n, const slabmq_publish_options *opts, uint64_t *first_id)
+{
+    return publish(c, queue, msgs, n, opts, first_id, NULL);
 }
 
 SLABMQ_API slabmq_status
@@ -100,73 +204,216 @@ slabmq_publish_async(slabmq_client *c, const char *queue, const void *data, size
 {
     slabmq_payload p = {data, len};
 
-    return slabmq_publish_batch_async(c, queue, &p, 1, request);
+    return slabmq_publish_batch_opts_async(c, queue, &p, 1, NULL, request);
 }
 
 SLABMQ_API slabmq_status
 slabmq_publish_batch_async(slabmq_client *c, const char *queue, const slabmq_payload *msgs,
                            size_t n, uint64_t *request)
 {
+    return slabmq_publish_batch_opts_async(c, queue, msgs, n, NULL, request);
+}
+
+SLABMQ_API slabmq_status
+slabmq_publish_opts_async(slabmq_client *c, const char *queue, const void *data, size_t len,
+                          const slabmq_publish_options *opts, uint64_t *request)
+{
+    slabmq_payload p = {data, len};
+
+    return slabmq_publish_batch_opts_async(c, queue, &p, 1, opts, request);
+}
+
+SLABMQ_API slabmq_status
+slabmq_publish_batch_opts_async(slabmq_client *c, const char *queue, const slabmq_payload *msgs,
+                                size_t n, const slabmq_publish_options *opts,
+                                uint64_t *request)
+{
     if (!c)
         return SLABMQ_ERR_ARG;
-    if (build_publish(c, queue, msgs, n) == 0)
+    if (build_publish(c, queue, msgs, n, opts) == 0)
         return (slabmq_status)c->last;
     return smq_req_async(c, request);
 }
 
-/* Decode [[id, deliveries, payload], ...] into a new batch. */
-static slabmq_status
-read_batch(slabmq_client *c, struct smq_mpr *r, uint32_t nres, slabmq_batch **out)
+/* ---------------------------------------------------------------------------------------- */
+/* Message lists and batches                                                                 */
+
+/* One message entry of a reply, as views into it. */
+struct entry {
+    uint64_t id;
+    uint64_t deliveries;
+    const uint8_t *data;
+    uint32_t len;
+    int dead;                 /* it had an info map: a dead letter */
+    const char *reason;       /* the info's "reason", or NULL */
+    uint32_t reason_len;
+    const char *queue;        /* the info's "queue", or NULL */
+    uint32_t queue_len;
+    uint64_t dead_deliveries; /* the info's "deliveries" */
+};
+
+/* Nesting skipped inside values this library does not know. */
+#define SKIP_DEPTH 16
+
+static int
+key_is(const char *k, uint32_t klen, const char *want)
+{
+    return strlen(want) == klen && memcmp(k, want, klen) == 0;
+}
+
+/* Read a dead letter's info map into e. Keys this library does not know, and known keys
+ * with a value of another type, are skipped (clients MUST ignore unknown keys). */
+static int
+read_info(struct smq_mpr *r, struct entry *e)
+{
+    uint32_t pairs;
+
+    if (smq_mpr_map(r, &pairs))
+        return -1;
+    e->dead = 1;
+    for (uint32_t i = 0; i < pairs; i++) {
+        const char *k = "";
+        uint32_t klen = 0;
+        enum smq_mp_type t;
+        int rc;
+        if (smq_mpr_peek(r) == SMQ_MP_STR ? smq_mpr_str(r, &k, &klen) : smq_mpr_skip(r, SKIP_DEPTH))
+            return -1;
+        t = smq_mpr_peek(r);
+        if (t == SMQ_MP_STR && key_is(k, klen, "reason"))
+            rc = smq_mpr_str(r, &e->reason, &e->reason_len);
+        else if (t == SMQ_MP_STR && key_is(k, klen, "queue"))
+            rc = smq_mpr_str(r, &e->queue, &e->queue_len);
+        else if (t == SMQ_MP_UINT && key_is(k, klen, "deliveries"))
+            rc = smq_mpr_uint(r, &e->dead_deliveries);
+        else
+            rc = smq_mpr_skip(r, SKIP_DEPTH);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* Read one message: [id, deliveries, payload] or [id, deliveries, payload, info]; elements
+ * after those (a later protocol's) are skipped. 0 or -1. */
+static int
+read_entry(struct smq_mpr *r, struct entry *e)
+{
+    uint32_t k;
+
+    memset(e, 0, sizeof(*e));
+    if (smq_mpr_array(r, &k) || k < 3 || smq_mpr_uint(r, &e->id)
+        || smq_mpr_uint(r, &e->deliveries) || e->deliveries > UINT32_MAX
+        || smq_mpr_bin(r, &e->data, &e->len))
+        return -1;
+    for (uint32_t j = 3; j < k; j++) {
+        int rc = j == 3 && smq_mpr_peek(r) == SMQ_MP_MAP ? read_info(r, e)
+                                                         : smq_mpr_skip(r, SKIP_DEPTH);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* Returns a new batch with room for n messages, ndead infos and 'bytes' bytes of copies;
+ * free it with slabmq_batch_free(). NULL when out of memory. */
+static struct slabmq_batch *
+new_batch(size_t n, size_t ndead, size_t bytes)
+{
+    struct slabmq_batch *b = calloc(1, sizeof(*b));
+
+    if (!b)
+        return NULL;
+    b->msgs = calloc(n ? n : 1, sizeof(*b->msgs));
+    b->dead = calloc(ndead ? ndead : 1, sizeof(*b->dead));
+    b->bytes = malloc(bytes ? bytes : 1);
+    if (!b->msgs || !b->dead || !b->bytes) {
+        slabmq_batch_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* Copy len bytes of s to *p as a NUL-terminated string; returns it and advances *p. */
+static const char *
+copy_str(uint8_t **p, const char *s, uint32_t len)
+{
+    char *d = (char *)*p;
+
+    if (len)
+        memcpy(d, s, len);
+    d[len] = '\0';
+    *p += len + 1;
+    return d;
+}
+
+/* Fill message m from entry e, copying its bytes to *p and its info to *dead. */
+static void
+put_entry(slabmq_message *m, const struct entry *e, uint8_t **p, slabmq_dead_letter **dead)
+{
+    m->id = e->id;
+    m->deliveries = (uint32_t)e->deliveries;
+    if (e->len)
+        memcpy(*p, e->data, e->len);
+    m->data = *p;
+    m->len = e->len;
+    *p += e->len;
+    if (!e->dead)
+        return;
+    (*dead)->reason = copy_str(p, e->reason ? e->reason : "", e->reason_len);
+    (*dead)->queue = copy_str(p, e->queue ? e->queue : "", e->queue_len);
+    (*dead)->deliveries = e->dead_deliveries;
+    m->dead = (*dead)++;
+}
+
+slabmq_status
+smq_read_batch(slabmq_client *c, struct smq_mpr *r, uint32_t nres, slabmq_batch **out)
 {
     uint32_t n;
     struct smq_mpr scan;
+    struct entry e;
     size_t bytes = 0;
+    size_t ndead = 0;
     slabmq_batch *b;
     uint8_t *p;
+    slabmq_dead_letter *dead;
 
     if (nres < 1 || smq_mpr_array(r, &n))
         return smq_bad_reply(c, "message list");
     scan = *r; /* first pass: validate and size */
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t k;
-        uint64_t id;
-        uint64_t dl;
-        const uint8_t *d;
-        uint32_t len;
-        if (smq_mpr_array(&scan, &k) || k != 3 || smq_mpr_uint(&scan, &id)
-            || smq_mpr_uint(&scan, &dl) || dl > UINT32_MAX || smq_mpr_bin(&scan, &d, &len))
+        if (read_entry(&scan, &e))
             return smq_bad_reply(c, "message entry");
-        bytes += len;
+        bytes += e.len;
+        if (e.dead) {
+            ndead++;
+            bytes += (size_t)e.reason_len + e.queue_len + 2;
+        }
     }
-    b = calloc(1, sizeof(*b));
-    if (b) {
-        b->msgs = calloc(n ? n : 1, sizeof(*b->msgs));
-        b->bytes = malloc(bytes ? bytes : 1);
-    }
-    if (!b || !b->msgs || !b->bytes) {
-        slabmq_batch_free(b);
+    b = new_batch(n, ndead, bytes);
+    if (!b)
         return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for %u messages", n);
-    }
     p = b->bytes;
+    dead = b->dead;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t k;
-        uint64_t dl;
-        const uint8_t *d;
-        uint32_t len;
-        smq_mpr_array(r, &k);
-        smq_mpr_uint(r, &b->msgs[i].id);
-        smq_mpr_uint(r, &dl);
-        smq_mpr_bin(r, &d, &len);
-        b->msgs[i].deliveries = (uint32_t)dl;
-        if (len)
-            memcpy(p, d, len);
-        b->msgs[i].data = p;
-        b->msgs[i].len = len;
-        p += len;
+        read_entry(r, &e);
+        put_entry(&b->msgs[i], &e, &p, &dead);
     }
     b->n = n;
     *out = b;
     return SLABMQ_OK;
+}
+
+/* Name the batch's queue: a copy of name, or NULL. */
+static void
+set_queue(slabmq_batch *b, const char *name, size_t len)
+{
+    if (!name || len > SMQ_NAME_MAX) {
+        b->queue = NULL;
+        return;
+    }
+    memcpy(b->qname, name, len);
+    b->qname[len] = '\0';
+    b->queue = b->qname;
 }
 
 SLABMQ_API slabmq_status
@@ -176,12 +423,45 @@ slabmq_fetch(slabmq_client *c, const char *queue, uint32_t max, uint32_t wait_ms
     return slabmq_fetch_flags(c, queue, max, wait_ms, 0, out);
 }
 
+/* The FETCH call after its queue argument was packed: max, wait and flags, then the reply.
+ * With several queues, the reply's second result names the queue (str, or nil). */
+static slabmq_status
+fetch_rest(slabmq_client *c, const char *queue, int many, uint32_t max, uint32_t wait_ms,
+           unsigned flags, slabmq_batch **out)
+{
+    struct smq_mpr r;
+    uint32_t nres;
+    const char *name = queue;
+    uint32_t nlen = queue ? (uint32_t)strlen(queue) : 0;
+    slabmq_status st;
+
+    msgpack_pack_uint32(&c->pk, max);
+    msgpack_pack_uint32(&c->pk, wait_ms);
+    if (flags)
+        msgpack_pack_uint32(&c->pk, flags);
+    st = smq_call(c, SMQ_OP_FETCH, (int)(wait_ms > 3600000 ? 3600000 : wait_ms), &r, &nres);
+    if (st == SLABMQ_OK)
+        st = smq_read_batch(c, &r, nres, out);
+    if (st)
+        return st;
+    if (many) {
+        name = NULL;
+        nlen = 0;
+        if (nres >= 2 && smq_mpr_peek(&r) == SMQ_MP_STR
+            && (smq_mpr_str(&r, &name, &nlen) || nlen == 0 || nlen > SMQ_NAME_MAX)) {
+            slabmq_batch_free(*out);
+            *out = NULL;
+            return smq_bad_reply(c, "FETCH queue name");
+        }
+    }
+    set_queue(*out, name, nlen);
+    return SLABMQ_OK;
+}
+
 SLABMQ_API slabmq_status
 slabmq_fetch_flags(slabmq_client *c, const char *queue, uint32_t max, uint32_t wait_ms,
                    unsigned flags, slabmq_batch **out)
 {
-    struct smq_mpr r;
-    uint32_t nres;
     slabmq_status st = smq_check_queue(c, queue);
 
     if (st)
@@ -191,16 +471,40 @@ slabmq_fetch_flags(slabmq_client *c, const char *queue, uint32_t max, uint32_t w
     *out = NULL;
     smq_req_begin(c, SMQ_OP_FETCH, flags ? 4 : 3);
     smq_pack_str(c, queue);
-    msgpack_pack_uint32(&c->pk, max);
-    msgpack_pack_uint32(&c->pk, wait_ms);
-    if (flags)
-        msgpack_pack_uint32(&c->pk, flags);
-    st = smq_call(c, SMQ_OP_FETCH, (int)(wait_ms > 3600000 ? 3600000 : wait_ms), &r, &nres);
-    return st ? st : read_batch(c, &r, nres, out);
+    return fetch_rest(c, queue, 0, max, wait_ms, flags, out);
+}
+
+SLABMQ_API slabmq_status
+slabmq_fetch_any(slabmq_client *c, const char *const *queues, size_t n, uint32_t max,
+                 uint32_t wait_ms, unsigned flags, slabmq_batch **out)
+{
+    if (!c)
+        return SLABMQ_ERR_ARG;
+    if (!out || max == 0 || !queues || n == 0 || n > SLABMQ_FETCH_QUEUES_MAX)
+        return smq_client_fail(c, SLABMQ_ERR_ARG, "fetch needs 1 to %d queues, max >= 1 and an "
+                               "out pointer", SLABMQ_FETCH_QUEUES_MAX);
+    *out = NULL;
+    for (size_t i = 0; i < n; i++) {
+        slabmq_status st = smq_check_queue(c, queues[i]);
+        if (st)
+            return st;
+    }
+    smq_req_begin(c, SMQ_OP_FETCH, flags ? 4 : 3);
+    msgpack_pack_array(&c->pk, n);
+    for (size_t i = 0; i < n; i++)
+        smq_pack_str(c, queues[i]);
+    return fetch_rest(c, NULL, 1, max, wait_ms, flags, out);
 }
 
 SLABMQ_API slabmq_status
 slabmq_peek(slabmq_client *c, const char *queue, uint32_t max, slabmq_batch **out)
+{
+    return slabmq_peek_skip(c, queue, max, 0, out);
+}
+
+SLABMQ_API slabmq_status
+slabmq_peek_skip(slabmq_client *c, const char *queue, uint32_t max, uint64_t skip,
+                 slabmq_batch **out)
 {
     struct smq_mpr r;
     uint32_t nres;
@@ -211,11 +515,17 @@ slabmq_peek(slabmq_client *c, const char *queue, uint32_t max, slabmq_batch **ou
     if (!out || max == 0)
         return smq_client_fail(c, SLABMQ_ERR_ARG, "peek needs max >= 1 and an out pointer");
     *out = NULL;
-    smq_req_begin(c, SMQ_OP_PEEK, 2);
+    smq_req_begin(c, SMQ_OP_PEEK, skip ? 3 : 2); /* [queue, max (, skip)] */
     smq_pack_str(c, queue);
     msgpack_pack_uint32(&c->pk, max);
+    if (skip)
+        msgpack_pack_uint64(&c->pk, skip);
     st = smq_call(c, SMQ_OP_PEEK, 0, &r, &nres);
-    return st ? st : read_batch(c, &r, nres, out);
+    if (st == SLABMQ_OK)
+        st = smq_read_batch(c, &r, nres, out);
+    if (st == SLABMQ_OK)
+        set_queue(*out, queue, strlen(queue));
+    return st;
 }
 
 SLABMQ_API size_t
@@ -230,20 +540,37 @@ slabmq_batch_get(const slabmq_batch *b, size_t i)
     return b && i < b->n ? &b->msgs[i] : NULL;
 }
 
+SLABMQ_API const char *
+slabmq_batch_queue(const slabmq_batch *b)
+{
+    return b ? b->queue : NULL;
+}
+
+SLABMQ_API uint64_t
+slabmq_batch_subscription(const slabmq_batch *b)
+{
+    return b ? b->subscription : 0;
+}
+
 SLABMQ_API void
 slabmq_batch_free(slabmq_batch *b)
 {
     if (!b)
         return;
     free(b->msgs);
+    free(b->dead);
     free(b->bytes);
+    free(b->error);
     free(b);
 }
 
-/* Build ACK or NACK: [[id...] (, delay_ms)] -> [count]. Returns 0, or -1 after recording
- * why. */
+/* ---------------------------------------------------------------------------------------- */
+/* Settling                                                                                  */
+
+/* Build ACK, NACK, TOUCH or TERM: [[id...] (, delay_ms)] -> [count]. Returns 0, or -1 after
+ * recording why. */
 static int
-build_settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint32_t delay)
+build_settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t delay)
 {
     if (n == 0 || !ids || n > UINT32_MAX) {
         smq_client_fail(c, SLABMQ_ERR_ARG, "no ids given");
@@ -267,12 +594,12 @@ build_settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint3
     for (size_t i = 0; i < n; i++)
         msgpack_pack_uint64(&c->pk, ids[i]);
     if (op == SMQ_OP_NACK)
-        msgpack_pack_uint32(&c->pk, delay);
+        msgpack_pack_uint64(&c->pk, delay);
     return 0;
 }
 
 static slabmq_status
-settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint32_t delay,
+settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t delay,
        uint64_t *done)
 {
     struct smq_mpr r;
@@ -296,25 +623,35 @@ settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint32_t de
     return SLABMQ_OK;
 }
 
-SLABMQ_API slabmq_status
-slabmq_ack_async(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *request)
+/* Pipelined settle(): the count comes to the confirmation callback. */
+static slabmq_status
+settle_async(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t delay,
+             uint64_t *request)
 {
     if (!c)
         return SLABMQ_ERR_ARG;
-    if (build_settle(c, SMQ_OP_ACK, ids, n, 0))
+    if (build_settle(c, op, ids, n, delay))
         return (slabmq_status)c->last;
     return smq_req_async(c, request);
 }
 
 SLABMQ_API slabmq_status
-slabmq_nack_async(slabmq_client *c, const uint64_t *ids, size_t n, uint32_t delay_ms,
+slabmq_ack_async(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *request)
+{
+    return settle_async(c, SMQ_OP_ACK, ids, n, 0, request);
+}
+
+SLABMQ_API slabmq_status
+slabmq_nack_async(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t delay_ms,
                   uint64_t *request)
 {
-    if (!c)
-        return SLABMQ_ERR_ARG;
-    if (build_settle(c, SMQ_OP_NACK, ids, n, delay_ms))
-        return (slabmq_status)c->last;
-    return smq_req_async(c, request);
+    return settle_async(c, SMQ_OP_NACK, ids, n, delay_ms, request);
+}
+
+SLABMQ_API slabmq_status
+slabmq_term_async(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *request)
+{
+    return settle_async(c, SMQ_OP_TERM, ids, n, 0, request);
 }
 
 SLABMQ_API slabmq_status
@@ -336,14 +673,51 @@ slabmq_touch(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *touched)
 }
 
 SLABMQ_API slabmq_status
-slabmq_nack(slabmq_client *c, uint64_t id, uint32_t delay_ms)
+slabmq_nack(slabmq_client *c, uint64_t id, uint64_t delay_ms)
 {
     return settle(c, SMQ_OP_NACK, &id, 1, delay_ms, NULL);
 }
 
 SLABMQ_API slabmq_status
-slabmq_nack_batch(slabmq_client *c, const uint64_t *ids, size_t n, uint32_t delay_ms,
+slabmq_nack_batch(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t delay_ms,
                   uint64_t *nacked)
 {
     return settle(c, SMQ_OP_NACK, ids, n, delay_ms, nacked);
+}
+
+SLABMQ_API slabmq_status
+slabmq_term(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *terminated)
+{
+    return settle(c, SMQ_OP_TERM, ids, n, 0, terminated);
+}
+
+const char *
+smq_confirm_name(int level)
+{
+    return level == SLABMQ_CONFIRM_SYNCED    ? "synced"
+           : level == SLABMQ_CONFIRM_WRITTEN ? "written"
+                                             : "memory";
+}
+
+int
+smq_read_level(struct smq_mpr *r)
+{
+    const char *s;
+    uint32_t n;
+
+    if (smq_mpr_str(r, &s, &n))
+        return SLABMQ_CONFIRM_DEFAULT;
+    if (n == 6 && memcmp(s, "synced", 6) == 0)
+        return SLABMQ_CONFIRM_SYNCED;
+    if (n == 7 && memcmp(s, "written", 7) == 0)
+        return SLABMQ_CONFIRM_WRITTEN;
+    if (n == 6 && memcmp(s, "memory", 6) == 0)
+        return SLABMQ_CONFIRM_MEMORY;
+    return SLABMQ_CONFIRM_DEFAULT;
+}
+
+SLABMQ_API slabmq_confirm_level
+slabmq_last_confirm_level(const slabmq_client *c)
+{
+    return c ? (slabmq_confirm_level)c->last_level : SLABMQ_CONFIRM_DEFAULT;
 }

@@ -45,6 +45,8 @@ smq_op_name(unsigned op)
         return #lname;
         SMQ_OPS_MAP(SMQ_OP_NAME_)
 #undef SMQ_OP_NAME_
+    case SMQ_OP_DELIVER:
+        return "deliver";
     default:
         return NULL;
     }

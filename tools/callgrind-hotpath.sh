@@ -19,7 +19,9 @@ instructions() {
     pid=$!
     port=""
     for _ in $(seq 1 100); do
-        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/stdout")
+        # only a complete line: the port may be half written
+        [ -s "$tmp/stdout" ] && [ -z "$(tail -c 1 "$tmp/stdout")" ] &&
+            port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/stdout")
         [ -n "$port" ] && break
         sleep 0.1
     done

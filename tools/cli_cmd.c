@@ -19,28 +19,8 @@
  * header. The request header and queue name fit in the broker's frame slack. */
 #define MSG_OVERHEAD 5
 
-/* "s" unless n is 1, for counts in messages. */
-static const char *
-plural(uint64_t n)
-{
-    return n == 1 ? "" : "s";
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Queues and statistics                                                                     */
-
-/* Digits of v in decimal. */
-static int
-count_digits(uint64_t v)
-{
-    int n = 1;
-
-    while (v >= 10) {
-        v /= 10;
-        n++;
-    }
-    return n;
-}
 
 /* NAME READY INFLIGHT, columns as wide as their widest cell. */
 static void
@@ -53,9 +33,9 @@ print_queue_table(const slabmq_queue_info *q, size_t n)
     for (size_t i = 0; i < n; i++) {
         int len = (int)strlen(q[i].name);
         wname = len > wname ? len : wname;
-        wready = count_digits(q[i].ready) > wready ? count_digits(q[i].ready) : wready;
-        if (count_digits(q[i].inflight) > winflight)
-            winflight = count_digits(q[i].inflight);
+        wready = cli_out_digits(q[i].ready) > wready ? cli_out_digits(q[i].ready) : wready;
+        if (cli_out_digits(q[i].inflight) > winflight)
+            winflight = cli_out_digits(q[i].inflight);
     }
     printf("%-*s  %*s  %*s\n", wname, "NAME", wready, "READY", winflight, "INFLIGHT");
     for (size_t i = 0; i < n; i++)
@@ -107,6 +87,11 @@ print_stats(const slabmq_stats *s, int json)
         putchar('{');
     for (size_t i = 0; i < n; i++) {
         const char *name = slabmq_stats_name(s, i);
+        const char *str = slabmq_stats_str(s, i); /* dead_letter: a queue name, or "" */
+        if (!json && str) {
+            printf("%-*s  %s\n", width, name, *str ? str : "\"\"");
+            continue;
+        }
         if (!json) {
             printf("%-*s  %" PRIu64 "\n", width, name, slabmq_stats_value(s, i));
             continue;
@@ -114,7 +99,11 @@ print_stats(const slabmq_stats *s, int json)
         if (i)
             putchar(',');
         cli_out_json_string(stdout, name, strlen(name));
-        printf(":%" PRIu64, slabmq_stats_value(s, i));
+        putchar(':');
+        if (str)
+            cli_out_json_string(stdout, str, strlen(str));
+        else
+            printf("%" PRIu64, slabmq_stats_value(s, i));
     }
     if (json)
         puts("}");
@@ -136,10 +125,22 @@ cli_cmd_stats(struct cli *cli)
 /* ---------------------------------------------------------------------------------------- */
 /* Publishing                                                                                */
 
+/* The publish options given on the command line, or NULL when none was: then the requests
+ * are those of a broker without the work-queue options. */
+static const slabmq_publish_options *
+publish_options(const struct cli *cli)
+{
+    const slabmq_publish_options *o = &cli->pub;
+
+    return o->delay_ms || o->at_ms || o->ttl_ms || o->priority || o->id || o->confirm ? o
+                                                                                   : NULL;
+}
+
 /* Lines of input waiting to go out as one PUBLISH_BATCH. */
 struct pub {
     slabmq_client *c;                   /* borrowed */
     const char *queue;                  /* borrowed */
+    const slabmq_publish_options *opts; /* for every message, or NULL; borrowed */
     size_t budget;                      /* frame bytes one batch may take, overheads included */
     char *buf;                          /* the pending payloads, back to back */
     size_t cap;                         /* bytes allocated at buf */
@@ -172,6 +173,7 @@ new_pub(struct cli *cli)
     }
     p->c = cli->c;
     p->queue = cli->args[0];
+    p->opts = publish_options(cli);
     return p;
 }
 
@@ -197,7 +199,7 @@ flush_pub(struct pub *p)
         p->msgs[i].data = p->buf + p->off[i];
         p->msgs[i].len = p->off[i + 1] - p->off[i];
     }
-    st = slabmq_publish_batch(p->c, p->queue, p->msgs, p->n, &id);
+    st = slabmq_publish_batch_opts(p->c, p->queue, p->msgs, p->n, p->opts, &id);
     if (st)
         return st;
     if (p->published == 0)
@@ -259,7 +261,7 @@ add_line(struct pub *p, const char *line, size_t len)
     if (len > max) {
         cli_out_error("line %" PRIu64 " is %zu bytes, over the broker's maximum message size "
                       "of %" PRIu64 " bytes; the %" PRIu64 " line%s before it %s published",
-                      p->line, len, max, p->published, plural(p->published),
+                      p->line, len, max, p->published, cli_out_plural(p->published),
                       p->published == 1 ? "was" : "were");
         return CLI_EXIT_FAIL;
     }
@@ -325,24 +327,57 @@ publish_lines(struct cli *cli, FILE *in)
     return rc;
 }
 
+/* The outcome of a publish with --id: stored, or a duplicate of message id. */
+static void
+report_with_id(const struct cli *cli, uint64_t id, int duplicate)
+{
+    if (cli->json)
+        printf("{\"published\":%d,\"first_id\":%" PRIu64 ",\"duplicate\":%s}\n",
+               !duplicate, id, duplicate ? "true" : "false");
+    else if (duplicate)
+        printf("duplicate: %s already has %s (message %" PRIu64 "); nothing published\n",
+               cli->args[0], cli->pub.id, id);
+    else
+        report_published(cli, 1, id);
+}
+
 int
 cli_cmd_publish(struct cli *cli)
 {
     const char *msg = cli->nargs > 1 ? cli->args[1] : "-";
     uint64_t id;
+    int duplicate = 0;
     slabmq_status st;
 
     if (strcmp(msg, "-") == 0)
         return publish_lines(cli, stdin);
-    st = slabmq_publish(cli->c, cli->args[0], msg, strlen(msg), &id);
+    st = slabmq_publish_opts(cli->c, cli->args[0], msg, strlen(msg), publish_options(cli), &id,
+                             &duplicate);
     if (st)
         return cli_out_status(cli->c, st);
-    report_published(cli, 1, id);
+    if (cli->pub.id)
+        report_with_id(cli, id, duplicate);
+    else
+        report_published(cli, 1, id);
     return CLI_EXIT_OK;
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Consuming and peeking                                                                     */
+
+int
+cli_cmd_ack_printed(struct cli *cli, const uint64_t *ids, size_t n)
+{
+    slabmq_status st;
+
+    if (fflush(stdout) != 0) {
+        cli_out_error("cannot write output: %s; %zu message%s left unacknowledged for "
+                      "redelivery", strerror(errno), n, cli_out_plural(n));
+        return CLI_EXIT_FAIL;
+    }
+    st = slabmq_ack_batch(cli->c, ids, n, NULL);
+    return st ? cli_out_status(cli->c, st) : CLI_EXIT_OK;
+}
 
 /* Fetch up to max messages, print them, and ack them once the output is flushed, so a
  * message is never acked before it left this process. *got receives how many were
@@ -368,15 +403,7 @@ consume_batch(struct cli *cli, uint32_t max, uint32_t *got)
     }
     slabmq_batch_free(b);
     *got = (uint32_t)n;
-    if (n == 0)
-        return CLI_EXIT_OK;
-    if (fflush(stdout) != 0) {
-        cli_out_error("cannot write output: %s; %zu message%s left unacknowledged for "
-                      "redelivery", strerror(errno), n, plural(n));
-        return CLI_EXIT_FAIL;
-    }
-    st = slabmq_ack_batch(cli->c, ids, n, NULL);
-    return st ? cli_out_status(cli->c, st) : CLI_EXIT_OK;
+    return n ? cli_cmd_ack_printed(cli, ids, n) : CLI_EXIT_OK;
 }
 
 int
@@ -402,7 +429,8 @@ int
 cli_cmd_peek(struct cli *cli)
 {
     slabmq_batch *b;
-    slabmq_status st = slabmq_peek(cli->c, cli->args[0], cli->count ? cli->count : 10, &b);
+    slabmq_status st =
+        slabmq_peek_skip(cli->c, cli->args[0], cli->count ? cli->count : 10, cli->skip, &b);
 
     if (st)
         return cli_out_status(cli->c, st);
@@ -426,7 +454,7 @@ cli_cmd_purge(struct cli *cli)
     if (cli->json)
         printf("{\"purged\":%" PRIu64 "}\n", n);
     else
-        printf("purged %" PRIu64 " message%s from %s\n", n, plural(n), cli->args[0]);
+        printf("purged %" PRIu64 " message%s from %s\n", n, cli_out_plural(n), cli->args[0]);
     return CLI_EXIT_OK;
 }
 
@@ -474,7 +502,7 @@ cli_cmd_delete(struct cli *cli)
         printf("{\"dropped\":%" PRIu64 "}\n", n);
     else
         printf("deleted queue %s (%" PRIu64 " message%s dropped)\n", cli->args[0], n,
-               plural(n));
+               cli_out_plural(n));
     return CLI_EXIT_OK;
 }
 

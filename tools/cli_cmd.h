@@ -5,6 +5,7 @@
 #ifndef SLABMQ_TOOLS_CLI_CMD_H
 #define SLABMQ_TOOLS_CLI_CMD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "slabmq.h"
@@ -23,8 +24,13 @@ struct cli {
     int json;                   /* --json */
     uint32_t count;             /* -n; 0 when not given */
     uint32_t wait_ms;           /* --wait, ms */
+    int waits;                  /* --wait was given */
     slabmq_queue_options queue; /* declare's --visibility (ms), --max-messages, --max-bytes
-                                   (bytes), --overflow; 0 when not given */
+                                   (bytes), --overflow, --backoff, --max-deliveries,
+                                   --dead-letter, --ttl, --dedup-window; 0 when not given */
+    slabmq_publish_options pub; /* publish's --delay, --at, --ttl, --priority, --id */
+    uint64_t skip;              /* peek's and dlq's --skip */
+    uint32_t credit;            /* subscribe's --credit; 0 when not given */
 };
 
 int cli_cmd_queues(struct cli *cli);
@@ -38,5 +44,15 @@ int cli_cmd_resume(struct cli *cli);
 int cli_cmd_delete(struct cli *cli);
 int cli_cmd_declare(struct cli *cli);
 int cli_cmd_ping(struct cli *cli);
+
+/* After messages were printed: flush stdout, then ack the n ids, so a message is never
+ * acked before it left this process. Returns an exit code, after reporting a failure. */
+int cli_cmd_ack_printed(struct cli *cli, const uint64_t *ids, size_t n);
+
+/* The work-queue commands, in cli_work.c. */
+int cli_work_dlq(struct cli *cli);
+int cli_work_move(struct cli *cli);
+int cli_work_subscribe(struct cli *cli);
+int cli_work_why(struct cli *cli);
 
 #endif /* SLABMQ_TOOLS_CLI_CMD_H */

@@ -20,6 +20,24 @@ cli_out_error(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+const char *
+cli_out_plural(uint64_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
+int
+cli_out_digits(uint64_t v)
+{
+    int n = 1;
+
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
 enum cli_exit
 cli_out_exit_code(slabmq_status st)
 {
@@ -33,6 +51,7 @@ cli_out_exit_code(slabmq_status st)
     case SLABMQ_ERR_BAD_REPLY:
     case SLABMQ_ERR_VERSION:
     case SLABMQ_ERR_SHUTDOWN:
+    case SLABMQ_ERR_AUTH:
         return CLI_EXIT_CONN;
     default:
         return CLI_EXIT_FAIL;
@@ -173,15 +192,40 @@ put_base64(FILE *f, const uint8_t *p, size_t n)
     putc('"', f);
 }
 
+/* "[REASON from QUEUE after N deliveries] ", the text prefix of a dead letter. */
+static void
+put_dead_prefix(FILE *f, const slabmq_dead_letter *d)
+{
+    fprintf(f, "[%s from %s after %" PRIu64 " deliver%s] ", *d->reason ? d->reason : "dead letter",
+            *d->queue ? d->queue : "?", d->deliveries, d->deliveries == 1 ? "y" : "ies");
+}
+
+void
+cli_out_dead_json(FILE *f, const slabmq_dead_letter *d)
+{
+    fputs("{\"reason\":", f);
+    cli_out_json_string(f, d->reason, strlen(d->reason));
+    fputs(",\"queue\":", f);
+    cli_out_json_string(f, d->queue, strlen(d->queue));
+    fprintf(f, ",\"deliveries\":%" PRIu64 "}", d->deliveries);
+}
+
 void
 cli_out_message(FILE *f, const slabmq_message *m, int json)
 {
     if (!json) {
+        if (m->dead)
+            put_dead_prefix(f, m->dead);
         fwrite(m->data, 1, m->len, f);
         putc('\n', f);
         return;
     }
     fprintf(f, "{\"id\":%" PRIu64 ",\"deliveries\":%" PRIu32 ",", m->id, m->deliveries);
+    if (m->dead) {
+        fputs("\"dead_letter\":", f);
+        cli_out_dead_json(f, m->dead);
+        putc(',', f);
+    }
     if (cli_out_utf8_valid(m->data, m->len)) {
         fputs("\"payload\":", f);
         cli_out_json_string(f, m->data, m->len);

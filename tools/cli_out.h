@@ -22,6 +22,12 @@ enum cli_exit {
 /* Print "slabmq: <message>" and a newline on stderr. */
 void cli_out_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* "s" unless n is 1, for counts in messages. */
+const char *cli_out_plural(uint64_t n);
+
+/* Digits of v in decimal, for column widths. */
+int cli_out_digits(uint64_t v);
+
 /* The exit code for a failed library call. */
 enum cli_exit cli_out_exit_code(slabmq_status st);
 
@@ -43,7 +49,12 @@ void cli_out_json_string(FILE *f, const void *p, size_t n);
 
 /* Write one message: its raw payload and a newline, or with json one object
  * {"id":N,"deliveries":N,"payload":"..."} on its own line, where a payload that is not
- * valid UTF-8 appears as "payload_base64" (RFC 4648, padded) instead of "payload". */
+ * valid UTF-8 appears as "payload_base64" (RFC 4648, padded) instead of "payload". A dead
+ * letter's payload comes after "[REASON from QUEUE after N deliveries] ", and its JSON
+ * object has "dead_letter":{...} (cli_out_dead_json) before the payload. */
 void cli_out_message(FILE *f, const slabmq_message *m, int json);
+
+/* Write a dead letter's info as {"reason":"...","queue":"...","deliveries":N}. */
+void cli_out_dead_json(FILE *f, const slabmq_dead_letter *d);
 
 #endif /* SLABMQ_TOOLS_CLI_OUT_H */

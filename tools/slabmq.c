@@ -8,6 +8,7 @@
  * never sends anything to the broker. */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,22 @@
 #define OPT_MAX_BYTES (1u << 4)
 #define OPT_OVERFLOW (1u << 5)
 #define OPT_BACKOFF (1u << 6)
-#define OPT_QUEUE (OPT_VISIBILITY | OPT_MAX_MESSAGES | OPT_MAX_BYTES | OPT_OVERFLOW | OPT_BACKOFF)
+#define OPT_MAX_DELIVERIES (1u << 7)
+#define OPT_DEAD_LETTER (1u << 8)
+#define OPT_TTL (1u << 9)
+#define OPT_DEDUP (1u << 10)
+#define OPT_DELAY (1u << 11)
+#define OPT_AT (1u << 12)
+#define OPT_PRIORITY (1u << 13)
+#define OPT_ID (1u << 14)
+#define OPT_SKIP (1u << 15)
+#define OPT_CREDIT (1u << 16)
+#define OPT_DURABLE (1u << 17)
+#define OPT_CONFIRM (1u << 18)
+#define OPT_QUEUE (OPT_VISIBILITY | OPT_MAX_MESSAGES | OPT_MAX_BYTES | OPT_OVERFLOW | OPT_BACKOFF \
+                   | OPT_MAX_DELIVERIES | OPT_DEAD_LETTER | OPT_TTL | OPT_DEDUP | OPT_DURABLE \
+                   | OPT_CONFIRM)
+#define OPT_PUBLISH (OPT_DELAY | OPT_AT | OPT_TTL | OPT_PRIORITY | OPT_ID | OPT_CONFIRM)
 
 /* getopt_long values of the long-only options. */
 #define OPT_VAL_VISIBILITY 256
@@ -42,10 +58,28 @@
 #define OPT_VAL_OVERFLOW 259
 #define OPT_VAL_BACKOFF 260
 #define OPT_VAL_BACKOFF_MAX 261
+#define OPT_VAL_MAX_DELIVERIES 262
+#define OPT_VAL_DEAD_LETTER 263
+#define OPT_VAL_TTL 264
+#define OPT_VAL_DEDUP 265
+#define OPT_VAL_DELAY 266
+#define OPT_VAL_AT 267
+#define OPT_VAL_PRIORITY 268
+#define OPT_VAL_ID 269
+#define OPT_VAL_SKIP 270
+#define OPT_VAL_CREDIT 271
+#define OPT_VAL_DURABLE 272
+#define OPT_VAL_CONFIRM 273
+#define OPT_VAL_CREDENTIALS 274
+
+#define MAX_DELIVERIES_MAX 1000000          /* the broker's limit for max_deliveries */
+#define DEDUP_WINDOW_MIN 1024                 /* and for dedup_window, when not 0 */
+#define DEDUP_WINDOW_MAX ((uint64_t)64 << 20)
 
 /* The command line after option parsing. */
 struct parsed {
     const char *server;         /* -s, or NULL */
+    const char *credentials;    /* --credentials, or NULL */
     int timeout_ms;             /* --timeout */
     int json;                   /* --json */
     int help;                   /* --help */
@@ -53,8 +87,13 @@ struct parsed {
     unsigned seen;              /* OPT_* bits given */
     uint32_t count;             /* -n; 0 when not given */
     uint32_t wait_ms;           /* --wait */
-    slabmq_queue_options queue; /* --visibility, --max-messages, --max-bytes, --overflow;
+    slabmq_queue_options queue; /* --visibility, --max-messages, --max-bytes, --overflow,
+                                   --backoff, --max-deliveries, --dead-letter, --dedup-window;
                                    0 when not given */
+    slabmq_publish_options pub; /* --delay, --at, --priority, --id; 0 when not given */
+    uint64_t ttl_ms;            /* --ttl: declare's or publish's */
+    uint64_t skip;              /* --skip */
+    uint32_t credit;            /* --credit; 0 when not given */
     char **args;                /* positional arguments: the command name, then its own */
     int nargs;
 };
@@ -69,6 +108,9 @@ struct command {
     uint32_t max_count; /* largest -n */
     const char *usage;  /* synopsis */
     const char *help;   /* the rest of `slabmq help NAME` */
+    /* Checks of this command's arguments beyond the common ones, or NULL: returns 0 or
+     * an exit code after reporting the usage error. */
+    int (*check)(const struct command *cmd, const struct parsed *p);
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -81,12 +123,17 @@ static const char general_help[] =
     "  queues                            list queues: NAME READY INFLIGHT\n"
     "  stats [QUEUE]                     broker statistics, or one queue's\n"
     "  publish QUEUE [MESSAGE | -]       publish MESSAGE, or one message per line of stdin\n"
+    "                                    (--delay, --at, --ttl, --priority, --id)\n"
     "  consume QUEUE [-n N] [--wait MS]  take up to N messages, print and acknowledge them\n"
-    "  peek QUEUE [-n N]                 show up to N ready messages without taking them\n"
+    "  subscribe QUEUE [--credit N]      receive pushed messages, print and acknowledge them\n"
+    "  peek QUEUE [-n N] [--skip N]      show up to N ready messages without taking them\n"
+    "  dlq QUEUE [-n N] [--skip N]       browse the dead letters of QUEUE, with their reasons\n"
+    "  move SRC DST [-n N]               move messages (say, dead letters) from SRC to DST\n"
+    "  why QUEUE                         explain why the consumers of QUEUE get nothing\n"
     "  purge QUEUE                       discard the ready messages of QUEUE\n"
     "  pause QUEUE / resume QUEUE        stop / restart deliveries (publishes still accepted)\n"
     "  delete QUEUE                      delete QUEUE and all its messages\n"
-    "  declare QUEUE [OPTIONS]           create QUEUE, or change its timeout and limits\n"
+    "  declare QUEUE [OPTIONS]           create QUEUE, or change its settings\n"
     "  memory                            the broker's memory: use, slab classes, buffers\n"
     "  ping                              measure the round trip to the broker\n"
     "  help [COMMAND]                    this text, or the details of COMMAND\n"
@@ -94,6 +141,10 @@ static const char general_help[] =
     "Options (before or after the command):\n"
     "  -s, --server HOST:PORT  broker address; HOST, :PORT and [IPv6]:PORT work too\n"
     "                          (default: $SLABMQ_SERVER, else 127.0.0.1:7654)\n"
+    "  --credentials FILE      for a broker with users: USER:PASSWORD, the first line\n"
+    "                          of FILE (default: $SLABMQ_CREDENTIALS, else the user\n"
+    "                          $SLABMQ_USER with the password $SLABMQ_PASSWORD).\n"
+    "                          No option takes a password: others could read it\n"
     "  -t, --timeout MS        connect and per-request timeout (default 5000; 0: none)\n"
     "  -j, --json              print JSON instead of text\n"
     "  -h, --help              print help (for COMMAND when one is given)\n"
@@ -105,6 +156,9 @@ static const char general_help[] =
     "  and `consume` round-trip lines of text. With --json they print one object per\n"
     "  line, {\"id\":N,\"deliveries\":N,\"payload\":\"...\"}; a payload that is not valid\n"
     "  UTF-8 comes as \"payload_base64\":\"...\" (padded RFC 4648 base64) instead.\n"
+    "  A dead letter (a message of a dead-letter queue) is printed after\n"
+    "  \"[REASON from QUEUE after N deliveries] \", and in JSON with\n"
+    "  \"dead_letter\":{\"reason\":\"...\",\"queue\":\"...\",\"deliveries\":N}.\n"
     "  Errors go to stderr as one line starting with \"slabmq: \".\n"
     "\n"
     "Exit status:\n"
@@ -112,8 +166,9 @@ static const char general_help[] =
     "  1  the broker returned an error (e.g. no such queue, queue full), or output\n"
     "     failed\n"
     "  2  usage error: bad option, argument or queue name (nothing was sent)\n"
-    "  3  cannot connect, connection lost, or timed out\n"
-    "  4  consume: no message was available within --wait\n";
+    "  3  cannot connect, authentication failed, connection lost, or timed out\n"
+    "  4  consume, subscribe: no message was available within --wait;\n"
+    "     why: no message can be delivered now\n";
 
 static const char queues_help[] =
     "List every queue, sorted by name, with its ready and in-flight message counts:\n"
@@ -126,9 +181,10 @@ static const char queues_help[] =
 static const char stats_help[] =
     "Without QUEUE, print the broker's statistics; with QUEUE, that queue's (ready,\n"
     "inflight, published, delivered, acked, ...): one \"name value\" pair per line, the\n"
-    "values aligned. The names are those of docs/protocol.md.\n"
+    "values aligned. The names are those of docs/protocol.md. Values are numbers, except\n"
+    "dead_letter, the name of the queue's dead-letter queue (\"\" when it has none).\n"
     "\n"
-    "--json prints one object: {\"ready\":3,\"inflight\":0,...}\n"
+    "--json prints one object: {\"ready\":3,\"inflight\":0,...,\"dead_letter\":\"jobs.dlq\"}\n"
     "Exit status 1 if QUEUE does not exist.\n";
 
 static const char publish_help[] =
@@ -142,7 +198,23 @@ static const char publish_help[] =
     "\n"
     "Prints \"published N messages to QUEUE (first id ID)\"; --json prints\n"
     "{\"published\":N,\"first_id\":ID} (first_id is null when the input was empty).\n"
-    "A MESSAGE starting with '-' goes after '--': slabmq publish jobs -- -1\n";
+    "A MESSAGE starting with '-' goes after '--': slabmq publish jobs -- -1\n"
+    "\n"
+    "Options, for every message published:\n"
+    "  --delay MS       deliver no sooner than MS milliseconds from now\n"
+    "  --at UNIX_MS     deliver no sooner than this time, milliseconds since 1970 (with\n"
+    "                   --delay, the later of the two wins; a past time: no delay)\n"
+    "  --ttl MS         time to live: a message still waiting after MS milliseconds goes\n"
+    "                   to the dead-letter queue as \"expired\" (default and 0: the\n"
+    "                   queue's TTL, see `slabmq help declare`)\n"
+    "  --priority N     0-9, higher first (default 0)\n"
+    "  --id ID          producer message id, 1-128 bytes, for one MESSAGE: a queue that\n"
+    "                   remembers ID stores nothing, and the command prints\n"
+    "                   \"duplicate: QUEUE already has ID (message N); nothing published\"\n"
+    "                   (exit status 0). With --id, --json adds \"duplicate\":true|false.\n"
+    "  --confirm LEVEL  memory, written or synced: how far a message to a durable queue\n"
+    "                   must get before the broker confirms it (default: the queue's)\n"
+    "Delays and TTLs go up to 100 years.\n";
 
 static const char consume_help[] =
     "Take up to N messages from QUEUE, print each one and acknowledge it once printed.\n"
@@ -157,7 +229,8 @@ static const char consume_help[] =
     "line: {\"id\":N,\"deliveries\":N,\"payload\":\"...\"} (\"payload_base64\" instead when\n"
     "the payload is not valid UTF-8). Messages are acknowledged only after their output\n"
     "was flushed; if writing fails they stay unacknowledged and the broker redelivers\n"
-    "them.\n"
+    "them. A dead letter is printed after \"[REASON from QUEUE after N deliveries] \"\n"
+    "(JSON: \"dead_letter\":{\"reason\":...,\"queue\":...,\"deliveries\":N}).\n"
     "\n"
     "Exit status 4, with nothing on stdout, when no message was available, so a script\n"
     "can loop: while slabmq consume jobs --wait 5000; do :; done\n";
@@ -167,10 +240,13 @@ static const char peek_help[] =
     "ready for consumers.\n"
     "\n"
     "  -n, --count N  messages to show, 1-256 (default 10)\n"
+    "  --skip N       skip the first N ready messages: page through a queue with\n"
+    "                 --skip 0, 10, 20, ... (pages shift if the queue changes meanwhile)\n"
     "\n"
-    "Output as for consume; with --json, \"deliveries\" counts the deliveries so far (0\n"
-    "for a message never fetched). Exit status 0 when the queue is empty, 1 when it does\n"
-    "not exist.\n";
+    "Output as for consume, dead letters with their reasons; with --json, \"deliveries\"\n"
+    "counts the deliveries so far (0 for a message never fetched). Delayed and in-flight\n"
+    "messages are not shown. Exit status 0 when the queue is empty, 1 when it does not\n"
+    "exist.\n";
 
 static const char purge_help[] =
     "Discard the ready messages of QUEUE; messages in flight are kept.\n"
@@ -199,24 +275,41 @@ static const char declare_help[] =
     "                          unacknowledged before it is delivered again (broker\n"
     "                          default 30000, at most a week)\n"
     "  --max-messages N        most messages the queue holds, ready, in flight or\n"
-    "                          delayed; at least 1 (default: no limit)\n"
+    "  --max-length N          delayed; at least 1 (default: no limit)\n"
     "  --max-bytes SIZE        most payload bytes the queue holds (default: no limit)\n"
-    "  --overflow reject|drop-oldest\n"
+    "  --overflow reject|drop-oldest|dead-letter\n"
     "                          what a publish does at a limit: reject (the default for a\n"
     "                          new queue) refuses it, and `slabmq publish` exits 1 with\n"
     "                          \"queue QUEUE is full ...\"; drop-oldest discards ready\n"
     "                          messages from the head of the queue to make room, and\n"
-    "                          refuses the publish only when no ready message is left\n"
+    "                          refuses the publish only when no ready message is left;\n"
+    "                          dead-letter moves them to the dead-letter queue instead\n"
+    "                          (reason \"max-length\")\n"
+    "  --max-deliveries N      deliveries after which a message that comes back (NACK,\n"
+    "                          timeout, closed connection) goes to the dead-letter queue\n"
+    "                          (reason \"delivery-limit\"); 0: unlimited (default 20)\n"
+    "  --dead-letter NAME      the queue that receives dead letters (default QUEUE.dlq);\n"
+    "                          \"\" discards them\n"
+    "  --ttl MS                time to live of messages published without their own\n"
+    "                          --ttl; 0: none (the default)\n"
+    "  --dedup-window SIZE     memory for remembering producer ids (publish --id),\n"
+    "                          1KiB to 64MiB (default 1MiB); 0 turns de-duplication off\n"
     "  --backoff MS            retry backoff: a message NACKed without a delay, or not\n"
     "                          acked in time, is redelivered after MS * 2^(deliveries-1)\n"
     "                          ms (less up to 20% jitter); 0 turns it off (the default)\n"
     "  --backoff-max MS        the most a backoff waits (default 60000)\n"
+    "  --durable yes|no        with a broker run with --durability sqlite: keep the queue\n"
+    "                          in its database (the default there) or in memory only;\n"
+    "                          changes only while the queue is empty\n"
+    "  --confirm LEVEL         memory, written (the default) or synced: how far a publish\n"
+    "                          to the queue must get before it is confirmed\n"
     "\n"
     "SIZE is a number of bytes, optionally followed by K/M/G or KiB/MiB/GiB (powers of\n"
     "1024) or KB/MB/GB (powers of 1000), in any case: 65536, 64KiB, 10MB. A limit can be\n"
     "changed but not removed. A message larger than --max-bytes is always refused.\n"
-    "`slabmq stats QUEUE` shows the settings as max_messages, max_bytes (0: no limit)\n"
-    "and overflow_drop_oldest (0 or 1).\n"
+    "`slabmq stats QUEUE` shows the settings as max_messages, max_bytes (0: no limit),\n"
+    "overflow_drop_oldest and overflow_dead_letter (0 or 1), max_deliveries, dead_letter,\n"
+    "ttl_ms and dedup_window.\n"
     "\n"
     "Prints \"declared QUEUE (created)\", or \"declared QUEUE (updated)\" when it existed;\n"
     "--json prints {\"queue\":\"QUEUE\",\"created\":true} (false when it existed).\n";
@@ -252,29 +345,119 @@ static const char memory_help[] =
     "(plus \"heap\":{\"allocs\":N,\"reallocs\":N,\"frees\":N} with the shim). A ratio is\n"
     "null when it has no denominator; a value the broker did not send is left out.\n";
 
+static const char dlq_help[] =
+    "Show the dead letters of QUEUE: the queue's dead-letter queue (the dead_letter of\n"
+    "`slabmq stats QUEUE`, by default QUEUE.dlq) is peeked, so nothing is taken.\n"
+    "\n"
+    "  -n, --count N  dead letters to show, 1-256 (default 10)\n"
+    "  --skip N       skip the first N of them, to page through\n"
+    "\n"
+    "  dead letters of jobs in jobs.dlq: 2 ready\n"
+    "  ID  REASON          FROM  DELIVERIES  PAYLOAD\n"
+    "   7  rejected        jobs           1  resize photo 2\n"
+    "   9  delivery-limit  jobs          20  resize photo 4\n"
+    "\n"
+    "REASON is delivery-limit (too many deliveries), rejected (a consumer gave up on it:\n"
+    "TERM), expired (its time to live passed) or max-length (pushed out by overflow\n"
+    "dead-letter). FROM is the queue it came from, DELIVERIES its deliveries there.\n"
+    "Control characters in payloads are shown as \\xNN. --json prints one object per\n"
+    "dead letter, as peek does. Exit status 1 if QUEUE does not exist or has no\n"
+    "dead-letter queue. `slabmq move QUEUE.dlq QUEUE` sends them back for another try.\n";
+
+static const char move_help[] =
+    "Move up to N ready messages from SRC to DST (default: all that are ready), in\n"
+    "batches: fetch from SRC, publish to DST, then acknowledge them in SRC. Typically\n"
+    "sends dead letters back for another try: slabmq move jobs.dlq jobs\n"
+    "\n"
+    "  -n, --count N  messages to move, at least 1 (default: every ready one)\n"
+    "\n"
+    "The messages are published anew: DST gives them new ids and deliveries start from\n"
+    "0; their dead-letter reasons are not carried over. Delivery is at least once: a\n"
+    "message is acknowledged in SRC only after DST has stored it, so none is lost, but\n"
+    "if the connection fails between the two it is in both queues (SRC delivers it again\n"
+    "after its visibility timeout). If DST refuses a batch, it is returned to SRC at\n"
+    "once (NACK). Prints \"moved N messages from SRC to DST\"; --json prints\n"
+    "{\"moved\":N}. Exit status 1 when a publish or acknowledgement failed; the message\n"
+    "says how many were moved before.\n";
+
+static const char subscribe_help[] =
+    "Subscribe to QUEUE: the broker pushes its messages as long as the subscription has\n"
+    "credit, and each is printed (as by consume) and then acknowledged, which gives its\n"
+    "credit back. Runs until N messages were received, --wait passes without one, or\n"
+    "SIGINT/SIGTERM; then it ends the subscription and still prints and acknowledges\n"
+    "what had been pushed before.\n"
+    "\n"
+    "  --credit N     most messages pushed and not yet acknowledged (default 100, at most\n"
+    "                 1000); never more than the messages -n still wants, so nothing is\n"
+    "                 pushed only to be given back (which would count as a delivery)\n"
+    "  -n, --count N  stop after N messages (default: no limit)\n"
+    "  -w, --wait MS  stop when no message arrives for MS milliseconds\n"
+    "\n"
+    "Several subscribers of one queue share its messages in turn. Exit status 0 when\n"
+    "stopped by -n, a signal or --wait after at least one message; 4 when --wait passed\n"
+    "without any; 1 when the subscription ended because QUEUE was deleted.\n";
+
+static const char why_help[] =
+    "Explain from the statistics of QUEUE why its consumers get nothing, with the\n"
+    "numbers: the first of these that applies.\n"
+    "\n"
+    "  paused        the queue is paused (`slabmq resume QUEUE`)\n"
+    "  no-consumers  messages are ready but nobody fetches or is subscribed\n"
+    "  no-credit     messages are ready but every subscription holds its whole credit in\n"
+    "                flight, and no fetch is waiting\n"
+    "  deliverable   messages are ready and consumers are there: they get them\n"
+    "  delayed       only delayed messages are left; says when the next is due\n"
+    "  inflight      every message is in flight, held by consumers until acked or timed out\n"
+    "  empty         the queue holds nothing\n"
+    "\n"
+    "The second line gives ready, inflight, delayed, waiters (waiting fetches),\n"
+    "subscriptions, credit (free credit of the subscriptions), paused and, when a\n"
+    "message is delayed, next_due_ms. --json prints one object: {\"queue\":...,\n"
+    "\"cause\":\"delayed\",\"deliverable\":false,\"ready\":0,...,\"next_due_ms\":N}.\n"
+    "Exit status 0 when messages can be delivered now (paused is not), 4 when none can,\n"
+    "1 if QUEUE does not exist.\n";
+
 static const char ping_help[] =
     "Send one PING and print the round trip, connecting not included:\n"
     "\"pong from HOST:PORT in 0.123 ms\"; --json prints {\"ms\":0.123}.\n";
 
+static int check_publish(const struct command *cmd, const struct parsed *p);
+static int check_move(const struct command *cmd, const struct parsed *p);
+
 static const struct command commands[] = {
-    {"queues", cli_cmd_queues, 0, 0, 0, 0, "queues", queues_help},
-    {"stats", cli_cmd_stats, 0, 1, 0, 0, "stats [QUEUE]", stats_help},
-    {"publish", cli_cmd_publish, 1, 2, 0, 0, "publish QUEUE [MESSAGE | -]", publish_help},
+    {"queues", cli_cmd_queues, 0, 0, 0, 0, "queues", queues_help, NULL},
+    {"stats", cli_cmd_stats, 0, 1, 0, 0, "stats [QUEUE]", stats_help, NULL},
+    {"publish", cli_cmd_publish, 1, 2, OPT_PUBLISH, 0,
+     "publish QUEUE [MESSAGE | -]\n"
+     "              [--delay MS] [--at UNIX_MS] [--ttl MS] [--priority N] [--id ID]\n"
+     "              [--confirm memory|written|synced]",
+     publish_help, check_publish},
     {"consume", cli_cmd_consume, 1, 1, OPT_COUNT | OPT_WAIT, UINT32_MAX,
-     "consume QUEUE [-n N] [--wait MS]", consume_help},
-    {"peek", cli_cmd_peek, 1, 1, OPT_COUNT, PEEK_MAX, "peek QUEUE [-n N]", peek_help},
-    {"purge", cli_cmd_purge, 1, 1, 0, 0, "purge QUEUE", purge_help},
-    {"pause", cli_cmd_pause, 1, 1, 0, 0, "pause QUEUE", pause_help},
-    {"resume", cli_cmd_resume, 1, 1, 0, 0, "resume QUEUE", resume_help},
-    {"delete", cli_cmd_delete, 1, 1, 0, 0, "delete QUEUE", delete_help},
+     "consume QUEUE [-n N] [--wait MS]", consume_help, NULL},
+    {"subscribe", cli_work_subscribe, 1, 1, OPT_COUNT | OPT_WAIT | OPT_CREDIT, UINT32_MAX,
+     "subscribe QUEUE [--credit N]\n              [-n N] [--wait MS]", subscribe_help, NULL},
+    {"peek", cli_cmd_peek, 1, 1, OPT_COUNT | OPT_SKIP, PEEK_MAX, "peek QUEUE [-n N] [--skip N]",
+     peek_help, NULL},
+    {"dlq", cli_work_dlq, 1, 1, OPT_COUNT | OPT_SKIP, PEEK_MAX, "dlq QUEUE [-n N] [--skip N]",
+     dlq_help, NULL},
+    {"move", cli_work_move, 2, 2, OPT_COUNT, UINT32_MAX, "move SRC DST [-n N]", move_help,
+     check_move},
+    {"why", cli_work_why, 1, 1, 0, 0, "why QUEUE", why_help, NULL},
+    {"purge", cli_cmd_purge, 1, 1, 0, 0, "purge QUEUE", purge_help, NULL},
+    {"pause", cli_cmd_pause, 1, 1, 0, 0, "pause QUEUE", pause_help, NULL},
+    {"resume", cli_cmd_resume, 1, 1, 0, 0, "resume QUEUE", resume_help, NULL},
+    {"delete", cli_cmd_delete, 1, 1, 0, 0, "delete QUEUE", delete_help, NULL},
     {"declare", cli_cmd_declare, 1, 1, OPT_QUEUE, 0,
      "declare QUEUE\n"
      "              [--visibility MS] [--max-messages N] [--max-bytes SIZE]\n"
-     "              [--overflow reject|drop-oldest] [--backoff MS] [--backoff-max MS]",
-     declare_help},
-    {"memory", cli_mem_show, 0, 0, 0, 0, "memory", memory_help},
-    {"ping", cli_cmd_ping, 0, 0, 0, 0, "ping", ping_help},
-    {NULL, NULL, 0, 0, 0, 0, NULL, NULL}};
+     "              [--overflow reject|drop-oldest|dead-letter] [--backoff MS]\n"
+     "              [--backoff-max MS] [--max-deliveries N] [--dead-letter NAME]\n"
+     "              [--ttl MS] [--dedup-window SIZE] [--durable yes|no]\n"
+     "              [--confirm memory|written|synced]",
+     declare_help, NULL},
+    {"memory", cli_mem_show, 0, 0, 0, 0, "memory", memory_help, NULL},
+    {"ping", cli_cmd_ping, 0, 0, 0, 0, "ping", ping_help, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 static const struct command *
 find_command(const char *name)
@@ -380,6 +563,67 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
     return 0;
 }
 
+static int
+valid_queue_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > QUEUE_NAME_MAX)
+        return 0;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
+}
+
+/* Parse a number option in [lo, hi] into *dst and mark it seen. 0, or an exit code after
+ * reporting the usage error. */
+static int
+number_option(struct parsed *p, unsigned bit, const char *name, const char *arg, uint64_t lo,
+              uint64_t hi, uint64_t *dst)
+{
+    if (parse_u64(arg, lo, hi, dst))
+        return usage_error(NULL, "invalid %s '%s': expected a number from %" PRIu64 " to %" PRIu64,
+                           name, arg, lo, hi);
+    p->seen |= bit;
+    return 0;
+}
+
+/* Apply one of the options of publish, peek and subscribe, or --ttl (declare's or
+ * publish's). Returns 0 or an exit code. */
+static int
+apply_message_option(struct parsed *p, int opt, const char *arg)
+{
+    slabmq_publish_options *o = &p->pub;
+    uint64_t v;
+
+    switch (opt) {
+    case OPT_VAL_TTL:
+        return number_option(p, OPT_TTL, "--ttl", arg, 0, SLABMQ_TIME_MAX_MS, &p->ttl_ms);
+    case OPT_VAL_DELAY:
+        return number_option(p, OPT_DELAY, "--delay", arg, 0, SLABMQ_TIME_MAX_MS, &o->delay_ms);
+    case OPT_VAL_AT:
+        return number_option(p, OPT_AT, "--at", arg, 0, INT64_MAX, &o->at_ms);
+    case OPT_VAL_PRIORITY:
+        if (number_option(p, OPT_PRIORITY, "--priority", arg, 0, SLABMQ_PRIORITY_MAX, &v))
+            return CLI_EXIT_USAGE;
+        o->priority = (unsigned)v;
+        return 0;
+    case OPT_VAL_ID:
+        if (*arg == '\0' || strlen(arg) > SLABMQ_PRODUCER_ID_MAX)
+            return usage_error(NULL, "invalid --id: expected 1 to %d bytes",
+                               SLABMQ_PRODUCER_ID_MAX);
+        o->id = arg;
+        p->seen |= OPT_ID;
+        return 0;
+    case OPT_VAL_SKIP:
+        return number_option(p, OPT_SKIP, "--skip", arg, 0, UINT64_MAX, &p->skip);
+    case OPT_VAL_CREDIT:
+        if (number_option(p, OPT_CREDIT, "--credit", arg, 1, UINT32_MAX, &v))
+            return CLI_EXIT_USAGE;
+        p->credit = (uint32_t)v;
+        return 0;
+    default:
+        return usage_error(NULL, "unexpected option");
+    }
+}
 
 /* Apply one of the queue settings of declare. Returns 0 or an exit code. */
 static int
@@ -411,11 +655,58 @@ apply_queue_option(struct parsed *p, int opt, const char *arg)
             q->overflow = SLABMQ_OVERFLOW_REJECT;
         else if (strcmp(arg, "drop-oldest") == 0)
             q->overflow = SLABMQ_OVERFLOW_DROP_OLDEST;
+        else if (strcmp(arg, "dead-letter") == 0)
+            q->overflow = SLABMQ_OVERFLOW_DEAD_LETTER;
         else
-            return usage_error(NULL, "invalid --overflow '%s': expected reject or drop-oldest",
-                               arg);
+            return usage_error(NULL, "invalid --overflow '%s': expected reject, drop-oldest or "
+                                     "dead-letter", arg);
         p->seen |= OPT_OVERFLOW;
         return 0;
+    case OPT_VAL_MAX_DELIVERIES:
+        if (number_option(p, OPT_MAX_DELIVERIES, "--max-deliveries", arg, 0, MAX_DELIVERIES_MAX,
+                          &q->max_deliveries))
+            return CLI_EXIT_USAGE;
+        if (q->max_deliveries == 0)
+            q->max_deliveries = SLABMQ_NO_LIMIT; /* 0 on the command line: unlimited */
+        return 0;
+    case OPT_VAL_DEAD_LETTER:
+        if (*arg && !valid_queue_name(arg))
+            return usage_error(NULL, "invalid --dead-letter '%s': expected a queue name, or "
+                                     "\"\" for none", arg);
+        q->dead_letter = arg;
+        p->seen |= OPT_DEAD_LETTER;
+        return 0;
+    case OPT_VAL_DEDUP:
+        if (smq_parse_size(arg, &q->dedup_window) || q->dedup_window > DEDUP_WINDOW_MAX
+            || (q->dedup_window > 0 && q->dedup_window < DEDUP_WINDOW_MIN))
+            return usage_error(NULL, "invalid --dedup-window '%s': expected a size from 1KiB "
+                                     "to 64MiB, such as 1MiB; 0 turns de-duplication off", arg);
+        if (q->dedup_window == 0)
+            q->dedup_window = SLABMQ_DEDUP_OFF;
+        p->seen |= OPT_DEDUP;
+        return 0;
+    case OPT_VAL_DURABLE:
+        if (strcmp(arg, "yes") == 0)
+            q->durable = SLABMQ_DURABLE_YES;
+        else if (strcmp(arg, "no") == 0)
+            q->durable = SLABMQ_DURABLE_NO;
+        else
+            return usage_error(NULL, "invalid --durable '%s': expected yes or no", arg);
+        p->seen |= OPT_DURABLE;
+        return 0;
+    case OPT_VAL_CONFIRM: {
+        slabmq_confirm_level lv = strcmp(arg, "memory") == 0    ? SLABMQ_CONFIRM_MEMORY
+                                  : strcmp(arg, "written") == 0 ? SLABMQ_CONFIRM_WRITTEN
+                                  : strcmp(arg, "synced") == 0  ? SLABMQ_CONFIRM_SYNCED
+                                                                : SLABMQ_CONFIRM_DEFAULT;
+        if (lv == SLABMQ_CONFIRM_DEFAULT)
+            return usage_error(NULL, "invalid --confirm '%s': expected memory, written or "
+                                     "synced", arg);
+        q->confirm = lv;
+        p->pub.confirm = lv;
+        p->seen |= OPT_CONFIRM;
+        return 0;
+    }
     case OPT_VAL_BACKOFF:
     case OPT_VAL_BACKOFF_MAX: {
         uint32_t *field =
@@ -429,7 +720,7 @@ apply_queue_option(struct parsed *p, int opt, const char *arg)
         return 0;
     }
     default:
-        return usage_error(NULL, "unexpected option");
+        return apply_message_option(p, opt, arg);
     }
 }
 
@@ -442,6 +733,9 @@ apply_option(struct parsed *p, int opt, const char *arg)
     switch (opt) {
     case 's':
         p->server = arg;
+        return 0;
+    case OPT_VAL_CREDENTIALS:
+        p->credentials = arg;
         return 0;
     case 'j':
         p->json = 1;
@@ -499,6 +793,28 @@ parse_options(int argc, char **argv, struct parsed *p)
                                            OPT_VAL_VISIBILITY},
                                           {"max-messages", required_argument, NULL,
                                            OPT_VAL_MAX_MESSAGES},
+                                          {"max-length", required_argument, NULL,
+                                           OPT_VAL_MAX_MESSAGES},
+                                          {"max-deliveries", required_argument, NULL,
+                                           OPT_VAL_MAX_DELIVERIES},
+                                          {"dead-letter", required_argument, NULL,
+                                           OPT_VAL_DEAD_LETTER},
+                                          {"ttl", required_argument, NULL, OPT_VAL_TTL},
+                                          {"dedup-window", required_argument, NULL,
+                                           OPT_VAL_DEDUP},
+                                          {"delay", required_argument, NULL, OPT_VAL_DELAY},
+                                          {"at", required_argument, NULL, OPT_VAL_AT},
+                                          {"priority", required_argument, NULL,
+                                           OPT_VAL_PRIORITY},
+                                          {"id", required_argument, NULL, OPT_VAL_ID},
+                                          {"skip", required_argument, NULL, OPT_VAL_SKIP},
+                                          {"credit", required_argument, NULL, OPT_VAL_CREDIT},
+                                          {"durable", required_argument, NULL,
+                                           OPT_VAL_DURABLE},
+                                          {"confirm", required_argument, NULL,
+                                           OPT_VAL_CONFIRM},
+                                          {"credentials", required_argument, NULL,
+                                           OPT_VAL_CREDENTIALS},
                                           {"max-bytes", required_argument, NULL,
                                            OPT_VAL_MAX_BYTES},
                                           {"overflow", required_argument, NULL,
@@ -525,16 +841,6 @@ parse_options(int argc, char **argv, struct parsed *p)
     return 0;
 }
 
-static int
-valid_queue_name(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > QUEUE_NAME_MAX)
-        return 0;
-    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
-}
-
 /* The name of the first of the command-specific options in stray. */
 static const char *
 stray_option(unsigned stray)
@@ -548,7 +854,19 @@ stray_option(unsigned stray)
                  {OPT_MAX_MESSAGES, "--max-messages"},
                  {OPT_MAX_BYTES, "--max-bytes"},
                  {OPT_OVERFLOW, "--overflow"},
-                 {OPT_BACKOFF, "--backoff/--backoff-max"}};
+                 {OPT_BACKOFF, "--backoff/--backoff-max"},
+                 {OPT_MAX_DELIVERIES, "--max-deliveries"},
+                 {OPT_DEAD_LETTER, "--dead-letter"},
+                 {OPT_TTL, "--ttl"},
+                 {OPT_DEDUP, "--dedup-window"},
+                 {OPT_DELAY, "--delay"},
+                 {OPT_AT, "--at"},
+                 {OPT_PRIORITY, "--priority"},
+                 {OPT_ID, "--id"},
+                 {OPT_SKIP, "--skip"},
+                 {OPT_CREDIT, "--credit"},
+                 {OPT_DURABLE, "--durable"},
+                 {OPT_CONFIRM, "--confirm"}};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (stray & names[i].bit)
@@ -565,6 +883,8 @@ check_command(const struct command *cmd, const struct parsed *p)
 
     if (stray)
         return usage_error(cmd, "%s does not take %s", cmd->name, stray_option(stray));
+    if (n < cmd->min_args && cmd->min_args > 1)
+        return usage_error(cmd, "%s needs %d queue names", cmd->name, cmd->min_args);
     if (n < cmd->min_args)
         return usage_error(cmd, "%s needs a queue name", cmd->name);
     if (n > cmd->max_args)
@@ -575,6 +895,27 @@ check_command(const struct command *cmd, const struct parsed *p)
                            p->args[1], QUEUE_NAME_MAX);
     if ((p->seen & OPT_COUNT) && p->count > cmd->max_count)
         return usage_error(cmd, "-n must be at most %u for %s", cmd->max_count, cmd->name);
+    return cmd->check ? cmd->check(cmd, p) : 0;
+}
+
+/* publish: a producer id names one message, given on the command line. */
+static int
+check_publish(const struct command *cmd, const struct parsed *p)
+{
+    if ((p->seen & OPT_ID) && (p->nargs < 3 || strcmp(p->args[2], "-") == 0))
+        return usage_error(cmd, "--id names one message: give it as MESSAGE, not on stdin");
+    return 0;
+}
+
+/* move: a second queue name, not the first. */
+static int
+check_move(const struct command *cmd, const struct parsed *p)
+{
+    if (!valid_queue_name(p->args[2]))
+        return usage_error(cmd, "invalid queue name '%s': 1-%d bytes of A-Z a-z 0-9 . _ : -",
+                           p->args[2], QUEUE_NAME_MAX);
+    if (strcmp(p->args[1], p->args[2]) == 0)
+        return usage_error(cmd, "move needs two different queues");
     return 0;
 }
 
@@ -616,24 +957,60 @@ split_server(const char *s, char *host, size_t hostlen, uint16_t *port)
     return 0;
 }
 
+/* Read USER:PASSWORD from the first line of the file at path (blank lines and lines starting
+ * with '#' skipped) into buf, pointing *user and *pw into it. 0, or an exit code after saying
+ * why. */
+static int
+read_credentials(const char *path, char *buf, size_t len, const char **user, const char **pw)
+{
+    FILE *f = fopen(path, "r");
+    char *colon = NULL;
+
+    if (!f) {
+        cli_out_error("cannot read credentials from %s: %s", path, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    while (fgets(buf, (int)len, f)) {
+        buf[strcspn(buf, "\r\n")] = '\0';
+        if (buf[0] && buf[0] != '#') {
+            colon = strchr(buf, ':');
+            break;
+        }
+    }
+    fclose(f);
+    if (!colon || colon == buf) {
+        cli_out_error("no USER:PASSWORD line in %s", path);
+        return CLI_EXIT_USAGE;
+    }
+    *colon = '\0';
+    *user = buf;
+    *pw = colon + 1;
+    return 0;
+}
+
 /* Connect to the broker named by -s or $SLABMQ_SERVER. *out is closed by the caller. */
 static int
 connect_broker(const struct parsed *p, char *server, size_t len, slabmq_client **out)
 {
     const char *addr = p->server ? p->server : getenv("SLABMQ_SERVER");
+    const char *cred = p->credentials ? p->credentials : getenv("SLABMQ_CREDENTIALS");
     slabmq_options o = SLABMQ_OPTIONS_INIT;
     char host[256];
     char err[256] = "";
+    char secret[1200];
     slabmq_status st;
 
     if (addr && *addr && split_server(addr, host, sizeof(host), &o.port))
         return usage_error(NULL, "invalid %s '%s': expected HOST:PORT",
                            p->server ? "--server" : "SLABMQ_SERVER", addr);
+    if (cred && *cred && read_credentials(cred, secret, sizeof(secret), &o.user, &o.password))
+        return CLI_EXIT_USAGE;
     o.host = addr && *addr ? host : "127.0.0.1";
     o.timeout_ms = p->timeout_ms;
     o.client_name = "slabmq-cli";
     snprintf(server, len, strchr(o.host, ':') ? "[%s]:%u" : "%s:%u", o.host, o.port);
     st = slabmq_client_connect2(&o, out, err, sizeof(err));
+    memset(secret, 0, sizeof(secret));
     if (st == SLABMQ_OK)
         return 0;
     if (strncmp(err, "cannot connect", 14) == 0)
@@ -660,7 +1037,15 @@ run_command(const struct command *cmd, const struct parsed *p)
     cli.json = p->json;
     cli.count = p->count;
     cli.wait_ms = p->wait_ms;
+    cli.waits = (p->seen & OPT_WAIT) != 0;
     cli.queue = p->queue;
+    cli.pub = p->pub;
+    cli.skip = p->skip;
+    cli.credit = p->credit;
+    if (p->seen & OPT_TTL) { /* 0: declare removes the queue's TTL, publish uses it */
+        cli.queue.ttl_ms = p->ttl_ms ? p->ttl_ms : SLABMQ_NO_TTL;
+        cli.pub.ttl_ms = p->ttl_ms;
+    }
     rc = cmd->run(&cli);
     slabmq_client_close(cli.c);
     return rc;

@@ -25,6 +25,26 @@
  *   slabmq_client_close(c);
  * @endcode
  *
+ * A push consumer subscribes instead of fetching, and the broker sends messages as long as
+ * the subscription has credit (messages pushed and not yet settled):
+ *
+ * @code
+ *   uint64_t sub;
+ *   slabmq_subscribe(c, "jobs", 16, &sub);          // at most 16 unacked at a time
+ *   for (;;) {
+ *       slabmq_batch *b;
+ *       if (slabmq_receive(c, 1000, &b) != SLABMQ_OK) { slabmq_batch_free(b); break; }
+ *       for (size_t i = 0; i < slabmq_batch_count(b); i++) {
+ *           const slabmq_message *m = slabmq_batch_get(b, i);
+ *           if (work(m->data, m->len) == 0)
+ *               slabmq_ack(c, m->id);
+ *           else
+ *               slabmq_term(c, &m->id, 1, NULL);   // to the dead-letter queue
+ *       }
+ *       slabmq_batch_free(b);
+ *   }
+ * @endcode
+ *
  * Every fallible call returns a ::slabmq_status; #SLABMQ_OK is 0. Results come back through
  * out-parameters placed last. slabmq_strerror() names a status; slabmq_client_errmsg() gives
  * the detail of the last failure on a handle, including the broker's own error message.
@@ -77,12 +97,16 @@ extern "C" {
     X(7, ERR_BAD_NAME, "invalid queue name")                                                     \
     X(8, ERR_TOO_LARGE, "message larger than the broker's maximum message size")                 \
     X(9, ERR_NOMEM, "broker memory limit reached")                                               \
-    X(10, ERR_NOT_FOUND, "no such queue")                                                        \
+    X(10, ERR_NOT_FOUND, "no such queue or subscription")                                        \
     X(11, ERR_UNKNOWN_ID, "unknown message id, or not held by this connection")                  \
     X(12, ERR_QUEUE_FULL, "queue length or byte limit reached")                                  \
     X(13, ERR_QUEUE_DELETED, "queue deleted while waiting")                                      \
     X(14, ERR_LIMIT, "per-connection limit reached")                                             \
     X(15, ERR_SHUTDOWN, "broker is shutting down")                                               \
+    X(16, ERR_AUTH, "authentication required or failed")                                         \
+    X(17, ERR_FORBIDDEN, "not permitted for this user")                                          \
+    X(20, ERR_STORAGE, "durable storage failed; durable publishes are refused")                  \
+    X(21, ERR_STORAGE_FULL, "durable storage is full; durable publishes are refused")            \
     X(100, ERR_IO, "network read or write failed")                                               \
     X(101, ERR_TIMEOUT, "timed out")                                                             \
     X(102, ERR_CONNECT, "could not connect to the broker")                                       \
@@ -113,23 +137,35 @@ SLABMQ_API const char *slabmq_status_name(slabmq_status s);
 /** An open connection to one broker. Opaque. */
 typedef struct slabmq_client slabmq_client;
 
-/** Connection options. Start from #SLABMQ_OPTIONS_INIT and change what you need. */
+/** Connection options. Start from #SLABMQ_OPTIONS_INIT and change what you need.
+ *
+ * Credentials: a broker started with users (docs/security.md) needs a user name and a
+ * password, sent in an AUTH request right after HELLO. When @c user is NULL the library takes
+ * them from the environment variables SLABMQ_USER and SLABMQ_PASSWORD, if SLABMQ_USER is set
+ * and not empty; set @c user to "" to use no credentials at all. Against a broker without
+ * users the credentials are not sent. */
 typedef struct slabmq_options {
     const char *host;        /**< numeric IPv4/IPv6 address or host name; default "127.0.0.1" */
     uint16_t port;           /**< TCP port; default #SLABMQ_DEFAULT_PORT */
     int timeout_ms;          /**< connect and per-call I/O timeout, ms; <= 0 waits forever */
     const char *client_name; /**< sent in HELLO, shown in broker logs; may be NULL */
+    const char *user;        /**< user name, 1-64 bytes; NULL: $SLABMQ_USER; "": none */
+    const char *password;    /**< its password, at most 1024 bytes; NULL: $SLABMQ_PASSWORD
+                                  (or "" if that is unset too). Borrowed for the connect
+                                  call only: the library keeps no copy */
 } slabmq_options;
 
-#define SLABMQ_OPTIONS_INIT {"127.0.0.1", SLABMQ_DEFAULT_PORT, 5000, NULL}
+#define SLABMQ_OPTIONS_INIT {"127.0.0.1", SLABMQ_DEFAULT_PORT, 5000, NULL, NULL, NULL}
 
 /**
- * Connect to a broker and perform the HELLO handshake.
+ * Connect to a broker and perform the HELLO handshake, then AUTH if the broker requires it.
  * @param o    options; borrowed for the call.
  * @param out  receives a new client on success; close it with slabmq_client_close(). On
  *             failure *out is set to NULL and the detail is lost with it, so the error
  *             message is printed into @p errbuf when given.
- * @return #SLABMQ_OK, #SLABMQ_ERR_CONNECT, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_VERSION, ...
+ * @return #SLABMQ_OK, #SLABMQ_ERR_CONNECT, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_VERSION,
+ *         #SLABMQ_ERR_AUTH (the broker requires credentials and none were given, or it
+ *         refused them), ...
  */
 SLABMQ_API slabmq_status slabmq_client_connect(const slabmq_options *o, slabmq_client **out);
 
@@ -163,16 +199,36 @@ SLABMQ_API slabmq_status slabmq_ping(slabmq_client *c);
 typedef enum slabmq_overflow {
     SLABMQ_OVERFLOW_UNCHANGED = 0,   /**< keep the queue's policy (new queues: reject) */
     SLABMQ_OVERFLOW_REJECT = 1,      /**< refuse the publish with #SLABMQ_ERR_QUEUE_FULL */
-    SLABMQ_OVERFLOW_DROP_OLDEST = 2  /**< drop ready messages from the head to make room */
+    SLABMQ_OVERFLOW_DROP_OLDEST = 2, /**< drop ready messages from the head to make room */
+    SLABMQ_OVERFLOW_DEAD_LETTER = 3  /**< as drop-oldest, but the messages taken from the head
+                                          go to the dead-letter queue (reason "max-length") */
 } slabmq_overflow;
 
-/** Set max_messages or max_bytes to this to remove that limit. */
+/** Set max_messages, max_bytes or max_deliveries to this to remove that limit. */
 #define SLABMQ_NO_LIMIT UINT64_MAX
 
-/** Queue settings for slabmq_declare(). Zero fields keep the queue's current value (for a new
- *  queue, the broker's default); #SLABMQ_NO_LIMIT removes a limit. Start from a zeroed struct.
- *  A limit lowered below what the queue holds refuses (or, with drop-oldest, trims at) the
- *  next publish; nothing is dropped at DECLARE. */
+/** The longest delay, time to live or NACK delay the broker takes: 100 years, in ms. */
+#define SLABMQ_TIME_MAX_MS 3153600000000ULL
+/** The highest message priority (0, the default, is the lowest). */
+#define SLABMQ_PRIORITY_MAX 9
+/** The most queues one slabmq_fetch_any() may name. */
+#define SLABMQ_FETCH_QUEUES_MAX 16
+/** The longest producer message id, in bytes. */
+#define SLABMQ_PRODUCER_ID_MAX 128
+
+/** Queue settings for slabmq_declare(). Zero fields (and NULL dead_letter) keep the queue's
+ *  current value (for a new queue, the broker's default); #SLABMQ_NO_LIMIT removes a limit.
+ *  Start from #SLABMQ_QUEUE_OPTIONS_INIT or a zeroed struct, so that fields added in later
+ *  versions are zero too. A limit lowered below what the queue holds refuses (or, with
+ *  drop-oldest or dead-letter, trims at) the next publish; nothing is dropped at DECLARE. */
+/** How far a publish must get before the broker confirms it (docs/durability.md). */
+typedef enum slabmq_confirm_level {
+    SLABMQ_CONFIRM_DEFAULT = 0, /**< the queue's level */
+    SLABMQ_CONFIRM_MEMORY = 1,  /**< stored in the broker's memory */
+    SLABMQ_CONFIRM_WRITTEN = 2, /**< committed to the database: survives a broker crash */
+    SLABMQ_CONFIRM_SYNCED = 3   /**< committed and synced to disk: survives a power loss */
+} slabmq_confirm_level;
+
 typedef struct slabmq_queue_options {
     uint32_t visibility_ms;   /**< redelivery timeout for fetched, unacked messages, ms;
                                    default 30000 */
@@ -185,10 +241,42 @@ typedef struct slabmq_queue_options {
                                         up to 20% jitter; default 0 (at once). Set
                                         #SLABMQ_NO_BACKOFF to turn it off again. */
     uint32_t retry_backoff_max_ms; /**< the cap; default 60000 */
+    uint64_t max_deliveries;  /**< deliveries after which a message that comes back (NACK,
+                                   visibility timeout, closed connection) is dead-lettered
+                                   with reason "delivery-limit", 1-1000000; default 20;
+                                   #SLABMQ_NO_LIMIT: unlimited */
+    const char *dead_letter;  /**< the queue that receives this queue's dead letters; ""
+                                   discards them (counted in dead_discarded); NULL keeps the
+                                   current one. Default: the queue's name plus ".dlq" */
+    uint64_t ttl_ms;          /**< time to live of messages published without their own,
+                                   ms, up to #SLABMQ_TIME_MAX_MS; #SLABMQ_NO_TTL: none (the
+                                   default). Applies to messages published after the change */
+    uint64_t dedup_window;    /**< bytes remembered of producer message ids, 1 KiB to
+                                   64 MiB; default 1 MiB; #SLABMQ_DEDUP_OFF turns
+                                   de-duplication off. A change forgets the ids remembered
+                                   so far */
+    int durable;              /**< with a broker run with --durability sqlite:
+                                   #SLABMQ_DURABLE_YES keeps the queue in the database (the
+                                   default there), #SLABMQ_DURABLE_NO in memory only; 0
+                                   leaves it. Changes only while the queue is empty */
+    slabmq_confirm_level confirm; /**< the level publishes to the queue are confirmed at
+                                   unless they ask for another; #SLABMQ_CONFIRM_DEFAULT
+                                   leaves it (a durable queue starts at "written") */
 } slabmq_queue_options;
+
+/** A ::slabmq_queue_options that changes nothing. */
+#define SLABMQ_QUEUE_OPTIONS_INIT                                                              \
+    {0, 0, 0, SLABMQ_OVERFLOW_UNCHANGED, 0, 0, 0, NULL, 0, 0, 0, SLABMQ_CONFIRM_DEFAULT}
+/** durable values: keep the queue in the database, or in memory only. */
+#define SLABMQ_DURABLE_YES 1
+#define SLABMQ_DURABLE_NO 2
 
 /** retry_backoff_ms value that turns a queue's backoff off. */
 #define SLABMQ_NO_BACKOFF UINT32_MAX
+/** ttl_ms value that removes a queue's default time to live. */
+#define SLABMQ_NO_TTL UINT64_MAX
+/** dedup_window value that turns de-duplication off. */
+#define SLABMQ_DEDUP_OFF UINT64_MAX
 
 /**
  * Create @p queue if it does not exist and apply @p opts (may be NULL) to it.
@@ -226,7 +314,9 @@ SLABMQ_API slabmq_status slabmq_list(slabmq_client *c, slabmq_queue_info **out, 
 SLABMQ_API void slabmq_queue_list_free(slabmq_queue_info *list);
 
 /** Statistics: name/value pairs, flat, names as in docs/protocol.md (e.g. "ready",
- *  "memory_used", "slab.3.chunk_size"). Opaque. */
+ *  "memory_used", "slab.3.chunk_size"). Values are unsigned integers, except a few strings
+ *  (the queue statistic "dead_letter"); entries of any other type a newer broker may send
+ *  are left out. Opaque. */
 typedef struct slabmq_stats slabmq_stats;
 
 /** Fetch broker statistics (@p queue NULL) or one queue's. Free with slabmq_stats_free(). */
@@ -235,10 +325,17 @@ SLABMQ_API slabmq_status slabmq_stats_get(slabmq_client *c, const char *queue,
 SLABMQ_API size_t slabmq_stats_count(const slabmq_stats *s);
 /** @return the i-th name (borrowed from @p s) or NULL when out of range. */
 SLABMQ_API const char *slabmq_stats_name(const slabmq_stats *s, size_t i);
-/** @return the i-th value, 0 when out of range. */
+/** @return the i-th value, 0 when out of range or when the value is a string. */
 SLABMQ_API uint64_t slabmq_stats_value(const slabmq_stats *s, size_t i);
-/** Look a value up by name. @return 1 and sets *v if present, else 0. */
+/** @return the i-th value if it is a string (NUL-terminated, borrowed from @p s), NULL when
+ *  it is an integer or out of range. */
+SLABMQ_API const char *slabmq_stats_str(const slabmq_stats *s, size_t i);
+/** Look an integer value up by name. @return 1 and sets *v if present, else 0 (also for a
+ *  string value). */
 SLABMQ_API int slabmq_stats_find(const slabmq_stats *s, const char *name, uint64_t *v);
+/** Look a string value up by name, e.g. "dead_letter" ("" when the queue has none).
+ *  @return the string, borrowed from @p s, or NULL if absent or not a string. */
+SLABMQ_API const char *slabmq_stats_find_str(const slabmq_stats *s, const char *name);
 SLABMQ_API void slabmq_stats_free(slabmq_stats *s);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -269,6 +366,59 @@ SLABMQ_API slabmq_status slabmq_publish_batch(slabmq_client *c, const char *queu
                                               const slabmq_payload *msgs, size_t n,
                                               uint64_t *first_id);
 
+/** Per-message options of slabmq_publish_opts() and slabmq_publish_batch_opts(). Zero fields
+ *  are left out of the request. Start from #SLABMQ_PUBLISH_OPTIONS_INIT or a zeroed struct. */
+typedef struct slabmq_publish_options {
+    uint64_t delay_ms;  /**< not delivered before now plus this, ms (0 to #SLABMQ_TIME_MAX_MS);
+                             the message is "delayed" until then */
+    uint64_t at_ms;     /**< not delivered before this wall-clock time, ms since the Unix
+                             epoch (a time in the past: no delay); with delay_ms, the later
+                             of the two wins */
+    uint64_t ttl_ms;    /**< time to live from now, ms (1 to #SLABMQ_TIME_MAX_MS); overrides
+                             the queue's; a message still ready or delayed then is
+                             dead-lettered with reason "expired". 0: the queue's TTL */
+    unsigned priority;  /**< 0 (default) to #SLABMQ_PRIORITY_MAX; higher is delivered first */
+    const char *id;     /**< producer message id for de-duplication, NUL-terminated, 1 to
+                             #SLABMQ_PRODUCER_ID_MAX bytes, sent as a msgpack str; a queue
+                             that remembers it stores nothing (the "duplicate" result). NULL:
+                             none. Single messages only */
+    slabmq_confirm_level confirm; /**< the level to be confirmed at; default: the queue's.
+                             A queue that is not durable confirms at the memory level */
+} slabmq_publish_options;
+
+/** A ::slabmq_publish_options with every option left out. */
+#define SLABMQ_PUBLISH_OPTIONS_INIT {0, 0, 0, 0, NULL, SLABMQ_CONFIRM_DEFAULT}
+
+/** The level the last slabmq_publish_opts() on @p c was confirmed at
+ *  (#SLABMQ_CONFIRM_MEMORY, #SLABMQ_CONFIRM_WRITTEN or #SLABMQ_CONFIRM_SYNCED), or
+ *  #SLABMQ_CONFIRM_DEFAULT if the broker did not say. */
+SLABMQ_API slabmq_confirm_level slabmq_last_confirm_level(const slabmq_client *c);
+
+/**
+ * slabmq_publish() with options (@p opts may be NULL: none).
+ * @param id        if not NULL, receives the message id; for a duplicate, the id of the
+ *                  message first published with the producer id.
+ * @param duplicate if not NULL, set to 1 when the queue's de-duplication window already held
+ *                  opts->id: nothing was stored (and the queue's limits were not checked).
+ *                  Otherwise 0.
+ * @return as slabmq_publish(); #SLABMQ_ERR_ARG for a priority over #SLABMQ_PRIORITY_MAX or a
+ *         producer id of 0 or more than #SLABMQ_PRODUCER_ID_MAX bytes (nothing is sent);
+ *         #SLABMQ_ERR_BAD_REQUEST when the broker refuses an option's range.
+ */
+SLABMQ_API slabmq_status slabmq_publish_opts(slabmq_client *c, const char *queue,
+                                             const void *data, size_t len,
+                                             const slabmq_publish_options *opts, uint64_t *id,
+                                             int *duplicate);
+
+/**
+ * slabmq_publish_batch() with options that apply to every message (@p opts may be NULL).
+ * A producer id names one message, so opts->id must be NULL (#SLABMQ_ERR_ARG otherwise).
+ */
+SLABMQ_API slabmq_status slabmq_publish_batch_opts(slabmq_client *c, const char *queue,
+                                                   const slabmq_payload *msgs, size_t n,
+                                                   const slabmq_publish_options *opts,
+                                                   uint64_t *first_id);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Pipelining                                                                                 */
 
@@ -282,6 +432,21 @@ SLABMQ_API slabmq_status slabmq_publish_batch(slabmq_client *c, const char *queu
  */
 typedef void (*slabmq_confirm_cb)(void *arg, uint64_t request, slabmq_status status,
                                   uint64_t value);
+
+/** Everything a pipelined request's reply says, for slabmq_client_on_confirm_ex(). */
+typedef struct slabmq_confirm {
+    uint64_t request;     /**< the id the *_async call returned */
+    slabmq_status status; /**< #SLABMQ_OK or the broker's error for that request */
+    uint64_t value;       /**< as for ::slabmq_confirm_cb */
+    int duplicate;        /**< 1 for a slabmq_publish_opts_async() whose producer id the
+                               queue already had: nothing was stored, and value is the id of
+                               the first message published with it */
+    slabmq_confirm_level level; /**< for slabmq_publish_opts_async(): the level it was
+                               confirmed at; else #SLABMQ_CONFIRM_DEFAULT */
+} slabmq_confirm;
+
+/** Called like ::slabmq_confirm_cb, with the whole confirmation (borrowed for the call). */
+typedef void (*slabmq_confirm_ex_cb)(void *arg, const slabmq_confirm *cf);
 
 /**
  * Publish without waiting for the broker's confirmation. Requests are queued and sent
@@ -299,13 +464,27 @@ SLABMQ_API slabmq_status slabmq_publish_async(slabmq_client *c, const char *queu
 SLABMQ_API slabmq_status slabmq_publish_batch_async(slabmq_client *c, const char *queue,
                                                     const slabmq_payload *msgs, size_t n,
                                                     uint64_t *request);
+/** Pipelined slabmq_publish_opts(). Whether it was a duplicate is told to the
+ *  slabmq_confirm_ex_cb (slabmq_client_on_confirm_ex()); the plain callback gets the id. */
+SLABMQ_API slabmq_status slabmq_publish_opts_async(slabmq_client *c, const char *queue,
+                                                   const void *data, size_t len,
+                                                   const slabmq_publish_options *opts,
+                                                   uint64_t *request);
+/** Pipelined slabmq_publish_batch_opts(). */
+SLABMQ_API slabmq_status slabmq_publish_batch_opts_async(slabmq_client *c, const char *queue,
+                                                         const slabmq_payload *msgs, size_t n,
+                                                         const slabmq_publish_options *opts,
+                                                         uint64_t *request);
 /** Pipelined slabmq_ack_batch(): the ACK goes out with the next send (for a consumer, in the
  *  same write as its next slabmq_fetch()). */
 SLABMQ_API slabmq_status slabmq_ack_async(slabmq_client *c, const uint64_t *ids, size_t n,
                                           uint64_t *request);
 /** Pipelined slabmq_nack_batch(). */
 SLABMQ_API slabmq_status slabmq_nack_async(slabmq_client *c, const uint64_t *ids, size_t n,
-                                           uint32_t delay_ms, uint64_t *request);
+                                           uint64_t delay_ms, uint64_t *request);
+/** Pipelined slabmq_term(). */
+SLABMQ_API slabmq_status slabmq_term_async(slabmq_client *c, const uint64_t *ids, size_t n,
+                                           uint64_t *request);
 /**
  * Send what is queued now, without waiting for confirmations (for a producer at a fixed
  * rate, where latency matters more than batching); confirmations that have already arrived
@@ -324,21 +503,39 @@ SLABMQ_API slabmq_status slabmq_flush(slabmq_client *c);
 SLABMQ_API void slabmq_client_set_window(slabmq_client *c, uint32_t window);
 /** Set (or clear, with NULL) the confirmation callback. */
 SLABMQ_API void slabmq_client_on_confirm(slabmq_client *c, slabmq_confirm_cb cb, void *arg);
+/** Set (or clear, with NULL) the extended confirmation callback; it is called after the
+ *  plain one when both are set. */
+SLABMQ_API void slabmq_client_on_confirm_ex(slabmq_client *c, slabmq_confirm_ex_cb cb,
+                                            void *arg);
 /** Pipelined requests not yet confirmed. */
 SLABMQ_API uint64_t slabmq_client_outstanding(const slabmq_client *c);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Consuming                                                                                  */
 
-/** A delivered message. The data pointer is owned by the batch it came in. */
+/** Why and where from a message was dead-lettered (docs/protocol.md section 7.6). Owned by
+ *  the batch its message came in. */
+typedef struct slabmq_dead_letter {
+    const char *reason;  /**< "delivery-limit", "rejected" (TERM), "expired" (TTL) or
+                              "max-length" (overflow dead-letter); a newer broker may add
+                              reasons; "" if the broker sent none */
+    const char *queue;   /**< the queue it was dead-lettered from ("" if not sent) */
+    uint64_t deliveries; /**< its deliveries in that queue when it was dead-lettered */
+} slabmq_dead_letter;
+
+/** A delivered message. The data pointer is owned by the batch it came in. Fields may be
+ *  added at the end in later versions: the library allocates messages, callers only read
+ *  them. */
 typedef struct slabmq_message {
     uint64_t id;         /**< broker-wide unique id; pass it to slabmq_ack() */
     uint32_t deliveries; /**< 1 on first delivery, more on redelivery */
     const void *data;    /**< payload, @p len bytes (not NUL-terminated) */
     size_t len;
+    const slabmq_dead_letter *dead; /**< NULL, unless the message is a dead letter taken
+                                         from a dead-letter queue */
 } slabmq_message;
 
-/** Messages from one fetch or peek. Opaque. */
+/** Messages from one fetch, peek or subscription push. Opaque. */
 typedef struct slabmq_batch slabmq_batch;
 
 /**
@@ -361,14 +558,37 @@ SLABMQ_API slabmq_status slabmq_fetch_flags(slabmq_client *c, const char *queue,
                                             uint32_t wait_ms, unsigned flags,
                                             slabmq_batch **out);
 
+/**
+ * Fetch from the first of @p n queues (1 to #SLABMQ_FETCH_QUEUES_MAX) that has a ready
+ * message, and from that one only, like Redis's BLPOP on several keys. If none has one,
+ * wait up to @p wait_ms on all of them; the first to get a message answers. Every queue is
+ * created if missing. slabmq_batch_queue() tells which queue the messages came from (NULL
+ * for an empty batch). @p flags as for slabmq_fetch_flags().
+ */
+SLABMQ_API slabmq_status slabmq_fetch_any(slabmq_client *c, const char *const *queues,
+                                          size_t n, uint32_t max, uint32_t wait_ms,
+                                          unsigned flags, slabmq_batch **out);
+
 /** Look at up to @p max ready messages of @p queue without taking them (deliveries is the
  *  count so far). Free the batch with slabmq_batch_free(). */
 SLABMQ_API slabmq_status slabmq_peek(slabmq_client *c, const char *queue, uint32_t max,
                                      slabmq_batch **out);
 
+/** slabmq_peek() after skipping the first @p skip ready messages: to browse a queue page by
+ *  page, pass the number already seen. The broker walks past the skipped ones, and a page
+ *  can shift when the queue changes between calls. */
+SLABMQ_API slabmq_status slabmq_peek_skip(slabmq_client *c, const char *queue, uint32_t max,
+                                          uint64_t skip, slabmq_batch **out);
+
 SLABMQ_API size_t slabmq_batch_count(const slabmq_batch *b);
 /** @return the i-th message, valid until slabmq_batch_free(); NULL when out of range. */
 SLABMQ_API const slabmq_message *slabmq_batch_get(const slabmq_batch *b, size_t i);
+/** @return the queue the batch's messages are from (borrowed from @p b): the queue fetched
+ *  or peeked, the one slabmq_fetch_any() took from, or the subscription's queue; NULL when
+ *  unknown (an empty slabmq_fetch_any() batch). */
+SLABMQ_API const char *slabmq_batch_queue(const slabmq_batch *b);
+/** @return the subscription a slabmq_receive() batch belongs to; 0 for other batches. */
+SLABMQ_API uint64_t slabmq_batch_subscription(const slabmq_batch *b);
 SLABMQ_API void slabmq_batch_free(slabmq_batch *b);
 
 /** Acknowledge one message: the broker forgets it. #SLABMQ_ERR_UNKNOWN_ID if this connection
@@ -388,12 +608,64 @@ SLABMQ_API slabmq_status slabmq_ack_batch(slabmq_client *c, const uint64_t *ids,
 SLABMQ_API slabmq_status slabmq_touch(slabmq_client *c, const uint64_t *ids, size_t n,
                                       uint64_t *touched);
 
-/** Return one message to its queue for redelivery, not before @p delay_ms from now. */
-SLABMQ_API slabmq_status slabmq_nack(slabmq_client *c, uint64_t id, uint32_t delay_ms);
+/** Return one message to its queue for redelivery, not before @p delay_ms from now (up to
+ *  #SLABMQ_TIME_MAX_MS). A message that has reached its queue's max_deliveries is
+ *  dead-lettered instead, whatever the delay. */
+SLABMQ_API slabmq_status slabmq_nack(slabmq_client *c, uint64_t id, uint64_t delay_ms);
 
 /** NACK @p n messages; partial success as for slabmq_ack_batch(). */
 SLABMQ_API slabmq_status slabmq_nack_batch(slabmq_client *c, const uint64_t *ids, size_t n,
-                                           uint32_t delay_ms, uint64_t *nacked);
+                                           uint64_t delay_ms, uint64_t *nacked);
+
+/** Give up on @p n messages this connection holds: each is dead-lettered at once with reason
+ *  "rejected", without further retries (or discarded if its queue has no dead-letter queue).
+ *  Partial success as for slabmq_ack_batch().
+ *  @param terminated if not NULL, receives how many were terminated. */
+SLABMQ_API slabmq_status slabmq_term(slabmq_client *c, const uint64_t *ids, size_t n,
+                                     uint64_t *terminated);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Subscriptions                                                                              */
+
+/**
+ * Subscribe to @p queue (created if missing): the broker pushes its messages to this
+ * connection, without further requests, while the subscription has credit: at most
+ * @p credit (1 to the broker's in-flight window) of the messages pushed through it are
+ * unsettled at once. Acking, NACKing, terminating a pushed message (or its timing out)
+ * gives its credit back. Pushed messages are in flight exactly as if fetched. Read them
+ * with slabmq_receive(). Several subscribers of one queue share its messages in turn.
+ * @param subscription receives the subscription's id (positive, unique on the connection).
+ * @return #SLABMQ_ERR_LIMIT at the broker's 64 subscriptions per connection, ...
+ */
+SLABMQ_API slabmq_status slabmq_subscribe(slabmq_client *c, const char *queue, uint32_t credit,
+                                          uint64_t *subscription);
+
+/** End a subscription. Nothing more is pushed for it after this returns, but pushes that
+ *  arrived before are still handed out by slabmq_receive(), and its messages stay in
+ *  flight to be settled as usual. #SLABMQ_ERR_NOT_FOUND if the connection has no such
+ *  subscription. */
+SLABMQ_API slabmq_status slabmq_unsubscribe(slabmq_client *c, uint64_t subscription);
+
+/**
+ * The next batch of messages the broker pushed for one of this connection's subscriptions,
+ * waiting up to @p timeout_ms for it (0: return at once; negative: no limit).
+ *
+ * Pushes that arrive while another call waits for its reply are kept, in order, for
+ * slabmq_receive(); they are bounded by the subscriptions' credit, since every pushed
+ * message stays in flight until settled. Before waiting, slabmq_receive() sends the
+ * pipelined requests queued (such as a slabmq_ack_async() of the previous batch) and hands
+ * their confirmations to the callback as they arrive.
+ *
+ * @param out receives a batch; slabmq_batch_subscription() and slabmq_batch_queue() say
+ *            whose it is. An empty batch (subscription 0) when nothing arrived in time or a
+ *            signal interrupted the wait: a success, as for slabmq_fetch().
+ * @return #SLABMQ_OK; or, when the broker ended a subscription, its reason:
+ *         #SLABMQ_ERR_QUEUE_DELETED (its queue was deleted) or #SLABMQ_ERR_SHUTDOWN, and
+ *         then *out is also set, to an empty batch naming the subscription, to be freed
+ *         like any; slabmq_client_errmsg() says which ended and why. On any other failure
+ *         *out is NULL.
+ */
+SLABMQ_API slabmq_status slabmq_receive(slabmq_client *c, int timeout_ms, slabmq_batch **out);
 
 #ifdef __cplusplus
 }

@@ -139,7 +139,7 @@ call(slabmq_client *c, unsigned k)
         slabmq_send(c);
         break;
     default:
-        smq_client_hello(c, "fuzz");
+        smq_client_hello(c, "fuzz", &v);
         break;
     }
     sink += u + (uint64_t)v;
@@ -168,7 +168,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c->fd = sv[0];
     slabmq_client_on_confirm(c, confirmed, NULL);
     if (data[0] & 1) {
-        smq_client_hello(c, "fuzz");
+        int auth;
+        smq_client_hello(c, "fuzz", &auth);
     } else {
         c->max_message = 1u << 20;
         c->max_frame = (1u << 20) + 1024;

@@ -21,6 +21,7 @@
 
 static struct t_broker *running[T_MAX_BROKERS];
 const char *t_broker_preload;
+int t_broker_default_bind;
 
 int64_t
 t_now_ms(void)
@@ -28,6 +29,15 @@ t_now_ms(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+t_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -170,8 +180,10 @@ t_broker_start(struct t_broker *b, ...)
     args[n++] = SLABMQD_PATH;
     args[n++] = "--port";
     args[n++] = "0";
-    args[n++] = "--bind";
-    args[n++] = "127.0.0.1";
+    if (!t_broker_default_bind) {
+        args[n++] = "--bind";
+        args[n++] = "127.0.0.1";
+    }
     va_start(ap, b);
     while ((a = va_arg(ap, char *)) != NULL && n < 62)
         args[n++] = a;
@@ -251,6 +263,20 @@ t_broker_stop(struct t_broker *b)
                WIFEXITED(status) ? WEXITSTATUS(status) : -1,
                WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     }
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", b->dir);
+}
+
+void
+t_broker_kill(struct t_broker *b)
+{
+    int status;
+    char cmd[128];
+
+    kill(b->pid, SIGKILL);
+    waitpid(b->pid, &status, 0);
+    track(b, 0);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", b->dir);

@@ -76,6 +76,8 @@ int t_main(const struct t_case *cases, int argc, char **argv);
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t t_now_ms(void);
+/* Milliseconds since the Unix epoch (the wall clock, as PUBLISH's at_ms takes it). */
+int64_t t_wall_ms(void);
 void t_sleep_ms(int ms);
 
 /* ---------------------------------------------------------------------------------------- */
@@ -94,8 +96,13 @@ void t_broker_start(struct t_broker *b, ...) __attribute__((sentinel));
 /* SIGTERM, wait up to 30 s (then SIGKILL and fail); asserts a clean exit status 0, which
  * also catches sanitizer, valgrind and leak reports at shutdown. */
 void t_broker_stop(struct t_broker *b);
+/* kill -9: no shutdown at all, as in a crash (reaped, its temp dir removed). */
+void t_broker_kill(struct t_broker *b);
 /* A shared library to LD_PRELOAD into brokers started from now on (NULL: none). */
 extern const char *t_broker_preload;
+/* Non-zero: brokers started from now on get no "--bind 127.0.0.1", so they listen on their
+ * default address (the test of that default). */
+extern int t_broker_default_bind;
 /* The broker's resident set size, in KiB (from /proc/PID/status). */
 long t_broker_rss_kb(const struct t_broker *b);
 /* Is the process still running? */

@@ -520,7 +520,7 @@ test_wrong_argument_types(void)
     REQ_ERR(fd, &m, SMQ_OP_NACK, rid, SLABMQ_ERR_BAD_REQUEST);
     mb_req(&m, SMQ_OP_NACK, ++rid, 2);
     mb_arr(&m, 0);
-    mb_uint(&m, (uint64_t)UINT32_MAX + 1);
+    mb_uint(&m, 3153600000000ULL + 1); /* over 100 years */
     REQ_ERR(fd, &m, SMQ_OP_NACK, rid, SLABMQ_ERR_BAD_REQUEST);
     mb_req(&m, SMQ_OP_NACK, ++rid, 3);
     mb_arr(&m, 0);

@@ -12,88 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "slabmq.h"
 #include "t.h"
-
-#define RUN_MS 30000
-
-/* What one CLI run left behind. */
-struct run {
-    int rc;         /* exit status, -1 if it was killed */
-    char *out;      /* stdout, NUL-terminated */
-    size_t out_len; /* stdout bytes (payloads may hold NULs) */
-    char *err;      /* stderr, NUL-terminated */
-};
-
-/* Run the CLI with args (NULL-terminated), after "-s 127.0.0.1:port" unless port is 0. */
-static struct run
-run_argv(int port, const char *in, size_t in_len, const char *const *args)
-{
-    char *argv[64];
-    char addr[32];
-    int n = 0;
-    struct run r;
-
-    argv[n++] = SLABMQ_CLI_PATH;
-    if (port) {
-        snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
-        argv[n++] = "-s";
-        argv[n++] = addr;
-    }
-    for (; *args && n < 63; args++)
-        argv[n++] = (char *)*args;
-    argv[n] = NULL;
-    r.rc = t_run(argv, in, in_len, &r.out, &r.out_len, &r.err, RUN_MS);
-    T_ASSERT(r.rc >= 0);
-    return r;
-}
-
-#define RUN(port, ...) run_argv((port), NULL, 0, (const char *const[]){__VA_ARGS__, NULL})
-#define RUN_IN(port, in, ...)                                                                   \
-    run_argv((port), (in), strlen(in), (const char *const[]){__VA_ARGS__, NULL})
-
-static void
-free_run(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-/* Assert a run's exit status and exact stdout, then free it. */
-static void
-expect(struct run r, int rc, const char *out)
-{
-    if (r.rc != rc)
-        fprintf(stderr, "stdout: %s\nstderr: %s\n", r.out, r.err);
-    T_EQ_INT(r.rc, rc);
-    T_EQ_STR(r.out, out);
-    free_run(&r);
-}
-
-/* Assert a failed run: its status, empty stdout, and exactly the one-line error err. */
-static void
-expect_error(struct run r, int rc, const char *err)
-{
-    T_EQ_INT(r.rc, rc);
-    T_EQ_STR(r.out, "");
-    T_EQ_STR(r.err, err);
-    free_run(&r);
-}
-
-/* A statistic read through the library: of queue, or of the broker when queue is NULL. */
-static uint64_t
-stat_of(const struct t_broker *b, const char *queue, const char *name)
-{
-    slabmq_client *c = t_client(b);
-    slabmq_stats *s;
-    uint64_t v = UINT64_MAX;
-
-    T_OK(c, slabmq_stats_get(c, queue, &s));
-    T_ASSERT(slabmq_stats_find(s, name, &v));
-    slabmq_stats_free(s);
-    slabmq_client_close(c);
-    return v;
-}
 
 /* The value on the "name value" line of text stats output, or -1 if there is none. */
 static long long
@@ -108,8 +29,9 @@ text_stat(const char *out, const char *name)
     return -1;
 }
 
-/* Assert that every line of text stats output is a name, spaces and a number, with the
- * numbers in one column two spaces after the longest name. */
+/* Assert that every line of text stats output is a name, spaces and a number (for
+ * dead_letter, a queue name or ""), with the values in one column two spaces after the
+ * longest name. */
 static void
 expect_aligned(const char *out)
 {
@@ -123,8 +45,13 @@ expect_aligned(const char *out)
         size_t value = name + strspn(l + name, " ");
         const char *end = strchr(l, '\n');
         T_ASSERT(end != NULL && name > 0);
-        T_ASSERT(l[value] >= '0' && l[value] <= '9');
-        T_EQ_U64(strspn(l + value, "0123456789"), (size_t)(end - l) - value);
+        if (name == 11 && strncmp(l, "dead_letter", 11) == 0) {
+            T_ASSERT(l[value] != ' ' && l[value] != '\n');
+            T_EQ_U64(strcspn(l + value, " \n"), (size_t)(end - l) - value);
+        } else {
+            T_ASSERT(l[value] >= '0' && l[value] <= '9');
+            T_EQ_U64(strspn(l + value, "0123456789"), (size_t)(end - l) - value);
+        }
         if (column == 0)
             column = value;
         T_EQ_U64(value, column);
@@ -340,21 +267,21 @@ test_publish_lines_roundtrip(void)
     /* An empty line, spaces, a tab, UTF-8, and a last line without its newline. */
     static const char in[] = "first line\n\n  spaced  \ntab\there\nh\xc3\xa9llo\nno newline";
     struct t_broker b;
-    struct run r;
+    struct cli_run r;
 
     t_broker_start(&b, NULL);
-    expect(RUN_IN(b.port, in, "publish", "lines", "-"), 0,
-           "published 6 messages to lines (first id 1)\n");
-    T_EQ_U64(stat_of(&b, "lines", "ready"), 6);
-    T_EQ_U64(stat_of(&b, "lines", "bytes"), strlen(in) - 5);
+    cli_expect(RUN_IN(b.port, in, "publish", "lines", "-"), 0,
+               "published 6 messages to lines (first id 1)\n");
+    T_EQ_U64(cli_stat(&b, "lines", "ready"), 6);
+    T_EQ_U64(cli_stat(&b, "lines", "bytes"), strlen(in) - 5);
     r = RUN(b.port, "consume", "lines", "-n", "6");
     T_EQ_INT(r.rc, 0);
     T_EQ_U64(r.out_len, strlen(in) + 1);
     T_EQ_MEM(r.out, in, strlen(in));
     T_EQ_INT(r.out[strlen(in)], '\n');
     T_EQ_STR(r.err, "");
-    free_run(&r);
-    T_EQ_U64(stat_of(&b, "lines", "ready"), 0);
+    cli_run_free(&r);
+    T_EQ_U64(cli_stat(&b, "lines", "ready"), 0);
     t_broker_stop(&b);
 }
 
@@ -364,17 +291,17 @@ test_publish_single_and_empty_input(void)
     struct t_broker b;
 
     t_broker_start(&b, NULL);
-    expect(RUN(b.port, "publish", "one", "hello world"), 0,
-           "published 1 message to one (id 1)\n");
-    expect(RUN(b.port, "publish", "one", "second", "--json"), 0,
-           "{\"published\":1,\"first_id\":2}\n");
-    expect(RUN(b.port, "publish", "one", "--", "-1"), 0, "published 1 message to one (id 3)\n");
-    expect(RUN(b.port, "consume", "one", "-n", "3"), 0, "hello world\nsecond\n-1\n");
+    cli_expect(RUN(b.port, "publish", "one", "hello world"), 0,
+               "published 1 message to one (id 1)\n");
+    cli_expect(RUN(b.port, "publish", "one", "second", "--json"), 0,
+               "{\"published\":1,\"first_id\":2}\n");
+    cli_expect(RUN(b.port, "publish", "one", "--", "-1"), 0, "published 1 message to one (id 3)\n");
+    cli_expect(RUN(b.port, "consume", "one", "-n", "3"), 0, "hello world\nsecond\n-1\n");
     /* Empty input publishes nothing and creates nothing. */
-    expect(RUN(b.port, "publish", "none", "-"), 0, "published 0 messages to none\n");
-    expect(RUN(b.port, "--json", "publish", "none", "-"), 0,
-           "{\"published\":0,\"first_id\":null}\n");
-    T_EQ_U64(stat_of(&b, NULL, "queues"), 1);
+    cli_expect(RUN(b.port, "publish", "none", "-"), 0, "published 0 messages to none\n");
+    cli_expect(RUN(b.port, "--json", "publish", "none", "-"), 0,
+               "{\"published\":0,\"first_id\":null}\n");
+    T_EQ_U64(cli_stat(&b, NULL, "queues"), 1);
     t_broker_stop(&b);
 }
 
@@ -382,18 +309,18 @@ static void
 test_consume_acks(void)
 {
     struct t_broker b;
-    struct run r;
+    struct cli_run r;
 
     t_broker_start(&b, NULL);
-    expect(RUN_IN(b.port, "a\nb\nc\nd\n", "publish", "acks", "-"), 0,
-           "published 4 messages to acks (first id 1)\n");
-    expect(RUN(b.port, "consume", "acks"), 0, "a\n"); /* -n defaults to 1 */
-    expect(RUN(b.port, "consume", "acks", "-n", "2"), 0, "b\nc\n");
-    expect(RUN(b.port, "consume", "acks", "-n", "50"), 0, "d\n"); /* stops when empty */
-    expect_error(RUN(b.port, "consume", "acks", "--wait", "100"), 4,
+    cli_expect(RUN_IN(b.port, "a\nb\nc\nd\n", "publish", "acks", "-"), 0,
+               "published 4 messages to acks (first id 1)\n");
+    cli_expect(RUN(b.port, "consume", "acks"), 0, "a\n"); /* -n defaults to 1 */
+    cli_expect(RUN(b.port, "consume", "acks", "-n", "2"), 0, "b\nc\n");
+    cli_expect(RUN(b.port, "consume", "acks", "-n", "50"), 0, "d\n"); /* stops when empty */
+    cli_expect_error(RUN(b.port, "consume", "acks", "--wait", "100"), 4,
                  "slabmq: nothing to consume in acks\n");
-    expect_error(RUN(b.port, "consume", "acks", "--json"), 4,
-                 "slabmq: nothing to consume in acks\n");
+    cli_expect_error(RUN(b.port, "consume", "acks", "--json"), 4,
+                     "slabmq: nothing to consume in acks\n");
     r = RUN(b.port, "stats", "acks");
     T_EQ_INT(r.rc, 0);
     T_EQ_INT(text_stat(r.out, "acked"), 4);
@@ -401,7 +328,7 @@ test_consume_acks(void)
     T_EQ_INT(text_stat(r.out, "redelivered"), 0);
     T_EQ_INT(text_stat(r.out, "inflight"), 0);
     T_EQ_INT(text_stat(r.out, "ready"), 0);
-    free_run(&r);
+    cli_run_free(&r);
     t_broker_stop(&b);
 }
 
@@ -425,10 +352,10 @@ test_consume_waits_for_message(void)
         slabmq_client_close(c);
         _exit(0);
     }
-    expect(RUN(b.port, "consume", "late", "--wait", "20000"), 0, "news\n");
+    cli_expect(RUN(b.port, "consume", "late", "--wait", "20000"), 0, "news\n");
     T_EQ_INT(waitpid(pid, &status, 0), pid);
     T_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    T_EQ_U64(stat_of(&b, "late", "acked"), 1);
+    T_EQ_U64(cli_stat(&b, "late", "acked"), 1);
     t_broker_stop(&b);
 }
 
@@ -445,20 +372,20 @@ test_consume_unacked_when_output_fails(void)
 
     t_broker_start(&b, NULL);
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", b.port);
-    expect(RUN_IN(b.port, "x\ny\nz\n", "publish", "keep", "-"), 0,
-           "published 3 messages to keep (first id 1)\n");
+    cli_expect(RUN_IN(b.port, "x\ny\nz\n", "publish", "keep", "-"), 0,
+               "published 3 messages to keep (first id 1)\n");
     rc = t_run(argv, NULL, 0, NULL, NULL, &err, RUN_MS);
     T_EQ_INT(rc, 1);
     T_ASSERT(strncmp(err, "slabmq: cannot write output: ", 29) == 0);
     T_ASSERT(strstr(err, "3 messages left unacknowledged") != NULL);
     free(err);
-    T_EQ_U64(stat_of(&b, "keep", "acked"), 0);
-    T_EQ_U64(stat_of(&b, "keep", "delivered"), 3);
+    T_EQ_U64(cli_stat(&b, "keep", "acked"), 0);
+    T_EQ_U64(cli_stat(&b, "keep", "delivered"), 3);
     /* The broker requeues them when it notices the closed connection. */
-    for (int i = 0; i < 200 && stat_of(&b, "keep", "ready") != 3; i++)
+    for (int i = 0; i < 200 && cli_stat(&b, "keep", "ready") != 3; i++)
         t_sleep_ms(10);
-    T_EQ_U64(stat_of(&b, "keep", "ready"), 3);
-    expect(RUN(b.port, "consume", "keep", "-n", "3"), 0, "x\ny\nz\n");
+    T_EQ_U64(cli_stat(&b, "keep", "ready"), 3);
+    cli_expect(RUN(b.port, "consume", "keep", "-n", "3"), 0, "x\ny\nz\n");
     t_broker_stop(&b);
 }
 
@@ -468,19 +395,19 @@ test_peek_does_not_consume(void)
     struct t_broker b;
 
     t_broker_start(&b, NULL);
-    expect(RUN_IN(b.port, "p1\np2\np3\n", "publish", "pk", "-"), 0,
-           "published 3 messages to pk (first id 1)\n");
-    expect(RUN(b.port, "peek", "pk"), 0, "p1\np2\np3\n");
-    expect(RUN(b.port, "peek", "pk", "-n", "2"), 0, "p1\np2\n");
-    expect(RUN(b.port, "peek", "pk", "-n", "256"), 0, "p1\np2\np3\n");
-    T_EQ_U64(stat_of(&b, "pk", "ready"), 3);
-    T_EQ_U64(stat_of(&b, "pk", "delivered"), 0);
-    expect(RUN(b.port, "consume", "pk", "-n", "3", "--json"), 0,
-           "{\"id\":1,\"deliveries\":1,\"payload\":\"p1\"}\n"
-           "{\"id\":2,\"deliveries\":1,\"payload\":\"p2\"}\n"
-           "{\"id\":3,\"deliveries\":1,\"payload\":\"p3\"}\n");
-    expect(RUN(b.port, "peek", "pk"), 0, ""); /* empty is not an error for peek */
-    expect_error(RUN(b.port, "peek", "missing"), 1, "slabmq: no queue named missing\n");
+    cli_expect(RUN_IN(b.port, "p1\np2\np3\n", "publish", "pk", "-"), 0,
+               "published 3 messages to pk (first id 1)\n");
+    cli_expect(RUN(b.port, "peek", "pk"), 0, "p1\np2\np3\n");
+    cli_expect(RUN(b.port, "peek", "pk", "-n", "2"), 0, "p1\np2\n");
+    cli_expect(RUN(b.port, "peek", "pk", "-n", "256"), 0, "p1\np2\np3\n");
+    T_EQ_U64(cli_stat(&b, "pk", "ready"), 3);
+    T_EQ_U64(cli_stat(&b, "pk", "delivered"), 0);
+    cli_expect(RUN(b.port, "consume", "pk", "-n", "3", "--json"), 0,
+               "{\"id\":1,\"deliveries\":1,\"payload\":\"p1\"}\n"
+               "{\"id\":2,\"deliveries\":1,\"payload\":\"p2\"}\n"
+               "{\"id\":3,\"deliveries\":1,\"payload\":\"p3\"}\n");
+    cli_expect(RUN(b.port, "peek", "pk"), 0, ""); /* empty is not an error for peek */
+    cli_expect_error(RUN(b.port, "peek", "missing"), 1, "slabmq: no queue named missing\n");
     t_broker_stop(&b);
 }
 
@@ -506,14 +433,14 @@ test_json_messages(void)
     struct t_broker b;
 
     t_broker_start(&b, NULL);
-    expect(RUN_IN(b.port, in, "publish", "js", "-", "--json"), 0,
-           "{\"published\":9,\"first_id\":1}\n");
-    expect(RUN(b.port, "peek", "js", "--json"), 0, want);
+    cli_expect(RUN_IN(b.port, in, "publish", "js", "-", "--json"), 0,
+               "{\"published\":9,\"first_id\":1}\n");
+    cli_expect(RUN(b.port, "peek", "js", "--json"), 0, want);
     /* Consumed, the same objects say "deliveries":1. */
     strcpy(consumed, want);
     for (char *at = consumed; (at = strstr(at, "\"deliveries\":0")) != NULL; at++)
         at[13] = '1';
-    expect(RUN(b.port, "-j", "consume", "js", "-n", "9"), 0, consumed);
+    cli_expect(RUN(b.port, "-j", "consume", "js", "-n", "9"), 0, consumed);
     t_broker_stop(&b);
 }
 
@@ -523,17 +450,17 @@ test_publish_5000_lines_batched(void)
     char *in = numbered_lines(5000);
     struct t_broker b;
     struct relay rl;
-    struct run r;
+    struct cli_run r;
 
     t_broker_start(&b, NULL);
     relay_start(&rl, b.port);
-    expect(RUN_IN(rl.port, in, "publish", "bulk", "-", "--json"), 0,
-           "{\"published\":5000,\"first_id\":1}\n");
+    cli_expect(RUN_IN(rl.port, in, "publish", "bulk", "-", "--json"), 0,
+               "{\"published\":5000,\"first_id\":1}\n");
     /* HELLO plus a few batches; one request per line would be 5001. */
     T_ASSERT(relay_frames(&rl) <= 11);
-    T_EQ_U64(stat_of(&b, "bulk", "published"), 5000);
-    T_EQ_U64(stat_of(&b, "bulk", "ready"), 5000);
-    T_EQ_U64(stat_of(&b, NULL, "next_id"), 5001);
+    T_EQ_U64(cli_stat(&b, "bulk", "published"), 5000);
+    T_EQ_U64(cli_stat(&b, "bulk", "ready"), 5000);
+    T_EQ_U64(cli_stat(&b, NULL, "next_id"), 5001);
     relay_start(&rl, b.port);
     r = RUN(rl.port, "consume", "bulk", "-n", "5000");
     /* HELLO plus a FETCH and an ACK per batch of up to 1000. */
@@ -541,9 +468,9 @@ test_publish_5000_lines_batched(void)
     T_EQ_INT(r.rc, 0);
     T_EQ_U64(r.out_len, strlen(in));
     T_EQ_STR(r.out, in);
-    free_run(&r);
-    T_EQ_U64(stat_of(&b, "bulk", "acked"), 5000);
-    T_EQ_U64(stat_of(&b, "bulk", "ready"), 0);
+    cli_run_free(&r);
+    T_EQ_U64(cli_stat(&b, "bulk", "acked"), 5000);
+    T_EQ_U64(cli_stat(&b, "bulk", "ready"), 0);
     free(in);
     t_broker_stop(&b);
 }
@@ -556,7 +483,7 @@ test_publish_respects_small_frames(void)
     char *in = malloc(50 * sizeof(line) + 1);
     char *big = malloc(6000);
     struct t_broker b;
-    struct run r;
+    struct cli_run r;
 
     T_ASSERT(in && big);
     in[0] = '\0';
@@ -565,14 +492,14 @@ test_publish_respects_small_frames(void)
         strcat(strcat(in, line), "\n");
     }
     t_broker_start(&b, "--max-message-size", "4K", NULL);
-    expect(RUN_IN(b.port, in, "publish", "small", "-"), 0,
-           "published 50 messages to small (first id 1)\n");
-    expect(RUN(b.port, "consume", "small", "-n", "50"), 0, in);
+    cli_expect(RUN_IN(b.port, in, "publish", "small", "-"), 0,
+               "published 50 messages to small (first id 1)\n");
+    cli_expect(RUN(b.port, "consume", "small", "-n", "50"), 0, in);
     snprintf(big, 6000, "a\nb\n%05000d\nc\n", 0);
     r = RUN_IN(b.port, big, "publish", "over", "-");
-    expect_error(r, 1, "slabmq: line 3 is 5000 bytes, over the broker's maximum message size "
+    cli_expect_error(r, 1, "slabmq: line 3 is 5000 bytes, over the broker's maximum message size "
                        "of 4096 bytes; the 2 lines before it were published\n");
-    T_EQ_U64(stat_of(&b, "over", "ready"), 2);
+    T_EQ_U64(cli_stat(&b, "over", "ready"), 2);
     free(in);
     free(big);
     t_broker_stop(&b);
@@ -589,23 +516,23 @@ test_queues_table_and_json(void)
     slabmq_batch *batch;
 
     t_broker_start(&b, NULL);
-    expect(RUN(b.port, "queues"), 0, "NAME  READY  INFLIGHT\n");
-    expect(RUN(b.port, "queues", "--json"), 0, "[]\n");
-    expect(RUN(b.port, "publish", "alpha", "one"), 0, "published 1 message to alpha (id 1)\n");
-    expect(RUN(b.port, "publish", "alpha", "two"), 0, "published 1 message to alpha (id 2)\n");
-    expect(RUN(b.port, "declare", "b.long-queue:name"), 0,
-           "declared b.long-queue:name (created)\n");
+    cli_expect(RUN(b.port, "queues"), 0, "NAME  READY  INFLIGHT\n");
+    cli_expect(RUN(b.port, "queues", "--json"), 0, "[]\n");
+    cli_expect(RUN(b.port, "publish", "alpha", "one"), 0, "published 1 message to alpha (id 1)\n");
+    cli_expect(RUN(b.port, "publish", "alpha", "two"), 0, "published 1 message to alpha (id 2)\n");
+    cli_expect(RUN(b.port, "declare", "b.long-queue:name"), 0,
+               "declared b.long-queue:name (created)\n");
     c = t_client(&b); /* hold one message in flight while the CLI looks */
     T_OK(c, slabmq_fetch(c, "alpha", 1, 0, &batch));
     T_EQ_INT(slabmq_batch_count(batch), 1);
     slabmq_batch_free(batch);
-    expect(RUN(b.port, "queues"), 0,
-           "NAME               READY  INFLIGHT\n"
-           "alpha                  1         1\n"
-           "b.long-queue:name      0         0\n");
-    expect(RUN(b.port, "queues", "--json"), 0,
-           "[{\"name\":\"alpha\",\"ready\":1,\"inflight\":1},"
-           "{\"name\":\"b.long-queue:name\",\"ready\":0,\"inflight\":0}]\n");
+    cli_expect(RUN(b.port, "queues"), 0,
+               "NAME               READY  INFLIGHT\n"
+               "alpha                  1         1\n"
+               "b.long-queue:name      0         0\n");
+    cli_expect(RUN(b.port, "queues", "--json"), 0,
+               "[{\"name\":\"alpha\",\"ready\":1,\"inflight\":1},"
+               "{\"name\":\"b.long-queue:name\",\"ready\":0,\"inflight\":0}]\n");
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
@@ -614,11 +541,11 @@ static void
 test_stats_queue_and_broker(void)
 {
     struct t_broker b;
-    struct run r;
+    struct cli_run r;
 
     t_broker_start(&b, NULL);
-    expect(RUN_IN(b.port, "1\n2\n3\n", "publish", "st", "-"), 0,
-           "published 3 messages to st (first id 1)\n");
+    cli_expect(RUN_IN(b.port, "1\n2\n3\n", "publish", "st", "-"), 0,
+               "published 3 messages to st (first id 1)\n");
     r = RUN(b.port, "stats", "st");
     T_EQ_INT(r.rc, 0);
     expect_aligned(r.out);
@@ -626,13 +553,16 @@ test_stats_queue_and_broker(void)
     T_EQ_INT(text_stat(r.out, "inflight"), 0);
     T_EQ_INT(text_stat(r.out, "published"), 3);
     T_EQ_INT(text_stat(r.out, "visibility_ms"), 30000);
-    free_run(&r);
+    T_ASSERT(strstr(r.out, "\ndead_letter ") != NULL);
+    T_ASSERT(strstr(r.out, "  st.dlq\n") != NULL); /* the str statistic, as it is */
+    cli_run_free(&r);
     r = RUN(b.port, "stats", "st", "--json");
     T_EQ_INT(r.rc, 0);
     T_ASSERT(strncmp(r.out, "{\"ready\":3,\"inflight\":0,", 24) == 0);
     T_ASSERT(strstr(r.out, ",\"published\":3,") != NULL);
+    T_ASSERT(strstr(r.out, "\"dead_letter\":\"st.dlq\"") != NULL);
     T_ASSERT(strcmp(r.out + r.out_len - 2, "}\n") == 0);
-    free_run(&r);
+    cli_run_free(&r);
     r = RUN(b.port, "stats");
     T_EQ_INT(r.rc, 0);
     expect_aligned(r.out);
@@ -640,12 +570,12 @@ test_stats_queue_and_broker(void)
     T_EQ_INT(text_stat(r.out, "next_id"), 4);
     T_ASSERT(text_stat(r.out, "uptime_ms") >= 0);
     expect_every_stat(&b, r.out);
-    free_run(&r);
+    cli_run_free(&r);
     r = RUN(b.port, "--json", "stats");
     T_EQ_INT(r.rc, 0);
     T_ASSERT(r.out[0] == '{' && strstr(r.out, "\"queues\":1,") && strstr(r.out, "\"next_id\":4"));
-    free_run(&r);
-    expect_error(RUN(b.port, "stats", "missing"), 1, "slabmq: no queue named missing\n");
+    cli_run_free(&r);
+    cli_expect_error(RUN(b.port, "stats", "missing"), 1, "slabmq: no queue named missing\n");
     t_broker_stop(&b);
 }
 
@@ -655,17 +585,17 @@ test_pause_and_resume(void)
     struct t_broker b;
 
     t_broker_start(&b, NULL);
-    expect_error(RUN(b.port, "pause", "pr"), 1, "slabmq: no queue named pr\n");
-    expect(RUN(b.port, "publish", "pr", "held"), 0, "published 1 message to pr (id 1)\n");
-    expect(RUN(b.port, "pause", "pr"), 0, "paused pr\n");
-    expect(RUN(b.port, "pause", "pr"), 0, "paused pr (it already was)\n");
-    T_EQ_U64(stat_of(&b, "pr", "paused"), 1);
-    expect_error(RUN(b.port, "consume", "pr", "--wait", "100"), 4,
-                 "slabmq: nothing to consume in pr\n");
-    expect(RUN(b.port, "resume", "pr", "--json"), 0,
-           "{\"queue\":\"pr\",\"paused\":false,\"was_paused\":true}\n");
-    expect(RUN(b.port, "consume", "pr"), 0, "held\n");
-    expect(RUN(b.port, "resume", "pr"), 0, "resumed pr (it was not paused)\n");
+    cli_expect_error(RUN(b.port, "pause", "pr"), 1, "slabmq: no queue named pr\n");
+    cli_expect(RUN(b.port, "publish", "pr", "held"), 0, "published 1 message to pr (id 1)\n");
+    cli_expect(RUN(b.port, "pause", "pr"), 0, "paused pr\n");
+    cli_expect(RUN(b.port, "pause", "pr"), 0, "paused pr (it already was)\n");
+    T_EQ_U64(cli_stat(&b, "pr", "paused"), 1);
+    cli_expect_error(RUN(b.port, "consume", "pr", "--wait", "100"), 4,
+                     "slabmq: nothing to consume in pr\n");
+    cli_expect(RUN(b.port, "resume", "pr", "--json"), 0,
+               "{\"queue\":\"pr\",\"paused\":false,\"was_paused\":true}\n");
+    cli_expect(RUN(b.port, "consume", "pr"), 0, "held\n");
+    cli_expect(RUN(b.port, "resume", "pr"), 0, "resumed pr (it was not paused)\n");
     t_broker_stop(&b);
 }
 
@@ -677,28 +607,28 @@ test_purge_and_delete(void)
     slabmq_batch *batch;
 
     t_broker_start(&b, NULL);
-    expect(RUN_IN(b.port, "1\n2\n3\n4\n", "publish", "pd", "-"), 0,
-           "published 4 messages to pd (first id 1)\n");
-    expect(RUN(b.port, "purge", "pd"), 0, "purged 4 messages from pd\n");
-    T_EQ_U64(stat_of(&b, "pd", "ready"), 0);
-    expect(RUN_IN(b.port, "5\n6\n7\n", "publish", "pd", "-"), 0,
-           "published 3 messages to pd (first id 5)\n");
+    cli_expect(RUN_IN(b.port, "1\n2\n3\n4\n", "publish", "pd", "-"), 0,
+               "published 4 messages to pd (first id 1)\n");
+    cli_expect(RUN(b.port, "purge", "pd"), 0, "purged 4 messages from pd\n");
+    T_EQ_U64(cli_stat(&b, "pd", "ready"), 0);
+    cli_expect(RUN_IN(b.port, "5\n6\n7\n", "publish", "pd", "-"), 0,
+               "published 3 messages to pd (first id 5)\n");
     c = t_client(&b); /* one in flight: purge keeps it, delete drops it */
     T_OK(c, slabmq_fetch(c, "pd", 1, 0, &batch));
     slabmq_batch_free(batch);
-    expect(RUN(b.port, "purge", "pd", "--json"), 0, "{\"purged\":2}\n");
-    T_EQ_U64(stat_of(&b, "pd", "inflight"), 1);
-    expect(RUN(b.port, "publish", "pd", "8"), 0, "published 1 message to pd (id 8)\n");
-    expect(RUN(b.port, "delete", "pd"), 0, "deleted queue pd (2 messages dropped)\n");
-    expect_error(RUN(b.port, "delete", "pd"), 1, "slabmq: no queue named pd\n");
-    expect_error(RUN(b.port, "purge", "pd"), 1, "slabmq: no queue named pd\n");
-    expect(RUN(b.port, "publish", "pd2", "x"), 0, "published 1 message to pd2 (id 9)\n");
-    expect(RUN(b.port, "purge", "pd2"), 0, "purged 1 message from pd2\n");
-    expect(RUN(b.port, "publish", "pd2", "y"), 0, "published 1 message to pd2 (id 10)\n");
-    expect(RUN(b.port, "delete", "pd2"), 0, "deleted queue pd2 (1 message dropped)\n");
-    expect(RUN(b.port, "publish", "pd3", "z"), 0, "published 1 message to pd3 (id 11)\n");
-    expect(RUN(b.port, "delete", "pd3", "--json"), 0, "{\"dropped\":1}\n");
-    expect(RUN(b.port, "queues", "--json"), 0, "[]\n");
+    cli_expect(RUN(b.port, "purge", "pd", "--json"), 0, "{\"purged\":2}\n");
+    T_EQ_U64(cli_stat(&b, "pd", "inflight"), 1);
+    cli_expect(RUN(b.port, "publish", "pd", "8"), 0, "published 1 message to pd (id 8)\n");
+    cli_expect(RUN(b.port, "delete", "pd"), 0, "deleted queue pd (2 messages dropped)\n");
+    cli_expect_error(RUN(b.port, "delete", "pd"), 1, "slabmq: no queue named pd\n");
+    cli_expect_error(RUN(b.port, "purge", "pd"), 1, "slabmq: no queue named pd\n");
+    cli_expect(RUN(b.port, "publish", "pd2", "x"), 0, "published 1 message to pd2 (id 9)\n");
+    cli_expect(RUN(b.port, "purge", "pd2"), 0, "purged 1 message from pd2\n");
+    cli_expect(RUN(b.port, "publish", "pd2", "y"), 0, "published 1 message to pd2 (id 10)\n");
+    cli_expect(RUN(b.port, "delete", "pd2"), 0, "deleted queue pd2 (1 message dropped)\n");
+    cli_expect(RUN(b.port, "publish", "pd3", "z"), 0, "published 1 message to pd3 (id 11)\n");
+    cli_expect(RUN(b.port, "delete", "pd3", "--json"), 0, "{\"dropped\":1}\n");
+    cli_expect(RUN(b.port, "queues", "--json"), 0, "[]\n");
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
@@ -707,21 +637,22 @@ static void
 test_declare_visibility(void)
 {
     struct t_broker b;
-    struct run r;
+    struct cli_run r;
 
     t_broker_start(&b, NULL);
-    expect(RUN(b.port, "declare", "vq", "--visibility", "1500"), 0, "declared vq (created)\n");
-    T_EQ_U64(stat_of(&b, "vq", "visibility_ms"), 1500);
-    expect(RUN(b.port, "declare", "vq", "--json"), 0, "{\"queue\":\"vq\",\"created\":false}\n");
-    expect(RUN(b.port, "declare", "vq", "--visibility", "2500"), 0, "declared vq (updated)\n");
-    T_EQ_U64(stat_of(&b, "vq", "visibility_ms"), 2500);
-    expect(RUN(b.port, "--json", "declare", "new"), 0, "{\"queue\":\"new\",\"created\":true}\n");
+    cli_expect(RUN(b.port, "declare", "vq", "--visibility", "1500"), 0, "declared vq (created)\n");
+    T_EQ_U64(cli_stat(&b, "vq", "visibility_ms"), 1500);
+    cli_expect(RUN(b.port, "declare", "vq", "--json"), 0, "{\"queue\":\"vq\",\"created\":false}\n");
+    cli_expect(RUN(b.port, "declare", "vq", "--visibility", "2500"), 0, "declared vq (updated)\n");
+    T_EQ_U64(cli_stat(&b, "vq", "visibility_ms"), 2500);
+    cli_expect(RUN(b.port, "--json", "declare", "new"), 0,
+               "{\"queue\":\"new\",\"created\":true}\n");
     /* Over the broker's week: the broker says no, with its reason. */
     r = RUN(b.port, "declare", "vq", "--visibility", "700000000");
     T_EQ_INT(r.rc, 1);
     T_ASSERT(strncmp(r.err, "slabmq: visibility_ms must be between", 37) == 0);
-    free_run(&r);
-    T_EQ_U64(stat_of(&b, "vq", "visibility_ms"), 2500);
+    cli_run_free(&r);
+    T_EQ_U64(cli_stat(&b, "vq", "visibility_ms"), 2500);
     t_broker_stop(&b);
 }
 
@@ -737,42 +668,42 @@ test_declare_limits(void)
                  {"1GiB", 1u << 30},        {"1g", 1u << 30},       {"2GB", 2000000000},
                  {"3KB", 3000},             {"512B", 512}};
     struct t_broker b;
-    struct run r;
+    struct cli_run r;
 
     t_broker_start(&b, NULL);
-    expect(RUN(b.port, "declare", "lim", "--max-messages", "100", "--max-bytes", "64KiB",
+    cli_expect(RUN(b.port, "declare", "lim", "--max-messages", "100", "--max-bytes", "64KiB",
                "--overflow", "reject"),
-           0, "declared lim (created)\n");
+               0, "declared lim (created)\n");
     r = RUN(b.port, "stats", "lim", "--json");
     T_EQ_INT(r.rc, 0);
     T_ASSERT(strstr(r.out, ",\"max_messages\":100,") != NULL);
     T_ASSERT(strstr(r.out, ",\"max_bytes\":65536,") != NULL);
     T_ASSERT(strstr(r.out, ",\"overflow_drop_oldest\":0,") != NULL);
-    free_run(&r);
+    cli_run_free(&r);
     /* Settings left out stay; the ones given change. */
-    expect(RUN(b.port, "--json", "declare", "lim", "--overflow", "drop-oldest"), 0,
-           "{\"queue\":\"lim\",\"created\":false}\n");
+    cli_expect(RUN(b.port, "--json", "declare", "lim", "--overflow", "drop-oldest"), 0,
+               "{\"queue\":\"lim\",\"created\":false}\n");
     r = RUN(b.port, "stats", "lim", "--json");
     T_EQ_INT(r.rc, 0);
     T_ASSERT(strstr(r.out, ",\"max_messages\":100,\"max_bytes\":65536,"
                            "\"overflow_drop_oldest\":1,") != NULL);
-    free_run(&r);
-    expect(RUN(b.port, "declare", "lim", "--max-messages", "7", "--visibility", "900"), 0,
-           "declared lim (updated)\n");
-    T_EQ_U64(stat_of(&b, "lim", "max_messages"), 7);
-    T_EQ_U64(stat_of(&b, "lim", "max_bytes"), 65536);
-    T_EQ_U64(stat_of(&b, "lim", "overflow_drop_oldest"), 1);
-    T_EQ_U64(stat_of(&b, "lim", "visibility_ms"), 900);
+    cli_run_free(&r);
+    cli_expect(RUN(b.port, "declare", "lim", "--max-messages", "7", "--visibility", "900"), 0,
+               "declared lim (updated)\n");
+    T_EQ_U64(cli_stat(&b, "lim", "max_messages"), 7);
+    T_EQ_U64(cli_stat(&b, "lim", "max_bytes"), 65536);
+    T_EQ_U64(cli_stat(&b, "lim", "overflow_drop_oldest"), 1);
+    T_EQ_U64(cli_stat(&b, "lim", "visibility_ms"), 900);
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-        expect(RUN(b.port, "declare", "sz", "--max-bytes", sizes[i].arg), 0,
-               i ? "declared sz (updated)\n" : "declared sz (created)\n");
-        T_EQ_U64(stat_of(&b, "sz", "max_bytes"), sizes[i].bytes);
+        cli_expect(RUN(b.port, "declare", "sz", "--max-bytes", sizes[i].arg), 0,
+                   i ? "declared sz (updated)\n" : "declared sz (created)\n");
+        T_EQ_U64(cli_stat(&b, "sz", "max_bytes"), sizes[i].bytes);
     }
     /* A new queue without settings has no limits and rejects. */
-    expect(RUN(b.port, "declare", "plain"), 0, "declared plain (created)\n");
-    T_EQ_U64(stat_of(&b, "plain", "max_messages"), 0);
-    T_EQ_U64(stat_of(&b, "plain", "max_bytes"), 0);
-    T_EQ_U64(stat_of(&b, "plain", "overflow_drop_oldest"), 0);
+    cli_expect(RUN(b.port, "declare", "plain"), 0, "declared plain (created)\n");
+    T_EQ_U64(cli_stat(&b, "plain", "max_messages"), 0);
+    T_EQ_U64(cli_stat(&b, "plain", "max_bytes"), 0);
+    T_EQ_U64(cli_stat(&b, "plain", "overflow_drop_oldest"), 0);
     t_broker_stop(&b);
 }
 
@@ -782,37 +713,37 @@ static void
 test_publish_over_reject_limit(void)
 {
     struct t_broker b;
-    struct run r;
+    struct cli_run r;
 
     t_broker_start(&b, NULL);
-    expect(RUN(b.port, "declare", "rq", "--max-messages", "2"), 0, "declared rq (created)\n");
-    expect(RUN(b.port, "publish", "rq", "one"), 0, "published 1 message to rq (id 1)\n");
-    expect(RUN(b.port, "publish", "rq", "two"), 0, "published 1 message to rq (id 2)\n");
-    expect_error(RUN(b.port, "publish", "rq", "three"), 1,
-                 "slabmq: queue rq is full: it holds 2 messages of 6 bytes (max_messages 2)\n");
-    T_EQ_U64(stat_of(&b, "rq", "ready"), 2);
-    T_EQ_U64(stat_of(&b, "rq", "rejected"), 1);
-    expect(RUN(b.port, "peek", "rq"), 0, "one\ntwo\n");
+    cli_expect(RUN(b.port, "declare", "rq", "--max-messages", "2"), 0, "declared rq (created)\n");
+    cli_expect(RUN(b.port, "publish", "rq", "one"), 0, "published 1 message to rq (id 1)\n");
+    cli_expect(RUN(b.port, "publish", "rq", "two"), 0, "published 1 message to rq (id 2)\n");
+    cli_expect_error(RUN(b.port, "publish", "rq", "three"), 1,
+                     "slabmq: queue rq is full: it holds 2 messages of 6 bytes (max_messages 2)\n");
+    T_EQ_U64(cli_stat(&b, "rq", "ready"), 2);
+    T_EQ_U64(cli_stat(&b, "rq", "rejected"), 1);
+    cli_expect(RUN(b.port, "peek", "rq"), 0, "one\ntwo\n");
     /* Lines from stdin: the batch is refused whole, and the message says none went in. */
     r = RUN_IN(b.port, "x\ny\n", "publish", "rq", "-");
     T_EQ_INT(r.rc, 1);
     T_EQ_STR(r.out, "");
     T_ASSERT(strncmp(r.err, "slabmq: queue rq is full", 24) == 0);
     T_ASSERT(strstr(r.err, "(the first 0 lines were published)\n") != NULL);
-    free_run(&r);
-    T_EQ_U64(stat_of(&b, "rq", "ready"), 2);
+    cli_run_free(&r);
+    T_EQ_U64(cli_stat(&b, "rq", "ready"), 2);
     /* A byte limit, explicitly rejecting. */
-    expect(RUN(b.port, "declare", "bq", "--max-bytes", "10", "--overflow", "reject"), 0,
-           "declared bq (created)\n");
-    expect(RUN(b.port, "publish", "bq", "12345678"), 0, "published 1 message to bq (id 3)\n");
+    cli_expect(RUN(b.port, "declare", "bq", "--max-bytes", "10", "--overflow", "reject"), 0,
+               "declared bq (created)\n");
+    cli_expect(RUN(b.port, "publish", "bq", "12345678"), 0, "published 1 message to bq (id 3)\n");
     r = RUN(b.port, "publish", "bq", "abc");
     T_EQ_INT(r.rc, 1);
     T_EQ_STR(r.out, "");
     T_ASSERT(strncmp(r.err, "slabmq: queue bq is full: ", 26) == 0);
     T_ASSERT(strchr(r.err, '\n') == r.err + strlen(r.err) - 1);
-    free_run(&r);
-    expect(RUN(b.port, "publish", "bq", "ab"), 0, "published 1 message to bq (id 4)\n");
-    T_EQ_U64(stat_of(&b, "bq", "bytes"), 10);
+    cli_run_free(&r);
+    cli_expect(RUN(b.port, "publish", "bq", "ab"), 0, "published 1 message to bq (id 4)\n");
+    T_EQ_U64(cli_stat(&b, "bq", "bytes"), 10);
     t_broker_stop(&b);
 }
 
@@ -825,32 +756,32 @@ test_drop_oldest_keeps_newest(void)
     char msg[8];
 
     t_broker_start(&b, NULL);
-    expect(RUN(b.port, "declare", "dq", "--max-messages", "3", "--overflow", "drop-oldest"), 0,
-           "declared dq (created)\n");
+    cli_expect(RUN(b.port, "declare", "dq", "--max-messages", "3", "--overflow", "drop-oldest"), 0,
+               "declared dq (created)\n");
     for (int i = 1; i <= 5; i++) {
         char want[64];
         snprintf(msg, sizeof(msg), "m%d", i);
         snprintf(want, sizeof(want), "published 1 message to dq (id %d)\n", i);
-        expect(RUN(b.port, "publish", "dq", msg), 0, want);
+        cli_expect(RUN(b.port, "publish", "dq", msg), 0, want);
     }
-    expect(RUN(b.port, "peek", "dq"), 0, "m3\nm4\nm5\n");
-    T_EQ_U64(stat_of(&b, "dq", "dropped"), 2);
-    T_EQ_U64(stat_of(&b, "dq", "rejected"), 0);
+    cli_expect(RUN(b.port, "peek", "dq"), 0, "m3\nm4\nm5\n");
+    T_EQ_U64(cli_stat(&b, "dq", "dropped"), 2);
+    T_EQ_U64(cli_stat(&b, "dq", "rejected"), 0);
     /* A batch that fits under the limit pushes out as many old ones as it needs. */
-    expect(RUN_IN(b.port, "m6\nm7\n", "publish", "dq", "-"), 0,
-           "published 2 messages to dq (first id 6)\n");
-    expect(RUN(b.port, "peek", "dq"), 0, "m5\nm6\nm7\n");
+    cli_expect(RUN_IN(b.port, "m6\nm7\n", "publish", "dq", "-"), 0,
+               "published 2 messages to dq (first id 6)\n");
+    cli_expect(RUN(b.port, "peek", "dq"), 0, "m5\nm6\nm7\n");
     /* By bytes: room for two 4-byte messages. */
-    expect(RUN(b.port, "declare", "db", "--max-bytes", "8", "--overflow", "drop-oldest"), 0,
-           "declared db (created)\n");
+    cli_expect(RUN(b.port, "declare", "db", "--max-bytes", "8", "--overflow", "drop-oldest"), 0,
+               "declared db (created)\n");
     for (int i = 0; i < 3; i++) {
-        struct run r = RUN(b.port, "publish", "db", bodies[i]);
+        struct cli_run r = RUN(b.port, "publish", "db", bodies[i]);
         T_EQ_INT(r.rc, 0);
-        free_run(&r);
+        cli_run_free(&r);
     }
-    expect(RUN(b.port, "peek", "db"), 0, "bbbb\ncccc\n");
-    T_EQ_U64(stat_of(&b, "db", "bytes"), 8);
-    T_EQ_U64(stat_of(&b, "db", "dropped"), 1);
+    cli_expect(RUN(b.port, "peek", "db"), 0, "bbbb\ncccc\n");
+    T_EQ_U64(cli_stat(&b, "db", "bytes"), 8);
+    T_EQ_U64(cli_stat(&b, "db", "dropped"), 1);
     t_broker_stop(&b);
 }
 
@@ -883,7 +814,7 @@ test_memory_view(void)
     static const char *const fields[] = {"chunk_size", "pages", "used", "free", "wasted",
                                          "fails"};
     struct t_broker b;
-    struct run r;
+    struct cli_run r;
     const char *row;
     size_t width;
     int rows = 0;
@@ -892,8 +823,8 @@ test_memory_view(void)
     double pct;
 
     t_broker_start(&b, "--max-memory", "64MiB", NULL);
-    expect(RUN_IN(b.port, "a\nbb\nccc\n", "publish", "mem", "-"), 0,
-           "published 3 messages to mem (first id 1)\n");
+    cli_expect(RUN_IN(b.port, "a\nbb\nccc\n", "publish", "mem", "-"), 0,
+               "published 3 messages to mem (first id 1)\n");
     r = RUN(b.port, "memory");
     T_EQ_INT(r.rc, 0);
     T_EQ_STR(r.err, "");
@@ -918,12 +849,12 @@ test_memory_view(void)
         T_ASSERT(row[width - 1] >= '0' && row[width - 1] <= '9');
         for (int i = 0; i < 6; i++) {
             snprintf(name, sizeof(name), "slab.%" PRIu64 ".%s", cls, fields[i]);
-            T_EQ_U64(row_field(row, i + 1), stat_of(&b, NULL, name));
+            T_EQ_U64(row_field(row, i + 1), cli_stat(&b, NULL, name));
         }
         rows++;
     }
     T_ASSERT(rows >= 1);
-    free_run(&r);
+    cli_run_free(&r);
     t_broker_stop(&b);
 }
 
@@ -931,13 +862,13 @@ static void
 test_memory_json(void)
 {
     struct t_broker b;
-    struct run r;
+    struct cli_run r;
     int depth = 0;
     uint64_t used;
     double ratio;
 
     t_broker_start(&b, "--max-memory", "64MiB", NULL);
-    expect(RUN(b.port, "publish", "mem", "hello"), 0, "published 1 message to mem (id 1)\n");
+    cli_expect(RUN(b.port, "publish", "mem", "hello"), 0, "published 1 message to mem (id 1)\n");
     r = RUN(b.port, "memory", "--json");
     T_EQ_INT(r.rc, 0);
     T_ASSERT(strncmp(r.out, "{\"memory\":{\"used\":", 18) == 0);
@@ -963,7 +894,7 @@ test_memory_json(void)
     }
     T_EQ_INT(depth, 0);
     T_EQ_STR(strchr(r.out, '\n'), "\n");
-    free_run(&r);
+    cli_run_free(&r);
     t_broker_stop(&b);
 }
 
@@ -976,7 +907,7 @@ test_memory_heap_counts(void)
     const char *bin = strstr(daemon, "/broker/slabmqd");
     char shim[sizeof(daemon) + 64];
     struct t_broker b;
-    struct run r;
+    struct cli_run r;
 
     T_ASSERT(bin != NULL);
     snprintf(shim, sizeof(shim), "%.*s/tests/libslabmq_alloccount.so", (int)(bin - daemon),
@@ -992,11 +923,11 @@ test_memory_heap_counts(void)
     T_EQ_INT(r.rc, 0);
     T_ASSERT(strstr(r.out, "\nheap       ") && strstr(r.out, " allocs, "));
     T_ASSERT(strstr(r.out, " reallocs, ") && strstr(r.out, " frees\n"));
-    free_run(&r);
+    cli_run_free(&r);
     r = RUN(b.port, "memory", "--json");
     T_EQ_INT(r.rc, 0);
     T_ASSERT(strstr(r.out, "},\"heap\":{\"allocs\":") && strstr(r.out, ",\"frees\":"));
-    free_run(&r);
+    cli_run_free(&r);
     t_broker_stop(&b);
 }
 
@@ -1004,7 +935,7 @@ static void
 test_ping(void)
 {
     struct t_broker b;
-    struct run r;
+    struct cli_run r;
     char want[64];
     double ms = -1;
     int end = 0;
@@ -1015,13 +946,13 @@ test_ping(void)
     T_EQ_INT(r.rc, 0);
     T_ASSERT(strncmp(r.out, want, strlen(want)) == 0);
     T_ASSERT(strcmp(r.out + r.out_len - 4, " ms\n") == 0);
-    free_run(&r);
+    cli_run_free(&r);
     r = RUN(b.port, "ping", "--json");
     T_EQ_INT(r.rc, 0);
     T_EQ_INT(sscanf(r.out, "{\"ms\":%lf}%n", &ms, &end), 1);
     T_EQ_U64(end, r.out_len - 1);
     T_ASSERT(ms >= 0 && ms < RUN_MS);
-    free_run(&r);
+    cli_run_free(&r);
     t_broker_stop(&b);
 }
 
@@ -1037,9 +968,9 @@ test_no_broker_exits_3(void)
     snprintf(want, sizeof(want),
              "slabmq: cannot connect to 127.0.0.1:%d: Connection refused (is slabmqd running?)\n",
              port);
-    expect_error(RUN(port, "ping"), 3, want);
-    expect_error(RUN(port, "queues", "--json"), 3, want);
-    expect_error(RUN_IN(port, "a\n", "publish", "q", "-"), 3, want);
+    cli_expect_error(RUN(port, "ping"), 3, want);
+    cli_expect_error(RUN(port, "queues", "--json"), 3, want);
+    cli_expect_error(RUN_IN(port, "a\n", "publish", "q", "-"), 3, want);
 }
 
 /* A server that accepts the connection (the kernel does) but never answers HELLO. */
@@ -1048,14 +979,14 @@ test_timeout_exits_3(void)
 {
     int port;
     int fd = listen_loopback(&port);
-    struct run r = RUN(port, "--timeout", "300", "ping");
+    struct cli_run r = RUN(port, "--timeout", "300", "ping");
 
     T_EQ_INT(r.rc, 3);
     T_EQ_STR(r.out, "");
     T_ASSERT(strncmp(r.err, "slabmq: ", 8) == 0);
     T_ASSERT(strstr(r.err, "timed out") != NULL);
     T_ASSERT(strchr(r.err, '\n') == r.err + strlen(r.err) - 1);
-    free_run(&r);
+    cli_run_free(&r);
     close(fd);
 }
 
@@ -1065,7 +996,7 @@ test_server_from_env(void)
     struct t_broker b;
     char addr[32];
     char want[64];
-    struct run r;
+    struct cli_run r;
 
     t_broker_start(&b, NULL);
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", b.port);
@@ -1074,20 +1005,20 @@ test_server_from_env(void)
     r = RUN(0, "ping");
     T_EQ_INT(r.rc, 0);
     T_ASSERT(strncmp(r.out, want, strlen(want)) == 0);
-    free_run(&r);
+    cli_run_free(&r);
     /* -s wins over the environment. */
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
     T_ASSERT(setenv("SLABMQ_SERVER", addr, 1) == 0);
     r = RUN(b.port, "ping");
     T_EQ_INT(r.rc, 0);
-    free_run(&r);
+    cli_run_free(&r);
     r = RUN(0, "ping");
     T_EQ_INT(r.rc, 3);
-    free_run(&r);
+    cli_run_free(&r);
     T_ASSERT(setenv("SLABMQ_SERVER", "127.0.0.1:notaport", 1) == 0);
-    expect_error(RUN(0, "ping"), 2,
-                 "slabmq: invalid SLABMQ_SERVER '127.0.0.1:notaport': expected HOST:PORT "
-                 "(see 'slabmq --help')\n");
+    cli_expect_error(RUN(0, "ping"), 2,
+                     "slabmq: invalid SLABMQ_SERVER '127.0.0.1:notaport': expected HOST:PORT "
+                     "(see 'slabmq --help')\n");
     T_ASSERT(unsetenv("SLABMQ_SERVER") == 0);
     t_broker_stop(&b);
 }
@@ -1133,56 +1064,60 @@ test_usage_errors(void)
     int port = free_port();
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct run r = run_argv(port, NULL, 0, cases[i]);
+        struct cli_run r = cli_run_argv(port, NULL, 0, cases[i]);
         if (r.rc != 2)
             fprintf(stderr, "case %zu: stderr %s", i, r.err);
         T_EQ_INT(r.rc, 2);
         T_EQ_STR(r.out, "");
         T_ASSERT(strncmp(r.err, "slabmq: ", 8) == 0);
         T_ASSERT(strchr(r.err, '\n') == r.err + strlen(r.err) - 1);
-        free_run(&r);
+        cli_run_free(&r);
     }
-    expect_error(RUN(port, "publish", "q", "-n", "2", "x"), 2,
-                 "slabmq: publish does not take -n/--count (see 'slabmq help publish')\n");
-    expect_error(RUN(port, "--bogus"), 2,
-                 "slabmq: bad option: '--bogus' (see 'slabmq --help')\n");
-    expect_error(RUN(port, "-jx", "ping"), 2, "slabmq: bad option: '-x' (see 'slabmq --help')\n");
-    expect_error(RUN(port, "ping", "--json=1"), 2,
-                 "slabmq: bad option: '--json=1' (see 'slabmq --help')\n");
-    expect_error(RUN(port, "consume", "q", "--wait"), 2,
-                 "slabmq: option needs a value: '--wait' (see 'slabmq --help')\n");
-    expect_error(RUN(port, "declare", "q", "--overflow", "drop-newest"), 2,
-                 "slabmq: invalid --overflow 'drop-newest': expected reject or drop-oldest "
-                 "(see 'slabmq --help')\n");
-    expect_error(RUN(port, "peek", "q", "--overflow", "reject"), 2,
-                 "slabmq: peek does not take --overflow (see 'slabmq help peek')\n");
+    cli_expect_error(RUN(port, "publish", "q", "-n", "2", "x"), 2,
+                     "slabmq: publish does not take -n/--count (see 'slabmq help publish')\n");
+    cli_expect_error(RUN(port, "--bogus"), 2,
+                     "slabmq: bad option: '--bogus' (see 'slabmq --help')\n");
+    cli_expect_error(RUN(port, "-jx", "ping"), 2,
+                     "slabmq: bad option: '-x' (see 'slabmq --help')\n");
+    cli_expect_error(RUN(port, "ping", "--json=1"), 2,
+                     "slabmq: bad option: '--json=1' (see 'slabmq --help')\n");
+    cli_expect_error(RUN(port, "consume", "q", "--wait"), 2,
+                     "slabmq: option needs a value: '--wait' (see 'slabmq --help')\n");
+    cli_expect_error(RUN(port, "declare", "q", "--overflow", "drop-newest"), 2,
+                     "slabmq: invalid --overflow 'drop-newest': expected reject, drop-oldest or "
+                     "dead-letter (see 'slabmq --help')\n");
+    cli_expect_error(RUN(port, "peek", "q", "--overflow", "reject"), 2,
+                     "slabmq: peek does not take --overflow (see 'slabmq help peek')\n");
 }
 
 static void
 test_help_and_version(void)
 {
-    static const char *const names[] = {"queues", "stats",   "publish", "consume", "peek",
-                                        "purge",  "delete",  "declare", "memory",  "ping"};
-    struct run r = RUN(0, "--help");
-    struct run h;
+    static const char *const names[] = {"queues",  "stats",     "publish", "consume",
+                                        "peek",    "purge",     "delete",  "declare",
+                                        "memory",  "ping",      "dlq",     "move",
+                                        "subscribe", "why"};
+    struct cli_run r = RUN(0, "--help");
+    struct cli_run h;
 
     T_EQ_INT(r.rc, 0);
     T_ASSERT(strncmp(r.out, "usage: slabmq ", 14) == 0);
     T_ASSERT(strstr(r.out, "Exit status:\n  0  success\n  1  the broker returned an error"));
-    T_ASSERT(strstr(r.out, "  4  consume: no message") && strstr(r.out, "payload_base64"));
-    expect(RUN(0, "help"), 0, r.out);
-    free_run(&r);
+    T_ASSERT(strstr(r.out, "  4  consume, subscribe: no message"));
+    T_ASSERT(strstr(r.out, "payload_base64"));
+    cli_expect(RUN(0, "help"), 0, r.out);
+    cli_run_free(&r);
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char want[64];
         h = RUN(0, "help", names[i]);
         snprintf(want, sizeof(want), "[--json] %s", names[i]);
         T_EQ_INT(h.rc, 0);
         T_ASSERT(strncmp(h.out, "usage: slabmq ", 14) == 0 && strstr(h.out, want));
-        expect(RUN(0, names[i], "--help"), 0, h.out);
-        expect(RUN(0, "-h", names[i]), 0, h.out);
-        free_run(&h);
+        cli_expect(RUN(0, names[i], "--help"), 0, h.out);
+        cli_expect(RUN(0, "-h", names[i]), 0, h.out);
+        cli_run_free(&h);
     }
-    expect(RUN(0, "--version"), 0, "slabmq " SLABMQ_VERSION_STRING " (protocol 1)\n");
+    cli_expect(RUN(0, "--version"), 0, "slabmq " SLABMQ_VERSION_STRING " (protocol 1)\n");
 }
 
 static const struct t_case cases[] = {
