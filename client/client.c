@@ -541,7 +541,6 @@ smq_next_buffered(struct slabmq_client *c, const uint8_t **body, uint32_t *len)
 slabmq_status
 smq_recv_some(struct slabmq_client *c)
 {
-    size_t want = c->rcap ? c->rcap * 2 : 65536;
     ssize_t n;
 
     if (c->rstart > 0) { /* make room at the end for what may have arrived */
@@ -549,13 +548,9 @@ smq_recv_some(struct slabmq_client *c)
         c->rlen -= c->rstart;
         c->rstart = 0;
     }
-    if (c->rlen >= SMQ_FRAME_HEADER) { /* room for the whole frame at once */
-        uint32_t body = (uint32_t)c->rbuf[0] << 24 | (uint32_t)c->rbuf[1] << 16
-                        | (uint32_t)c->rbuf[2] << 8 | c->rbuf[3];
-        if ((size_t)body + SMQ_FRAME_HEADER > want)
-            want = (size_t)body + SMQ_FRAME_HEADER;
-    }
-    if (c->rlen == c->rcap && grow_rbuf(c, want))
+    /* as in fill(): grow by what arrived (doubling once full), never to the length a frame
+     * header declares, which 4 bytes from a broken or hostile peer could set to 1 GiB */
+    if (c->rlen == c->rcap && grow_rbuf(c, c->rcap ? c->rcap * 2 : 65536))
         return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
     n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
     if (n == 0)
