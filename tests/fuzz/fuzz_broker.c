@@ -23,9 +23,17 @@
  *   the rest    the byte streams of the connections, chunk after chunk.
  * At the end every connection reads end-of-file, as when a client hangs up.
  *
- * Checked: no sanitizer finding, and every reply the broker writes is one frame holding
+ * The server runs as slabmqd does by default, without durability (no store, no writer thread)
+ * and without users (no --auth-file: HELLO says auth_required false, AUTH is refused).
+ *
+ * Checked: no sanitizer finding, and every frame the broker writes is one frame holding
  * [op, request_id, status, ...] with the results docs/protocol.md gives for the op (or a
- * 4-element error with a known status and a message of at most 255 bytes). */
+ * 4-element error with a known status and a message of at most 255 bytes): HELLO's seven,
+ * PUBLISH's id (with options also duplicate and a level name), FETCH's messages (from a list
+ * of queues also the queue's name, or nil when none), messages of 3 elements or 4 for a dead
+ * letter (its info map), STATS values unsigned but a queue's dead_letter str, TERM's count,
+ * SUBSCRIBE's positive id, UNSUBSCRIBE's and AUTH's none; and DELIVER pushes between the
+ * replies, [20, subscription_id, 0, [message, ...]] with at least one message. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -80,7 +88,31 @@ struct harness {
 /* ---------------------------------------------------------------------------------------- */
 /* Reply checks                                                                              */
 
+/* A dead letter's info map (docs/protocol.md 7.6): str keys; reason and queue strs,
+ * deliveries an integer. */
 static void
+check_info(struct smq_mpr *r)
+{
+    uint32_t n;
+    const char *s;
+    uint32_t len;
+    uint64_t u;
+
+    FUZZ_CHECK(smq_mpr_map(r, &n) == 0 && n > 0);
+    for (uint32_t i = 0; i < n; i++) {
+        FUZZ_CHECK(smq_mpr_str(r, &s, &len) == 0);
+        if ((len == 6 && memcmp(s, "reason", 6) == 0) || (len == 5 && memcmp(s, "queue", 5) == 0))
+            FUZZ_CHECK(smq_mpr_str(r, &s, &len) == 0 && len > 0);
+        else if (len == 10 && memcmp(s, "deliveries", 10) == 0)
+            FUZZ_CHECK(smq_mpr_uint(r, &u) == 0);
+        else
+            FUZZ_CHECK(!"unknown key in a dead letter's info");
+    }
+}
+
+/* [message, ...]: each [message_id, deliveries, payload] or, for a dead letter, with its
+ * info map as a fourth element. Returns how many. */
+static uint32_t
 check_messages(struct smq_mpr *r)
 {
     uint32_t n;
@@ -91,11 +123,22 @@ check_messages(struct smq_mpr *r)
 
     FUZZ_CHECK(smq_mpr_array(r, &n) == 0);
     for (uint32_t i = 0; i < n; i++) {
-        FUZZ_CHECK(smq_mpr_array(r, &k) == 0 && k == 3);
+        FUZZ_CHECK(smq_mpr_array(r, &k) == 0 && (k == 3 || k == 4));
         FUZZ_CHECK(smq_mpr_uint(r, &u) == 0 && u > 0); /* message ids start at 1 */
         FUZZ_CHECK(smq_mpr_uint(r, &u) == 0);
         FUZZ_CHECK(smq_mpr_bin(r, &b, &len) == 0);
+        if (k == 4)
+            check_info(r);
     }
+    return n;
+}
+
+/* A confirmation level's name (docs/protocol.md 7.10). */
+static int
+is_level(const char *s, uint32_t len)
+{
+    return (len == 6 && memcmp(s, "memory", 6) == 0) || (len == 7 && memcmp(s, "written", 7) == 0)
+           || (len == 6 && memcmp(s, "synced", 6) == 0);
 }
 
 /* The results of a success reply to op, nres of them (docs/protocol.md section 6). */
@@ -111,13 +154,16 @@ check_results(struct smq_mpr *r, uint64_t op, uint32_t nres)
 
     switch (op) {
     case SMQ_OP_HELLO:
-        FUZZ_CHECK(nres == 6);
+        FUZZ_CHECK(nres == 7);
         FUZZ_CHECK(smq_mpr_uint(r, &u) == 0 && u == SLABMQ_PROTOCOL_VERSION);
         FUZZ_CHECK(smq_mpr_str(r, &s, &len) == 0);
         for (int i = 0; i < 4; i++)
             FUZZ_CHECK(smq_mpr_uint(r, &u) == 0);
+        FUZZ_CHECK(smq_mpr_bool(r, &v) == 0 && v == 0); /* the harness has no users */
         break;
     case SMQ_OP_PING:
+    case SMQ_OP_UNSUBSCRIBE:
+    case SMQ_OP_AUTH:
         FUZZ_CHECK(nres == 0);
         break;
     case SMQ_OP_DECLARE:
@@ -127,11 +173,21 @@ check_results(struct smq_mpr *r, uint64_t op, uint32_t nres)
         break;
     case SMQ_OP_DELETE:
     case SMQ_OP_PURGE:
-    case SMQ_OP_PUBLISH:
     case SMQ_OP_ACK:
     case SMQ_OP_NACK:
     case SMQ_OP_TOUCH:
+    case SMQ_OP_TERM:
         FUZZ_CHECK(nres == 1 && smq_mpr_uint(r, &u) == 0);
+        break;
+    case SMQ_OP_SUBSCRIBE:
+        FUZZ_CHECK(nres == 1 && smq_mpr_uint(r, &u) == 0 && u > 0);
+        break;
+    case SMQ_OP_PUBLISH: /* id; with options also duplicate and level */
+        FUZZ_CHECK((nres == 1 || nres == 3) && smq_mpr_uint(r, &u) == 0 && u > 0);
+        if (nres == 3) {
+            FUZZ_CHECK(smq_mpr_bool(r, &v) == 0);
+            FUZZ_CHECK(smq_mpr_str(r, &s, &len) == 0 && is_level(s, len));
+        }
         break;
     case SMQ_OP_PUBLISH_BATCH:
         FUZZ_CHECK(nres == 2 && smq_mpr_uint(r, &u) == 0 && smq_mpr_uint(r, &u) == 0);
@@ -144,12 +200,24 @@ check_results(struct smq_mpr *r, uint64_t op, uint32_t nres)
             FUZZ_CHECK(smq_mpr_uint(r, &u) == 0 && smq_mpr_uint(r, &u) == 0);
         }
         break;
-    case SMQ_OP_STATS:
+    case SMQ_OP_STATS: /* unsigned values, but a queue's dead_letter, a str */
         FUZZ_CHECK(nres == 1 && smq_mpr_map(r, &n) == 0 && n > 0);
-        for (uint32_t i = 0; i < n; i++)
-            FUZZ_CHECK(smq_mpr_str(r, &s, &len) == 0 && smq_mpr_uint(r, &u) == 0);
+        for (uint32_t i = 0; i < n; i++) {
+            FUZZ_CHECK(smq_mpr_str(r, &s, &len) == 0);
+            if (len == 11 && memcmp(s, "dead_letter", 11) == 0)
+                FUZZ_CHECK(smq_mpr_str(r, &s, &len) == 0 && len <= 200);
+            else
+                FUZZ_CHECK(smq_mpr_uint(r, &u) == 0);
+        }
         break;
-    case SMQ_OP_FETCH:
+    case SMQ_OP_FETCH: /* messages; from a list of queues also the queue's name, or nil */
+        FUZZ_CHECK(nres == 1 || nres == 2);
+        n = check_messages(r);
+        if (nres == 2 && n > 0)
+            FUZZ_CHECK(smq_mpr_str(r, &s, &len) == 0 && len >= 1 && len <= 200);
+        else if (nres == 2)
+            FUZZ_CHECK(smq_mpr_nil(r) == 0);
+        break;
     case SMQ_OP_PEEK:
         FUZZ_CHECK(nres == 1);
         check_messages(r);
@@ -172,7 +240,13 @@ check_reply(const struct harness *h, int conn, const uint8_t *body, uint32_t len
     FUZZ_CHECK(smq_mpr_array(&r, &n) == 0 && n >= 3);
     FUZZ_CHECK(smq_mpr_uint(&r, &op) == 0 && smq_mpr_uint(&r, &rid) == 0);
     FUZZ_CHECK(smq_mpr_uint(&r, &status) == 0);
-    if (status == SLABMQ_OK) {
+    if (status == SLABMQ_OK && op == SMQ_OP_DELIVER) {
+        /* a push: [20, subscription_id, 0, [message, ...]], at least one message. (Its
+         * error form, ERR_QUEUE_DELETED or ERR_SHUTDOWN, is checked like any error: a
+         * client that sends op 20 gets ERR_UNKNOWN_OP with op 20 too.) */
+        FUZZ_CHECK(rid > 0);
+        FUZZ_CHECK(n == 4 && check_messages(&r) > 0);
+    } else if (status == SLABMQ_OK) {
         check_results(&r, op, n - 3);
     } else {
         const char *msg;

@@ -3,8 +3,10 @@
  * public calls. The input is what a (broken or hostile) broker sends: the harness writes it
  * into one end of a socketpair and hangs up, and a client on the other end makes a scripted
  * series of calls, each of which frames and decodes the replies it reads: HELLO's limits,
- * FETCH and PEEK message arrays, STATS maps, LIST rows, counts, bools, error replies and
- * pipelined confirmations.
+ * FETCH and PEEK message arrays (dead letters' info maps too), STATS maps (str values too),
+ * LIST rows, counts, bools, error replies, pipelined confirmations (with PUBLISH options:
+ * duplicate and level), FETCH from several queues, SUBSCRIBE and the DELIVER pushes read by
+ * slabmq_receive() or kept while another call waits for its reply, UNSUBSCRIBE and TERM.
  *
  * Input layout:
  *   byte 0      bit 0: the client says HELLO first (else it starts with default limits)
@@ -39,7 +41,12 @@ touch_batch(slabmq_batch *b)
         sink += m->id + m->deliveries;
         for (size_t k = 0; k < m->len; k++)
             sink += p[k];
+        if (m->dead)
+            sink += strlen(m->dead->reason) + strlen(m->dead->queue) + m->dead->deliveries;
     }
+    if (slabmq_batch_queue(b))
+        sink += strlen(slabmq_batch_queue(b));
+    sink += slabmq_batch_subscription(b);
     slabmq_batch_free(b);
 }
 
@@ -48,9 +55,14 @@ touch_stats(slabmq_stats *s)
 {
     uint64_t v;
 
-    for (size_t i = 0; i < slabmq_stats_count(s); i++)
+    for (size_t i = 0; i < slabmq_stats_count(s); i++) {
         sink += strlen(slabmq_stats_name(s, i)) + slabmq_stats_value(s, i);
+        if (slabmq_stats_str(s, i))
+            sink += strlen(slabmq_stats_str(s, i));
+    }
     sink += (uint64_t)slabmq_stats_find(s, "ready", &v);
+    if (slabmq_stats_find_str(s, "dead_letter"))
+        sink += strlen(slabmq_stats_find_str(s, "dead_letter"));
     slabmq_stats_free(s);
 }
 
@@ -61,12 +73,22 @@ confirmed(void *arg, uint64_t request, slabmq_status status, uint64_t value)
     sink += request + (uint64_t)status + value;
 }
 
+static void
+confirmed_ex(void *arg, const slabmq_confirm *cf)
+{
+    (void)arg;
+    sink += cf->request + (uint64_t)cf->status + cf->value + (uint64_t)cf->duplicate
+            + (uint64_t)cf->level;
+}
+
 /* Make call number k (of the script's choice). */
 static void
 call(slabmq_client *c, unsigned k)
 {
     static const uint64_t ids[3] = {1, 2, 300};
     static const slabmq_payload batch[3] = {{"a", 1}, {"", 0}, {"ccc", 3}};
+    static const char *const queues[3] = {"q", "r", "s"};
+    slabmq_publish_options po = SLABMQ_PUBLISH_OPTIONS_INIT;
     slabmq_batch *b = NULL;
     slabmq_stats *st = NULL;
     slabmq_queue_info *list = NULL;
@@ -74,7 +96,7 @@ call(slabmq_client *c, unsigned k)
     uint64_t u = 0;
     int v = 0;
 
-    switch (k % 18) {
+    switch (k % 26) {
     case 0:
         slabmq_ping(c);
         break;
@@ -138,8 +160,41 @@ call(slabmq_client *c, unsigned k)
         slabmq_publish_async(c, "q", "y", 1, &u);
         slabmq_send(c);
         break;
-    default:
+    case 17:
         smq_client_hello(c, "fuzz", &v);
+        break;
+    case 18: /* replies with pushes before them, kept for receive */
+        slabmq_subscribe(c, "q", 4, &u);
+        break;
+    case 19:
+        if (slabmq_receive(c, 0, &b) == SLABMQ_OK || b)
+            touch_batch(b);
+        break;
+    case 20:
+        if (slabmq_receive(c, 50, &b) == SLABMQ_OK || b)
+            touch_batch(b);
+        break;
+    case 21:
+        slabmq_unsubscribe(c, 1);
+        break;
+    case 22:
+        if (slabmq_fetch_any(c, queues, 3, 10, 0, 0, &b) == SLABMQ_OK)
+            touch_batch(b);
+        break;
+    case 23:
+        po.id = "p1";
+        po.priority = 3;
+        slabmq_publish_opts(c, "q", "z", 1, &po, &u, &v);
+        sink += (uint64_t)slabmq_last_confirm_level(c);
+        break;
+    case 24:
+        slabmq_term(c, ids, 3, &u);
+        break;
+    default: /* pipelined with options: duplicate and level reach the callback */
+        po.delay_ms = 10;
+        slabmq_publish_opts_async(c, "q", "w", 1, &po, &u);
+        slabmq_term_async(c, ids, 1, &u);
+        slabmq_flush(c);
         break;
     }
     sink += u + (uint64_t)v;
@@ -167,6 +222,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(c);
     c->fd = sv[0];
     slabmq_client_on_confirm(c, confirmed, NULL);
+    slabmq_client_on_confirm_ex(c, confirmed_ex, NULL);
     if (data[0] & 1) {
         int auth;
         smq_client_hello(c, "fuzz", &auth);

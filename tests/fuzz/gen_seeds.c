@@ -232,6 +232,91 @@ requests_every_op(struct out *o)
           (uint64_t)4294967295u);
 }
 
+/* The work-queue ops and options (after a HELLO), rids from 2: options maps of DECLARE and
+ * PUBLISH, FETCH from a list of queues, TERM into a dead-letter queue and dead letters read
+ * back (4-element messages), SUBSCRIBE with its DELIVER pushes, UNSUBSCRIBE, AUTH on a broker
+ * without users, a subscription ended by DELETE, overflow to a dead-letter queue. Message ids
+ * are those a fresh broker gives: 1, 2, ... */
+static void
+requests_work_queue(struct out *o)
+{
+    frame(o, "[uus{susssususssusu}]", (uint64_t)SMQ_OP_DECLARE, (uint64_t)2, "jobs",
+          "max_deliveries", (uint64_t)2, "dead_letter", "dead", "ttl_ms", (uint64_t)60000,
+          "dedup_window", (uint64_t)1024, "confirm", "memory", "retry_backoff_ms",
+          (uint64_t)0, "retry_backoff_max_ms", (uint64_t)100);
+    frame(o, "[uusb{sssususs}]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)3, "jobs", "one", "id",
+          "p1", "priority", (uint64_t)3, "ttl_ms", (uint64_t)1000, "confirm", "memory");
+    frame(o, "[uusb{sB}]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)4, "jobs", "dup", "id", "p1",
+          (size_t)2);
+    frame(o, "[uusb{susu}]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)5, "jobs", "later",
+          "delay_ms", (uint64_t)0, "at_ms", (uint64_t)1);
+    frame(o, "[uus[bb]{su}]", (uint64_t)SMQ_OP_PUBLISH_BATCH, (uint64_t)6, "jobs", "a", "b",
+          "priority", (uint64_t)1);
+    frame(o, "[uu[ss]uu]", (uint64_t)SMQ_OP_FETCH, (uint64_t)7, "other", "jobs", (uint64_t)2,
+          (uint64_t)0);
+    frame(o, "[uu[uu]]", (uint64_t)SMQ_OP_TERM, (uint64_t)8, (uint64_t)1, (uint64_t)3);
+    frame(o, "[uusu]", (uint64_t)SMQ_OP_FETCH, (uint64_t)9, "dead", (uint64_t)5);
+    frame(o, "[uusu]", (uint64_t)SMQ_OP_SUBSCRIBE, (uint64_t)10, "jobs", (uint64_t)2);
+    frame(o, "[uu[uuu]]", (uint64_t)SMQ_OP_ACK, (uint64_t)11, (uint64_t)2, (uint64_t)3,
+          (uint64_t)4);
+    frame(o, "[uu[u]]", (uint64_t)SMQ_OP_TOUCH, (uint64_t)12, (uint64_t)2);
+    frame(o, "[uuu]", (uint64_t)SMQ_OP_UNSUBSCRIBE, (uint64_t)13, (uint64_t)1);
+    frame(o, "[uuu]", (uint64_t)SMQ_OP_UNSUBSCRIBE, (uint64_t)14, (uint64_t)99);
+    frame(o, "[uus]", (uint64_t)SMQ_OP_STATS, (uint64_t)15, "jobs");
+    frame(o, "[uuss]", (uint64_t)SMQ_OP_AUTH, (uint64_t)16, "user", "password");
+    frame(o, "[uu[ss]uu]", (uint64_t)SMQ_OP_FETCH, (uint64_t)17, "a", "b", (uint64_t)1,
+          (uint64_t)0);
+    frame(o, "[uus{st}]", (uint64_t)SMQ_OP_DECLARE, (uint64_t)18, "x", "durable");
+    frame(o, "[uusu]", (uint64_t)SMQ_OP_SUBSCRIBE, (uint64_t)19, "jobs", (uint64_t)1);
+    frame(o, "[uusb]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)20, "jobs", "pushed");
+    frame(o, "[uu[u]u]", (uint64_t)SMQ_OP_NACK, (uint64_t)21, (uint64_t)6, (uint64_t)0);
+    frame(o, "[uus]", (uint64_t)SMQ_OP_DELETE, (uint64_t)22, "jobs");
+    frame(o, "[uus{sssu}]", (uint64_t)SMQ_OP_DECLARE, (uint64_t)23, "q2", "overflow",
+          "dead-letter", "max_messages", (uint64_t)1);
+    frame(o, "[uusb]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)24, "q2", "a");
+    frame(o, "[uusb]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)25, "q2", "b");
+    frame(o, "[uusu]", (uint64_t)SMQ_OP_PEEK, (uint64_t)26, "q2.dlq", (uint64_t)5);
+    frame(o, "[uu[s]uuu]", (uint64_t)SMQ_OP_FETCH, (uint64_t)27, "q2.dlq", (uint64_t)1,
+          (uint64_t)0, (uint64_t)1);
+    frame(o, "[uus]", (uint64_t)SMQ_OP_STATS, (uint64_t)28, "q2");
+    frame(o, "[uu]", (uint64_t)SMQ_OP_STATS, (uint64_t)29);
+}
+
+/* The work-queue ops with wrong arguments (each gets an error reply, connection open). */
+static void
+requests_work_queue_wrong_args(struct out *o)
+{
+    frame(o, "[uus]", (uint64_t)SMQ_OP_TERM, (uint64_t)2, "x");
+    frame(o, "[uu[i]]", (uint64_t)SMQ_OP_TERM, (uint64_t)3, (int64_t)-1);
+    frame(o, "[uu[u]]", (uint64_t)SMQ_OP_TERM, (uint64_t)4, (uint64_t)7);
+    frame(o, "[uusu]", (uint64_t)SMQ_OP_SUBSCRIBE, (uint64_t)5, "jobs", (uint64_t)0);
+    frame(o, "[uusu]", (uint64_t)SMQ_OP_SUBSCRIBE, (uint64_t)6, "jobs", (uint64_t)1 << 40);
+    frame(o, "[uus]", (uint64_t)SMQ_OP_SUBSCRIBE, (uint64_t)7, "jobs");
+    frame(o, "[uus]", (uint64_t)SMQ_OP_UNSUBSCRIBE, (uint64_t)8, "x");
+    frame(o, "[uuuu]", (uint64_t)SMQ_OP_AUTH, (uint64_t)9, (uint64_t)1, (uint64_t)2);
+    frame(o, "[uu[]u]", (uint64_t)SMQ_OP_FETCH, (uint64_t)10, (uint64_t)1);
+    frame(o, "[uu[ssssssssssssssssss]u]", (uint64_t)SMQ_OP_FETCH, (uint64_t)11, "a", "b", "c",
+          "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r",
+          (uint64_t)1);
+    frame(o, "[uu[su]u]", (uint64_t)SMQ_OP_FETCH, (uint64_t)12, "a", (uint64_t)1, (uint64_t)1);
+    frame(o, "[uusb{ss}]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)13, "jobs", "x", "id", "");
+    frame(o, "[uusb{su}]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)14, "jobs", "x", "priority",
+          (uint64_t)10);
+    frame(o, "[uusb{ss}]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)15, "jobs", "x", "confirm",
+          "never");
+    frame(o, "[uusb{uu}]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)16, "jobs", "x", (uint64_t)1,
+          (uint64_t)1);
+    frame(o, "[uusbu]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)17, "jobs", "x", (uint64_t)1);
+    frame(o, "[uus[b]{ss}]", (uint64_t)SMQ_OP_PUBLISH_BATCH, (uint64_t)18, "jobs", "x", "id",
+          "p");
+    frame(o, "[uus{ss}]", (uint64_t)SMQ_OP_DECLARE, (uint64_t)19, "jobs", "dead_letter",
+          "jobs");
+    frame(o, "[uus{su}]", (uint64_t)SMQ_OP_DECLARE, (uint64_t)20, "jobs", "dedup_window",
+          (uint64_t)5);
+    frame(o, "[uus{ss}]", (uint64_t)SMQ_OP_DECLARE, (uint64_t)21, "jobs", "confirm", "disk");
+    frame(o, "[uuu[]]", (uint64_t)SMQ_OP_DELIVER, (uint64_t)22, (uint64_t)0);
+}
+
 /* The malformed bodies and frames of tests/integration/test_bad_*.c, one per seed. */
 struct bad {
     const char *name;
@@ -467,6 +552,48 @@ broker_seeds(void)
                   (uint64_t)i + 2);
         emit("broker", cap ? "pipelined_output_cap" : "pipelined_pings", &o);
     }
+    /* The work-queue ops: whole, ragged with a small window (credit and FETCH limited), and
+     * their wrong arguments. */
+    broker_head(&o, 0, whole);
+    REQ_HELLO(&o, 1);
+    requests_work_queue(&o);
+    emit("broker", "work_queue_whole", &o);
+    broker_head(&o, F_SMALL_WINDOW, ragged);
+    REQ_HELLO(&o, 1);
+    requests_work_queue(&o);
+    emit("broker", "work_queue_ragged", &o);
+    broker_head(&o, F_HELLO, ragged);
+    requests_work_queue_wrong_args(&o);
+    emit("broker", "work_queue_wrong_args", &o);
+    /* Two connections: one subscribes, the other publishes (DELIVER pushes between replies),
+     * the subscriber TERMs and ACKs, then the queue is deleted under the subscription. */
+    {
+        struct out a;
+        uint8_t split[8];
+        int k = 0;
+        a.len = 0;
+#define TWO(conn, ...)                                                                   \
+    do {                                                                                 \
+        size_t before = a.len;                                                           \
+        frame(&a, __VA_ARGS__);                                                          \
+        split[k++] = (uint8_t)((conn) << 7 | (a.len - before));                          \
+    } while (0)
+        TWO(0, "[uusu]", (uint64_t)SMQ_OP_SUBSCRIBE, (uint64_t)2, "jobs", (uint64_t)2);
+        TWO(1, "[uus[bbb]]", (uint64_t)SMQ_OP_PUBLISH_BATCH, (uint64_t)2, "jobs", "a", "b",
+            "c");
+        TWO(0, "[uu[u]]", (uint64_t)SMQ_OP_TERM, (uint64_t)3, (uint64_t)1);
+        TWO(1, "[uusuu]", (uint64_t)SMQ_OP_FETCH, (uint64_t)3, "jobs.dlq", (uint64_t)1,
+            (uint64_t)60000);
+        TWO(0, "[uu[uu]]", (uint64_t)SMQ_OP_ACK, (uint64_t)4, (uint64_t)2, (uint64_t)3);
+        TWO(1, "[uusb{su}]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)4, "jobs", "d", "priority",
+            (uint64_t)9);
+        TWO(1, "[uus]", (uint64_t)SMQ_OP_DELETE, (uint64_t)5, "jobs");
+        TWO(0, "[uuu]", (uint64_t)SMQ_OP_UNSUBSCRIBE, (uint64_t)5, (uint64_t)1);
+#undef TWO
+        broker_head(&o, F_TWO_CONNS | F_HELLO, split);
+        put(&o, a.buf, a.len);
+        emit("broker", "two_conns_subscribe", &o);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -516,6 +643,11 @@ frame_seeds(void)
           "0123456789012345678901234567890123", (size_t)34, "\x01\x02", (size_t)2);
     frame(&o, "x", "\x94\xd4\x01\x02\xc7\x01\x05\x07\xd0\x05\xd1\x00\x05", (size_t)13);
     emit("frame", "every_format", &o);
+    o.len = 0;
+    put_byte(&o, 2);
+    requests_work_queue(&o);
+    requests_work_queue_wrong_args(&o);
+    emit("frame", "requests_work_queue", &o);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -524,7 +656,8 @@ frame_seeds(void)
 enum call {
     C_PING, C_DECLARE, C_DELETE, C_PURGE, C_LIST, C_STATS, C_STATS_Q, C_PUBLISH, C_BATCH,
     C_FETCH, C_PEEK, C_ACK, C_NACK, C_TOUCH, C_PAUSE_RESUME, C_ASYNC_FLUSH, C_ASYNC_SEND,
-    C_HELLO
+    C_HELLO, C_SUBSCRIBE, C_RECEIVE, C_RECEIVE_WAIT, C_UNSUBSCRIBE, C_FETCH_ANY, C_PUBLISH_OPTS,
+    C_TERM, C_ASYNC_OPTS
 };
 
 static void
@@ -537,6 +670,19 @@ client_head(struct out *o, int hello, const uint8_t calls[8])
         frame(o, "[uuuusuuuu]", (uint64_t)SMQ_OP_HELLO, (uint64_t)1, (uint64_t)0, (uint64_t)1,
               "slabmqd 0.1.0", (uint64_t)1048576, (uint64_t)1049600, (uint64_t)1048576,
               (uint64_t)10000);
+}
+
+/* As client_head, with the 7-result HELLO of brokers with authentication (auth_required
+ * false). */
+static void
+client_head7(struct out *o, const uint8_t calls[8])
+{
+    o->len = 0;
+    put_byte(o, 1);
+    put(o, calls, 8);
+    frame(o, "[uuuusuuuuf]", (uint64_t)SMQ_OP_HELLO, (uint64_t)1, (uint64_t)0, (uint64_t)1,
+          "slabmqd 0.2.0", (uint64_t)1048576, (uint64_t)1049600, (uint64_t)1048576,
+          (uint64_t)10000);
 }
 
 static void
@@ -666,6 +812,75 @@ client_seeds(void)
         frame(&o, "[uuuusuuuu]", (uint64_t)SMQ_OP_HELLO, (uint64_t)7, (uint64_t)0, (uint64_t)1,
               "x", (uint64_t)1 << 32, (uint64_t)1, (uint64_t)1, (uint64_t)1);
         emit("client", "bad_declare_hello", &o);
+    }
+    /* Subscriptions: DELIVER pushes after the SUBSCRIBE reply and before other replies (kept
+     * for receive), a dead letter among them, the push that ends a subscription. */
+    {
+        static const uint8_t c[8] = {C_SUBSCRIBE, C_RECEIVE, C_PING, C_RECEIVE, C_UNSUBSCRIBE,
+                                     C_RECEIVE_WAIT, C_TERM, C_PING};
+        client_head7(&o, c);
+        frame(&o, "[uuuu]", (uint64_t)SMQ_OP_SUBSCRIBE, (uint64_t)2, (uint64_t)0, (uint64_t)1);
+        frame(&o, "[uuu[[uub][uub]]]", (uint64_t)SMQ_OP_DELIVER, (uint64_t)1, (uint64_t)0,
+              (uint64_t)5, (uint64_t)1, "m", (uint64_t)6, (uint64_t)2, "n");
+        frame(&o, "[uuu[[uub{sssssu}]]]", (uint64_t)SMQ_OP_DELIVER, (uint64_t)1, (uint64_t)0,
+              (uint64_t)7, (uint64_t)1, "dl", "reason", "rejected", "queue", "q", "deliveries",
+              (uint64_t)3);
+        frame(&o, "[uuu]", (uint64_t)SMQ_OP_PING, (uint64_t)3, (uint64_t)0);
+        frame(&o, "[uuu]", (uint64_t)SMQ_OP_UNSUBSCRIBE, (uint64_t)4, (uint64_t)0);
+        frame(&o, "[uuus]", (uint64_t)SMQ_OP_DELIVER, (uint64_t)1, (uint64_t)13,
+              "queue deleted while waiting");
+        frame(&o, "[uuuu]", (uint64_t)SMQ_OP_TERM, (uint64_t)5, (uint64_t)0, (uint64_t)1);
+        frame(&o, "[uuu]", (uint64_t)SMQ_OP_PING, (uint64_t)6, (uint64_t)0);
+        emit("client", "subscribe_receive", &o);
+    }
+    /* FETCH from several queues (the queue's name, or nil), PUBLISH with options (duplicate
+     * and level; also the 1-result reply of an older broker), pipelined with options, str
+     * STATS values, TERM's partial success. */
+    {
+        static const uint8_t c[8] = {C_FETCH_ANY, C_PUBLISH_OPTS, C_ASYNC_OPTS, C_STATS_Q,
+                                     C_FETCH_ANY, C_PUBLISH_OPTS, C_TERM, C_PING};
+        client_head7(&o, c);
+        frame(&o, "[uuu[[uub][uub{sssssu}]]s]", (uint64_t)SMQ_OP_FETCH, (uint64_t)2,
+              (uint64_t)0, (uint64_t)1, (uint64_t)1, "a", (uint64_t)2, (uint64_t)2, "b",
+              "reason", "expired", "queue", "q", "deliveries", (uint64_t)0, "r");
+        frame(&o, "[uuuuts]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)3, (uint64_t)0, (uint64_t)7,
+              "memory");
+        frame(&o, "[uuuufs]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)4, (uint64_t)0, (uint64_t)8,
+              "synced");
+        frame(&o, "[uuuu]", (uint64_t)SMQ_OP_TERM, (uint64_t)5, (uint64_t)0, (uint64_t)1);
+        frame(&o, "[uuu{suss}]", (uint64_t)SMQ_OP_STATS, (uint64_t)6, (uint64_t)0, "ready",
+              (uint64_t)1, "dead_letter", "q.dlq");
+        frame(&o, "[uuu[]n]", (uint64_t)SMQ_OP_FETCH, (uint64_t)7, (uint64_t)0);
+        frame(&o, "[uuuu]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)8, (uint64_t)0, (uint64_t)9);
+        frame(&o, "[uuus]", (uint64_t)SMQ_OP_TERM, (uint64_t)9, (uint64_t)11,
+              "1 of 3 ids unknown");
+        frame(&o, "[uuu]", (uint64_t)SMQ_OP_PING, (uint64_t)10, (uint64_t)0);
+        emit("client", "work_queue_results", &o);
+    }
+    /* Wrong work-queue replies: a push for no subscription, messages that are not an array,
+     * an info that is not a map, a queue name that is not a str, an unknown level, a
+     * duplicate that is not a bool, a STATS value of another type. */
+    {
+        static const uint8_t c[8] = {C_SUBSCRIBE, C_RECEIVE, C_FETCH_ANY, C_PUBLISH_OPTS,
+                                     C_PUBLISH_OPTS, C_STATS_Q, C_RECEIVE, C_FETCH_ANY};
+        client_head7(&o, c);
+        frame(&o, "[uuuu]", (uint64_t)SMQ_OP_SUBSCRIBE, (uint64_t)2, (uint64_t)0, (uint64_t)1);
+        frame(&o, "[uuu[[uub]]]", (uint64_t)SMQ_OP_DELIVER, (uint64_t)9, (uint64_t)0,
+              (uint64_t)1, (uint64_t)1, "x");
+        frame(&o, "[uuuu]", (uint64_t)SMQ_OP_DELIVER, (uint64_t)1, (uint64_t)0, (uint64_t)1);
+        frame(&o, "[uuu[[uubu]]u]", (uint64_t)SMQ_OP_FETCH, (uint64_t)3, (uint64_t)0,
+              (uint64_t)1, (uint64_t)1, "x", (uint64_t)1, (uint64_t)2);
+        frame(&o, "[uuuuts]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)4, (uint64_t)0, (uint64_t)1,
+              "bogus");
+        frame(&o, "[uuuuus]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)5, (uint64_t)0, (uint64_t)1,
+              (uint64_t)1, "memory");
+        frame(&o, "[uuu{sdsn}]", (uint64_t)SMQ_OP_STATS, (uint64_t)6, (uint64_t)0, "ready", 1.5,
+              "dead_letter");
+        frame(&o, "[uuu[[uub{uu}]]]", (uint64_t)SMQ_OP_DELIVER, (uint64_t)1, (uint64_t)0,
+              (uint64_t)2, (uint64_t)1, "y", (uint64_t)1, (uint64_t)2);
+        frame(&o, "[uuu[[uub{ss}]]s]", (uint64_t)SMQ_OP_FETCH, (uint64_t)7, (uint64_t)0,
+              (uint64_t)3, (uint64_t)1, "z", "reason", "rejected", "r");
+        emit("client", "bad_work_queue", &o);
     }
 }
 
