@@ -525,6 +525,8 @@ smq_next_buffered(struct slabmq_client *c, const uint8_t **body, uint32_t *len)
 {
     size_t total;
 
+    if (c->rlen - c->rstart < SMQ_FRAME_HEADER)
+        return 0; /* not even a header yet; rbuf is NULL before the first read */
     switch (smq_frame_decode(c->rbuf + c->rstart, c->rlen - c->rstart, SMQ_CLIENT_MAX_REPLY,
                              body, len, &total)) {
     case SMQ_FRAME_OK:
