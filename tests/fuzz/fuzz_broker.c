@@ -3,11 +3,11 @@
  * broker's real per-connection input path: conn_read_cb's buffer management, frame assembly,
  * header admission at the memory limit, dispatch, every handler, replies and closing.
  *
- * The broker is the one slabmqd runs (server_new: broker state, event loop, timer), minus the
- * listener. Each connection is accepted on the write end of a pipe, so its replies can be read
- * back and checked; its input comes from memory through the server's read_fn seam instead of
- * read(2). The harness drives the event loop itself, one turn per chunk, so write events,
- * resumed reads and expiring timers run the real callbacks.
+ * The broker is the one slabmqd runs (server_new: broker state, event loop, timers, connection
+ * guards), minus the listener. Each connection is accepted on the write end of a pipe, so its
+ * replies can be read back and checked; its input comes from memory through the server's
+ * read_fn seam instead of read(2). The harness drives the event loop itself, one turn per
+ * chunk, so write events, resumed reads and expiring timers run the real callbacks.
  *
  * Input layout:
  *   byte 0      flags: bit 0 a second connection; bit 1 HELLO sent first on each connection;
