@@ -492,7 +492,8 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
             break;
         }
         room = c->in->cap - c->in->len;
-        n = read(fd, c->in->data + c->in->len, room);
+        n = s->read_fn ? s->read_fn(s->read_ctx, fd, c->in->data + c->in->len, room)
+                       : read(fd, c->in->data + c->in->len, room);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             conn_close(c);
             return;

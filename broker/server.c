@@ -273,9 +273,11 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
     conn_drain_all(s); /* may close every connection and stop the loop */
 }
 
-static void
+void
 server_free(struct server *s)
 {
+    if (!s)
+        return;
     while (!dlist_empty(&s->conns))
         conn_close(DLIST_ENTRY(s->conns.next, struct conn, link));
     if (s->listener)
@@ -302,7 +304,6 @@ server_free(struct server *s)
     if (s->base)
         event_base_free(s->base);
     free(s);
-    libevent_global_shutdown();
 }
 
 /* The store's writer made progress: release held replies, resume paused readers. */
@@ -335,18 +336,15 @@ queue_gone(void *ctx, struct queue *q)
     sub_queue_gone(q);
 }
 
-int
-server_run(const struct server_config *c)
+struct server *
+server_new(const struct server_config *c, char *err, size_t errlen)
 {
     struct server *s = calloc(1, sizeof(*s));
-    char err[256];
-    int rc = 1;
 
     if (!s) {
-        fprintf(stderr, "slabmqd: out of memory\n");
-        return 1;
+        snprintf(err, errlen, "out of memory");
+        return NULL;
     }
-    signal(SIGPIPE, SIG_IGN); /* a peer that closes must not kill the broker */
     s->cfg = *c;
     log_threshold = (enum log_level)c->log_level;
     log_format = (enum log_format)c->log_format;
@@ -354,44 +352,69 @@ server_run(const struct server_config *c)
     dlist_init(&s->mem_paused);
     dlist_init(&s->store_paused);
     dlist_init(&s->confirm_conns);
-    if (broker_init(&s->b, &c->broker, err, sizeof(err))) {
-        fprintf(stderr, "slabmqd: %s\n", err);
+    if (broker_init(&s->b, &c->broker, err, errlen)) {
         free(s);
-        return 1;
+        return NULL;
     }
     s->b.hooks = (struct broker_hooks){serve_queue, queue_gone, s};
     if (c->durability) { /* loads the durable queues before anyone can connect */
+        char why[256];
         struct store *st = store_open(&s->b, c->data_dir, c->store_ring, c->ignore_corrupt,
-                                      err, sizeof(err));
+                                      why, sizeof(why));
         if (!st) {
-            fprintf(stderr, "slabmqd: durability: %s\n", err);
-            broker_deinit(&s->b);
-            free(s);
-            return 1;
+            snprintf(err, errlen, "durability: %s", why);
+            server_free(s);
+            return NULL;
         }
         s->b.store = st;
     }
     s->started_ms = s->b.now_ms;
     s->base = event_base_new();
-    if (!s->base) {
-        fprintf(stderr, "slabmqd: cannot create the event loop\n");
-        goto out;
+    if (s->base)
+        s->timer = evtimer_new(s->base, server_timer_cb, s);
+    if (!s->base || !s->timer) {
+        snprintf(err, errlen, "cannot create the event loop");
+        server_free(s);
+        return NULL;
     }
-    s->timer = evtimer_new(s->base, server_timer_cb, s);
+    if (s->b.store) {
+        s->store_ev = event_new(s->base, store_event_fd(s->b.store), EV_READ | EV_PERSIST,
+                                server_store_cb, s);
+        if (!s->store_ev || event_add(s->store_ev, NULL)) {
+            snprintf(err, errlen, "cannot set up events");
+            server_free(s);
+            return NULL;
+        }
+    }
+    if (guard_init(s)) { /* it has printed why */
+        if (errlen)
+            err[0] = '\0';
+        server_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int
+server_run(const struct server_config *c)
+{
+    char err[256];
+    struct server *s;
+    int rc = 1;
+
+    signal(SIGPIPE, SIG_IGN); /* a peer that closes must not kill the broker */
+    s = server_new(c, err, sizeof(err));
+    if (!s) {
+        if (err[0])
+            fprintf(stderr, "slabmqd: %s\n", err);
+        return 1;
+    }
     s->accept_retry = evtimer_new(s->base, server_accept_retry_cb, s);
     s->sig_term = evsignal_new(s->base, SIGTERM, server_signal_cb, s);
     s->sig_int = evsignal_new(s->base, SIGINT, server_signal_cb, s);
     s->sig_hup = evsignal_new(s->base, SIGHUP, reload_signal_cb, s);
     s->drain = evtimer_new(s->base, server_drain_cb, s);
-    if (s->b.store) {
-        s->store_ev = event_new(s->base, store_event_fd(s->b.store), EV_READ | EV_PERSIST,
-                                server_store_cb, s);
-        if (!s->store_ev || event_add(s->store_ev, NULL)) {
-            fprintf(stderr, "slabmqd: cannot set up events\n");
-            goto out;
-        }
-    }
-    if (!s->timer || !s->accept_retry || !s->sig_term || !s->sig_int || !s->sig_hup || !s->drain
+    if (!s->accept_retry || !s->sig_term || !s->sig_int || !s->sig_hup || !s->drain
         || event_add(s->sig_term, NULL) || event_add(s->sig_int, NULL)
         || event_add(s->sig_hup, NULL)) {
         fprintf(stderr, "slabmqd: cannot set up events\n");
@@ -399,12 +422,13 @@ server_run(const struct server_config *c)
     }
     if (s->cfg.http[0] && http_start(s)) /* --http: before "listening on" */
         goto out;
-    if (guard_init(s) || open_listener(s))
+    if (open_listener(s))
         goto out;
     event_base_dispatch(s->base);
     log_info("stopped");
     rc = 0;
 out:
     server_free(s);
+    libevent_global_shutdown();
     return rc;
 }

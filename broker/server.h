@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "broker.h"
 #include "dlist.h"
@@ -69,6 +70,10 @@ struct server {
     uint64_t started_ms;        /* monotonic ms at start */
     int port;                   /* port actually bound */
     int stopping;
+    /* Test seam: when set, connections read their input with this instead of read(2) (the
+     * fuzz harness in tests/fuzz feeds bytes from memory); same contract as read(2). */
+    ssize_t (*read_fn)(void *ctx, int fd, void *buf, size_t len);
+    void *read_ctx;
     /* Authentication and connection deadlines (guard.c) */
     struct auth *auth;          /* users of --auth-file; NULL when authentication is off */
     struct event *guard_timer;  /* fires at the earliest deadline of the three lists below */
@@ -83,6 +88,13 @@ struct server {
 void server_config_defaults(struct server_config *c);
 /* Run until SIGTERM/SIGINT. Returns the process exit status. */
 int server_run(const struct server_config *c);
+/* The broker (with its store when c->durability, its users when c->auth_file), its event loop,
+ * timers and connection guards, without listener or signals: what server_run serves, and what a
+ * test drives in-process. Returns a new server (free with server_free()), or NULL with a reason
+ * in err (empty when it has already been printed). */
+struct server *server_new(const struct server_config *c, char *err, size_t errlen);
+/* Close every connection and free s and all it owns. Accepts NULL. */
+void server_free(struct server *s);
 /* Arm the timer if the heap's earliest due time is earlier than what it is armed for. */
 void server_arm_timer(struct server *s);
 
