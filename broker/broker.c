@@ -13,6 +13,7 @@
 #include "frame.h"
 #include "queue.h"
 #include "segment.h"
+#include "store.h"
 
 #define REGISTRY_MIN 64
 
@@ -47,6 +48,7 @@ broker_init(struct broker *b, const struct broker_config *c, char *err, size_t e
     memset(b, 0, sizeof(*b));
     b->cfg = *c;
     b->next_id = 1;
+    b->next_sid = 1;
     b->rng = 0x9e3779b97f4a7c15ULL;
     mem_init(&b->mem, c->max_memory);
     b->mem.reclaim = reclaim_idle;
@@ -198,6 +200,11 @@ broker_queue_get(struct broker *b, const char *name, size_t len, int *created)
     q->max_deliveries = QUEUE_MAX_DELIVERIES_DEFAULT;
     q->dedup_window = QUEUE_DEDUP_DEFAULT;
     q->next_seg = SEG_MIN_SIZE;
+    q->sid = b->next_sid++;
+    if (b->store) { /* with --durability sqlite, queues are durable unless declared not */
+        q->durable = 1;
+        q->confirm = STORE_WRITTEN;
+    }
     dlist_init(&q->wake);
     dlist_init(&q->retry);
     dlist_init(&q->deliveries);
@@ -210,6 +217,7 @@ broker_queue_get(struct broker *b, const char *name, size_t len, int *created)
     b->qb[i] = q;
     b->nqueues++;
     *created = 1;
+    store_put_queue(b->store, q);
     return q;
 }
 
@@ -227,6 +235,7 @@ broker_queue_delete(struct broker *b, struct queue *q)
         p = &(*p)->hnext;
     *p = q->hnext;
     b->nqueues--;
+    store_del_queue(b->store, q);
     n = queue_clear(b, q);
     queue_set_dlq(b, q, NULL, 0); /* frees a dead-letter queue name */
     dedup_free(b, q);

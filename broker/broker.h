@@ -15,6 +15,7 @@
 #include "slab.h"
 
 struct queue;
+struct store;
 
 struct broker_config {
     size_t max_memory;              /* --max-memory, bytes */
@@ -49,6 +50,8 @@ struct broker {
     size_t qmask;                 /* buckets - 1 */
     size_t nqueues;
     uint64_t next_id;             /* next message id */
+    uint64_t next_sid;            /* next queue store id */
+    struct store *store;          /* durable queues' mirror, NULL without --durability */
     uint64_t now_ms;              /* monotonic clock, ms, refreshed by broker_tick() */
     uint64_t messages;            /* messages held in all queues */
     uint64_t qgen;                /* bumped by every queue deletion: invalidates caches */

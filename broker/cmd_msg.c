@@ -7,6 +7,7 @@
 
 #include "broker.h"
 #include "cmd.h"
+#include "confirm.h"
 #include "conn.h"
 #include "dedup.h"
 #include "delivery.h"
@@ -14,6 +15,7 @@
 #include "reply.h"
 #include "server.h"
 #include "slabmq.h"
+#include "store.h"
 #include "wait.h"
 
 #define WAIT_MAX_MS (3600u * 1000) /* longest long-poll: an hour */
@@ -94,9 +96,29 @@ wall_ms(void)
 
 /* The options map of PUBLISH (pid: the producer id, if allowed) or PUBLISH_BATCH (pid
  * NULL: an "id" is refused). */
+static const char *const level_names[] = {"memory", "written", "synced"};
+
+/* A confirmation level by name: 0, or -1 after replying. */
+static int
+read_level(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, int *level)
+{
+    const char *v;
+    uint32_t vlen;
+
+    if (smq_mpr_str(r, &v, &vlen) == 0)
+        for (int i = 0; i < 3; i++)
+            if (key_is(v, vlen, level_names[i])) {
+                *level = i;
+                return 0;
+            }
+    reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST,
+                "confirm must be \"memory\", \"written\" or \"synced\"");
+    return -1;
+}
+
 static int
 read_pub_opts(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r,
-              struct pub_opts *o, const uint8_t **pid, uint32_t *pidlen)
+              struct pub_opts *o, const uint8_t **pid, uint32_t *pidlen, int *confirm)
 {
     uint32_t n;
     uint64_t at = 0;
@@ -126,6 +148,9 @@ read_pub_opts(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r,
             if (cmd_read_uint(c, op, rid, r, "priority", 0, SMQ_PRIO_MAX, &prio))
                 return -1;
             o->prio = (uint8_t)prio;
+        } else if (key_is(k, klen, "confirm")) {
+            if (read_level(c, op, rid, r, confirm))
+                return -1;
         } else if (key_is(k, klen, "id") && pid) {
             if ((smq_mpr_peek(r) == SMQ_MP_STR ? smq_mpr_str(r, (const char **)pid, pidlen)
                                                 : smq_mpr_bin(r, pid, pidlen))
@@ -162,19 +187,67 @@ reply_nomem(struct conn *c, unsigned op, uint64_t rid)
                 b->mem.limit);
 }
 
-/* [id, duplicate], PUBLISH's reply when it had options. */
+/* [id, duplicate, level], PUBLISH's reply when it had options. */
 static void
-reply_published(struct conn *c, uint64_t rid, uint64_t id, int duplicate)
+reply_published(struct conn *c, uint64_t rid, uint64_t id, int duplicate, int level)
 {
     struct reply rep;
 
-    reply_begin(&rep, c, SMQ_OP_PUBLISH, rid, 2);
+    reply_begin(&rep, c, SMQ_OP_PUBLISH, rid, 3);
     msgpack_pack_uint64(&rep.pk, id);
     if (duplicate)
         msgpack_pack_true(&rep.pk);
     else
         msgpack_pack_false(&rep.pk);
+    reply_str(&rep, level_names[level]);
     reply_end(&rep);
+}
+
+/* A durable queue refuses publishes while the store cannot take them. 0, or -1 after
+ * replying. */
+static int
+store_gate(struct conn *c, unsigned op, uint64_t rid, const struct queue *q)
+{
+    struct store *st = c->srv->b.store;
+
+    if (!st || !q->durable || store_state(st) == STORE_OK)
+        return 0;
+    if (store_state(st) == STORE_FULL)
+        reply_error(c, op, rid, SLABMQ_ERR_STORAGE_FULL,
+                    "the disk holding the store is full; durable queue %s refuses publishes "
+                    "until there is room (consumers can still drain it)", q->name);
+    else
+        reply_error(c, op, rid, SLABMQ_ERR_STORAGE,
+                    "the store failed (see the broker's log); durable queue %s refuses "
+                    "publishes until the broker restarts", q->name);
+    return -1;
+}
+
+/* A publish to q about to be appended is to be synced: tell the writer first, so the batch
+ * that carries it syncs (confirm_hold() says it again, exactly, once it is appended). */
+static void
+want_sync_next(struct broker *b, const struct queue *q, int asked)
+{
+    if (b->store && q->durable && (asked >= 0 ? asked : q->confirm) == STORE_SYNCED)
+        store_want_sync(b->store, store_appended(b->store) + 1);
+}
+
+/* The level a publish to q is confirmed at (asked: the request's "confirm", or -1), and
+ * hold the reply about to be written until the store gets there. Returns the level, or -1
+ * after replying at the memory limit. */
+static int
+confirm_level(struct conn *c, unsigned op, uint64_t rid, const struct queue *q, int asked)
+{
+    struct store *st = c->srv->b.store;
+    int level = !st || !q->durable ? STORE_MEMORY : asked >= 0 ? asked : q->confirm;
+
+    if (level != STORE_MEMORY && confirm_hold(c, store_appended(st), (unsigned)level)) {
+        reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
+                    "stored, but memory to track its confirmation is short: a retry may "
+                    "store it twice");
+        return -1;
+    }
+    return level;
 }
 
 /* [queue, payload (, options)] -> [id (, duplicate)] */
@@ -183,9 +256,11 @@ cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
     struct broker *b = &c->srv->b;
     const unsigned op = SMQ_OP_PUBLISH;
-    struct pub_opts o = {0, 0, 0};
+    struct pub_opts o = {0};
     const uint8_t *pid = NULL;
     uint32_t pidlen = 0;
+    int asked = -1;
+    int level;
     const char *name;
     uint32_t nlen;
     const uint8_t *p;
@@ -195,18 +270,21 @@ cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 
     if (cmd_expect_args(c, op, rid, nargs, 2, 3) || cmd_read_name(c, op, rid, r, &name, &nlen)
         || read_payload(c, op, rid, r, &p, &len)
-        || (nargs == 3 && read_pub_opts(c, op, rid, r, &o, &pid, &pidlen))
-        || cmd_args_end(c, op, rid, r) || !(q = use_queue(c, op, rid, name, nlen)))
+        || (nargs == 3 && read_pub_opts(c, op, rid, r, &o, &pid, &pidlen, &asked))
+        || cmd_args_end(c, op, rid, r) || !(q = use_queue(c, op, rid, name, nlen))
+        || store_gate(c, op, rid, q))
         return;
     if (pid && q->dedup_window && dedup_find(q, pid, pidlen, &id)) {
-        q->c.duplicates++;
-        reply_published(c, rid, id, 1);
+        q->c.duplicates++; /* confirmed once what was appended before it (the first) is */
+        if ((level = confirm_level(c, op, rid, q, asked)) >= 0)
+            reply_published(c, rid, id, 1, level);
         return;
     }
     if (queue_admit(q, 1, len, len)) {
         reply_full(c, op, rid, q);
         return;
     }
+    want_sync_next(b, q, asked);
     if (queue_publish_opts(b, q, p, len, nargs == 3 ? &o : NULL, &id)) {
         reply_nomem(c, op, rid);
         return;
@@ -216,8 +294,10 @@ cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     if (pid && q->dedup_window)
         (void)dedup_insert(b, q, pid, pidlen, id);
     queue_trim(b, q);
+    if ((level = confirm_level(c, op, rid, q, asked)) < 0)
+        return;
     if (nargs == 3)
-        reply_published(c, rid, id, 0);
+        reply_published(c, rid, id, 0, level);
     else
         reply_uint(c, op, rid, id);
     if (!dlist_empty(&q->waiters) || !dlist_empty(&q->subs))
@@ -239,7 +319,8 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
     uint64_t first = 0;
     uint64_t total = 0;
     uint32_t largest = 0;
-    struct pub_opts o = {0, 0, 0};
+    struct pub_opts o = {0};
+    int asked = -1;
     struct reply rep;
 
     if (cmd_expect_args(c, op, rid, nargs, 2, 3) || cmd_read_name(c, op, rid, r, &name, &nlen))
@@ -258,13 +339,15 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
         if (len > largest)
             largest = len;
     }
-    if ((nargs == 3 && read_pub_opts(c, op, rid, r, &o, NULL, NULL))
-        || cmd_args_end(c, op, rid, r) || !(q = use_queue(c, op, rid, name, nlen)))
+    if ((nargs == 3 && read_pub_opts(c, op, rid, r, &o, NULL, NULL, &asked))
+        || cmd_args_end(c, op, rid, r) || !(q = use_queue(c, op, rid, name, nlen))
+        || store_gate(c, op, rid, q))
         return;
     if (queue_admit(q, n, total, largest)) {
         reply_full(c, op, rid, q);
         return;
     }
+    want_sync_next(b, q, asked);
     queue_mark(q, &mark);
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *p;
@@ -281,6 +364,8 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
             first = id;
     }
     queue_trim(b, q);
+    if (confirm_level(c, op, rid, q, asked) < 0)
+        return;
     reply_begin(&rep, c, op, rid, 2);
     msgpack_pack_uint64(&rep.pk, first);
     msgpack_pack_uint32(&rep.pk, n);

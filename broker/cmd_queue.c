@@ -12,6 +12,7 @@
 #include "reply.h"
 #include "server.h"
 #include "slabmq.h"
+#include "store.h"
 
 #define VISIBILITY_MAX_MS (7u * 24 * 3600 * 1000) /* a week */
 
@@ -31,11 +32,14 @@ struct declare_opts {
     uint8_t has_dlq;
     uint8_t has_ttl;
     uint8_t has_dedup;
+    uint8_t has_confirm;
     uint64_t max_deliveries;
     uint64_t ttl_ms;
     uint64_t dedup_window;
     const char *dlq;        /* has_dlq: the name, "" for none (views the frame) */
     uint32_t dlq_len;
+    int durable;            /* -1: unchanged */
+    int confirm;            /* enum store_level, -1: unchanged */
 };
 
 static int
@@ -153,6 +157,32 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
         } else if (key_is(k, klen, "dead_letter")) {
             if (read_dlq(c, rid, r, o))
                 return -1;
+        } else if (key_is(k, klen, "durable")) {
+            if (smq_mpr_bool(r, &o->durable)) {
+                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                            "durable must be a bool");
+                return -1;
+            }
+            if (o->durable && !c->srv->b.store) {
+                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                            "the broker runs without durability (--durability sqlite)");
+                return -1;
+            }
+        } else if (key_is(k, klen, "confirm")) {
+            const char *v;
+            uint32_t vlen;
+            static const char *const names[] = {"memory", "written", "synced"};
+            o->confirm = -1;
+            if (smq_mpr_str(r, &v, &vlen) == 0)
+                for (int j = 0; j < 3; j++)
+                    if (key_is(v, vlen, names[j]))
+                        o->confirm = j;
+            if (o->confirm < 0) {
+                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                            "confirm must be \"memory\", \"written\" or \"synced\"");
+                return -1;
+            }
+            o->has_confirm = 1;
         } else {
             reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'",
                         (int)(klen > 64 ? 64 : klen), k);
@@ -166,7 +196,7 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
 void
 cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct declare_opts o = {.overflow = -1};
+    struct declare_opts o = {.overflow = -1, .durable = -1, .confirm = -1};
     const char *name;
     uint32_t len;
     int created;
@@ -179,6 +209,13 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     if (o.has_dlq && o.dlq_len == len && memcmp(o.dlq, name, len) == 0) {
         reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                     "a queue cannot be its own dead-letter queue");
+        return;
+    }
+    q = broker_queue_find(&c->srv->b, name, len);
+    if (q && o.durable >= 0 && o.durable != q->durable && queue_held(q) > 0) {
+        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                    "queue %s holds messages: its durability can change only while it is "
+                    "empty", q->name);
         return;
     }
     q = broker_queue_get(&c->srv->b, name, len, &created);
@@ -196,6 +233,13 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         dedup_free(&c->srv->b, q);
         q->dedup_window = (uint32_t)o.dedup_window;
     }
+    if (o.has_confirm)
+        q->confirm = (uint8_t)o.confirm;
+    if (o.durable >= 0 && o.durable != q->durable) {
+        if (!o.durable)
+            store_del_queue(c->srv->b.store, q);
+        q->durable = (uint8_t)o.durable;
+    }
     if (o.visibility_ms)
         q->visibility_ms = (uint32_t)o.visibility_ms;
     if (o.has_max_messages)
@@ -208,6 +252,7 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         q->backoff_ms = (uint32_t)o.backoff_ms;
     if (o.has_backoff_max)
         q->backoff_max_ms = (uint32_t)o.backoff_max_ms;
+    store_put_queue(c->srv->b.store, q); /* the settings as they are now */
     reply_bool(c, SMQ_OP_DECLARE, rid, created);
 }
 
@@ -268,6 +313,8 @@ pause_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t
         return;
     was = q->paused;
     q->paused = op == SMQ_OP_PAUSE;
+    if (was != q->paused)
+        store_put_queue(c->srv->b.store, q);
     reply_bool(c, op, rid, was);
     if (!q->paused)
         queue_wake(&c->srv->b, q);

@@ -13,6 +13,7 @@
 #include "reply.h"
 #include "server.h"
 #include "slabmq.h"
+#include "store.h"
 #include "sub.h"
 
 #define STATS_MAX 512
@@ -71,6 +72,8 @@ queue_stats(struct stat_list *l, const struct queue *q, uint64_t now_ms)
     if (due)
         add(l, "next_due_ms", due > now_ms ? due - now_ms : 0);
     add(l, "priority_ready", q->nprio);
+    add(l, "durable", q->durable);
+    add(l, "confirm_level", q->durable ? q->confirm : 0);
     add(l, "published", q->c.published);
     add(l, "delivered", q->c.delivered);
     add(l, "redelivered", q->c.redelivered);
@@ -142,6 +145,21 @@ broker_stats(struct stat_list *l, const struct server *s)
     add(l, "deliveries", b->dels.count);
     add(l, "timers", b->timers.n);
     add(l, "next_id", b->next_id);
+    add(l, "durability", b->store != NULL);
+    if (b->store) {
+        uint64_t db, wal, fr;
+        store_disk_bytes(b->store, &db, &wal, &fr);
+        add(l, "store_state", store_state(b->store));
+        add(l, "store_appended", store_appended(b->store));
+        add(l, "store_committed", store_committed(b->store));
+        add(l, "store_synced", store_synced(b->store));
+        add(l, "store_lag", store_appended(b->store) - store_committed(b->store));
+        add(l, "store_sync_lag", store_committed(b->store) - store_synced(b->store));
+        add(l, "store_commits", store_commits(b->store));
+        add(l, "store_db_bytes", db);
+        add(l, "store_wal_bytes", wal);
+        add(l, "store_free_bytes", fr);
+    }
     add(l, "max_message_size", b->cfg.max_message_size);
     add(l, "memory_limit", b->mem.limit);
     add(l, "memory_used", b->mem.used);

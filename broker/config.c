@@ -30,6 +30,12 @@ static const char usage[] =
     "  --frame-timeout MS       a frame once started must arrive within MS (default 30000)\n"
     "  --reservoir-capacity N   idle I/O buffers kept for reuse per size class; 0 (the\n"
     "                           default) keeps 120% of the most ever in use at once\n"
+    "  --durability MODE        none (the default: in memory only) or sqlite: queues are\n"
+    "                           durable unless declared not, kept in DIR/slabmq.db\n"
+    "  --data-dir DIR           where --durability sqlite keeps its database\n"
+    "                           (default ./slabmq-data)\n"
+    "  --ignore-corrupt-data    start even if the database fails its integrity check: it is\n"
+    "                           renamed aside and the broker starts empty\n"
     "  --log-level LEVEL        debug, info, warn or error (default info)\n"
     "  -h, --help               this help\n"
     "  -V, --version            print the version\n"
@@ -128,6 +134,22 @@ apply(struct server_config *c, int opt, const char *arg)
             return bad("--reservoir-capacity", arg, "expected 0-65536");
         c->broker.reservoir_capacity = (uint32_t)v;
         return 0;
+    case 'D':
+        if (strcmp(arg, "none") == 0)
+            c->durability = 0;
+        else if (strcmp(arg, "sqlite") == 0)
+            c->durability = 1;
+        else
+            return bad("--durability", arg, "expected none or sqlite");
+        return 0;
+    case 'd':
+        if (strlen(arg) == 0 || strlen(arg) >= sizeof(c->data_dir))
+            return bad("--data-dir", arg, "expected a directory path");
+        snprintf(c->data_dir, sizeof(c->data_dir), "%s", arg);
+        return 0;
+    case 'I':
+        c->ignore_corrupt = 1;
+        return 0;
     case 'l':
         if (parse_log_level(arg))
             return bad("--log-level", arg, "expected debug, info, warn or error");
@@ -150,6 +172,9 @@ config_parse(struct server_config *c, int argc, char **argv)
                                          {"frame-timeout", required_argument, NULL, 'f'},
                                          {"reservoir-capacity", required_argument, NULL, 'r'},
                                          {"log-level", required_argument, NULL, 'l'},
+                                         {"durability", required_argument, NULL, 'D'},
+                                         {"data-dir", required_argument, NULL, 'd'},
+                                         {"ignore-corrupt-data", no_argument, NULL, 'I'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};

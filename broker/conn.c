@@ -25,6 +25,8 @@
 #include "reservoir.h"
 #include "server.h"
 #include "slabmq.h"
+#include "confirm.h"
+#include "store.h"
 #include "sub.h"
 #include "wait.h"
 
@@ -78,6 +80,9 @@ conn_close(struct conn *c)
     }
     if (c->paused & CONN_PAUSE_MEMORY)
         dlist_unlink(&c->plink);
+    if (c->paused & CONN_PAUSE_STORE)
+        dlist_unlink(&c->stlink);
+    confirm_conn_gone(c);
     wait_cancel_conn(c);
     sub_cancel_conn(c);
     broker_defer_wake(&s->b);
@@ -152,6 +157,8 @@ resume_reading(struct conn *c, uint8_t why)
 {
     if (why & CONN_PAUSE_MEMORY)
         dlist_unlink(&c->plink);
+    if (why & CONN_PAUSE_STORE)
+        dlist_unlink(&c->stlink);
     c->paused &= (uint8_t)~why;
     if (c->paused || c->closing)
         return;
@@ -182,6 +189,18 @@ shed_slow_readers(struct server *s)
                  worst->peer, worst->out.len);
         s->slow_closed++;
         conn_close(worst);
+    }
+}
+
+void
+conn_resume_store(struct server *s)
+{
+    struct dlink *l = s->store_paused.next;
+
+    while (l != &s->store_paused && store_has_room(s->b.store, s->b.cfg.max_message_size)) {
+        struct conn *c = DLIST_ENTRY(l, struct conn, stlink);
+        l = l->next;
+        resume_reading(c, CONN_PAUSE_STORE);
     }
 }
 
@@ -340,6 +359,11 @@ conn_process(struct conn *c)
         }
         r = smq_frame_decode(in->data + in->start, in->len - in->start, max_body, &body, &blen,
                              &total);
+        if (r == SMQ_FRAME_OK && s->b.store && !store_has_room(s->b.store, blen)) {
+            pause_reading(c, CONN_PAUSE_STORE); /* the writer is behind: wait for it */
+            dlist_push_back(&s->store_paused, &c->stlink);
+            break;
+        }
         if (r == SMQ_FRAME_NEED_MORE) {
             if (total)
                 frame_pending(c, total, blen);
@@ -474,6 +498,8 @@ conn_flush(struct conn *c)
         return 0;
     }
     event_del(&c->wev);
+    if (c->closing && c->out.len > 0)
+        return 0; /* replies held for the store go out first (confirm.c) */
     if (c->closing) {
         conn_close(c);
         return -1;

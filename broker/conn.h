@@ -25,6 +25,7 @@ struct rbuf;
 /* Why reading is paused (bits of conn.paused). */
 #define CONN_PAUSE_OUTPUT 1 /* pending output over the cap: resumes when written */
 #define CONN_PAUSE_MEMORY 2 /* broker at its memory limit: resumes when memory drains */
+#define CONN_PAUSE_STORE 4  /* the store's operation ring is full: resumes as it drains */
 
 struct conn {
     struct server *srv;
@@ -38,6 +39,8 @@ struct conn {
     struct dlink waits;      /* long-poll waiters (waiter.clink) */
     uint32_t nwaits;
     struct subtab *subs;     /* subscriptions (sub.c), NULL until the first SUBSCRIBE */
+    struct confirmq *confirm; /* replies held for the store (confirm.c), or NULL */
+    struct dlink stlink;     /* in srv->store_paused while CONN_PAUSE_STORE */
     struct dlink plink;      /* in srv->mem_paused while CONN_PAUSE_MEMORY */
     size_t discard;          /* input bytes still to skip of a frame refused from its header */
     size_t need_mem;         /* bytes a paused read is waiting for (0: none) */
@@ -68,6 +71,8 @@ void conn_want_write(struct conn *c);
  * the loop to turn); whatever is left, or a write error, is handled by the write event.
  * Never closes c, so it is safe while another connection is being served. */
 void conn_try_write(struct conn *c);
+/* Resume connections paused for a full store ring, if it has room again. */
+void conn_resume_store(struct server *s);
 /* Resume connections paused at the memory limit, while the broker is under it. */
 void conn_resume_memory(struct server *s);
 /* Send what is pending, then close (after an error reply). */

@@ -15,12 +15,23 @@
 /* Bytes appended over the chain's life; frames measure themselves with it. */
 static size_t obuf_total(const struct obuf *o);
 
+/* Pending bytes the limit lets through. */
+static size_t
+obuf_writable(const struct obuf *o)
+{
+    if (o->limit == UINT64_MAX || o->limit >= o->flushed + o->len)
+        return o->len;
+    return o->limit > o->flushed ? (size_t)(o->limit - o->flushed) : 0;
+}
+
 void
 obuf_init(struct obuf *o, struct reservoir *res)
 {
     o->res = res;
     o->head = o->tail = NULL;
     o->len = 0;
+    o->flushed = 0;
+    o->limit = UINT64_MAX;
 }
 
 void
@@ -127,12 +138,17 @@ obuf_flush(struct obuf *o, int fd)
         struct iovec iov[OBUF_IOV];
         int n = 0;
         ssize_t w;
+        uint64_t allowed = o->limit == UINT64_MAX ? UINT64_MAX : o->limit - o->flushed;
 
-        for (struct rbuf *b = o->head; b && n < OBUF_IOV; b = b->next) {
-            if (b->len == b->start)
+        for (struct rbuf *b = o->head; b && n < OBUF_IOV && allowed > 0; b = b->next) {
+            size_t k = b->len - b->start;
+            if (k == 0)
                 continue;
+            if (k > allowed)
+                k = (size_t)allowed;
             iov[n].iov_base = b->data + b->start;
-            iov[n].iov_len = b->len - b->start;
+            iov[n].iov_len = k;
+            allowed -= k;
             n++;
         }
         if (n == 0)
@@ -142,10 +158,11 @@ obuf_flush(struct obuf *o, int fd)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return (long)o->len;
+                return (long)obuf_writable(o);
             return -1;
         }
         o->len -= (size_t)w;
+        o->flushed += (uint64_t)w;
         while (w > 0 || (o->head && o->head->start == o->head->len && o->head != o->tail)) {
             struct rbuf *b = o->head;
             size_t k = b->len - b->start;
@@ -167,5 +184,5 @@ obuf_flush(struct obuf *o, int fd)
         reservoir_put(o->res, o->head);
         o->head = o->tail = NULL;
     }
-    return (long)o->len;
+    return (long)obuf_writable(o);
 }

@@ -18,7 +18,18 @@ struct obuf {
     struct rbuf *head;     /* oldest buffer, written first */
     struct rbuf *tail;     /* buffer being appended to */
     size_t len;            /* bytes pending */
+    uint64_t flushed;      /* bytes written to the socket so far, in all */
+    uint64_t limit;        /* write nothing at or past this absolute position (flushed +
+                              pending offset): replies waiting for the store (confirm.c);
+                              UINT64_MAX: no hold */
 };
+
+/* Absolute position of the next byte appended. */
+static inline uint64_t
+obuf_position(const struct obuf *o)
+{
+    return o->flushed + o->len;
+}
 
 /* A frame under construction. */
 struct obuf_frame {
@@ -50,7 +61,8 @@ obuf_commit(struct obuf *o, size_t n)
 void obuf_frame_begin(struct obuf *o, struct obuf_frame *f);
 void obuf_frame_end(struct obuf *o, struct obuf_frame *f);
 
-/* Write as much as the socket takes. Returns bytes left, or -1 on a write error (errno). */
+/* Write as much as the socket takes, up to the limit. Returns the bytes left that may be
+ * written now (held bytes not counted), or -1 on a write error (errno). */
 long obuf_flush(struct obuf *o, int fd);
 
 #endif /* SLABMQ_BROKER_OBUF_H */

@@ -8,6 +8,7 @@
 #include "delivery.h"
 #include "queue_int.h"
 #include "segment.h"
+#include "store.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Segments                                                                                  */
@@ -226,6 +227,8 @@ queue_publish(struct broker *b, struct queue *q, const void *data, uint32_t len,
     q->c.published++;
     b->messages++;
     *id = mid;
+    if (q->durable)
+        store_insert(b->store, q, mid, data, len, NULL, b->now_ms);
     return 0;
 }
 
@@ -254,7 +257,9 @@ queue_publish_opts(struct broker *b, struct queue *q, const void *data, uint32_t
     struct segment *g;
     long off;
 
-    if (ttl == 0 && (!o || (o->delay_ms == 0 && o->prio == 0)))
+    if (o && o->no_queue_ttl)
+        ttl = o->ttl_ms;
+    if (ttl == 0 && (!o || (o->delay_ms == 0 && o->prio == 0 && !o->record)))
         return queue_publish(b, q, data, len, id);
     /* everything that can fail first, so a failure leaves nothing behind */
     if ((o && o->prio && need_plists(b, q)) || theap_reserve(&b->timers, 1) < 0
@@ -293,6 +298,8 @@ queue_publish_opts(struct broker *b, struct queue *q, const void *data, uint32_t
         queue_delay(b, d, o->delay_ms);
     else
         queue_make_ready(b, d);
+    if (q->durable)
+        store_insert(b->store, q, mid, data, len, d, b->now_ms);
     return 0;
 }
 
@@ -326,6 +333,8 @@ queue_rollback(struct broker *b, struct queue *q, const struct queue_mark *m)
             struct seg_rec r;
             seg_read(g, off, &r);
             seg_kill(&b->slab, g, off);
+            if (q->durable)
+                store_delete(b->store, r.id);
             off += r.size;
         }
         drop_segment(b, q, g);
@@ -336,6 +345,8 @@ queue_rollback(struct broker *b, struct queue *q, const struct queue_mark *m)
             struct seg_rec r;
             seg_read(g, off, &r);
             seg_kill(&b->slab, g, off);
+            if (q->durable)
+                store_delete(b->store, r.id);
             off += r.size;
         }
         g->used = m->used;
@@ -468,6 +479,8 @@ queue_destroy(struct broker *b, struct delivery *d)
 
     q->bytes -= d->len;
     b->messages--;
+    if (q->durable && !q->clearing)
+        store_delete(b->store, d->id);
     theap_remove(&b->timers, d);
     dtable_remove(&b->dels, d);
     dlist_unlink(&d->slink);
@@ -584,8 +597,12 @@ come_back(struct broker *b, struct delivery *d, uint64_t delay_ms)
         queue_dead_letter(b, d, DL_EXPIRED);
     } else if (delay_ms) {
         queue_delay(b, d, delay_ms);
+        if (q->durable)
+            store_update(b->store, d, b->now_ms);
     } else {
         queue_make_ready(b, d);
+        if (q->durable)
+            store_update(b->store, d, b->now_ms);
     }
 }
 
@@ -644,6 +661,8 @@ drop_fresh_one(struct broker *b, struct queue *q)
     q->roff += r.size;
     q->nfresh--;
     b->messages--;
+    if (q->durable && !q->clearing)
+        store_delete(b->store, r.id);
     queue_segment_died(b, q, g, seg_kill(&b->slab, g, q->roff - r.size));
 }
 

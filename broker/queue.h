@@ -62,9 +62,11 @@ enum queue_dlq {
 
 /* Per-message options of a publish. All zero: a plain message (8 bytes of overhead). */
 struct pub_opts {
-    uint64_t delay_ms; /* not ready before now + this; 0: at once */
-    uint64_t ttl_ms;   /* time to live; 0: the queue's ttl_ms */
-    uint8_t prio;      /* 0 to SMQ_PRIO_MAX */
+    uint64_t delay_ms;    /* not ready before now + this; 0: at once */
+    uint64_t ttl_ms;      /* time to live; 0: the queue's ttl_ms */
+    uint8_t prio;         /* 0 to SMQ_PRIO_MAX */
+    uint8_t no_queue_ttl; /* ttl_ms 0 means none, not the queue's (recovery) */
+    uint8_t record;       /* give it a delivery record even without options (recovery) */
 };
 
 struct dedup;
@@ -86,6 +88,9 @@ struct queue {
     uint8_t clearing;           /* being emptied: no compaction */
     uint8_t paused;             /* PAUSE: accept publishes, deliver nothing until RESUME */
     uint8_t dlq_mode;           /* enum queue_dlq */
+    uint8_t durable;            /* mirrored in the store (store.h) */
+    uint8_t confirm;            /* enum store_level: default confirmation of publishes */
+    uint64_t sid;               /* the queue's id in the store; unique, never reused */
     uint8_t dlq_len;            /* QUEUE_DLQ_NAMED: bytes of dlq_name */
     char *dlq_name;             /* QUEUE_DLQ_NAMED: slab copy, NUL-terminated; else NULL */
     uint32_t max_deliveries;    /* dead-letter a message coming back after this many; 0: no */
@@ -197,6 +202,10 @@ uint32_t queue_dlq_name(const struct queue *q, char *buf);
 /* Set the dead-letter queue: NULL for the default, "" for none. Returns 0, or -1 at the
  * memory limit (nothing changed). */
 int queue_set_dlq(struct broker *b, struct queue *q, const char *name, uint32_t len);
+/* Recovery: make d a dead letter from src (reason, deliveries there). 0, or -1 at the memory
+ * limit. */
+int queue_restore_dead(struct broker *b, struct delivery *d, unsigned reason,
+                       uint32_t deliveries, const char *src, uint32_t srclen);
 /* A queue's gauges that need a walk: earliest due time of its delayed messages (0: none). */
 uint64_t queue_next_due(const struct queue *q);
 /* q may have messages for its consumers (waiters, subscriptions): put it on the broker's

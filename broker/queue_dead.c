@@ -13,6 +13,7 @@
 #include "queue.h"
 #include "queue_int.h"
 #include "segment.h"
+#include "store.h"
 
 const char *
 dl_reason_name(unsigned reason)
@@ -173,4 +174,32 @@ queue_dead_letter(struct broker *b, struct delivery *d, unsigned reason)
     dq->bytes += d->len;
     dq->c.published++;
     queue_make_ready(b, d);
+    if (dq->durable && q->durable) /* the same row, now in the dead-letter queue */
+        store_update(b->store, d, b->now_ms);
+    else if (dq->durable)
+        store_insert_held(b->store, d, b->now_ms);
+    else if (q->durable)
+        store_delete(b->store, d->id);
+}
+
+int
+queue_restore_dead(struct broker *b, struct delivery *d, unsigned reason, uint32_t deliveries,
+                   const char *src, uint32_t srclen)
+{
+    struct msg_ext *e;
+
+    if (srclen > SMQ_NAME_MAX)
+        srclen = SMQ_NAME_MAX;
+    if (!(e = slab_alloc(&b->slab, sizeof(*e) + srclen)))
+        return -1;
+    e->expires_ms = 0;
+    e->dl_deliveries = deliveries;
+    e->reason = (uint8_t)reason;
+    e->srclen = (uint8_t)srclen;
+    memcpy(e->src, src, srclen);
+    if (d->ext && d->ext->expires_ms)
+        e->expires_ms = d->ext->expires_ms;
+    queue_free_ext(b, d);
+    d->ext = e;
+    return 0;
 }

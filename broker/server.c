@@ -21,6 +21,8 @@
 #include "log.h"
 #include "ops.h"
 #include "slabmq.h"
+#include "confirm.h"
+#include "store.h"
 #include "sub.h"
 #include "wait.h"
 
@@ -36,6 +38,8 @@ server_config_defaults(struct server_config *c)
     c->max_connections = 10000;
     c->output_cap = (size_t)16 << 20;
     c->frame_timeout_ms = 30000;
+    snprintf(c->data_dir, sizeof(c->data_dir), "slabmq-data");
+    c->store_ring = (size_t)64 << 20;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -221,6 +225,10 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
     log_info("signal %d: shutting down", (int)sig);
     s->stopping = 1;
     evconnlistener_disable(s->listener);
+    if (s->b.store) { /* commit and sync what was accepted, then confirm it */
+        store_stop(s->b.store);
+        confirm_progress(s);
+    }
     while (!dlist_empty(&s->conns))
         conn_shutdown(DLIST_ENTRY(s->conns.next, struct conn, link));
     event_base_loopbreak(s->base);
@@ -241,11 +249,29 @@ server_free(struct server *s)
         event_free(s->sig_term);
     if (s->sig_int)
         event_free(s->sig_int);
+    if (s->store_ev)
+        event_free(s->store_ev);
+    store_close(s->b.store);
+    s->b.store = NULL;
     broker_deinit(&s->b);
     if (s->base)
         event_base_free(s->base);
     free(s);
     libevent_global_shutdown();
+}
+
+/* The store's writer made progress: release held replies, resume paused readers. */
+static void
+server_store_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+
+    (void)fd;
+    (void)what;
+    broker_tick(&s->b);
+    store_drain_event(s->b.store);
+    confirm_progress(s);
+    conn_resume_store(s);
 }
 
 /* Broker hook: q has ready messages for its consumers; waiting FETCHes first. */
@@ -279,12 +305,25 @@ server_run(const struct server_config *c)
     s->cfg = *c;
     dlist_init(&s->conns);
     dlist_init(&s->mem_paused);
+    dlist_init(&s->store_paused);
+    dlist_init(&s->confirm_conns);
     if (broker_init(&s->b, &c->broker, err, sizeof(err))) {
         fprintf(stderr, "slabmqd: %s\n", err);
         free(s);
         return 1;
     }
     s->b.hooks = (struct broker_hooks){serve_queue, queue_gone, s};
+    if (c->durability) { /* loads the durable queues before anyone can connect */
+        struct store *st = store_open(&s->b, c->data_dir, c->store_ring, c->ignore_corrupt,
+                                      err, sizeof(err));
+        if (!st) {
+            fprintf(stderr, "slabmqd: durability: %s\n", err);
+            broker_deinit(&s->b);
+            free(s);
+            return 1;
+        }
+        s->b.store = st;
+    }
     s->started_ms = s->b.now_ms;
     s->base = event_base_new();
     if (!s->base) {
@@ -295,6 +334,14 @@ server_run(const struct server_config *c)
     s->accept_retry = evtimer_new(s->base, server_accept_retry_cb, s);
     s->sig_term = evsignal_new(s->base, SIGTERM, server_signal_cb, s);
     s->sig_int = evsignal_new(s->base, SIGINT, server_signal_cb, s);
+    if (s->b.store) {
+        s->store_ev = event_new(s->base, store_event_fd(s->b.store), EV_READ | EV_PERSIST,
+                                server_store_cb, s);
+        if (!s->store_ev || event_add(s->store_ev, NULL)) {
+            fprintf(stderr, "slabmqd: cannot set up events\n");
+            goto out;
+        }
+    }
     if (!s->timer || !s->accept_retry || !s->sig_term || !s->sig_int
         || event_add(s->sig_term, NULL) || event_add(s->sig_int, NULL)) {
         fprintf(stderr, "slabmqd: cannot set up events\n");

@@ -21,6 +21,10 @@ struct server_config {
     uint32_t max_connections;  /* --max-connections */
     size_t output_cap;         /* pending output at which a connection stops being read */
     uint32_t frame_timeout_ms; /* --frame-timeout: a started frame must be complete by then */
+    int durability;            /* --durability: 0 none, 1 sqlite */
+    char data_dir[1024];       /* --data-dir */
+    int ignore_corrupt;        /* --ignore-corrupt-data */
+    size_t store_ring;         /* bytes of the store's operation ring */
 };
 
 struct server {
@@ -35,6 +39,9 @@ struct server {
     uint64_t timer_due;         /* when 'timer' is armed for (mono ms), 0 if not */
     struct dlink conns;         /* every open connection */
     struct dlink mem_paused;    /* connections paused at the memory limit (conn.plink) */
+    struct dlink store_paused;  /* connections paused for the store's ring (conn.stlink) */
+    struct dlink confirm_conns; /* connections with replies held for the store */
+    struct event *store_ev;     /* the store's progress notifications */
     uint32_t nconns;
     uint64_t conns_total;       /* accepted, total */
     uint64_t conns_refused;     /* refused at max_connections, total */

@@ -73,7 +73,7 @@ pack_queue_options(slabmq_client *c, const slabmq_queue_options *o)
     n = !!o->visibility_ms + !!o->max_messages + !!o->max_bytes
         + (o->overflow != SLABMQ_OVERFLOW_UNCHANGED) + !!o->retry_backoff_ms
         + !!o->retry_backoff_max_ms + !!o->max_deliveries + !!o->dead_letter + !!o->ttl_ms
-        + !!o->dedup_window;
+        + !!o->dedup_window + !!o->durable + (o->confirm != SLABMQ_CONFIRM_DEFAULT);
     msgpack_pack_map(&c->pk, (size_t)n);
     if (o->visibility_ms)
         pack_option(c, "visibility_ms", o->visibility_ms);
@@ -94,6 +94,17 @@ pack_queue_options(slabmq_client *c, const slabmq_queue_options *o)
     if (o->dead_letter) {
         smq_pack_str(c, "dead_letter");
         smq_pack_str(c, o->dead_letter);
+    }
+    if (o->durable) {
+        smq_pack_str(c, "durable");
+        if (o->durable == SLABMQ_DURABLE_YES)
+            msgpack_pack_true(&c->pk);
+        else
+            msgpack_pack_false(&c->pk);
+    }
+    if (o->confirm != SLABMQ_CONFIRM_DEFAULT) {
+        smq_pack_str(c, "confirm");
+        smq_pack_str(c, smq_confirm_name(o->confirm));
     }
     if (o->overflow != SLABMQ_OVERFLOW_UNCHANGED) {
         smq_pack_str(c, "overflow");

@@ -64,6 +64,7 @@ struct slabmq_client {
     int broken;             /* an I/O error or a bad reply: every later call fails */
     char err[256];          /* detail of the last failure */
     int last;               /* status of the last failure (slabmq_status) */
+    int last_level;         /* slabmq_confirm_level of the last publish with options */
     slabmq_confirm_ex_cb on_confirm_ex; /* called for each pipelined reply; may be NULL */
     void *confirm_ex_arg;
     struct smq_sub *subs;   /* the open subscriptions, nsubs of them (at most 64 on a broker) */
@@ -102,6 +103,10 @@ slabmq_status smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struc
 
 /* Checks shared by every call naming a queue: a client, and a valid name. */
 slabmq_status smq_check_queue(struct slabmq_client *c, const char *queue);
+/* "memory", "written" or "synced" for a level (SLABMQ_CONFIRM_MEMORY..SYNCED). */
+const char *smq_confirm_name(int level);
+/* A confirmation level result (a str) at r; SLABMQ_CONFIRM_DEFAULT if it is none. */
+int smq_read_level(struct smq_mpr *r);
 
 /* Mark a reply malformed. */
 slabmq_status smq_bad_reply(struct slabmq_client *c, const char *what);

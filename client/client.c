@@ -406,7 +406,7 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
 {
     struct smq_mpr r;
     struct smq_head h;
-    slabmq_confirm cf = {0, SLABMQ_OK, 0, 0};
+    slabmq_confirm cf = {0, SLABMQ_OK, 0, 0, SLABMQ_CONFIRM_DEFAULT};
 
     smq_mpr_init(&r, body, len);
     if (smq_read_head(&r, &h) || h.id != c->first_async)
@@ -420,6 +420,8 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
     if (h.status == SLABMQ_OK && h.op == SMQ_OP_PUBLISH && h.n > 4
         && smq_mpr_bool(&r, &cf.duplicate))
         cf.duplicate = 0; /* not the bool of a publish with options: nothing to report */
+    else if (h.status == SLABMQ_OK && h.op == SMQ_OP_PUBLISH && h.n > 5)
+        cf.level = smq_read_level(&r);
     if (h.status != SLABMQ_OK && c->async_err == SLABMQ_OK) {
         c->async_err = cf.status;
         snprintf(c->async_msg, sizeof(c->async_msg), "request %llu: %s: %.*s",

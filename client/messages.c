@@ -57,7 +57,7 @@ static void
 pack_publish_options(slabmq_client *c, const slabmq_publish_options *o)
 {
     msgpack_pack_map(&c->pk, (size_t)(!!o->delay_ms + !!o->at_ms + !!o->ttl_ms + !!o->priority
-                                      + !!o->id));
+                                      + !!o->id + (o->confirm != SLABMQ_CONFIRM_DEFAULT)));
     if (o->delay_ms)
         pack_uint_option(c, "delay_ms", o->delay_ms);
     if (o->at_ms)
@@ -69,6 +69,10 @@ pack_publish_options(slabmq_client *c, const slabmq_publish_options *o)
     if (o->id) {
         smq_pack_str(c, "id");
         smq_pack_str(c, o->id);
+    }
+    if (o->confirm != SLABMQ_CONFIRM_DEFAULT) {
+        smq_pack_str(c, "confirm");
+        smq_pack_str(c, smq_confirm_name(o->confirm));
     }
 }
 
@@ -159,6 +163,9 @@ publish(slabmq_client *c, const char *queue, const slabmq_payload *msgs, size_t 
             && (nres < 2 || smq_mpr_uint(&r, &count) || count != n))
         || (op == SMQ_OP_PUBLISH && opts && (nres < 2 || smq_mpr_bool(&r, &dup))))
         return smq_bad_reply(c, "PUBLISH");
+    c->last_level = SLABMQ_CONFIRM_DEFAULT;
+    if (op == SMQ_OP_PUBLISH && opts && nres >= 3)
+        c->last_level = smq_read_level(&r);
     if (first_id)
         *first_id = id;
     if (duplicate)
@@ -682,4 +689,35 @@ SLABMQ_API slabmq_status
 slabmq_term(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *terminated)
 {
     return settle(c, SMQ_OP_TERM, ids, n, 0, terminated);
+}
+
+const char *
+smq_confirm_name(int level)
+{
+    return level == SLABMQ_CONFIRM_SYNCED    ? "synced"
+           : level == SLABMQ_CONFIRM_WRITTEN ? "written"
+                                             : "memory";
+}
+
+int
+smq_read_level(struct smq_mpr *r)
+{
+    const char *s;
+    uint32_t n;
+
+    if (smq_mpr_str(r, &s, &n))
+        return SLABMQ_CONFIRM_DEFAULT;
+    if (n == 6 && memcmp(s, "synced", 6) == 0)
+        return SLABMQ_CONFIRM_SYNCED;
+    if (n == 7 && memcmp(s, "written", 7) == 0)
+        return SLABMQ_CONFIRM_WRITTEN;
+    if (n == 6 && memcmp(s, "memory", 6) == 0)
+        return SLABMQ_CONFIRM_MEMORY;
+    return SLABMQ_CONFIRM_DEFAULT;
+}
+
+SLABMQ_API slabmq_confirm_level
+slabmq_last_confirm_level(const slabmq_client *c)
+{
+    return c ? (slabmq_confirm_level)c->last_level : SLABMQ_CONFIRM_DEFAULT;
 }

@@ -3,7 +3,7 @@
 # Safe to run again: apt-get skips what is already there.
 set -eu
 
-PACKAGES="gcc make cmake pkg-config libc6-dev libevent-dev libmsgpack-dev valgrind"
+PACKAGES="gcc make cmake pkg-config libc6-dev libevent-dev libmsgpack-dev libsqlite3-dev valgrind"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install dependencies, build, and run the whole test suite twice: a normal build with
 # warnings as errors (which also runs a subset of integration cases with the broker under
-# valgrind), then an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# valgrind), then an AddressSanitizer + UndefinedBehaviorSanitizer build; and the
+# durability tests a third time under ThreadSanitizer.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -14,5 +15,9 @@ echo "== ASan + UBSan build =="
 scripts/build.sh build-asan -DSLABMQ_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j2 -LE "bench|install"
+
+echo "== ThreadSanitizer build: the durability tests (the broker's one other thread) =="
+scripts/build.sh build-tsan -DSLABMQ_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j2 -L durability
 
 echo "== all tests passed =="

@@ -78,6 +78,8 @@ usage(FILE *f)
           "fast as possible)\n"
           "      --window W            unconfirmed messages per producer (default 1024)\n"
           "      --batch-publish K     K messages per PUBLISH_BATCH frame (default 1: PUBLISH)\n"
+          "      --confirm LEVEL       memory, written or synced: publish with that confirmation\n"
+          "                            level (against a broker run with --durability sqlite)\n"
           "      --fetch-batch B       FETCH max, 1-10000 (default 1024)\n"
           "      --ack MODE            each (default), batch, or none (FETCH_NOACK)\n"
           "      --queues Q            producer i publishes to queue i %% Q, consumer j reads "
@@ -178,6 +180,12 @@ apply(struct bench_params *p, int opt, const char *arg)
     case 'r': bad = parse_double(arg, 0.0, 1e9, &p->rate); break;
     case 'W': bad = parse_count(arg, 1, 1000000, &v); p->window = (uint32_t)v; break;
     case 'K': bad = parse_count(arg, 1, 100000, &v); p->batch_publish = (uint32_t)v; break;
+    case 'C': {
+        static const char *const levels[] = {"memory", "written", "synced"};
+        bad = (i = parse_name(arg, levels, 3)) < 0;
+        p->confirm = bad ? 0 : i + 1;
+        break;
+    }
     case 'B': bad = parse_count(arg, 1, 10000, &v); p->fetch_batch = (uint32_t)v; break;
     case 'a':
         bad = (i = parse_name(arg, ack_names, 3)) < 0;
@@ -243,6 +251,7 @@ parse_args(struct bench_params *p, int argc, char **argv)
         {"count", required_argument, NULL, 'n'},      {"duration", required_argument, NULL, 'd'},
         {"rate", required_argument, NULL, 'r'},       {"window", required_argument, NULL, 'W'},
         {"batch-publish", required_argument, NULL, 'K'},
+        {"confirm", required_argument, NULL, 'C'},
         {"fetch-batch", required_argument, NULL, 'B'},
         {"ack", required_argument, NULL, 'a'},        {"queues", required_argument, NULL, 'q'},
         {"queue-prefix", required_argument, NULL, 'Q'},

@@ -53,6 +53,7 @@ struct bench_params {
     double rate;                                /* total msg/s; 0: as fast as possible */
     uint32_t window;                            /* publish window */
     uint32_t batch_publish;                     /* messages per PUBLISH_BATCH; 0 or 1: single */
+    int confirm;                                /* slabmq_confirm_level; 0: plain publishes */
     uint32_t fetch_batch;                       /* FETCH max */
     enum bench_ack ack;
     int queues;

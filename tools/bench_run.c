@@ -153,7 +153,14 @@ publish(struct bench_worker *w, uint8_t *buf, slabmq_payload *pl, uint32_t m)
 
     w->fifo[(w->fifo_head + w->fifo_len) % w->fifo_cap] = m;
     w->fifo_len++;
-    if (m == 1) {
+    if (w->b->p.confirm) { /* durability: publishes that say how far to get */
+        slabmq_publish_options o = SLABMQ_PUBLISH_OPTIONS_INIT;
+        o.confirm = (slabmq_confirm_level)w->b->p.confirm;
+        for (uint32_t i = 0; i < m; i++)
+            pl[i] = (slabmq_payload){buf + (size_t)i * size, size};
+        st = m == 1 ? slabmq_publish_opts_async(w->c, w->q->name, buf, size, &o, NULL)
+                    : slabmq_publish_batch_opts_async(w->c, w->q->name, pl, m, &o, NULL);
+    } else if (m == 1) {
         st = slabmq_publish_async(w->c, w->q->name, buf, size, NULL);
     } else {
         for (uint32_t i = 0; i < m; i++)

@@ -132,7 +132,8 @@ publish_options(const struct cli *cli)
 {
     const slabmq_publish_options *o = &cli->pub;
 
-    return o->delay_ms || o->at_ms || o->ttl_ms || o->priority || o->id ? o : NULL;
+    return o->delay_ms || o->at_ms || o->ttl_ms || o->priority || o->id || o->confirm ? o
+                                                                                   : NULL;
 }
 
 /* Lines of input waiting to go out as one PUBLISH_BATCH. */

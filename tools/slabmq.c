@@ -44,9 +44,12 @@
 #define OPT_ID (1u << 14)
 #define OPT_SKIP (1u << 15)
 #define OPT_CREDIT (1u << 16)
+#define OPT_DURABLE (1u << 17)
+#define OPT_CONFIRM (1u << 18)
 #define OPT_QUEUE (OPT_VISIBILITY | OPT_MAX_MESSAGES | OPT_MAX_BYTES | OPT_OVERFLOW | OPT_BACKOFF \
-                   | OPT_MAX_DELIVERIES | OPT_DEAD_LETTER | OPT_TTL | OPT_DEDUP)
-#define OPT_PUBLISH (OPT_DELAY | OPT_AT | OPT_TTL | OPT_PRIORITY | OPT_ID)
+                   | OPT_MAX_DELIVERIES | OPT_DEAD_LETTER | OPT_TTL | OPT_DEDUP | OPT_DURABLE \
+                   | OPT_CONFIRM)
+#define OPT_PUBLISH (OPT_DELAY | OPT_AT | OPT_TTL | OPT_PRIORITY | OPT_ID | OPT_CONFIRM)
 
 /* getopt_long values of the long-only options. */
 #define OPT_VAL_VISIBILITY 256
@@ -65,6 +68,8 @@
 #define OPT_VAL_ID 269
 #define OPT_VAL_SKIP 270
 #define OPT_VAL_CREDIT 271
+#define OPT_VAL_DURABLE 272
+#define OPT_VAL_CONFIRM 273
 
 #define MAX_DELIVERIES_MAX 1000000          /* the broker's limit for max_deliveries */
 #define DEDUP_WINDOW_MIN 1024                 /* and for dedup_window, when not 0 */
@@ -201,6 +206,8 @@ static const char publish_help[] =
     "                   remembers ID stores nothing, and the command prints\n"
     "                   \"duplicate: QUEUE already has ID (message N); nothing published\"\n"
     "                   (exit status 0). With --id, --json adds \"duplicate\":true|false.\n"
+    "  --confirm LEVEL  memory, written or synced: how far a message to a durable queue\n"
+    "                   must get before the broker confirms it (default: the queue's)\n"
     "Delays and TTLs go up to 100 years.\n";
 
 static const char consume_help[] =
@@ -285,6 +292,11 @@ static const char declare_help[] =
     "                          acked in time, is redelivered after MS * 2^(deliveries-1)\n"
     "                          ms (less up to 20% jitter); 0 turns it off (the default)\n"
     "  --backoff-max MS        the most a backoff waits (default 60000)\n"
+    "  --durable yes|no        with a broker run with --durability sqlite: keep the queue\n"
+    "                          in its database (the default there) or in memory only;\n"
+    "                          changes only while the queue is empty\n"
+    "  --confirm LEVEL         memory, written (the default) or synced: how far a publish\n"
+    "                          to the queue must get before it is confirmed\n"
     "\n"
     "SIZE is a number of bytes, optionally followed by K/M/G or KiB/MiB/GiB (powers of\n"
     "1024) or KB/MB/GB (powers of 1000), in any case: 65536, 64KiB, 10MB. A limit can be\n"
@@ -411,7 +423,8 @@ static const struct command commands[] = {
     {"stats", cli_cmd_stats, 0, 1, 0, 0, "stats [QUEUE]", stats_help, NULL},
     {"publish", cli_cmd_publish, 1, 2, OPT_PUBLISH, 0,
      "publish QUEUE [MESSAGE | -]\n"
-     "              [--delay MS] [--at UNIX_MS] [--ttl MS] [--priority N] [--id ID]",
+     "              [--delay MS] [--at UNIX_MS] [--ttl MS] [--priority N] [--id ID]\n"
+     "              [--confirm memory|written|synced]",
      publish_help, check_publish},
     {"consume", cli_cmd_consume, 1, 1, OPT_COUNT | OPT_WAIT, UINT32_MAX,
      "consume QUEUE [-n N] [--wait MS]", consume_help, NULL},
@@ -433,7 +446,8 @@ static const struct command commands[] = {
      "              [--visibility MS] [--max-messages N] [--max-bytes SIZE]\n"
      "              [--overflow reject|drop-oldest|dead-letter] [--backoff MS]\n"
      "              [--backoff-max MS] [--max-deliveries N] [--dead-letter NAME]\n"
-     "              [--ttl MS] [--dedup-window SIZE]",
+     "              [--ttl MS] [--dedup-window SIZE] [--durable yes|no]\n"
+     "              [--confirm memory|written|synced]",
      declare_help, NULL},
     {"memory", cli_mem_show, 0, 0, 0, 0, "memory", memory_help, NULL},
     {"ping", cli_cmd_ping, 0, 0, 0, 0, "ping", ping_help, NULL},
@@ -665,6 +679,28 @@ apply_queue_option(struct parsed *p, int opt, const char *arg)
             q->dedup_window = SLABMQ_DEDUP_OFF;
         p->seen |= OPT_DEDUP;
         return 0;
+    case OPT_VAL_DURABLE:
+        if (strcmp(arg, "yes") == 0)
+            q->durable = SLABMQ_DURABLE_YES;
+        else if (strcmp(arg, "no") == 0)
+            q->durable = SLABMQ_DURABLE_NO;
+        else
+            return usage_error(NULL, "invalid --durable '%s': expected yes or no", arg);
+        p->seen |= OPT_DURABLE;
+        return 0;
+    case OPT_VAL_CONFIRM: {
+        slabmq_confirm_level lv = strcmp(arg, "memory") == 0    ? SLABMQ_CONFIRM_MEMORY
+                                  : strcmp(arg, "written") == 0 ? SLABMQ_CONFIRM_WRITTEN
+                                  : strcmp(arg, "synced") == 0  ? SLABMQ_CONFIRM_SYNCED
+                                                                : SLABMQ_CONFIRM_DEFAULT;
+        if (lv == SLABMQ_CONFIRM_DEFAULT)
+            return usage_error(NULL, "invalid --confirm '%s': expected memory, written or "
+                                     "synced", arg);
+        q->confirm = lv;
+        p->pub.confirm = lv;
+        p->seen |= OPT_CONFIRM;
+        return 0;
+    }
     case OPT_VAL_BACKOFF:
     case OPT_VAL_BACKOFF_MAX: {
         uint32_t *field =
@@ -764,6 +800,10 @@ parse_options(int argc, char **argv, struct parsed *p)
                                           {"id", required_argument, NULL, OPT_VAL_ID},
                                           {"skip", required_argument, NULL, OPT_VAL_SKIP},
                                           {"credit", required_argument, NULL, OPT_VAL_CREDIT},
+                                          {"durable", required_argument, NULL,
+                                           OPT_VAL_DURABLE},
+                                          {"confirm", required_argument, NULL,
+                                           OPT_VAL_CONFIRM},
                                           {"max-bytes", required_argument, NULL,
                                            OPT_VAL_MAX_BYTES},
                                           {"overflow", required_argument, NULL,
@@ -813,7 +853,9 @@ stray_option(unsigned stray)
                  {OPT_PRIORITY, "--priority"},
                  {OPT_ID, "--id"},
                  {OPT_SKIP, "--skip"},
-                 {OPT_CREDIT, "--credit"}};
+                 {OPT_CREDIT, "--credit"},
+                 {OPT_DURABLE, "--durable"},
+                 {OPT_CONFIRM, "--confirm"}};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (stray & names[i].bit)

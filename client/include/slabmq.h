@@ -103,6 +103,8 @@ extern "C" {
     X(13, ERR_QUEUE_DELETED, "queue deleted while waiting")                                      \
     X(14, ERR_LIMIT, "per-connection limit reached")                                             \
     X(15, ERR_SHUTDOWN, "broker is shutting down")                                               \
+    X(20, ERR_STORAGE, "durable storage failed; durable publishes are refused")                  \
+    X(21, ERR_STORAGE_FULL, "durable storage is full; durable publishes are refused")            \
     X(100, ERR_IO, "network read or write failed")                                               \
     X(101, ERR_TIMEOUT, "timed out")                                                             \
     X(102, ERR_CONNECT, "could not connect to the broker")                                       \
@@ -205,6 +207,14 @@ typedef enum slabmq_overflow {
  *  Start from #SLABMQ_QUEUE_OPTIONS_INIT or a zeroed struct, so that fields added in later
  *  versions are zero too. A limit lowered below what the queue holds refuses (or, with
  *  drop-oldest or dead-letter, trims at) the next publish; nothing is dropped at DECLARE. */
+/** How far a publish must get before the broker confirms it (docs/durability.md). */
+typedef enum slabmq_confirm_level {
+    SLABMQ_CONFIRM_DEFAULT = 0, /**< the queue's level */
+    SLABMQ_CONFIRM_MEMORY = 1,  /**< stored in the broker's memory */
+    SLABMQ_CONFIRM_WRITTEN = 2, /**< committed to the database: survives a broker crash */
+    SLABMQ_CONFIRM_SYNCED = 3   /**< committed and synced to disk: survives a power loss */
+} slabmq_confirm_level;
+
 typedef struct slabmq_queue_options {
     uint32_t visibility_ms;   /**< redelivery timeout for fetched, unacked messages, ms;
                                    default 30000 */
@@ -231,10 +241,21 @@ typedef struct slabmq_queue_options {
                                    64 MiB; default 1 MiB; #SLABMQ_DEDUP_OFF turns
                                    de-duplication off. A change forgets the ids remembered
                                    so far */
+    int durable;              /**< with a broker run with --durability sqlite:
+                                   #SLABMQ_DURABLE_YES keeps the queue in the database (the
+                                   default there), #SLABMQ_DURABLE_NO in memory only; 0
+                                   leaves it. Changes only while the queue is empty */
+    slabmq_confirm_level confirm; /**< the level publishes to the queue are confirmed at
+                                   unless they ask for another; #SLABMQ_CONFIRM_DEFAULT
+                                   leaves it (a durable queue starts at "written") */
 } slabmq_queue_options;
 
 /** A ::slabmq_queue_options that changes nothing. */
-#define SLABMQ_QUEUE_OPTIONS_INIT {0, 0, 0, SLABMQ_OVERFLOW_UNCHANGED, 0, 0, 0, NULL, 0, 0}
+#define SLABMQ_QUEUE_OPTIONS_INIT                                                              \
+    {0, 0, 0, SLABMQ_OVERFLOW_UNCHANGED, 0, 0, 0, NULL, 0, 0, 0, SLABMQ_CONFIRM_DEFAULT}
+/** durable values: keep the queue in the database, or in memory only. */
+#define SLABMQ_DURABLE_YES 1
+#define SLABMQ_DURABLE_NO 2
 
 /** retry_backoff_ms value that turns a queue's backoff off. */
 #define SLABMQ_NO_BACKOFF UINT32_MAX
@@ -347,10 +368,17 @@ typedef struct slabmq_publish_options {
                              #SLABMQ_PRODUCER_ID_MAX bytes, sent as a msgpack str; a queue
                              that remembers it stores nothing (the "duplicate" result). NULL:
                              none. Single messages only */
+    slabmq_confirm_level confirm; /**< the level to be confirmed at; default: the queue's.
+                             A queue that is not durable confirms at the memory level */
 } slabmq_publish_options;
 
 /** A ::slabmq_publish_options with every option left out. */
-#define SLABMQ_PUBLISH_OPTIONS_INIT {0, 0, 0, 0, NULL}
+#define SLABMQ_PUBLISH_OPTIONS_INIT {0, 0, 0, 0, NULL, SLABMQ_CONFIRM_DEFAULT}
+
+/** The level the last slabmq_publish_opts() on @p c was confirmed at
+ *  (#SLABMQ_CONFIRM_MEMORY, #SLABMQ_CONFIRM_WRITTEN or #SLABMQ_CONFIRM_SYNCED), or
+ *  #SLABMQ_CONFIRM_DEFAULT if the broker did not say. */
+SLABMQ_API slabmq_confirm_level slabmq_last_confirm_level(const slabmq_client *c);
 
 /**
  * slabmq_publish() with options (@p opts may be NULL: none).
@@ -399,6 +427,8 @@ typedef struct slabmq_confirm {
     int duplicate;        /**< 1 for a slabmq_publish_opts_async() whose producer id the
                                queue already had: nothing was stored, and value is the id of
                                the first message published with it */
+    slabmq_confirm_level level; /**< for slabmq_publish_opts_async(): the level it was
+                               confirmed at; else #SLABMQ_CONFIRM_DEFAULT */
 } slabmq_confirm;
 
 /** Called like ::slabmq_confirm_cb, with the whole confirmation (borrowed for the call). */

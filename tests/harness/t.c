@@ -265,6 +265,20 @@ t_broker_stop(struct t_broker *b)
         fprintf(stderr, "could not remove %s\n", b->dir);
 }
 
+void
+t_broker_kill(struct t_broker *b)
+{
+    int status;
+    char cmd[128];
+
+    kill(b->pid, SIGKILL);
+    waitpid(b->pid, &status, 0);
+    track(b, 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", b->dir);
+}
+
 struct slabmq_client *
 t_client(const struct t_broker *b)
 {

@@ -96,6 +96,8 @@ void t_broker_start(struct t_broker *b, ...) __attribute__((sentinel));
 /* SIGTERM, wait up to 30 s (then SIGKILL and fail); asserts a clean exit status 0, which
  * also catches sanitizer, valgrind and leak reports at shutdown. */
 void t_broker_stop(struct t_broker *b);
+/* kill -9: no shutdown at all, as in a crash (reaped, its temp dir removed). */
+void t_broker_kill(struct t_broker *b);
 /* A shared library to LD_PRELOAD into brokers started from now on (NULL: none). */
 extern const char *t_broker_preload;
 /* The broker's resident set size, in KiB (from /proc/PID/status). */

@@ -732,7 +732,7 @@ test_request_bytes(void)
     static const uint64_t ids[] = {1, 2, 3};
     slabmq_payload two[] = {{"a", 1}, {"b", 1}};
     slabmq_publish_options po = SLABMQ_PUBLISH_OPTIONS_INIT;
-    struct ex_seen ex = {0, {0, SLABMQ_OK, 0, 0}};
+    struct ex_seen ex = {0, {0, SLABMQ_OK, 0, 0, SLABMQ_CONFIRM_DEFAULT}};
     struct fake f;
     slabmq_client *c;
     slabmq_batch *bt;

@@ -94,9 +94,15 @@ pub_end(int fd, struct mb *m, uint64_t rid, int *dup)
 
     send_mb(fd, m);
     EXPECT_OK(fd, SMQ_OP_PUBLISH, rid, &p);
-    T_EQ_U64(p.n, 5);
+    T_EQ_U64(p.n, 6);
     T_ASSERT(smq_mpr_uint(&p.r, &id) == 0);
     T_ASSERT(smq_mpr_bool(&p.r, &d) == 0);
+    {
+        const char *lvl;
+        uint32_t llen;
+        T_ASSERT(smq_mpr_str(&p.r, &lvl, &llen) == 0); /* no durability: "memory" */
+        T_ASSERT(llen == 6 && memcmp(lvl, "memory", 6) == 0);
+    }
     if (dup)
         *dup = d;
     return id;

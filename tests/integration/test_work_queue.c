@@ -451,7 +451,7 @@ test_fetch_several_queues(void)
     slabmq_batch_free(bt);
     /* a waiting FETCH of several queues, woken by the queue that gets a message */
     T_OK(p, slabmq_publish_opts(p, "urgent", "u1", 2,
-                                &(slabmq_publish_options){200, 0, 0, 0, NULL}, NULL, NULL));
+                                &(slabmq_publish_options){.delay_ms = 200}, NULL, NULL));
     t0 = t_now_ms();
     T_OK(c, slabmq_fetch_any(c, queues, 3, 10, 5000, 0, &bt));
     T_ASSERT(t_now_ms() - t0 >= 150);

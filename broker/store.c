@@ -1,0 +1,808 @@
+/* SPDX-License-Identifier: MIT */
+/* The SQLite store and its writer thread; see store.h. */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "broker.h"
+#include "delivery.h"
+#include "log.h"
+#include "queue.h"
+#include "segment.h"
+#include "store_int.h"
+
+#define BATCH_OPS 20000u          /* operations per transaction, at most */
+#define BATCH_BYTES (16u << 20)   /* payload bytes per transaction, about */
+#define RETRY_MS 500              /* after SQLITE_FULL or SQLITE_BUSY, try again after */
+
+enum op_type { OP_SKIP = 0, OP_QPUT, OP_QDEL, OP_INS, OP_UPD, OP_DEL };
+
+/* One operation in the ring, followed by 'blen' body bytes and 'slen' source-name bytes. */
+struct op {
+    uint32_t size; /* bytes of the whole operation, a multiple of 8 */
+    uint8_t type;  /* enum op_type */
+    uint8_t prio;
+    uint8_t reason; /* dead-letter reason; 0: not a dead letter */
+    uint8_t pad;
+    uint64_t seq;
+    uint64_t id;       /* message id; for queue operations the queue's store id */
+    uint64_t sid;      /* the message's queue's store id */
+    int64_t due_wall;  /* delayed until, ms since the epoch; 0: ready */
+    int64_t exp_wall;  /* expires at, ms since the epoch; 0: never */
+    uint32_t deliveries;
+    uint32_t dl_deliveries;
+    uint32_t blen;
+    uint32_t slen;
+};
+
+struct store {
+    struct broker *b;
+    sqlite3 *db;
+    char path[4096];
+    pthread_t thread;
+    int started;
+    int efd_work;        /* loop -> writer: operations appended */
+    int efd_done;        /* writer -> loop: progress */
+    uint8_t *ring;
+    size_t cap;
+    _Atomic uint64_t head;      /* bytes appended, absolute (loop writes) */
+    _Atomic uint64_t tail;      /* bytes consumed, absolute (writer writes) */
+    _Atomic uint64_t appended;  /* last sequence number appended (loop writes) */
+    _Atomic uint64_t committed; /* last sequence number committed (writer writes) */
+    _Atomic uint64_t synced;    /* last sequence number committed and synced */
+    _Atomic uint64_t sync_upto; /* the loop wants a sync up to this sequence number */
+    _Atomic int state;          /* enum store_state */
+    _Atomic int stop;
+    _Atomic int idle;           /* the writer is (about to be) blocked waiting for work */
+    _Atomic uint64_t db_bytes, wal_bytes, free_bytes, commits;
+    uint64_t delay_ms;          /* test hook: sleep before each commit */
+    uint64_t fail_after;        /* test hook: the commit after this many fails (I/O error) */
+    sqlite3_stmt *ins, *upd, *del, *qput, *qdel, *qdelmsg, *begin, *commit, *rollback;
+    sqlite3_stmt *sync_full, *sync_off, *touch;
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Time                                                                                      */
+
+static int64_t
+wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A monotonic due time as wall-clock ms, so that it means the same after a restart. */
+static int64_t
+to_wall(uint64_t mono_due, uint64_t now_mono)
+{
+    if (mono_due == 0)
+        return 0;
+    return wall_ms() + (int64_t)mono_due - (int64_t)now_mono;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The loop's side of the ring                                                               */
+
+static size_t
+op_size(size_t blen, size_t slen)
+{
+    return (sizeof(struct op) + blen + slen + 7) & ~(size_t)7;
+}
+
+int
+store_has_room(const struct store *st, size_t body)
+{
+    uint64_t used = atomic_load_explicit(&st->head, memory_order_relaxed)
+                    - atomic_load_explicit(&st->tail, memory_order_acquire);
+    /* the worst case: a skip at the end of the ring and the operation itself */
+    return used + 2 * op_size(body, SMQ_NAME_MAX) <= st->cap;
+}
+
+/* Room for an operation at the head: a pointer to write it at, or NULL if the ring is full
+ * (the caller then loses durability for it: see append()). */
+static struct op *
+reserve(struct store *st, size_t size)
+{
+    uint64_t head = atomic_load_explicit(&st->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&st->tail, memory_order_acquire);
+    size_t at = (size_t)(head % st->cap);
+    size_t to_end = st->cap - at;
+
+    if (size > to_end) { /* an operation never wraps: skip to the start */
+        if (head + to_end + size - tail > st->cap)
+            return NULL;
+        struct op *skip = (struct op *)(void *)(st->ring + at);
+        memset(skip, 0, sizeof(*skip));
+        skip->size = (uint32_t)to_end;
+        skip->type = OP_SKIP;
+        head += to_end;
+        atomic_store_explicit(&st->head, head, memory_order_release);
+        at = 0;
+    }
+    if (head + size - tail > st->cap)
+        return NULL;
+    return (struct op *)(void *)(st->ring + at);
+}
+
+/* Fill in and publish an operation. Returns its sequence number. The ring is checked before
+ * any frame that can append is read (store_has_room), so it is never full here; if it
+ * still were, the operation is lost loudly rather than blocking the loop. */
+static uint64_t
+append_from(struct store *st, struct op *tmpl, const void *body, const void *src,
+            const struct segment *seg, uint32_t off)
+{
+    size_t size = op_size(tmpl->blen, tmpl->slen);
+    struct op *o = reserve(st, size);
+    uint64_t seq = atomic_load_explicit(&st->appended, memory_order_relaxed) + 1;
+
+    if (!o) {
+        log_error("store: operation ring full; an update of message %llu is not durable",
+                  (unsigned long long)tmpl->id);
+        return 0;
+    }
+    tmpl->size = (uint32_t)size;
+    tmpl->seq = seq;
+    memcpy(o, tmpl, sizeof(*o));
+    if (tmpl->blen && seg)
+        seg_copy_to(seg, off, (uint8_t *)(o + 1), tmpl->blen);
+    else if (tmpl->blen)
+        memcpy((uint8_t *)(o + 1), body, tmpl->blen);
+    if (tmpl->slen)
+        memcpy((uint8_t *)(o + 1) + tmpl->blen, src, tmpl->slen);
+    atomic_store_explicit(&st->appended, seq, memory_order_relaxed);
+    atomic_store(&st->head, atomic_load_explicit(&st->head, memory_order_relaxed) + size);
+    if (atomic_load(&st->idle)) { /* one wake-up per idle spell, not one per operation */
+        uint64_t one = 1;
+        atomic_store(&st->idle, 0);
+        if (write(st->efd_work, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            log_error("store: cannot wake the writer: %s", strerror(errno));
+    }
+    return seq;
+}
+
+static uint64_t
+append(struct store *st, struct op *tmpl, const void *body, const void *src)
+{
+    return append_from(st, tmpl, body, src, NULL, 0);
+}
+
+uint64_t
+store_put_queue(struct store *st, const struct queue *q)
+{
+    struct store_qsettings qs;
+    struct op o = {0};
+
+    if (!st || !q->durable)
+        return 0;
+    store_qsettings_from(q, &qs);
+    o.type = OP_QPUT;
+    o.id = q->sid;
+    o.blen = (uint32_t)sizeof(qs);
+    o.slen = q->name_len;
+    return append(st, &o, &qs, q->name);
+}
+
+uint64_t
+store_del_queue(struct store *st, const struct queue *q)
+{
+    struct op o = {0};
+
+    if (!st || !q->durable)
+        return 0;
+    o.type = OP_QDEL;
+    o.id = q->sid;
+    return append(st, &o, NULL, NULL);
+}
+
+/* The message state of d into o (for inserts with a delivery record, and updates). */
+static void
+describe(struct op *o, const struct delivery *d, uint64_t now_ms)
+{
+    o->prio = d->prio;
+    o->deliveries = d->deliveries;
+    if (d->state == DLV_DELAYED)
+        o->due_wall = to_wall(d->due_ms, now_ms);
+    if (d->ext && d->ext->expires_ms)
+        o->exp_wall = to_wall(d->ext->expires_ms, now_ms);
+    if (d->ext && d->ext->reason) {
+        o->reason = d->ext->reason;
+        o->dl_deliveries = d->ext->dl_deliveries;
+        o->slen = d->ext->srclen;
+    }
+}
+
+uint64_t
+store_insert(struct store *st, const struct queue *q, uint64_t id, const void *data,
+             uint32_t len, const struct delivery *d, uint64_t now_ms)
+{
+    struct op o = {0};
+
+    if (!st || !q->durable)
+        return 0;
+    o.type = OP_INS;
+    o.id = id;
+    o.sid = q->sid;
+    o.blen = len;
+    if (d)
+        describe(&o, d, now_ms);
+    return append(st, &o, data, d && d->ext ? d->ext->src : NULL);
+}
+
+uint64_t
+store_update(struct store *st, const struct delivery *d, uint64_t now_ms)
+{
+    struct op o = {0};
+
+    if (!st || !d->q->durable)
+        return 0;
+    o.type = OP_UPD;
+    o.id = d->id;
+    o.sid = d->q->sid;
+    describe(&o, d, now_ms);
+    return append(st, &o, NULL, d->ext ? d->ext->src : NULL);
+}
+
+uint64_t
+store_delete(struct store *st, uint64_t id)
+{
+    struct op o = {0};
+
+    if (!st)
+        return 0;
+    o.type = OP_DEL;
+    o.id = id;
+    return append(st, &o, NULL, NULL);
+}
+
+uint64_t
+store_insert_held(struct store *st, const struct delivery *d, uint64_t now_ms)
+{
+    struct op o = {0};
+
+    if (!st || !d->q->durable)
+        return 0;
+    o.type = OP_INS;
+    o.id = d->id;
+    o.sid = d->q->sid;
+    o.blen = d->len;
+    describe(&o, d, now_ms);
+    return append_from(st, &o, NULL, d->ext ? d->ext->src : NULL, d->seg, d->off);
+}
+
+void
+store_want_sync(struct store *st, uint64_t seq)
+{
+    if (st && seq > atomic_load_explicit(&st->sync_upto, memory_order_relaxed))
+        atomic_store_explicit(&st->sync_upto, seq, memory_order_relaxed);
+}
+
+int
+store_event_fd(const struct store *st)
+{
+    return st->efd_done;
+}
+
+void
+store_drain_event(struct store *st)
+{
+    uint64_t v;
+
+    while (read(st->efd_done, &v, sizeof(v)) == sizeof(v))
+        ;
+}
+
+enum store_state
+store_state(const struct store *st)
+{
+    return (enum store_state)atomic_load(&st->state);
+}
+
+uint64_t
+store_appended(const struct store *st)
+{
+    return atomic_load(&st->appended);
+}
+
+uint64_t
+store_committed(const struct store *st)
+{
+    return atomic_load(&st->committed);
+}
+
+uint64_t
+store_synced(const struct store *st)
+{
+    return atomic_load(&st->synced);
+}
+
+uint64_t
+store_commits(const struct store *st)
+{
+    return atomic_load(&st->commits);
+}
+
+void
+store_disk_bytes(const struct store *st, uint64_t *db, uint64_t *wal, uint64_t *free_bytes)
+{
+    *db = atomic_load(&st->db_bytes);
+    *wal = atomic_load(&st->wal_bytes);
+    *free_bytes = atomic_load(&st->free_bytes);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The writer thread                                                                         */
+
+static int
+prep(sqlite3 *db, const char *sql, sqlite3_stmt **s)
+{
+    return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL);
+}
+
+/* Run a prepared statement that returns no rows; SQLite's result code. */
+static int
+run(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? SQLITE_DONE : rc;
+}
+
+static int
+exec_op(struct store *st, const struct op *o)
+{
+    const uint8_t *body = (const uint8_t *)(o + 1);
+    sqlite3_stmt *s;
+
+    switch (o->type) {
+    case OP_QPUT:
+        s = st->qput;
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)o->id);
+        sqlite3_bind_text(s, 2, (const char *)body + o->blen, (int)o->slen, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 3, body, (int)o->blen, SQLITE_STATIC);
+        return run(s);
+    case OP_QDEL:
+        sqlite3_bind_int64(st->qdelmsg, 1, (sqlite3_int64)o->id);
+        if (run(st->qdelmsg) != SQLITE_DONE)
+            return sqlite3_errcode(st->db);
+        sqlite3_bind_int64(st->qdel, 1, (sqlite3_int64)o->id);
+        return run(st->qdel);
+    case OP_INS:
+    case OP_UPD:
+        s = o->type == OP_INS ? st->ins : st->upd;
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)o->id);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)o->sid);
+        sqlite3_bind_int(s, 3, o->prio);
+        sqlite3_bind_int64(s, 4, o->deliveries);
+        sqlite3_bind_int64(s, 5, o->due_wall);
+        sqlite3_bind_int64(s, 6, o->exp_wall);
+        if (o->reason) {
+            uint8_t dl[5 + 255];
+            dl[0] = o->reason;
+            memcpy(dl + 1, &o->dl_deliveries, 4);
+            memcpy(dl + 5, body + o->blen, o->slen);
+            sqlite3_bind_blob(s, 7, dl, (int)(5 + o->slen), SQLITE_TRANSIENT);
+        } else {
+            sqlite3_bind_null(s, 7);
+        }
+        if (o->type == OP_INS)
+            sqlite3_bind_blob(s, 8, o->blen ? (const void *)body : "", (int)o->blen,
+                              SQLITE_STATIC);
+        return run(s);
+    case OP_DEL:
+        sqlite3_bind_int64(st->del, 1, (sqlite3_int64)o->id);
+        return run(st->del);
+    default:
+        return SQLITE_DONE;
+    }
+}
+
+static void
+notify_loop(struct store *st)
+{
+    uint64_t one = 1;
+
+    if (write(st->efd_done, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_error("store: cannot notify the event loop: %s", strerror(errno));
+}
+
+static void
+sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+    nanosleep(&ts, NULL);
+}
+
+static void
+look_at_disk(struct store *st)
+{
+    struct stat sb;
+    char wal[4096 + 8];
+    sqlite3_stmt *s;
+
+    if (stat(st->path, &sb) == 0)
+        atomic_store(&st->db_bytes, (uint64_t)sb.st_size);
+    snprintf(wal, sizeof(wal), "%s-wal", st->path);
+    atomic_store(&st->wal_bytes, stat(wal, &sb) == 0 ? (uint64_t)sb.st_size : 0);
+    if (sqlite3_prepare_v2(st->db, "PRAGMA freelist_count", -1, &s, NULL) == SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW)
+            atomic_store(&st->free_bytes, (uint64_t)sqlite3_column_int64(s, 0) * 4096u);
+        sqlite3_finalize(s);
+    }
+}
+
+/* Acked messages leave free pages that SQLite reuses; when they are more than a quarter of
+ * the file (and at least 16 MiB), give some back to the file system. */
+static void
+give_back_space(struct store *st)
+{
+    uint64_t db = atomic_load(&st->db_bytes);
+    uint64_t fr = atomic_load(&st->free_bytes);
+
+    if (fr >= (16u << 20) && fr * 4 > db
+        && sqlite3_exec(st->db, "PRAGMA incremental_vacuum(4096)", NULL, NULL, NULL)
+               != SQLITE_OK)
+        log_warn("store: incremental vacuum: %s", sqlite3_errmsg(st->db));
+}
+
+/* Commit everything from tail up to (a snapshot of) head, in transactions of at most
+ * BATCH_OPS operations. Returns 0, or -1 when the batch failed (state set; the operations
+ * stay in the ring to be tried again). */
+static int
+commit_pending(struct store *st)
+{
+    uint64_t tail = atomic_load_explicit(&st->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&st->head, memory_order_acquire);
+    uint64_t last = 0;
+    uint64_t pos = tail;
+    uint32_t nops = 0;
+    size_t bytes = 0;
+    int want_sync;
+    int rc;
+
+    { /* the loop may have asked ahead of an operation it then did not append */
+        uint64_t upto = atomic_load(&st->sync_upto);
+        uint64_t appended = atomic_load(&st->appended);
+        want_sync = (upto < appended ? upto : appended) > atomic_load(&st->synced);
+    }
+    if (tail == head && !want_sync)
+        return 0;
+    run(want_sync ? st->sync_full : st->sync_off);
+    if ((rc = run(st->begin)) != SQLITE_DONE)
+        goto failed;
+    if (tail == head && (rc = run(st->touch)) != SQLITE_DONE)
+        goto rollback; /* nothing pending but a sync: a write for the commit to sync */
+    while (pos < head && nops < BATCH_OPS && bytes < BATCH_BYTES) {
+        const struct op *o = (const struct op *)(const void *)(st->ring + pos % st->cap);
+        if (o->type != OP_SKIP) {
+            if ((rc = exec_op(st, o)) != SQLITE_DONE)
+                goto rollback;
+            last = o->seq;
+            nops++;
+            bytes += o->blen;
+        }
+        pos += o->size;
+    }
+    if (st->delay_ms)
+        sleep_ms((int)st->delay_ms);
+    if (st->fail_after && atomic_load(&st->commits) >= st->fail_after) {
+        rc = SQLITE_IOERR_WRITE; /* injected: what a failing disk returns */
+        goto rollback;
+    }
+    if ((rc = run(st->commit)) != SQLITE_DONE)
+        goto rollback;
+    atomic_store_explicit(&st->tail, pos, memory_order_release);
+    if (last) {
+        atomic_store(&st->committed, last);
+        if (want_sync)
+            atomic_store(&st->synced, last);
+    } else if (want_sync) { /* only skips: what was committed before is synced now */
+        atomic_store(&st->synced, atomic_load(&st->committed));
+    }
+    atomic_fetch_add(&st->commits, 1);
+    if (atomic_load(&st->state) == STORE_FULL) {
+        log_warn("store: committing again: the disk has room");
+        atomic_store(&st->state, STORE_OK);
+    }
+    notify_loop(st);
+    return 0;
+rollback:
+    run(st->rollback);
+failed:
+    if ((rc & 0xff) == SQLITE_BUSY) {
+        log_warn("store: database busy (locked by another process?); retrying");
+        return -1;
+    }
+    if ((rc & 0xff) == SQLITE_FULL) {
+        if (atomic_load(&st->state) != STORE_FULL)
+            log_error("store: disk full; durable publishes refused until there is room");
+        atomic_store(&st->state, STORE_FULL);
+        notify_loop(st);
+        return -1;
+    }
+    log_error("store: %s (%d); durable publishes are refused and not confirmed until the "
+              "broker restarts", rc == SQLITE_IOERR_WRITE && st->fail_after
+                                     ? "injected I/O error" : sqlite3_errmsg(st->db), rc);
+    atomic_store(&st->state, STORE_FAILED);
+    notify_loop(st);
+    return -1;
+}
+
+static void *
+writer_main(void *arg)
+{
+    struct store *st = arg;
+    uint64_t looked = 0;
+
+    for (;;) {
+        uint64_t v;
+        int stop = atomic_load(&st->stop);
+        if (atomic_load(&st->state) == STORE_FAILED) {
+            if (stop)
+                break;
+            sleep_ms(RETRY_MS);
+            continue;
+        }
+        if (commit_pending(st) < 0) {
+            if (stop && atomic_load(&st->state) != STORE_OK)
+                break; /* at shutdown, nothing more can be done */
+            sleep_ms(RETRY_MS);
+            continue;
+        }
+        if (atomic_load(&st->commits) - looked >= 64 || looked == 0) {
+            looked = atomic_load(&st->commits);
+            look_at_disk(st);
+            give_back_space(st);
+        }
+        if (atomic_load_explicit(&st->tail, memory_order_relaxed)
+            != atomic_load_explicit(&st->head, memory_order_acquire))
+            continue;
+        if (stop)
+            break;
+        atomic_store(&st->idle, 1);
+        if (atomic_load(&st->tail) != atomic_load(&st->head) || atomic_load(&st->stop)) {
+            atomic_store(&st->idle, 0); /* work arrived meanwhile */
+            continue;
+        }
+        if (read(st->efd_work, &v, sizeof(v)) < 0 && errno != EINTR && errno != EAGAIN)
+            sleep_ms(10);
+        atomic_store(&st->idle, 0);
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Opening, recovery, closing                                                                */
+
+static const char schema[] =
+    "PRAGMA auto_vacuum=INCREMENTAL;" /* takes effect in a new database (before its tables) */
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA journal_size_limit=67108864;"
+    "PRAGMA wal_autocheckpoint=1000;"
+    "CREATE TABLE IF NOT EXISTS queue("
+    "  sid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, settings BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS msg("
+    "  id INTEGER PRIMARY KEY,"     /* the broker's message id: appends at the right edge */
+    "  sid INTEGER NOT NULL,"       /* queue.sid */
+    "  prio INTEGER NOT NULL,"
+    "  deliveries INTEGER NOT NULL,"
+    "  due_ms INTEGER NOT NULL,"    /* delayed until (ms since the epoch); 0: ready */
+    "  exp_ms INTEGER NOT NULL,"    /* expires at; 0: never */
+    "  dl BLOB,"                    /* dead letter: reason, deliveries, source queue name */
+    "  body BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER);"
+    "PRAGMA user_version=1;";
+
+static int
+prepare_all(struct store *st)
+{
+    sqlite3 *db = st->db;
+
+    return prep(db,
+                "INSERT INTO msg(id,sid,prio,deliveries,due_ms,exp_ms,dl,body) "
+                "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+                &st->ins)
+           || prep(db,
+                   "UPDATE msg SET sid=?2,prio=?3,deliveries=?4,due_ms=?5,exp_ms=?6,dl=?7 "
+                   "WHERE id=?1",
+                   &st->upd)
+           || prep(db, "DELETE FROM msg WHERE id=?1", &st->del)
+           || prep(db, "INSERT OR REPLACE INTO queue(sid,name,settings) VALUES(?1,?2,?3)",
+                   &st->qput)
+           || prep(db, "DELETE FROM queue WHERE sid=?1", &st->qdel)
+           || prep(db, "DELETE FROM msg WHERE sid=?1", &st->qdelmsg)
+           || prep(db, "BEGIN IMMEDIATE", &st->begin) || prep(db, "COMMIT", &st->commit)
+           || prep(db, "ROLLBACK", &st->rollback)
+           || prep(db, "PRAGMA synchronous=FULL", &st->sync_full)
+           || prep(db, "PRAGMA synchronous=OFF", &st->sync_off)
+           || prep(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced', 1)", &st->touch);
+}
+
+static void
+finalize_all(struct store *st)
+{
+    sqlite3_stmt *all[] = {st->ins,    st->upd,      st->del,    st->qput,
+                           st->qdel,   st->qdelmsg,  st->begin,  st->commit,
+                           st->rollback, st->sync_full, st->sync_off, st->touch};
+
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        sqlite3_finalize(all[i]);
+}
+
+static int
+quick_check(sqlite3 *db, char *why, size_t len)
+{
+    sqlite3_stmt *s;
+    int ok = 0;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &s, NULL) != SQLITE_OK) {
+        snprintf(why, len, "%s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(s, 0);
+        ok = r && strcmp(r, "ok") == 0;
+        snprintf(why, len, "%s", r ? r : "no result");
+    } else {
+        snprintf(why, len, "%s", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(s);
+    return ok ? 0 : -1;
+}
+
+static void
+store_free(struct store *st)
+{
+    if (!st)
+        return;
+    finalize_all(st);
+    if (st->db)
+        sqlite3_close_v2(st->db);
+    if (st->efd_work >= 0)
+        close(st->efd_work);
+    if (st->efd_done >= 0)
+        close(st->efd_done);
+    if (st->ring) {
+        mem_release(&st->b->mem, st->cap);
+        free(st->ring);
+    }
+    free(st);
+}
+
+/* Open the database file and check it. 0, or -1 with the reason in err. */
+static int
+open_db(struct store *st, char *err, size_t errlen)
+{
+    char why[256];
+
+    if (sqlite3_open_v2(st->path, &st->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)
+        != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", st->path,
+                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        return -1;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, 1000);
+    if (quick_check(st->db, why, sizeof(why))) {
+        snprintf(err, errlen, "%s failed its integrity check (%s)", st->path, why);
+        return -1;
+    }
+    if (sqlite3_exec(st->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot set up %s: %s", st->path, sqlite3_errmsg(st->db));
+        return -1;
+    }
+    return 0;
+}
+
+struct store *
+store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corrupt,
+           char *err, size_t errlen)
+{
+    struct store *st = calloc(1, sizeof(*st));
+    const char *delay = getenv("SLABMQ_STORE_COMMIT_DELAY_MS");
+    const char *fail = getenv("SLABMQ_STORE_FAIL_AFTER_COMMITS");
+
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    st->b = b;
+    st->efd_work = st->efd_done = -1;
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
+        store_free(st);
+        return NULL;
+    }
+    snprintf(st->path, sizeof(st->path), "%s/slabmq.db", dir);
+    if (open_db(st, err, errlen)) {
+        char aside[4200];
+        if (!ignore_corrupt || !st->db) {
+            store_free(st);
+            return NULL;
+        }
+        sqlite3_close_v2(st->db);
+        st->db = NULL;
+        snprintf(aside, sizeof(aside), "%s.corrupt-%lld", st->path, (long long)wall_ms());
+        log_error("store: %s; --ignore-corrupt-data: moved aside to %s, starting empty", err,
+                  aside);
+        if (rename(st->path, aside) < 0 || open_db(st, err, errlen)) {
+            store_free(st);
+            return NULL;
+        }
+    }
+    if (prepare_all(st)) {
+        snprintf(err, errlen, "cannot prepare statements: %s", sqlite3_errmsg(st->db));
+        store_free(st);
+        return NULL;
+    }
+    if (store_recover(b, st->db, err, errlen)) {
+        store_free(st);
+        return NULL;
+    }
+    st->cap = ring_bytes;
+    if (mem_reserve(&b->mem, st->cap) || !(st->ring = malloc(st->cap))) {
+        if (!st->ring && st->cap)
+            mem_release(&b->mem, st->cap);
+        st->cap = 0;
+        snprintf(err, errlen, "cannot reserve %zu bytes for the store's operation ring",
+                 ring_bytes);
+        store_free(st);
+        return NULL;
+    }
+    st->efd_work = eventfd(0, EFD_CLOEXEC);
+    st->efd_done = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    st->delay_ms = delay ? strtoull(delay, NULL, 10) : 0;
+    st->fail_after = fail ? strtoull(fail, NULL, 10) : 0;
+    look_at_disk(st); /* the last use of the database on this thread */
+    if (st->efd_work < 0 || st->efd_done < 0
+        || pthread_create(&st->thread, NULL, writer_main, st) != 0) {
+        snprintf(err, errlen, "cannot start the store's writer thread");
+        store_free(st);
+        return NULL;
+    }
+    st->started = 1;
+    return st;
+}
+
+void
+store_stop(struct store *st)
+{
+    uint64_t one = 1;
+
+    if (st->started) {
+        store_want_sync(st, atomic_load(&st->appended)); /* everything, synced */
+        atomic_store(&st->stop, 1);
+        if (write(st->efd_work, &one, sizeof(one)) < 0)
+            log_error("store: cannot stop the writer: %s", strerror(errno));
+        pthread_join(st->thread, NULL);
+        if (atomic_load(&st->tail) != atomic_load(&st->head))
+            log_error("store: %llu bytes of operations could not be committed at shutdown",
+                      (unsigned long long)(atomic_load(&st->head) - atomic_load(&st->tail)));
+        st->started = 0;
+    }
+}
+
+void
+store_close(struct store *st)
+{
+    if (!st)
+        return;
+    store_stop(st);
+    store_free(st);
+}

@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/* Loading the store at start: every durable queue with its settings, then every message in
+ * id order (so each queue's publish order), with its priority, delivery count, delay and
+ * expiry turned back from wall-clock into monotonic time, and dead-letter info. Messages
+ * that were in flight when the broker stopped are simply ready again. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker.h"
+#include "codec.h"
+#include "delivery.h"
+#include "log.h"
+#include "queue.h"
+#include "store.h"
+#include "store_int.h"
+
+void
+store_qsettings_from(const struct queue *q, struct store_qsettings *qs)
+{
+    char dlq[SMQ_NAME_MAX + 1];
+
+    memset(qs, 0, sizeof(*qs));
+    qs->version = STORE_QSETTINGS_VERSION;
+    qs->visibility_ms = q->visibility_ms;
+    qs->backoff_ms = q->backoff_ms;
+    qs->backoff_max_ms = q->backoff_max_ms;
+    qs->max_deliveries = q->max_deliveries;
+    qs->dedup_window = q->dedup_window;
+    qs->ttl_ms = q->ttl_ms;
+    qs->max_messages = q->max_messages;
+    qs->max_bytes = q->max_bytes;
+    qs->overflow = q->overflow;
+    qs->paused = q->paused;
+    qs->dlq_mode = q->dlq_mode;
+    qs->confirm = q->confirm;
+    if (q->dlq_mode == QUEUE_DLQ_NAMED) {
+        qs->dlq_len = (uint8_t)queue_dlq_name(q, dlq);
+        memcpy(qs->dlq_name, dlq, qs->dlq_len);
+    }
+}
+
+static int
+apply_settings(struct broker *b, struct queue *q, const void *blob, int len)
+{
+    struct store_qsettings qs;
+
+    if (len != (int)sizeof(qs))
+        return -1;
+    memcpy(&qs, blob, sizeof(qs));
+    if (qs.version != STORE_QSETTINGS_VERSION || qs.dlq_len > SMQ_NAME_MAX)
+        return -1;
+    q->visibility_ms = qs.visibility_ms;
+    q->backoff_ms = qs.backoff_ms;
+    q->backoff_max_ms = qs.backoff_max_ms;
+    q->max_deliveries = qs.max_deliveries;
+    q->dedup_window = qs.dedup_window;
+    q->ttl_ms = qs.ttl_ms;
+    q->max_messages = qs.max_messages;
+    q->max_bytes = qs.max_bytes;
+    q->overflow = qs.overflow;
+    q->paused = qs.paused;
+    q->confirm = qs.confirm;
+    if (qs.dlq_mode == QUEUE_DLQ_NAMED)
+        return queue_set_dlq(b, q, qs.dlq_name, qs.dlq_len);
+    return queue_set_dlq(b, q, qs.dlq_mode == QUEUE_DLQ_NONE ? "" : NULL, 0);
+}
+
+struct sidmap {
+    uint64_t sid;
+    struct queue *q;
+};
+
+static int
+cmp_sid(const void *a, const void *b)
+{
+    uint64_t x = ((const struct sidmap *)a)->sid;
+    uint64_t y = ((const struct sidmap *)b)->sid;
+
+    return x < y ? -1 : x > y;
+}
+
+static int64_t
+now_wall(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Load the queues; *map gets sid -> queue sorted by sid. */
+static int
+load_queues(struct broker *b, sqlite3 *db, struct sidmap **map, size_t *n, char *err,
+            size_t errlen)
+{
+    sqlite3_stmt *s;
+    size_t cap = 0;
+    int rc;
+
+    *map = NULL;
+    *n = 0;
+    if (sqlite3_prepare_v2(db, "SELECT sid, name, settings FROM queue ORDER BY sid", -1, &s,
+                           NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot read queues: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t sid = (uint64_t)sqlite3_column_int64(s, 0);
+        const char *name = (const char *)sqlite3_column_text(s, 1);
+        int nlen = sqlite3_column_bytes(s, 1);
+        int created;
+        struct queue *q;
+        if (!name || !smq_name_valid(name, (size_t)nlen)) {
+            log_error("store: skipping a queue with an invalid name (sid %llu)",
+                      (unsigned long long)sid);
+            continue;
+        }
+        q = broker_queue_get(b, name, (size_t)nlen, &created);
+        if (!q || apply_settings(b, q, sqlite3_column_blob(s, 2), sqlite3_column_bytes(s, 2))) {
+            snprintf(err, errlen, "cannot load queue %.*s (memory limit, or settings of an "
+                     "unknown layout)", nlen, name);
+            break;
+        }
+        q->durable = 1;
+        q->sid = sid;
+        if (sid >= b->next_sid)
+            b->next_sid = sid + 1;
+        if (*n == cap) {
+            struct sidmap *m = realloc(*map, (cap = cap ? cap * 2 : 64) * sizeof(**map));
+            if (!m) {
+                snprintf(err, errlen, "out of memory");
+                break;
+            }
+            *map = m;
+        }
+        (*map)[(*n)++] = (struct sidmap){sid, q};
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        if (rc != SQLITE_ROW)
+            snprintf(err, errlen, "cannot read queues: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (*n)
+        qsort(*map, *n, sizeof(**map), cmp_sid);
+    return 0;
+}
+
+/* One stored message into q, with the id it had. */
+static int
+load_message(struct broker *b, struct queue *q, sqlite3_stmt *s, int64_t now)
+{
+    uint64_t id = (uint64_t)sqlite3_column_int64(s, 0);
+    unsigned prio = (unsigned)sqlite3_column_int(s, 2);
+    uint64_t deliveries = (uint64_t)sqlite3_column_int64(s, 3);
+    int64_t due = sqlite3_column_int64(s, 4);
+    int64_t exp = sqlite3_column_int64(s, 5);
+    const uint8_t *dl = sqlite3_column_blob(s, 6);
+    int dllen = sqlite3_column_bytes(s, 6);
+    const void *body = sqlite3_column_blob(s, 7);
+    uint32_t len = (uint32_t)sqlite3_column_bytes(s, 7);
+    struct pub_opts o = {0, 0, 0, 1, 1};
+    struct delivery *d;
+    uint64_t got;
+
+    b->next_id = id;
+    o.prio = (uint8_t)(prio > SMQ_PRIO_MAX ? SMQ_PRIO_MAX : prio);
+    o.delay_ms = due > now ? (uint64_t)(due - now) : 0;
+    o.ttl_ms = exp ? (exp > now ? (uint64_t)(exp - now) : 1) : 0;
+    if (!dl && deliveries == 0 && o.prio == 0 && o.delay_ms == 0 && o.ttl_ms == 0)
+        return queue_publish(b, q, body ? body : "", len, &got);
+    if (queue_publish_opts(b, q, body ? body : "", len, &o, &got))
+        return -1;
+    d = dtable_find(&b->dels, id);
+    if (!d)
+        return -1;
+    d->deliveries = (uint32_t)deliveries;
+    if (dl && dllen >= 5) {
+        uint32_t dlcount;
+        memcpy(&dlcount, dl + 1, 4);
+        return queue_restore_dead(b, d, dl[0], dlcount, (const char *)dl + 5,
+                                  (uint32_t)(dllen - 5));
+    }
+    return 0;
+}
+
+int
+store_recover(struct broker *b, sqlite3 *db, char *err, size_t errlen)
+{
+    struct sidmap *map;
+    size_t nq;
+    sqlite3_stmt *s;
+    uint64_t n = 0;
+    uint64_t orphans = 0;
+    uint64_t max_id = 0;
+    int64_t now = now_wall();
+    int rc;
+
+    if (load_queues(b, db, &map, &nq, err, errlen))
+        return -1;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, sid, prio, deliveries, due_ms, exp_ms, dl, body "
+                           "FROM msg ORDER BY id",
+                           -1, &s, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot read messages: %s", sqlite3_errmsg(db));
+        free(map);
+        return -1;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct sidmap key = {(uint64_t)sqlite3_column_int64(s, 1), NULL};
+        struct sidmap *m = nq ? bsearch(&key, map, nq, sizeof(*map), cmp_sid) : NULL;
+        uint64_t id = (uint64_t)sqlite3_column_int64(s, 0);
+        if (id > max_id)
+            max_id = id;
+        if (!m) {
+            orphans++;
+            continue;
+        }
+        if (load_message(b, m->q, s, now)) {
+            snprintf(err, errlen, "not enough memory to load the stored messages (%llu loaded); "
+                     "raise --max-memory", (unsigned long long)n);
+            break;
+        }
+        n++;
+    }
+    sqlite3_finalize(s); /* no read transaction left open: checkpoints can run */
+    free(map);
+    if (rc != SQLITE_DONE) {
+        if (rc != SQLITE_ROW)
+            snprintf(err, errlen, "cannot read messages: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (max_id + 1 > b->next_id)
+        b->next_id = max_id + 1;
+    log_info("store: recovered %zu durable queues and %llu messages%s", nq,
+             (unsigned long long)n, orphans ? " (some of deleted queues skipped)" : "");
+    return 0;
+}
