@@ -8,6 +8,7 @@
 #include "codec.h"
 #include "conn.h"
 #include "frame.h"
+#include "guard.h"
 #include "log.h"
 #include "queue.h"
 #include "reply.h"
@@ -101,7 +102,8 @@ cmd_find_queue(struct conn *c, unsigned op, uint64_t rid, const char *name, uint
 }
 
 /* [version, client_name] ->
- *     [version, server, max_message_size, max_frame, max_fetch_bytes, max_inflight] */
+ *     [version, server, max_message_size, max_frame, max_fetch_bytes, max_inflight,
+ *      auth_required] */
 void
 cmd_hello(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
@@ -129,19 +131,25 @@ cmd_hello(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         return;
     }
     c->hello = 1;
+    if (!c->srv->auth && !c->ready) /* without users, HELLO is the whole handshake */
+        guard_handshake_done(c);
     log_debug("connection %llu from %s: hello from '%.*s'", (unsigned long long)c->id, c->peer,
               (int)nlen, name);
-    reply_begin(&rep, c, SMQ_OP_HELLO, rid, 6);
+    reply_begin(&rep, c, SMQ_OP_HELLO, rid, 7);
     msgpack_pack_uint32(&rep.pk, SLABMQ_PROTOCOL_VERSION);
     reply_str(&rep, "slabmqd " SLABMQ_VERSION_STRING);
     msgpack_pack_uint32(&rep.pk, b->cfg.max_message_size);
     msgpack_pack_uint32(&rep.pk, b->cfg.max_message_size + SMQ_FRAME_SLACK);
     msgpack_pack_uint64(&rep.pk, b->cfg.max_fetch_bytes);
     msgpack_pack_uint32(&rep.pk, b->cfg.max_inflight);
+    if (c->srv->auth) /* auth_required: AUTH must come next */
+        msgpack_pack_true(&rep.pk);
+    else
+        msgpack_pack_false(&rep.pk);
     reply_end(&rep);
     return;
 out_close:
-    if (!c->hello)
+    if (!c->ready) /* before the handshake is done, any error ends the connection */
         conn_close_after_write(c);
 }
 

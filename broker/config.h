@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Command-line flags -> struct server_config. */
+/* Command-line flags and the --config file -> struct server_config. The file is read
+ * first, then the flags override it; both are checked completely before anything runs. */
 #ifndef SLABMQ_BROKER_CONFIG_H
 #define SLABMQ_BROKER_CONFIG_H
 
@@ -11,9 +12,12 @@ struct server_config;
 enum config_result {
     CONFIG_RUN,   /* start the broker */
     CONFIG_EXIT,  /* --help or --version printed: exit 0 */
-    CONFIG_ERROR  /* a bad flag: message printed, exit 2 */
+    CONFIG_ERROR,  /* a bad flag or setting: message printed, exit 2 */
+    CONFIG_INVALID /* --check-config found a mistake: verdict printed, exit 1 */
 };
 
+/* Fill c (already holding the defaults) from argv and the file it names. Keeps argv in c
+ * (for config_reload); c->auth_file may point into argv or into c itself. */
 enum config_result config_parse(struct server_config *c, int argc, char **argv);
 
 

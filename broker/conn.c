@@ -4,6 +4,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "delivery.h"
 #include "dispatch.h"
 #include "frame.h"
+#include "guard.h"
 #include "log.h"
 #include "mem.h"
 #include "ops.h"
@@ -66,6 +68,7 @@ conn_accept(struct server *s, int fd, const char *peer)
     event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
     event_assign(&c->wev, s->base, fd, EV_WRITE, conn_write_cb, c);
     event_add(&c->rev, NULL);
+    guard_conn_open(c);
     log_debug("connection %llu open from %s", (unsigned long long)c->id, c->peer);
 }
 
@@ -97,10 +100,13 @@ conn_close(struct conn *c)
     obuf_deinit(&c->out);
     reservoir_put(&s->b.res, c->in);
     dlist_unlink(&c->link);
+    guard_conn_close(c);
     s->nconns--;
     log_debug("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
     slab_free(&s->b.slab, c, sizeof(*c));
     server_arm_timer(s);
+    if (s->stopping && dlist_empty(&s->conns)) /* the last one drained: shutdown is done */
+        event_base_loopbreak(s->base);
 }
 
 void
@@ -109,8 +115,21 @@ conn_shutdown(struct conn *c)
     wait_shutdown_conn(c);
     sub_shutdown_conn(c);
     reply_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_SHUTDOWN, "broker is shutting down");
-    (void)obuf_flush(&c->out, c->fd);
-    conn_close(c);
+    conn_close_after_write(c);
+}
+
+void
+conn_drain_all(struct server *s)
+{
+    struct dlink *l = s->conns.next;
+
+    while (l != &s->conns) {
+        struct conn *c = DLIST_ENTRY(l, struct conn, link);
+        l = l->next;
+        conn_flush(c); /* closes c once its output is written */
+    }
+    if (dlist_empty(&s->conns))
+        event_base_loopbreak(s->base);
 }
 
 void
@@ -134,6 +153,21 @@ conn_close_after_write(struct conn *c)
     event_del(&c->rev);
 }
 
+void
+conn_close_with_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code,
+                      const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    reply_error(c, op, rid, code, "%s", msg);
+    conn_close_after_write(c);
+    conn_flush(c);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Pausing                                                                                   */
 
@@ -148,6 +182,12 @@ pause_reading(struct conn *c, uint8_t why)
     if ((why & CONN_PAUSE_MEMORY) && !(c->paused & CONN_PAUSE_MEMORY))
         dlist_push_back(&c->srv->mem_paused, &c->plink);
     c->paused |= why;
+}
+
+void
+conn_hold(struct conn *c)
+{
+    pause_reading(c, CONN_PAUSE_AUTH);
 }
 
 /* Clear 'why'; once nothing holds c, read again and handle frames buffered meanwhile (the
@@ -335,11 +375,13 @@ static void
 conn_process(struct conn *c)
 {
     struct server *s = c->srv;
-    uint32_t max_body = s->b.cfg.max_message_size + SMQ_FRAME_SLACK;
+    uint32_t full_body = s->b.cfg.max_message_size + SMQ_FRAME_SLACK;
 
     c->in_dispatch = 1;
     while (c->in && !c->closing && !c->paused && !c->dead) {
         struct rbuf *in = c->in;
+        /* until HELLO (and AUTH) are done, only small frames: they need no more */
+        uint32_t max_body = c->ready ? full_body : GUARD_HANDSHAKE_FRAME_MAX;
         const uint8_t *body;
         uint32_t blen;
         size_t total;
@@ -376,8 +418,8 @@ conn_process(struct conn *c)
             break;
         }
         if (r == SMQ_FRAME_TOO_BIG) {
-            dispatch_fatal(c, SLABMQ_ERR_FRAME_TOO_BIG, "frame length %u exceeds maximum %u",
-                           blen, max_body);
+            dispatch_fatal(c, SLABMQ_ERR_FRAME_TOO_BIG, "frame length %u exceeds maximum %u%s",
+                           blen, max_body, c->ready ? "" : " before the handshake (HELLO, AUTH)");
             break;
         }
         dispatch_frame(c, body, blen);
@@ -450,7 +492,8 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
             break;
         }
         room = c->in->cap - c->in->len;
-        n = read(fd, c->in->data + c->in->len, room);
+        n = s->read_fn ? s->read_fn(s->read_ctx, fd, c->in->data + c->in->len, room)
+                       : read(fd, c->in->data + c->in->len, room);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             conn_close(c);
             return;
@@ -458,6 +501,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
         if (n < 0)
             break;
         c->in->len += (uint32_t)n;
+        guard_conn_input(c);
         conn_process(c);
         if ((size_t)n < room)
             break;
@@ -494,7 +538,8 @@ conn_flush(struct conn *c)
         sub_conn_drained(c);
     if (left > 0) {
         struct timeval grace = {CONN_CLOSE_GRACE_S, 0};
-        event_add(&c->wev, c->closing ? &grace : NULL);
+        /* while the broker stops, its --shutdown-timeout bounds the drain instead */
+        event_add(&c->wev, c->closing && !c->srv->stopping ? &grace : NULL);
         return 0;
     }
     event_del(&c->wev);

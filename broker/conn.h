@@ -16,6 +16,7 @@
 #include "dlist.h"
 #include "obuf.h"
 
+struct auth_user;
 struct server;
 struct rbuf;
 
@@ -26,6 +27,7 @@ struct rbuf;
 #define CONN_PAUSE_OUTPUT 1 /* pending output over the cap: resumes when written */
 #define CONN_PAUSE_MEMORY 2 /* broker at its memory limit: resumes when memory drains */
 #define CONN_PAUSE_STORE 4  /* the store's operation ring is full: resumes as it drains */
+#define CONN_PAUSE_AUTH 8   /* AUTH failed: never resumes, closed after the delay (guard.c) */
 
 struct conn {
     struct server *srv;
@@ -56,15 +58,27 @@ struct conn {
     uint8_t dead;            /* close when dispatch returns */
     uint8_t sub_blocked;     /* a push was held back for output backlog (sub.c) */
     char peer[64];           /* "addr:port" */
+    /* Handshake, authentication and idleness (guard.c) */
+    const struct auth_user *user; /* authenticated as; NULL before AUTH, or without auth */
+    struct dlink glink;      /* in srv->handshaking until the handshake ends; then in
+                                srv->auth_failed if AUTH failed */
+    struct dlink ilink;      /* in srv->idle, with --idle-timeout */
+    uint64_t guard_since;    /* mono ms: accepted at (handshaking), AUTH failed at */
+    uint64_t active_ms;      /* mono ms of the last input */
+    uint64_t auth_rid;       /* request id of a failed AUTH, answered after the delay */
+    uint8_t ready;           /* handshake done: HELLO, and AUTH when the broker has users */
 };
 
 /* Take ownership of fd (closed on failure too) and start reading. */
 void conn_accept(struct server *s, int fd, const char *peer);
 /* Close now: requeue in-flight deliveries, drop waiters, free everything. */
 void conn_close(struct conn *c);
-/* The broker is stopping: answer waiting FETCHes and tell the client (ERR_SHUTDOWN), write
- * what the socket takes without blocking, then close. */
+/* The broker is stopping: answer waiting FETCHes and subscriptions and tell the client
+ * (ERR_SHUTDOWN), stop reading; c closes once its output is written (conn_drain_all). */
 void conn_shutdown(struct conn *c);
+/* After conn_shutdown() of every connection: write what each has, closing those done; the
+ * rest close as their output drains. Breaks the loop when none is left. */
+void conn_drain_all(struct server *s);
 /* Flush what is pending once the current callback returns control to the loop. */
 void conn_want_write(struct conn *c);
 /* Write what is pending now if the socket takes it (a long-poll reply should not wait for
@@ -77,5 +91,11 @@ void conn_resume_store(struct server *s);
 void conn_resume_memory(struct server *s);
 /* Send what is pending, then close (after an error reply). */
 void conn_close_after_write(struct conn *c);
+/* Stop reading c for good: a failed AUTH, closed later by conn_close_with_error(). */
+void conn_hold(struct conn *c);
+/* From outside the connection's own callbacks (a timer): write the error reply
+ * [op, rid, code, message], then close once it is written. c may be freed on return. */
+void conn_close_with_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif /* SLABMQ_BROKER_CONN_H */

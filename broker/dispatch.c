@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Frame dispatch; see dispatch.h. O(1) per frame besides the handler. */
+/* Frame dispatch; see dispatch.h. O(1) per frame besides the handler (and, for a connection
+ * authenticated as a user, the permission check: O(the user's patterns)). */
 #include "dispatch.h"
 
 #include <stdarg.h>
@@ -47,7 +48,7 @@ dispatch_frame(struct conn *c, const uint8_t *body, uint32_t len)
         c->srv->protocol_errors++;
         reply_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_PROTOCOL,
                     "body is not a msgpack array [op, request_id, ...]");
-        if (!c->hello) /* not a slabmq client: nothing more to say to it */
+        if (!c->ready) /* not a slabmq client: nothing more to say to it */
             conn_close_after_write(c);
         return;
     }
@@ -55,7 +56,7 @@ dispatch_frame(struct conn *c, const uint8_t *body, uint32_t len)
         c->srv->protocol_errors++;
         reply_error(c, op, rid, SLABMQ_ERR_UNKNOWN_OP, "unknown operation %llu",
                     (unsigned long long)op);
-        if (!c->hello)
+        if (!c->ready)
             conn_close_after_write(c);
         return;
     }
@@ -66,5 +67,15 @@ dispatch_frame(struct conn *c, const uint8_t *body, uint32_t len)
         conn_close_after_write(c);
         return;
     }
+    if (!c->ready && op != SMQ_OP_HELLO && op != SMQ_OP_AUTH) {
+        log_info("connection %llu from %s: %s before AUTH; closing", (unsigned long long)c->id,
+                 c->peer, smq_op_name((unsigned)op));
+        reply_error(c, op, rid, SLABMQ_ERR_AUTH,
+                    "authentication required: AUTH must follow HELLO on this broker");
+        conn_close_after_write(c);
+        return;
+    }
+    if (c->user && !cmd_permitted(c, (unsigned)op, rid, r, nargs))
+        return;
     handlers[op](c, rid, &r, nargs);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* From a frame body to a handler: reads [op, request_id, ...], enforces HELLO first, and
- * calls the op's handler from a table generated from protocol/ops.h. */
+/* From a frame body to a handler: reads [op, request_id, ...], enforces HELLO first and, on a
+ * broker with users, AUTH next and the user's permissions, and calls the op's handler from a
+ * table generated from protocol/ops.h. */
 #ifndef SLABMQ_BROKER_DISPATCH_H
 #define SLABMQ_BROKER_DISPATCH_H
 

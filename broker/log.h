@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Logging: one line per event on stderr, "ts=... level=... msg=..." (logfmt), with the
- * source location for warnings and errors. Never per message. */
+/* Logging: one line per event on stderr, either logfmt ("ts=... level=... msg=...") or one
+ * JSON object per line (--log-format json), with the source location for warnings and
+ * errors. Never per message. */
 #ifndef SLABMQ_BROKER_LOG_H
 #define SLABMQ_BROKER_LOG_H
 
@@ -11,8 +12,18 @@ enum log_level {
     LOG_ERROR
 };
 
-/* Lowest level written; set once at start-up from --log-level. */
+enum log_format {
+    LOG_FORMAT_LOGFMT,
+    LOG_FORMAT_JSON
+};
+
+/* Lowest level written and the line format; set at start-up and on SIGHUP (reload.c). */
 extern enum log_level log_threshold;
+extern enum log_format log_format;
+
+/* Names as --log-level and --log-format take them, indexed by the enums. */
+extern const char *const log_level_names[4];
+extern const char *const log_format_names[2];
 
 void log_write(enum log_level lvl, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -14,6 +14,8 @@ main(int argc, char **argv)
         return 0;
     case CONFIG_ERROR:
         return 2;
+    case CONFIG_INVALID:
+        return 1;
     case CONFIG_RUN:
         break;
     }

@@ -227,6 +227,7 @@ queue_publish(struct broker *b, struct queue *q, const void *data, uint32_t len,
     q->c.published++;
     b->messages++;
     *id = mid;
+    latency_published(&q->lat, mid, b->now_ms);
     if (q->durable)
         store_insert(b->store, q, mid, data, len, NULL, b->now_ms);
     return 0;
@@ -294,6 +295,7 @@ queue_publish_opts(struct broker *b, struct queue *q, const void *data, uint32_t
     q->c.published++;
     b->messages++;
     *id = mid;
+    latency_published(&q->lat, mid, b->now_ms);
     if (o && o->delay_ms)
         queue_delay(b, d, o->delay_ms);
     else
@@ -385,6 +387,8 @@ make_inflight(struct broker *b, struct delivery *d, struct holder *h)
     d->q->ninflight++;
     d->q->pinned_bytes += d->len;
     d->q->c.delivered++;
+    if (d->deliveries == 1)
+        latency_delivered(&d->q->lat, d->id, b->now_ms);
 }
 
 /* A new delivery for the fresh message at the cursor, in no state. NULL at the memory
@@ -525,6 +529,10 @@ void
 queue_ack(struct broker *b, struct delivery *d)
 {
     d->q->c.acked++;
+    if (d->state == DLV_INFLIGHT) { /* delivered (or TOUCHed) at due_ms - visibility */
+        uint64_t since = d->due_ms - d->q->visibility_ms;
+        latency_acked(&d->q->lat, b->now_ms > since ? b->now_ms - since : 0);
+    }
     queue_leave_state(b, d);
     queue_destroy(b, d);
 }

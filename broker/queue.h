@@ -17,6 +17,7 @@
 
 #include "codec.h"
 #include "dlist.h"
+#include "latency.h"
 
 struct broker;
 struct delivery;
@@ -116,6 +117,7 @@ struct queue {
                                    served first */
     struct dlink wake;          /* in broker->wake while its waiters are due a wake-up */
     struct queue_counters c;
+    struct latency lat;         /* publish-time checkpoints and latency histograms */
     char name[SMQ_NAME_MAX + 1];
 };
 

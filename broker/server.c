@@ -18,8 +18,11 @@
 #include "codec.h"
 #include "conn.h"
 #include "frame.h"
+#include "guard.h"
+#include "http.h"
 #include "log.h"
 #include "ops.h"
+#include "reload.h"
 #include "slabmq.h"
 #include "confirm.h"
 #include "store.h"
@@ -38,8 +41,12 @@ server_config_defaults(struct server_config *c)
     c->max_connections = 10000;
     c->output_cap = (size_t)16 << 20;
     c->frame_timeout_ms = 30000;
+    c->handshake_timeout_ms = 10000; /* auth_file and idle_timeout_ms: off */
     snprintf(c->data_dir, sizeof(c->data_dir), "slabmq-data");
     c->store_ring = (size_t)64 << 20;
+    c->log_level = LOG_INFO;
+    c->log_format = LOG_FORMAT_LOGFMT;
+    c->shutdown_timeout_ms = 5000;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -126,7 +133,7 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
     format_peer(sa, peer, sizeof(peer));
     if (s->nconns >= s->cfg.max_connections) {
         s->conns_refused++;
-        log_warn("refusing connection from %s: %u connections open (--max-connections)", peer,
+        log_info("refusing connection from %s: %u connections open (--max-connections)", peer,
                  s->nconns);
         refuse(fd);
         return;
@@ -216,27 +223,61 @@ open_listener(struct server *s)
 /* ---------------------------------------------------------------------------------------- */
 /* Lifecycle                                                                                 */
 
+/* The drain deadline passed, or a second signal came: close what is left and stop. */
+static void
+server_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (s->nconns)
+        log_info("shutdown: closing %u connections with replies still unwritten", s->nconns);
+    while (!dlist_empty(&s->conns))
+        conn_close(DLIST_ENTRY(s->conns.next, struct conn, link));
+    event_base_loopbreak(s->base);
+}
+
+/* SIGTERM or SIGINT: stop accepting, answer waiting FETCHes and subscriptions with
+ * ERR_SHUTDOWN, let each connection write what it has (replies the store held included)
+ * for up to --shutdown-timeout, then close; unacked messages go back to their queues as
+ * each connection closes. A second signal stops at once. */
 static void
 server_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     struct server *s = arg;
+    struct timeval tv = {s->cfg.shutdown_timeout_ms / 1000,
+                         (suseconds_t)(s->cfg.shutdown_timeout_ms % 1000) * 1000};
 
     (void)what;
-    log_info("signal %d: shutting down", (int)sig);
+    if (s->stopping) {
+        log_info("signal %d again: stopping now", (int)sig);
+        server_drain_cb(-1, 0, s);
+        return;
+    }
+    log_info("signal %d: shutting down (%u connections, up to %u ms to drain)", (int)sig,
+             s->nconns, s->cfg.shutdown_timeout_ms);
     s->stopping = 1;
     evconnlistener_disable(s->listener);
     if (s->b.store) { /* commit and sync what was accepted, then confirm it */
         store_stop(s->b.store);
         confirm_progress(s);
     }
-    while (!dlist_empty(&s->conns))
-        conn_shutdown(DLIST_ENTRY(s->conns.next, struct conn, link));
-    event_base_loopbreak(s->base);
+    for (struct dlink *l = s->conns.next; l != &s->conns; l = l->next)
+        conn_shutdown(DLIST_ENTRY(l, struct conn, link));
+    if (!s->cfg.shutdown_timeout_ms || !s->drain) {
+        server_drain_cb(-1, 0, s);
+        return;
+    }
+    event_add(s->drain, &tv);
+    conn_drain_all(s); /* may close every connection and stop the loop */
 }
 
-static void
+void
 server_free(struct server *s)
 {
+    if (!s)
+        return;
     while (!dlist_empty(&s->conns))
         conn_close(DLIST_ENTRY(s->conns.next, struct conn, link));
     if (s->listener)
@@ -249,6 +290,12 @@ server_free(struct server *s)
         event_free(s->sig_term);
     if (s->sig_int)
         event_free(s->sig_int);
+    if (s->sig_hup)
+        event_free(s->sig_hup);
+    if (s->drain)
+        event_free(s->drain);
+    guard_deinit(s);
+    http_stop(s); /* --http */
     if (s->store_ev)
         event_free(s->store_ev);
     store_close(s->b.store);
@@ -257,7 +304,6 @@ server_free(struct server *s)
     if (s->base)
         event_base_free(s->base);
     free(s);
-    libevent_global_shutdown();
 }
 
 /* The store's writer made progress: release held replies, resume paused readers. */
@@ -290,63 +336,92 @@ queue_gone(void *ctx, struct queue *q)
     sub_queue_gone(q);
 }
 
-int
-server_run(const struct server_config *c)
+struct server *
+server_new(const struct server_config *c, char *err, size_t errlen)
 {
     struct server *s = calloc(1, sizeof(*s));
-    char err[256];
-    int rc = 1;
 
     if (!s) {
-        fprintf(stderr, "slabmqd: out of memory\n");
-        return 1;
+        snprintf(err, errlen, "out of memory");
+        return NULL;
     }
-    signal(SIGPIPE, SIG_IGN); /* a peer that closes must not kill the broker */
     s->cfg = *c;
+    log_threshold = (enum log_level)c->log_level;
+    log_format = (enum log_format)c->log_format;
     dlist_init(&s->conns);
     dlist_init(&s->mem_paused);
     dlist_init(&s->store_paused);
     dlist_init(&s->confirm_conns);
-    if (broker_init(&s->b, &c->broker, err, sizeof(err))) {
-        fprintf(stderr, "slabmqd: %s\n", err);
+    if (broker_init(&s->b, &c->broker, err, errlen)) {
         free(s);
-        return 1;
+        return NULL;
     }
     s->b.hooks = (struct broker_hooks){serve_queue, queue_gone, s};
     if (c->durability) { /* loads the durable queues before anyone can connect */
+        char why[256];
         struct store *st = store_open(&s->b, c->data_dir, c->store_ring, c->ignore_corrupt,
-                                      err, sizeof(err));
+                                      why, sizeof(why));
         if (!st) {
-            fprintf(stderr, "slabmqd: durability: %s\n", err);
-            broker_deinit(&s->b);
-            free(s);
-            return 1;
+            snprintf(err, errlen, "durability: %s", why);
+            server_free(s);
+            return NULL;
         }
         s->b.store = st;
     }
     s->started_ms = s->b.now_ms;
     s->base = event_base_new();
-    if (!s->base) {
-        fprintf(stderr, "slabmqd: cannot create the event loop\n");
-        goto out;
+    if (s->base)
+        s->timer = evtimer_new(s->base, server_timer_cb, s);
+    if (!s->base || !s->timer) {
+        snprintf(err, errlen, "cannot create the event loop");
+        server_free(s);
+        return NULL;
     }
-    s->timer = evtimer_new(s->base, server_timer_cb, s);
-    s->accept_retry = evtimer_new(s->base, server_accept_retry_cb, s);
-    s->sig_term = evsignal_new(s->base, SIGTERM, server_signal_cb, s);
-    s->sig_int = evsignal_new(s->base, SIGINT, server_signal_cb, s);
     if (s->b.store) {
         s->store_ev = event_new(s->base, store_event_fd(s->b.store), EV_READ | EV_PERSIST,
                                 server_store_cb, s);
         if (!s->store_ev || event_add(s->store_ev, NULL)) {
-            fprintf(stderr, "slabmqd: cannot set up events\n");
-            goto out;
+            snprintf(err, errlen, "cannot set up events");
+            server_free(s);
+            return NULL;
         }
     }
-    if (!s->timer || !s->accept_retry || !s->sig_term || !s->sig_int
-        || event_add(s->sig_term, NULL) || event_add(s->sig_int, NULL)) {
+    if (guard_init(s)) { /* it has printed why */
+        if (errlen)
+            err[0] = '\0';
+        server_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int
+server_run(const struct server_config *c)
+{
+    char err[256];
+    struct server *s;
+    int rc = 1;
+
+    signal(SIGPIPE, SIG_IGN); /* a peer that closes must not kill the broker */
+    s = server_new(c, err, sizeof(err));
+    if (!s) {
+        if (err[0])
+            fprintf(stderr, "slabmqd: %s\n", err);
+        return 1;
+    }
+    s->accept_retry = evtimer_new(s->base, server_accept_retry_cb, s);
+    s->sig_term = evsignal_new(s->base, SIGTERM, server_signal_cb, s);
+    s->sig_int = evsignal_new(s->base, SIGINT, server_signal_cb, s);
+    s->sig_hup = evsignal_new(s->base, SIGHUP, reload_signal_cb, s);
+    s->drain = evtimer_new(s->base, server_drain_cb, s);
+    if (!s->accept_retry || !s->sig_term || !s->sig_int || !s->sig_hup || !s->drain
+        || event_add(s->sig_term, NULL) || event_add(s->sig_int, NULL)
+        || event_add(s->sig_hup, NULL)) {
         fprintf(stderr, "slabmqd: cannot set up events\n");
         goto out;
     }
+    if (s->cfg.http[0] && http_start(s)) /* --http: before "listening on" */
+        goto out;
     if (open_listener(s))
         goto out;
     event_base_dispatch(s->base);
@@ -354,5 +429,6 @@ server_run(const struct server_config *c)
     rc = 0;
 out:
     server_free(s);
+    libevent_global_shutdown();
     return rc;
 }

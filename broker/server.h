@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "broker.h"
 #include "dlist.h"
@@ -13,6 +14,7 @@
 struct event_base;
 struct event;
 struct evconnlistener;
+struct http;
 
 struct server_config {
     struct broker_config broker;
@@ -25,6 +27,21 @@ struct server_config {
     char data_dir[1024];       /* --data-dir */
     int ignore_corrupt;        /* --ignore-corrupt-data */
     size_t store_ring;         /* bytes of the store's operation ring */
+    /* Authentication and connection deadlines (guard.c, docs/security.md) */
+    const char *auth_file;          /* --auth-file or $SLABMQ_AUTH_FILE; NULL: no auth */
+    uint32_t handshake_timeout_ms;  /* --handshake-timeout: HELLO (and AUTH) done by then */
+    uint32_t idle_timeout_ms;       /* --idle-timeout: close after this long without input;
+                                       0: never */
+    /* Configuration file, logging and lifecycle (config.c, reload.c, docs/operations.md) */
+    char config_file[1024];         /* --config FILE; "" without */
+    char auth_path[1024];           /* auth-file as the config file gave it (auth_file) */
+    int check_config;               /* --check-config: validate, print a verdict, exit */
+    int log_level;                  /* --log-level: enum log_level */
+    int log_format;                 /* --log-format: enum log_format */
+    uint32_t shutdown_timeout_ms;   /* --shutdown-timeout: replies drain this long at SIGTERM */
+    int argc;                       /* the command line, kept for SIGHUP to re-read */
+    char **argv;
+    char http[96];                  /* --http ADDR:PORT (http.c); "" = no HTTP server */
 };
 
 struct server {
@@ -34,6 +51,8 @@ struct server {
     struct evconnlistener *listener;
     struct event *sig_term;
     struct event *sig_int;
+    struct event *sig_hup;      /* SIGHUP: re-read the configuration (reload.c) */
+    struct event *drain;        /* the --shutdown-timeout deadline once stopping */
     struct event *timer;        /* fires at the timer heap's earliest due time */
     struct event *accept_retry; /* re-enables accepting after EMFILE */
     uint64_t timer_due;         /* when 'timer' is armed for (mono ms), 0 if not */
@@ -51,11 +70,31 @@ struct server {
     uint64_t started_ms;        /* monotonic ms at start */
     int port;                   /* port actually bound */
     int stopping;
+    /* Test seam: when set, connections read their input with this instead of read(2) (the
+     * fuzz harness in tests/fuzz feeds bytes from memory); same contract as read(2). */
+    ssize_t (*read_fn)(void *ctx, int fd, void *buf, size_t len);
+    void *read_ctx;
+    /* Authentication and connection deadlines (guard.c) */
+    struct auth *auth;          /* users of --auth-file; NULL when authentication is off */
+    struct event *guard_timer;  /* fires at the earliest deadline of the three lists below */
+    uint64_t guard_due;         /* when guard_timer is armed for (mono ms), 0 if not */
+    struct dlink handshaking;   /* connections before their handshake ends, oldest first */
+    struct dlink auth_failed;   /* connections whose AUTH failed, waiting out the delay */
+    struct dlink idle;          /* connections by last input, least recent first (with
+                                   --idle-timeout) */
+    struct http *http;          /* --http: metrics and dashboard (http.c); NULL if off */
 };
 
 void server_config_defaults(struct server_config *c);
 /* Run until SIGTERM/SIGINT. Returns the process exit status. */
 int server_run(const struct server_config *c);
+/* The broker (with its store when c->durability, its users when c->auth_file), its event loop,
+ * timers and connection guards, without listener or signals: what server_run serves, and what a
+ * test drives in-process. Returns a new server (free with server_free()), or NULL with a reason
+ * in err (empty when it has already been printed). */
+struct server *server_new(const struct server_config *c, char *err, size_t errlen);
+/* Close every connection and free s and all it owns. Accepts NULL. */
+void server_free(struct server *s);
 /* Arm the timer if the heap's earliest due time is earlier than what it is armed for. */
 void server_arm_timer(struct server *s);
 

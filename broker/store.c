@@ -69,7 +69,7 @@ struct store {
     _Atomic uint64_t db_bytes, wal_bytes, free_bytes, commits;
     uint64_t delay_ms;          /* test hook: sleep before each commit */
     uint64_t fail_after;        /* test hook: the commit after this many fails (I/O error) */
-    sqlite3_stmt *ins, *upd, *del, *qput, *qdel, *qdelmsg, *begin, *commit, *rollback;
+    sqlite3_stmt *ins, *ins_plain, *upd, *del, *qput, *qdel, *qdelmsg, *begin, *commit, *rollback;
     sqlite3_stmt *sync_full, *sync_off, *touch;
 };
 
@@ -382,6 +382,15 @@ exec_op(struct store *st, const struct op *o)
         sqlite3_bind_int64(st->qdel, 1, (sqlite3_int64)o->id);
         return run(st->qdel);
     case OP_INS:
+        if (!o->prio && !o->deliveries && !o->due_wall && !o->exp_wall && !o->reason) {
+            s = st->ins_plain; /* most messages: three columns, the rest their defaults */
+            sqlite3_bind_int64(s, 1, (sqlite3_int64)o->id);
+            sqlite3_bind_int64(s, 2, (sqlite3_int64)o->sid);
+            sqlite3_bind_blob(s, 3, o->blen ? (const void *)body : "", (int)o->blen,
+                              SQLITE_STATIC);
+            return run(s);
+        }
+        /* fall through */
     case OP_UPD:
         s = o->type == OP_INS ? st->ins : st->upd;
         sqlite3_bind_int64(s, 1, (sqlite3_int64)o->id);
@@ -599,10 +608,10 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS msg("
     "  id INTEGER PRIMARY KEY,"     /* the broker's message id: appends at the right edge */
     "  sid INTEGER NOT NULL,"       /* queue.sid */
-    "  prio INTEGER NOT NULL,"
-    "  deliveries INTEGER NOT NULL,"
-    "  due_ms INTEGER NOT NULL,"    /* delayed until (ms since the epoch); 0: ready */
-    "  exp_ms INTEGER NOT NULL,"    /* expires at; 0: never */
+    "  prio INTEGER NOT NULL DEFAULT 0,"
+    "  deliveries INTEGER NOT NULL DEFAULT 0,"
+    "  due_ms INTEGER NOT NULL DEFAULT 0,"  /* delayed until (ms since the epoch); 0: ready */
+    "  exp_ms INTEGER NOT NULL DEFAULT 0,"  /* expires at; 0: never */
     "  dl BLOB,"                    /* dead letter: reason, deliveries, source queue name */
     "  body BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER);"
@@ -617,6 +626,7 @@ prepare_all(struct store *st)
                 "INSERT INTO msg(id,sid,prio,deliveries,due_ms,exp_ms,dl,body) "
                 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
                 &st->ins)
+           || prep(db, "INSERT INTO msg(id,sid,body) VALUES(?1,?2,?3)", &st->ins_plain)
            || prep(db,
                    "UPDATE msg SET sid=?2,prio=?3,deliveries=?4,due_ms=?5,exp_ms=?6,dl=?7 "
                    "WHERE id=?1",
@@ -636,7 +646,7 @@ prepare_all(struct store *st)
 static void
 finalize_all(struct store *st)
 {
-    sqlite3_stmt *all[] = {st->ins,    st->upd,      st->del,    st->qput,
+    sqlite3_stmt *all[] = {st->ins, st->ins_plain, st->upd,      st->del,    st->qput,
                            st->qdel,   st->qdelmsg,  st->begin,  st->commit,
                            st->rollback, st->sync_full, st->sync_off, st->touch};
 

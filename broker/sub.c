@@ -212,6 +212,12 @@ sub_cancel_conn(struct conn *c)
     }
 }
 
+uint32_t
+sub_conn_count(const struct conn *c)
+{
+    return c->subs ? c->subs->n : 0;
+}
+
 void
 sub_shutdown_conn(struct conn *c)
 {

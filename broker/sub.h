@@ -39,5 +39,7 @@ void sub_shutdown_conn(struct conn *c);
 uint64_t sub_credit(const struct queue *q);
 /* Number of q's subscriptions. */
 uint64_t sub_count(const struct queue *q);
+/* Number of c's subscriptions. */
+uint32_t sub_conn_count(const struct conn *c);
 
 #endif /* SLABMQ_BROKER_SUB_H */

@@ -75,6 +75,14 @@ struct slabmq_client {
     struct slabmq_batch **pushed_end; /* where the next one is linked */
 };
 
+/* A client without a connection (fd -1): connect2's first step, and what the fuzz harness
+ * (tests/fuzz) gives a socket of its own. Free with slabmq_client_close(). NULL when out of
+ * memory. */
+struct slabmq_client *smq_client_new(int timeout_ms);
+/* Say HELLO on c's socket and take the broker's limits from the reply; *auth receives the
+ * broker's auth_required (0 from brokers that do not say). */
+slabmq_status smq_client_hello(struct slabmq_client *c, const char *name, int *auth);
+
 /* Set the detail message and return st. */
 slabmq_status smq_client_fail(struct slabmq_client *c, slabmq_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

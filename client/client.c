@@ -164,28 +164,28 @@ grow_rbuf(struct slabmq_client *c, size_t cap)
     return 0;
 }
 
-/* Make sure rbuf holds at least want unconsumed bytes, reading as needed. */
+/* Make sure rbuf holds at least want unconsumed bytes, reading as needed. The buffer grows
+ * (doubling, from 64 KiB) only once it is full of bytes that arrived, never to a length a
+ * frame header merely declares: 4 bytes from a broken or hostile peer must not make the
+ * client allocate up to SMQ_CLIENT_MAX_REPLY. */
 static slabmq_status
 fill(struct slabmq_client *c, size_t want, int64_t deadline)
 {
-    if (c->rstart > 0 && c->rcap - c->rstart < want) { /* compact */
-        memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
-        c->rlen -= c->rstart;
-        c->rstart = 0;
-    }
-    if (c->rcap - c->rstart < want) {
-        size_t ncap = c->rcap ? c->rcap : 65536;
-        uint8_t *nb;
-        while (ncap - c->rstart < want)
-            ncap *= 2;
-        nb = realloc(c->rbuf, ncap);
-        if (!nb)
-            return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
-        c->rbuf = nb;
-        c->rcap = ncap;
-    }
     while (c->rlen - c->rstart < want) {
-        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        ssize_t n;
+        if (c->rlen == c->rcap && c->rstart > 0) { /* full: drop what was consumed */
+            memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
+            c->rlen -= c->rstart;
+            c->rstart = 0;
+        }
+        if (c->rlen == c->rcap) { /* full of unconsumed bytes: grow */
+            size_t ncap = c->rcap ? c->rcap * 2 : 65536;
+            if (ncap > want && want > 65536)
+                ncap = want;
+            if (grow_rbuf(c, ncap))
+                return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
+        }
+        n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
         if (n > 0) {
             c->rlen += (size_t)n;
             continue;
@@ -525,6 +525,8 @@ smq_next_buffered(struct slabmq_client *c, const uint8_t **body, uint32_t *len)
 {
     size_t total;
 
+    if (c->rlen - c->rstart < SMQ_FRAME_HEADER)
+        return 0; /* not even a header yet; rbuf is NULL before the first read */
     switch (smq_frame_decode(c->rbuf + c->rstart, c->rlen - c->rstart, SMQ_CLIENT_MAX_REPLY,
                              body, len, &total)) {
     case SMQ_FRAME_OK:
@@ -541,7 +543,6 @@ smq_next_buffered(struct slabmq_client *c, const uint8_t **body, uint32_t *len)
 slabmq_status
 smq_recv_some(struct slabmq_client *c)
 {
-    size_t want = c->rcap ? c->rcap * 2 : 65536;
     ssize_t n;
 
     if (c->rstart > 0) { /* make room at the end for what may have arrived */
@@ -549,13 +550,9 @@ smq_recv_some(struct slabmq_client *c)
         c->rlen -= c->rstart;
         c->rstart = 0;
     }
-    if (c->rlen >= SMQ_FRAME_HEADER) { /* room for the whole frame at once */
-        uint32_t body = (uint32_t)c->rbuf[0] << 24 | (uint32_t)c->rbuf[1] << 16
-                        | (uint32_t)c->rbuf[2] << 8 | c->rbuf[3];
-        if ((size_t)body + SMQ_FRAME_HEADER > want)
-            want = (size_t)body + SMQ_FRAME_HEADER;
-    }
-    if (c->rlen == c->rcap && grow_rbuf(c, want))
+    /* as in fill(): grow by what arrived (doubling once full), never to the length a frame
+     * header declares, which 4 bytes from a broken or hostile peer could set to 1 GiB */
+    if (c->rlen == c->rcap && grow_rbuf(c, c->rcap ? c->rcap * 2 : 65536))
         return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
     n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
     if (n == 0)
@@ -708,8 +705,8 @@ open_socket(struct slabmq_client *c, const slabmq_options *o, int64_t deadline)
                            v6 ? "[" : "", host, v6 ? "]" : "", o->port, strerror(saved));
 }
 
-static slabmq_status
-hello(struct slabmq_client *c, const char *name)
+slabmq_status
+smq_client_hello(struct slabmq_client *c, const char *name, int *auth)
 {
     struct smq_mpr r;
     uint32_t n;
@@ -720,6 +717,7 @@ hello(struct slabmq_client *c, const char *name)
     uint64_t max_frame;
     slabmq_status st;
 
+    *auth = 0;
     c->max_frame = UINT32_MAX;
     smq_req_begin(c, SMQ_OP_HELLO, 2);
     msgpack_pack_uint32(&c->pk, SLABMQ_PROTOCOL_VERSION);
@@ -741,7 +739,51 @@ hello(struct slabmq_client *c, const char *name)
         c->max_fetch = fetch;
         c->max_inflight = (uint32_t)window;
     }
+    if (n >= 7 && smq_mpr_bool(&r, auth)) /* and whether AUTH must follow */
+        return smq_bad_reply(c, "HELLO");
     return SLABMQ_OK;
+}
+
+struct slabmq_client *
+smq_client_new(int timeout_ms)
+{
+    struct slabmq_client *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->fd = -1;
+    c->timeout_ms = timeout_ms;
+    c->next_rid = 1;
+    c->window = 1024;
+    c->pushed_end = &c->pushed;
+    msgpack_packer_init(&c->pk, c, wbuf_write);
+    return c;
+}
+
+/* AUTH with the options' credentials, or those of the environment (see slabmq_options). */
+static slabmq_status
+authenticate(struct slabmq_client *c, const slabmq_options *o)
+{
+    const char *user = o->user ? o->user : getenv("SLABMQ_USER");
+    const char *pw = o->password ? o->password : getenv("SLABMQ_PASSWORD");
+    struct smq_mpr r;
+    uint32_t n;
+    slabmq_status st;
+
+    if (!user || !*user)
+        return smq_client_fail(c, SLABMQ_ERR_AUTH,
+                               "the broker requires authentication: give a user and password "
+                               "(options, or SLABMQ_USER and SLABMQ_PASSWORD)");
+    if (strlen(user) > 64 || (pw && strlen(pw) > 1024))
+        return smq_client_fail(c, SLABMQ_ERR_ARG,
+                               "user name over 64 bytes or password over 1024 bytes");
+    smq_req_begin(c, SMQ_OP_AUTH, 2);
+    smq_pack_str(c, user);
+    smq_pack_str(c, pw ? pw : "");
+    st = smq_call(c, SMQ_OP_AUTH, 0, &r, &n);
+    if (c->wbuf) /* the password is sent: keep no copy of it */
+        memset(c->wbuf, 0, c->wcap);
+    return st;
 }
 
 SLABMQ_API slabmq_status
@@ -751,6 +793,7 @@ slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbu
     slabmq_options defaults = SLABMQ_OPTIONS_INIT;
     struct slabmq_client *c;
     slabmq_status st;
+    int auth;
 
     *out = NULL;
     if (!o)
@@ -760,21 +803,17 @@ slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbu
             snprintf(errbuf, errlen, "client name longer than 64 bytes");
         return SLABMQ_ERR_ARG;
     }
-    c = calloc(1, sizeof(*c));
+    c = smq_client_new(o->timeout_ms);
     if (!c) {
         if (errbuf && errlen)
             snprintf(errbuf, errlen, "out of memory");
         return SLABMQ_ERR_CLIENT_NOMEM;
     }
-    c->fd = -1;
-    c->timeout_ms = o->timeout_ms;
-    c->next_rid = 1;
-    c->window = 1024;
-    c->pushed_end = &c->pushed;
-    msgpack_packer_init(&c->pk, c, wbuf_write);
     st = open_socket(c, o, o->timeout_ms > 0 ? smq_now_ms() + o->timeout_ms : 0);
     if (st == SLABMQ_OK)
-        st = hello(c, o->client_name);
+        st = smq_client_hello(c, o->client_name, &auth);
+    if (st == SLABMQ_OK && auth)
+        st = authenticate(c, o);
     if (st) {
         if (errbuf && errlen)
             snprintf(errbuf, errlen, "%s", c->err);

@@ -27,7 +27,8 @@
     X(16, RESUME, resume)                   \
     X(17, TERM, term)                       \
     X(18, SUBSCRIBE, subscribe)             \
-    X(19, UNSUBSCRIBE, unsubscribe)
+    X(19, UNSUBSCRIBE, unsubscribe)         \
+    X(21, AUTH, auth)
 
 enum smq_op {
     SMQ_OP_NONE = 0, /* used in replies to frames whose op could not be read */
@@ -38,7 +39,7 @@ enum smq_op {
     /* Sent only by the broker (a subscription's push, docs/protocol.md 6.20); not in the
      * map, so the broker has no handler for it and answers ERR_UNKNOWN_OP if a client sends
      * it. */
-    SMQ_OP_DELIVER = SMQ_OP_MAX
+    SMQ_OP_DELIVER = 20
 };
 
 /* Name of an op code, or NULL for codes not in the list. */

@@ -31,6 +31,7 @@ struct cli {
     slabmq_publish_options pub; /* publish's --delay, --at, --ttl, --priority, --id */
     uint64_t skip;              /* peek's and dlq's --skip */
     uint32_t credit;            /* subscribe's --credit; 0 when not given */
+    uint32_t interval_ms;       /* top's --interval, ms */
 };
 
 int cli_cmd_queues(struct cli *cli);

@@ -51,6 +51,7 @@ cli_out_exit_code(slabmq_status st)
     case SLABMQ_ERR_BAD_REPLY:
     case SLABMQ_ERR_VERSION:
     case SLABMQ_ERR_SHUTDOWN:
+    case SLABMQ_ERR_AUTH:
         return CLI_EXIT_CONN;
     default:
         return CLI_EXIT_FAIL;

@@ -18,6 +18,7 @@
 #include "cli_cmd.h"
 #include "cli_mem.h"
 #include "cli_out.h"
+#include "cli_top.h"
 #include "codec.h"
 #include "slabmq.h"
 
@@ -46,6 +47,7 @@
 #define OPT_CREDIT (1u << 16)
 #define OPT_DURABLE (1u << 17)
 #define OPT_CONFIRM (1u << 18)
+#define OPT_INTERVAL (1u << 19)
 #define OPT_QUEUE (OPT_VISIBILITY | OPT_MAX_MESSAGES | OPT_MAX_BYTES | OPT_OVERFLOW | OPT_BACKOFF \
                    | OPT_MAX_DELIVERIES | OPT_DEAD_LETTER | OPT_TTL | OPT_DEDUP | OPT_DURABLE \
                    | OPT_CONFIRM)
@@ -70,6 +72,11 @@
 #define OPT_VAL_CREDIT 271
 #define OPT_VAL_DURABLE 272
 #define OPT_VAL_CONFIRM 273
+#define OPT_VAL_CREDENTIALS 274
+#define OPT_VAL_INTERVAL 275
+
+#define TOP_INTERVAL_DEFAULT_MS 1000u
+#define TOP_INTERVAL_MAX_MS 3600000u
 
 #define MAX_DELIVERIES_MAX 1000000          /* the broker's limit for max_deliveries */
 #define DEDUP_WINDOW_MIN 1024                 /* and for dedup_window, when not 0 */
@@ -78,6 +85,7 @@
 /* The command line after option parsing. */
 struct parsed {
     const char *server;         /* -s, or NULL */
+    const char *credentials;    /* --credentials, or NULL */
     int timeout_ms;             /* --timeout */
     int json;                   /* --json */
     int help;                   /* --help */
@@ -92,6 +100,7 @@ struct parsed {
     uint64_t ttl_ms;            /* --ttl: declare's or publish's */
     uint64_t skip;              /* --skip */
     uint32_t credit;            /* --credit; 0 when not given */
+    uint32_t interval_ms;       /* --interval */
     char **args;                /* positional arguments: the command name, then its own */
     int nargs;
 };
@@ -134,11 +143,16 @@ static const char general_help[] =
     "  declare QUEUE [OPTIONS]           create QUEUE, or change its settings\n"
     "  memory                            the broker's memory: use, slab classes, buffers\n"
     "  ping                              measure the round trip to the broker\n"
+    "  top [--interval MS] [-n FRAMES]   live view of the queues: depth, in flight, rates\n"
     "  help [COMMAND]                    this text, or the details of COMMAND\n"
     "\n"
     "Options (before or after the command):\n"
     "  -s, --server HOST:PORT  broker address; HOST, :PORT and [IPv6]:PORT work too\n"
     "                          (default: $SLABMQ_SERVER, else 127.0.0.1:7654)\n"
+    "  --credentials FILE      for a broker with users: USER:PASSWORD, the first line\n"
+    "                          of FILE (default: $SLABMQ_CREDENTIALS, else the user\n"
+    "                          $SLABMQ_USER with the password $SLABMQ_PASSWORD).\n"
+    "                          No option takes a password: others could read it\n"
     "  -t, --timeout MS        connect and per-request timeout (default 5000; 0: none)\n"
     "  -j, --json              print JSON instead of text\n"
     "  -h, --help              print help (for COMMAND when one is given)\n"
@@ -160,7 +174,7 @@ static const char general_help[] =
     "  1  the broker returned an error (e.g. no such queue, queue full), or output\n"
     "     failed\n"
     "  2  usage error: bad option, argument or queue name (nothing was sent)\n"
-    "  3  cannot connect, connection lost, or timed out\n"
+    "  3  cannot connect, authentication failed, connection lost, or timed out\n"
     "  4  consume, subscribe: no message was available within --wait;\n"
     "     why: no message can be delivered now\n";
 
@@ -415,6 +429,18 @@ static const char ping_help[] =
     "Send one PING and print the round trip, connecting not included:\n"
     "\"pong from HOST:PORT in 0.123 ms\"; --json prints {\"ms\":0.123}.\n";
 
+static const char top_help[] =
+    "A live view of every queue, refreshed each --interval MS (default 1000, at least\n"
+    "10): READY (depth), INFLIGHT, DELAYED, PUB/S, DELIV/S and ACK/S (per second, from the\n"
+    "last two samples of each queue's statistics; '-' for a queue new since the last\n"
+    "sample) and DEAD (dead-lettered, total), under a line with the connections and the\n"
+    "memory in use. On a terminal the view is redrawn in place (ANSI) and cut to its\n"
+    "height; otherwise frames are appended, a blank line apart. --json prints one object\n"
+    "a frame: {\"connections\":N,\"memory_used\":N,\"memory_limit\":N,\"queues\":[{\"name\":\n"
+    "...,\"ready\":N,...,\"publish_rate\":R,\"deliver_rate\":R,\"ack_rate\":R}]} (-1: no\n"
+    "rate yet). -n FRAMES stops after that many frames; without it, top runs until\n"
+    "interrupted.\n";
+
 static int check_publish(const struct command *cmd, const struct parsed *p);
 static int check_move(const struct command *cmd, const struct parsed *p);
 
@@ -451,6 +477,8 @@ static const struct command commands[] = {
      declare_help, NULL},
     {"memory", cli_mem_show, 0, 0, 0, 0, "memory", memory_help, NULL},
     {"ping", cli_cmd_ping, 0, 0, 0, 0, "ping", ping_help, NULL},
+    {"top", cli_top_show, 0, 0, OPT_COUNT | OPT_INTERVAL, UINT32_MAX,
+     "top [--interval MS] [-n FRAMES]", top_help, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 static const struct command *
@@ -614,6 +642,11 @@ apply_message_option(struct parsed *p, int opt, const char *arg)
             return CLI_EXIT_USAGE;
         p->credit = (uint32_t)v;
         return 0;
+    case OPT_VAL_INTERVAL:
+        if (number_option(p, OPT_INTERVAL, "--interval", arg, 10, TOP_INTERVAL_MAX_MS, &v))
+            return CLI_EXIT_USAGE;
+        p->interval_ms = (uint32_t)v;
+        return 0;
     default:
         return usage_error(NULL, "unexpected option");
     }
@@ -728,6 +761,9 @@ apply_option(struct parsed *p, int opt, const char *arg)
     case 's':
         p->server = arg;
         return 0;
+    case OPT_VAL_CREDENTIALS:
+        p->credentials = arg;
+        return 0;
     case 'j':
         p->json = 1;
         return 0;
@@ -799,11 +835,15 @@ parse_options(int argc, char **argv, struct parsed *p)
                                            OPT_VAL_PRIORITY},
                                           {"id", required_argument, NULL, OPT_VAL_ID},
                                           {"skip", required_argument, NULL, OPT_VAL_SKIP},
+                                          {"interval", required_argument, NULL,
+                                           OPT_VAL_INTERVAL},
                                           {"credit", required_argument, NULL, OPT_VAL_CREDIT},
                                           {"durable", required_argument, NULL,
                                            OPT_VAL_DURABLE},
                                           {"confirm", required_argument, NULL,
                                            OPT_VAL_CONFIRM},
+                                          {"credentials", required_argument, NULL,
+                                           OPT_VAL_CREDENTIALS},
                                           {"max-bytes", required_argument, NULL,
                                            OPT_VAL_MAX_BYTES},
                                           {"overflow", required_argument, NULL,
@@ -946,24 +986,60 @@ split_server(const char *s, char *host, size_t hostlen, uint16_t *port)
     return 0;
 }
 
+/* Read USER:PASSWORD from the first line of the file at path (blank lines and lines starting
+ * with '#' skipped) into buf, pointing *user and *pw into it. 0, or an exit code after saying
+ * why. */
+static int
+read_credentials(const char *path, char *buf, size_t len, const char **user, const char **pw)
+{
+    FILE *f = fopen(path, "r");
+    char *colon = NULL;
+
+    if (!f) {
+        cli_out_error("cannot read credentials from %s: %s", path, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    while (fgets(buf, (int)len, f)) {
+        buf[strcspn(buf, "\r\n")] = '\0';
+        if (buf[0] && buf[0] != '#') {
+            colon = strchr(buf, ':');
+            break;
+        }
+    }
+    fclose(f);
+    if (!colon || colon == buf) {
+        cli_out_error("no USER:PASSWORD line in %s", path);
+        return CLI_EXIT_USAGE;
+    }
+    *colon = '\0';
+    *user = buf;
+    *pw = colon + 1;
+    return 0;
+}
+
 /* Connect to the broker named by -s or $SLABMQ_SERVER. *out is closed by the caller. */
 static int
 connect_broker(const struct parsed *p, char *server, size_t len, slabmq_client **out)
 {
     const char *addr = p->server ? p->server : getenv("SLABMQ_SERVER");
+    const char *cred = p->credentials ? p->credentials : getenv("SLABMQ_CREDENTIALS");
     slabmq_options o = SLABMQ_OPTIONS_INIT;
     char host[256];
     char err[256] = "";
+    char secret[1200];
     slabmq_status st;
 
     if (addr && *addr && split_server(addr, host, sizeof(host), &o.port))
         return usage_error(NULL, "invalid %s '%s': expected HOST:PORT",
                            p->server ? "--server" : "SLABMQ_SERVER", addr);
+    if (cred && *cred && read_credentials(cred, secret, sizeof(secret), &o.user, &o.password))
+        return CLI_EXIT_USAGE;
     o.host = addr && *addr ? host : "127.0.0.1";
     o.timeout_ms = p->timeout_ms;
     o.client_name = "slabmq-cli";
     snprintf(server, len, strchr(o.host, ':') ? "[%s]:%u" : "%s:%u", o.host, o.port);
     st = slabmq_client_connect2(&o, out, err, sizeof(err));
+    memset(secret, 0, sizeof(secret));
     if (st == SLABMQ_OK)
         return 0;
     if (strncmp(err, "cannot connect", 14) == 0)
@@ -995,6 +1071,7 @@ run_command(const struct command *cmd, const struct parsed *p)
     cli.pub = p->pub;
     cli.skip = p->skip;
     cli.credit = p->credit;
+    cli.interval_ms = p->interval_ms ? p->interval_ms : TOP_INTERVAL_DEFAULT_MS;
     if (p->seen & OPT_TTL) { /* 0: declare removes the queue's TTL, publish uses it */
         cli.queue.ttl_ms = p->ttl_ms ? p->ttl_ms : SLABMQ_NO_TTL;
         cli.pub.ttl_ms = p->ttl_ms;

@@ -103,6 +103,8 @@ extern "C" {
     X(13, ERR_QUEUE_DELETED, "queue deleted while waiting")                                      \
     X(14, ERR_LIMIT, "per-connection limit reached")                                             \
     X(15, ERR_SHUTDOWN, "broker is shutting down")                                               \
+    X(16, ERR_AUTH, "authentication required or failed")                                         \
+    X(17, ERR_FORBIDDEN, "not permitted for this user")                                          \
     X(20, ERR_STORAGE, "durable storage failed; durable publishes are refused")                  \
     X(21, ERR_STORAGE_FULL, "durable storage is full; durable publishes are refused")            \
     X(100, ERR_IO, "network read or write failed")                                               \
@@ -135,23 +137,35 @@ SLABMQ_API const char *slabmq_status_name(slabmq_status s);
 /** An open connection to one broker. Opaque. */
 typedef struct slabmq_client slabmq_client;
 
-/** Connection options. Start from #SLABMQ_OPTIONS_INIT and change what you need. */
+/** Connection options. Start from #SLABMQ_OPTIONS_INIT and change what you need.
+ *
+ * Credentials: a broker started with users (docs/security.md) needs a user name and a
+ * password, sent in an AUTH request right after HELLO. When @c user is NULL the library takes
+ * them from the environment variables SLABMQ_USER and SLABMQ_PASSWORD, if SLABMQ_USER is set
+ * and not empty; set @c user to "" to use no credentials at all. Against a broker without
+ * users the credentials are not sent. */
 typedef struct slabmq_options {
     const char *host;        /**< numeric IPv4/IPv6 address or host name; default "127.0.0.1" */
     uint16_t port;           /**< TCP port; default #SLABMQ_DEFAULT_PORT */
     int timeout_ms;          /**< connect and per-call I/O timeout, ms; <= 0 waits forever */
     const char *client_name; /**< sent in HELLO, shown in broker logs; may be NULL */
+    const char *user;        /**< user name, 1-64 bytes; NULL: $SLABMQ_USER; "": none */
+    const char *password;    /**< its password, at most 1024 bytes; NULL: $SLABMQ_PASSWORD
+                                  (or "" if that is unset too). Borrowed for the connect
+                                  call only: the library keeps no copy */
 } slabmq_options;
 
-#define SLABMQ_OPTIONS_INIT {"127.0.0.1", SLABMQ_DEFAULT_PORT, 5000, NULL}
+#define SLABMQ_OPTIONS_INIT {"127.0.0.1", SLABMQ_DEFAULT_PORT, 5000, NULL, NULL, NULL}
 
 /**
- * Connect to a broker and perform the HELLO handshake.
+ * Connect to a broker and perform the HELLO handshake, then AUTH if the broker requires it.
  * @param o    options; borrowed for the call.
  * @param out  receives a new client on success; close it with slabmq_client_close(). On
  *             failure *out is set to NULL and the detail is lost with it, so the error
  *             message is printed into @p errbuf when given.
- * @return #SLABMQ_OK, #SLABMQ_ERR_CONNECT, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_VERSION, ...
+ * @return #SLABMQ_OK, #SLABMQ_ERR_CONNECT, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_VERSION,
+ *         #SLABMQ_ERR_AUTH (the broker requires credentials and none were given, or it
+ *         refused them), ...
  */
 SLABMQ_API slabmq_status slabmq_client_connect(const slabmq_options *o, slabmq_client **out);
 

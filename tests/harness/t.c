@@ -21,6 +21,7 @@
 
 static struct t_broker *running[T_MAX_BROKERS];
 const char *t_broker_preload;
+int t_broker_default_bind;
 
 int64_t
 t_now_ms(void)
@@ -131,9 +132,26 @@ track(struct t_broker *b, int on)
     }
 }
 
-/* Read the broker's stdout until its "listening on ADDR:PORT" line or the deadline. */
+/* The port of a "http on ADDR:PORT" line before 'end' in buf (--http), else 0. */
 static int
-read_port(int fd, int64_t deadline)
+http_port_of(const char *buf, const char *end)
+{
+    const char *at = strstr(buf, "http on ");
+    const char *nl = at ? strchr(at, '\n') : NULL;
+    const char *colon = NULL;
+
+    if (!at || at > end || !nl)
+        return 0;
+    for (const char *p = at; p < nl; p++)
+        if (*p == ':')
+            colon = p;
+    return colon ? atoi(colon + 1) : 0;
+}
+
+/* Read the broker's stdout until its "listening on ADDR:PORT" line or the deadline; an
+ * "http on ADDR:PORT" line before it sets *http_port. */
+static int
+read_port(int fd, int64_t deadline, int *http_port)
 {
     char buf[512];
     size_t len = 0;
@@ -152,6 +170,7 @@ read_port(int fd, int64_t deadline)
         at = strstr(buf, "listening on ");
         if (at && strchr(at, '\n')) {
             char *colon = strrchr(at, ':');
+            *http_port = http_port_of(buf, at);
             return colon ? atoi(colon + 1) : -1;
         }
     }
@@ -179,8 +198,10 @@ t_broker_start(struct t_broker *b, ...)
     args[n++] = SLABMQD_PATH;
     args[n++] = "--port";
     args[n++] = "0";
-    args[n++] = "--bind";
-    args[n++] = "127.0.0.1";
+    if (!t_broker_default_bind) {
+        args[n++] = "--bind";
+        args[n++] = "127.0.0.1";
+    }
     va_start(ap, b);
     while ((a = va_arg(ap, char *)) != NULL && n < 62)
         args[n++] = a;
@@ -205,7 +226,8 @@ t_broker_start(struct t_broker *b, ...)
     }
     close(out[1]);
     track(b, 1);
-    b->port = read_port(out[0], t_now_ms() + 30000);
+    b->http_port = 0;
+    b->port = read_port(out[0], t_now_ms() + 30000, &b->http_port);
     close(out[0]);
     if (b->port <= 0)
         t_fail(__FILE__, __LINE__, "slabmqd did not print 'listening on' within 10 s");
@@ -260,6 +282,17 @@ t_broker_stop(struct t_broker *b)
                WIFEXITED(status) ? WEXITSTATUS(status) : -1,
                WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     }
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", b->dir);
+}
+
+void
+t_broker_reaped(struct t_broker *b)
+{
+    char cmd[128];
+
+    track(b, 0);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", b->dir);

@@ -87,6 +87,7 @@ struct t_broker {
     pid_t pid;          /* slabmqd's process id */
     int port;           /* port it listens on (it picked it: --port 0) */
     char dir[64];       /* its temp dir: stderr.log lives there */
+    int http_port;      /* port of its "http on ADDR:PORT" line (--http), else 0 */
 };
 
 /* Start slabmqd --port 0 plus extra args (NULL-terminated), wait up to 30 s for its
@@ -96,10 +97,15 @@ void t_broker_start(struct t_broker *b, ...) __attribute__((sentinel));
 /* SIGTERM, wait up to 30 s (then SIGKILL and fail); asserts a clean exit status 0, which
  * also catches sanitizer, valgrind and leak reports at shutdown. */
 void t_broker_stop(struct t_broker *b);
+/* The test reaped the broker itself (waitpid): forget it and remove its temp dir. */
+void t_broker_reaped(struct t_broker *b);
 /* kill -9: no shutdown at all, as in a crash (reaped, its temp dir removed). */
 void t_broker_kill(struct t_broker *b);
 /* A shared library to LD_PRELOAD into brokers started from now on (NULL: none). */
 extern const char *t_broker_preload;
+/* Non-zero: brokers started from now on get no "--bind 127.0.0.1", so they listen on their
+ * default address (the test of that default). */
+extern int t_broker_default_bind;
 /* The broker's resident set size, in KiB (from /proc/PID/status). */
 long t_broker_rss_kb(const struct t_broker *b);
 /* Is the process still running? */

@@ -1,7 +1,9 @@
 #!/bin/sh
-# Install libslabmq into a temporary prefix with `cmake --install`, build the examples
-# against it both with pkg-config and with find_package(slabmq), then run them against a
-# slabmqd started here on a free loopback port and stopped by its PID.
+# Install into a temporary prefix with `cmake --install`: check the daemon, the CLI, the man
+# pages, the example configuration, the systemd unit and the bash completion are there and
+# sound; build the examples against the library both with pkg-config and with
+# find_package(slabmq), then run them against the installed slabmqd, started here with the
+# installed configuration on a free loopback port and stopped by its PID.
 #   check_install.sh BUILD_DIR SOURCE_DIR
 set -eu
 build=$1
@@ -15,8 +17,40 @@ cleanup() {
 trap cleanup EXIT
 
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
-test -f "$tmp/prefix/include/slabmq.h"
-libdir=$(ls -d "$tmp"/prefix/lib*/ | head -n1)
+p=$tmp/prefix
+test -f "$p/include/slabmq.h"
+libdir=$(ls -d "$p"/lib*/ | head -n1)
+for f in bin/slabmqd bin/slabmq; do
+    test -x "$p/$f" || { echo "missing $f"; exit 1; }
+done
+for f in etc/slabmq/slabmqd.conf share/man/man8/slabmqd.8 share/man/man1/slabmq.1 \
+         share/bash-completion/completions/slabmq lib/systemd/system/slabmqd.service; do
+    test -s "$p/$f" || { echo "missing $f"; exit 1; }
+done
+# the man pages render without warnings (when man is there)
+if command -v man >/dev/null; then
+    for m in share/man/man8/slabmqd.8 share/man/man1/slabmq.1; do
+        w=$(MANWIDTH=80 man --warnings -l "$p/$m" 2>&1 >/dev/null)
+        [ -z "$w" ] || { echo "$m: $w"; exit 1; }
+    done
+fi
+# the example configuration is valid as shipped, and names every long flag of --help
+"$p/bin/slabmqd" --config "$p/etc/slabmq/slabmqd.conf" --check-config >/dev/null
+for key in $("$p/bin/slabmqd" --help | sed -n 's/^  --\([a-z-]*\).*/\1/p'); do
+    case $key in help | version | hash-password | config | check-config) continue ;; esac
+    grep -q "^#\{0,1\}$key = " "$p/etc/slabmq/slabmqd.conf" ||
+        { echo "slabmqd.conf does not list $key"; exit 1; }
+done
+# the unit starts the installed daemon with the installed configuration
+grep -q "^ExecStart=.*/slabmqd --config .*/slabmq/slabmqd.conf$" \
+    "$p/lib/systemd/system/slabmqd.service"
+if command -v bash >/dev/null; then
+    bash -n "$p/share/bash-completion/completions/slabmq"
+    # completing "slabmq pu" offers publish and purge
+    out=$(bash -c ". '$p/share/bash-completion/completions/slabmq'
+        COMP_WORDS=(slabmq pu); COMP_CWORD=1; _slabmq; echo \"\${COMPREPLY[*]}\"")
+    [ "$out" = "publish purge" ] || { echo "completion offered: $out"; exit 1; }
+fi
 
 # 1. pkg-config, against the shared library
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
@@ -27,7 +61,8 @@ cmake -S "$src/examples" -B "$tmp/ex" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
     -DCMAKE_BUILD_RPATH="$libdir" >/dev/null
 cmake --build "$tmp/ex" >/dev/null
 
-"$build/broker/slabmqd" --port 0 >"$tmp/out" 2>"$tmp/err" &
+# the installed daemon and configuration; the file's data-dir is not used without durability
+"$p/bin/slabmqd" --config "$p/etc/slabmq/slabmqd.conf" --port 0 >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 port=""
 for _ in $(seq 1 100); do
@@ -44,6 +79,8 @@ expected=$(printf 'one\ntwo\nthree')
 if [ "$out" != "$expected" ]; then
     echo "consumer printed:"; echo "$out"; exit 1
 fi
+# the installed CLI sees what the examples left
+"$p/bin/slabmq" -s "127.0.0.1:$port" queues | grep -q "^example"
 kill "$pid"
 wait "$pid"
 pid=""

@@ -49,7 +49,9 @@ test_visibility_timeout_redelivers(void)
     struct t_broker b;
     slabmq_client *a;
     slabmq_client *c;
-    slabmq_queue_options qo = {.visibility_ms = 300};
+    /* 1 s: long enough that under valgrind on a loaded machine the redelivered message is
+     * still held when it is acked */
+    slabmq_queue_options qo = {.visibility_ms = 1000};
     slabmq_message m1;
     slabmq_message m2;
     uint64_t id;
@@ -65,8 +67,8 @@ test_visibility_timeout_redelivers(void)
     T_EQ_INT(m1.deliveries, 1);
     T_EQ_INT(fetch_count(c, "vis", 1, 0), 0); /* in flight: invisible to others */
     t0 = t_now_ms();
-    m2 = fetch_one(c, "vis", 5000); /* returns when the 300 ms timeout requeues it */
-    T_ASSERT(t_now_ms() - t0 >= 200);
+    m2 = fetch_one(c, "vis", 5000); /* returns when the 1 s timeout requeues it */
+    T_ASSERT(t_now_ms() - t0 >= 800);
     T_EQ_U64(m2.id, id);
     T_EQ_INT(m2.deliveries, 2);
     /* the first consumer no longer holds it */
@@ -131,12 +133,12 @@ test_nack_now_and_delayed(void)
     m = fetch_one(c, "nq", 0); /* ready again at once */
     T_EQ_U64(m.id, id);
     T_EQ_INT(m.deliveries, 2);
-    T_OK(c, slabmq_nack(c, m.id, 400));
+    t0 = t_now_ms();
+    T_OK(c, slabmq_nack(c, m.id, 1500)); /* 1.5 s: a slow run still checks "not before" */
     T_EQ_U64(stat_of(c, "nq", "delayed"), 1);
     T_EQ_INT(fetch_count(c, "nq", 1, 0), 0); /* not before its time */
-    t0 = t_now_ms();
     m = fetch_one(c, "nq", 5000);
-    T_ASSERT(t_now_ms() - t0 >= 300);
+    T_ASSERT(t_now_ms() - t0 >= 1400);
     T_EQ_INT(m.deliveries, 3);
     T_OK(c, slabmq_ack(c, m.id));
     T_EQ_U64(stat_of(c, "nq", "nacked"), 2);

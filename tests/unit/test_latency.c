@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/* latency.c: histogram buckets, exact publish times while the queue is short, a bounded
+ * error once a long backlog makes the checkpoint ring thin out, and the step coming back
+ * down when the backlog drains. */
+#include "latency.h"
+#include "t.h"
+
+static void
+test_buckets(void)
+{
+    struct lat_hist h = {0};
+
+    lat_hist_observe(&h, 0);
+    lat_hist_observe(&h, 1);
+    lat_hist_observe(&h, 2);
+    lat_hist_observe(&h, 300000);
+    lat_hist_observe(&h, 300001);
+    T_EQ_U64(h.bucket[0], 2); /* <= 1 ms */
+    T_EQ_U64(h.bucket[1], 1); /* <= 5 ms */
+    T_EQ_U64(h.bucket[LAT_BUCKETS - 1], 1);
+    T_EQ_U64(h.count, 5);
+    T_EQ_U64(h.sum_ms, 600004);
+}
+
+static void
+test_exact_when_short(void)
+{
+    struct latency l = {0};
+
+    for (uint64_t id = 1; id <= 10; id++)
+        latency_published(&l, id, 1000 + id * 3);
+    latency_delivered(&l, 4, 1100); /* published at 1012 */
+    T_EQ_U64(l.to_deliver.count, 1);
+    T_EQ_U64(l.to_deliver.sum_ms, 88);
+    latency_delivered(&l, 10, 1100); /* published at 1030 */
+    T_EQ_U64(l.to_deliver.sum_ms, 88 + 70);
+}
+
+/* One message a ms for 100 s, none delivered: the ring thins; every estimate stays within
+ * the step reached, which stays within 1/16 of the backlog. */
+static void
+test_long_backlog(void)
+{
+    struct latency l = {0};
+    const uint64_t n = 100000;
+    uint64_t now = n + 1000;
+    uint32_t step;
+
+    for (uint64_t id = 1; id <= n; id++)
+        latency_published(&l, id, id);
+    T_ASSERT(l.n <= LAT_RING);
+    T_ASSERT(l.step_ms <= n / 16);
+    step = l.step_ms; /* the gaps the checkpoints have; the step shrinks as they go */
+    for (uint64_t id = 1; id <= n; id += 997) {
+        uint64_t before = l.to_deliver.sum_ms;
+        uint64_t got;
+        uint64_t want = now - id;
+        latency_delivered(&l, id, now);
+        got = l.to_deliver.sum_ms - before;
+        if (got < want || got > want + step)
+            t_fail(__FILE__, __LINE__, "id %llu: %llu ms, want %llu (step %u)",
+                   (unsigned long long)id, (unsigned long long)got,
+                   (unsigned long long)want, step);
+    }
+    /* drained: the step halves again as checkpoints go */
+    latency_delivered(&l, n, now);
+    for (int i = 0; i < 40; i++)
+        latency_delivered(&l, n, now);
+    T_EQ_INT(l.step_ms, 1);
+}
+
+static void
+test_unknown_before_first_checkpoint(void)
+{
+    struct latency l = {0};
+
+    latency_delivered(&l, 5, 100); /* nothing published since start: not observed */
+    T_EQ_U64(l.to_deliver.count, 0);
+    latency_acked(&l, 7);
+    T_EQ_U64(l.to_ack.count, 1);
+    T_EQ_U64(l.to_ack.bucket[2], 1); /* <= 10 ms */
+}
+
+static const struct t_case cases[] = {
+    T_CASE(test_buckets),
+    T_CASE(test_exact_when_short),
+    T_CASE(test_long_backlog),
+    T_CASE(test_unknown_before_first_checkpoint),
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return t_main(cases, argc, argv);
+}
