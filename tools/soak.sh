@@ -19,6 +19,7 @@
 # same over the first tenth after the warm-up; and whether the broker, idle again, has the
 # descriptors it had before the load, no connection and no message.
 # Exit status 0 when everything stayed flat and no load step failed, 1 otherwise.
+# The figures of two 30-minute runs are in docs/testing.md, section "Soak".
 #
 #   tools/soak.sh [-b BUILD_DIR] [-d SECONDS] [-i SECONDS] [-w SECONDS] [-r MSG_PER_S] [-o DIR]
 #     -b  build directory (default build)         -d  duration (default 1800)
