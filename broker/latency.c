@@ -77,6 +77,12 @@ latency_delivered(struct latency *l, uint64_t id, uint64_t now_ms)
 
     if (l->n == 0)
         return; /* published before the broker kept checkpoints: not measured */
+    if (l->n == 1 || mark_at(l, 1)->id > id) {
+        /* the oldest checkpoint is its own (a queue consumed as it fills): no search */
+        at = mark_at(l, 0)->ms;
+        lat_hist_observe(&l->to_deliver, now_ms > at ? now_ms - at : 0);
+        return;
+    }
     at = published_ms(l, id);
     lat_hist_observe(&l->to_deliver, now_ms > at ? now_ms - at : 0);
     while (l->n > 1 && mark_at(l, 1)->id <= id) {
