@@ -80,15 +80,14 @@ latency_delivered(struct latency *l, uint64_t id, uint64_t now_ms)
     if (l->n == 1 || mark_at(l, 1)->id > id) {
         /* the oldest checkpoint is its own (a queue consumed as it fills): no search */
         at = mark_at(l, 0)->ms;
-        lat_hist_observe(&l->to_deliver, now_ms > at ? now_ms - at : 0);
-        return;
+    } else {
+        at = published_ms(l, id);
+        while (l->n > 1 && mark_at(l, 1)->id <= id) {
+            l->head = (l->head + 1) % LAT_RING;
+            l->n--;
+        }
     }
-    at = published_ms(l, id);
     lat_hist_observe(&l->to_deliver, now_ms > at ? now_ms - at : 0);
-    while (l->n > 1 && mark_at(l, 1)->id <= id) {
-        l->head = (l->head + 1) % LAT_RING;
-        l->n--;
-    }
     if (l->n < LAT_RING / 4 && l->step_ms > 1)
         l->step_ms /= 2;
 }
