@@ -22,7 +22,7 @@ extern enum log_level log_threshold;
 extern enum log_format log_format;
 
 /* Names as --log-level and --log-format take them, indexed by the enums. */
-extern const char *const log_level_names[4];
+extern const char *const log_level_names[LOG_ERROR + 1];
 extern const char *const log_format_names[2];
 
 void log_write(enum log_level lvl, const char *file, int line, const char *fmt, ...)

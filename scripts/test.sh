@@ -7,6 +7,10 @@ set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 
+echo "== cppcheck (warnings, portability, performance; suppressions are inline, with why) =="
+cppcheck --quiet --enable=warning,portability,performance --inline-suppr --std=c11 \
+    -I protocol -I broker -I client/include --error-exitcode=1 broker protocol client tools
+
 echo "== release build (-Werror) =="
 scripts/build.sh build -DSLABMQ_WERROR=ON
 ctest --test-dir build --output-on-failure -j2 -LE bench

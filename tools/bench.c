@@ -627,6 +627,9 @@ main(int argc, char **argv)
     b.seen = b.p.verify ? calloc((size_t)b.p.producers, sizeof(*b.seen)) : NULL;
     if (!r.lat || !b.queues || (b.p.verify && !b.seen)) {
         fprintf(stderr, "slabmq-bench: out of memory\n");
+        free(r.lat);
+        free(b.queues);
+        free(b.seen);
         return 1;
     }
     hist_init(r.lat);

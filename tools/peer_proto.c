@@ -754,7 +754,7 @@ nats_setup(struct peer_session *s, int consumer, int fresh)
     size_t len;
     const char *l;
 
-    for (i = 0; s->o->queue[i] && i < sizeof(s->stream) - 1; i++) {
+    for (i = 0; i < sizeof(s->stream) - 1 && s->o->queue[i]; i++) {
         char ch = s->o->queue[i];
         s->stream[i] = (ch == '.' || ch == '*' || ch == '>' || ch == ' ') ? '_' : ch;
     }
