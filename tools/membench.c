@@ -367,7 +367,6 @@ main(int argc, char **argv)
         {"conns", required_argument, NULL, 'c'},    {"limit", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     struct bench bn = {NULL, NULL, 1000000, 100, 4, "256MiB", 0};
-    static char self_broker[4096];
     int opt;
 
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -386,15 +385,8 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (!bn.slabmqd) {
-        ssize_t n = readlink("/proc/self/exe", self_broker, sizeof(self_broker) - 32);
-        char *slash;
-        self_broker[n > 0 ? n : 0] = '\0';
-        slash = strrchr(self_broker, '/');
-        if (slash)
-            strcpy(slash, "/../broker/slabmqd");
-        bn.slabmqd = self_broker;
-    }
+    if (!bn.slabmqd)
+        bn.slabmqd = spawn_default_broker();
     signal(SIGPIPE, SIG_IGN);
     for (int i = optind; i <= argc; i++) {
         const char *w = i < argc ? argv[i] : NULL;

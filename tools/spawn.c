@@ -136,3 +136,17 @@ spawn_rss_kb(pid_t pid)
     fclose(f);
     return kb;
 }
+
+const char *
+spawn_default_broker(void)
+{
+    static char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+    char *slash;
+
+    path[n > 0 ? n : 0] = '\0';
+    slash = strrchr(path, '/');
+    if (slash)
+        strcpy(slash, "/../broker/slabmqd");
+    return path;
+}

@@ -19,6 +19,8 @@ int spawn_start(struct spawn *s, const char *path, const char *preload, char *co
 /* SIGTERM, up to 10 s, then SIGKILL. Returns its exit status as a shell would (128 + signal
  * when killed), -1 if it could not be reaped. */
 int spawn_stop(struct spawn *s);
+/* The slabmqd of the same build: ../broker/slabmqd next to the running tool. */
+const char *spawn_default_broker(void);
 /* Resident set of a process, KiB; -1 if unreadable. */
 long spawn_rss_kb(pid_t pid);
 

@@ -158,7 +158,6 @@ main(int argc, char **argv)
         {"probes", required_argument, NULL, 'p'}, {"max-memory", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     struct opts o = {NULL, 1000000, 100, 10000, 10000, 5000, "2GiB"};
-    static char self_broker[4096];
     struct spawn sp;
     char *args[] = {"--max-memory", NULL, "--max-inflight", "100000", NULL};
     slabmq_client *prod;
@@ -189,15 +188,8 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (!o.slabmqd) {
-        ssize_t len = readlink("/proc/self/exe", self_broker, sizeof(self_broker) - 32);
-        char *slash;
-        self_broker[len > 0 ? len : 0] = '\0';
-        slash = strrchr(self_broker, '/');
-        if (slash)
-            strcpy(slash, "/../broker/slabmqd");
-        o.slabmqd = self_broker;
-    }
+    if (!o.slabmqd)
+        o.slabmqd = spawn_default_broker();
     args[1] = (char *)o.max_memory;
     if (spawn_start(&sp, o.slabmqd, NULL, args)) {
         fprintf(stderr, "slabmq-timerbench: cannot start %s\n", o.slabmqd);
