@@ -18,6 +18,7 @@
 #include "log.h"
 #include "server.h"
 #include "slabmq.h"
+#include "tls.h"
 
 #define MIN_MEMORY ((uint64_t)16 << 20)
 #define MAX_MESSAGE_CEILING ((uint64_t)256 << 20)
@@ -26,7 +27,8 @@ static const char usage[] =
     "usage: slabmqd [options]\n"
     "\n"
     "  --bind ADDR              address to listen on (default 127.0.0.1)\n"
-    "  --port N                 TCP port (default 7654; 0 picks a free one)\n"
+    "  --port N                 TCP port (default 7654; 0 picks a free one; off: no plain\n"
+    "                           listener, TLS only)\n"
     "  --max-memory SIZE        cap on memory that grows with traffic (default 1GiB)\n"
     "  --max-message-size SIZE  largest message accepted (default 1MiB, at most 256MiB)\n"
     "  --visibility-ms MS       default redelivery timeout of new queues (default 30000)\n"
@@ -50,6 +52,14 @@ static const char usage[] =
     "                           (default ./slabmq-data)\n"
     "  --ignore-corrupt-data    start even if the database fails its integrity check: it is\n"
     "                           renamed aside and the broker starts empty\n"
+    "  --tls-port N             also accept TLS connections on port N of --bind (0 picks\n"
+    "                           a free one; the broker prints 'tls on ADDR:PORT').\n"
+    "                           Default: no TLS (docs/security.md)\n"
+    "  --tls-cert FILE          the broker's certificate chain, PEM (with --tls-port)\n"
+    "  --tls-key FILE           its private key, PEM\n"
+    "  --tls-ca FILE            require client certificates signed by this CA (PEM)\n"
+    "  --tls-min-version V      1.2 (the default) or 1.3\n"
+    "                           SIGHUP re-reads the certificate, key and CA files\n"
     "  --http ADDR:PORT         serve /metrics (Prometheus), /api/stats and a live\n"
     "                           dashboard at / over HTTP; PORT alone listens on 127.0.0.1\n"
     "                           (docs/metrics.md). Default: off\n"
@@ -149,9 +159,32 @@ apply(struct server_config *c, const struct origin *o, int opt, const char *arg)
         snprintf(c->bind, sizeof(c->bind), "%s", arg);
         return 0;
     case 'p':
+        c->plain = strcmp(arg, "off") != 0;
+        if (!c->plain)
+            return 0;
         if (parse_uint(arg, 0, 65535, &v))
-            return bad(o, "--port", arg, "expected 0-65535");
+            return bad(o, "--port", arg, "expected 0-65535, or off");
         c->port = (int)v;
+        return 0;
+    case 't':
+        if (parse_uint(arg, 0, 65535, &v))
+            return bad(o, "--tls-port", arg, "expected 0-65535");
+        c->tls_port = (int)v;
+        return 0;
+    case 'e':
+    case 'k':
+    case 'a': {
+        char *dst = opt == 'e' ? c->tls_cert : opt == 'k' ? c->tls_key : c->tls_ca;
+        const char *flag = opt == 'e' ? "--tls-cert" : opt == 'k' ? "--tls-key" : "--tls-ca";
+        if (!*arg || strlen(arg) >= sizeof(c->tls_cert))
+            return bad(o, flag, arg, "expected a file path");
+        snprintf(dst, sizeof(c->tls_cert), "%s", arg);
+        return 0;
+    }
+    case 'M':
+        if (strcmp(arg, "1.2") != 0 && strcmp(arg, "1.3") != 0)
+            return bad(o, "--tls-min-version", arg, "expected 1.2 or 1.3");
+        c->tls_min_version = arg[2] == '3' ? 13 : 12;
         return 0;
     case 'm':
         if (smq_parse_size(arg, &v) || v < MIN_MEMORY)
@@ -273,6 +306,11 @@ static const struct option opts[] = {{"bind", required_argument, NULL, 'b'},
                                      {"data-dir", required_argument, NULL, 'd'},
                                      {"ignore-corrupt-data", no_argument, NULL, 'I'},
                                      {"http", required_argument, NULL, 'W'},
+                                     {"tls-port", required_argument, NULL, 't'},
+                                     {"tls-cert", required_argument, NULL, 'e'},
+                                     {"tls-key", required_argument, NULL, 'k'},
+                                     {"tls-ca", required_argument, NULL, 'a'},
+                                     {"tls-min-version", required_argument, NULL, 'M'},
                                      {"config", required_argument, NULL, 'C'},
                                      {"check-config", no_argument, NULL, 'K'},
                                      {"help", no_argument, NULL, 'h'},
@@ -451,6 +489,22 @@ check_whole(struct server_config *c)
         fprintf(stderr, "slabmqd: --max-message-size must be at most a quarter of --max-memory\n");
         return -1;
     }
+    if (c->tls_port >= 0 && (!c->tls_cert[0] || !c->tls_key[0])) {
+        fprintf(stderr, "slabmqd: --tls-port needs --tls-cert and --tls-key\n");
+        return -1;
+    }
+    if (c->tls_port < 0 && (c->tls_cert[0] || c->tls_key[0] || c->tls_ca[0])) {
+        fprintf(stderr, "slabmqd: --tls-cert, --tls-key and --tls-ca need --tls-port\n");
+        return -1;
+    }
+    if (!c->plain && c->tls_port < 0) {
+        fprintf(stderr, "slabmqd: --port off leaves no listener: add --tls-port\n");
+        return -1;
+    }
+    if (c->plain && c->tls_port == c->port && c->port != 0) {
+        fprintf(stderr, "slabmqd: --tls-port and --port are both %d\n", c->port);
+        return -1;
+    }
     return 0;
 }
 
@@ -469,6 +523,14 @@ check_verdict(const struct server_config *c, int ok)
             ok = 0;
         }
         auth_free(a);
+    }
+    if (ok && c->tls_port >= 0) { /* the certificate, key and CA load and match */
+        struct ssl_ctx_st *ctx = tls_context_new(c, err, sizeof(err));
+        if (!ctx) {
+            fprintf(stderr, "slabmqd: %s\n", err);
+            ok = 0;
+        }
+        tls_context_free(ctx);
     }
     if (!ok) {
         printf("slabmqd: configuration %s is NOT valid\n",

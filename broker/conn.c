@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "broker.h"
@@ -30,26 +32,41 @@
 #include "confirm.h"
 #include "store.h"
 #include "sub.h"
+#include "tls.h"
 #include "wait.h"
 
 #define CONN_READ_SIZE (64u * 1024)
 #define CONN_READ_ROUNDS 4
 #define CONN_CLOSE_GRACE_S 2 /* how long a closing connection may take to drain */
+/* TLS: output handed to the bufferevent at a time. The rest waits in c->out, under the
+ * output cap and the memory limit like a plain connection's; this much more sits in
+ * libevent's buffer (outside them) until OpenSSL has encrypted and written it. */
+#define CONN_TLS_OUT_CHUNK (64u * 1024)
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct conn *c);
 static int conn_flush(struct conn *c);
+static void conn_tls_read_cb(struct bufferevent *bev, void *arg);
+static void conn_tls_write_cb(struct bufferevent *bev, void *arg);
+static void conn_tls_event_cb(struct bufferevent *bev, short what, void *arg);
 
 void
-conn_accept(struct server *s, int fd, const char *peer)
+conn_accept(struct server *s, int fd, const char *peer, int tls)
 {
     struct conn *c = slab_alloc_reserved(&s->b.slab, sizeof(*c));
+    struct bufferevent *bev = NULL;
     int one = 1;
 
     if (!c) {
         log_warn("refusing connection from %s: memory limit", peer);
         close(fd);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (tls && !(bev = tls_accept(s, fd))) { /* fd is closed */
+        log_warn("refusing TLS connection from %s: cannot set up TLS", peer);
+        slab_free(&s->b.slab, c, sizeof(*c));
         return;
     }
     memset(c, 0, sizeof(*c));
@@ -64,10 +81,20 @@ conn_accept(struct server *s, int fd, const char *peer)
     dlist_push_back(&s->conns, &c->link);
     s->nconns++;
     s->conns_total++;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
-    event_assign(&c->wev, s->base, fd, EV_WRITE, conn_write_cb, c);
-    event_add(&c->rev, NULL);
+    if (bev) {
+        /* The bufferevent watches the socket; rev and wev watch nothing and are only made
+         * active (or given the frame deadline), so the code below serves both kinds. */
+        c->bev = bev;
+        s->tls_conns++;
+        event_assign(&c->rev, s->base, -1, 0, conn_read_cb, c);
+        event_assign(&c->wev, s->base, -1, 0, conn_write_cb, c);
+        bufferevent_setcb(bev, conn_tls_read_cb, conn_tls_write_cb, conn_tls_event_cb, c);
+        bufferevent_enable(bev, EV_READ | EV_WRITE);
+    } else {
+        event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+        event_assign(&c->wev, s->base, fd, EV_WRITE, conn_write_cb, c);
+        event_add(&c->rev, NULL);
+    }
     guard_conn_open(c);
     log_debug("connection %llu open from %s", (unsigned long long)c->id, c->peer);
 }
@@ -96,7 +123,14 @@ conn_close(struct conn *c)
     broker_flush_wake(&s->b);
     event_del(&c->rev);
     event_del(&c->wev);
-    close(c->fd);
+    if (c->bev) {
+        s->tls_conns--;
+        if (!c->tls_up)
+            s->tls_handshake_failures++;
+        tls_close(c->bev);
+    } else {
+        close(c->fd);
+    }
     obuf_deinit(&c->out);
     reservoir_put(&s->b.res, c->in);
     dlist_unlink(&c->link);
@@ -132,25 +166,77 @@ conn_drain_all(struct server *s)
         event_base_loopbreak(s->base);
 }
 
+/* TLS: hand what may be written to the bufferevent, up to CONN_TLS_OUT_CHUNK queued there. */
+static ssize_t
+tls_sink(void *ctx, const struct iovec *iov, int n)
+{
+    struct evbuffer *out = bufferevent_get_output(ctx);
+    size_t queued = evbuffer_get_length(out);
+    size_t taken = 0;
+
+    for (int i = 0; i < n && queued + taken < CONN_TLS_OUT_CHUNK; i++) {
+        size_t k = iov[i].iov_len;
+        if (k > CONN_TLS_OUT_CHUNK - queued - taken)
+            k = CONN_TLS_OUT_CHUNK - queued - taken;
+        if (evbuffer_add(out, iov[i].iov_base, k))
+            break;
+        taken += k;
+    }
+    if (taken == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return (ssize_t)taken;
+}
+
+/* Write (or for TLS, hand over) what is pending. Returns the bytes still to go (for TLS
+ * including what the bufferevent has not written yet), or -1 on a write error. */
+static long
+out_flush(struct conn *c)
+{
+    long left;
+
+    if (!c->bev)
+        return obuf_flush(&c->out, c->fd);
+    left = obuf_drain(&c->out, tls_sink, c->bev);
+    return left < 0 ? left : left + (long)evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
 void
 conn_try_write(struct conn *c)
 {
-    if (c->closing || obuf_flush(&c->out, c->fd) != 0)
+    if (c->closing || out_flush(c) != 0)
         conn_want_write(c);
 }
 
 void
 conn_want_write(struct conn *c)
 {
-    if (!c->closing && !event_pending(&c->wev, EV_WRITE, NULL))
+    if (c->closing || event_pending(&c->wev, EV_WRITE, NULL))
+        return;
+    if (c->bev) /* flushed from the loop, as the plain socket's write event would be */
+        event_active(&c->wev, EV_WRITE, 0);
+    else
         event_add(&c->wev, NULL);
+}
+
+/* Stop (or start again) taking input from the socket. */
+static void
+reading(struct conn *c, int on)
+{
+    if (on)
+        event_add(&c->rev, NULL);
+    else
+        event_del(&c->rev);
+    if (c->bev)
+        (on ? bufferevent_enable : bufferevent_disable)(c->bev, EV_READ);
 }
 
 void
 conn_close_after_write(struct conn *c)
 {
     c->closing = 1;
-    event_del(&c->rev);
+    reading(c, 0);
 }
 
 void
@@ -177,7 +263,7 @@ static void
 pause_reading(struct conn *c, uint8_t why)
 {
     if (!c->paused)
-        event_del(&c->rev);
+        reading(c, 0);
     c->deadline_armed = 0;
     if ((why & CONN_PAUSE_MEMORY) && !(c->paused & CONN_PAUSE_MEMORY))
         dlist_push_back(&c->srv->mem_paused, &c->plink);
@@ -202,7 +288,7 @@ resume_reading(struct conn *c, uint8_t why)
     c->paused &= (uint8_t)~why;
     if (c->paused || c->closing)
         return;
-    event_add(&c->rev, NULL);
+    reading(c, 1);
     c->deadline_armed = 0;
     if (c->partial_since) /* the broker held it up: the frame deadline starts again */
         c->partial_since = c->srv->b.now_ms;
@@ -471,6 +557,21 @@ arm_frame_deadline(struct conn *c)
     c->deadline_armed = (uint8_t)want;
 }
 
+/* TLS: take decrypted input from the bufferevent; like read(2), 0 at the end of the
+ * stream (once the input before it is taken) and -1 with EAGAIN when there is none now. */
+static ssize_t
+tls_read(struct conn *c, void *dst, size_t room)
+{
+    int n = evbuffer_remove(bufferevent_get_input(c->bev), dst, room);
+
+    if (n > 0)
+        return n;
+    if (c->tls_eof)
+        return 0;
+    errno = EAGAIN;
+    return -1;
+}
+
 static void
 conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -492,8 +593,9 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
             break;
         }
         room = c->in->cap - c->in->len;
-        n = s->read_fn ? s->read_fn(s->read_ctx, fd, c->in->data + c->in->len, room)
-                       : read(fd, c->in->data + c->in->len, room);
+        n = c->bev      ? tls_read(c, c->in->data + c->in->len, room)
+            : s->read_fn ? s->read_fn(s->read_ctx, fd, c->in->data + c->in->len, room)
+                         : read(fd, c->in->data + c->in->len, room);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             conn_close(c);
             return;
@@ -510,6 +612,11 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
+    /* TLS input left after the rounds: go on at the loop's next turn, after the others
+     * (the bufferevent calls back only for new bytes) */
+    if (c->bev && !c->closing && !c->paused
+        && (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 || c->tls_eof))
+        event_active(&c->rev, EV_READ, 0);
     if (c->in && c->in->start == c->in->len) { /* nothing buffered: idle connections hold none */
         reservoir_put(&s->b.res, c->in);
         c->in = NULL;
@@ -528,7 +635,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 static int
 conn_flush(struct conn *c)
 {
-    long left = obuf_flush(&c->out, c->fd);
+    long left = out_flush(c);
 
     if (left < 0) {
         conn_close(c);
@@ -538,8 +645,10 @@ conn_flush(struct conn *c)
         sub_conn_drained(c);
     if (left > 0) {
         struct timeval grace = {CONN_CLOSE_GRACE_S, 0};
-        /* while the broker stops, its --shutdown-timeout bounds the drain instead */
-        event_add(&c->wev, c->closing && !c->srv->stopping ? &grace : NULL);
+        /* while the broker stops, its --shutdown-timeout bounds the drain instead; for TLS
+         * wev is only that timer: the bufferevent's write callback says when it drained */
+        if (!c->bev || c->closing)
+            event_add(&c->wev, c->closing && !c->srv->stopping ? &grace : NULL);
         return 0;
     }
     event_del(&c->wev);
@@ -573,4 +682,53 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
     if (conn_flush(c) == 0)
         server_arm_timer(s);
     conn_resume_memory(s);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* TLS: the bufferevent's callbacks (deferred to the loop) lead into the same code            */
+
+static void
+conn_tls_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_read_cb(-1, EV_READ, arg);
+}
+
+static void
+conn_tls_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_write_cb(-1, EV_WRITE, arg);
+}
+
+static void
+conn_tls_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    char why[256];
+
+    if (what & BEV_EVENT_CONNECTED) {
+        c->tls_up = 1;
+        log_debug("connection %llu from %s: TLS handshake done", (unsigned long long)c->id,
+                  c->peer);
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        /* the input before the end is handled first, as read(2) returning 0 would be */
+        c->tls_eof = 1;
+        if (c->closing)
+            conn_close(c);
+        else if (!c->paused)
+            event_active(&c->rev, EV_READ, 0);
+        return;
+    }
+    if (what & BEV_EVENT_ERROR) {
+        if (c->tls_up)
+            log_debug("connection %llu from %s: TLS error: %s", (unsigned long long)c->id,
+                      c->peer, tls_error(bev, why, sizeof(why)));
+        else
+            log_info("connection %llu from %s: TLS handshake failed: %s",
+                     (unsigned long long)c->id, c->peer, tls_error(bev, why, sizeof(why)));
+        conn_close(c);
+    }
 }

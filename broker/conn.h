@@ -17,6 +17,7 @@
 #include "obuf.h"
 
 struct auth_user;
+struct bufferevent;
 struct server;
 struct rbuf;
 
@@ -32,8 +33,11 @@ struct rbuf;
 struct conn {
     struct server *srv;
     int fd;
-    struct event rev;        /* readable */
-    struct event wev;        /* writable; with a timeout while closing */
+    struct event rev;        /* readable; for TLS, only activated (and the frame deadline) */
+    struct event wev;        /* writable; with a timeout while closing; for TLS, activated */
+    struct bufferevent *bev; /* TLS: libevent's OpenSSL bufferevent does the socket I/O and
+                                the frames go through its buffers (conn_tls_*); NULL for a
+                                plain socket */
     struct rbuf *in;         /* unprocessed input, NULL when none */
     struct obuf out;         /* pending output */
     struct dlink link;       /* in srv->conns */
@@ -67,10 +71,13 @@ struct conn {
     uint64_t active_ms;      /* mono ms of the last input */
     uint64_t auth_rid;       /* request id of a failed AUTH, answered after the delay */
     uint8_t ready;           /* handshake done: HELLO, and AUTH when the broker has users */
+    uint8_t tls_eof;         /* TLS: the peer ended the stream; close once input is handled */
+    uint8_t tls_up;          /* TLS: the handshake completed */
 };
 
-/* Take ownership of fd (closed on failure too) and start reading. */
-void conn_accept(struct server *s, int fd, const char *peer);
+/* Take ownership of fd (closed on failure too) and start reading; with tls, through a TLS
+ * handshake first (tls.c). */
+void conn_accept(struct server *s, int fd, const char *peer, int tls);
 /* Close now: requeue in-flight deliveries, drop waiters, free everything. */
 void conn_close(struct conn *c);
 /* The broker is stopping: answer waiting FETCHes and subscriptions and tell the client

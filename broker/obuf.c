@@ -132,7 +132,7 @@ obuf_frame_end(struct obuf *o, struct obuf_frame *f)
 }
 
 long
-obuf_flush(struct obuf *o, int fd)
+obuf_drain(struct obuf *o, obuf_sink sink, void *ctx)
 {
     while (o->head) {
         struct iovec iov[OBUF_IOV];
@@ -153,7 +153,7 @@ obuf_flush(struct obuf *o, int fd)
         }
         if (n == 0)
             break;
-        w = writev(fd, iov, n);
+        w = sink(ctx, iov, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -185,4 +185,16 @@ obuf_flush(struct obuf *o, int fd)
         o->head = o->tail = NULL;
     }
     return (long)obuf_writable(o);
+}
+
+static ssize_t
+sink_writev(void *ctx, const struct iovec *iov, int n)
+{
+    return writev(*(int *)ctx, iov, n);
+}
+
+long
+obuf_flush(struct obuf *o, int fd)
+{
+    return obuf_drain(o, sink_writev, &fd);
 }

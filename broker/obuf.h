@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "reservoir.h"
 
@@ -64,5 +66,10 @@ void obuf_frame_end(struct obuf *o, struct obuf_frame *f);
 /* Write as much as the socket takes, up to the limit. Returns the bytes left that may be
  * written now (held bytes not counted), or -1 on a write error (errno). */
 long obuf_flush(struct obuf *o, int fd);
+/* Where obuf_drain() sends bytes: like writev(2), bytes taken or -1 with errno (EAGAIN when
+ * it takes no more now). */
+typedef ssize_t (*obuf_sink)(void *ctx, const struct iovec *iov, int n);
+/* obuf_flush() into any sink (a TLS connection's bufferevent, conn.c). */
+long obuf_drain(struct obuf *o, obuf_sink sink, void *ctx);
 
 #endif /* SLABMQ_BROKER_OBUF_H */

@@ -5,6 +5,8 @@
  *   visibility-ms            copied into each queue when it is created: new queues only
  *   frame-timeout            read whenever a partial frame's deadline is checked or armed
  *   shutdown-timeout         read when SIGTERM arrives
+ *   tls-cert, -key, -ca,     the TLS context is rebuilt from the files on every SIGHUP
+ *   tls-min-version          (renewed in place or renamed) for new connections (tls.c)
  * Everything else is sized or opened once at start-up (the slab, the listener, the store,
  * the users file, the guard lists), so a changed value is logged as needing a restart. */
 #include "reload.h"
@@ -16,6 +18,7 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "tls.h"
 
 /* One setting: its key, and how to compare, apply and print it. */
 enum kind {
@@ -55,6 +58,8 @@ static const struct setting settings[] = {
     {"data-dir", CFG(data_dir), KIND_STR, 0, 0},
     {"ignore-corrupt-data", CFG(ignore_corrupt), KIND_INT, 0, 0},
     {"http", CFG(http), KIND_STR, 0, 0},
+    {"tls-port", CFG(tls_port), KIND_INT, 0, 0},
+    {"port", CFG(plain), KIND_INT, 0, 0}, /* "off" */
 };
 
 static const char *
@@ -151,4 +156,5 @@ reload_signal_cb(int sig, short what, void *arg)
         return;
     }
     apply_changes(s, &next);
+    tls_reload(s, &next);
 }

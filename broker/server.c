@@ -21,6 +21,7 @@
 #include "guard.h"
 #include "http.h"
 #include "log.h"
+#include "tls.h"
 #include "ops.h"
 #include "reload.h"
 #include "slabmq.h"
@@ -47,6 +48,9 @@ server_config_defaults(struct server_config *c)
     c->log_level = LOG_INFO;
     c->log_format = LOG_FORMAT_LOGFMT;
     c->shutdown_timeout_ms = 5000;
+    c->plain = 1;
+    c->tls_port = -1;
+    c->tls_min_version = 12;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -128,18 +132,31 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
     struct server *s = arg;
     char peer[64];
 
-    (void)l;
     (void)salen;
     format_peer(sa, peer, sizeof(peer));
     if (s->nconns >= s->cfg.max_connections) {
         s->conns_refused++;
         log_info("refusing connection from %s: %u connections open (--max-connections)", peer,
                  s->nconns);
-        refuse(fd);
+        if (l == s->tls_listener)
+            close(fd); /* it expects a TLS handshake: a plain error frame would be noise */
+        else
+            refuse(fd);
         return;
     }
     broker_tick(&s->b);
-    conn_accept(s, fd, peer);
+    conn_accept(s, fd, peer, l == s->tls_listener);
+}
+
+/* Enable or disable every listener. */
+static void
+listeners_enable(struct server *s, int on)
+{
+    struct evconnlistener *ls[2] = {s->listener, s->tls_listener};
+
+    for (int i = 0; i < 2; i++)
+        if (ls[i])
+            (on ? evconnlistener_enable : evconnlistener_disable)(ls[i]);
 }
 
 static void
@@ -150,7 +167,7 @@ server_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (!s->stopping)
-        evconnlistener_enable(s->listener);
+        listeners_enable(s, 1);
 }
 
 /* Out of file descriptors: stop accepting for a while instead of spinning on the error. */
@@ -161,21 +178,23 @@ server_accept_error_cb(struct evconnlistener *l, void *arg)
     int err = EVUTIL_SOCKET_ERROR();
     struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
 
+    (void)l;
     log_warn("accept failed: %s; pausing accepts for %d ms", strerror(err), ACCEPT_RETRY_MS);
-    evconnlistener_disable(l);
+    listeners_enable(s, 0);
     event_add(s->accept_retry, &tv);
 }
 
-/* Create, bind and listen; prints one line and returns -1 on failure. */
+/* Create, bind and listen on port of --bind; *out gets the listener, *bound the port.
+ * 'what' names it in errors. Returns -1 after printing why. */
 static int
-open_listener(struct server *s)
+open_listener(struct server *s, int port, const char *what, struct evconnlistener **out,
+              int *bound, char *where, size_t wlen)
 {
     struct addrinfo hints = {0};
     struct addrinfo *ai;
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
-    char port[16];
-    char where[96];
+    char pstr[16];
     int fd;
     int one = 1;
     int rc;
@@ -183,8 +202,8 @@ open_listener(struct server *s)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-    snprintf(port, sizeof(port), "%d", s->cfg.port);
-    rc = getaddrinfo(s->cfg.bind, port, &hints, &ai);
+    snprintf(pstr, sizeof(pstr), "%d", port);
+    rc = getaddrinfo(s->cfg.bind, pstr, &hints, &ai);
     if (rc) {
         fprintf(stderr, "slabmqd: invalid --bind '%s': %s (a numeric IPv4 or IPv6 address)\n",
                 s->cfg.bind, gai_strerror(rc));
@@ -193,7 +212,7 @@ open_listener(struct server *s)
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one))
         || bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024)) {
-        fprintf(stderr, "slabmqd: cannot listen on %s port %d: %s\n", s->cfg.bind, s->cfg.port,
+        fprintf(stderr, "slabmqd: cannot listen on %s %s %d: %s\n", s->cfg.bind, what, port,
                 strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -202,21 +221,48 @@ open_listener(struct server *s)
     }
     freeaddrinfo(ai);
     getsockname(fd, (struct sockaddr *)&ss, &sslen);
-    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                             : ((struct sockaddr_in *)&ss)->sin_port);
-    s->listener = evconnlistener_new(s->base, server_accept_cb, s,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-    if (!s->listener) {
+    *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                            : ((struct sockaddr_in *)&ss)->sin_port);
+    *out = evconnlistener_new(s->base, server_accept_cb, s,
+                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+    if (!*out) {
         fprintf(stderr, "slabmqd: cannot start the listener\n");
         close(fd);
         return -1;
     }
-    evconnlistener_set_error_cb(s->listener, server_accept_error_cb);
-    format_peer((struct sockaddr *)&ss, where, sizeof(where));
-    printf("listening on %s\n", where);
+    evconnlistener_set_error_cb(*out, server_accept_error_cb);
+    format_peer((struct sockaddr *)&ss, where, wlen);
+    return 0;
+}
+
+/* The TLS listener (with --tls-port), then the plain one; "listening on ADDR:PORT" comes
+ * last, once every listener accepts, so a script can wait for that one line. */
+static int
+open_listeners(struct server *s)
+{
+    char where[96];
+    char err[512];
+
+    if (s->cfg.tls_port >= 0) {
+        if (tls_init(s, err, sizeof(err))) {
+            fprintf(stderr, "slabmqd: %s\n", err);
+            return -1;
+        }
+        if (open_listener(s, s->cfg.tls_port, "--tls-port", &s->tls_listener, &s->tls_port,
+                          where, sizeof(where)))
+            return -1;
+        printf("tls on %s\n", where);
+        log_info("TLS on %s (certificate %s%s%s)", where, s->cfg.tls_cert,
+                 s->cfg.tls_ca[0] ? ", client certificates required, signed by " : "",
+                 s->cfg.tls_ca);
+    }
+    if (s->cfg.plain
+        && open_listener(s, s->cfg.port, "port", &s->listener, &s->port, where, sizeof(where)))
+        return -1;
+    printf("listening on %s%s\n", where, s->cfg.plain ? "" : " (TLS only)");
     fflush(stdout);
-    log_info("listening on %s (max memory %zu bytes, max message %u bytes)", where,
-             s->b.cfg.max_memory, s->b.cfg.max_message_size);
+    log_info("listening on %s%s (max memory %zu bytes, max message %u bytes)", where,
+             s->cfg.plain ? "" : " (TLS only)", s->b.cfg.max_memory, s->b.cfg.max_message_size);
     return 0;
 }
 
@@ -258,7 +304,7 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
     log_info("signal %d: shutting down (%u connections, up to %u ms to drain)", (int)sig,
              s->nconns, s->cfg.shutdown_timeout_ms);
     s->stopping = 1;
-    evconnlistener_disable(s->listener);
+    listeners_enable(s, 0);
     if (s->b.store) { /* commit and sync what was accepted, then confirm it */
         store_stop(s->b.store);
         confirm_progress(s);
@@ -282,6 +328,8 @@ server_free(struct server *s)
         conn_close(DLIST_ENTRY(s->conns.next, struct conn, link));
     if (s->listener)
         evconnlistener_free(s->listener);
+    if (s->tls_listener)
+        evconnlistener_free(s->tls_listener);
     if (s->accept_retry)
         event_free(s->accept_retry);
     if (s->timer)
@@ -303,6 +351,7 @@ server_free(struct server *s)
     broker_deinit(&s->b);
     if (s->base)
         event_base_free(s->base);
+    tls_deinit(s); /* after the connections: each holds a reference to the context */
     free(s);
 }
 
@@ -422,7 +471,7 @@ server_run(const struct server_config *c)
     }
     if (s->cfg.http[0] && http_start(s)) /* --http: before "listening on" */
         goto out;
-    if (open_listener(s))
+    if (open_listeners(s))
         goto out;
     event_base_dispatch(s->base);
     log_info("stopped");

@@ -15,6 +15,7 @@ struct event_base;
 struct event;
 struct evconnlistener;
 struct http;
+struct ssl_ctx_st;
 
 struct server_config {
     struct broker_config broker;
@@ -42,6 +43,14 @@ struct server_config {
     int argc;                       /* the command line, kept for SIGHUP to re-read */
     char **argv;
     char http[96];                  /* --http ADDR:PORT (http.c); "" = no HTTP server */
+    /* TLS (tls.c, docs/security.md) */
+    int plain;                      /* the plain listener is on; --port off: TLS only */
+    int tls_port;                   /* --tls-port, on --bind; 0 picks a free one; -1: off */
+    char tls_cert[1024];            /* --tls-cert: PEM certificate chain */
+    char tls_key[1024];             /* --tls-key: PEM private key */
+    char tls_ca[1024];              /* --tls-ca: client certificates must be signed by it;
+                                       "": none asked for */
+    int tls_min_version;            /* --tls-min-version: 12 or 13 */
 };
 
 struct server {
@@ -83,6 +92,13 @@ struct server {
     struct dlink idle;          /* connections by last input, least recent first (with
                                    --idle-timeout) */
     struct http *http;          /* --http: metrics and dashboard (http.c); NULL if off */
+    /* TLS (tls.c) */
+    struct ssl_ctx_st *tls_ctx;         /* for connections accepted from now on; NULL: off */
+    struct evconnlistener *tls_listener; /* --tls-port */
+    int tls_port;                       /* port actually bound, 0 if none */
+    uint32_t tls_conns;                 /* open TLS connections (of nconns) */
+    uint64_t tls_handshake_failures;    /* TLS connections that failed before their
+                                           handshake completed, total */
 };
 
 void server_config_defaults(struct server_config *c);

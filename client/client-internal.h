@@ -36,8 +36,13 @@ struct smq_sub {
     char queue[SMQ_NAME_MAX + 1];
 };
 
+struct ssl_st;
+
 struct slabmq_client {
     int fd;                 /* connected socket, non-blocking */
+    struct ssl_st *ssl;     /* TLS over fd (io.c), or NULL */
+    short io_events;        /* poll events the last I/O that returned EAGAIN waits for */
+    char io_reason[160];    /* the TLS reason of the last EPROTO (smq_io_strerror) */
     int timeout_ms;         /* per call; <= 0: none */
     uint64_t next_rid;      /* request id of the next request */
     uint32_t max_message;   /* from HELLO */
@@ -164,5 +169,21 @@ slabmq_status smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t
 int smq_wait_readable(struct slabmq_client *c, int64_t deadline);
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t smq_now_ms(void);
+
+/* The transport (io.c): a plain socket or TLS over it. send/recv look like send(2) and
+ * recv(2) (-1 with errno; EAGAIN: wait for c->io_events); smq_io_buffered says whether
+ * bytes are readable without the socket (TLS keeps decrypted bytes); smq_io_strerror is
+ * strerror with the TLS reason for EPROTO. */
+slabmq_status smq_io_tls_start(struct slabmq_client *c, const slabmq_tls_options *t,
+                               const char *host, int64_t deadline);
+ssize_t smq_io_send(struct slabmq_client *c, const void *p, size_t n);
+ssize_t smq_io_recv(struct slabmq_client *c, void *p, size_t n);
+int smq_io_buffered(const struct slabmq_client *c);
+const char *smq_io_strerror(const struct slabmq_client *c, int err);
+/* Close the transport (close_notify first for TLS); fd becomes -1. */
+void smq_io_close(struct slabmq_client *c);
+/* Wait for fd to be ready for events until the deadline (0: forever): 1 ready, 0 timed out,
+ * -1 error. */
+int smq_wait_fd(int fd, short events, int64_t deadline);
 
 #endif /* SLABMQ_CLIENT_INTERNAL_H */

@@ -112,8 +112,8 @@ poll_until(int fd, short events, int64_t deadline, int intr)
     }
 }
 
-static int
-wait_fd(int fd, short events, int64_t deadline)
+int
+smq_wait_fd(int fd, short events, int64_t deadline)
 {
     return poll_until(fd, events, deadline, 0);
 }
@@ -121,14 +121,16 @@ wait_fd(int fd, short events, int64_t deadline)
 int
 smq_wait_readable(struct slabmq_client *c, int64_t deadline)
 {
-    return poll_until(c->fd, POLLIN, deadline, 1);
+    if (smq_io_buffered(c)) /* TLS has decrypted bytes the socket no longer shows */
+        return 1;
+    return poll_until(c->fd, c->io_events == POLLOUT ? POLLIN | POLLOUT : POLLIN, deadline, 1);
 }
 
 static slabmq_status
 send_all(struct slabmq_client *c, const uint8_t *p, size_t n, int64_t deadline)
 {
     while (n > 0) {
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = smq_io_send(c, p, n);
         if (w > 0) {
             p += w;
             n -= (size_t)w;
@@ -137,13 +139,13 @@ send_all(struct slabmq_client *c, const uint8_t *p, size_t n, int64_t deadline)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int rc = wait_fd(c->fd, POLLOUT, deadline);
+            int rc = smq_wait_fd(c->fd, c->io_events, deadline);
             if (rc == 0)
                 return smq_client_fail(c, SLABMQ_ERR_TIMEOUT, "timed out sending to the broker");
             if (rc > 0)
                 continue;
         }
-        return smq_client_fail(c, SLABMQ_ERR_IO, "send failed: %s", strerror(errno));
+        return smq_client_fail(c, SLABMQ_ERR_IO, "send failed: %s", smq_io_strerror(c, errno));
     }
     return SLABMQ_OK;
 }
@@ -185,7 +187,7 @@ fill(struct slabmq_client *c, size_t want, int64_t deadline)
             if (grow_rbuf(c, ncap))
                 return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
         }
-        n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        n = smq_io_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen);
         if (n > 0) {
             c->rlen += (size_t)n;
             continue;
@@ -195,14 +197,15 @@ fill(struct slabmq_client *c, size_t want, int64_t deadline)
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            int rc = wait_fd(c->fd, POLLIN, deadline);
+            int rc = smq_wait_fd(c->fd, c->io_events, deadline);
             if (rc == 0)
                 return smq_client_fail(c, SLABMQ_ERR_TIMEOUT,
                                        "timed out waiting for the broker's reply");
             if (rc > 0)
                 continue;
         }
-        return smq_client_fail(c, SLABMQ_ERR_IO, "receive failed: %s", strerror(errno));
+        return smq_client_fail(c, SLABMQ_ERR_IO, "receive failed: %s",
+                               smq_io_strerror(c, errno));
     }
     return SLABMQ_OK;
 }
@@ -554,13 +557,14 @@ smq_recv_some(struct slabmq_client *c)
      * header declares, which 4 bytes from a broken or hostile peer could set to 1 GiB */
     if (c->rlen == c->rcap && grow_rbuf(c, c->rcap ? c->rcap * 2 : 65536))
         return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
-    n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
+    n = smq_io_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen); /* the socket is non-blocking */
     if (n == 0)
         return smq_client_fail(c, SLABMQ_ERR_CLOSED, "connection closed by the broker");
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return SLABMQ_OK;
-        return smq_client_fail(c, SLABMQ_ERR_IO, "receive failed: %s", strerror(errno));
+        return smq_client_fail(c, SLABMQ_ERR_IO, "receive failed: %s",
+                               smq_io_strerror(c, errno));
     }
     c->rlen += (size_t)n;
     return SLABMQ_OK;
@@ -690,7 +694,7 @@ open_socket(struct slabmq_client *c, const slabmq_options *o, int64_t deadline)
         if (fd < 0)
             continue;
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0
-            || (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline) == 1
+            || (errno == EINPROGRESS && smq_wait_fd(fd, POLLOUT, deadline) == 1
                 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 && err == 0)) {
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
             c->fd = fd;
@@ -793,6 +797,7 @@ slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbu
     slabmq_options defaults = SLABMQ_OPTIONS_INIT;
     struct slabmq_client *c;
     slabmq_status st;
+    int64_t deadline;
     int auth;
 
     *out = NULL;
@@ -809,7 +814,10 @@ slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbu
             snprintf(errbuf, errlen, "out of memory");
         return SLABMQ_ERR_CLIENT_NOMEM;
     }
-    st = open_socket(c, o, o->timeout_ms > 0 ? smq_now_ms() + o->timeout_ms : 0);
+    deadline = o->timeout_ms > 0 ? smq_now_ms() + o->timeout_ms : 0;
+    st = open_socket(c, o, deadline);
+    if (st == SLABMQ_OK && o->tls)
+        st = smq_io_tls_start(c, o->tls, o->host ? o->host : "127.0.0.1", deadline);
     if (st == SLABMQ_OK)
         st = smq_client_hello(c, o->client_name, &auth);
     if (st == SLABMQ_OK && auth)
@@ -835,8 +843,7 @@ slabmq_client_close(slabmq_client *c)
 {
     if (!c)
         return;
-    if (c->fd >= 0)
-        close(c->fd);
+    smq_io_close(c);
     smq_subs_free(c);
     free(c->wbuf);
     free(c->rbuf);

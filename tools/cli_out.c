@@ -52,6 +52,7 @@ cli_out_exit_code(slabmq_status st)
     case SLABMQ_ERR_VERSION:
     case SLABMQ_ERR_SHUTDOWN:
     case SLABMQ_ERR_AUTH:
+    case SLABMQ_ERR_TLS:
         return CLI_EXIT_CONN;
     default:
         return CLI_EXIT_FAIL;

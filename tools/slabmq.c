@@ -74,6 +74,12 @@
 #define OPT_VAL_CONFIRM 273
 #define OPT_VAL_CREDENTIALS 274
 #define OPT_VAL_INTERVAL 275
+#define OPT_VAL_TLS 276
+#define OPT_VAL_TLS_CA 277
+#define OPT_VAL_TLS_CERT 278
+#define OPT_VAL_TLS_KEY 279
+#define OPT_VAL_TLS_NAME 280
+#define OPT_VAL_TLS_INSECURE 281
 
 #define TOP_INTERVAL_DEFAULT_MS 1000u
 #define TOP_INTERVAL_MAX_MS 3600000u
@@ -86,6 +92,9 @@
 struct parsed {
     const char *server;         /* -s, or NULL */
     const char *credentials;    /* --credentials, or NULL */
+    int tls;                    /* --tls, or implied by another --tls-* option */
+    slabmq_tls_options tlso;    /* --tls-ca, --tls-cert, --tls-key, --tls-server-name,
+                                   --tls-insecure */
     int timeout_ms;             /* --timeout */
     int json;                   /* --json */
     int help;                   /* --help */
@@ -153,6 +162,14 @@ static const char general_help[] =
     "                          of FILE (default: $SLABMQ_CREDENTIALS, else the user\n"
     "                          $SLABMQ_USER with the password $SLABMQ_PASSWORD).\n"
     "                          No option takes a password: others could read it\n"
+    "  --tls                   connect with TLS (slabmqd --tls-port), verifying the\n"
+    "                          broker's certificate against the system's CAs\n"
+    "                          (default: on when $SLABMQ_TLS is 1)\n"
+    "  --tls-ca FILE           ... against the CAs in FILE instead ($SLABMQ_TLS_CA)\n"
+    "  --tls-cert FILE         client certificate, for a broker that requires one\n"
+    "  --tls-key FILE          its private key ($SLABMQ_TLS_CERT, $SLABMQ_TLS_KEY)\n"
+    "  --tls-server-name NAME  the name the certificate must be for (default: HOST)\n"
+    "  --tls-insecure          do not verify the certificate (tests only)\n"
     "  -t, --timeout MS        connect and per-request timeout (default 5000; 0: none)\n"
     "  -j, --json              print JSON instead of text\n"
     "  -h, --help              print help (for COMMAND when one is given)\n"
@@ -764,6 +781,24 @@ apply_option(struct parsed *p, int opt, const char *arg)
     case OPT_VAL_CREDENTIALS:
         p->credentials = arg;
         return 0;
+    case OPT_VAL_TLS:
+    case OPT_VAL_TLS_CA:
+    case OPT_VAL_TLS_CERT:
+    case OPT_VAL_TLS_KEY:
+    case OPT_VAL_TLS_NAME:
+    case OPT_VAL_TLS_INSECURE:
+        p->tls = 1; /* every --tls-* option implies --tls */
+        if (opt == OPT_VAL_TLS_CA)
+            p->tlso.ca_file = arg;
+        else if (opt == OPT_VAL_TLS_CERT)
+            p->tlso.cert_file = arg;
+        else if (opt == OPT_VAL_TLS_KEY)
+            p->tlso.key_file = arg;
+        else if (opt == OPT_VAL_TLS_NAME)
+            p->tlso.server_name = arg;
+        else if (opt == OPT_VAL_TLS_INSECURE)
+            p->tlso.insecure = 1;
+        return 0;
     case 'j':
         p->json = 1;
         return 0;
@@ -844,6 +879,15 @@ parse_options(int argc, char **argv, struct parsed *p)
                                            OPT_VAL_CONFIRM},
                                           {"credentials", required_argument, NULL,
                                            OPT_VAL_CREDENTIALS},
+                                          {"tls", no_argument, NULL, OPT_VAL_TLS},
+                                          {"tls-ca", required_argument, NULL, OPT_VAL_TLS_CA},
+                                          {"tls-cert", required_argument, NULL,
+                                           OPT_VAL_TLS_CERT},
+                                          {"tls-key", required_argument, NULL, OPT_VAL_TLS_KEY},
+                                          {"tls-server-name", required_argument, NULL,
+                                           OPT_VAL_TLS_NAME},
+                                          {"tls-insecure", no_argument, NULL,
+                                           OPT_VAL_TLS_INSECURE},
                                           {"max-bytes", required_argument, NULL,
                                            OPT_VAL_MAX_BYTES},
                                           {"overflow", required_argument, NULL,
@@ -1024,8 +1068,9 @@ connect_broker(const struct parsed *p, char *server, size_t len, slabmq_client *
     const char *addr = p->server ? p->server : getenv("SLABMQ_SERVER");
     const char *cred = p->credentials ? p->credentials : getenv("SLABMQ_CREDENTIALS");
     slabmq_options o = SLABMQ_OPTIONS_INIT;
+    slabmq_tls_options tls = p->tlso;
     char host[256];
-    char err[256] = "";
+    char err[512] = "";
     char secret[1200];
     slabmq_status st;
 
@@ -1037,6 +1082,16 @@ connect_broker(const struct parsed *p, char *server, size_t len, slabmq_client *
     o.host = addr && *addr ? host : "127.0.0.1";
     o.timeout_ms = p->timeout_ms;
     o.client_name = "slabmq-cli";
+    if (p->tls || (getenv("SLABMQ_TLS") && strcmp(getenv("SLABMQ_TLS"), "1") == 0)
+        || getenv("SLABMQ_TLS_CA")) { /* the environment fills what no option gave */
+        if (!tls.ca_file)
+            tls.ca_file = getenv("SLABMQ_TLS_CA");
+        if (!tls.cert_file)
+            tls.cert_file = getenv("SLABMQ_TLS_CERT");
+        if (!tls.key_file)
+            tls.key_file = getenv("SLABMQ_TLS_KEY");
+        o.tls = &tls;
+    }
     snprintf(server, len, strchr(o.host, ':') ? "[%s]:%u" : "%s:%u", o.host, o.port);
     st = slabmq_client_connect2(&o, out, err, sizeof(err));
     memset(secret, 0, sizeof(secret));
@@ -1044,6 +1099,9 @@ connect_broker(const struct parsed *p, char *server, size_t len, slabmq_client *
         return 0;
     if (strncmp(err, "cannot connect", 14) == 0)
         cli_out_error("%s (is slabmqd running?)", err);
+    else if (st == SLABMQ_ERR_TLS || st == SLABMQ_ERR_CLOSED || st == SLABMQ_ERR_IO)
+        cli_out_error("cannot connect to %s: %s%s", server, err,
+                      o.tls ? "" : " (a TLS port? then add --tls)");
     else if (strncmp(err, "cannot ", 7) == 0)
         cli_out_error("%s", err);
     else

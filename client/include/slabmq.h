@@ -113,7 +113,8 @@ extern "C" {
     X(103, ERR_CLOSED, "connection closed by the broker")                                        \
     X(104, ERR_ARG, "invalid argument")                                                          \
     X(105, ERR_CLIENT_NOMEM, "client out of memory")                                             \
-    X(106, ERR_BAD_REPLY, "malformed reply from the broker")
+    X(106, ERR_BAD_REPLY, "malformed reply from the broker")                                     \
+    X(107, ERR_TLS, "TLS handshake failed or the broker's certificate was not accepted")
 
 /** Result of every fallible call. */
 typedef enum slabmq_status {
@@ -144,6 +145,21 @@ typedef struct slabmq_client slabmq_client;
  * them from the environment variables SLABMQ_USER and SLABMQ_PASSWORD, if SLABMQ_USER is set
  * and not empty; set @c user to "" to use no credentials at all. Against a broker without
  * users the credentials are not sent. */
+/** TLS settings, for slabmq_options::tls (docs/security.md). Zero-initialise, then set what
+ * you need: by default the broker's certificate is verified against the system's trust store
+ * and must be issued for the @c host option. */
+typedef struct slabmq_tls_options {
+    const char *ca_file;     /**< PEM file of the CAs that may sign the broker's certificate;
+                                  NULL: the system's default trust store */
+    const char *cert_file;   /**< client certificate chain (PEM), for a broker that requires
+                                  one (slabmqd --tls-ca); NULL: none */
+    const char *key_file;    /**< its private key (PEM); NULL: read from @c cert_file */
+    const char *server_name; /**< the name (or IP address) the broker's certificate must be
+                                  for, also sent as SNI; NULL: the @c host option */
+    int insecure;            /**< non-zero: do not verify the broker's certificate. For tests
+                                  only: anyone on the path can then read and alter traffic */
+} slabmq_tls_options;
+
 typedef struct slabmq_options {
     const char *host;        /**< numeric IPv4/IPv6 address or host name; default "127.0.0.1" */
     uint16_t port;           /**< TCP port; default #SLABMQ_DEFAULT_PORT */
@@ -153,9 +169,11 @@ typedef struct slabmq_options {
     const char *password;    /**< its password, at most 1024 bytes; NULL: $SLABMQ_PASSWORD
                                   (or "" if that is unset too). Borrowed for the connect
                                   call only: the library keeps no copy */
+    const slabmq_tls_options *tls; /**< connect with TLS (slabmqd --tls-port); NULL: plain
+                                        TCP. Borrowed for the connect call only */
 } slabmq_options;
 
-#define SLABMQ_OPTIONS_INIT {"127.0.0.1", SLABMQ_DEFAULT_PORT, 5000, NULL, NULL, NULL}
+#define SLABMQ_OPTIONS_INIT {"127.0.0.1", SLABMQ_DEFAULT_PORT, 5000, NULL, NULL, NULL, NULL}
 
 /**
  * Connect to a broker and perform the HELLO handshake, then AUTH if the broker requires it.
@@ -165,7 +183,8 @@ typedef struct slabmq_options {
  *             message is printed into @p errbuf when given.
  * @return #SLABMQ_OK, #SLABMQ_ERR_CONNECT, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_VERSION,
  *         #SLABMQ_ERR_AUTH (the broker requires credentials and none were given, or it
- *         refused them), ...
+ *         refused them), #SLABMQ_ERR_TLS (with slabmq_options::tls: the handshake failed,
+ *         e.g. the certificate is not trusted or not for that name), ...
  */
 SLABMQ_API slabmq_status slabmq_client_connect(const slabmq_options *o, slabmq_client **out);
 

@@ -406,7 +406,7 @@ open_feed(struct harness *h, int i, size_t len)
     f->wfd = p[1];
     f->in = malloc(len + sizeof(hello_frame) + 1);
     FUZZ_CHECK(f->in);
-    conn_accept(h->s, f->wfd, "fuzz");
+    conn_accept(h->s, f->wfd, "fuzz", 0);
     f->id = h->s->next_conn_id != before ? h->s->next_conn_id : 0;
 }
 

@@ -132,11 +132,11 @@ track(struct t_broker *b, int on)
     }
 }
 
-/* The port of a "http on ADDR:PORT" line before 'end' in buf (--http), else 0. */
+/* The port of a "WHAT on ADDR:PORT" line before 'end' in buf (--http, --tls-port), else 0. */
 static int
-http_port_of(const char *buf, const char *end)
+port_of(const char *buf, const char *end, const char *what)
 {
-    const char *at = strstr(buf, "http on ");
+    const char *at = strstr(buf, what);
     const char *nl = at ? strchr(at, '\n') : NULL;
     const char *colon = NULL;
 
@@ -148,10 +148,10 @@ http_port_of(const char *buf, const char *end)
     return colon ? atoi(colon + 1) : 0;
 }
 
-/* Read the broker's stdout until its "listening on ADDR:PORT" line or the deadline; an
- * "http on ADDR:PORT" line before it sets *http_port. */
+/* Read the broker's stdout until its "listening on ADDR:PORT" line or the deadline; the
+ * "http on ADDR:PORT" and "tls on ADDR:PORT" lines before it set b's ports. */
 static int
-read_port(int fd, int64_t deadline, int *http_port)
+read_port(int fd, int64_t deadline, struct t_broker *b)
 {
     char buf[512];
     size_t len = 0;
@@ -170,7 +170,8 @@ read_port(int fd, int64_t deadline, int *http_port)
         at = strstr(buf, "listening on ");
         if (at && strchr(at, '\n')) {
             char *colon = strrchr(at, ':');
-            *http_port = http_port_of(buf, at);
+            b->http_port = port_of(buf, at, "http on ");
+            b->tls_port = port_of(buf, at, "tls on ");
             return colon ? atoi(colon + 1) : -1;
         }
     }
@@ -227,7 +228,8 @@ t_broker_start(struct t_broker *b, ...)
     close(out[1]);
     track(b, 1);
     b->http_port = 0;
-    b->port = read_port(out[0], t_now_ms() + 30000, &b->http_port);
+    b->tls_port = 0;
+    b->port = read_port(out[0], t_now_ms() + 30000, b);
     close(out[0]);
     if (b->port <= 0)
         t_fail(__FILE__, __LINE__, "slabmqd did not print 'listening on' within 10 s");

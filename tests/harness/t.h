@@ -88,6 +88,7 @@ struct t_broker {
     int port;           /* port it listens on (it picked it: --port 0) */
     char dir[64];       /* its temp dir: stderr.log lives there */
     int http_port;      /* port of its "http on ADDR:PORT" line (--http), else 0 */
+    int tls_port;       /* port of its "tls on ADDR:PORT" line (--tls-port), else 0 */
 };
 
 /* Start slabmqd --port 0 plus extra args (NULL-terminated), wait up to 30 s for its
@@ -110,6 +111,13 @@ extern int t_broker_default_bind;
 long t_broker_rss_kb(const struct t_broker *b);
 /* Is the process still running? */
 int t_broker_alive(const struct t_broker *b);
+
+/* Write test certificates (PEM, P-256, valid from yesterday for 30 days) into dir:
+ * ca.crt/.key (a CA), server.crt/.key (signed by it, for localhost and 127.0.0.1),
+ * client.crt/.key (signed by it), other-ca.crt/.key (an unrelated CA), stranger.crt/.key
+ * (a client signed by other-ca), server-other.crt/.key (for localhost, by other-ca), and
+ * expired.crt/.key (by ca, expired yesterday). */
+void t_certs_make(const char *dir);
 
 /* Connect a client (fails the test on error). */
 struct slabmq_client;
