@@ -18,6 +18,8 @@
 #include "log.h"
 #include "server.h"
 
+#define TLS_MAX_SINGLE_IO (64 * 1024) /* bytes a bufferevent reads or writes per event */
+
 /* Why the last OpenSSL call failed, as one line ("no reason" when the queue is empty). */
 static const char *
 last_error(char *buf, size_t len)
@@ -146,6 +148,10 @@ tls_accept(struct server *s, int fd)
         return NULL;
     /* Clients often close without close_notify: that is an end of stream, not an error. */
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    /* libevent reads 16 KiB (one TLS record) per call by default: a pipelining client
+     * fills far more than that between two turns of the loop */
+    bufferevent_set_max_single_read(bev, TLS_MAX_SINGLE_IO);
+    bufferevent_set_max_single_write(bev, TLS_MAX_SINGLE_IO);
     return bev;
 }
 

@@ -88,6 +88,9 @@ usage(FILE *f)
           "      --idle-queues N       first create N other queues (NAME.idle.<i>) holding one\n"
           "                            message each: how cost grows with the number of queues\n"
           "      --verify              check every byte and that each message arrives once\n"
+          "      --tls-ca FILE         connect with TLS (slabmqd --tls-port), trusting the CA\n"
+          "                            in FILE; with --spawn, give the broker its TLS flags\n"
+          "                            and --port=off through --broker-arg\n"
           "      --json                print one JSON object on stdout instead of the text\n"
           "      --quiet               no progress line on stderr\n",
           f);
@@ -193,6 +196,7 @@ apply(struct bench_params *p, int opt, const char *arg)
         break;
     case 'q': bad = parse_count(arg, 1, 1024, &v); p->queues = (int)v; break;
     case 'Q': p->prefix = arg; bad = strlen(arg) == 0 || strlen(arg) > 190; break;
+    case 'T': p->tls_ca = arg; break;
     case 'I': bad = parse_count(arg, 1, 10000000, &p->idle_queues); break;
     default: return -1;
     }
@@ -257,6 +261,7 @@ parse_args(struct bench_params *p, int argc, char **argv)
         {"queue-prefix", required_argument, NULL, 'Q'},
         {"idle-queues", required_argument, NULL, 'I'},
         {"verify", no_argument, NULL, 'V'},           {"json", no_argument, NULL, 'j'},
+        {"tls-ca", required_argument, NULL, 'T'},
         {"quiet", no_argument, NULL, 'z'},            {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int count_given = 0;

@@ -62,6 +62,7 @@ struct bench_params {
     int verify;
     int json;
     int quiet;
+    const char *tls_ca;                         /* --tls-ca: connect with TLS, trusting it */
 };
 
 /* One queue and what its producers and consumers know of each other. */

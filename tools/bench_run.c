@@ -37,9 +37,14 @@ slabmq_client *
 bench_connect(const struct bench *b, const char *name)
 {
     slabmq_options o = SLABMQ_OPTIONS_INIT;
+    slabmq_tls_options tls = {0};
     slabmq_client *c = NULL;
-    char err[256];
+    char err[512];
 
+    if (b->p.tls_ca) {
+        tls.ca_file = b->p.tls_ca;
+        o.tls = &tls;
+    }
     o.host = b->p.host;
     o.port = b->p.port;
     o.timeout_ms = BENCH_TIMEOUT_MS;
