@@ -65,6 +65,7 @@ forbid(struct conn *c, unsigned op, uint64_t rid, unsigned perms, const char *na
 {
     const char *user = auth_user_name(c->user);
 
+    c->srv->forbidden++;
     log_info("connection %llu from %s: user '%s' refused %s%s%.*s", (unsigned long long)c->id,
              c->peer, user, smq_op_name(op), name ? " on " : "", name ? (int)len : 0,
              name ? name : "");
@@ -158,6 +159,7 @@ read_password(struct smq_mpr *r, const uint8_t **pw, uint32_t *len)
 static void
 auth_refused(struct conn *c, uint64_t rid, const char *user, uint32_t ulen)
 {
+    c->srv->auth_failures++;
     if (auth_name_valid(user, ulen))
         log_warn("connection %llu from %s: authentication failed for user '%.*s'",
                  (unsigned long long)c->id, c->peer, (int)ulen, user);
@@ -208,6 +210,7 @@ cmd_auth(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         return;
     }
     c->user = u;
+    s->auth_ok++;
     guard_handshake_done(c);
     log_info("connection %llu from %s: authenticated as '%s'", (unsigned long long)c->id,
              c->peer, auth_user_name(u));

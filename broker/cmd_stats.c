@@ -138,6 +138,11 @@ broker_stats(struct stat_list *l, const struct server *s)
     add(l, "connections_total", s->conns_total);
     add(l, "connections_refused", s->conns_refused);
     add(l, "protocol_errors", s->protocol_errors);
+    add(l, "auth_ok", s->auth_ok);
+    add(l, "auth_failures", s->auth_failures);
+    add(l, "forbidden", s->forbidden);
+    add(l, "handshake_timeouts", s->handshake_timeouts);
+    add(l, "idle_closed", s->idle_closed);
     add(l, "tls_connections", s->tls_conns);
     add(l, "tls_handshake_failures", s->tls_handshake_failures);
     add(l, "slow_consumers_closed", s->slow_closed);

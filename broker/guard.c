@@ -74,6 +74,7 @@ expire_handshakes(struct server *s)
         dlist_unlink(&c->glink);
         if (c->closing)
             continue;
+        s->handshake_timeouts++;
         log_info("connection %llu from %s: handshake not done within %u ms; closing",
                  (unsigned long long)c->id, c->peer, t);
         if (c->hello)
@@ -124,6 +125,7 @@ expire_idle(struct server *s)
             continue;
         }
         dlist_unlink(&c->ilink);
+        s->idle_closed++;
         log_info("connection %llu from %s: idle for %u ms; closing", (unsigned long long)c->id,
                  c->peer, t);
         conn_close_with_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_LIMIT,

@@ -75,6 +75,11 @@ struct server {
     uint64_t conns_refused;     /* refused at max_connections, total */
     uint64_t protocol_errors;   /* malformed frames and bodies, total */
     uint64_t slow_closed;       /* connections closed for unread replies over the limit */
+    uint64_t auth_ok;           /* successful AUTHs, total */
+    uint64_t auth_failures;     /* refused AUTHs (wrong user or password), total */
+    uint64_t forbidden;         /* requests refused for the user's permissions, total */
+    uint64_t handshake_timeouts; /* connections closed at --handshake-timeout, total */
+    uint64_t idle_closed;       /* connections closed at --idle-timeout, total */
     uint64_t next_conn_id;
     uint64_t started_ms;        /* monotonic ms at start */
     int port;                   /* port actually bound */
