@@ -86,7 +86,8 @@ conn_accept(struct server *s, int fd, const char *peer, int tls)
          * active (or given the frame deadline), so the code below serves both kinds. */
         c->bev = bev;
         s->tls_conns++;
-        event_assign(&c->rev, s->base, -1, 0, conn_read_cb, c);
+        event_assign(&c->rev, s->base, -1, EV_PERSIST, conn_read_cb, c); /* a persistent
+                                                  timer, as the frame deadline needs */
         event_assign(&c->wev, s->base, -1, 0, conn_write_cb, c);
         bufferevent_setcb(bev, conn_tls_read_cb, conn_tls_write_cb, conn_tls_event_cb, c);
         bufferevent_enable(bev, EV_READ | EV_WRITE);

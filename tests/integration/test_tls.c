@@ -14,6 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/time.h>
+
+#include <openssl/ssl.h>
+
 #include "cli.h"
 #include "raw.h"
 #include "slabmq.h"
@@ -171,6 +175,98 @@ check_msg(const slabmq_message *m)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* A raw TLS connection: any bytes, in records of the test's choosing                        */
+
+struct traw {
+    int fd;
+    SSL *ssl;
+};
+
+/* Connect to the TLS port (blocking, every receive bounded by 5 s), handshake done. */
+static void
+traw_open(struct traw *t, int port)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    struct timeval tv = {5, 0};
+
+    t->fd = t_raw_connect(port);
+    T_ASSERT(ctx != NULL);
+    T_EQ_INT(setsockopt(t->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    t->ssl = SSL_new(ctx);
+    SSL_CTX_free(ctx);
+    T_ASSERT(t->ssl != NULL);
+    SSL_set_fd(t->ssl, t->fd);
+    T_EQ_INT(SSL_connect(t->ssl), 1);
+}
+
+/* Send p as one TLS record (or several of OpenSSL's size when larger). */
+static void
+traw_send(struct traw *t, const void *p, size_t n)
+{
+    T_EQ_INT(SSL_write(t->ssl, p, (int)n), (int)n);
+}
+
+/* Read exactly n bytes; 0, or -1 on close or timeout. */
+static int
+traw_read(struct traw *t, uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        int r = SSL_read(t->ssl, p, (int)n);
+        if (r <= 0)
+            return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* One frame's body into buf; its length, or -1 on close or timeout. */
+static long
+traw_frame(struct traw *t, uint8_t *buf, size_t cap)
+{
+    uint8_t h[4];
+    uint32_t len;
+
+    if (traw_read(t, h, 4))
+        return -1;
+    len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    T_ASSERT(len <= cap);
+    return traw_read(t, buf, len) ? -1 : (long)len;
+}
+
+static void
+traw_close(struct traw *t)
+{
+    SSL_free(t->ssl);
+    close(t->fd);
+}
+
+/* [1, rid, 1, "raw"] and [2, rid]: HELLO and PING frames. */
+static const uint8_t raw_hello[] = {0, 0, 0, 8, 0x94, 0x01, 0x01, 0x01, 0xa3, 'r', 'a', 'w'};
+
+static void
+ping_frame(uint8_t out[7], uint8_t rid)
+{
+    static const uint8_t ping[] = {0, 0, 0, 3, 0x92, 0x02, 0x00};
+
+    memcpy(out, ping, sizeof(ping));
+    out[6] = rid & 0x7f;
+}
+
+/* Expect an OK reply [op, rid, 0, ...] as the next frame. */
+static void
+traw_expect_ok(struct traw *t, uint8_t op, uint8_t rid)
+{
+    uint8_t buf[256];
+    long n = traw_frame(t, buf, sizeof(buf));
+
+    T_ASSERT(n >= 4);
+    T_EQ_INT(buf[1], op);
+    T_EQ_INT(buf[2], rid);
+    T_EQ_INT(buf[3], 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Cases                                                                                     */
 
 /* One broker, both listeners: what a TLS client publishes a plain client consumes, and the
@@ -266,6 +362,60 @@ test_bulk_pipelined_and_pushed(void)
     T_EQ_U64(cli_stat(&b, "bulk", "acked"), N);
     slabmq_client_close(p);
     slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* Framing is independent of TLS records: HELLO sent one byte per record, then 1,000 PINGs
+ * in one record, are answered like on a plain socket. */
+static void
+test_records_and_frames(void)
+{
+    struct t_broker b;
+    struct traw t;
+    uint8_t many[1000 * 7];
+
+    start_tls(&b, NULL, NULL, NULL, NULL);
+    traw_open(&t, b.tls_port);
+    for (size_t i = 0; i < sizeof(raw_hello); i++)
+        traw_send(&t, raw_hello + i, 1);
+    traw_expect_ok(&t, 1, 1);
+    for (int i = 0; i < 1000; i++)
+        ping_frame(many + i * 7, (uint8_t)(i % 100 + 2));
+    traw_send(&t, many, sizeof(many));
+    for (int i = 0; i < 1000; i++)
+        traw_expect_ok(&t, 2, (uint8_t)(i % 100 + 2));
+    traw_close(&t);
+    t_broker_stop(&b);
+}
+
+/* A frame started inside TLS and never finished is closed at --frame-timeout (a slowloris
+ * behind encryption), with an error frame; the other clients are served meanwhile. */
+static void
+test_stalled_frame_inside_tls(void)
+{
+    struct t_broker b;
+    struct traw t;
+    slabmq_client *c;
+    uint8_t buf[256];
+    long n;
+    int64_t t0;
+
+    start_tls(&b, "--frame-timeout", "500", NULL, NULL);
+    traw_open(&t, b.tls_port);
+    traw_send(&t, raw_hello, sizeof(raw_hello));
+    traw_expect_ok(&t, 1, 1);
+    t0 = t_now_ms();
+    traw_send(&t, "\0\0\0\x10\x93", 5); /* 16 bytes announced, 1 sent */
+    c = tls_client(b.tls_port);
+    T_OK(c, slabmq_ping(c));
+    n = traw_frame(&t, buf, sizeof(buf)); /* the error, then the close */
+    T_ASSERT(n > 4);
+    T_EQ_INT(buf[3], SLABMQ_ERR_PROTOCOL);
+    T_ASSERT(t_now_ms() - t0 >= 450);
+    T_ASSERT(traw_frame(&t, buf, sizeof(buf)) == -1);
+    T_OK(c, slabmq_ping(c));
+    slabmq_client_close(c);
+    traw_close(&t);
     t_broker_stop(&b);
 }
 
@@ -626,6 +776,8 @@ main(int argc, char **argv)
     static const struct t_case cases[] = {
         T_CASE(test_side_by_side),
         T_CASE(test_bulk_pipelined_and_pushed),
+        T_CASE(test_records_and_frames),
+        T_CASE(test_stalled_frame_inside_tls),
         T_CASE(test_certificate_checks),
         T_CASE(test_wrong_kind_of_client),
         T_CASE(test_client_certificates),
