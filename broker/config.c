@@ -416,7 +416,7 @@ read_file(struct server_config *c, const char *path)
         fprintf(stderr, "slabmqd: cannot read --config '%s': %s\n", path, strerror(errno));
         rc = -1;
     }
-    fclose(f);
+    (void)fclose(f); /* read only: nothing to lose */
     return rc;
 }
 
@@ -483,8 +483,10 @@ parse_flags(struct server_config *c, int argc, char **argv)
 static int
 check_whole(struct server_config *c)
 {
-    if (!c->auth_file && getenv("SLABMQ_AUTH_FILE") && *getenv("SLABMQ_AUTH_FILE"))
-        c->auth_file = getenv("SLABMQ_AUTH_FILE");
+    const char *env = getenv("SLABMQ_AUTH_FILE");
+
+    if (!c->auth_file && env && *env)
+        c->auth_file = env;
     if ((uint64_t)c->broker.max_message_size * 4 > c->broker.max_memory) {
         fprintf(stderr, "slabmqd: --max-message-size must be at most a quarter of --max-memory\n");
         return -1;

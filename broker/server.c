@@ -260,7 +260,8 @@ open_listeners(struct server *s)
         && open_listener(s, s->cfg.port, "port", &s->listener, &s->port, where, sizeof(where)))
         return -1;
     printf("listening on %s%s\n", where, s->cfg.plain ? "" : " (TLS only)");
-    fflush(stdout);
+    if (fflush(stdout)) /* how scripts and tests find the port */
+        log_warn("cannot write the listening line: %s", strerror(errno));
     log_info("listening on %s%s (max memory %zu bytes, max message %u bytes)", where,
              s->cfg.plain ? "" : " (TLS only)", s->b.cfg.max_memory, s->b.cfg.max_message_size);
     return 0;
@@ -451,7 +452,7 @@ server_run(const struct server_config *c)
     struct server *s;
     int rc = 1;
 
-    signal(SIGPIPE, SIG_IGN); /* a peer that closes must not kill the broker */
+    (void)signal(SIGPIPE, SIG_IGN); /* a peer that closes must not kill the broker */
     s = server_new(c, err, sizeof(err));
     if (!s) {
         if (err[0])

@@ -30,7 +30,7 @@ smq_client_fail(struct slabmq_client *c, slabmq_status st, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start is above; a clang 14 defect (llvm/llvm-project#40656)
     va_end(ap);
     c->last = st;
     if (st == SLABMQ_ERR_IO || st == SLABMQ_ERR_CLOSED || st == SLABMQ_ERR_BAD_REPLY
@@ -500,6 +500,7 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
     uint32_t len;
     slabmq_status st;
 
+    *nresults = 0; /* no caller reads an unset count, whatever the path */
     if (c->broken) {
         c->wlen = c->wstart;
         return smq_client_fail(c, SLABMQ_ERR_CLOSED,

@@ -217,7 +217,8 @@ cli_out_message(FILE *f, const slabmq_message *m, int json)
     if (!json) {
         if (m->dead)
             put_dead_prefix(f, m->dead);
-        fwrite(m->data, 1, m->len, f);
+        /* a short write sets the stream's error, which main() turns into a failure */
+        (void)fwrite(m->data, 1, m->len, f);
         putc('\n', f);
         return;
     }

@@ -83,8 +83,10 @@ take_sample(slabmq_client *c, struct sample *s)
             s->n++;
     }
     slabmq_queue_list_free(list);
-    if ((rc = slabmq_stats_get(c, NULL, &st)))
+    if ((rc = slabmq_stats_get(c, NULL, &st))) {
+        sample_free(s); /* its queues are filled in already */
         return cli_out_status(c, rc);
+    }
     slabmq_stats_find(st, "connections", &s->conns);
     slabmq_stats_find(st, "memory_used", &s->mem_used);
     slabmq_stats_find(st, "memory_limit", &s->mem_limit);

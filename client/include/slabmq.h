@@ -118,7 +118,7 @@ extern "C" {
 
 /** Result of every fallible call. */
 typedef enum slabmq_status {
-#define SLABMQ_STATUS_ENUM_(code, name, msg) SLABMQ_##name = code,
+#define SLABMQ_STATUS_ENUM_(code, name, msg) SLABMQ_##name = (code),
     SLABMQ_STATUS_MAP(SLABMQ_STATUS_ENUM_)
 #undef SLABMQ_STATUS_ENUM_
 } slabmq_status;
