@@ -35,7 +35,7 @@ static pthread_once_t nosig_once = PTHREAD_ONCE_INIT;
 static int
 nosig_fd(BIO *b)
 {
-    return (int)(intptr_t)BIO_get_data(b);
+    return *(const int *)BIO_get_data(b); /* the client's fd, which outlives the SSL */
 }
 
 static int
@@ -97,14 +97,14 @@ nosig_init(void)
 }
 
 static BIO *
-nosig_bio(int fd)
+nosig_bio(int *fd)
 {
     BIO *b;
 
     pthread_once(&nosig_once, nosig_init);
     if (!nosig_method || !(b = BIO_new(nosig_method)))
         return NULL;
-    BIO_set_data(b, (void *)(intptr_t)fd);
+    BIO_set_data(b, fd);
     return b;
 }
 
@@ -204,7 +204,7 @@ smq_io_tls_start(struct slabmq_client *c, const slabmq_tls_options *t, const cha
         return (slabmq_status)c->last;
     ssl = SSL_new(ctx);
     SSL_CTX_free(ctx); /* ssl holds its own reference */
-    bio = ssl ? nosig_bio(c->fd) : NULL;
+    bio = ssl ? nosig_bio(&c->fd) : NULL;
     if (!bio) {
         SSL_free(ssl);
         return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "TLS: %s",

@@ -531,7 +531,7 @@ usage_error(const struct command *cmd, const char *fmt, ...)
 
     fputs("slabmq: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vfprintf(stderr, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start is above; a clang 14 defect (llvm/llvm-project#40656)
     va_end(ap);
     if (cmd)
         fprintf(stderr, " (see 'slabmq help %s')\n", cmd->name);
@@ -1082,7 +1082,9 @@ connect_broker(const struct parsed *p, char *server, size_t len, slabmq_client *
     o.host = addr && *addr ? host : "127.0.0.1";
     o.timeout_ms = p->timeout_ms;
     o.client_name = "slabmq-cli";
-    if (p->tls || (getenv("SLABMQ_TLS") && strcmp(getenv("SLABMQ_TLS"), "1") == 0)
+    const char *env_tls = getenv("SLABMQ_TLS");
+
+    if (p->tls || (env_tls && strcmp(env_tls, "1") == 0)
         || getenv("SLABMQ_TLS_CA")) { /* the environment fills what no option gave */
         if (!tls.ca_file)
             tls.ca_file = getenv("SLABMQ_TLS_CA");

@@ -25,11 +25,11 @@ write_pem(const char *dir, const char *name, const struct ident *id)
     snprintf(path, sizeof(path), "%s/%s.crt", dir, name);
     f = fopen(path, "w");
     T_ASSERT(f && PEM_write_X509(f, id->cert) == 1);
-    fclose(f);
+    T_ASSERT(fclose(f) == 0);
     snprintf(path, sizeof(path), "%s/%s.key", dir, name);
     f = fopen(path, "w");
     T_ASSERT(f && PEM_write_PrivateKey(f, id->key, NULL, NULL, 0, NULL, NULL) == 1);
-    fclose(f);
+    T_ASSERT(fclose(f) == 0);
 }
 
 static void
