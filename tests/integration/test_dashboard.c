@@ -253,9 +253,12 @@ load(const char *url, const char *name)
                 "%s; its stderr ends:\n%s\n", i, TRIES, url,
                 r.status < 0 ? "timed out" : "exited", (long long)r.ms, r.out_len,
                 is_png(shot) ? "screenshot taken" : "no screenshot", tail(r.err, r.err_len));
+        if (i == TRIES && r.status < 0)
+            t_fail(__FILE__, __LINE__, "chromium did not finish loading %s within %d ms, "
+                   "%d times (killed)", url, CHROMIUM_MS, TRIES);
         if (i == TRIES)
-            t_fail(__FILE__, __LINE__, "chromium (exit status %d, -1: killed after %d ms) "
-                   "gave no page and screenshot of %s", r.status, CHROMIUM_MS, url);
+            t_fail(__FILE__, __LINE__, "chromium gave no page and screenshot of %s in %d "
+                   "runs (the last exited with status %d)", url, TRIES, r.status);
         free(r.out);
         free(r.err);
     }
