@@ -9,8 +9,9 @@ PACKAGES="gcc make cmake pkg-config libc6-dev libevent-dev libmsgpack-dev libsql
 case "${1:-}" in
 '') ;;
 # Headless Chromium for the dashboard test (tests/integration/test_dashboard.c): about 80 MB
-# to download, 300 MB installed, some 15 s of apt-get on a fresh machine.
-test) PACKAGES="$PACKAGES chromium" ;;
+# to download, 300 MB installed, some 15 s of apt-get on a fresh machine. Prometheus's own
+# text-format parser (python3-prometheus-client, with python3) for test_http's /metrics.
+test) PACKAGES="$PACKAGES chromium python3-prometheus-client" ;;
 *)
     echo "usage: scripts/deps.sh [test]" >&2
     exit 2
