@@ -80,13 +80,14 @@ thin(struct latency *l)
     l->step_ms = l->step_ms ? l->step_ms * 2 : 2;
 }
 
-void
-latency_published(struct latency *l, uint64_t id, uint64_t now_ms)
+/* Add checkpoint (id, now_ms), thinning the ring or moving its base first if needed. Kept
+ * out of line (GCC and Clang) so that the usual publish, which adds none, does not pay for
+ * the registers this one saves (publish 1,122 -> 1,100 instructions, callgrind-hotpath.sh). */
+__attribute__((noinline)) static void
+add_mark(struct latency *l, uint64_t id, uint64_t now_ms)
 {
     if (l->step_ms == 0)
         l->step_ms = 1;
-    if (l->n && now_ms < mark_ms(l, l->n - 1) + l->step_ms)
-        return;
     if (l->n == LAT_RING)
         thin(l);
     if (l->n == 0 || id - l->base_id > UINT32_MAX || now_ms - l->base_ms > UINT32_MAX)
@@ -94,6 +95,14 @@ latency_published(struct latency *l, uint64_t id, uint64_t now_ms)
     *mark_at(l, l->n) = (struct lat_mark){(uint32_t)(id - l->base_id),
                                           (uint32_t)(now_ms - l->base_ms)};
     l->n++;
+}
+
+void
+latency_published(struct latency *l, uint64_t id, uint64_t now_ms)
+{
+    if (l->n && now_ms < mark_ms(l, l->n - 1) + l->step_ms)
+        return; /* the usual case: the newest checkpoint is less than a step old */
+    add_mark(l, id, now_ms);
 }
 
 /* Publish time of id by the checkpoint at or before it (the oldest if none is). */
