@@ -14,8 +14,9 @@
  * delivery or from the last TOUCH.
  * Size: 512 bytes per queue, embedded in struct queue. A checkpoint holds its id and time as
  * 32-bit offsets from a per-queue base (8 bytes, not 16), which is what keeps struct queue
- * within the 1,168-byte slab class instead of the 1,456-byte one (docs/metrics.md). A
- * checkpoint whose offsets would not fit (2^32 ids or about 49.7 days after the oldest one)
+ * within the 1,168-byte slab class instead of the 1,456-byte one (docs/metrics.md); it
+ * fills that class exactly, so 8 more bytes in struct queue put it back in the larger one.
+ * A checkpoint whose offsets would not fit (2^32 ids or about 49.7 days after the oldest one)
  * moves the base up to the oldest checkpoint that keeps them in range, dropping older ones:
  * messages older than that are then measured from the oldest checkpoint kept, as above.
  * Costs: no allocation; publish O(1) (O(ring) once per step doubling or base move), lookup
