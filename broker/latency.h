@@ -12,7 +12,14 @@
  * measured from that checkpoint: a lower bound. Delivery-to-ack comes from the delivery's
  * visibility deadline (due_ms minus the queue's visibility timeout): it runs from the
  * delivery or from the last TOUCH.
- * Costs: no allocation; publish O(1) (O(ring) once per step doubling), lookup
+ * Size: 512 bytes per queue, embedded in struct queue. A checkpoint holds its id and time as
+ * 32-bit offsets from a per-queue base (8 bytes, not 16), which is what keeps struct queue
+ * within the 1,168-byte slab class instead of the 1,456-byte one (docs/metrics.md); it
+ * fills that class exactly, so 8 more bytes in struct queue put it back in the larger one.
+ * A checkpoint whose offsets would not fit (2^32 ids or about 49.7 days after the oldest one)
+ * moves the base up to the oldest checkpoint that keeps them in range, dropping older ones:
+ * messages older than that are then measured from the oldest checkpoint kept, as above.
+ * Costs: no allocation; publish O(1) (O(ring) once per step doubling or base move), lookup
  * O(log ring), observe O(buckets). */
 #ifndef SLABMQ_BROKER_LATENCY_H
 #define SLABMQ_BROKER_LATENCY_H
@@ -32,12 +39,14 @@ struct lat_hist {
 };
 
 struct lat_mark {
-    uint64_t id; /* first message id published at or after ms */
-    uint64_t ms; /* monotonic ms */
+    uint32_t id; /* first message id published at or after ms, minus the base id */
+    uint32_t ms; /* monotonic ms, minus the base ms */
 };
 
 struct latency {
     struct lat_mark ring[LAT_RING]; /* checkpoints, oldest at 'head' */
+    uint64_t base_id;               /* message id the checkpoints' ids count from */
+    uint64_t base_ms;               /* monotonic ms the checkpoints' times count from */
     uint32_t head;                  /* index of the oldest checkpoint */
     uint32_t n;                     /* checkpoints held */
     uint32_t step_ms;               /* least gap between checkpoints, ms (>= 1) */

@@ -1,14 +1,22 @@
 #!/bin/sh
 # Install what building and testing slabmq needs, from Debian 12's packages only.
+#   scripts/deps.sh         build and run (scripts/run.sh, scripts/fuzz.sh)
+#   scripts/deps.sh test    the same plus what only the test suite needs (scripts/test.sh)
 # Safe to run again: apt-get skips what is already there.
 set -eu
 
 PACKAGES="gcc make cmake pkg-config libc6-dev libevent-dev libmsgpack-dev libsqlite3-dev libssl-dev cppcheck valgrind"
-# Headless Chromium for the dashboard test (tests/integration/test_dashboard.c), only on
-# request: about 80 MB to download and 300 MB installed; without it that test is skipped.
-if [ "${SLABMQ_DEPS_CHROMIUM:-0}" = 1 ]; then
-    PACKAGES="$PACKAGES chromium"
-fi
+case "${1:-}" in
+'') ;;
+# Headless Chromium for the dashboard test (tests/integration/test_dashboard.c): about 80 MB
+# to download, 300 MB installed, some 15 s of apt-get on a fresh machine. Prometheus's own
+# text-format parser (python3-prometheus-client, with python3) for test_http's /metrics.
+test) PACKAGES="$PACKAGES chromium python3-prometheus-client" ;;
+*)
+    echo "usage: scripts/deps.sh [test]" >&2
+    exit 2
+    ;;
+esac
 
 missing=""
 for p in $PACKAGES; do

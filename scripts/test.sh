@@ -5,7 +5,7 @@
 # durability tests a third time under ThreadSanitizer.
 set -eu
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+scripts/deps.sh test
 
 echo "== cppcheck (warnings, portability, performance; suppressions are inline, with why) =="
 cppcheck --quiet --enable=warning,portability,performance --inline-suppr --std=c11 \

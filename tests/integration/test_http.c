@@ -391,8 +391,8 @@ prom_free(struct prom *pr)
     pr->n = 0;
 }
 
-/* The reference parser too, when Debian's python3-prometheus-client is installed (it is
- * optional: the checker above is the test). */
+/* The reference parser too, when Debian's python3-prometheus-client is installed
+ * (scripts/deps.sh test installs it; run without it, the checker above is the test). */
 static void
 reference_parse(const char *text, size_t len)
 {

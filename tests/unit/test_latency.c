@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* latency.c: histogram buckets, exact publish times while the queue is short, a bounded
- * error once a long backlog makes the checkpoint ring thin out, and the step coming back
- * down when the backlog drains. */
+ * error once a long backlog makes the checkpoint ring thin out, the step coming back
+ * down when the backlog drains, and checkpoints (32-bit offsets from a base) 2^32 ids or
+ * ms apart. */
 #include "latency.h"
 #include "t.h"
 
@@ -81,11 +82,43 @@ test_unknown_before_first_checkpoint(void)
     T_EQ_U64(l.to_ack.bucket[2], 1); /* <= 10 ms */
 }
 
+/* Checkpoints further apart than their 32-bit offsets reach, in ids and then in time: the
+ * base moves up, the new checkpoint is exact, an older message is measured from the oldest
+ * checkpoint kept (a lower bound). Also from a first id above 2^32, as on a broker that has
+ * run long. */
+static void
+test_far_apart(void)
+{
+    const uint64_t big = (uint64_t)1 << 32;
+    struct latency l = {0};
+
+    latency_published(&l, big + 1, 1000);
+    latency_published(&l, big + 10, 1010);
+    latency_published(&l, 2 * big, 1020); /* 2^32 - 1 ids after the first: fits */
+    T_EQ_INT(l.n, 3);
+    latency_published(&l, 2 * big + 5, 1030); /* 2^32 + 4 after the first: drops it */
+    T_EQ_INT(l.n, 3);
+    T_EQ_U64(l.base_id, big + 10);
+    latency_delivered(&l, big + 1, 1100); /* older than every checkpoint: from big + 10 */
+    T_EQ_U64(l.to_deliver.sum_ms, 90);
+    latency_delivered(&l, 2 * big + 5, 1100);
+    T_EQ_U64(l.to_deliver.sum_ms, 90 + 70);
+
+    latency_published(&l, 2 * big + 6, 1040 + big); /* 2^32 ms later: only it is left */
+    T_EQ_INT(l.n, 1);
+    T_EQ_U64(l.base_ms, 1040 + big);
+    latency_published(&l, 2 * big + 7, 1050 + big);
+    latency_delivered(&l, 2 * big + 7, 1060 + big);
+    T_EQ_U64(l.to_deliver.sum_ms, 90 + 70 + 10);
+    T_EQ_U64(l.to_deliver.count, 3);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_buckets),
     T_CASE(test_exact_when_short),
     T_CASE(test_long_backlog),
     T_CASE(test_unknown_before_first_checkpoint),
+    T_CASE(test_far_apart),
     {NULL, NULL},
 };
 
