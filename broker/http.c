@@ -298,6 +298,8 @@ http_request_cb(struct evhttp_request *req, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 
     broker_tick(&s->b);
+    if (!http_authorize(req, s))
+        return;
     if (!path)
         send_error(req, 400, "Bad Request", "no path");
     else if (strcmp(path, "/metrics") == 0)

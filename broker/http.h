@@ -2,7 +2,8 @@
 /* The optional HTTP side of slabmqd (--http ADDR:PORT): libevent's evhttp on the broker's
  * own event loop, serving /metrics (Prometheus text, metrics.c), the JSON endpoints
  * /api/stats and /api/deadletters, and the live dashboard at / (dashboard.html, built in).
- * Read-only: no request changes broker state. Requests are small and bounded (header size,
+ * Read-only: no request changes broker state. With users (--auth-file), only a user with
+ * admin on every queue gets in, by HTTP Basic authentication (http_auth.c). Requests are small and bounded (header size,
  * no body, a timeout); each costs O(queues + slab classes), or O(max) for dead letters.
  * docs/metrics.md documents the endpoints. */
 #ifndef SLABMQ_BROKER_HTTP_H
@@ -10,6 +11,7 @@
 
 #include <stddef.h>
 
+struct evhttp_request;
 struct server;
 
 #define HTTP_DEFAULT_HOST "127.0.0.1"
@@ -22,5 +24,8 @@ int http_parse_addr(const char *arg, char *host, size_t hostlen, int *port);
 int http_start(struct server *s);
 /* Stop serving and free everything (no-op when not started). */
 void http_stop(struct server *s);
+/* May req be served? Always without users; with users, only with Basic credentials of a user
+ * with admin on "*". Returns 1, or 0 after answering 401 or 403 (http_auth.c). */
+int http_authorize(struct evhttp_request *req, struct server *s);
 
 #endif /* SLABMQ_BROKER_HTTP_H */

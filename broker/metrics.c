@@ -270,6 +270,19 @@ broker_families(struct out *o, const struct server *s)
            s->protocol_errors);
     single(o, "slabmq_slow_consumers_closed_total", "counter",
            "Connections closed for unread replies over the memory limit.", s->slow_closed);
+    single(o, "slabmq_auth_ok_total", "counter", "Successful AUTHs.", s->auth_ok);
+    single(o, "slabmq_auth_failures_total", "counter",
+           "Refused credentials, over the protocol and HTTP.", s->auth_failures);
+    single(o, "slabmq_forbidden_total", "counter",
+           "Requests refused for the user's permissions.", s->forbidden);
+    single(o, "slabmq_handshake_timeouts_total", "counter",
+           "Connections closed at --handshake-timeout.", s->handshake_timeouts);
+    single(o, "slabmq_idle_closed_total", "counter", "Connections closed at --idle-timeout.",
+           s->idle_closed);
+    single(o, "slabmq_tls_connections", "gauge", "Open TLS connections.", s->tls_conns);
+    single(o, "slabmq_tls_handshake_failures_total", "counter",
+           "TLS connections closed before their handshake completed.",
+           s->tls_handshake_failures);
     single(o, "slabmq_queues", "gauge", "Queues that exist.", b->nqueues);
     single(o, "slabmq_messages", "gauge", "Messages held in all queues.", b->messages);
     single(o, "slabmq_memory_used_bytes", "gauge", "Bytes of the memory budget in use.",

@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "cli.h"
 #include "raw.h"
 
@@ -927,6 +929,93 @@ test_idle_timeout(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* The HTTP port                                                                             */
+
+/* GET path from the HTTP port with Basic credentials user:pw (user NULL: none); returns the
+ * status code, and the response (headers and body) in out. */
+static int
+http_status(int port, const char *path, const char *user, const char *pw, char *out,
+            size_t cap)
+{
+    char cred[256];
+    unsigned char b64[400];
+    char req[1024];
+    size_t len = 0;
+    int fd;
+    int n;
+    int64_t end = t_now_ms() + 10000;
+
+    if (user) {
+        n = snprintf(cred, sizeof(cred), "%s:%s", user, pw);
+        EVP_EncodeBlock(b64, (const unsigned char *)cred, n);
+        n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic %s\r\n"
+                     "Connection: close\r\n\r\n", path, b64);
+    } else {
+        n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                     path);
+    }
+    fd = t_raw_connect(port);
+    t_raw_send(fd, req, (size_t)n);
+    while (len + 1 < cap && t_now_ms() < end) {
+        struct pollfd p = {fd, POLLIN, 0};
+        ssize_t r;
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        r = read(fd, out + len, cap - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    out[len] = '\0';
+    T_ASSERT(strncmp(out, "HTTP/1.1 ", 9) == 0);
+    return atoi(out + 9);
+}
+
+/* With users, the HTTP port (metrics, the API, the dashboard) asks for Basic credentials of
+ * a user with admin on every queue: none or wrong ones get 401 with a challenge, a user
+ * without that right 403, root the page. Without users it stays open. */
+static void
+test_http_needs_admin(void)
+{
+    struct users u;
+    struct t_broker b;
+    static char out[1 << 16];
+    static const char *const paths[] = {"/metrics", "/api/stats", "/", "/api/deadletters?queue=q"};
+    slabmq_client *root;
+
+    users_make(&u);
+    t_broker_start(&b, "--auth-file", u.path, "--http", "0", NULL);
+    T_ASSERT(b.http_port > 0);
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        T_EQ_INT(http_status(b.http_port, paths[i], NULL, NULL, out, sizeof(out)), 401);
+        T_ASSERT(strstr(out, "WWW-Authenticate: Basic realm=\"slabmq\"") != NULL);
+        T_EQ_INT(http_status(b.http_port, paths[i], "root", PW_WRONG, out, sizeof(out)), 401);
+        T_EQ_INT(http_status(b.http_port, paths[i], "nobody", PW_ROOT, out, sizeof(out)), 401);
+        T_EQ_INT(http_status(b.http_port, paths[i], "qadmin", PW_QADMIN, out, sizeof(out)),
+                 403); /* admin on orders.* only */
+        T_EQ_INT(http_status(b.http_port, paths[i], "root", PW_ROOT, out, sizeof(out)),
+                 i == 3 ? 404 : 200); /* no queue q: found out only once let in */
+    }
+    T_EQ_INT(http_status(b.http_port, "/metrics", "root", PW_ROOT, out, sizeof(out)), 200);
+    T_ASSERT(strstr(out, "slabmq_connections") != NULL);
+    T_ASSERT(log_has(&b, "http from 127.0.0.1:"));
+    T_ASSERT(!log_has(&b, PW_WRONG));
+    root = client_as(&b, "root", PW_ROOT);
+    T_EQ_U64(broker_stat(root, "auth_failures"), 8);
+    T_EQ_U64(broker_stat(root, "forbidden"), 4);
+    slabmq_client_close(root);
+    t_broker_stop(&b);
+    /* no users: open, as documented (loopback by default) */
+    t_broker_start(&b, "--http", "0", NULL);
+    T_EQ_INT(http_status(b.http_port, "/metrics", NULL, NULL, out, sizeof(out)), 200);
+    t_broker_stop(&b);
+    users_remove(&u);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Listening address                                                                         */
 
 /* Listening on 0.0.0.0 without users warns loudly on stderr; with users, or on loopback, it
@@ -1303,6 +1392,7 @@ static const struct t_case cases[] = {
     T_CASE(test_permissions_per_queue_pattern),
     T_CASE(test_handshake_deadline),
     T_CASE(test_idle_timeout),
+    T_CASE(test_http_needs_admin),
     T_CASE(test_public_address_warning),
     T_CASE(test_default_address_is_loopback),
     T_CASE(test_auth_file_from_environment),
