@@ -3,7 +3,7 @@
 # its dependencies from apt, postinst made the user and data directory, the maintainer
 # scripts can run again, the service's ExecStartPre/ExecStart lines work as the service user,
 # the CLI talks to the daemon, and remove/reinstall/purge succeed.
-#   sudo packaging/check-deb.sh build-deb/slabmq_0.1.0_amd64.deb
+#   sudo packaging/check-deb.sh build-deb/slabmq_0.2.0_amd64.deb
 # Needs root, a Debian 12 minbase tarball (FRESH_BASE, default the one ../shared/tools/
 # fresh-check caches) and the Debian package registry. systemd does not run in a chroot:
 # the unit is checked with systemd-analyze verify on the host instead.
@@ -33,7 +33,7 @@ echo "== install with apt (pulls the Depends) =="
 in_root 'apt-get update -qq && apt-get install -y -qq /tmp/slabmq.deb >/dev/null'
 echo "== postinst made the user and the data dir; run it again (idempotent) =="
 in_root 'getent passwd slabmq && stat -c "%U:%G %a %n" /var/lib/slabmq
-         /var/lib/dpkg/info/slabmq.postinst configure 0.1.0
+         /var/lib/dpkg/info/slabmq.postinst configure 0.2.0
          dpkg --configure -a
          test "$(getent passwd slabmq | wc -l)" = 1'
 echo "== installed files =="

@@ -76,7 +76,7 @@ extern "C" {
 #define SLABMQ_API
 #endif
 
-#define SLABMQ_VERSION_STRING "0.1.0"
+#define SLABMQ_VERSION_STRING "0.2.0"
 /** The protocol version this library speaks in HELLO. */
 #define SLABMQ_PROTOCOL_VERSION 1
 /** The broker's default port. */

@@ -7,8 +7,12 @@ _slabmq_queues()
     local i
     for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
         case ${COMP_WORDS[i]} in
-        -s | --server | --credentials | -t | --timeout)
+        -s | --server | --credentials | -t | --timeout | --tls-ca | --tls-cert | --tls-key | \
+            --tls-server-name)
             srv+=("${COMP_WORDS[i]}" "${COMP_WORDS[i + 1]}")
+            ;;
+        --tls | --tls-insecure)
+            srv+=("${COMP_WORDS[i]}")
             ;;
         esac
     done
@@ -20,18 +24,20 @@ _slabmq()
     local cur prev cmd i
     local commands="queues stats publish consume subscribe peek dlq move why purge pause resume
         delete declare memory ping top help"
-    local global="-s --server --credentials -t --timeout -j --json -h --help -V --version"
+    local global="-s --server --credentials -t --timeout -j --json -h --help -V --version
+        --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure"
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
 
     case $prev in
     -s | --server | -t | --timeout | -n | --count | -w | --wait | --skip | --credit | \
+        --tls-server-name | \
         --delay | --at | --ttl | --priority | --id | --visibility | --max-messages | \
         --max-length | --max-bytes | --backoff | --backoff-max | --max-deliveries | \
         --dedup-window | --interval)
         return
         ;;
-    --credentials)
+    --credentials | --tls-ca | --tls-cert | --tls-key)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;
@@ -52,7 +58,8 @@ _slabmq()
     cmd=""
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-        -s | --server | --credentials | -t | --timeout) ((i++)) ;;
+        -s | --server | --credentials | -t | --timeout | --tls-ca | --tls-cert | --tls-key | \
+            --tls-server-name) ((i++)) ;;
         -*) ;;
         *)
             cmd=${COMP_WORDS[i]}
