@@ -3,7 +3,7 @@
 # Safe to run again: apt-get skips what is already there.
 set -eu
 
-PACKAGES="gcc make cmake pkg-config libc6-dev libevent-dev libmsgpack-dev libsqlite3-dev libssl-dev cppcheck valgrind"
+PACKAGES="gcc make cmake pkg-config libc6-dev libevent-dev libmsgpack-dev libsqlite3-dev libssl-dev cppcheck clang-tidy valgrind"
 # Headless Chromium for the dashboard test (tests/integration/test_dashboard.c), only on
 # request: about 80 MB to download and 300 MB installed; without it that test is skipped.
 if [ "${SLABMQ_DEPS_CHROMIUM:-0}" = 1 ]; then
