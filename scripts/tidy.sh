@@ -21,7 +21,21 @@ if [ -z "$files" ]; then
     echo "tidy: no sources of broker/, protocol/, client/ or tools/ in $db" >&2
     exit 2
 fi
-echo "$files" | tr '\n' '\0' | xargs -0 -n 1 -P 2 clang-tidy -p "$dir" --quiet || {
-    echo "tidy: findings above (fix them, or suppress inline: // NOLINT(check): why)" >&2
+# One clang-tidy per file, its output printed in one piece without clang's "N warnings
+# generated" lines (nearly all of them in system headers, never shown).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+rc=0
+echo "$files" | tr '\n' '\0' | xargs -0 -n 1 -P 2 sh -c '
+    out=$(clang-tidy -p "$0" --quiet "$1" 2>&1); st=$?
+    printf "%s\n" "$out" | grep -v -e "^\$" -e "^[0-9]* warnings* \(generated\|treated as errors\)\.\$"
+    exit $st' "$dir" >"$log" || rc=$?
+cat "$log"
+if [ "$rc" != 0 ]; then
+    # a finding in a header shows once per source that includes it; list each once
+    echo "tidy: failed; the findings, each once:" >&2
+    grep -E '^[^ ]+:[0-9]+:[0-9]+: (error|warning):' "$log" | sed "s|^$top/||" | sort -u >&2
+    echo "tidy: fix them, or suppress inline: // NOLINT(check-name): why" >&2
     exit 1
-}
+fi
+echo "tidy: no findings"
