@@ -501,7 +501,7 @@ auth_load(const char *path, char *err, size_t errlen, char *warn, size_t warnlen
         snprintf(warn, warnlen, "%s can be read by users other than its owner (mode %03o); "
                  "chmod 600 it", path, (unsigned)(st.st_mode & 0777));
     rc = read_users(a, f, path, err, errlen);
-    fclose(f);
+    (void)fclose(f); /* read only: nothing to lose */
     if (rc == 0
         && (RAND_bytes(a->key, sizeof(a->key)) != 1 || RAND_bytes(a->dummy.salt, SALT_LEN) != 1)) {
         snprintf(err, errlen, "cannot get random bytes from OpenSSL");

@@ -80,7 +80,8 @@ log_write(enum log_level lvl, const char *file, int line, const char *fmt, ...)
         return;
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+        ts[0] = '\0'; /* the contents are indeterminate then; cannot happen in 32 bytes */
     ms = now.tv_nsec / 1000000;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);

@@ -812,7 +812,8 @@ peek_list(const struct dlink *list, uint64_t *skip, uint32_t max, size_t max_byt
         if (*n >= max || (*n > 0 && *bytes >= max_bytes))
             return 1;
         *bytes += d->len;
-        out[(*n)++] = (struct msgref){d->id, d->deliveries, d->seg, d->off, d->ext};
+        out[(*n)++] = (struct msgref){.id = d->id, .seg = d->seg, .ext = d->ext,
+                                      .deliveries = d->deliveries, .off = d->off};
     }
     return 0;
 }
@@ -849,7 +850,7 @@ queue_peek(const struct queue *q, uint64_t skip, uint32_t max, size_t max_bytes,
             continue;
         }
         bytes += r.len;
-        out[n++] = (struct msgref){r.id, 0, (struct segment *)g, off - r.size, NULL};
+        out[n++] = (struct msgref){.id = r.id, .seg = (struct segment *)g, .off = off - r.size};
     }
     return n;
 }

@@ -124,10 +124,10 @@ struct queue {
 /* A view of one message for PEEK. */
 struct msgref {
     uint64_t id;
-    uint32_t deliveries;
     struct segment *seg;
-    uint32_t off;
     const struct msg_ext *ext; /* dead-letter origin, or NULL */
+    uint32_t deliveries;
+    uint32_t off;
 };
 struct msg_ext;
 

@@ -62,10 +62,14 @@ struct rbuf *
 reservoir_get(struct reservoir *r, size_t n, int force)
 {
     int ci = class_for(r, n);
-    struct res_class *c = ci >= 0 ? &r->cls[ci] : NULL;
-    size_t cap = c ? c->size : n;
+    struct res_class *c = NULL;
+    size_t cap = n;
     struct rbuf *b;
 
+    if (ci >= 0) {
+        c = &r->cls[ci];
+        cap = c->size;
+    }
     if (c && c->idle) {
         b = c->idle;
         c->idle = b->next;

@@ -56,8 +56,10 @@ pack_uint_option(slabmq_client *c, const char *key, uint64_t v)
 static void
 pack_publish_options(slabmq_client *c, const slabmq_publish_options *o)
 {
-    msgpack_pack_map(&c->pk, (size_t)(!!o->delay_ms + !!o->at_ms + !!o->ttl_ms + !!o->priority
-                                      + !!o->id + (o->confirm != SLABMQ_CONFIRM_DEFAULT)));
+    size_t n = (size_t)!!o->delay_ms + !!o->at_ms + !!o->ttl_ms + !!o->priority + !!o->id
+               + (o->confirm != SLABMQ_CONFIRM_DEFAULT);
+
+    msgpack_pack_map(&c->pk, n);
     if (o->delay_ms)
         pack_uint_option(c, "delay_ms", o->delay_ms);
     if (o->at_ms)

@@ -224,7 +224,7 @@ skip_ext(struct smq_mpr *r, uint8_t b)
 }
 
 int
-smq_mpr_skip(struct smq_mpr *r, int max_depth)
+smq_mpr_skip(struct smq_mpr *r, int max_depth) // NOLINT(misc-no-recursion): max_depth bounds it
 {
     uint32_t n;
     uint64_t u;

@@ -32,7 +32,7 @@
 
 enum smq_op {
     SMQ_OP_NONE = 0, /* used in replies to frames whose op could not be read */
-#define SMQ_OP_ENUM_(code, name, lname) SMQ_OP_##name = code,
+#define SMQ_OP_ENUM_(code, name, lname) SMQ_OP_##name = (code),
     SMQ_OPS_MAP(SMQ_OP_ENUM_)
 #undef SMQ_OP_ENUM_
     SMQ_OP_MAX,

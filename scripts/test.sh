@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install dependencies, build, and run the whole test suite twice: a normal build with
+# Install dependencies, run cppcheck, then clang-tidy on the normal build's compile commands
+# (scripts/tidy.sh), and run the whole test suite twice: a normal build with
 # warnings as errors (which also runs a subset of integration cases with the broker under
 # valgrind), then an AddressSanitizer + UndefinedBehaviorSanitizer build; and the
 # durability tests a third time under ThreadSanitizer.
@@ -13,6 +14,11 @@ cppcheck --quiet --enable=warning,portability,performance --inline-suppr --std=c
 
 echo "== release build (-Werror) =="
 scripts/build.sh build -DSLABMQ_WERROR=ON
+
+echo "== clang-tidy (checks in .clang-tidy; suppressions are inline, with why) =="
+scripts/tidy.sh build
+
+echo "== release build's tests =="
 ctest --test-dir build --output-on-failure -j2 -LE bench
 
 echo "== ASan + UBSan build =="

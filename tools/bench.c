@@ -642,7 +642,7 @@ main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN); /* cannot fail: a valid signal and handler */
     if (b.p.spawn && spawn_broker(&b.p, &bb))
         return 1;
     rc = bench_run(&b, &r);

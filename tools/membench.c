@@ -12,6 +12,7 @@
  * Every loop is bounded in count and time. Exit status 0 when every measured claim holds. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -133,8 +134,8 @@ drain_n(slabmq_client *c, const char *q, long n)
 
 struct worker {
     const struct spawn *b;
-    int id;
     long messages;
+    int id;
     int size;
 };
 
@@ -164,7 +165,7 @@ run_cycle(const struct spawn *b, int conns, long messages, int size)
     struct worker w[64];
 
     for (int i = 0; i < conns; i++) {
-        w[i] = (struct worker){b, i, messages / conns, size};
+        w[i] = (struct worker){.b = b, .messages = messages / conns, .id = i, .size = size};
         pthread_create(&th[i], NULL, cycle_worker, &w[i]);
     }
     for (int i = 0; i < conns; i++)
@@ -344,6 +345,19 @@ bench_calcify(struct bench *bn)
 
 /* ---------------------------------------------------------------------------------------- */
 
+/* The whole of 's' as a decimal number from 0 to 'max', or -1 if it is not one (what atol
+ * would have turned into 0 or a prefix's value). */
+static long
+parse_count(const char *s, long max)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    return errno || end == s || *end || v < 0 || v > max ? -1 : v;
+}
+
 static void
 usage(FILE *f)
 {
@@ -373,9 +387,9 @@ main(int argc, char **argv)
         switch (opt) {
         case 'd': bn.slabmqd = optarg; break;
         case 's': bn.shim = optarg; break;
-        case 'n': bn.messages = atol(optarg); break;
-        case 'b': bn.size = atoi(optarg); break;
-        case 'c': bn.conns = atoi(optarg); break;
+        case 'n': bn.messages = parse_count(optarg, LONG_MAX); break;
+        case 'b': bn.size = (int)parse_count(optarg, 65536); break;
+        case 'c': bn.conns = (int)parse_count(optarg, 16); break;
         case 'l': bn.limit = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -387,7 +401,7 @@ main(int argc, char **argv)
     }
     if (!bn.slabmqd)
         bn.slabmqd = spawn_default_broker();
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN); /* cannot fail: a valid signal and handler */
     for (int i = optind; i <= argc; i++) {
         const char *w = i < argc ? argv[i] : NULL;
         if (i == argc && optind < argc)

@@ -408,9 +408,9 @@ run(const struct peer_target *t, const struct peer_opts *o)
         goto out;
     if (need_c && session_open(&cs, t, o, &stop, 1, 0))
         goto out;
-    if (o->workload == PEER_PRODUCE)
+    if (!need_c) /* PEER_PRODUCE */
         rc = produce(&ps, &pd);
-    else if (o->workload == PEER_DRAIN)
+    else if (!need_p) /* PEER_DRAIN */
         rc = consume(&cs, &cd, 0, 1);
     else
         rc = run_both(&ps, &pd, &cs, &cd);

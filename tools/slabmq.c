@@ -1050,7 +1050,7 @@ read_credentials(const char *path, char *buf, size_t len, const char **user, con
             break;
         }
     }
-    fclose(f);
+    (void)fclose(f); /* read only: nothing to lose */
     if (!colon || colon == buf) {
         cli_out_error("no USER:PASSWORD line in %s", path);
         return CLI_EXIT_USAGE;

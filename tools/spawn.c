@@ -24,6 +24,20 @@ now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The port at the end of the broker's "listening on HOST:PORT" line, or -1. */
+static int
+parse_port(const char *line)
+{
+    const char *colon = strrchr(line, ':');
+    char *end;
+    long port;
+
+    if (!colon)
+        return -1;
+    port = strtol(colon + 1, &end, 10);
+    return end == colon + 1 || *end || port < 1 || port > 65535 ? -1 : (int)port;
+}
+
 /* Read the child's stdout until the port appears or 10 s pass; the port or -1. */
 static int
 read_port(int fd)
@@ -46,7 +60,7 @@ read_port(int fd)
         at = strstr(buf, "listening on ");
         if (at && strchr(at, '\n')) {
             *strchr(at, '\n') = '\0';
-            return atoi(strrchr(at, ':') + 1);
+            return parse_port(at);
         }
     }
     return -1;
@@ -130,10 +144,15 @@ spawn_rss_kb(pid_t pid)
     f = fopen(path, "r");
     if (!f)
         return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            char *end;
+            long v = strtol(line + 6, &end, 10);
+            kb = end == line + 6 || v < 0 ? -1 : v;
             break;
-    fclose(f);
+        }
+    }
+    (void)fclose(f); /* read only: nothing to lose */
     return kb;
 }
 
@@ -146,7 +165,7 @@ spawn_default_broker(void)
 
     path[n > 0 ? n : 0] = '\0';
     slash = strrchr(path, '/');
-    if (slash)
-        strcpy(slash, "/../broker/slabmqd");
+    if (slash) /* fits: 32 bytes were kept free, the name and its NUL take 19 */
+        memcpy(slash, "/../broker/slabmqd", sizeof("/../broker/slabmqd"));
     return path;
 }
