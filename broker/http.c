@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -394,7 +395,8 @@ http_start(struct server *s)
     }
     bound_name(bs, where, sizeof(where));
     printf("http on %s\n", where);
-    fflush(stdout);
+    if (fflush(stdout)) /* how scripts and tests find the port */
+        log_warn("cannot write the http line: %s", strerror(errno));
     log_info("http on %s (/metrics, /api/stats, /api/deadletters, /)", where);
     return 0;
 }

@@ -122,9 +122,11 @@ qvalue(const struct qmetric *m, const struct queue *q)
     return *(const uint64_t *)(const void *)((const char *)q + m->off);
 }
 
+/* NOLINTBEGIN(bugprone-macro-parentheses): q names the variable the macro declares */
 #define EACH_QUEUE(b, q)                                                                       \
     for (size_t i_ = 0; i_ <= (b)->qmask; i_++)                                                \
         for (const struct queue *q = (b)->qb[i_]; q; q = q->hnext)
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 static void
 queue_families(struct out *o, const struct broker *b)
