@@ -159,7 +159,7 @@ append_from(struct store *st, struct op *tmpl, const void *body, const void *src
     memcpy(o, tmpl, sizeof(*o));
     if (tmpl->blen && seg)
         seg_copy_to(seg, off, (uint8_t *)(o + 1), tmpl->blen);
-    else if (tmpl->blen)
+    else if (tmpl->blen && body) /* a held delivery with a body always has its segment */
         memcpy((uint8_t *)(o + 1), body, tmpl->blen);
     if (tmpl->slen)
         memcpy((uint8_t *)(o + 1) + tmpl->blen, src, tmpl->slen);

@@ -140,6 +140,9 @@ load_queues(struct broker *b, sqlite3 *db, struct sidmap **map, size_t *n, char 
     if (rc != SQLITE_DONE) {
         if (rc != SQLITE_ROW)
             snprintf(err, errlen, "cannot read queues: %s", sqlite3_errmsg(db));
+        free(*map); /* the caller has nothing to free on failure */
+        *map = NULL;
+        *n = 0;
         return -1;
     }
     if (*n)
