@@ -27,6 +27,23 @@ for f in etc/slabmq/slabmqd.conf share/man/man8/slabmqd.8 share/man/man1/slabmq.
          share/bash-completion/completions/slabmq lib/systemd/system/slabmqd.service; do
     test -s "$p/$f" || { echo "missing $f"; exit 1; }
 done
+# every shared library the installed binaries and library need comes from a package the .deb
+# depends on (packaging/CMakeLists.txt), as dpkg on this machine says
+depends=$(sed -n 's/^set(CPACK_DEBIAN_PACKAGE_DEPENDS "\(.*\)")$/\1/p' "$build/CPackConfig.cmake")
+[ -n "$depends" ] || { echo "no CPACK_DEBIAN_PACKAGE_DEPENDS in $build/CPackConfig.cmake"; exit 1; }
+if command -v readelf >/dev/null && command -v dpkg >/dev/null; then
+    for f in "$p/bin/slabmqd" "$p/bin/slabmq" "$libdir"libslabmq.so.*.*; do
+        for lib in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+            case $lib in libslabmq.so*) continue ;; esac
+            pkg=$(dpkg -S "*/$lib" 2>/dev/null | head -n1 | cut -d: -f1)
+            [ -n "$pkg" ] || { echo "$f needs $lib, which no package provides here"; exit 1; }
+            case ", $depends," in
+            *", $pkg,"* | *", $pkg ("*) ;;
+            *) echo "$f needs $lib from $pkg, which the .deb does not depend on"; exit 1 ;;
+            esac
+        done
+    done
+fi
 # the man pages render without warnings (when man is there)
 if command -v man >/dev/null; then
     for m in share/man/man8/slabmqd.8 share/man/man1/slabmq.1; do
