@@ -25,6 +25,7 @@
 
 #define BATCH_OPS 20000u          /* operations per transaction, at most */
 #define BATCH_BYTES (16u << 20)   /* payload bytes per transaction, about */
+#define INS_ROWS 64u              /* plain inserts bound to one INSERT statement */
 #define RETRY_MS 500              /* after SQLITE_FULL or SQLITE_BUSY, try again after */
 
 enum op_type { OP_SKIP = 0, OP_QPUT, OP_QDEL, OP_INS, OP_UPD, OP_DEL };
@@ -71,6 +72,9 @@ struct store {
     uint64_t fail_after;        /* test hook: the commit after this many fails (I/O error) */
     sqlite3_stmt *ins, *ins_plain, *upd, *del, *qput, *qdel, *qdelmsg, *begin, *commit, *rollback;
     sqlite3_stmt *sync_full, *sync_off, *touch;
+    sqlite3_stmt *ins_rows;          /* INS_ROWS plain inserts in one statement */
+    const struct op *rows[INS_ROWS]; /* plain inserts gathered for ins_rows, in ring order */
+    unsigned nrows;                  /* how many are gathered */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -382,15 +386,6 @@ exec_op(struct store *st, const struct op *o)
         sqlite3_bind_int64(st->qdel, 1, (sqlite3_int64)o->id);
         return run(st->qdel);
     case OP_INS:
-        if (!o->prio && !o->deliveries && !o->due_wall && !o->exp_wall && !o->reason) {
-            s = st->ins_plain; /* most messages: three columns, the rest their defaults */
-            sqlite3_bind_int64(s, 1, (sqlite3_int64)o->id);
-            sqlite3_bind_int64(s, 2, (sqlite3_int64)o->sid);
-            sqlite3_bind_blob(s, 3, o->blen ? (const void *)body : "", (int)o->blen,
-                              SQLITE_STATIC);
-            return run(s);
-        }
-        /* fall through */
     case OP_UPD:
         s = o->type == OP_INS ? st->ins : st->upd;
         sqlite3_bind_int64(s, 1, (sqlite3_int64)o->id);
@@ -418,6 +413,62 @@ exec_op(struct store *st, const struct op *o)
     default:
         return SQLITE_DONE;
     }
+}
+
+/* Most messages are inserted with only id, queue and payload, the rest their defaults. */
+static int
+is_plain(const struct op *o)
+{
+    return o->type == OP_INS && !o->prio && !o->deliveries && !o->due_wall && !o->exp_wall
+           && !o->reason;
+}
+
+/* Bind a plain insert's id, queue and payload to parameters at, at+1, at+2 of s. The payload
+ * stays in the ring until the statement has been stepped and reset. */
+static void
+bind_plain(sqlite3_stmt *s, int at, const struct op *o)
+{
+    sqlite3_bind_int64(s, at, (sqlite3_int64)o->id);
+    sqlite3_bind_int64(s, at + 1, (sqlite3_int64)o->sid);
+    sqlite3_bind_blob(s, at + 2, o->blen ? (const void *)(o + 1) : "", (int)o->blen,
+                      SQLITE_STATIC);
+}
+
+/* Insert the plain inserts gathered in st->rows: INS_ROWS of them in one statement (one
+ * statement execution, one cursor, instead of one each), fewer one by one. SQLite's result. */
+static int
+flush_rows(struct store *st)
+{
+    unsigned n = st->nrows;
+    int rc = SQLITE_DONE;
+
+    st->nrows = 0;
+    if (n == INS_ROWS) {
+        for (unsigned i = 0; i < n; i++)
+            bind_plain(st->ins_rows, (int)(3 * i + 1), st->rows[i]);
+        return run(st->ins_rows);
+    }
+    for (unsigned i = 0; i < n && rc == SQLITE_DONE; i++) {
+        bind_plain(st->ins_plain, 1, st->rows[i]);
+        rc = run(st->ins_plain);
+    }
+    return rc;
+}
+
+/* Execute one operation in order: a plain insert is gathered (the gathered ones run when
+ * INS_ROWS are there or before any other operation). SQLite's result. */
+static int
+exec_gather(struct store *st, const struct op *o)
+{
+    int rc;
+
+    if (is_plain(o)) {
+        st->rows[st->nrows++] = o;
+        return st->nrows == INS_ROWS ? flush_rows(st) : SQLITE_DONE;
+    }
+    if (st->nrows && (rc = flush_rows(st)) != SQLITE_DONE)
+        return rc;
+    return exec_op(st, o);
 }
 
 static void
@@ -499,7 +550,7 @@ commit_pending(struct store *st)
     while (pos < head && nops < BATCH_OPS && bytes < BATCH_BYTES) {
         const struct op *o = (const struct op *)(const void *)(st->ring + pos % st->cap);
         if (o->type != OP_SKIP) {
-            if ((rc = exec_op(st, o)) != SQLITE_DONE)
+            if ((rc = exec_gather(st, o)) != SQLITE_DONE)
                 goto rollback;
             last = o->seq;
             nops++;
@@ -507,6 +558,8 @@ commit_pending(struct store *st)
         }
         pos += o->size;
     }
+    if (st->nrows && (rc = flush_rows(st)) != SQLITE_DONE)
+        goto rollback;
     if (st->delay_ms)
         sleep_ms((int)st->delay_ms);
     if (st->fail_after && atomic_load(&st->commits) >= st->fail_after) {
@@ -531,6 +584,7 @@ commit_pending(struct store *st)
     notify_loop(st);
     return 0;
 rollback:
+    st->nrows = 0;
     run(st->rollback);
 failed:
     if ((rc & 0xff) == SQLITE_BUSY) {
@@ -617,15 +671,33 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER);"
     "PRAGMA user_version=1;";
 
+/* The statement inserting INS_ROWS plain messages. OR ROLLBACK, not the default ABORT: a
+ * statement of several rows that could abort halfway needs a statement journal (a temporary
+ * file receiving a copy of every page the statement changes); a failure rolls the whole
+ * transaction back anyway. */
+static int
+prepare_rows(struct store *st)
+{
+    char sql[64 + INS_ROWS * 24];
+    size_t at = (size_t)snprintf(sql, sizeof(sql),
+                                 "INSERT OR ROLLBACK INTO msg(id,sid,body) VALUES");
+
+    for (unsigned i = 0; i < INS_ROWS; i++)
+        at += (size_t)snprintf(sql + at, sizeof(sql) - at, "%s(?%u,?%u,?%u)", i ? "," : "",
+                               3 * i + 1, 3 * i + 2, 3 * i + 3);
+    return prep(st->db, sql, &st->ins_rows);
+}
+
 static int
 prepare_all(struct store *st)
 {
     sqlite3 *db = st->db;
 
-    return prep(db,
-                "INSERT INTO msg(id,sid,prio,deliveries,due_ms,exp_ms,dl,body) "
-                "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
-                &st->ins)
+    return prepare_rows(st)
+           || prep(db,
+                   "INSERT INTO msg(id,sid,prio,deliveries,due_ms,exp_ms,dl,body) "
+                   "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+                   &st->ins)
            || prep(db, "INSERT INTO msg(id,sid,body) VALUES(?1,?2,?3)", &st->ins_plain)
            || prep(db,
                    "UPDATE msg SET sid=?2,prio=?3,deliveries=?4,due_ms=?5,exp_ms=?6,dl=?7 "
@@ -648,7 +720,7 @@ finalize_all(struct store *st)
 {
     sqlite3_stmt *all[] = {st->ins, st->ins_plain, st->upd,      st->del,    st->qput,
                            st->qdel,   st->qdelmsg,  st->begin,  st->commit,
-                           st->rollback, st->sync_full, st->sync_off, st->touch};
+                           st->rollback, st->sync_full, st->sync_off, st->touch, st->ins_rows};
 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
