@@ -26,6 +26,7 @@
 #define BATCH_OPS 20000u          /* operations per transaction, at most */
 #define BATCH_BYTES (16u << 20)   /* payload bytes per transaction, about */
 #define INS_ROWS 64u              /* plain inserts bound to one INSERT statement */
+#define VACUUM_BYTES (16u << 20)  /* given back to the file system per incremental vacuum step */
 #define RETRY_MS 500              /* after SQLITE_FULL or SQLITE_BUSY, try again after */
 
 enum op_type { OP_SKIP = 0, OP_QPUT, OP_QDEL, OP_INS, OP_UPD, OP_DEL };
@@ -75,6 +76,7 @@ struct store {
     sqlite3_stmt *ins_rows;          /* INS_ROWS plain inserts in one statement */
     const struct op *rows[INS_ROWS]; /* plain inserts gathered for ins_rows, in ring order */
     unsigned nrows;                  /* how many are gathered */
+    uint32_t page_size;              /* the database's page size, bytes */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -501,7 +503,7 @@ look_at_disk(struct store *st)
     atomic_store(&st->wal_bytes, stat(wal, &sb) == 0 ? (uint64_t)sb.st_size : 0);
     if (sqlite3_prepare_v2(st->db, "PRAGMA freelist_count", -1, &s, NULL) == SQLITE_OK) {
         if (sqlite3_step(s) == SQLITE_ROW)
-            atomic_store(&st->free_bytes, (uint64_t)sqlite3_column_int64(s, 0) * 4096u);
+            atomic_store(&st->free_bytes, (uint64_t)sqlite3_column_int64(s, 0) * st->page_size);
         sqlite3_finalize(s);
     }
 }
@@ -514,9 +516,11 @@ give_back_space(struct store *st)
     uint64_t db = atomic_load(&st->db_bytes);
     uint64_t fr = atomic_load(&st->free_bytes);
 
-    if (fr >= (16u << 20) && fr * 4 > db
-        && sqlite3_exec(st->db, "PRAGMA incremental_vacuum(4096)", NULL, NULL, NULL)
-               != SQLITE_OK)
+    char sql[64];
+
+    snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%u)", VACUUM_BYTES / st->page_size);
+    if (fr >= VACUUM_BYTES && fr * 4 > db
+        && sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
         log_warn("store: incremental vacuum: %s", sqlite3_errmsg(st->db));
 }
 
@@ -653,7 +657,10 @@ writer_main(void *arg)
 /* Opening, recovery, closing                                                                */
 
 static const char schema[] =
-    "PRAGMA auto_vacuum=INCREMENTAL;" /* takes effect in a new database (before its tables) */
+    /* these two take effect in a new database (before its tables). 16 KiB pages: a quarter
+     * of the b-tree pages, cells and WAL frames per message that 4 KiB pages need */
+    "PRAGMA page_size=16384;"
+    "PRAGMA auto_vacuum=INCREMENTAL;"
     "PRAGMA journal_mode=WAL;"
     "PRAGMA journal_size_limit=67108864;"
     "PRAGMA wal_autocheckpoint=1000;"
@@ -726,6 +733,21 @@ finalize_all(struct store *st)
         sqlite3_finalize(all[i]);
 }
 
+/* The integer a query returns (a PRAGMA's value), or -1. */
+static int64_t
+query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s;
+    int64_t v = -1;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
 static int
 quick_check(sqlite3 *db, char *why, size_t len)
 {
@@ -771,6 +793,7 @@ static int
 open_db(struct store *st, char *err, size_t errlen)
 {
     char why[256];
+    int64_t ps;
 
     if (sqlite3_open_v2(st->path, &st->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)
@@ -789,6 +812,8 @@ open_db(struct store *st, char *err, size_t errlen)
         snprintf(err, errlen, "cannot set up %s: %s", st->path, sqlite3_errmsg(st->db));
         return -1;
     }
+    ps = query_int(st->db, "PRAGMA page_size");
+    st->page_size = ps >= 512 && ps <= 65536 ? (uint32_t)ps : 4096;
     return 0;
 }
 
