@@ -26,6 +26,8 @@
 #define BATCH_OPS 20000u          /* operations per transaction, at most */
 #define BATCH_BYTES (16u << 20)   /* payload bytes per transaction, about */
 #define INS_ROWS 64u              /* plain inserts bound to one INSERT statement */
+#define CKPT_BYTES (1u << 20)     /* checkpoint once the WAL holds this much, */
+#define CKPT_SYNCED_BYTES (16u << 20) /* or this much when each checkpoint costs two fsyncs */
 #define VACUUM_BYTES (16u << 20)  /* given back to the file system per incremental vacuum step */
 #define RETRY_MS 500              /* after SQLITE_FULL or SQLITE_BUSY, try again after */
 
@@ -77,6 +79,9 @@ struct store {
     const struct op *rows[INS_ROWS]; /* plain inserts gathered for ins_rows, in ring order */
     unsigned nrows;                  /* how many are gathered */
     uint32_t page_size;              /* the database's page size, bytes */
+    uint32_t wal_frames;             /* frames in the WAL after the last commit */
+    int synced_data;                 /* the database may hold a message confirmed synced */
+    sqlite3_stmt *mark_synced;       /* meta 'synced_data' = 1 */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -524,6 +529,19 @@ give_back_space(struct store *st)
         log_warn("store: incremental vacuum: %s", sqlite3_errmsg(st->db));
 }
 
+/* fsync the database file (not the WAL): what checkpoints without a sync wrote to it.
+ * SQLite's result. */
+static int
+sync_db_file(struct store *st)
+{
+    sqlite3_file *f = NULL;
+
+    if (sqlite3_file_control(st->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f
+        || !f->pMethods)
+        return SQLITE_IOERR_FSYNC;
+    return f->pMethods->xSync(f, SQLITE_SYNC_FULL);
+}
+
 /* Commit everything from tail up to (a snapshot of) head, in transactions of at most
  * BATCH_OPS operations. Returns 0, or -1 when the batch failed (state set; the operations
  * stay in the ring to be tried again). */
@@ -546,11 +564,15 @@ commit_pending(struct store *st)
     }
     if (tail == head && !want_sync)
         return 0;
+    if (want_sync && !st->synced_data && (rc = sync_db_file(st)) != SQLITE_OK)
+        goto failed; /* the first synced commit: what unsynced checkpoints wrote, on disk */
     run(want_sync ? st->sync_full : st->sync_off);
     if ((rc = run(st->begin)) != SQLITE_DONE)
         goto failed;
     if (tail == head && (rc = run(st->touch)) != SQLITE_DONE)
         goto rollback; /* nothing pending but a sync: a write for the commit to sync */
+    if (want_sync && !st->synced_data && (rc = run(st->mark_synced)) != SQLITE_DONE)
+        goto rollback;
     while (pos < head && nops < BATCH_OPS && bytes < BATCH_BYTES) {
         const struct op *o = (const struct op *)(const void *)(st->ring + pos % st->cap);
         if (o->type != OP_SKIP) {
@@ -573,6 +595,7 @@ commit_pending(struct store *st)
     if ((rc = run(st->commit)) != SQLITE_DONE)
         goto rollback;
     atomic_store_explicit(&st->tail, pos, memory_order_release);
+    st->synced_data |= want_sync;
     if (last) {
         atomic_store(&st->committed, last);
         if (want_sync)
@@ -610,6 +633,49 @@ failed:
     return -1;
 }
 
+/* SQLite's WAL hook, called after each commit with the number of frames in the WAL.
+ * Installing it turns the automatic checkpoint off: checkpoint() runs instead. */
+static int
+note_wal_size(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    struct store *st = arg;
+
+    (void)db;
+    (void)name;
+    st->wal_frames = (uint32_t)frames;
+    return SQLITE_OK;
+}
+
+/* Copy the WAL back into the database once it holds CKPT_BYTES. Here, after the loop has
+ * been told of the commit, rather than inside COMMIT as SQLite's automatic checkpoint
+ * would, so that no confirmation waits for it; and early (1 MiB), so that the WAL the
+ * commits write and the checkpoint reads back stays in the CPU's caches.
+ *
+ * Synced, or not: the next commit after a complete checkpoint starts the WAL over,
+ * overwriting frames that only the database file then holds. If that file was not fsynced
+ * after the checkpoint, a power loss can leave it torn, losing what was in those frames and
+ * possibly corrupting pages that older messages share. That is allowed for what was only
+ * 'written', not for a message confirmed 'synced': so once the database may hold one
+ * (synced_data), every checkpoint runs with synchronous=FULL (the WAL fsynced before, the
+ * database after), and the first synced commit fsyncs the database file before it starts.
+ * A database that holds only 'written' messages pays no fsync. */
+static void
+checkpoint(struct store *st)
+{
+    int log = 0;
+    int done = 0;
+    int rc;
+
+    if ((uint64_t)st->wal_frames * st->page_size
+        < (st->synced_data ? CKPT_SYNCED_BYTES : CKPT_BYTES))
+        return;
+    run(st->synced_data ? st->sync_full : st->sync_off);
+    rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+        log_warn("store: checkpoint: %s", sqlite3_errmsg(st->db));
+    st->wal_frames = 0; /* the next commit says again how large the WAL is */
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -631,6 +697,7 @@ writer_main(void *arg)
             sleep_ms(RETRY_MS);
             continue;
         }
+        checkpoint(st);
         if (atomic_load(&st->commits) - looked >= 64 || looked == 0) {
             looked = atomic_load(&st->commits);
             look_at_disk(st);
@@ -663,7 +730,6 @@ static const char schema[] =
     "PRAGMA auto_vacuum=INCREMENTAL;"
     "PRAGMA journal_mode=WAL;"
     "PRAGMA journal_size_limit=67108864;"
-    "PRAGMA wal_autocheckpoint=1000;"
     "CREATE TABLE IF NOT EXISTS queue("
     "  sid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, settings BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS msg("
@@ -719,7 +785,9 @@ prepare_all(struct store *st)
            || prep(db, "ROLLBACK", &st->rollback)
            || prep(db, "PRAGMA synchronous=FULL", &st->sync_full)
            || prep(db, "PRAGMA synchronous=OFF", &st->sync_off)
-           || prep(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced', 1)", &st->touch);
+           || prep(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced', 1)", &st->touch)
+           || prep(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced_data', 1)",
+                   &st->mark_synced);
 }
 
 static void
@@ -727,7 +795,8 @@ finalize_all(struct store *st)
 {
     sqlite3_stmt *all[] = {st->ins, st->ins_plain, st->upd,      st->del,    st->qput,
                            st->qdel,   st->qdelmsg,  st->begin,  st->commit,
-                           st->rollback, st->sync_full, st->sync_off, st->touch, st->ins_rows};
+                           st->rollback, st->sync_full, st->sync_off, st->touch, st->ins_rows,
+                           st->mark_synced};
 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
@@ -769,14 +838,31 @@ quick_check(sqlite3 *db, char *why, size_t len)
     return ok ? 0 : -1;
 }
 
+/* May the database hold a message confirmed 'synced' (see checkpoint())? Yes if it holds
+ * messages and does not say otherwise: one written before the 'synced_data' mark existed
+ * says nothing. An empty database is marked as holding none. */
+static int
+holds_synced(sqlite3 *db)
+{
+    if (query_int(db, "SELECT EXISTS(SELECT 1 FROM msg)") == 0) {
+        if (sqlite3_exec(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced_data', 0)", NULL,
+                         NULL, NULL) != SQLITE_OK)
+            log_warn("store: cannot mark the database empty: %s", sqlite3_errmsg(db));
+        return 0;
+    }
+    return query_int(db, "SELECT v FROM meta WHERE k='synced_data'") != 0;
+}
+
 static void
 store_free(struct store *st)
 {
     if (!st)
         return;
     finalize_all(st);
-    if (st->db)
+    if (st->db) { /* closing checkpoints and removes the WAL: the database must be on disk */
+        sqlite3_exec(st->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
         sqlite3_close_v2(st->db);
+    }
     if (st->efd_work >= 0)
         close(st->efd_work);
     if (st->efd_done >= 0)
@@ -862,6 +948,8 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
         store_free(st);
         return NULL;
     }
+    st->synced_data = holds_synced(st->db);
+    sqlite3_wal_hook(st->db, note_wal_size, st);
     st->cap = ring_bytes;
     if (mem_reserve(&b->mem, st->cap) || !(st->ring = malloc(st->cap))) {
         if (!st->ring && st->cap)
