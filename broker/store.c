@@ -723,6 +723,16 @@ writer_main(void *arg)
 /* ---------------------------------------------------------------------------------------- */
 /* Opening, recovery, closing                                                                */
 
+/* The schema, version SCHEMA_VERSION (PRAGMA user_version; 0 is a new, empty file).
+ *
+ * Changing it: bump SCHEMA_VERSION, write the new schema here, and in migrate() add the
+ * step from the previous version (ALTER TABLE ..., a copy into a new table), which runs in
+ * one transaction at start, before loading. A database whose version is newer than
+ * SCHEMA_VERSION stops the start: it may hold what this broker would misread or destroy.
+ * What is not the schema needs no bump: the page size (each database keeps the one it was
+ * created with) and the keys in meta. */
+#define SCHEMA_VERSION 1
+
 static const char schema[] =
     /* these two take effect in a new database (before its tables). 16 KiB pages: a quarter
      * of the b-tree pages, cells and WAL frames per message that 4 KiB pages need */
@@ -741,8 +751,7 @@ static const char schema[] =
     "  exp_ms INTEGER NOT NULL DEFAULT 0,"  /* expires at; 0: never */
     "  dl BLOB,"                    /* dead letter: reason, deliveries, source queue name */
     "  body BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER);"
-    "PRAGMA user_version=1;";
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER);";
 
 /* The statement inserting INS_ROWS plain messages. OR ROLLBACK, not the default ABORT: a
  * statement of several rows that could abort halfway needs a statement journal (a temporary
@@ -874,11 +883,34 @@ store_free(struct store *st)
     free(st);
 }
 
-/* Open the database file and check it. 0, or -1 with the reason in err. */
+/* What open_db() found. */
+enum store_open_result {
+    STORE_OPEN_OK = 0,
+    STORE_OPEN_BROKEN = 1, /* cannot be opened or set up, or fails its check */
+    STORE_OPEN_NEWER = 2   /* a schema version newer than this broker's */
+};
+
+/* Bring a database of an older schema version up to SCHEMA_VERSION, in one transaction.
+ * Version 1 is the first, so there is no step yet; 0 is a new file (the schema creates
+ * everything). 0, or -1 with SQLite's message in the database handle. */
 static int
+migrate(sqlite3 *db, int64_t version)
+{
+    char sql[64];
+
+    if (version == SCHEMA_VERSION)
+        return 0;
+    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", SCHEMA_VERSION);
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+/* Open the database file, check it and set it up. On failure err says why; a file of a
+ * newer schema (STORE_OPEN_NEWER) is left as it is, never set aside. */
+static enum store_open_result
 open_db(struct store *st, char *err, size_t errlen)
 {
     char why[256];
+    int64_t version;
     int64_t ps;
 
     if (sqlite3_open_v2(st->path, &st->db,
@@ -886,21 +918,30 @@ open_db(struct store *st, char *err, size_t errlen)
         != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", st->path,
                  st->db ? sqlite3_errmsg(st->db) : "out of memory");
-        return -1;
+        return STORE_OPEN_BROKEN;
     }
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, 1000);
     if (quick_check(st->db, why, sizeof(why))) {
         snprintf(err, errlen, "%s failed its integrity check (%s)", st->path, why);
-        return -1;
+        return STORE_OPEN_BROKEN;
     }
-    if (sqlite3_exec(st->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+    version = query_int(st->db, "PRAGMA user_version");
+    if (version > SCHEMA_VERSION) {
+        snprintf(err, errlen, "%s has schema version %lld, newer than this slabmqd's %d: it was "
+                 "written by a newer slabmqd; run that one, or restore the copy of the data "
+                 "directory made before the upgrade", st->path, (long long)version,
+                 SCHEMA_VERSION);
+        return STORE_OPEN_NEWER;
+    }
+    if (sqlite3_exec(st->db, schema, NULL, NULL, NULL) != SQLITE_OK
+        || migrate(st->db, version)) {
         snprintf(err, errlen, "cannot set up %s: %s", st->path, sqlite3_errmsg(st->db));
-        return -1;
+        return STORE_OPEN_BROKEN;
     }
     ps = query_int(st->db, "PRAGMA page_size");
     st->page_size = ps >= 512 && ps <= 65536 ? (uint32_t)ps : 4096;
-    return 0;
+    return STORE_OPEN_OK;
 }
 
 struct store *
@@ -910,6 +951,7 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
     struct store *st = calloc(1, sizeof(*st));
     const char *delay = getenv("SLABMQ_STORE_COMMIT_DELAY_MS");
     const char *fail = getenv("SLABMQ_STORE_FAIL_AFTER_COMMITS");
+    enum store_open_result opened;
 
     if (!st) {
         snprintf(err, errlen, "out of memory");
@@ -923,9 +965,9 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
         return NULL;
     }
     snprintf(st->path, sizeof(st->path), "%s/slabmq.db", dir);
-    if (open_db(st, err, errlen)) {
+    if ((opened = open_db(st, err, errlen)) != STORE_OPEN_OK) {
         char aside[4200];
-        if (!ignore_corrupt || !st->db) {
+        if (!ignore_corrupt || !st->db || opened == STORE_OPEN_NEWER) {
             store_free(st);
             return NULL;
         }
@@ -934,7 +976,7 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
         snprintf(aside, sizeof(aside), "%s.corrupt-%lld", st->path, (long long)wall_ms());
         log_error("store: %s; --ignore-corrupt-data: moved aside to %s, starting empty", err,
                   aside);
-        if (rename(st->path, aside) < 0 || open_db(st, err, errlen)) {
+        if (rename(st->path, aside) < 0 || open_db(st, err, errlen) != STORE_OPEN_OK) {
             store_free(st);
             return NULL;
         }
