@@ -80,6 +80,7 @@ struct store {
     unsigned nrows;                  /* how many are gathered */
     uint32_t page_size;              /* the database's page size, bytes */
     uint32_t wal_frames;             /* frames in the WAL after the last commit */
+    int ckpt_rc;                     /* SQLite's result of the last checkpoint */
     int synced_data;                 /* the database may hold a message confirmed synced */
     sqlite3_stmt *mark_synced;       /* meta 'synced_data' = 1 */
 };
@@ -671,8 +672,10 @@ checkpoint(struct store *st)
         return;
     run(st->synced_data ? st->sync_full : st->sync_off);
     rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
-        log_warn("store: checkpoint: %s", sqlite3_errmsg(st->db));
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY && rc != st->ckpt_rc)
+        log_warn("store: checkpoint: %s (the WAL grows until one succeeds)",
+                 sqlite3_errmsg(st->db));
+    st->ckpt_rc = rc; /* said once, not after every commit (a full disk) */
     st->wal_frames = 0; /* the next commit says again how large the WAL is */
 }
 
