@@ -25,6 +25,10 @@
 
 #define BATCH_OPS 20000u          /* operations per transaction, at most */
 #define BATCH_BYTES (16u << 20)   /* payload bytes per transaction, about */
+#define INS_ROWS 64u              /* plain inserts bound to one INSERT statement */
+#define CKPT_BYTES (1u << 20)     /* checkpoint once the WAL holds this much, */
+#define CKPT_SYNCED_BYTES (16u << 20) /* or this much when each checkpoint costs two fsyncs */
+#define VACUUM_BYTES (16u << 20)  /* given back to the file system per incremental vacuum step */
 #define RETRY_MS 500              /* after SQLITE_FULL or SQLITE_BUSY, try again after */
 
 enum op_type { OP_SKIP = 0, OP_QPUT, OP_QDEL, OP_INS, OP_UPD, OP_DEL };
@@ -71,6 +75,14 @@ struct store {
     uint64_t fail_after;        /* test hook: the commit after this many fails (I/O error) */
     sqlite3_stmt *ins, *ins_plain, *upd, *del, *qput, *qdel, *qdelmsg, *begin, *commit, *rollback;
     sqlite3_stmt *sync_full, *sync_off, *touch;
+    sqlite3_stmt *ins_rows;          /* INS_ROWS plain inserts in one statement */
+    const struct op *rows[INS_ROWS]; /* plain inserts gathered for ins_rows, in ring order */
+    unsigned nrows;                  /* how many are gathered */
+    uint32_t page_size;              /* the database's page size, bytes */
+    uint32_t wal_frames;             /* frames in the WAL after the last commit */
+    int ckpt_rc;                     /* SQLite's result of the last checkpoint */
+    int synced_data;                 /* the database may hold a message confirmed synced */
+    sqlite3_stmt *mark_synced;       /* meta 'synced_data' = 1 */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -382,15 +394,6 @@ exec_op(struct store *st, const struct op *o)
         sqlite3_bind_int64(st->qdel, 1, (sqlite3_int64)o->id);
         return run(st->qdel);
     case OP_INS:
-        if (!o->prio && !o->deliveries && !o->due_wall && !o->exp_wall && !o->reason) {
-            s = st->ins_plain; /* most messages: three columns, the rest their defaults */
-            sqlite3_bind_int64(s, 1, (sqlite3_int64)o->id);
-            sqlite3_bind_int64(s, 2, (sqlite3_int64)o->sid);
-            sqlite3_bind_blob(s, 3, o->blen ? (const void *)body : "", (int)o->blen,
-                              SQLITE_STATIC);
-            return run(s);
-        }
-        /* fall through */
     case OP_UPD:
         s = o->type == OP_INS ? st->ins : st->upd;
         sqlite3_bind_int64(s, 1, (sqlite3_int64)o->id);
@@ -418,6 +421,62 @@ exec_op(struct store *st, const struct op *o)
     default:
         return SQLITE_DONE;
     }
+}
+
+/* Most messages are inserted with only id, queue and payload, the rest their defaults. */
+static int
+is_plain(const struct op *o)
+{
+    return o->type == OP_INS && !o->prio && !o->deliveries && !o->due_wall && !o->exp_wall
+           && !o->reason;
+}
+
+/* Bind a plain insert's id, queue and payload to parameters at, at+1, at+2 of s. The payload
+ * stays in the ring until the statement has been stepped and reset. */
+static void
+bind_plain(sqlite3_stmt *s, int at, const struct op *o)
+{
+    sqlite3_bind_int64(s, at, (sqlite3_int64)o->id);
+    sqlite3_bind_int64(s, at + 1, (sqlite3_int64)o->sid);
+    sqlite3_bind_blob(s, at + 2, o->blen ? (const void *)(o + 1) : "", (int)o->blen,
+                      SQLITE_STATIC);
+}
+
+/* Insert the plain inserts gathered in st->rows: INS_ROWS of them in one statement (one
+ * statement execution, one cursor, instead of one each), fewer one by one. SQLite's result. */
+static int
+flush_rows(struct store *st)
+{
+    unsigned n = st->nrows;
+    int rc = SQLITE_DONE;
+
+    st->nrows = 0;
+    if (n == INS_ROWS) {
+        for (unsigned i = 0; i < n; i++)
+            bind_plain(st->ins_rows, (int)(3 * i + 1), st->rows[i]);
+        return run(st->ins_rows);
+    }
+    for (unsigned i = 0; i < n && rc == SQLITE_DONE; i++) {
+        bind_plain(st->ins_plain, 1, st->rows[i]);
+        rc = run(st->ins_plain);
+    }
+    return rc;
+}
+
+/* Execute one operation in order: a plain insert is gathered (the gathered ones run when
+ * INS_ROWS are there or before any other operation). SQLite's result. */
+static int
+exec_gather(struct store *st, const struct op *o)
+{
+    int rc;
+
+    if (is_plain(o)) {
+        st->rows[st->nrows++] = o;
+        return st->nrows == INS_ROWS ? flush_rows(st) : SQLITE_DONE;
+    }
+    if (st->nrows && (rc = flush_rows(st)) != SQLITE_DONE)
+        return rc;
+    return exec_op(st, o);
 }
 
 static void
@@ -450,7 +509,7 @@ look_at_disk(struct store *st)
     atomic_store(&st->wal_bytes, stat(wal, &sb) == 0 ? (uint64_t)sb.st_size : 0);
     if (sqlite3_prepare_v2(st->db, "PRAGMA freelist_count", -1, &s, NULL) == SQLITE_OK) {
         if (sqlite3_step(s) == SQLITE_ROW)
-            atomic_store(&st->free_bytes, (uint64_t)sqlite3_column_int64(s, 0) * 4096u);
+            atomic_store(&st->free_bytes, (uint64_t)sqlite3_column_int64(s, 0) * st->page_size);
         sqlite3_finalize(s);
     }
 }
@@ -463,10 +522,25 @@ give_back_space(struct store *st)
     uint64_t db = atomic_load(&st->db_bytes);
     uint64_t fr = atomic_load(&st->free_bytes);
 
-    if (fr >= (16u << 20) && fr * 4 > db
-        && sqlite3_exec(st->db, "PRAGMA incremental_vacuum(4096)", NULL, NULL, NULL)
-               != SQLITE_OK)
+    char sql[64];
+
+    snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%u)", VACUUM_BYTES / st->page_size);
+    if (fr >= VACUUM_BYTES && fr * 4 > db
+        && sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
         log_warn("store: incremental vacuum: %s", sqlite3_errmsg(st->db));
+}
+
+/* fsync the database file (not the WAL): what checkpoints without a sync wrote to it.
+ * SQLite's result. */
+static int
+sync_db_file(struct store *st)
+{
+    sqlite3_file *f = NULL;
+
+    if (sqlite3_file_control(st->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f
+        || !f->pMethods)
+        return SQLITE_IOERR_FSYNC;
+    return f->pMethods->xSync(f, SQLITE_SYNC_FULL);
 }
 
 /* Commit everything from tail up to (a snapshot of) head, in transactions of at most
@@ -491,15 +565,19 @@ commit_pending(struct store *st)
     }
     if (tail == head && !want_sync)
         return 0;
+    if (want_sync && !st->synced_data && (rc = sync_db_file(st)) != SQLITE_OK)
+        goto failed; /* the first synced commit: what unsynced checkpoints wrote, on disk */
     run(want_sync ? st->sync_full : st->sync_off);
     if ((rc = run(st->begin)) != SQLITE_DONE)
         goto failed;
     if (tail == head && (rc = run(st->touch)) != SQLITE_DONE)
         goto rollback; /* nothing pending but a sync: a write for the commit to sync */
+    if (want_sync && !st->synced_data && (rc = run(st->mark_synced)) != SQLITE_DONE)
+        goto rollback;
     while (pos < head && nops < BATCH_OPS && bytes < BATCH_BYTES) {
         const struct op *o = (const struct op *)(const void *)(st->ring + pos % st->cap);
         if (o->type != OP_SKIP) {
-            if ((rc = exec_op(st, o)) != SQLITE_DONE)
+            if ((rc = exec_gather(st, o)) != SQLITE_DONE)
                 goto rollback;
             last = o->seq;
             nops++;
@@ -507,6 +585,8 @@ commit_pending(struct store *st)
         }
         pos += o->size;
     }
+    if (st->nrows && (rc = flush_rows(st)) != SQLITE_DONE)
+        goto rollback;
     if (st->delay_ms)
         sleep_ms((int)st->delay_ms);
     if (st->fail_after && atomic_load(&st->commits) >= st->fail_after) {
@@ -516,6 +596,7 @@ commit_pending(struct store *st)
     if ((rc = run(st->commit)) != SQLITE_DONE)
         goto rollback;
     atomic_store_explicit(&st->tail, pos, memory_order_release);
+    st->synced_data |= want_sync;
     if (last) {
         atomic_store(&st->committed, last);
         if (want_sync)
@@ -531,6 +612,7 @@ commit_pending(struct store *st)
     notify_loop(st);
     return 0;
 rollback:
+    st->nrows = 0;
     run(st->rollback);
 failed:
     if ((rc & 0xff) == SQLITE_BUSY) {
@@ -550,6 +632,51 @@ failed:
     atomic_store(&st->state, STORE_FAILED);
     notify_loop(st);
     return -1;
+}
+
+/* SQLite's WAL hook, called after each commit with the number of frames in the WAL.
+ * Installing it turns the automatic checkpoint off: checkpoint() runs instead. */
+static int
+note_wal_size(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    struct store *st = arg;
+
+    (void)db;
+    (void)name;
+    st->wal_frames = (uint32_t)frames;
+    return SQLITE_OK;
+}
+
+/* Copy the WAL back into the database once it holds CKPT_BYTES. Here, after the loop has
+ * been told of the commit, rather than inside COMMIT as SQLite's automatic checkpoint
+ * would, so that no confirmation waits for it; and early (1 MiB), so that the WAL the
+ * commits write and the checkpoint reads back stays in the CPU's caches.
+ *
+ * Synced, or not: the next commit after a complete checkpoint starts the WAL over,
+ * overwriting frames that only the database file then holds. If that file was not fsynced
+ * after the checkpoint, a power loss can leave it torn, losing what was in those frames and
+ * possibly corrupting pages that older messages share. That is allowed for what was only
+ * 'written', not for a message confirmed 'synced': so once the database may hold one
+ * (synced_data), every checkpoint runs with synchronous=FULL (the WAL fsynced before, the
+ * database after), and the first synced commit fsyncs the database file before it starts.
+ * A database that holds only 'written' messages pays no fsync. */
+static void
+checkpoint(struct store *st)
+{
+    int log = 0;
+    int done = 0;
+    int rc;
+
+    if ((uint64_t)st->wal_frames * st->page_size
+        < (st->synced_data ? CKPT_SYNCED_BYTES : CKPT_BYTES))
+        return;
+    run(st->synced_data ? st->sync_full : st->sync_off);
+    rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY && rc != st->ckpt_rc)
+        log_warn("store: checkpoint: %s (the WAL grows until one succeeds)",
+                 sqlite3_errmsg(st->db));
+    st->ckpt_rc = rc; /* said once, not after every commit (a full disk) */
+    st->wal_frames = 0; /* the next commit says again how large the WAL is */
 }
 
 static void *
@@ -573,6 +700,7 @@ writer_main(void *arg)
             sleep_ms(RETRY_MS);
             continue;
         }
+        checkpoint(st);
         if (atomic_load(&st->commits) - looked >= 64 || looked == 0) {
             looked = atomic_load(&st->commits);
             look_at_disk(st);
@@ -598,11 +726,23 @@ writer_main(void *arg)
 /* ---------------------------------------------------------------------------------------- */
 /* Opening, recovery, closing                                                                */
 
+/* The schema, version SCHEMA_VERSION (PRAGMA user_version; 0 is a new, empty file).
+ *
+ * Changing it: bump SCHEMA_VERSION, write the new schema here, and in migrate() add the
+ * step from the previous version (ALTER TABLE ..., a copy into a new table), which runs in
+ * one transaction at start, before loading. A database whose version is newer than
+ * SCHEMA_VERSION stops the start: it may hold what this broker would misread or destroy.
+ * What is not the schema needs no bump: the page size (each database keeps the one it was
+ * created with) and the keys in meta. */
+#define SCHEMA_VERSION 1
+
 static const char schema[] =
-    "PRAGMA auto_vacuum=INCREMENTAL;" /* takes effect in a new database (before its tables) */
+    /* these two take effect in a new database (before its tables). 16 KiB pages: a quarter
+     * of the b-tree pages, cells and WAL frames per message that 4 KiB pages need */
+    "PRAGMA page_size=16384;"
+    "PRAGMA auto_vacuum=INCREMENTAL;"
     "PRAGMA journal_mode=WAL;"
     "PRAGMA journal_size_limit=67108864;"
-    "PRAGMA wal_autocheckpoint=1000;"
     "CREATE TABLE IF NOT EXISTS queue("
     "  sid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, settings BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS msg("
@@ -614,18 +754,35 @@ static const char schema[] =
     "  exp_ms INTEGER NOT NULL DEFAULT 0,"  /* expires at; 0: never */
     "  dl BLOB,"                    /* dead letter: reason, deliveries, source queue name */
     "  body BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER);"
-    "PRAGMA user_version=1;";
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER);";
+
+/* The statement inserting INS_ROWS plain messages. OR ROLLBACK, not the default ABORT: a
+ * statement of several rows that could abort halfway needs a statement journal (a temporary
+ * file receiving a copy of every page the statement changes); a failure rolls the whole
+ * transaction back anyway. */
+static int
+prepare_rows(struct store *st)
+{
+    char sql[64 + INS_ROWS * 24];
+    size_t at = (size_t)snprintf(sql, sizeof(sql),
+                                 "INSERT OR ROLLBACK INTO msg(id,sid,body) VALUES");
+
+    for (unsigned i = 0; i < INS_ROWS; i++)
+        at += (size_t)snprintf(sql + at, sizeof(sql) - at, "%s(?%u,?%u,?%u)", i ? "," : "",
+                               3 * i + 1, 3 * i + 2, 3 * i + 3);
+    return prep(st->db, sql, &st->ins_rows);
+}
 
 static int
 prepare_all(struct store *st)
 {
     sqlite3 *db = st->db;
 
-    return prep(db,
-                "INSERT INTO msg(id,sid,prio,deliveries,due_ms,exp_ms,dl,body) "
-                "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
-                &st->ins)
+    return prepare_rows(st)
+           || prep(db,
+                   "INSERT INTO msg(id,sid,prio,deliveries,due_ms,exp_ms,dl,body) "
+                   "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+                   &st->ins)
            || prep(db, "INSERT INTO msg(id,sid,body) VALUES(?1,?2,?3)", &st->ins_plain)
            || prep(db,
                    "UPDATE msg SET sid=?2,prio=?3,deliveries=?4,due_ms=?5,exp_ms=?6,dl=?7 "
@@ -640,7 +797,9 @@ prepare_all(struct store *st)
            || prep(db, "ROLLBACK", &st->rollback)
            || prep(db, "PRAGMA synchronous=FULL", &st->sync_full)
            || prep(db, "PRAGMA synchronous=OFF", &st->sync_off)
-           || prep(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced', 1)", &st->touch);
+           || prep(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced', 1)", &st->touch)
+           || prep(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced_data', 1)",
+                   &st->mark_synced);
 }
 
 static void
@@ -648,10 +807,26 @@ finalize_all(struct store *st)
 {
     sqlite3_stmt *all[] = {st->ins, st->ins_plain, st->upd,      st->del,    st->qput,
                            st->qdel,   st->qdelmsg,  st->begin,  st->commit,
-                           st->rollback, st->sync_full, st->sync_off, st->touch};
+                           st->rollback, st->sync_full, st->sync_off, st->touch, st->ins_rows,
+                           st->mark_synced};
 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
+}
+
+/* The integer a query returns (a PRAGMA's value), or -1. */
+static int64_t
+query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s;
+    int64_t v = -1;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
 }
 
 static int
@@ -675,14 +850,31 @@ quick_check(sqlite3 *db, char *why, size_t len)
     return ok ? 0 : -1;
 }
 
+/* May the database hold a message confirmed 'synced' (see checkpoint())? Yes if it holds
+ * messages and does not say otherwise: one written before the 'synced_data' mark existed
+ * says nothing. An empty database is marked as holding none. */
+static int
+holds_synced(sqlite3 *db)
+{
+    if (query_int(db, "SELECT EXISTS(SELECT 1 FROM msg)") == 0) {
+        if (sqlite3_exec(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced_data', 0)", NULL,
+                         NULL, NULL) != SQLITE_OK)
+            log_warn("store: cannot mark the database empty: %s", sqlite3_errmsg(db));
+        return 0;
+    }
+    return query_int(db, "SELECT v FROM meta WHERE k='synced_data'") != 0;
+}
+
 static void
 store_free(struct store *st)
 {
     if (!st)
         return;
     finalize_all(st);
-    if (st->db)
+    if (st->db) { /* closing checkpoints and removes the WAL: the database must be on disk */
+        sqlite3_exec(st->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
         sqlite3_close_v2(st->db);
+    }
     if (st->efd_work >= 0)
         close(st->efd_work);
     if (st->efd_done >= 0)
@@ -694,30 +886,65 @@ store_free(struct store *st)
     free(st);
 }
 
-/* Open the database file and check it. 0, or -1 with the reason in err. */
+/* What open_db() found. */
+enum store_open_result {
+    STORE_OPEN_OK = 0,
+    STORE_OPEN_BROKEN = 1, /* cannot be opened or set up, or fails its check */
+    STORE_OPEN_NEWER = 2   /* a schema version newer than this broker's */
+};
+
+/* Bring a database of an older schema version up to SCHEMA_VERSION, in one transaction.
+ * Version 1 is the first, so there is no step yet; 0 is a new file (the schema creates
+ * everything). 0, or -1 with SQLite's message in the database handle. */
 static int
+migrate(sqlite3 *db, int64_t version)
+{
+    char sql[64];
+
+    if (version == SCHEMA_VERSION)
+        return 0;
+    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", SCHEMA_VERSION);
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+/* Open the database file, check it and set it up. On failure err says why; a file of a
+ * newer schema (STORE_OPEN_NEWER) is left as it is, never set aside. */
+static enum store_open_result
 open_db(struct store *st, char *err, size_t errlen)
 {
     char why[256];
+    int64_t version;
+    int64_t ps;
 
     if (sqlite3_open_v2(st->path, &st->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)
         != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", st->path,
                  st->db ? sqlite3_errmsg(st->db) : "out of memory");
-        return -1;
+        return STORE_OPEN_BROKEN;
     }
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, 1000);
     if (quick_check(st->db, why, sizeof(why))) {
         snprintf(err, errlen, "%s failed its integrity check (%s)", st->path, why);
-        return -1;
+        return STORE_OPEN_BROKEN;
     }
-    if (sqlite3_exec(st->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+    version = query_int(st->db, "PRAGMA user_version");
+    if (version > SCHEMA_VERSION) {
+        snprintf(err, errlen, "%s has schema version %lld, newer than this slabmqd's %d: it was "
+                 "written by a newer slabmqd; run that one, or restore the copy of the data "
+                 "directory made before the upgrade", st->path, (long long)version,
+                 SCHEMA_VERSION);
+        return STORE_OPEN_NEWER;
+    }
+    if (sqlite3_exec(st->db, schema, NULL, NULL, NULL) != SQLITE_OK
+        || migrate(st->db, version)) {
         snprintf(err, errlen, "cannot set up %s: %s", st->path, sqlite3_errmsg(st->db));
-        return -1;
+        return STORE_OPEN_BROKEN;
     }
-    return 0;
+    ps = query_int(st->db, "PRAGMA page_size");
+    st->page_size = ps >= 512 && ps <= 65536 ? (uint32_t)ps : 4096;
+    return STORE_OPEN_OK;
 }
 
 struct store *
@@ -727,6 +954,7 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
     struct store *st = calloc(1, sizeof(*st));
     const char *delay = getenv("SLABMQ_STORE_COMMIT_DELAY_MS");
     const char *fail = getenv("SLABMQ_STORE_FAIL_AFTER_COMMITS");
+    enum store_open_result opened;
 
     if (!st) {
         snprintf(err, errlen, "out of memory");
@@ -740,9 +968,9 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
         return NULL;
     }
     snprintf(st->path, sizeof(st->path), "%s/slabmq.db", dir);
-    if (open_db(st, err, errlen)) {
+    if ((opened = open_db(st, err, errlen)) != STORE_OPEN_OK) {
         char aside[4200];
-        if (!ignore_corrupt || !st->db) {
+        if (!ignore_corrupt || !st->db || opened == STORE_OPEN_NEWER) {
             store_free(st);
             return NULL;
         }
@@ -751,7 +979,7 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
         snprintf(aside, sizeof(aside), "%s.corrupt-%lld", st->path, (long long)wall_ms());
         log_error("store: %s; --ignore-corrupt-data: moved aside to %s, starting empty", err,
                   aside);
-        if (rename(st->path, aside) < 0 || open_db(st, err, errlen)) {
+        if (rename(st->path, aside) < 0 || open_db(st, err, errlen) != STORE_OPEN_OK) {
             store_free(st);
             return NULL;
         }
@@ -765,6 +993,8 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
         store_free(st);
         return NULL;
     }
+    st->synced_data = holds_synced(st->db);
+    sqlite3_wal_hook(st->db, note_wal_size, st);
     st->cap = ring_bytes;
     if (mem_reserve(&b->mem, st->cap) || !(st->ring = malloc(st->cap))) {
         if (!st->ring && st->cap)

@@ -2,6 +2,9 @@
 # Durable publishing against in-memory publishing, side by side in one run (docs/durability.md):
 # 4 producers, 256-byte messages, each mode in a broker of its own, RUNS times each,
 # interleaved so that the machine's drift hits every mode alike; the median of each.
+# Besides msg/s, the broker's CPU time per message, per thread (the event loop, and the
+# store's writer thread), from /proc: less at the mercy of other work on the machine than
+# the rate, so it shows what a change did to each side.
 #   tools/bench-durability.sh [BUILD_DIR] [RUNS] [COUNT]
 set -eu
 build=${1:-build}
@@ -10,34 +13,63 @@ n=${3:-1000000}
 bench="$build/tools/slabmq-bench"
 broker="$build/broker/slabmqd"
 tmp=$(mktemp -d /tmp/slabmq-durbench.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+tck=$(getconf CLK_TCK)
 
-# one MODE: prints msg/s
+# CPU seconds of one thread of the broker: utime + stime of /proc/PID/task/TID/stat
+cpu_of() {
+    sed 's/^.*) //' "$1" | awk -v t="$tck" '{ printf "%.3f", ($12 + $13) / t }'
+}
+
+# one MODE: appends "msg/s loop_us writer_us" (per message) to $tmp/MODE
 one() {
     rm -rf "$tmp/data"
+    : >"$tmp/log"
     case "$1" in
-    memory) args="" ;;
-    *) args="--broker-arg=--durability --broker-arg=sqlite --broker-arg=--data-dir \
-             --broker-arg=$tmp/data --confirm $1" ;;
+    memory) args="" conf="" ;;
+    *) args="--durability sqlite --data-dir $tmp/data" conf="--confirm $1" ;;
     esac
     # shellcheck disable=SC2086
-    "$bench" --spawn "$broker" $args --workload fill -p 4 --queues 4 --size 256 -n "$n" \
-        --json --quiet | sed -n 's/.*"produce":{[^}]*"msg_per_s":\([0-9.]*\).*/\1/p'
+    "$broker" --port 0 --log-level warn $args >"$tmp/log" 2>&1 &
+    pid=$!
+    port=
+    for _ in $(seq 1 100); do
+        port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/log" || true)
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
+    [ -n "$port" ] || { echo "slabmqd did not start:" >&2; cat "$tmp/log" >&2; exit 1; }
+    # shellcheck disable=SC2086
+    rate=$("$bench" -s "127.0.0.1:$port" $conf --workload fill -p 4 --queues 4 --size 256 \
+        -n "$n" --json --quiet | sed -n 's/.*"produce":{[^}]*"msg_per_s":\([0-9.]*\).*/\1/p')
+    loop=0 writer=0
+    for t in /proc/"$pid"/task/*; do
+        if [ "${t##*/}" = "$pid" ]; then loop=$(cpu_of "$t/stat"); else writer=$(cpu_of "$t/stat"); fi
+    done
+    kill -TERM "$pid"
+    wait "$pid" || true
+    pid=
+    echo "$rate $loop $writer" | awk -v n="$n" '{ printf "%s %.3f %.3f\n", $1, $2 * 1e6 / n, $3 * 1e6 / n }' \
+        >>"$tmp/$2"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 for mode in memory written synced; do : >"$tmp/$mode"; done
-for r in $(seq 1 "$runs"); do
+for _ in $(seq 1 "$runs"); do
     for mode in memory written synced; do
-        one "$mode" >>"$tmp/$mode"
+        one "$mode" "$mode"
     done
 done
-mem=$(median <"$tmp/memory")
+mem=$(cut -d' ' -f1 "$tmp/memory" | median)
 echo "4 producers, 256-byte messages, $n messages, median of $runs runs:"
+echo "                                                     broker CPU per message: loop, writer"
 for mode in memory written synced; do
-    m=$(median <"$tmp/$mode")
-    printf '  %-28s %10.0f msg/s  %.2f of in-memory\n' \
+    m=$(cut -d' ' -f1 "$tmp/$mode" | median)
+    w=$(cut -d' ' -f3 "$tmp/$mode" | median | awk '{printf "%.2f", $1}')
+    printf '  %-28s %10.0f msg/s  %.2f of in-memory  %.2f us  %s\n' \
         "$( [ $mode = memory ] && echo 'in memory (no durability)' || echo "durable, confirmed $mode")" \
-        "$m" "$(echo "$m $mem" | awk '{print $1 / $2}')"
+        "$m" "$(echo "$m $mem" | awk '{print $1 / $2}')" \
+        "$(cut -d' ' -f2 "$tmp/$mode" | median)" "$( [ $mode = memory ] && echo - || echo "$w us")"
 done

@@ -636,6 +636,55 @@ test_corrupt_database_stops_the_start(void)
     remove_dir(dir);
 }
 
+/* A database of a newer schema version (a newer slabmqd wrote it) stops the start, naming
+ * both versions, even with --ignore-corrupt-data; the file is left as it was. */
+static void
+test_newer_schema_stops_the_start(void)
+{
+    char dir[64];
+    char path[128];
+    char *out = NULL;
+    char *err = NULL;
+    size_t outlen;
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    int rc;
+
+    data_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/slabmq.db", dir);
+    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    T_EQ_INT(sqlite3_exec(db,
+                          "PRAGMA journal_mode=WAL;"
+                          "CREATE TABLE msg(id INTEGER PRIMARY KEY, future BLOB);"
+                          "INSERT INTO msg VALUES(1, x'00');"
+                          "PRAGMA user_version=7;",
+                          NULL, NULL, NULL),
+             SQLITE_OK);
+    sqlite3_close(db);
+    for (int ignore = 0; ignore <= 1; ignore++) {
+        char *argv[] = {SLABMQD_PATH, "--port", "0", "--durability", "sqlite", "--data-dir",
+                        dir, ignore ? "--ignore-corrupt-data" : NULL, NULL};
+        rc = t_run(argv, NULL, 0, &out, &outlen, &err, 10000);
+        T_EQ_INT(rc, 1); /* refuses to start, and says why */
+        T_ASSERT(err && strstr(err, "slabmq.db") && strstr(err, "schema version 7")
+                 && strstr(err, "newer than this slabmqd's 1"));
+        fprintf(stderr, "slabmqd said: %s", err);
+        free(out);
+        free(err);
+        out = err = NULL;
+    }
+    /* untouched: still version 7, its row still there */
+    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    T_EQ_INT(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM msg), user_version FROM "
+                                    "pragma_user_version", -1, &s, NULL),
+             SQLITE_OK);
+    T_EQ_INT(sqlite3_step(s), SQLITE_ROW);
+    T_EQ_INT(sqlite3_column_int(s, 0), 1);
+    T_EQ_INT(sqlite3_column_int(s, 1), 7);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    remove_dir(dir);
+}
 
 /* An I/O error: durable publishes refused (ERR_STORAGE), waiting producers closed without a
  * confirmation, and it stays so; memory queues go on. */
@@ -684,6 +733,7 @@ static const struct t_case cases[] = {
     T_CASE(test_crash_rounds),
     T_CASE(test_disk_full),
     T_CASE(test_corrupt_database_stops_the_start),
+    T_CASE(test_newer_schema_stops_the_start),
     T_CASE(test_io_error_stops_confirming),
     {NULL, NULL},
 };
