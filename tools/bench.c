@@ -81,6 +81,8 @@ usage(FILE *f)
           "      --confirm LEVEL       memory, written or synced: publish with that confirmation\n"
           "                            level (against a broker run with --durability sqlite)\n"
           "      --fetch-batch B       FETCH max, 1-10000 (default 1024)\n"
+          "      --subscribe CREDIT    consumers SUBSCRIBE (pushed messages, at most CREDIT\n"
+          "                            unacked) instead of fetching; acks as --ack says\n"
           "      --ack MODE            each (default), batch, or none (FETCH_NOACK)\n"
           "      --queues Q            producer i publishes to queue i %% Q, consumer j reads "
           "queue j %% Q\n"
@@ -190,6 +192,7 @@ apply(struct bench_params *p, int opt, const char *arg)
         break;
     }
     case 'B': bad = parse_count(arg, 1, 10000, &v); p->fetch_batch = (uint32_t)v; break;
+    case 'U': bad = parse_count(arg, 1, 10000, &v); p->subscribe = (uint32_t)v; break;
     case 'a':
         bad = (i = parse_name(arg, ack_names, 3)) < 0;
         p->ack = (enum bench_ack)(bad ? 0 : i);
@@ -257,6 +260,7 @@ parse_args(struct bench_params *p, int argc, char **argv)
         {"batch-publish", required_argument, NULL, 'K'},
         {"confirm", required_argument, NULL, 'C'},
         {"fetch-batch", required_argument, NULL, 'B'},
+        {"subscribe", required_argument, NULL, 'U'},
         {"ack", required_argument, NULL, 'a'},        {"queues", required_argument, NULL, 'q'},
         {"queue-prefix", required_argument, NULL, 'Q'},
         {"idle-queues", required_argument, NULL, 'I'},

@@ -531,13 +531,61 @@ consume(struct bench_worker *w, uint64_t *ids)
     }
 }
 
+/* --subscribe: take pushed batches until the queue is drained, b->stop, or a stall. The acks
+ * of one batch go out when slabmq_receive() next waits. */
+static void
+consume_pushed(struct bench_worker *w, uint64_t *ids)
+{
+    struct bench *b = w->b;
+    int64_t stall = bench_now_ns() + BENCH_STALL_NS;
+    uint64_t sub;
+
+    if (slabmq_subscribe(w->c, w->q->name, b->p.subscribe, &sub)) {
+        fail(w, "subscribe: %s", slabmq_client_errmsg(w->c));
+        return;
+    }
+    while (!atomic_load(&b->stop) && !queue_drained(w->q)) {
+        slabmq_batch *bt = NULL;
+        int64_t now;
+        size_t n;
+        int rc;
+        if (slabmq_receive(w->c, 100, &bt)) {
+            fail(w, "receive: %s", slabmq_client_errmsg(w->c));
+            slabmq_batch_free(bt);
+            return;
+        }
+        now = bench_now_ns();
+        n = slabmq_batch_count(bt);
+        if (n == 0) {
+            slabmq_batch_free(bt);
+            if (now > stall) {
+                fail(w, "%s", "no message for 30 s: giving up");
+                return;
+            }
+            continue;
+        }
+        stall = now + BENCH_STALL_NS;
+        if (!w->first_ns)
+            w->first_ns = now;
+        w->last_ns = now;
+        rc = consume_batch(w, bt, now, ids);
+        slabmq_batch_free(bt);
+        atomic_fetch_add(&w->q->consumed, n);
+        atomic_store_explicit(&w->done, atomic_load_explicit(&w->done, memory_order_relaxed) + n,
+                              memory_order_relaxed);
+        if (rc || w->failed)
+            return;
+    }
+}
+
 void *
 bench_consumer_main(void *arg)
 {
     struct bench_worker *w = arg;
     const struct bench_params *p = &w->b->p;
-    uint64_t *ids = malloc(p->fetch_batch * sizeof(*ids));
-    uint32_t window = p->window > p->fetch_batch ? p->window : p->fetch_batch;
+    uint32_t most = p->subscribe > p->fetch_batch ? p->subscribe : p->fetch_batch;
+    uint64_t *ids = malloc(most * sizeof(*ids));
+    uint32_t window = p->window > most ? p->window : most;
 
     if (!ids) {
         fail(w, "%s", "out of memory");
@@ -547,7 +595,10 @@ bench_consumer_main(void *arg)
     /* room for a whole batch of acks, so they all go out with the next FETCH */
     slabmq_client_set_window(w->c, window + 1);
     slabmq_client_on_confirm(w->c, consumer_confirm, w);
-    consume(w, ids);
+    if (p->subscribe)
+        consume_pushed(w, ids);
+    else
+        consume(w, ids);
     if (p->ack != BENCH_ACK_NONE && !w->err[0] && slabmq_flush(w->c) != SLABMQ_OK)
         fail(w, "ack: %s", slabmq_client_errmsg(w->c));
     slabmq_client_on_confirm(w->c, NULL, NULL);
