@@ -11,6 +11,8 @@
 #include "conn.h"
 #include "dedup.h"
 #include "delivery.h"
+#include "frame.h"
+#include "mpwrite.h"
 #include "queue.h"
 #include "reply.h"
 #include "server.h"
@@ -187,20 +189,31 @@ reply_nomem(struct conn *c, unsigned op, uint64_t rid)
                 b->mem.limit);
 }
 
-/* [id, duplicate, level], PUBLISH's reply when it had options. */
+/* [id, duplicate, level], PUBLISH's reply when it had options. Written in place, as
+ * reply_uint() writes a plain PUBLISH's: through the packer's callback it took 8 buffer
+ * appends, a fifth of the event loop's work for a durable publish (callgrind). */
 static void
 reply_published(struct conn *c, uint64_t rid, uint64_t id, int duplicate, int level)
 {
-    struct reply rep;
+    const char *name = level_names[level];
+    size_t nlen = strlen(name);
+    uint8_t *start =
+        obuf_reserve(&c->out, SMQ_FRAME_HEADER + 1 + 4 * SMQ_MPW_MAX_HDR + 2 + nlen);
+    uint8_t *p;
 
-    reply_begin(&rep, c, SMQ_OP_PUBLISH, rid, 3);
-    msgpack_pack_uint64(&rep.pk, id);
-    if (duplicate)
-        msgpack_pack_true(&rep.pk);
-    else
-        msgpack_pack_false(&rep.pk);
-    reply_str(&rep, level_names[level]);
-    reply_end(&rep);
+    if (!start)
+        return; /* no memory for output: the connection is closed by its flush */
+    p = smq_mpw_array(start + SMQ_FRAME_HEADER, 6);
+    p = smq_mpw_uint(p, SMQ_OP_PUBLISH);
+    p = smq_mpw_uint(p, rid);
+    *p++ = 0; /* status OK */
+    p = smq_mpw_uint(p, id);
+    *p++ = duplicate ? 0xc3 : 0xc2; /* true, false */
+    p = smq_mpw_str(p, (uint32_t)nlen);
+    memcpy(p, name, nlen);
+    p += nlen;
+    smq_frame_put_header(start, (uint32_t)(p - start - SMQ_FRAME_HEADER));
+    obuf_commit(&c->out, (size_t)(p - start));
 }
 
 /* A durable queue refuses publishes while the store cannot take them. 0, or -1 after
