@@ -80,11 +80,11 @@ reply_full(struct conn *c, unsigned op, uint64_t rid, const struct queue *q)
                     : "");
 }
 
-static int
-key_is(const char *k, uint32_t klen, const char *want)
-{
-    return klen == strlen(want) && memcmp(k, want, klen) == 0;
-}
+/* Is k[0..klen) the string literal lit? Its length is known at compile time, so this is a
+ * few inline instructions, not strlen and memcmp calls: options are read on every PUBLISH
+ * that has them. */
+#define KEY_IS(k, klen, lit)                                                                   \
+    ((klen) == sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
 
 /* Wall clock, ms since the epoch: only to turn an "at_ms" into a delay. */
 static uint64_t
@@ -107,12 +107,16 @@ read_level(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, int *le
     const char *v;
     uint32_t vlen;
 
-    if (smq_mpr_str(r, &v, &vlen) == 0)
-        for (int i = 0; i < 3; i++)
-            if (key_is(v, vlen, level_names[i])) {
-                *level = i;
-                return 0;
-            }
+    if (smq_mpr_str(r, &v, &vlen) == 0) { /* level_names, in order */
+        int i = KEY_IS(v, vlen, "memory")    ? 0
+                : KEY_IS(v, vlen, "written") ? 1
+                : KEY_IS(v, vlen, "synced")  ? 2
+                                             : -1;
+        if (i >= 0) {
+            *level = i;
+            return 0;
+        }
+    }
     reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST,
                 "confirm must be \"memory\", \"written\" or \"synced\"");
     return -1;
@@ -137,23 +141,23 @@ read_pub_opts(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r,
             reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "option names must be str");
             return -1;
         }
-        if (key_is(k, klen, "delay_ms")) {
+        if (KEY_IS(k, klen, "delay_ms")) {
             if (cmd_read_uint(c, op, rid, r, "delay_ms", 0, SMQ_TIME_MAX_MS, &o->delay_ms))
                 return -1;
-        } else if (key_is(k, klen, "at_ms")) {
+        } else if (KEY_IS(k, klen, "at_ms")) {
             if (cmd_read_uint(c, op, rid, r, "at_ms", 0, INT64_MAX, &at))
                 return -1;
-        } else if (key_is(k, klen, "ttl_ms")) {
+        } else if (KEY_IS(k, klen, "ttl_ms")) {
             if (cmd_read_uint(c, op, rid, r, "ttl_ms", 1, SMQ_TIME_MAX_MS, &o->ttl_ms))
                 return -1;
-        } else if (key_is(k, klen, "priority")) {
+        } else if (KEY_IS(k, klen, "priority")) {
             if (cmd_read_uint(c, op, rid, r, "priority", 0, SMQ_PRIO_MAX, &prio))
                 return -1;
             o->prio = (uint8_t)prio;
-        } else if (key_is(k, klen, "confirm")) {
+        } else if (KEY_IS(k, klen, "confirm")) {
             if (read_level(c, op, rid, r, confirm))
                 return -1;
-        } else if (key_is(k, klen, "id") && pid) {
+        } else if (KEY_IS(k, klen, "id") && pid) {
             if ((smq_mpr_peek(r) == SMQ_MP_STR ? smq_mpr_str(r, (const char **)pid, pidlen)
                                                 : smq_mpr_bin(r, pid, pidlen))
                 || *pidlen == 0 || *pidlen > SMQ_PRODUCER_ID_MAX) {
@@ -164,7 +168,7 @@ read_pub_opts(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r,
         } else {
             reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'%s",
                         (int)(klen > 64 ? 64 : klen), k,
-                        key_is(k, klen, "id") ? " (a batch cannot carry producer ids)" : "");
+                        KEY_IS(k, klen, "id") ? " (a batch cannot carry producer ids)" : "");
             return -1;
         }
     }
