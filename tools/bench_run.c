@@ -487,7 +487,9 @@ consume_batch(struct bench_worker *w, const slabmq_batch *bt, int64_t now, uint6
     return 0;
 }
 
-/* Fetch until the queue is drained, b->stop, or nothing arrives for BENCH_STALL_NS. */
+/* Fetch (or with --subscribe, take pushed batches) until the queue is drained, b->stop, or
+ * nothing arrives for BENCH_STALL_NS. A subscriber's acks of one batch go out when
+ * slabmq_receive() next waits, a fetcher's with its next FETCH. */
 static void
 consume(struct bench_worker *w, uint64_t *ids)
 {
@@ -495,52 +497,9 @@ consume(struct bench_worker *w, uint64_t *ids)
     unsigned flags = b->p.ack == BENCH_ACK_NONE ? SLABMQ_FETCH_NOACK : 0;
     uint32_t wait_ms = w->q->expected == UINT64_MAX ? 1000 : 100;
     int64_t stall = bench_now_ns() + BENCH_STALL_NS;
-
-    while (!atomic_load(&b->stop) && !queue_drained(w->q)) {
-        slabmq_batch *bt = NULL;
-        int64_t now;
-        size_t n;
-        int rc;
-        if (slabmq_fetch_flags(w->c, w->q->name, b->p.fetch_batch, wait_ms, flags, &bt)) {
-            fail(w, "fetch: %s", slabmq_client_errmsg(w->c));
-            return;
-        }
-        now = bench_now_ns();
-        n = slabmq_batch_count(bt);
-        if (n == 0) {
-            slabmq_batch_free(bt);
-            if (w->q->expected == UINT64_MAX)
-                return; /* drain until empty: it is */
-            if (now > stall) {
-                fail(w, "%s", "no message for 30 s: giving up");
-                return;
-            }
-            continue;
-        }
-        stall = now + BENCH_STALL_NS;
-        if (!w->first_ns)
-            w->first_ns = now;
-        w->last_ns = now;
-        rc = consume_batch(w, bt, now, ids);
-        slabmq_batch_free(bt);
-        atomic_fetch_add(&w->q->consumed, n);
-        atomic_store_explicit(&w->done, atomic_load_explicit(&w->done, memory_order_relaxed) + n,
-                              memory_order_relaxed);
-        if (rc || w->failed)
-            return;
-    }
-}
-
-/* --subscribe: take pushed batches until the queue is drained, b->stop, or a stall. The acks
- * of one batch go out when slabmq_receive() next waits. */
-static void
-consume_pushed(struct bench_worker *w, uint64_t *ids)
-{
-    struct bench *b = w->b;
-    int64_t stall = bench_now_ns() + BENCH_STALL_NS;
     uint64_t sub;
 
-    if (slabmq_subscribe(w->c, w->q->name, b->p.subscribe, &sub)) {
+    if (b->p.subscribe && slabmq_subscribe(w->c, w->q->name, b->p.subscribe, &sub)) {
         fail(w, "subscribe: %s", slabmq_client_errmsg(w->c));
         return;
     }
@@ -549,8 +508,10 @@ consume_pushed(struct bench_worker *w, uint64_t *ids)
         int64_t now;
         size_t n;
         int rc;
-        if (slabmq_receive(w->c, 100, &bt)) {
-            fail(w, "receive: %s", slabmq_client_errmsg(w->c));
+        if (b->p.subscribe ? slabmq_receive(w->c, (int)wait_ms, &bt)
+                           : slabmq_fetch_flags(w->c, w->q->name, b->p.fetch_batch, wait_ms,
+                                                flags, &bt)) {
+            fail(w, "%s: %s", b->p.subscribe ? "receive" : "fetch", slabmq_client_errmsg(w->c));
             slabmq_batch_free(bt);
             return;
         }
@@ -558,6 +519,8 @@ consume_pushed(struct bench_worker *w, uint64_t *ids)
         n = slabmq_batch_count(bt);
         if (n == 0) {
             slabmq_batch_free(bt);
+            if (w->q->expected == UINT64_MAX)
+                return; /* drain until empty: it is */
             if (now > stall) {
                 fail(w, "%s", "no message for 30 s: giving up");
                 return;
@@ -595,10 +558,7 @@ bench_consumer_main(void *arg)
     /* room for a whole batch of acks, so they all go out with the next FETCH */
     slabmq_client_set_window(w->c, window + 1);
     slabmq_client_on_confirm(w->c, consumer_confirm, w);
-    if (p->subscribe)
-        consume_pushed(w, ids);
-    else
-        consume(w, ids);
+    consume(w, ids);
     if (p->ack != BENCH_ACK_NONE && !w->err[0] && slabmq_flush(w->c) != SLABMQ_OK)
         fail(w, "ack: %s", slabmq_client_errmsg(w->c));
     slabmq_client_on_confirm(w->c, NULL, NULL);

@@ -314,6 +314,20 @@ t_broker_kill(struct t_broker *b)
         fprintf(stderr, "could not remove %s\n", b->dir);
 }
 
+uint64_t
+t_stat(struct slabmq_client *c, const char *queue, const char *name)
+{
+    slabmq_stats *s = NULL;
+    uint64_t v = 0;
+
+    T_OK(c, slabmq_stats_get(c, queue, &s));
+    if (!slabmq_stats_find(s, name, &v))
+        t_fail(__FILE__, __LINE__, "STATS%s%s has no %s", queue ? " of " : "",
+               queue ? queue : "", name);
+    slabmq_stats_free(s);
+    return v;
+}
+
 struct slabmq_client *
 t_client(const struct t_broker *b)
 {

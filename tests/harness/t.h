@@ -122,6 +122,9 @@ void t_certs_make(const char *dir);
 /* Connect a client (fails the test on error). */
 struct slabmq_client;
 struct slabmq_client *t_client(const struct t_broker *b);
+/* A statistic from STATS through c: of queue, or of the broker when queue is NULL (fails the
+ * test if there is no such name). */
+uint64_t t_stat(struct slabmq_client *c, const char *queue, const char *name);
 
 /* Raw sockets to 127.0.0.1:port, for bad-input tests. Every receive is bounded by ms. */
 int t_raw_connect(int port);

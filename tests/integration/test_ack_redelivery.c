@@ -4,18 +4,6 @@
 #include "slabmq.h"
 #include "t.h"
 
-static uint64_t
-stat_of(slabmq_client *c, const char *queue, const char *name)
-{
-    slabmq_stats *s;
-    uint64_t v = UINT64_MAX;
-
-    T_OK(c, slabmq_stats_get(c, queue, &s));
-    T_ASSERT(slabmq_stats_find(s, name, &v));
-    slabmq_stats_free(s);
-    return v;
-}
-
 /* Fetch exactly one message (waiting up to wait_ms), returning a copy of its metadata. */
 static slabmq_message
 fetch_one(slabmq_client *c, const char *queue, uint32_t wait_ms)
@@ -75,9 +63,9 @@ test_visibility_timeout_redelivers(void)
     T_EQ_INT(slabmq_ack(a, id), SLABMQ_ERR_UNKNOWN_ID);
     T_OK(a, slabmq_ping(a));
     T_OK(c, slabmq_ack(c, id));
-    T_EQ_U64(stat_of(c, "vis", "timeouts"), 1);
-    T_EQ_U64(stat_of(c, "vis", "redelivered"), 1);
-    T_EQ_U64(stat_of(c, "vis", "acked"), 1);
+    T_EQ_U64(t_stat(c, "vis", "timeouts"), 1);
+    T_EQ_U64(t_stat(c, "vis", "redelivered"), 1);
+    T_EQ_U64(t_stat(c, "vis", "acked"), 1);
     slabmq_client_close(a);
     slabmq_client_close(c);
     t_broker_stop(&b);
@@ -98,7 +86,7 @@ test_disconnect_requeues_at_once(void)
     for (int i = 0; i < 3; i++)
         T_OK(a, slabmq_publish(a, "dq", "m", 1, NULL));
     T_EQ_INT(fetch_count(a, "dq", 10, 0), 3);
-    T_EQ_U64(stat_of(c, "dq", "inflight"), 3);
+    T_EQ_U64(t_stat(c, "dq", "inflight"), 3);
     slabmq_client_close(a); /* without acking */
     t0 = t_now_ms();
     T_OK(c, slabmq_fetch(c, "dq", 10, 5000, &bt));
@@ -110,8 +98,8 @@ test_disconnect_requeues_at_once(void)
         T_OK(c, slabmq_ack(c, m->id));
     }
     slabmq_batch_free(bt);
-    T_EQ_U64(stat_of(c, "dq", "ready"), 0);
-    T_EQ_U64(stat_of(c, "dq", "inflight"), 0);
+    T_EQ_U64(t_stat(c, "dq", "ready"), 0);
+    T_EQ_U64(t_stat(c, "dq", "inflight"), 0);
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
@@ -135,13 +123,13 @@ test_nack_now_and_delayed(void)
     T_EQ_INT(m.deliveries, 2);
     t0 = t_now_ms();
     T_OK(c, slabmq_nack(c, m.id, 1500)); /* 1.5 s: a slow run still checks "not before" */
-    T_EQ_U64(stat_of(c, "nq", "delayed"), 1);
+    T_EQ_U64(t_stat(c, "nq", "delayed"), 1);
     T_EQ_INT(fetch_count(c, "nq", 1, 0), 0); /* not before its time */
     m = fetch_one(c, "nq", 5000);
     T_ASSERT(t_now_ms() - t0 >= 1400);
     T_EQ_INT(m.deliveries, 3);
     T_OK(c, slabmq_ack(c, m.id));
-    T_EQ_U64(stat_of(c, "nq", "nacked"), 2);
+    T_EQ_U64(t_stat(c, "nq", "nacked"), 2);
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
@@ -173,15 +161,15 @@ test_ack_errors_keep_connection(void)
     ids[0] = m1.id;
     ids[1] = 42424242;
     T_EQ_INT(slabmq_ack_batch(a, ids, 2, &acked), SLABMQ_ERR_UNKNOWN_ID);
-    T_EQ_U64(stat_of(a, "aq", "acked"), 1);
+    T_EQ_U64(t_stat(a, "aq", "acked"), 1);
     /* double ack */
     T_EQ_INT(slabmq_ack(a, m1.id), SLABMQ_ERR_UNKNOWN_ID);
     T_OK(a, slabmq_ping(a));
     T_OK(c, slabmq_ack(c, m2.id));
     ids[0] = m2.id;
     T_EQ_INT(slabmq_nack_batch(c, ids, 1, 0, NULL), SLABMQ_ERR_UNKNOWN_ID);
-    T_EQ_U64(stat_of(c, "aq", "acked"), 2);
-    T_EQ_U64(stat_of(c, "aq", "ready"), 0);
+    T_EQ_U64(t_stat(c, "aq", "acked"), 2);
+    T_EQ_U64(t_stat(c, "aq", "ready"), 0);
     slabmq_client_close(a);
     slabmq_client_close(c);
     t_broker_stop(&b);
@@ -275,15 +263,15 @@ test_pause_resume(void)
     T_OK(c, slabmq_pause(c, "pq", &was));
     T_EQ_INT(was, 1);
     T_OK(c, slabmq_publish(c, "pq", "2", 1, NULL)); /* still accepted */
-    T_EQ_U64(stat_of(c, "pq", "paused"), 1);
-    T_EQ_U64(stat_of(c, "pq", "ready"), 2);
+    T_EQ_U64(t_stat(c, "pq", "paused"), 1);
+    T_EQ_U64(t_stat(c, "pq", "ready"), 2);
     t0 = t_now_ms();
     T_EQ_INT(fetch_count(c, "pq", 10, 300), 0); /* waits its full 300 ms: nothing delivered */
     T_ASSERT(t_now_ms() - t0 >= 250);
     T_OK(c, slabmq_resume(c, "pq", &was));
     T_EQ_INT(was, 1);
     T_EQ_INT(fetch_count(c, "pq", 10, 0), 2);
-    T_EQ_U64(stat_of(c, "pq", "paused"), 0);
+    T_EQ_U64(t_stat(c, "pq", "paused"), 0);
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
@@ -303,7 +291,7 @@ test_backoff_grows_and_is_bounded(void)
     t_broker_start(&b, NULL);
     c = t_client(&b);
     T_OK(c, slabmq_declare(c, "bq", &qo, NULL));
-    T_EQ_U64(stat_of(c, "bq", "retry_backoff_ms"), 200);
+    T_EQ_U64(t_stat(c, "bq", "retry_backoff_ms"), 200);
     T_OK(c, slabmq_publish(c, "bq", "b", 1, NULL));
     m = fetch_one(c, "bq", 0);
     for (int i = 0; i < 4; i++) {
@@ -333,12 +321,12 @@ test_backoff_grows_and_is_bounded(void)
         waited = t_now_ms() - t0;
         T_ASSERT(waited >= 100 + 160 - 20 && waited <= 100 + 200 + 300);
         T_EQ_INT(m.deliveries, 2);
-        T_EQ_U64(stat_of(c, "bq", "timeouts"), 1);
+        T_EQ_U64(t_stat(c, "bq", "timeouts"), 1);
         T_OK(other, slabmq_ack(other, m.id));
         slabmq_client_close(other);
     }
     T_OK(c, slabmq_declare(c, "bq", &off, NULL)); /* and it can be turned off */
-    T_EQ_U64(stat_of(c, "bq", "retry_backoff_ms"), 0);
+    T_EQ_U64(t_stat(c, "bq", "retry_backoff_ms"), 0);
     T_OK(c, slabmq_publish(c, "bq", "c", 1, NULL));
     m = fetch_one(c, "bq", 0);
     T_OK(c, slabmq_nack(c, m.id, 0));

@@ -286,20 +286,6 @@ log_wait(const struct t_broker *b, const char *s, int ms)
 
 /* A broker without --auth-file: HELLO says no AUTH is needed, everything works without it, an
  * AUTH is refused without closing, and a client that has credentials does not send them. */
-/* A broker-wide counter from STATS. */
-static uint64_t
-broker_stat(slabmq_client *c, const char *name)
-{
-    slabmq_stats *st = NULL;
-    uint64_t v = 0;
-
-    T_OK(c, slabmq_stats_get(c, NULL, &st));
-    if (!slabmq_stats_find(st, name, &v))
-        t_fail(__FILE__, __LINE__, "STATS has no %s", name);
-    slabmq_stats_free(st);
-    return v;
-}
-
 static void
 test_without_users_nothing_changes(void)
 {
@@ -383,8 +369,8 @@ test_wrong_password_refused_and_closed(void)
     T_ASSERT(!log_has(&b, PW_WRONG));
     T_ASSERT(!log_has(&b, PW_PUB));
     /* counted: 6 tries, the pipelined one and the library's; root's AUTH succeeded */
-    T_EQ_U64(broker_stat(root, "auth_failures"), 8);
-    T_EQ_U64(broker_stat(root, "auth_ok"), 1);
+    T_EQ_U64(t_stat(root, NULL, "auth_failures"), 8);
+    T_EQ_U64(t_stat(root, NULL, "auth_ok"), 1);
     T_OK(root, slabmq_ping(root));
     slabmq_client_close(root);
     t_broker_stop(&b);
@@ -780,7 +766,7 @@ test_permissions_per_queue_pattern(void)
     T_OK(root, slabmq_delete(root, "orders.eu.dlq", NULL));
     /* a name that is not a queue name is refused as such, not as forbidden */
     {
-        uint64_t forbidden = broker_stat(root, "forbidden");
+        uint64_t forbidden = t_stat(root, NULL, "forbidden");
         int fd = raw_user(&b, "pub", PW_PUB);
         struct mb m = {0};
         mb_req(&m, SMQ_OP_PUBLISH, 3, 2);
@@ -797,7 +783,7 @@ test_permissions_per_queue_pattern(void)
         close(fd);
         mb_free(&m);
         T_ASSERT(forbidden > 0); /* the checks above were refused too */
-        T_EQ_U64(broker_stat(root, "forbidden"), forbidden + 1); /* STATS only */
+        T_EQ_U64(t_stat(root, NULL, "forbidden"), forbidden + 1); /* STATS only */
     }
     T_ASSERT(log_has(&b, "user 'pub' refused publish on jobs"));
     slabmq_client_close(root);
@@ -850,7 +836,7 @@ test_handshake_deadline(void)
         close(hello);
         close(done);
         T_OK(c, slabmq_ping(c));
-        T_EQ_U64(broker_stat(c, "handshake_timeouts"), with_users ? 2 : 1);
+        T_EQ_U64(t_stat(c, NULL, "handshake_timeouts"), with_users ? 2 : 1);
         T_ASSERT(log_has(&b, "handshake not done within 300 ms"));
         slabmq_client_close(c);
         t_broker_stop(&b);
@@ -922,7 +908,7 @@ test_idle_timeout(void)
     {
         slabmq_client *c = t_client(&b);
         /* idle, talker (once its PINGs stopped), waiter, holder and the library's client */
-        T_EQ_U64(broker_stat(c, "idle_closed"), 5);
+        T_EQ_U64(t_stat(c, NULL, "idle_closed"), 5);
         slabmq_client_close(c);
     }
     t_broker_stop(&b);
@@ -1004,8 +990,8 @@ test_http_needs_admin(void)
     T_ASSERT(log_has(&b, "http from 127.0.0.1:"));
     T_ASSERT(!log_has(&b, PW_WRONG));
     root = client_as(&b, "root", PW_ROOT);
-    T_EQ_U64(broker_stat(root, "auth_failures"), 8);
-    T_EQ_U64(broker_stat(root, "forbidden"), 4);
+    T_EQ_U64(t_stat(root, NULL, "auth_failures"), 8);
+    T_EQ_U64(t_stat(root, NULL, "forbidden"), 4);
     slabmq_client_close(root);
     t_broker_stop(&b);
     /* no users: open, as documented (loopback by default) */

@@ -97,19 +97,6 @@ tls_client(int port)
     return c;
 }
 
-static uint64_t
-stat_of(slabmq_client *c, const char *name)
-{
-    slabmq_stats *s = NULL;
-    uint64_t v = 0;
-
-    T_OK(c, slabmq_stats_get(c, NULL, &s));
-    if (!slabmq_stats_find(s, name, &v))
-        t_fail(__FILE__, __LINE__, "STATS has no %s", name);
-    slabmq_stats_free(s);
-    return v;
-}
-
 /* The broker's open file descriptors. */
 static int
 fd_count(const struct t_broker *b)
@@ -297,8 +284,8 @@ test_side_by_side(void)
     T_EQ_MEM(slabmq_batch_get(batch, 0)->data, "in plain", 8);
     T_OK(tc, slabmq_ack(tc, slabmq_batch_get(batch, 0)->id));
     slabmq_batch_free(batch);
-    T_EQ_U64(stat_of(pc, "tls_connections"), 1);
-    T_EQ_U64(stat_of(tc, "connections"), 2);
+    T_EQ_U64(t_stat(pc, NULL, "tls_connections"), 1);
+    T_EQ_U64(t_stat(tc, NULL, "connections"), 2);
     slabmq_client_close(tc);
     slabmq_client_close(pc);
     t_broker_stop(&b);
@@ -512,8 +499,8 @@ test_wrong_kind_of_client(void)
     T_ASSERT(t_raw_wait_closed(fd, 5000));
     close(fd);
     expect_fds(&b, fds, 5000);
-    T_EQ_U64(stat_of(ok, "tls_handshake_failures"), 3);
-    T_EQ_U64(stat_of(ok, "tls_connections"), 0);
+    T_EQ_U64(t_stat(ok, NULL, "tls_handshake_failures"), 3);
+    T_EQ_U64(t_stat(ok, NULL, "tls_connections"), 0);
     T_OK(ok, slabmq_ping(ok));
     c = tls_client(b.tls_port);
     T_OK(c, slabmq_ping(c));
