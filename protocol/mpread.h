@@ -78,11 +78,23 @@ smq_mpr_uint(struct smq_mpr *r, uint64_t *v)
         if (b >= 0xcc && b <= 0xcf) {
             unsigned n = 1u << (b - 0xcc);
             if ((size_t)(r->end - r->p) > n) {
-                uint64_t x = 0;
-                for (unsigned i = 1; i <= n; i++)
-                    x = x << 8 | r->p[i];
+                const uint8_t *q = r->p + 1;
+                switch (n) { /* big-endian loads the compiler turns into one bswap each */
+                case 1:
+                    *v = q[0];
+                    break;
+                case 2:
+                    *v = (uint64_t)q[0] << 8 | q[1];
+                    break;
+                case 4:
+                    *v = (uint64_t)q[0] << 24 | (uint64_t)q[1] << 16 | (uint64_t)q[2] << 8 | q[3];
+                    break;
+                default:
+                    *v = (uint64_t)q[0] << 56 | (uint64_t)q[1] << 48 | (uint64_t)q[2] << 40
+                       | (uint64_t)q[3] << 32 | (uint64_t)q[4] << 24 | (uint64_t)q[5] << 16
+                       | (uint64_t)q[6] << 8 | q[7];
+                }
                 r->p += 1 + n;
-                *v = x;
                 return 0;
             }
         }
