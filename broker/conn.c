@@ -645,7 +645,9 @@ conn_flush(struct conn *c)
 {
     long left = out_flush(c);
 
-    if (left < 0) {
+    /* a TLS connection closing before its handshake is done has no way to read a reply
+     * (a stalled handshake at --handshake-timeout, SIGTERM): close now, not after the grace */
+    if (left < 0 || (c->closing && c->bev && !c->tls_up)) {
         conn_close(c);
         return -1;
     }
