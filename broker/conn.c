@@ -728,6 +728,9 @@ conn_tls_event_cb(struct bufferevent *bev, short what, void *arg)
          * the replies still go out: libevent stops writing at the end of the stream, so
          * start it again (a closing connection is already draining, within its grace) */
         c->tls_eof = 1;
+        if (!c->tls_up) /* OpenSSL 3 calls it unexpected EOF only without the option */
+            log_info("connection %llu from %s: TLS handshake failed: the client closed",
+                     (unsigned long long)c->id, c->peer);
         bufferevent_enable(bev, EV_WRITE);
         if (!c->closing && !c->paused)
             event_active(&c->rev, EV_READ, 0);
