@@ -597,6 +597,13 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
         n = c->bev      ? tls_read(c, c->in->data + c->in->len, room)
             : s->read_fn ? s->read_fn(s->read_ctx, fd, c->in->data + c->in->len, room)
                          : read(fd, c->in->data + c->in->len, room);
+        if (n == 0 && c->bev) {
+            /* TLS end of stream: the replies made so far still wait in c->out and the
+             * bufferevent (a plain socket's went out as they were made): send them, then
+             * close, within the close grace */
+            conn_close_after_write(c);
+            break;
+        }
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             conn_close(c);
             return;
@@ -638,7 +645,9 @@ conn_flush(struct conn *c)
 {
     long left = out_flush(c);
 
-    if (left < 0) {
+    /* a TLS connection closing before its handshake is done has no way to read a reply
+     * (a stalled handshake at --handshake-timeout, SIGTERM): close now, not after the grace */
+    if (left < 0 || (c->closing && c->bev && !c->tls_up)) {
         conn_close(c);
         return -1;
     }
@@ -715,11 +724,15 @@ conn_tls_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_EOF) {
-        /* the input before the end is handled first, as read(2) returning 0 would be */
+        /* the input before the end is handled first, as read(2) returning 0 would be, and
+         * the replies still go out: libevent stops writing at the end of the stream, so
+         * start it again (a closing connection is already draining, within its grace) */
         c->tls_eof = 1;
-        if (c->closing)
-            conn_close(c);
-        else if (!c->paused)
+        if (!c->tls_up) /* OpenSSL 3 calls it unexpected EOF only without the option */
+            log_info("connection %llu from %s: TLS handshake failed: the client closed",
+                     (unsigned long long)c->id, c->peer);
+        bufferevent_enable(bev, EV_WRITE);
+        if (!c->closing && !c->paused)
             event_active(&c->rev, EV_READ, 0);
         return;
     }

@@ -47,10 +47,15 @@ tls_context_new(const struct server_config *c, char *err, size_t errlen)
     }
     /* TLS 1.2 at least (1.3 with --tls-min-version 1.3); no renegotiation, which only ever
      * served attacks on a server like this one; idle connections give their 34 KiB of
-     * record buffers back, so thousands of idle TLS clients stay cheap. */
+     * record buffers back, so thousands of idle TLS clients stay cheap. A client that
+     * closes (or half-closes) without close_notify has ended its stream: OpenSSL 3 reports
+     * that as an error ("unexpected eof while reading"), which libevent's dirty-shutdown
+     * setting does not recognise, so the connection was dropped with its input unread and
+     * its replies unsent; IGNORE_UNEXPECTED_EOF makes it the end of stream it is. */
     SSL_CTX_set_min_proto_version(ctx, c->tls_min_version == 13 ? TLS1_3_VERSION
                                                                   : TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE
+                                 | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert) != 1) {

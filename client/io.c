@@ -57,6 +57,8 @@ nosig_read(BIO *b, char *p, int n)
     BIO_clear_retry_flags(b);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         BIO_set_retry_read(b);
+    if (r == 0) /* for BIO_CTRL_EOF, as OpenSSL's socket BIO does */
+        BIO_set_flags(b, BIO_FLAGS_IN_EOF);
     return (int)r;
 }
 
@@ -69,9 +71,13 @@ nosig_puts(BIO *b, const char *s)
 static long
 nosig_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-    (void)b;
     (void)num;
     (void)ptr;
+    /* OpenSSL asks for EOF when a read returns 0: only then does SSL_OP_IGNORE_UNEXPECTED_EOF
+     * make a close without close_notify the end of stream (SSL_ERROR_ZERO_RETURN, so
+     * SLABMQ_ERR_CLOSED as on a plain socket) rather than a reset */
+    if (cmd == BIO_CTRL_EOF)
+        return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
     return cmd == BIO_CTRL_FLUSH ? 1 : 0; /* nothing is buffered here */
 }
 
@@ -331,7 +337,9 @@ smq_io_recv(struct slabmq_client *c, void *p, size_t n)
 int
 smq_io_buffered(const struct slabmq_client *c)
 {
-    return c->ssl && SSL_has_pending(c->ssl);
+    /* decrypted bytes only: SSL_has_pending is also true for part of a record, which
+     * needs the socket, so a caller that polled no more would spin until the rest came */
+    return c->ssl && SSL_pending(c->ssl) > 0;
 }
 
 const char *
