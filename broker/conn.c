@@ -597,14 +597,15 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
         n = c->bev      ? tls_read(c, c->in->data + c->in->len, room)
             : s->read_fn ? s->read_fn(s->read_ctx, fd, c->in->data + c->in->len, room)
                          : read(fd, c->in->data + c->in->len, room);
-        if (n == 0 && c->bev) {
-            /* TLS end of stream: the replies made so far still wait in c->out and the
-             * bufferevent (a plain socket's went out as they were made): send them, then
-             * close, within the close grace */
+        if (n == 0) {
+            /* End of stream: a client may end its side (shutdown(SHUT_WR)) and still read.
+             * The replies made so far may still wait in c->out (and for TLS in the
+             * bufferevent): send them, then close, within the close grace; a peer that is
+             * gone entirely fails the write and is closed then. */
             conn_close_after_write(c);
             break;
         }
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             conn_close(c);
             return;
         }

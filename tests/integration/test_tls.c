@@ -419,8 +419,8 @@ test_stalled_frame_inside_tls(void)
 
 /* A client that sends its requests and then ends its side (with close_notify, or with a
  * bare TCP half-close, which OpenSSL 3 calls an unexpected EOF) gets every reply before the
- * broker closes, as on the plain port: more replies than the socket buffers hold, read
- * only after the end was sent. */
+ * broker closes, on the TLS port and on the plain one: more replies than the socket
+ * buffers hold, read only after the end was sent. */
 static void
 test_half_close_gets_replies(void)
 {
@@ -449,6 +449,23 @@ test_half_close_gets_replies(void)
         n = traw_frame(&t, buf, sizeof(buf)); /* then the end */
         T_ASSERT(n == -1);
         traw_close(&t);
+    }
+    { /* and the plain port, which used to close at the end of the stream with its
+         replies unsent */
+        int fd = t_raw_connect_rcvbuf(b.port, 16384);
+        t_raw_send(fd, raw_hello, sizeof(raw_hello));
+        t_raw_send(fd, many, sizeof(many));
+        T_EQ_INT(shutdown(fd, SHUT_WR), 0);
+        usleep(300 * 1000);
+        T_ASSERT(t_raw_recv_frame(fd, buf, sizeof(buf), 5000) > 3 && buf[1] == 1);
+        for (int i = 0; i < NPING; i++) {
+            T_ASSERT(t_raw_recv_frame(fd, buf, sizeof(buf), 5000) > 3);
+            T_EQ_INT(buf[1], 2);
+            T_EQ_INT(buf[2], i % 100 + 2);
+            T_EQ_INT(buf[3], 0);
+        }
+        T_EQ_INT(t_raw_recv_frame(fd, buf, sizeof(buf), 5000), -1);
+        close(fd);
     }
     t_broker_stop(&b);
 }
