@@ -11,8 +11,6 @@
 #include "conn.h"
 #include "dedup.h"
 #include "delivery.h"
-#include "frame.h"
-#include "mpwrite.h"
 #include "queue.h"
 #include "reply.h"
 #include "server.h"
@@ -201,23 +199,17 @@ reply_published(struct conn *c, uint64_t rid, uint64_t id, int duplicate, int le
 {
     const char *name = level_names[level];
     size_t nlen = strlen(name);
-    uint8_t *start =
-        obuf_reserve(&c->out, SMQ_FRAME_HEADER + 1 + 4 * SMQ_MPW_MAX_HDR + 2 + nlen);
-    uint8_t *p;
+    uint8_t *start;
+    uint8_t *p =
+        reply_direct_begin(&c->out, SMQ_MPW_MAX_HDR + 2 + nlen, SMQ_OP_PUBLISH, rid, 3, &start);
 
-    if (!start)
-        return; /* no memory for output: the connection is closed by its flush */
-    p = smq_mpw_array(start + SMQ_FRAME_HEADER, 6);
-    p = smq_mpw_uint(p, SMQ_OP_PUBLISH);
-    p = smq_mpw_uint(p, rid);
-    *p++ = 0; /* status OK */
+    if (!p)
+        return;
     p = smq_mpw_uint(p, id);
     *p++ = duplicate ? 0xc3 : 0xc2; /* true, false */
     p = smq_mpw_str(p, (uint32_t)nlen);
     memcpy(p, name, nlen);
-    p += nlen;
-    smq_frame_put_header(start, (uint32_t)(p - start - SMQ_FRAME_HEADER));
-    obuf_commit(&c->out, (size_t)(p - start));
+    reply_direct_end(&c->out, start, p + nlen);
 }
 
 /* A durable queue refuses publishes while the store cannot take them. 0, or -1 after

@@ -34,18 +34,11 @@ reply_end(struct reply *r)
 void
 reply_uint(struct conn *c, uint64_t op, uint64_t rid, uint64_t v)
 {
-    uint8_t *start = obuf_reserve(&c->out, SMQ_FRAME_HEADER + 1 + 4 * SMQ_MPW_MAX_HDR);
-    uint8_t *p;
+    uint8_t *start;
+    uint8_t *p = reply_direct_begin(&c->out, SMQ_MPW_MAX_HDR, op, rid, 1, &start);
 
-    if (!start)
-        return; /* no memory for output: the connection is closed by its flush */
-    p = smq_mpw_array(start + SMQ_FRAME_HEADER, 4);
-    p = smq_mpw_uint(p, op);
-    p = smq_mpw_uint(p, rid);
-    *p++ = 0; /* status OK */
-    p = smq_mpw_uint(p, v);
-    smq_frame_put_header(start, (uint32_t)(p - start - SMQ_FRAME_HEADER));
-    obuf_commit(&c->out, (size_t)(p - start));
+    if (p)
+        reply_direct_end(&c->out, start, smq_mpw_uint(p, v));
 }
 
 void

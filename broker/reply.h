@@ -8,6 +8,8 @@
 
 #include <msgpack.h>
 
+#include "frame.h"
+#include "mpwrite.h"
 #include "obuf.h"
 
 struct conn;
@@ -23,6 +25,33 @@ struct reply {
 /* Start a success reply with nresults results to follow (packed by the caller with r->pk). */
 void reply_begin(struct reply *r, struct conn *c, uint64_t op, uint64_t rid, uint32_t nresults);
 void reply_end(struct reply *r);
+/* A success reply written in place, without msgpack-c (the hot path): reserve room for up
+ * to 'room' bytes of results, write [op, rid, 0, ...] with nresults results to follow, and
+ * return where the results go (NULL if no buffer could be had: the connection is closed by
+ * its flush). *start is for reply_direct_end(), called with the end of the results. */
+static inline uint8_t *
+reply_direct_begin(struct obuf *out, size_t room, uint64_t op, uint64_t rid,
+                   uint32_t nresults, uint8_t **start)
+{
+    uint8_t *p = obuf_reserve(out, SMQ_FRAME_HEADER + 1 + 3 * SMQ_MPW_MAX_HDR + room);
+
+    *start = p;
+    if (!p)
+        return NULL;
+    p = smq_mpw_array(p + SMQ_FRAME_HEADER, 3 + nresults);
+    p = smq_mpw_uint(p, op);
+    p = smq_mpw_uint(p, rid);
+    *p++ = 0; /* status OK */
+    return p;
+}
+
+static inline void
+reply_direct_end(struct obuf *out, uint8_t *start, const uint8_t *end)
+{
+    smq_frame_put_header(start, (uint32_t)(end - start - SMQ_FRAME_HEADER));
+    obuf_commit(out, (size_t)(end - start));
+}
+
 /* A success reply whose one result is an unsigned integer (PUBLISH id, ACK count), written
  * without msgpack-c: the hot path. */
 void reply_uint(struct conn *c, uint64_t op, uint64_t rid, uint64_t v);
