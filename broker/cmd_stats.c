@@ -154,8 +154,9 @@ broker_stats(struct stat_list *l, const struct server *s)
     add(l, "next_id", b->next_id);
     add(l, "durability", b->store != NULL);
     if (b->store) {
-        uint64_t db, wal, fr;
+        uint64_t db, wal, fr, packs, live, dead;
         store_disk_bytes(b->store, &db, &wal, &fr);
+        store_pack_stats(b->store, &packs, &live, &dead);
         add(l, "store_state", store_state(b->store));
         add(l, "store_appended", store_appended(b->store));
         add(l, "store_committed", store_committed(b->store));
@@ -166,6 +167,9 @@ broker_stats(struct stat_list *l, const struct server *s)
         add(l, "store_db_bytes", db);
         add(l, "store_wal_bytes", wal);
         add(l, "store_free_bytes", fr);
+        add(l, "store_packs", packs);
+        add(l, "store_packed_bytes", live);
+        add(l, "store_packed_dead_bytes", dead);
     }
     add(l, "max_message_size", b->cfg.max_message_size);
     add(l, "memory_limit", b->mem.limit);

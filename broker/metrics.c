@@ -236,9 +236,10 @@ slab_families(struct out *o, const struct slab *s)
 static void
 store_families(struct out *o, struct store *st)
 {
-    uint64_t db, wal, fr;
+    uint64_t db, wal, fr, packs, live, dead;
 
     store_disk_bytes(st, &db, &wal, &fr);
+    store_pack_stats(st, &packs, &live, &dead);
     single(o, "slabmq_store_state", "gauge", "0 ok, 1 disk full, 2 failed.", store_state(st));
     single(o, "slabmq_store_appended_total", "counter",
            "Operations handed to the store's writer.", store_appended(st));
@@ -252,6 +253,11 @@ store_families(struct out *o, struct store *st)
     single(o, "slabmq_store_db_bytes", "gauge", "Size of the database file.", db);
     single(o, "slabmq_store_wal_bytes", "gauge", "Size of the write-ahead log.", wal);
     single(o, "slabmq_store_free_bytes", "gauge", "Free pages inside the database, bytes.", fr);
+    single(o, "slabmq_store_packs", "gauge", "Packs: rows holding several messages.", packs);
+    single(o, "slabmq_store_packed_bytes", "gauge", "Payload bytes of messages stored in packs.",
+           live);
+    single(o, "slabmq_store_packed_dead_bytes", "gauge",
+           "Payload bytes of acked messages still inside packs.", dead);
 }
 
 static void

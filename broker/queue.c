@@ -336,7 +336,7 @@ queue_rollback(struct broker *b, struct queue *q, const struct queue_mark *m)
             seg_read(g, off, &r);
             seg_kill(&b->slab, g, off);
             if (q->durable)
-                store_delete(b->store, r.id);
+                store_delete(b->store, r.id, r.len);
             off += r.size;
         }
         drop_segment(b, q, g);
@@ -348,7 +348,7 @@ queue_rollback(struct broker *b, struct queue *q, const struct queue_mark *m)
             seg_read(g, off, &r);
             seg_kill(&b->slab, g, off);
             if (q->durable)
-                store_delete(b->store, r.id);
+                store_delete(b->store, r.id, r.len);
             off += r.size;
         }
         g->used = m->used;
@@ -484,7 +484,7 @@ queue_destroy(struct broker *b, struct delivery *d)
     q->bytes -= d->len;
     b->messages--;
     if (q->durable && !q->clearing)
-        store_delete(b->store, d->id);
+        store_delete(b->store, d->id, d->len);
     theap_remove(&b->timers, d);
     dtable_remove(&b->dels, d);
     dlist_unlink(&d->slink);
@@ -670,7 +670,7 @@ drop_fresh_one(struct broker *b, struct queue *q)
     q->nfresh--;
     b->messages--;
     if (q->durable && !q->clearing)
-        store_delete(b->store, r.id);
+        store_delete(b->store, r.id, r.len);
     queue_segment_died(b, q, g, seg_kill(&b->slab, g, q->roff - r.size));
 }
 

@@ -179,7 +179,7 @@ queue_dead_letter(struct broker *b, struct delivery *d, unsigned reason)
     else if (dq->durable)
         store_insert_held(b->store, d, b->now_ms);
     else if (q->durable)
-        store_delete(b->store, d->id);
+        store_delete(b->store, d->id, d->len);
 }
 
 int

@@ -23,68 +23,6 @@
 #include "segment.h"
 #include "store_int.h"
 
-#define BATCH_OPS 20000u          /* operations per transaction, at most */
-#define BATCH_BYTES (16u << 20)   /* payload bytes per transaction, about */
-#define INS_ROWS 64u              /* plain inserts bound to one INSERT statement */
-#define CKPT_BYTES (1u << 20)     /* checkpoint once the WAL holds this much, */
-#define CKPT_SYNCED_BYTES (16u << 20) /* or this much when each checkpoint costs two fsyncs */
-#define VACUUM_BYTES (16u << 20)  /* given back to the file system per incremental vacuum step */
-#define RETRY_MS 500              /* after SQLITE_FULL or SQLITE_BUSY, try again after */
-
-enum op_type { OP_SKIP = 0, OP_QPUT, OP_QDEL, OP_INS, OP_UPD, OP_DEL };
-
-/* One operation in the ring, followed by 'blen' body bytes and 'slen' source-name bytes. */
-struct op {
-    uint32_t size; /* bytes of the whole operation, a multiple of 8 */
-    uint8_t type;  /* enum op_type */
-    uint8_t prio;
-    uint8_t reason; /* dead-letter reason; 0: not a dead letter */
-    uint8_t pad;
-    uint64_t seq;
-    uint64_t id;       /* message id; for queue operations the queue's store id */
-    uint64_t sid;      /* the message's queue's store id */
-    int64_t due_wall;  /* delayed until, ms since the epoch; 0: ready */
-    int64_t exp_wall;  /* expires at, ms since the epoch; 0: never */
-    uint32_t deliveries;
-    uint32_t dl_deliveries;
-    uint32_t blen;
-    uint32_t slen;
-};
-
-struct store {
-    struct broker *b;
-    sqlite3 *db;
-    char path[4096];
-    pthread_t thread;
-    int started;
-    int efd_work;        /* loop -> writer: operations appended */
-    int efd_done;        /* writer -> loop: progress */
-    uint8_t *ring;
-    size_t cap;
-    _Atomic uint64_t head;      /* bytes appended, absolute (loop writes) */
-    _Atomic uint64_t tail;      /* bytes consumed, absolute (writer writes) */
-    _Atomic uint64_t appended;  /* last sequence number appended (loop writes) */
-    _Atomic uint64_t committed; /* last sequence number committed (writer writes) */
-    _Atomic uint64_t synced;    /* last sequence number committed and synced */
-    _Atomic uint64_t sync_upto; /* the loop wants a sync up to this sequence number */
-    _Atomic int state;          /* enum store_state */
-    _Atomic int stop;
-    _Atomic int idle;           /* the writer is (about to be) blocked waiting for work */
-    _Atomic uint64_t db_bytes, wal_bytes, free_bytes, commits;
-    uint64_t delay_ms;          /* test hook: sleep before each commit */
-    uint64_t fail_after;        /* test hook: the commit after this many fails (I/O error) */
-    sqlite3_stmt *ins, *ins_plain, *upd, *del, *qput, *qdel, *qdelmsg, *begin, *commit, *rollback;
-    sqlite3_stmt *sync_full, *sync_off, *touch;
-    sqlite3_stmt *ins_rows;          /* INS_ROWS plain inserts in one statement */
-    const struct op *rows[INS_ROWS]; /* plain inserts gathered for ins_rows, in ring order */
-    unsigned nrows;                  /* how many are gathered */
-    uint32_t page_size;              /* the database's page size, bytes */
-    uint32_t wal_frames;             /* frames in the WAL after the last commit */
-    int ckpt_rc;                     /* SQLite's result of the last checkpoint */
-    int synced_data;                 /* the database may hold a message confirmed synced */
-    sqlite3_stmt *mark_synced;       /* meta 'synced_data' = 1 */
-};
-
 /* ---------------------------------------------------------------------------------------- */
 /* Time                                                                                      */
 
@@ -269,7 +207,7 @@ store_update(struct store *st, const struct delivery *d, uint64_t now_ms)
 }
 
 uint64_t
-store_delete(struct store *st, uint64_t id)
+store_delete(struct store *st, uint64_t id, uint32_t len)
 {
     struct op o = {0};
 
@@ -277,6 +215,7 @@ store_delete(struct store *st, uint64_t id)
         return 0;
     o.type = OP_DEL;
     o.id = id;
+    o.len = len;
     return append(st, &o, NULL, NULL);
 }
 
@@ -348,6 +287,14 @@ store_commits(const struct store *st)
 }
 
 void
+store_pack_stats(const struct store *st, uint64_t *packs, uint64_t *live, uint64_t *dead)
+{
+    *packs = atomic_load(&st->pk_count);
+    *live = atomic_load(&st->pk_live_bytes);
+    *dead = atomic_load(&st->pk_dead_bytes);
+}
+
+void
 store_disk_bytes(const struct store *st, uint64_t *db, uint64_t *wal, uint64_t *free_bytes)
 {
     *db = atomic_load(&st->db_bytes);
@@ -358,15 +305,15 @@ store_disk_bytes(const struct store *st, uint64_t *db, uint64_t *wal, uint64_t *
 /* ---------------------------------------------------------------------------------------- */
 /* The writer thread                                                                         */
 
-static int
-prep(sqlite3 *db, const char *sql, sqlite3_stmt **s)
+int
+store_prep(sqlite3 *db, const char *sql, sqlite3_stmt **s)
 {
     return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL);
 }
 
 /* Run a prepared statement that returns no rows; SQLite's result code. */
-static int
-run(sqlite3_stmt *s)
+int
+store_run(sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);
 
@@ -374,11 +321,13 @@ run(sqlite3_stmt *s)
     return rc == SQLITE_ROW ? SQLITE_DONE : rc;
 }
 
-static int
-exec_op(struct store *st, const struct op *o)
+int
+store_exec_op(struct store *st, const struct op *o)
 {
     const uint8_t *body = (const uint8_t *)(o + 1);
     sqlite3_stmt *s;
+    int done;
+    int rc;
 
     switch (o->type) {
     case OP_QPUT:
@@ -386,15 +335,20 @@ exec_op(struct store *st, const struct op *o)
         sqlite3_bind_int64(s, 1, (sqlite3_int64)o->id);
         sqlite3_bind_text(s, 2, (const char *)body + o->blen, (int)o->slen, SQLITE_STATIC);
         sqlite3_bind_blob(s, 3, body, (int)o->blen, SQLITE_STATIC);
-        return run(s);
+        return store_run(s);
     case OP_QDEL:
         sqlite3_bind_int64(st->qdelmsg, 1, (sqlite3_int64)o->id);
-        if (run(st->qdelmsg) != SQLITE_DONE)
+        if (store_run(st->qdelmsg) != SQLITE_DONE)
             return sqlite3_errcode(st->db);
+        if ((rc = pack_drop_queue(st, o->id)) != SQLITE_DONE)
+            return rc;
         sqlite3_bind_int64(st->qdel, 1, (sqlite3_int64)o->id);
-        return run(st->qdel);
+        return store_run(st->qdel);
+    case OP_UPD: /* a packed message moves into a row; one in a row is updated there */
+        if ((rc = pack_update(st, o, &done)) != SQLITE_DONE || done)
+            return rc;
+        /* fall through */
     case OP_INS:
-    case OP_UPD:
         s = o->type == OP_INS ? st->ins : st->upd;
         sqlite3_bind_int64(s, 1, (sqlite3_int64)o->id);
         sqlite3_bind_int64(s, 2, (sqlite3_int64)o->sid);
@@ -414,10 +368,12 @@ exec_op(struct store *st, const struct op *o)
         if (o->type == OP_INS)
             sqlite3_bind_blob(s, 8, o->blen ? (const void *)body : "", (int)o->blen,
                               SQLITE_STATIC);
-        return run(s);
+        return store_run(s);
     case OP_DEL:
+        if ((rc = pack_delete(st, o, &done)) != SQLITE_DONE || done)
+            return rc;
         sqlite3_bind_int64(st->del, 1, (sqlite3_int64)o->id);
-        return run(st->del);
+        return store_run(st->del);
     default:
         return SQLITE_DONE;
     }
@@ -431,38 +387,6 @@ is_plain(const struct op *o)
            && !o->reason;
 }
 
-/* Bind a plain insert's id, queue and payload to parameters at, at+1, at+2 of s. The payload
- * stays in the ring until the statement has been stepped and reset. */
-static void
-bind_plain(sqlite3_stmt *s, int at, const struct op *o)
-{
-    sqlite3_bind_int64(s, at, (sqlite3_int64)o->id);
-    sqlite3_bind_int64(s, at + 1, (sqlite3_int64)o->sid);
-    sqlite3_bind_blob(s, at + 2, o->blen ? (const void *)(o + 1) : "", (int)o->blen,
-                      SQLITE_STATIC);
-}
-
-/* Insert the plain inserts gathered in st->rows: INS_ROWS of them in one statement (one
- * statement execution, one cursor, instead of one each), fewer one by one. SQLite's result. */
-static int
-flush_rows(struct store *st)
-{
-    unsigned n = st->nrows;
-    int rc = SQLITE_DONE;
-
-    st->nrows = 0;
-    if (n == INS_ROWS) {
-        for (unsigned i = 0; i < n; i++)
-            bind_plain(st->ins_rows, (int)(3 * i + 1), st->rows[i]);
-        return run(st->ins_rows);
-    }
-    for (unsigned i = 0; i < n && rc == SQLITE_DONE; i++) {
-        bind_plain(st->ins_plain, 1, st->rows[i]);
-        rc = run(st->ins_plain);
-    }
-    return rc;
-}
-
 /* Execute one operation in order: a plain insert is gathered (the gathered ones run when
  * INS_ROWS are there or before any other operation). SQLite's result. */
 static int
@@ -472,11 +396,11 @@ exec_gather(struct store *st, const struct op *o)
 
     if (is_plain(o)) {
         st->rows[st->nrows++] = o;
-        return st->nrows == INS_ROWS ? flush_rows(st) : SQLITE_DONE;
+        return st->nrows == INS_ROWS ? pack_flush(st) : SQLITE_DONE;
     }
-    if (st->nrows && (rc = flush_rows(st)) != SQLITE_DONE)
+    if (st->nrows && (rc = pack_flush(st)) != SQLITE_DONE)
         return rc;
-    return exec_op(st, o);
+    return store_exec_op(st, o);
 }
 
 static void
@@ -567,12 +491,13 @@ commit_pending(struct store *st)
         return 0;
     if (want_sync && !st->synced_data && (rc = sync_db_file(st)) != SQLITE_OK)
         goto failed; /* the first synced commit: what unsynced checkpoints wrote, on disk */
-    run(want_sync ? st->sync_full : st->sync_off);
-    if ((rc = run(st->begin)) != SQLITE_DONE)
+    store_run(want_sync ? st->sync_full : st->sync_off);
+    if ((rc = store_run(st->begin)) != SQLITE_DONE)
         goto failed;
-    if (tail == head && (rc = run(st->touch)) != SQLITE_DONE)
+    pack_begin(st);
+    if (tail == head && (rc = store_run(st->touch)) != SQLITE_DONE)
         goto rollback; /* nothing pending but a sync: a write for the commit to sync */
-    if (want_sync && !st->synced_data && (rc = run(st->mark_synced)) != SQLITE_DONE)
+    if (want_sync && !st->synced_data && (rc = store_run(st->mark_synced)) != SQLITE_DONE)
         goto rollback;
     while (pos < head && nops < BATCH_OPS && bytes < BATCH_BYTES) {
         const struct op *o = (const struct op *)(const void *)(st->ring + pos % st->cap);
@@ -585,7 +510,7 @@ commit_pending(struct store *st)
         }
         pos += o->size;
     }
-    if (st->nrows && (rc = flush_rows(st)) != SQLITE_DONE)
+    if (st->nrows && (rc = pack_flush(st)) != SQLITE_DONE)
         goto rollback;
     if (st->delay_ms)
         sleep_ms((int)st->delay_ms);
@@ -593,8 +518,9 @@ commit_pending(struct store *st)
         rc = SQLITE_IOERR_WRITE; /* injected: what a failing disk returns */
         goto rollback;
     }
-    if ((rc = run(st->commit)) != SQLITE_DONE)
+    if ((rc = store_run(st->commit)) != SQLITE_DONE)
         goto rollback;
+    pack_commit(st);
     atomic_store_explicit(&st->tail, pos, memory_order_release);
     st->synced_data |= want_sync;
     if (last) {
@@ -613,7 +539,8 @@ commit_pending(struct store *st)
     return 0;
 rollback:
     st->nrows = 0;
-    run(st->rollback);
+    store_run(st->rollback);
+    pack_rollback(st);
 failed:
     if ((rc & 0xff) == SQLITE_BUSY) {
         log_warn("store: database busy (locked by another process?); retrying");
@@ -670,7 +597,7 @@ checkpoint(struct store *st)
     if ((uint64_t)st->wal_frames * st->page_size
         < (st->synced_data ? CKPT_SYNCED_BYTES : CKPT_BYTES))
         return;
-    run(st->synced_data ? st->sync_full : st->sync_off);
+    store_run(st->synced_data ? st->sync_full : st->sync_off);
     rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
     if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY && rc != st->ckpt_rc)
         log_warn("store: checkpoint: %s (the WAL grows until one succeeds)",
@@ -703,6 +630,7 @@ writer_main(void *arg)
         checkpoint(st);
         if (atomic_load(&st->commits) - looked >= 64 || looked == 0) {
             looked = atomic_load(&st->commits);
+            pack_compact(st);
             look_at_disk(st);
             give_back_space(st);
         }
@@ -711,6 +639,7 @@ writer_main(void *arg)
             continue;
         if (stop)
             break;
+        pack_compact(st); /* acks that came last may have left packs to compact */
         atomic_store(&st->idle, 1);
         if (atomic_load(&st->tail) != atomic_load(&st->head) || atomic_load(&st->stop)) {
             atomic_store(&st->idle, 0); /* work arrived meanwhile */
@@ -734,7 +663,7 @@ writer_main(void *arg)
  * SCHEMA_VERSION stops the start: it may hold what this broker would misread or destroy.
  * What is not the schema needs no bump: the page size (each database keeps the one it was
  * created with) and the keys in meta. */
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 static const char schema[] =
     /* these two take effect in a new database (before its tables). 16 KiB pages: a quarter
@@ -754,7 +683,10 @@ static const char schema[] =
     "  exp_ms INTEGER NOT NULL DEFAULT 0,"  /* expires at; 0: never */
     "  dl BLOB,"                    /* dead letter: reason, deliveries, source queue name */
     "  body BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER);";
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER);"
+    /* version 2: packs of plain messages (store_pack.c) */
+    "CREATE TABLE IF NOT EXISTS pack(first INTEGER PRIMARY KEY, body BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS gone(id INTEGER PRIMARY KEY);";
 
 /* The statement inserting INS_ROWS plain messages. OR ROLLBACK, not the default ABORT: a
  * statement of several rows that could abort halfway needs a statement journal (a temporary
@@ -770,7 +702,7 @@ prepare_rows(struct store *st)
     for (unsigned i = 0; i < INS_ROWS; i++)
         at += (size_t)snprintf(sql + at, sizeof(sql) - at, "%s(?%u,?%u,?%u)", i ? "," : "",
                                3 * i + 1, 3 * i + 2, 3 * i + 3);
-    return prep(st->db, sql, &st->ins_rows);
+    return store_prep(st->db, sql, &st->ins_rows);
 }
 
 static int
@@ -779,27 +711,28 @@ prepare_all(struct store *st)
     sqlite3 *db = st->db;
 
     return prepare_rows(st)
-           || prep(db,
+           || store_prep(db,
                    "INSERT INTO msg(id,sid,prio,deliveries,due_ms,exp_ms,dl,body) "
                    "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
                    &st->ins)
-           || prep(db, "INSERT INTO msg(id,sid,body) VALUES(?1,?2,?3)", &st->ins_plain)
-           || prep(db,
+           || store_prep(db, "INSERT INTO msg(id,sid,body) VALUES(?1,?2,?3)", &st->ins_plain)
+           || store_prep(db,
                    "UPDATE msg SET sid=?2,prio=?3,deliveries=?4,due_ms=?5,exp_ms=?6,dl=?7 "
                    "WHERE id=?1",
                    &st->upd)
-           || prep(db, "DELETE FROM msg WHERE id=?1", &st->del)
-           || prep(db, "INSERT OR REPLACE INTO queue(sid,name,settings) VALUES(?1,?2,?3)",
+           || store_prep(db, "DELETE FROM msg WHERE id=?1", &st->del)
+           || store_prep(db, "INSERT OR REPLACE INTO queue(sid,name,settings) VALUES(?1,?2,?3)",
                    &st->qput)
-           || prep(db, "DELETE FROM queue WHERE sid=?1", &st->qdel)
-           || prep(db, "DELETE FROM msg WHERE sid=?1", &st->qdelmsg)
-           || prep(db, "BEGIN IMMEDIATE", &st->begin) || prep(db, "COMMIT", &st->commit)
-           || prep(db, "ROLLBACK", &st->rollback)
-           || prep(db, "PRAGMA synchronous=FULL", &st->sync_full)
-           || prep(db, "PRAGMA synchronous=OFF", &st->sync_off)
-           || prep(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced', 1)", &st->touch)
-           || prep(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced_data', 1)",
-                   &st->mark_synced);
+           || store_prep(db, "DELETE FROM queue WHERE sid=?1", &st->qdel)
+           || store_prep(db, "DELETE FROM msg WHERE sid=?1", &st->qdelmsg)
+           || store_prep(db, "BEGIN IMMEDIATE", &st->begin) || store_prep(db, "COMMIT", &st->commit)
+           || store_prep(db, "ROLLBACK", &st->rollback)
+           || store_prep(db, "PRAGMA synchronous=FULL", &st->sync_full)
+           || store_prep(db, "PRAGMA synchronous=OFF", &st->sync_off)
+           || store_prep(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced', 1)", &st->touch)
+           || store_prep(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced_data', 1)",
+                   &st->mark_synced)
+           || pack_prepare(st);
 }
 
 static void
@@ -812,6 +745,7 @@ finalize_all(struct store *st)
 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
+    pack_finalize(st);
 }
 
 /* The integer a query returns (a PRAGMA's value), or -1. */
@@ -856,7 +790,7 @@ quick_check(sqlite3 *db, char *why, size_t len)
 static int
 holds_synced(sqlite3 *db)
 {
-    if (query_int(db, "SELECT EXISTS(SELECT 1 FROM msg)") == 0) {
+    if (query_int(db, "SELECT EXISTS(SELECT 1 FROM msg) OR EXISTS(SELECT 1 FROM pack)") == 0) {
         if (sqlite3_exec(db, "INSERT OR REPLACE INTO meta(k, v) VALUES('synced_data', 0)", NULL,
                          NULL, NULL) != SQLITE_OK)
             log_warn("store: cannot mark the database empty: %s", sqlite3_errmsg(db));
@@ -894,8 +828,9 @@ enum store_open_result {
 };
 
 /* Bring a database of an older schema version up to SCHEMA_VERSION, in one transaction.
- * Version 1 is the first, so there is no step yet; 0 is a new file (the schema creates
- * everything). 0, or -1 with SQLite's message in the database handle. */
+ * 0 is a new file (the schema creates everything); 1 -> 2 added the tables pack and gone,
+ * which the schema's CREATE TABLE IF NOT EXISTS has just made (empty: version 1's messages
+ * stay rows of msg). 0, or -1 with SQLite's message in the database handle. */
 static int
 migrate(sqlite3 *db, int64_t version)
 {
@@ -989,7 +924,14 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
         store_free(st);
         return NULL;
     }
-    if (store_recover(b, st->db, err, errlen)) {
+    if (store_recover(b, st->db, &st->packs, err, errlen)) {
+        store_free(st);
+        return NULL;
+    }
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK
+        || pack_delete_empty(st) != SQLITE_DONE
+        || sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot delete empty packs: %s", sqlite3_errmsg(st->db));
         store_free(st);
         return NULL;
     }

@@ -69,6 +69,9 @@ uint64_t store_synced(const struct store *st);
  * space SQLite reuses), as of the writer's last look. */
 void store_disk_bytes(const struct store *st, uint64_t *db, uint64_t *wal, uint64_t *free_bytes);
 uint64_t store_commits(const struct store *st);
+/* Packs of messages stored as one row (docs/durability.md): how many, the payload bytes of
+ * their messages still stored, and of those acked but still inside a pack (dead). */
+void store_pack_stats(const struct store *st, uint64_t *packs, uint64_t *live, uint64_t *dead);
 
 /* Operations, appended by the loop for durable queues; each returns its sequence number
  * (0 when the store is off or the queue is not durable). The message is described by the
@@ -82,7 +85,8 @@ uint64_t store_insert(struct store *st, const struct queue *q, uint64_t id, cons
 uint64_t store_insert_held(struct store *st, const struct delivery *d, uint64_t now_ms);
 /* The message's state changed (delivery count, delay, queue, dead-letter info). */
 uint64_t store_update(struct store *st, const struct delivery *d, uint64_t now_ms);
-uint64_t store_delete(struct store *st, uint64_t id);
+/* The message id (len payload bytes) is gone: acked, dropped, purged, expired. */
+uint64_t store_delete(struct store *st, uint64_t id, uint32_t len);
 
 /* Test hooks, from the environment (unset normally): SLABMQ_STORE_COMMIT_DELAY_MS, the writer
  * sleeps this long before each COMMIT (sync-before-confirm); SLABMQ_STORE_FAIL_AFTER_COMMITS,

@@ -188,55 +188,193 @@ load_message(struct broker *b, struct queue *q, sqlite3_stmt *s, int64_t now)
     return 0;
 }
 
+/* The three sorted streams recovery merges: rows of msg by id, the entries of packs (packs
+ * by first, entries in id order, and packs never overlap, so ids rise), and gone ids. */
+struct streams {
+    sqlite3_stmt *msg, *pack, *gone;
+    int has_msg, has_gone;
+    uint64_t msg_id, gone_id;
+    /* the pack being read */
+    struct pack_ref *r;
+    const uint8_t *blob;
+    size_t len, pos;
+    struct pack_entry e;
+    int has_e;
+};
+
+static int
+step_msg(struct streams *s)
+{
+    int rc = sqlite3_step(s->msg);
+
+    s->has_msg = rc == SQLITE_ROW;
+    if (s->has_msg)
+        s->msg_id = (uint64_t)sqlite3_column_int64(s->msg, 0);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+step_gone(struct streams *s)
+{
+    int rc = sqlite3_step(s->gone);
+
+    s->has_gone = rc == SQLITE_ROW;
+    if (s->has_gone)
+        s->gone_id = (uint64_t)sqlite3_column_int64(s->gone, 0);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The next pack entry into s->e (s->has_e), reading the next pack when one is done and
+ * adding it to the index. -1 on a read error or a malformed pack (err says which). */
+static int
+step_entry(struct streams *s, struct pack_index *ix, char *err, size_t errlen)
+{
+    for (;;) {
+        int rc;
+        if (s->r && s->pos < s->len) {
+            if (!pack_entry_next(s->blob, s->len, &s->pos, s->r->first, &s->e)) {
+                snprintf(err, errlen, "the pack of message %llu is malformed",
+                         (unsigned long long)s->r->first);
+                return -1;
+            }
+            s->r->members |= (uint64_t)1 << (s->e.id - s->r->first);
+            s->r->bytes += s->e.len;
+            s->has_e = 1;
+            return 0;
+        }
+        s->r = NULL;
+        s->has_e = 0;
+        if ((rc = sqlite3_step(s->pack)) == SQLITE_DONE)
+            return 0;
+        if (rc != SQLITE_ROW) {
+            snprintf(err, errlen, "cannot read messages: %s",
+                     sqlite3_errmsg(sqlite3_db_handle(s->pack)));
+            return -1;
+        }
+        if (!(s->r = pack_index_add(ix, (uint64_t)sqlite3_column_int64(s->pack, 0)))) {
+            snprintf(err, errlen, "not enough memory for the index of packs");
+            return -1;
+        }
+        ix->count++;
+        s->blob = sqlite3_column_blob(s->pack, 1);
+        s->len = (size_t)sqlite3_column_bytes(s->pack, 1);
+        s->pos = 0;
+    }
+}
+
+static int
+prepare_streams(sqlite3 *db, struct streams *s)
+{
+    memset(s, 0, sizeof(*s));
+    return sqlite3_prepare_v2(db,
+                              "SELECT id, sid, prio, deliveries, due_ms, exp_ms, dl, body "
+                              "FROM msg ORDER BY id", -1, &s->msg, NULL) != SQLITE_OK
+           || sqlite3_prepare_v2(db, "SELECT first, body FROM pack ORDER BY first", -1,
+                                 &s->pack, NULL) != SQLITE_OK
+           || sqlite3_prepare_v2(db, "SELECT id FROM gone ORDER BY id", -1, &s->gone, NULL)
+                  != SQLITE_OK;
+}
+
+static void
+finish_streams(struct streams *s)
+{
+    sqlite3_finalize(s->msg); /* no read transaction left open: checkpoints can run */
+    sqlite3_finalize(s->pack);
+    sqlite3_finalize(s->gone);
+}
+
+static struct queue *
+queue_of(struct sidmap *map, size_t nq, uint64_t sid)
+{
+    struct sidmap key = {sid, NULL};
+    struct sidmap *m = nq ? bsearch(&key, map, nq, sizeof(*map), cmp_sid) : NULL;
+
+    return m ? m->q : NULL;
+}
+
+/* The current pack entry: loaded, or gone (a gone row, or its queue was deleted: then it is
+ * gone in the index only, and the pack is deleted once its other members are). 1 if
+ * loaded, 0 if gone, -1 without memory. */
+static int
+load_entry(struct broker *b, struct streams *s, struct pack_index *ix, struct sidmap *map,
+           size_t nq, uint64_t *orphans)
+{
+    const struct pack_entry *e = &s->e;
+    struct queue *q = queue_of(map, nq, e->sid);
+    uint64_t got;
+
+    while (s->has_gone && s->gone_id < e->id)
+        if (step_gone(s))
+            return -1;
+    *orphans += !q;
+    if (!q || (s->has_gone && s->gone_id == e->id)) {
+        s->r->gone |= (uint64_t)1 << (e->id - s->r->first);
+        s->r->dead += e->len;
+        ix->dead_bytes += e->len;
+        return 0;
+    }
+    ix->live_bytes += e->len;
+    b->next_id = e->id;
+    return queue_publish(b, q, e->len ? (const void *)e->body : "", e->len, &got) ? -1 : 1;
+}
+
 int
-store_recover(struct broker *b, sqlite3 *db, char *err, size_t errlen)
+store_recover(struct broker *b, sqlite3 *db, struct pack_index *ix, char *err, size_t errlen)
 {
     struct sidmap *map;
+    struct streams s;
     size_t nq;
-    sqlite3_stmt *s;
     uint64_t n = 0;
+    uint64_t packed = 0;
     uint64_t orphans = 0;
     uint64_t max_id = 0;
     int64_t now = now_wall();
-    int rc;
+    int rc = 0;
 
     if (load_queues(b, db, &map, &nq, err, errlen))
         return -1;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT id, sid, prio, deliveries, due_ms, exp_ms, dl, body "
-                           "FROM msg ORDER BY id",
-                           -1, &s, NULL) != SQLITE_OK) {
+    if (prepare_streams(db, &s) || step_msg(&s) || step_gone(&s)) {
         snprintf(err, errlen, "cannot read messages: %s", sqlite3_errmsg(db));
+        finish_streams(&s);
         free(map);
         return -1;
     }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct sidmap key = {(uint64_t)sqlite3_column_int64(s, 1), NULL};
-        struct sidmap *m = nq ? bsearch(&key, map, nq, sizeof(*map), cmp_sid) : NULL;
-        uint64_t id = (uint64_t)sqlite3_column_int64(s, 0);
-        if (id > max_id)
-            max_id = id;
-        if (!m) {
-            orphans++;
-            continue;
+    if (step_entry(&s, ix, err, errlen))
+        rc = -1;
+    while (rc == 0 && (s.has_msg || s.has_e)) {
+        int loaded;
+        if (s.has_msg && (!s.has_e || s.msg_id < s.e.id)) {
+            struct queue *q = queue_of(map, nq, (uint64_t)sqlite3_column_int64(s.msg, 1));
+            max_id = s.msg_id > max_id ? s.msg_id : max_id;
+            loaded = q ? (load_message(b, q, s.msg, now) ? -1 : 1) : 0;
+            orphans += !q;
+            if (loaded >= 0 && step_msg(&s)) {
+                snprintf(err, errlen, "cannot read messages: %s", sqlite3_errmsg(db));
+                rc = -1;
+            }
+        } else {
+            max_id = s.e.id > max_id ? s.e.id : max_id;
+            loaded = load_entry(b, &s, ix, map, nq, &orphans);
+            packed += loaded == 1;
+            if (loaded >= 0 && step_entry(&s, ix, err, errlen))
+                rc = -1;
         }
-        if (load_message(b, m->q, s, now)) {
+        if (loaded < 0) {
             snprintf(err, errlen, "not enough memory to load the stored messages (%llu loaded); "
                      "raise --max-memory", (unsigned long long)n);
-            break;
+            rc = -1;
         }
-        n++;
+        n += loaded == 1;
     }
-    sqlite3_finalize(s); /* no read transaction left open: checkpoints can run */
+    finish_streams(&s);
     free(map);
-    if (rc != SQLITE_DONE) {
-        if (rc != SQLITE_ROW)
-            snprintf(err, errlen, "cannot read messages: %s", sqlite3_errmsg(db));
+    if (rc)
         return -1;
-    }
     if (max_id + 1 > b->next_id)
         b->next_id = max_id + 1;
-    log_info("store: recovered %zu durable queues and %llu messages%s", nq,
-             (unsigned long long)n, orphans ? " (some of deleted queues skipped)" : "");
+    log_info("store: recovered %zu durable queues and %llu messages (%llu in %llu packs)%s", nq,
+             (unsigned long long)n,
+             (unsigned long long)packed, (unsigned long long)ix->count,
+             orphans ? " (messages of deleted queues skipped)" : "");
     return 0;
 }

@@ -667,7 +667,7 @@ test_newer_schema_stops_the_start(void)
         rc = t_run(argv, NULL, 0, &out, &outlen, &err, 10000);
         T_EQ_INT(rc, 1); /* refuses to start, and says why */
         T_ASSERT(err && strstr(err, "slabmq.db") && strstr(err, "schema version 7")
-                 && strstr(err, "newer than this slabmqd's 1"));
+                 && strstr(err, "newer than this slabmqd's 2"));
         fprintf(stderr, "slabmqd said: %s", err);
         free(out);
         free(err);

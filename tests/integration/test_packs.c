@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: MIT */
+/* Packs (docs/durability.md): plain durable messages published together are stored several
+ * to a row. Against real brokers killed with SIGKILL and restarted on the same data
+ * directory:
+ *   - packed messages come back in order; acked ones do not; NACKed ones move out of their
+ *     pack and keep their delivery count; once all are acked no pack is left;
+ *   - deleting a queue whose messages share packs with another queue's keeps the other's;
+ *   - packs left mostly acked are compacted (their live messages moved into rows);
+ *   - a version 1 database (no packs) is upgraded in place. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "slabmq.h"
+#include "t.h"
+
+#define N 300 /* messages per queue */
+
+static void
+data_dir(char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/slabmq-packs.XXXXXX");
+    T_ASSERT(mkdtemp(dir) != NULL);
+}
+
+static void
+remove_dir(const char *dir)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* A broker whose writer pauses before each commit, so that pipelined publishes gather into
+ * packs whatever the machine's speed. */
+static void
+start(struct t_broker *b, const char *dir)
+{
+    setenv("SLABMQ_STORE_COMMIT_DELAY_MS", "20", 1);
+    t_broker_start(b, "--durability", "sqlite", "--data-dir", dir, NULL);
+    unsetenv("SLABMQ_STORE_COMMIT_DELAY_MS");
+}
+
+/* Pipelined publishes of "<q>-<i>", n per queue, alternating between the queues (so that
+ * their messages share packs), then one confirmed 'written': everything before it is
+ * committed once it returns. size pads the payloads to that many bytes. */
+static void
+publish_all(slabmq_client *c, const char *const *queues, int nq, int n, size_t size)
+{
+    slabmq_publish_options po = SLABMQ_PUBLISH_OPTIONS_INIT;
+    char *body = calloc(1, size + 32);
+
+    T_ASSERT(body != NULL);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < nq; k++) {
+            int len = snprintf(body, 32, "%s-%05d", queues[k], i);
+            if ((size_t)len < size) {
+                memset(body + len, 'x', size - (size_t)len);
+                len = (int)size;
+            }
+            T_OK(c, slabmq_publish_async(c, queues[k], body, (size_t)len, NULL));
+        }
+    T_OK(c, slabmq_flush(c));
+    po.confirm = SLABMQ_CONFIRM_WRITTEN;
+    T_OK(c, slabmq_publish_opts(c, "marker", "m", 1, &po, NULL, NULL));
+    free(body);
+}
+
+/* Everything appended so far is committed (the marker's confirmation comes after it). */
+static void
+committed(slabmq_client *c)
+{
+    slabmq_publish_options po = SLABMQ_PUBLISH_OPTIONS_INIT;
+    uint64_t id;
+
+    po.confirm = SLABMQ_CONFIRM_WRITTEN;
+    T_OK(c, slabmq_publish_opts(c, "marker", "m", 1, &po, &id, NULL));
+}
+
+/* Fetch q to the end, expecting "<q>-<from..to-1>" in order, each delivered 'deliveries'
+ * times (twice for ids in [twice_from, twice_to)); ack them all (ack != 0). */
+static void
+expect_in_order(slabmq_client *c, const char *q, int from, int to, int twice_from,
+                int twice_to, int ack)
+{
+    int next = from;
+
+    while (next < to) {
+        slabmq_batch *b;
+        size_t n;
+        T_OK(c, slabmq_fetch(c, q, 100, 0, &b));
+        n = slabmq_batch_count(b);
+        T_ASSERT(n > 0);
+        for (size_t i = 0; i < n; i++) {
+            const slabmq_message *m = slabmq_batch_get(b, i);
+            char want[32];
+            int wl = snprintf(want, sizeof(want), "%s-%05d", q, next);
+            T_ASSERT(m->len >= (size_t)wl);
+            T_EQ_MEM(m->data, want, (size_t)wl);
+            T_EQ_U64(m->deliveries, next >= twice_from && next < twice_to ? 2u : 1u);
+            if (ack)
+                T_OK(c, slabmq_ack(c, m->id));
+            next++;
+        }
+        slabmq_batch_free(b);
+    }
+    T_EQ_INT(next, to);
+}
+
+static void
+test_packed_messages_recover_in_order(void)
+{
+    static const char *const qs[] = {"a", "b"};
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_batch *bt;
+    uint64_t ids[50];
+    char dir[64];
+
+    data_dir(dir, sizeof(dir));
+    start(&b, dir);
+    c = t_client(&b);
+    publish_all(c, qs, 2, N, 0);
+    T_ASSERT(t_stat(c, NULL, "store_packs") > 0);
+    T_ASSERT(t_stat(c, NULL, "store_packed_bytes") > (uint64_t)N * 7);
+    /* a-0..39 acked, a-40..49 NACKed: they move out of their packs, delivered once */
+    T_OK(c, slabmq_fetch(c, "a", 50, 0, &bt));
+    T_EQ_U64(slabmq_batch_count(bt), 50);
+    for (int i = 0; i < 50; i++)
+        ids[i] = slabmq_batch_get(bt, (size_t)i)->id;
+    slabmq_batch_free(bt);
+    T_OK(c, slabmq_ack_batch(c, ids, 40, NULL));
+    T_OK(c, slabmq_nack_batch(c, ids + 40, 10, 0, NULL));
+    committed(c);
+    /* the writer's first commit may take the first few messages alone, as rows */
+    T_ASSERT(t_stat(c, NULL, "store_packed_dead_bytes") >= 40 * 7);
+    t_broker_kill(&b);
+    slabmq_client_close(c);
+
+    start(&b, dir);
+    c = t_client(&b);
+    T_EQ_U64(t_stat(c, "a", "ready"), N - 40);
+    T_EQ_U64(t_stat(c, "b", "ready"), N);
+    expect_in_order(c, "a", 40, N, 40, 50, 1);
+    expect_in_order(c, "b", 0, N, 0, 0, 1);
+    committed(c);
+    T_EQ_U64(t_stat(c, NULL, "store_packs"), 0); /* every member acked: no pack left */
+    T_EQ_U64(t_stat(c, NULL, "store_packed_bytes"), 0);
+    T_EQ_U64(t_stat(c, NULL, "store_packed_dead_bytes"), 0);
+    t_broker_kill(&b);
+    slabmq_client_close(c);
+
+    start(&b, dir); /* and the acks stuck: nothing comes back */
+    c = t_client(&b);
+    T_EQ_U64(t_stat(c, "a", "ready"), 0);
+    T_EQ_U64(t_stat(c, "b", "ready"), 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+    remove_dir(dir);
+}
+
+static void
+test_queue_delete_keeps_the_other_queues_packed_messages(void)
+{
+    static const char *const qs[] = {"gone", "kept"};
+    struct t_broker b;
+    slabmq_client *c;
+    char dir[64];
+
+    data_dir(dir, sizeof(dir));
+    start(&b, dir);
+    c = t_client(&b);
+    publish_all(c, qs, 2, N, 0);
+    T_ASSERT(t_stat(c, NULL, "store_packs") > 0);
+    T_OK(c, slabmq_delete(c, "gone", NULL));
+    committed(c);
+    t_broker_kill(&b);
+    slabmq_client_close(c);
+
+    start(&b, dir);
+    c = t_client(&b);
+    T_EQ_U64(t_stat(c, "kept", "ready"), N);
+    {
+        slabmq_stats *s;
+        T_EQ_INT(slabmq_stats_get(c, "gone", &s), SLABMQ_ERR_NOT_FOUND);
+    }
+    expect_in_order(c, "kept", 0, N, 0, 0, 1);
+    committed(c);
+    /* the deleted queue's members were counted gone: the packs went with kept's last ack */
+    T_EQ_U64(t_stat(c, NULL, "store_packs"), 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+    remove_dir(dir);
+}
+
+/* Bursts of 20 committed one after the other make packs that start less than 64 ids apart:
+ * emptying one must not take the next one's gone rows with it. */
+static void
+test_acks_in_adjacent_packs_stay_acked(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_publish_options po = SLABMQ_PUBLISH_OPTIONS_INIT;
+    slabmq_batch *bt;
+    uint64_t ids[100];
+    char dir[64];
+
+    data_dir(dir, sizeof(dir));
+    start(&b, dir);
+    c = t_client(&b);
+    po.confirm = SLABMQ_CONFIRM_WRITTEN;
+    for (int burst = 0; burst < 5; burst++) {
+        for (int i = 0; i < 20; i++) {
+            char body[16];
+            int len = snprintf(body, sizeof(body), "q-%05d", burst * 20 + i);
+            T_OK(c, slabmq_publish_opts_async(c, "q", body, (size_t)len, &po, NULL));
+        }
+        T_OK(c, slabmq_flush(c)); /* committed before the next burst */
+    }
+    T_ASSERT(t_stat(c, NULL, "store_packs") >= 3);
+    T_OK(c, slabmq_fetch(c, "q", 100, 0, &bt));
+    T_EQ_U64(slabmq_batch_count(bt), 100);
+    for (int i = 0; i < 100; i++)
+        ids[i] = slabmq_batch_get(bt, (size_t)i)->id;
+    slabmq_batch_free(bt);
+    T_OK(c, slabmq_ack_batch(c, ids + 20, 10, NULL)); /* half of the second burst, */
+    T_OK(c, slabmq_ack_batch(c, ids, 20, NULL));      /* then the whole first one */
+    committed(c);
+    t_broker_kill(&b);
+    slabmq_client_close(c);
+
+    start(&b, dir);
+    c = t_client(&b);
+    T_EQ_U64(t_stat(c, "q", "ready"), 70);
+    expect_in_order(c, "q", 30, 100, 0, 0, 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+    remove_dir(dir);
+}
+
+/* 24,000 messages of 1,000 bytes, three in four acked: 18 MB dead inside packs against 6 MB
+ * live, past the 16 MiB at which packs are compacted. */
+static void
+test_sparse_packs_are_compacted(void)
+{
+    static const char *const qs[] = {"big"};
+    enum { COUNT = 24000 };
+    struct t_broker b;
+    slabmq_client *c;
+    uint64_t *keep = calloc(COUNT, sizeof(*keep));
+    size_t nkeep = 0;
+    char dir[64];
+    int seen = 0;
+
+    T_ASSERT(keep != NULL);
+    data_dir(dir, sizeof(dir));
+    start(&b, dir);
+    c = t_client(&b);
+    publish_all(c, qs, 1, COUNT, 1000);
+    T_ASSERT(t_stat(c, NULL, "store_packs") >= COUNT / 64);
+    while (seen < COUNT) {
+        slabmq_batch *bt;
+        uint64_t ack[1000];
+        size_t nack = 0;
+        T_OK(c, slabmq_fetch(c, "big", 1000, 0, &bt));
+        T_ASSERT(slabmq_batch_count(bt) > 0);
+        for (size_t i = 0; i < slabmq_batch_count(bt); i++, seen++) {
+            uint64_t id = slabmq_batch_get(bt, i)->id;
+            if (seen % 4 == 0)
+                keep[nkeep++] = id;
+            else
+                ack[nack++] = id;
+        }
+        slabmq_batch_free(bt);
+        T_OK(c, slabmq_ack_batch(c, ack, nack, NULL));
+    }
+    committed(c);
+    for (int i = 0; i < 100 && t_stat(c, NULL, "store_packs") >= 20; i++)
+        t_sleep_ms(50); /* the writer compacts when it has nothing else to do */
+    /* packs of 64 with 16 left are emptied; the few shorter ones at the ends of commits
+     * may keep more than a quarter and stay */
+    T_ASSERT(t_stat(c, NULL, "store_packs") < 20);
+    T_ASSERT(t_stat(c, NULL, "store_packed_dead_bytes") < (1u << 20));
+    t_broker_kill(&b); /* the kept ones were in flight: ready again after the restart */
+    slabmq_client_close(c);
+
+    start(&b, dir);
+    c = t_client(&b);
+    T_EQ_U64(t_stat(c, "big", "ready"), nkeep);
+    for (size_t k = 0; k < nkeep;) {
+        slabmq_batch *bt;
+        T_OK(c, slabmq_fetch(c, "big", 1000, 0, &bt));
+        T_ASSERT(slabmq_batch_count(bt) > 0);
+        for (size_t i = 0; i < slabmq_batch_count(bt); i++, k++) {
+            const slabmq_message *m = slabmq_batch_get(bt, i);
+            char want[32];
+            snprintf(want, sizeof(want), "big-%05d", (int)(k * 4));
+            T_EQ_U64(m->id, keep[k]);
+            T_EQ_U64(m->len, 1000);
+            T_EQ_MEM(m->data, want, strlen(want));
+        }
+        slabmq_batch_free(bt);
+    }
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+    free(keep);
+    remove_dir(dir);
+}
+
+/* A database of schema version 1 (before packs) is upgraded at start, its messages kept. */
+static void
+test_version1_database_is_upgraded(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    char dir[64];
+    char path[96];
+
+    data_dir(dir, sizeof(dir));
+    t_broker_start(&b, "--durability", "sqlite", "--data-dir", dir, NULL);
+    c = t_client(&b);
+    for (int i = 0; i < 5; i++) /* one at a time: rows, not packs */
+        T_OK(c, slabmq_publish(c, "old", "v1", 2, NULL));
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+    snprintf(path, sizeof(path), "%s/slabmq.db", dir);
+    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    T_EQ_INT(sqlite3_exec(db, "DROP TABLE pack; DROP TABLE gone; PRAGMA user_version=1;", NULL,
+                          NULL, NULL),
+             SQLITE_OK);
+    sqlite3_close(db);
+
+    start(&b, dir);
+    c = t_client(&b);
+    T_EQ_U64(t_stat(c, "old", "ready"), 5);
+    publish_all(c, (const char *const[]){"old"}, 1, 100, 0);
+    T_ASSERT(t_stat(c, NULL, "store_packs") > 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    T_EQ_INT(sqlite3_prepare_v2(db, "SELECT user_version FROM pragma_user_version", -1, &s, NULL),
+             SQLITE_OK);
+    T_EQ_INT(sqlite3_step(s), SQLITE_ROW);
+    T_EQ_INT(sqlite3_column_int(s, 0), 2);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    remove_dir(dir);
+}
+
+static const struct t_case cases[] = {
+    T_CASE(test_packed_messages_recover_in_order),
+    T_CASE(test_queue_delete_keeps_the_other_queues_packed_messages),
+    T_CASE(test_acks_in_adjacent_packs_stay_acked),
+    T_CASE(test_sparse_packs_are_compacted),
+    T_CASE(test_version1_database_is_upgraded),
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return t_main(cases, argc, argv);
+}
