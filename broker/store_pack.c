@@ -551,7 +551,7 @@ pack_compact(struct store *st)
             done++;
         }
     }
-    if (rc == SQLITE_DONE && (rc = store_run(st->commit)) == SQLITE_DONE) {
+    if (rc == SQLITE_DONE && store_run(st->commit) == SQLITE_DONE) {
         pack_commit(st);
         log_debug("store: compacted %u packs", done);
         return;
