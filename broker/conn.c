@@ -78,6 +78,7 @@ conn_accept(struct server *s, int fd, const char *peer, int tls)
     dlist_init(&c->held.list);
     dlist_init(&c->waits);
     dlist_init(&c->plink);
+    dlist_init(&c->blink);
     dlist_push_back(&s->conns, &c->link);
     s->nconns++;
     s->conns_total++;
@@ -113,6 +114,7 @@ conn_close(struct conn *c)
         dlist_unlink(&c->plink);
     if (c->paused & CONN_PAUSE_STORE)
         dlist_unlink(&c->stlink);
+    dlist_unlink(&c->blink);
     confirm_conn_gone(c);
     wait_cancel_conn(c);
     sub_cancel_conn(c);
@@ -208,6 +210,32 @@ conn_try_write(struct conn *c)
 {
     if (c->closing || out_flush(c) != 0)
         conn_want_write(c);
+}
+
+void
+conn_write_batched(struct conn *c)
+{
+    struct server *s = c->srv;
+
+    if (!s->batching)
+        conn_try_write(c);
+    else if (dlist_empty(&c->blink))
+        dlist_push_back(&s->batched, &c->blink);
+}
+
+/* The frames being handled are done: write the pushes made for them, one write per
+ * connection. A connection whose pushes were held back at SUB_OUT_MAX goes through the
+ * write event, which serves its subscriptions again once its output drains. */
+static void
+write_batched(struct server *s)
+{
+    while (!dlist_empty(&s->batched)) {
+        struct conn *c = DLIST_ENTRY(s->batched.next, struct conn, blink);
+        dlist_unlink(&c->blink);
+        conn_try_write(c);
+        if (c->sub_blocked)
+            conn_want_write(c);
+    }
 }
 
 void
@@ -463,8 +491,10 @@ conn_process(struct conn *c)
 {
     struct server *s = c->srv;
     uint32_t full_body = s->b.cfg.max_message_size + SMQ_FRAME_SLACK;
+    uint8_t batching = s->batching;
 
     c->in_dispatch = 1;
+    s->batching = 1;
     while (c->in && !c->closing && !c->paused && !c->dead) {
         struct rbuf *in = c->in;
         /* until HELLO (and AUTH) are done, only small frames: they need no more */
@@ -517,6 +547,9 @@ conn_process(struct conn *c)
             pause_reading(c, CONN_PAUSE_OUTPUT);
     }
     c->in_dispatch = 0;
+    s->batching = batching;
+    if (!batching)
+        write_batched(s);
     if (c->in && c->in->start == c->in->len)
         c->in->start = c->in->len = 0;
 }

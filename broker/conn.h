@@ -61,6 +61,8 @@ struct conn {
     uint8_t in_dispatch;     /* inside conn_process: defer closing */
     uint8_t dead;            /* close when dispatch returns */
     uint8_t sub_blocked;     /* a push was held back for output backlog (sub.c) */
+    struct dlink blink;      /* in srv->batched while it has pushes to write at the end of
+                                the frames being handled (conn_write_batched) */
     char peer[64];           /* "addr:port" */
     /* Handshake, authentication and idleness (guard.c) */
     const struct auth_user *user; /* authenticated as; NULL before AUTH, or without auth */
@@ -92,6 +94,10 @@ void conn_want_write(struct conn *c);
  * the loop to turn); whatever is left, or a write error, is handled by the write event.
  * Never closes c, so it is safe while another connection is being served. */
 void conn_try_write(struct conn *c);
+/* Like conn_try_write(), for pushes: while another connection's frames are being handled,
+ * c is written once they all are (in the same callback, before that connection's own
+ * replies), so the pushes made for a batch of PUBLISHes leave in one write. Never closes c. */
+void conn_write_batched(struct conn *c);
 /* Resume connections paused for a full store ring, if it has room again. */
 void conn_resume_store(struct server *s);
 /* Resume connections paused at the memory limit, while the broker is under it. */

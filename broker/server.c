@@ -402,6 +402,7 @@ server_new(const struct server_config *c, char *err, size_t errlen)
     dlist_init(&s->mem_paused);
     dlist_init(&s->store_paused);
     dlist_init(&s->confirm_conns);
+    dlist_init(&s->batched);
     if (broker_init(&s->b, &c->broker, err, errlen)) {
         free(s);
         return NULL;

@@ -69,6 +69,9 @@ struct server {
     struct dlink mem_paused;    /* connections paused at the memory limit (conn.plink) */
     struct dlink store_paused;  /* connections paused for the store's ring (conn.stlink) */
     struct dlink confirm_conns; /* connections with replies held for the store */
+    struct dlink batched;       /* connections with pushes to write once the frames being
+                                   handled are done (conn.blink) */
+    uint8_t batching;           /* inside conn_process: conn_write_batched() defers */
     struct event *store_ev;     /* the store's progress notifications */
     uint32_t nconns;
     uint64_t conns_total;       /* accepted, total */

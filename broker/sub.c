@@ -149,7 +149,7 @@ sub_serve(struct server *s, struct queue *q)
         reply_deliveries(u->c, SMQ_OP_DELIVER, u->id, b->scratch, n);
         dlist_unlink(&u->qlink); /* served: to the back */
         dlist_push_back(&q->subs, &u->qlink);
-        conn_try_write(u->c);
+        conn_write_batched(u->c);
     }
 }
 

@@ -207,7 +207,7 @@ slabmq_receive(slabmq_client *c, int timeout_ms, slabmq_batch **out)
         return smq_client_fail(c, SLABMQ_ERR_CLOSED,
                                "connection unusable after an earlier error; reconnect");
     deadline = timeout_ms > 0 ? smq_now_ms() + timeout_ms : 0;
-    st = smq_send_queued(c, c->timeout_ms > 0 ? smq_now_ms() + c->timeout_ms : 0);
+    st = SLABMQ_OK;
     while (st == SLABMQ_OK && !c->pushed) {
         const uint8_t *body;
         uint32_t len;
@@ -219,7 +219,12 @@ slabmq_receive(slabmq_client *c, int timeout_ms, slabmq_batch **out)
             st = receive_frame(c, body, len);
             continue;
         }
-        st = smq_recv_some(c);
+        /* Only now, with nothing complete left to hand out, do the queued requests go
+         * out: the acks of every push that came in one read then leave in one send. */
+        if (c->wlen > 0)
+            st = smq_send_queued(c, c->timeout_ms > 0 ? smq_now_ms() + c->timeout_ms : 0);
+        if (st == SLABMQ_OK)
+            st = smq_recv_some(c);
         if (st || c->rlen - c->rstart > avail)
             continue;
         if (timeout_ms == 0)

@@ -671,9 +671,11 @@ SLABMQ_API slabmq_status slabmq_unsubscribe(slabmq_client *c, uint64_t subscript
  *
  * Pushes that arrive while another call waits for its reply are kept, in order, for
  * slabmq_receive(); they are bounded by the subscriptions' credit, since every pushed
- * message stays in flight until settled. Before waiting, slabmq_receive() sends the
- * pipelined requests queued (such as a slabmq_ack_async() of the previous batch) and hands
- * their confirmations to the callback as they arrive.
+ * message stays in flight until settled. Before reading from the broker, slabmq_receive()
+ * sends the pipelined requests queued (such as a slabmq_ack_async() of the previous batch)
+ * and hands their confirmations to the callback as they arrive; pushes already received
+ * are handed out first, so the acks of all the pushes that came in one read leave in one
+ * send.
  *
  * @param out receives a batch; slabmq_batch_subscription() and slabmq_batch_queue() say
  *            whose it is. An empty batch (subscription 0) when nothing arrived in time or a

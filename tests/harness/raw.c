@@ -5,6 +5,8 @@
 #include "raw.h"
 
 #include <errno.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -405,6 +407,18 @@ raw_session(const struct t_broker *b)
 
     t_raw_hello(fd);
     return fd;
+}
+
+uint32_t
+raw_data_segs_in(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    memset(&ti, 0, sizeof(ti));
+    T_ASSERT(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0);
+    T_ASSERT(len >= offsetof(struct tcp_info, tcpi_data_segs_in) + sizeof(ti.tcpi_data_segs_in));
+    return ti.tcpi_data_segs_in;
 }
 
 /* A raw connection with a small receive buffer, so the broker's output backs up. */

@@ -137,6 +137,10 @@ void raw_req_err(const char *file, int line, int fd, struct mb *b, uint64_t op, 
 
 /* A raw connection that has done HELLO (request id 1). */
 int raw_session(const struct t_broker *b);
+/* Segments carrying data that have come in on the TCP socket fd so far (TCP_INFO
+ * tcpi_data_segs_in): over loopback, one per send()/writev() of the peer that was small
+ * enough for one segment, however the two processes were scheduled. */
+uint32_t raw_data_segs_in(int fd);
 /* A raw connection with a small receive buffer, so the broker's output backs up. */
 int raw_connect_small(int port, int rcvbuf);
 /* Close with an immediate RST instead of a FIN. */

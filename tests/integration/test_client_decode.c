@@ -386,6 +386,73 @@ test_pushes_kept_across_calls(void)
     fake_stop(&f, c);
 }
 
+/* SUBSCRIBE -> 7, its reply and the pushes of 20, 21 and 22 in one send; each ACK (one id,
+ * in order) must have come in the one send that carried all three. */
+static void
+acks_fn(int fd, uint64_t op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    static uint32_t segs; /* data segments in when SUBSCRIBE was read */
+    static uint64_t next_id = 20;
+    struct mb body = {0};
+    struct mb stream = {0};
+    uint32_t n;
+    uint64_t id;
+
+    if (op == SMQ_OP_SUBSCRIBE) {
+        segs = raw_data_segs_in(fd);
+        ok_head(&body, op, rid, 1);
+        mb_uint(&body, 7);
+        mb_frame(&stream, body.p, body.len);
+        for (id = 20; id < 23; id++) {
+            body.len = 0;
+            ok_head(&body, SMQ_OP_DELIVER, 7, 1);
+            mb_arr(&body, 1);
+            put_msg(&body, id, 1, id == 20 ? "p20" : id == 21 ? "p21" : "p22", 0);
+            mb_frame(&stream, body.p, body.len);
+        }
+        T_EQ_INT(send(fd, stream.p, stream.len, 0), (long)stream.len);
+    } else {
+        T_ASSERT(op == SMQ_OP_ACK && nargs >= 1);
+        T_ASSERT(smq_mpr_array(r, &n) == 0 && n == 1 && smq_mpr_uint(r, &id) == 0);
+        T_EQ_U64(id, next_id);
+        next_id++;
+        T_EQ_U64(raw_data_segs_in(fd) - segs, 1);
+        ok_head(&body, op, rid, 1);
+        mb_uint(&body, 1);
+        send_mb(fd, &body);
+    }
+    mb_free(&body);
+    mb_free(&stream);
+}
+
+/* Pushes that came in one read are handed out one per slabmq_receive() without a send in
+ * between: the acks queued for them go out together once receive has to read again, as
+ * a fetcher's go out with its next FETCH (one send, not one per message). */
+static void
+test_acks_of_one_read_leave_together(void)
+{
+    static const char *const payloads[] = {"p20", "p21", "p22"};
+    struct fake f;
+    slabmq_client *c;
+    struct counts n = {0, 0};
+    uint64_t sub = 0;
+
+    fake_start(&f, acks_fn);
+    c = t_client(&f.b);
+    slabmq_client_on_confirm(c, count_confirm, &n);
+    T_OK(c, slabmq_subscribe(c, "jobs", 3, &sub));
+    T_EQ_U64(sub, 7);
+    for (uint64_t id = 20; id < 23; id++) {
+        expect_push(c, 5000, id, payloads[id - 20]);
+        T_OK(c, slabmq_ack_async(c, &id, 1, NULL));
+    }
+    T_EQ_U64(slabmq_client_outstanding(c), 3);
+    expect_nothing(c, 0); /* nothing buffered: the three acks go out, in one send */
+    T_OK(c, slabmq_flush(c));
+    T_EQ_INT(n.confirms, 3);
+    fake_stop(&f, c);
+}
+
 /* SUBSCRIBE a -> 1 and b -> 2; PING: b's queue is deleted (13), then the broker shuts down
  * a (15). */
 static void
@@ -802,6 +869,7 @@ static const struct t_case cases[] = {
     T_CASE(test_dead_letter_entries),
     T_CASE(test_pushes_kept_across_calls),
     T_CASE(test_push_error_ends_subscription),
+    T_CASE(test_acks_of_one_read_leave_together),
     T_CASE(test_stats_strings_and_unknown_types),
     T_CASE(test_fetch_any_names_queue),
     T_CASE(test_request_bytes),
