@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,6 +163,11 @@ produce(struct peer_session *s, struct side *sd)
     memset(buf, 'x', o->size);
     if (o->rate > 0 && interval < 1)
         interval = 1;
+    /* wake on schedule, as slabmq-bench's producer does: with the default 50 us timer slack
+     * the sleeps end late and several messages leave together, which the latencies (from
+     * the intended send time) would count, and the two tools would not pace alike */
+    if (interval)
+        prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     sd->start_ns = peer_net_now_ns();
     while (sd->done < o->n && !atomic_load(s->stop)) {
         uint64_t k = produce_fill(s, sd, buf, sent, interval);
