@@ -124,7 +124,7 @@ pack_entry_next(const uint8_t *blob, size_t len, size_t *pos, uint64_t first,
     e->id = first + blob[at];
     e->sid = get_le(blob + at + 1, 8);
     e->len = (uint32_t)get_le(blob + at + 9, 4);
-    if (blob[at] >= PACK_SPAN || e->len > len - at - PACK_ENTRY_HEAD)
+    if (blob[at] >= PACK_SPAN || e->len > PACK_MAX_BODY || e->len > len - at - PACK_ENTRY_HEAD)
         return 0;
     e->body = blob + at + PACK_ENTRY_HEAD;
     *pos = at + PACK_ENTRY_HEAD + e->len;

@@ -3,6 +3,7 @@
  * id order (so each queue's publish order), with its priority, delivery count, delay and
  * expiry turned back from wall-clock into monotonic time, and dead-letter info. Messages
  * that were in flight when the broker stopped are simply ready again. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -194,6 +195,7 @@ struct streams {
     sqlite3_stmt *msg, *pack, *gone;
     int has_msg, has_gone;
     uint64_t msg_id, gone_id;
+    uint64_t last_e; /* the id of the last pack entry read: ids must rise through packs */
     /* the pack being read */
     struct pack_ref *r;
     const uint8_t *blob;
@@ -224,19 +226,30 @@ step_gone(struct streams *s)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* The reason a pack stops the start, into err; -1. */
+static int
+malformed(char *err, size_t errlen, int64_t first)
+{
+    snprintf(err, errlen, "the pack of message %lld is malformed", (long long)first);
+    return -1;
+}
+
 /* The next pack entry into s->e (s->has_e), reading the next pack when one is done and
- * adding it to the index. -1 on a read error or a malformed pack (err says which). */
+ * adding it to the index. -1 on a read error or a malformed pack (err says which): an entry
+ * cut short or too long, a pack with no entry, or ids that do not rise from entry to entry
+ * and from pack to pack (a duplicate, or packs that overlap), which the writer's index and
+ * the merge with the rows of msg rely on. */
 static int
 step_entry(struct streams *s, struct pack_index *ix, char *err, size_t errlen)
 {
     for (;;) {
+        int64_t first;
         int rc;
         if (s->r && s->pos < s->len) {
-            if (!pack_entry_next(s->blob, s->len, &s->pos, s->r->first, &s->e)) {
-                snprintf(err, errlen, "the pack of message %llu is malformed",
-                         (unsigned long long)s->r->first);
-                return -1;
-            }
+            if (!pack_entry_next(s->blob, s->len, &s->pos, s->r->first, &s->e)
+                || s->e.id <= s->last_e)
+                return malformed(err, errlen, (int64_t)s->r->first);
+            s->last_e = s->e.id;
             s->r->members |= (uint64_t)1 << (s->e.id - s->r->first);
             s->r->bytes += s->e.len;
             s->has_e = 1;
@@ -251,14 +264,17 @@ step_entry(struct streams *s, struct pack_index *ix, char *err, size_t errlen)
                      sqlite3_errmsg(sqlite3_db_handle(s->pack)));
             return -1;
         }
-        if (!(s->r = pack_index_add(ix, (uint64_t)sqlite3_column_int64(s->pack, 0)))) {
+        first = sqlite3_column_int64(s->pack, 0);
+        s->blob = sqlite3_column_blob(s->pack, 1);
+        s->len = (size_t)sqlite3_column_bytes(s->pack, 1);
+        s->pos = 0;
+        if (first <= 0 || first > INT64_MAX - (int64_t)PACK_SPAN || s->len == 0)
+            return malformed(err, errlen, first);
+        if (!(s->r = pack_index_add(ix, (uint64_t)first))) {
             snprintf(err, errlen, "not enough memory for the index of packs");
             return -1;
         }
         ix->count++;
-        s->blob = sqlite3_column_blob(s->pack, 1);
-        s->len = (size_t)sqlite3_column_bytes(s->pack, 1);
-        s->pos = 0;
     }
 }
 
@@ -356,8 +372,15 @@ store_recover(struct broker *b, sqlite3 *db, struct pack_index *ix, char *err, s
             max_id = s.e.id > max_id ? s.e.id : max_id;
             loaded = load_entry(b, &s, ix, map, nq, &orphans);
             packed += loaded == 1;
-            if (loaded >= 0 && step_entry(&s, ix, err, errlen))
+            if (loaded == 1 && s.has_msg && s.msg_id == s.e.id) {
+                /* moving a message out of its pack marks it gone in the same transaction */
+                snprintf(err, errlen, "message %llu is stored twice (a row, and in the pack of "
+                         "message %llu)", (unsigned long long)s.e.id,
+                         (unsigned long long)s.r->first);
                 rc = -1;
+            } else if (loaded >= 0 && step_entry(&s, ix, err, errlen)) {
+                rc = -1;
+            }
         }
         if (loaded < 0) {
             snprintf(err, errlen, "not enough memory to load the stored messages (%llu loaded); "

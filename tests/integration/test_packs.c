@@ -353,12 +353,170 @@ test_version1_database_is_upgraded(void)
     remove_dir(dir);
 }
 
+/* The bytes of the file at path into *buf (malloc'd); its length. */
+static size_t
+read_all(const char *path, char **buf)
+{
+    FILE *f = fopen(path, "rb");
+    long n;
+
+    T_ASSERT(f != NULL);
+    T_ASSERT(fseek(f, 0, SEEK_END) == 0);
+    n = ftell(f);
+    T_ASSERT(n > 0);
+    rewind(f);
+    *buf = malloc((size_t)n);
+    T_ASSERT(*buf != NULL);
+    T_EQ_U64(fread(*buf, 1, (size_t)n, f), (uint64_t)n);
+    fclose(f);
+    return (size_t)n;
+}
+
+static void
+write_all(const char *path, const char *buf, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+
+    T_ASSERT(f != NULL);
+    T_EQ_U64(fwrite(buf, 1, n, f), n);
+    T_EQ_INT(fclose(f), 0);
+}
+
+/* The first and the body of the second pack of the database at path (the first may be a
+ * short one). */
+static void
+second_pack(const char *path, int64_t *first, uint8_t *body, int *len)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+
+    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    T_EQ_INT(sqlite3_prepare_v2(db, "SELECT first, body FROM pack ORDER BY first LIMIT 1 "
+                                "OFFSET 1", -1, &s, NULL),
+             SQLITE_OK);
+    T_EQ_INT(sqlite3_step(s), SQLITE_ROW);
+    *first = sqlite3_column_int64(s, 0);
+    *len = sqlite3_column_bytes(s, 1);
+    T_ASSERT(*len > 40 && *len <= 4096);
+    memcpy(body, sqlite3_column_blob(s, 1), (size_t)*len);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+/* Run sql on the database at path with ?1 bound to first and ?2 to the blob body[0..len). */
+static void
+db_run(const char *path, const char *sql, int64_t first, const uint8_t *body, int len)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+
+    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    T_EQ_INT(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    sqlite3_bind_int64(s, 1, first);
+    if (sqlite3_bind_parameter_count(s) >= 2)
+        sqlite3_bind_blob(s, 2, len ? (const void *)body : "", len, SQLITE_TRANSIENT);
+    T_EQ_INT(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+/* slabmqd refuses to start on dir, and its message on stderr has want in it. */
+static void
+start_fails(const char *dir, const char *want)
+{
+    char ddir[64];
+    char *out = NULL;
+    char *err = NULL;
+    size_t outlen;
+    int rc;
+
+    snprintf(ddir, sizeof(ddir), "%s", dir);
+    {
+        char *argv[] = {SLABMQD_PATH, "--port", "0", "--durability", "sqlite", "--data-dir",
+                        ddir, NULL};
+        rc = t_run(argv, NULL, 0, &out, &outlen, &err, 5000);
+    }
+    fprintf(stderr, "slabmqd said: %s", err ? err : "(nothing)\n");
+    T_EQ_INT(rc, 1);
+    T_ASSERT(err && strstr(err, want));
+    free(out);
+    free(err);
+}
+
+/* Packs whose ids do not rise (an entry repeated, entries out of order, a pack that starts
+ * inside the one before), a pack with no entry, and a message both in a row and in a pack
+ * stop the start with a clear message: loading them would give two messages one id, put a
+ * queue out of order or drop the pack's messages without a word. */
+static void
+test_malformed_packs_stop_the_start(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    char dir[64];
+    char path[96];
+    char *orig;
+    size_t size;
+    int64_t first;
+    uint8_t body[4096];
+    uint8_t bad[4096];
+    int len;
+
+    data_dir(dir, sizeof(dir));
+    start(&b, dir);
+    c = t_client(&b);
+    publish_all(c, (const char *const[]){"q"}, 1, N, 0); /* entries of 13 + 7 bytes */
+    T_ASSERT(t_stat(c, NULL, "store_packs") >= 3);
+    slabmq_client_close(c);
+    t_broker_stop(&b); /* closing checkpoints: everything is in slabmq.db */
+    snprintf(path, sizeof(path), "%s/slabmq.db", dir);
+    size = read_all(path, &orig);
+    second_pack(path, &first, body, &len);
+
+    memcpy(bad, body, (size_t)len); /* the second entry has the first's id */
+    bad[20] = bad[0];
+    db_run(path, "UPDATE pack SET body=?2 WHERE first=?1", first, bad, len);
+    start_fails(dir, "is malformed");
+    write_all(path, orig, size);
+
+    memcpy(bad, body + 20, 20); /* the first two entries swapped */
+    memcpy(bad + 20, body, 20);
+    memcpy(bad + 40, body + 40, (size_t)len - 40);
+    db_run(path, "UPDATE pack SET body=?2 WHERE first=?1", first, bad, len);
+    start_fails(dir, "is malformed");
+    write_all(path, orig, size);
+
+    db_run(path, "UPDATE pack SET body=?2 WHERE first=?1", first, body, 0); /* no entry */
+    start_fails(dir, "is malformed");
+    write_all(path, orig, size);
+
+    /* the next pack starts inside this one */
+    db_run(path, "UPDATE pack SET first=?1 + 1 WHERE first=(SELECT MIN(first) FROM pack "
+                 "WHERE first > ?1)", first, NULL, 0);
+    start_fails(dir, "is malformed");
+    write_all(path, orig, size);
+
+    db_run(path, "INSERT INTO msg(id, sid, body) SELECT ?1 + 3, sid, x'00' FROM queue "
+                 "WHERE name='q'", first, NULL, 0);
+    start_fails(dir, "stored twice");
+    write_all(path, orig, size);
+
+    start(&b, dir); /* the file as it was loads whole */
+    c = t_client(&b);
+    T_EQ_U64(t_stat(c, "q", "ready"), N);
+    expect_in_order(c, "q", 0, N, 0, 0, 1);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+    free(orig);
+    remove_dir(dir);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_packed_messages_recover_in_order),
     T_CASE(test_queue_delete_keeps_the_other_queues_packed_messages),
     T_CASE(test_acks_in_adjacent_packs_stay_acked),
     T_CASE(test_sparse_packs_are_compacted),
     T_CASE(test_version1_database_is_upgraded),
+    T_CASE(test_malformed_packs_stop_the_start),
     {NULL, NULL},
 };
 
