@@ -410,8 +410,13 @@ read_pack(struct store *st, const struct pack_ref *r, int *rc)
             len = n;
         }
         *rc = len < 0 ? SQLITE_CORRUPT : SQLITE_DONE;
+        if (len < 0)
+            log_error("store: the pack of message %llu is larger than a pack can be",
+                      (unsigned long long)r->first);
     } else if (*rc == SQLITE_DONE) {
         *rc = SQLITE_CORRUPT; /* the index has a pack the database has not */
+        log_error("store: the pack of message %llu is missing from the database",
+                  (unsigned long long)r->first);
     }
     sqlite3_reset(st->pk_get);
     return len;
@@ -456,8 +461,11 @@ pack_update(struct store *st, const struct op *o, int *done)
         return SQLITE_DONE;
     if ((len = read_pack(st, r, &rc)) < 0)
         return rc;
-    if (!find_entry(st, len, r->first, o->id, &e) || e.len > PACK_MAX_BODY || o->slen > 255)
+    if (!find_entry(st, len, r->first, o->id, &e) || e.len > PACK_MAX_BODY || o->slen > 255) {
+        log_error("store: message %llu is not in the pack of message %llu (malformed?)",
+                  (unsigned long long)o->id, (unsigned long long)r->first);
         return SQLITE_CORRUPT;
+    }
     row = (struct op *)(void *)tmp;
     *row = *o;
     row->type = OP_INS;
@@ -551,12 +559,12 @@ pack_compact(struct store *st)
             done++;
         }
     }
-    if (rc == SQLITE_DONE && store_run(st->commit) == SQLITE_DONE) {
+    if (rc == SQLITE_DONE && (rc = store_run(st->commit)) == SQLITE_DONE) {
         pack_commit(st);
         log_debug("store: compacted %u packs", done);
         return;
     }
-    log_warn("store: compacting packs: %s", sqlite3_errmsg(st->db));
+    log_warn("store: compacting packs: %s", store_errmsg(st, rc));
     store_run(st->rollback);
     pack_rollback(st);
 }

@@ -353,7 +353,7 @@ test_version1_database_is_upgraded(void)
     remove_dir(dir);
 }
 
-/* The bytes of the file at path into *buf (malloc'd); its length. */
+/* The bytes of the file at path into *buf (malloc'd, with a NUL after them); its length. */
 static size_t
 read_all(const char *path, char **buf)
 {
@@ -365,9 +365,10 @@ read_all(const char *path, char **buf)
     n = ftell(f);
     T_ASSERT(n > 0);
     rewind(f);
-    *buf = malloc((size_t)n);
+    *buf = malloc((size_t)n + 1);
     T_ASSERT(*buf != NULL);
     T_EQ_U64(fread(*buf, 1, (size_t)n, f), (uint64_t)n);
+    (*buf)[n] = '\0';
     fclose(f);
     return (size_t)n;
 }
@@ -553,6 +554,52 @@ test_skipped_messages_stay_out_of_a_new_queue(void)
     remove_dir(dir);
 }
 
+/* A pack that no longer holds what the writer's index says (changed under the broker here)
+ * fails the store when a member moves out of it, and the log says which pack: before, it
+ * said "not an error (11)". */
+static void
+test_a_pack_that_does_not_match_is_logged(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_batch *bt;
+    char dir[64];
+    char path[96];
+    char *log = NULL;
+    int64_t first;
+    uint8_t body[4096];
+    int len;
+
+    data_dir(dir, sizeof(dir));
+    start(&b, dir);
+    c = t_client(&b);
+    publish_all(c, (const char *const[]){"q"}, 1, N, 0);
+    snprintf(path, sizeof(path), "%s/slabmq.db", dir);
+    second_pack(path, &first, body, &len);
+    db_run(path, "UPDATE pack SET body=x'00' WHERE first=?1", first, NULL, 0);
+    T_OK(c, slabmq_fetch(c, "q", N, 0, &bt));
+    T_EQ_U64(slabmq_batch_count(bt), N);
+    for (size_t i = 0; i < N; i++)
+        if (slabmq_batch_get(bt, i)->id == (uint64_t)first)
+            T_OK(c, slabmq_nack(c, (uint64_t)first, 0)); /* moves it out of its pack */
+    slabmq_batch_free(bt);
+    for (int i = 0; i < 100 && t_stat(c, NULL, "store_state") != 2; i++)
+        t_sleep_ms(20);
+    T_EQ_U64(t_stat(c, NULL, "store_state"), 2); /* failed */
+    {
+        char logpath[128];
+        snprintf(logpath, sizeof(logpath), "%s/stderr.log", b.dir);
+        read_all(logpath, &log);
+    }
+    T_ASSERT(strstr(log, "is not in the pack of message") != NULL);
+    T_ASSERT(strstr(log, "database disk image is malformed (11)") != NULL);
+    T_ASSERT(strstr(log, "not an error") == NULL);
+    free(log);
+    slabmq_client_close(c);
+    t_broker_kill(&b);
+    remove_dir(dir);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_packed_messages_recover_in_order),
     T_CASE(test_queue_delete_keeps_the_other_queues_packed_messages),
@@ -561,6 +608,7 @@ static const struct t_case cases[] = {
     T_CASE(test_version1_database_is_upgraded),
     T_CASE(test_malformed_packs_stop_the_start),
     T_CASE(test_skipped_messages_stay_out_of_a_new_queue),
+    T_CASE(test_a_pack_that_does_not_match_is_logged),
     {NULL, NULL},
 };
 
