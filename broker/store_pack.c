@@ -451,8 +451,11 @@ pack_update(struct store *st, const struct op *o, int *done)
 {
     struct pack_ref *r = pack_index_find(&st->packs, o->id);
     struct pack_entry e;
-    struct op *row;
-    uint8_t tmp[sizeof(struct op) + PACK_MAX_BODY + 256];
+    union { /* the row's operation, aligned as one */
+        struct op o;
+        uint8_t b[sizeof(struct op) + PACK_MAX_BODY + 256];
+    } tmp;
+    struct op *row = &tmp.o;
     long len;
     int rc;
 
@@ -466,12 +469,11 @@ pack_update(struct store *st, const struct op *o, int *done)
                   (unsigned long long)o->id, (unsigned long long)r->first);
         return SQLITE_CORRUPT;
     }
-    row = (struct op *)(void *)tmp;
     *row = *o;
     row->type = OP_INS;
     row->blen = e.len;
-    memcpy(tmp + sizeof(*row), e.body, e.len);
-    memcpy(tmp + sizeof(*row) + e.len, (const uint8_t *)(o + 1) + o->blen, o->slen);
+    memcpy(tmp.b + sizeof(*row), e.body, e.len);
+    memcpy(tmp.b + sizeof(*row) + e.len, (const uint8_t *)(o + 1) + o->blen, o->slen);
     if ((rc = store_exec_op(st, row)) != SQLITE_DONE)
         return rc;
     return mark_gone(st, r, o->id, e.len);
