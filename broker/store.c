@@ -311,6 +311,14 @@ store_prep(sqlite3 *db, const char *sql, sqlite3_stmt **s)
     return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL);
 }
 
+const char *
+store_errmsg(struct store *st, int rc)
+{
+    if (rc == SQLITE_IOERR_WRITE && st->fail_after)
+        return "injected I/O error";
+    return sqlite3_extended_errcode(st->db) == rc ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
+}
+
 /* Run a prepared statement that returns no rows; SQLite's result code. */
 int
 store_run(sqlite3_stmt *s)
@@ -554,8 +562,7 @@ failed:
         return -1;
     }
     log_error("store: %s (%d); durable publishes are refused and not confirmed until the "
-              "broker restarts", rc == SQLITE_IOERR_WRITE && st->fail_after
-                                     ? "injected I/O error" : sqlite3_errmsg(st->db), rc);
+              "broker restarts", store_errmsg(st, rc), rc);
     atomic_store(&st->state, STORE_FAILED);
     notify_loop(st);
     return -1;

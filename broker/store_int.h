@@ -194,6 +194,9 @@ int pack_delete_empty(struct store *st);
 int store_prep(sqlite3 *db, const char *sql, sqlite3_stmt **s);
 int store_run(sqlite3_stmt *s);
 int store_exec_op(struct store *st, const struct op *o);
+/* What went wrong, for the log: SQLite's message when rc is its last error, else the text of
+ * rc (a result of our own, as SQLITE_CORRUPT from a pack that does not match the index). */
+const char *store_errmsg(struct store *st, int rc);
 
 void store_qsettings_from(const struct queue *q, struct store_qsettings *qs);
 /* Load every stored queue and message into b (the store is not attached yet, so nothing is

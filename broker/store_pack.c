@@ -124,7 +124,7 @@ pack_entry_next(const uint8_t *blob, size_t len, size_t *pos, uint64_t first,
     e->id = first + blob[at];
     e->sid = get_le(blob + at + 1, 8);
     e->len = (uint32_t)get_le(blob + at + 9, 4);
-    if (blob[at] >= PACK_SPAN || e->len > len - at - PACK_ENTRY_HEAD)
+    if (blob[at] >= PACK_SPAN || e->len > PACK_MAX_BODY || e->len > len - at - PACK_ENTRY_HEAD)
         return 0;
     e->body = blob + at + PACK_ENTRY_HEAD;
     *pos = at + PACK_ENTRY_HEAD + e->len;
@@ -410,8 +410,13 @@ read_pack(struct store *st, const struct pack_ref *r, int *rc)
             len = n;
         }
         *rc = len < 0 ? SQLITE_CORRUPT : SQLITE_DONE;
+        if (len < 0)
+            log_error("store: the pack of message %llu is larger than a pack can be",
+                      (unsigned long long)r->first);
     } else if (*rc == SQLITE_DONE) {
         *rc = SQLITE_CORRUPT; /* the index has a pack the database has not */
+        log_error("store: the pack of message %llu is missing from the database",
+                  (unsigned long long)r->first);
     }
     sqlite3_reset(st->pk_get);
     return len;
@@ -446,8 +451,11 @@ pack_update(struct store *st, const struct op *o, int *done)
 {
     struct pack_ref *r = pack_index_find(&st->packs, o->id);
     struct pack_entry e;
-    struct op *row;
-    uint8_t tmp[sizeof(struct op) + PACK_MAX_BODY + 256];
+    union { /* the row's operation, aligned as one */
+        struct op o;
+        uint8_t b[sizeof(struct op) + PACK_MAX_BODY + 256];
+    } tmp;
+    struct op *row = &tmp.o;
     long len;
     int rc;
 
@@ -456,14 +464,16 @@ pack_update(struct store *st, const struct op *o, int *done)
         return SQLITE_DONE;
     if ((len = read_pack(st, r, &rc)) < 0)
         return rc;
-    if (!find_entry(st, len, r->first, o->id, &e) || e.len > PACK_MAX_BODY || o->slen > 255)
+    if (!find_entry(st, len, r->first, o->id, &e) || e.len > PACK_MAX_BODY || o->slen > 255) {
+        log_error("store: message %llu is not in the pack of message %llu (malformed?)",
+                  (unsigned long long)o->id, (unsigned long long)r->first);
         return SQLITE_CORRUPT;
-    row = (struct op *)(void *)tmp;
+    }
     *row = *o;
     row->type = OP_INS;
     row->blen = e.len;
-    memcpy(tmp + sizeof(*row), e.body, e.len);
-    memcpy(tmp + sizeof(*row) + e.len, (const uint8_t *)(o + 1) + o->blen, o->slen);
+    memcpy(tmp.b + sizeof(*row), e.body, e.len);
+    memcpy(tmp.b + sizeof(*row) + e.len, (const uint8_t *)(o + 1) + o->blen, o->slen);
     if ((rc = store_exec_op(st, row)) != SQLITE_DONE)
         return rc;
     return mark_gone(st, r, o->id, e.len);
@@ -551,12 +561,12 @@ pack_compact(struct store *st)
             done++;
         }
     }
-    if (rc == SQLITE_DONE && store_run(st->commit) == SQLITE_DONE) {
+    if (rc == SQLITE_DONE && (rc = store_run(st->commit)) == SQLITE_DONE) {
         pack_commit(st);
         log_debug("store: compacted %u packs", done);
         return;
     }
-    log_warn("store: compacting packs: %s", sqlite3_errmsg(st->db));
+    log_warn("store: compacting packs: %s", store_errmsg(st, rc));
     store_run(st->rollback);
     pack_rollback(st);
 }

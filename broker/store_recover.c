@@ -3,6 +3,7 @@
  * id order (so each queue's publish order), with its priority, delivery count, delay and
  * expiry turned back from wall-clock into monotonic time, and dead-letter info. Messages
  * that were in flight when the broker stopped are simply ready again. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -111,6 +112,8 @@ load_queues(struct broker *b, sqlite3 *db, struct sidmap **map, size_t *n, char 
         int nlen = sqlite3_column_bytes(s, 1);
         int created;
         struct queue *q;
+        if (sid >= b->next_sid) /* not to be given to a new queue: see store_recover() */
+            b->next_sid = sid + 1;
         if (!name || !smq_name_valid(name, (size_t)nlen)) {
             log_error("store: skipping a queue with an invalid name (sid %llu)",
                       (unsigned long long)sid);
@@ -124,8 +127,6 @@ load_queues(struct broker *b, sqlite3 *db, struct sidmap **map, size_t *n, char 
         }
         q->durable = 1;
         q->sid = sid;
-        if (sid >= b->next_sid)
-            b->next_sid = sid + 1;
         if (*n == cap) {
             struct sidmap *m = realloc(*map, (cap = cap ? cap * 2 : 64) * sizeof(**map));
             if (!m) {
@@ -194,6 +195,9 @@ struct streams {
     sqlite3_stmt *msg, *pack, *gone;
     int has_msg, has_gone;
     uint64_t msg_id, gone_id;
+    uint64_t last_e; /* the id of the last pack entry read: ids must rise through packs */
+    uint64_t orphans;    /* messages of queues not stored (deleted), skipped */
+    uint64_t orphan_sid; /* the highest sid of those queues */
     /* the pack being read */
     struct pack_ref *r;
     const uint8_t *blob;
@@ -224,19 +228,30 @@ step_gone(struct streams *s)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* The reason a pack stops the start, into err; -1. */
+static int
+malformed(char *err, size_t errlen, int64_t first)
+{
+    snprintf(err, errlen, "the pack of message %lld is malformed", (long long)first);
+    return -1;
+}
+
 /* The next pack entry into s->e (s->has_e), reading the next pack when one is done and
- * adding it to the index. -1 on a read error or a malformed pack (err says which). */
+ * adding it to the index. -1 on a read error or a malformed pack (err says which): an entry
+ * cut short or too long, a pack with no entry, or ids that do not rise from entry to entry
+ * and from pack to pack (a duplicate, or packs that overlap), which the writer's index and
+ * the merge with the rows of msg rely on. */
 static int
 step_entry(struct streams *s, struct pack_index *ix, char *err, size_t errlen)
 {
     for (;;) {
+        int64_t first;
         int rc;
         if (s->r && s->pos < s->len) {
-            if (!pack_entry_next(s->blob, s->len, &s->pos, s->r->first, &s->e)) {
-                snprintf(err, errlen, "the pack of message %llu is malformed",
-                         (unsigned long long)s->r->first);
-                return -1;
-            }
+            if (!pack_entry_next(s->blob, s->len, &s->pos, s->r->first, &s->e)
+                || s->e.id <= s->last_e)
+                return malformed(err, errlen, (int64_t)s->r->first);
+            s->last_e = s->e.id;
             s->r->members |= (uint64_t)1 << (s->e.id - s->r->first);
             s->r->bytes += s->e.len;
             s->has_e = 1;
@@ -251,14 +266,17 @@ step_entry(struct streams *s, struct pack_index *ix, char *err, size_t errlen)
                      sqlite3_errmsg(sqlite3_db_handle(s->pack)));
             return -1;
         }
-        if (!(s->r = pack_index_add(ix, (uint64_t)sqlite3_column_int64(s->pack, 0)))) {
+        first = sqlite3_column_int64(s->pack, 0);
+        s->blob = sqlite3_column_blob(s->pack, 1);
+        s->len = (size_t)sqlite3_column_bytes(s->pack, 1);
+        s->pos = 0;
+        if (first <= 0 || first > INT64_MAX - (int64_t)PACK_SPAN || s->len == 0)
+            return malformed(err, errlen, first);
+        if (!(s->r = pack_index_add(ix, (uint64_t)first))) {
             snprintf(err, errlen, "not enough memory for the index of packs");
             return -1;
         }
         ix->count++;
-        s->blob = sqlite3_column_blob(s->pack, 1);
-        s->len = (size_t)sqlite3_column_bytes(s->pack, 1);
-        s->pos = 0;
     }
 }
 
@@ -292,22 +310,34 @@ queue_of(struct sidmap *map, size_t nq, uint64_t sid)
     return m ? m->q : NULL;
 }
 
+/* A message of queue sid, which is not stored (deleted), is skipped. */
+static void
+orphan(struct streams *s, uint64_t sid)
+{
+    s->orphans++;
+    if (sid > s->orphan_sid)
+        s->orphan_sid = sid;
+}
+
 /* The current pack entry: loaded, or gone (a gone row, or its queue was deleted: then it is
  * gone in the index only, and the pack is deleted once its other members are). 1 if
  * loaded, 0 if gone, -1 without memory. */
 static int
 load_entry(struct broker *b, struct streams *s, struct pack_index *ix, struct sidmap *map,
-           size_t nq, uint64_t *orphans)
+           size_t nq)
 {
     const struct pack_entry *e = &s->e;
     struct queue *q = queue_of(map, nq, e->sid);
     uint64_t got;
+    int gone;
 
     while (s->has_gone && s->gone_id < e->id)
         if (step_gone(s))
             return -1;
-    *orphans += !q;
-    if (!q || (s->has_gone && s->gone_id == e->id)) {
+    gone = s->has_gone && s->gone_id == e->id;
+    if (!q && !gone)
+        orphan(s, e->sid);
+    if (!q || gone) {
         s->r->gone |= (uint64_t)1 << (e->id - s->r->first);
         s->r->dead += e->len;
         ix->dead_bytes += e->len;
@@ -326,7 +356,6 @@ store_recover(struct broker *b, sqlite3 *db, struct pack_index *ix, char *err, s
     size_t nq;
     uint64_t n = 0;
     uint64_t packed = 0;
-    uint64_t orphans = 0;
     uint64_t max_id = 0;
     int64_t now = now_wall();
     int rc = 0;
@@ -344,20 +373,29 @@ store_recover(struct broker *b, sqlite3 *db, struct pack_index *ix, char *err, s
     while (rc == 0 && (s.has_msg || s.has_e)) {
         int loaded;
         if (s.has_msg && (!s.has_e || s.msg_id < s.e.id)) {
-            struct queue *q = queue_of(map, nq, (uint64_t)sqlite3_column_int64(s.msg, 1));
+            uint64_t sid = (uint64_t)sqlite3_column_int64(s.msg, 1);
+            struct queue *q = queue_of(map, nq, sid);
             max_id = s.msg_id > max_id ? s.msg_id : max_id;
             loaded = q ? (load_message(b, q, s.msg, now) ? -1 : 1) : 0;
-            orphans += !q;
+            if (!q)
+                orphan(&s, sid);
             if (loaded >= 0 && step_msg(&s)) {
                 snprintf(err, errlen, "cannot read messages: %s", sqlite3_errmsg(db));
                 rc = -1;
             }
         } else {
             max_id = s.e.id > max_id ? s.e.id : max_id;
-            loaded = load_entry(b, &s, ix, map, nq, &orphans);
+            loaded = load_entry(b, &s, ix, map, nq);
             packed += loaded == 1;
-            if (loaded >= 0 && step_entry(&s, ix, err, errlen))
+            if (loaded == 1 && s.has_msg && s.msg_id == s.e.id) {
+                /* moving a message out of its pack marks it gone in the same transaction */
+                snprintf(err, errlen, "message %llu is stored twice (a row, and in the pack of "
+                         "message %llu)", (unsigned long long)s.e.id,
+                         (unsigned long long)s.r->first);
                 rc = -1;
+            } else if (loaded >= 0 && step_entry(&s, ix, err, errlen)) {
+                rc = -1;
+            }
         }
         if (loaded < 0) {
             snprintf(err, errlen, "not enough memory to load the stored messages (%llu loaded); "
@@ -372,9 +410,13 @@ store_recover(struct broker *b, sqlite3 *db, struct pack_index *ix, char *err, s
         return -1;
     if (max_id + 1 > b->next_id)
         b->next_id = max_id + 1;
+    /* Skipped messages stay stored (in a pack they are gone in the index only): a new queue
+     * given their queue's sid would get them back at the next start. */
+    if (s.orphans && s.orphan_sid >= b->next_sid)
+        b->next_sid = s.orphan_sid + 1;
     log_info("store: recovered %zu durable queues and %llu messages (%llu in %llu packs)%s", nq,
              (unsigned long long)n,
              (unsigned long long)packed, (unsigned long long)ix->count,
-             orphans ? " (messages of deleted queues skipped)" : "");
+             s.orphans ? " (messages of deleted queues skipped)" : "");
     return 0;
 }
