@@ -646,7 +646,8 @@ writer_main(void *arg)
             continue;
         if (stop)
             break;
-        pack_compact(st); /* acks that came last may have left packs to compact */
+        if (pack_compact(st)) /* acks that came last may have left packs to compact: */
+            continue;         /* more may be left, and work may have arrived meanwhile */
         atomic_store(&st->idle, 1);
         if (atomic_load(&st->tail) != atomic_load(&st->head) || atomic_load(&st->stop)) {
             atomic_store(&st->idle, 0); /* work arrived meanwhile */

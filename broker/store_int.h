@@ -74,6 +74,7 @@ struct pack_index {
     size_t n, cap;
     size_t empty;       /* entries whose members are all gone (removed by pack_index_tidy) */
     uint64_t live_bytes, dead_bytes, count; /* payload bytes in packs, and packs */
+    uint64_t futile_dead; /* dead_bytes when compaction last found no sparse pack */
     /* the transaction in progress: the state at its start and the entries it changed */
     struct pack_undo *undo;
     size_t nundo, capundo;
@@ -185,8 +186,10 @@ int pack_delete(struct store *st, const struct op *o, int *done);   /* OP_DEL */
 int pack_update(struct store *st, const struct op *o, int *done);   /* OP_UPD */
 int pack_drop_queue(struct store *st, uint64_t sid);                /* OP_QDEL */
 /* Outside a transaction: when dead bytes inside packs outgrow the live ones, move the live
- * messages of sparse packs into rows and delete the packs. */
-void pack_compact(struct store *st);
+ * messages of sparse packs into rows and delete the packs (at most COMPACT_PACKS at a
+ * time). Returns how many packs it emptied; 0 also when there was none to empty (it then
+ * waits for 4 MiB more dead bytes before it looks again). */
+unsigned pack_compact(struct store *st);
 /* At start, after recovery: delete the packs recovery found empty. */
 int pack_delete_empty(struct store *st);
 

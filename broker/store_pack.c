@@ -536,10 +536,19 @@ empty_pack(struct store *st, struct pack_ref *r)
     return drop_pack(st, r);
 }
 
+/* A pack with at most a quarter of its members left. */
+static int
+sparse(const struct pack_ref *r)
+{
+    unsigned live = (unsigned)__builtin_popcountll(r->members & ~r->gone);
+
+    return live && live * 4 <= (unsigned)__builtin_popcountll(r->members);
+}
+
 #define COMPACT_MIN_DEAD (16u << 20) /* dead bytes in packs worth compacting, at least */
 #define COMPACT_PACKS 1024u          /* packs emptied per compaction transaction, at most */
 
-void
+unsigned
 pack_compact(struct store *st)
 {
     struct pack_index *ix = &st->packs;
@@ -547,28 +556,37 @@ pack_compact(struct store *st)
     int rc = SQLITE_DONE;
 
     if (ix->dead_bytes < COMPACT_MIN_DEAD || ix->dead_bytes < ix->live_bytes
+        || ix->dead_bytes < ix->futile_dead + COMPACT_MIN_DEAD / 4
         || atomic_load(&st->state) != STORE_OK)
-        return;
+        return 0;
+    for (size_t i = 0; i < ix->n && !done; i++)
+        done = sparse(&ix->v[i]);
+    if (!done) { /* dead bytes in packs more than a quarter live: wait for more acks */
+        ix->futile_dead = ix->dead_bytes;
+        return 0;
+    }
+    done = 0;
     store_run(st->synced_data ? st->sync_full : st->sync_off); /* as a checkpoint would */
     if (store_run(st->begin) != SQLITE_DONE)
-        return;
+        return 0;
     pack_begin(st);
     for (size_t i = 0; i < ix->n && done < COMPACT_PACKS && rc == SQLITE_DONE; i++) {
         struct pack_ref *r = &ix->v[i];
-        unsigned live = (unsigned)__builtin_popcountll(r->members & ~r->gone);
-        if (live && live * 4 <= (unsigned)__builtin_popcountll(r->members)) {
+        if (sparse(r)) {
             rc = empty_pack(st, r);
             done++;
         }
     }
     if (rc == SQLITE_DONE && (rc = store_run(st->commit)) == SQLITE_DONE) {
         pack_commit(st);
+        ix->futile_dead = 0;
         log_debug("store: compacted %u packs", done);
-        return;
+        return done;
     }
     log_warn("store: compacting packs: %s", store_errmsg(st, rc));
     store_run(st->rollback);
     pack_rollback(st);
+    return 0;
 }
 
 int
