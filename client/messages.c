@@ -78,6 +78,50 @@ pack_publish_options(slabmq_client *c, const slabmq_publish_options *o)
     }
 }
 
+/* A key or string value of the options map, written directly. */
+static uint8_t *
+put_str(uint8_t *p, const char *str, size_t n)
+{
+    p = smq_mpw_str(p, (uint32_t)n);
+    memcpy(p, str, n);
+    return p + n;
+}
+
+/* Bytes the options map of put_publish_options() takes at most: a fixmap header, four
+ * integer options (key of at most 8 bytes, uint64), "id" and its value, "confirm" and a
+ * level name (at most 7 bytes). */
+static size_t
+publish_options_room(const slabmq_publish_options *o)
+{
+    return 1 + 4 * (1 + 8 + 9) + (1 + 2 + 5 + (o->id ? strlen(o->id) : 0)) + (1 + 7 + 1 + 7);
+}
+
+/* The options map of pack_publish_options(), written directly (one message with options:
+ * a producer asking for a confirmation level on every publish takes this path). */
+static uint8_t *
+put_publish_options(uint8_t *p, const slabmq_publish_options *o)
+{
+    unsigned n = (unsigned)!!o->delay_ms + !!o->at_ms + !!o->ttl_ms + !!o->priority + !!o->id
+                 + (o->confirm != SLABMQ_CONFIRM_DEFAULT);
+
+    *p++ = (uint8_t)(0x80 | n); /* fixmap: at most 6 entries */
+    if (o->delay_ms)
+        p = smq_mpw_uint(put_str(p, "delay_ms", 8), o->delay_ms);
+    if (o->at_ms)
+        p = smq_mpw_uint(put_str(p, "at_ms", 5), o->at_ms);
+    if (o->ttl_ms)
+        p = smq_mpw_uint(put_str(p, "ttl_ms", 6), o->ttl_ms);
+    if (o->priority)
+        p = smq_mpw_uint(put_str(p, "priority", 8), o->priority);
+    if (o->id)
+        p = put_str(put_str(p, "id", 2), o->id, strlen(o->id));
+    if (o->confirm != SLABMQ_CONFIRM_DEFAULT) {
+        const char *name = smq_confirm_name(o->confirm);
+        p = put_str(put_str(p, "confirm", 7), name, strlen(name));
+    }
+    return p;
+}
+
 /* Check a batch and build its PUBLISH (n == 1) or PUBLISH_BATCH request, with the options
  * map when opts is not NULL. Returns the op, or 0 after recording why the batch is
  * refused. */
@@ -103,7 +147,7 @@ build_publish(slabmq_client *c, const char *queue, const slabmq_payload *msgs, s
             return 0;
         }
     }
-    if (opts) { /* [queue, payload or [payload, ...], options] */
+    if (opts && n > 1) { /* [queue, [payload, ...], options] */
         smq_req_begin(c, op, 3);
         smq_pack_str(c, queue);
         if (op == SMQ_OP_PUBLISH_BATCH)
@@ -113,22 +157,23 @@ build_publish(slabmq_client *c, const char *queue, const slabmq_payload *msgs, s
         pack_publish_options(c, opts);
         return op;
     }
-    if (n == 1) { /* PUBLISH [queue, payload] -> [id], written directly: the hot path */
+    if (n == 1) { /* PUBLISH [queue, payload (, options)], written directly: the hot path */
         size_t qlen = strlen(queue);
-        uint8_t *p = smq_req_reserve(c, 1 + 2 * SMQ_MPW_MAX_HDR + 2 * 5 + qlen + msgs[0].len);
+        uint8_t *p = smq_req_reserve(c, 1 + 2 * SMQ_MPW_MAX_HDR + 2 * 5 + qlen + msgs[0].len
+                                            + (opts ? publish_options_room(opts) : 0));
         if (!p) {
             smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory building a request");
             return 0;
         }
-        p = smq_mpw_array(p, 4);
+        p = smq_mpw_array(p, opts ? 5 : 4);
         p = smq_mpw_uint(p, SMQ_OP_PUBLISH);
         p = smq_mpw_uint(p, c->next_rid);
-        p = smq_mpw_str(p, (uint32_t)qlen);
-        memcpy(p, queue, qlen);
-        p = smq_mpw_bin(p + qlen, (uint32_t)msgs[0].len);
+        p = put_str(p, queue, qlen);
+        p = smq_mpw_bin(p, (uint32_t)msgs[0].len);
         if (msgs[0].len)
             memcpy(p, msgs[0].data, msgs[0].len);
-        smq_req_wrote(c, p + msgs[0].len);
+        p += msgs[0].len;
+        smq_req_wrote(c, opts ? put_publish_options(p, opts) : p);
         return SMQ_OP_PUBLISH;
     }
     smq_req_begin(c, SMQ_OP_PUBLISH_BATCH, 2); /* [queue, [payload...]] -> [first_id, count] */
