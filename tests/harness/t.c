@@ -23,6 +23,23 @@ static struct t_broker *running[T_MAX_BROKERS];
 const char *t_broker_preload;
 int t_broker_default_bind;
 
+void
+t_temp_dir(char *dir, size_t cap, const char *name)
+{
+    snprintf(dir, cap, "/tmp/slabmq-%s.XXXXXX", name);
+    T_ASSERT(mkdtemp(dir) != NULL);
+}
+
+void
+t_remove_dir(const char *dir)
+{
+    char cmd[4200];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
 int64_t
 t_now_ms(void)
 {
@@ -265,7 +282,6 @@ t_broker_stop(struct t_broker *b)
     int64_t deadline = t_now_ms() + 30000;
     int status = 0;
     pid_t r = 0;
-    char cmd[128];
 
     kill(b->pid, SIGTERM);
     while (t_now_ms() < deadline && (r = waitpid(b->pid, &status, WNOHANG)) == 0)
@@ -284,34 +300,26 @@ t_broker_stop(struct t_broker *b)
                WIFEXITED(status) ? WEXITSTATUS(status) : -1,
                WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     }
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", b->dir);
+    t_remove_dir(b->dir);
 }
 
 void
 t_broker_reaped(struct t_broker *b)
 {
-    char cmd[128];
 
     track(b, 0);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", b->dir);
+    t_remove_dir(b->dir);
 }
 
 void
 t_broker_kill(struct t_broker *b)
 {
     int status;
-    char cmd[128];
 
     kill(b->pid, SIGKILL);
     waitpid(b->pid, &status, 0);
     track(b, 0);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", b->dir);
+    t_remove_dir(b->dir);
 }
 
 uint64_t

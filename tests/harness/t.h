@@ -74,6 +74,12 @@ struct t_case {
 /* Run the case named argv[1] (with or without its test_ prefix), or every case. */
 int t_main(const struct t_case *cases, int argc, char **argv);
 
+/* A new directory /tmp/slabmq-NAME.XXXXXX into dir (cap bytes); fails the test if it cannot
+ * be made. */
+void t_temp_dir(char *dir, size_t cap, const char *name);
+/* rm -rf dir (a complaint on stderr if that fails). */
+void t_remove_dir(const char *dir);
+
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t t_now_ms(void);
 /* Milliseconds since the Unix epoch (the wall clock, as PUBLISH's at_ms takes it). */

@@ -186,11 +186,7 @@ tail(const char *s, size_t len)
 static void
 remove_tree(const char *dir)
 {
-    char cmd[160];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    t_remove_dir(dir);
 }
 
 /* A file that starts with the PNG signature. */

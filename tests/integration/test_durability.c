@@ -24,18 +24,7 @@
 static void
 data_dir(char *dir, size_t n)
 {
-    snprintf(dir, n, "/tmp/slabmq-durable.XXXXXX");
-    T_ASSERT(mkdtemp(dir) != NULL);
-}
-
-static void
-remove_dir(const char *dir)
-{
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    t_temp_dir(dir, n, "durable");
 }
 
 static void
@@ -186,7 +175,7 @@ test_recovery_after_kill(void)
     T_EQ_U64(stat_of(c, NULL, "store_state"), 0);
     slabmq_client_close(c);
     t_broker_stop(&b);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -246,7 +235,7 @@ test_confirm_waits_for_the_commit(void)
     slabmq_client_close(p);
     slabmq_client_close(other);
     t_broker_stop(&b);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 static void
@@ -293,7 +282,7 @@ test_outside_write_lock(void)
     slabmq_client_close(p);
     slabmq_client_close(other);
     t_broker_stop(&b);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -478,7 +467,7 @@ test_crash_rounds(void)
     T_ASSERT(confirmed > ROUNDS); /* the rounds did put load on it */
     T_EQ_U64(lost, 0);
     T_EQ_U64(cr.invented, 0);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 
@@ -529,7 +518,7 @@ test_disk_full(void)
     if (mount_tmpfs(dir, "1m")) {
         fprintf(stderr, "SKIP: cannot mount a small tmpfs here (needs root and mount "
                         "privileges); the disk-full behaviour is not checked\n");
-        remove_dir(dir);
+        t_remove_dir(dir);
         return;
     }
     memset(kib, 'f', sizeof(kib));
@@ -586,7 +575,7 @@ test_disk_full(void)
     snprintf(cmd, sizeof(cmd), "umount '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not unmount %s\n", dir);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 
@@ -633,7 +622,7 @@ test_corrupt_database_stops_the_start(void)
     T_OK(c, slabmq_publish(c, "fresh", "x", 1, NULL));
     slabmq_client_close(c);
     t_broker_stop(&b);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 /* A database of a newer schema version (a newer slabmqd wrote it) stops the start, naming
@@ -683,7 +672,7 @@ test_newer_schema_stops_the_start(void)
     T_EQ_INT(sqlite3_column_int(s, 1), 7);
     sqlite3_finalize(s);
     sqlite3_close(db);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 /* An I/O error: durable publishes refused (ERR_STORAGE), waiting producers closed without a
@@ -723,7 +712,7 @@ test_io_error_stops_confirming(void)
     slabmq_client_close(p);
     slabmq_client_close(mon);
     t_broker_stop(&b);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 static const struct t_case cases[] = {

@@ -669,11 +669,7 @@ test_metrics_slab_classes_and_store(void)
     prom_free(&pr);
     slabmq_client_close(c);
     t_broker_stop(&b);
-    {
-        char cmd[256];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        T_EQ_INT(system(cmd), 0);
-    }
+    t_remove_dir(dir);
 }
 
 static void

@@ -20,18 +20,13 @@
 static void
 make_dir(char *dir, size_t cap)
 {
-    snprintf(dir, cap, "/tmp/slabmq-ops.XXXXXX");
-    T_ASSERT(mkdtemp(dir) != NULL);
+    t_temp_dir(dir, cap, "ops");
 }
 
 static void
 rm_dir(const char *dir)
 {
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    t_remove_dir(dir);
 }
 
 static void

@@ -21,18 +21,7 @@
 static void
 data_dir(char *dir, size_t n)
 {
-    snprintf(dir, n, "/tmp/slabmq-packs.XXXXXX");
-    T_ASSERT(mkdtemp(dir) != NULL);
-}
-
-static void
-remove_dir(const char *dir)
-{
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    t_temp_dir(dir, n, "packs");
 }
 
 /* A broker whose writer pauses before each commit, so that pipelined publishes gather into
@@ -160,7 +149,7 @@ test_packed_messages_recover_in_order(void)
     T_EQ_U64(t_stat(c, "b", "ready"), 0);
     slabmq_client_close(c);
     t_broker_stop(&b);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 static void
@@ -194,7 +183,7 @@ test_queue_delete_keeps_the_other_queues_packed_messages(void)
     T_EQ_U64(t_stat(c, NULL, "store_packs"), 0);
     slabmq_client_close(c);
     t_broker_stop(&b);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 /* Bursts of 20 committed one after the other make packs that start less than 64 ids apart:
@@ -239,7 +228,7 @@ test_acks_in_adjacent_packs_stay_acked(void)
     expect_in_order(c, "q", 30, 100, 0, 0, 0);
     slabmq_client_close(c);
     t_broker_stop(&b);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 /* 24,000 messages of 1,000 bytes, three in four acked: 18 MB dead inside packs against 6 MB
@@ -312,7 +301,7 @@ test_sparse_packs_are_compacted(void)
     slabmq_client_close(c);
     t_broker_stop(&b);
     free(keep);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 /* A database of schema version 1 (before packs) is upgraded at start, its messages kept. */
@@ -354,7 +343,7 @@ test_version1_database_is_upgraded(void)
     T_EQ_INT(sqlite3_column_int(s, 0), 2);
     sqlite3_finalize(s);
     sqlite3_close(db);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 /* The bytes of the file at path into *buf (malloc'd, with a NUL after them); its length. */
@@ -512,7 +501,7 @@ test_malformed_packs_stop_the_start(void)
     slabmq_client_close(c);
     t_broker_stop(&b);
     free(orig);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 /* Messages whose queue is not stored (its row lost: here deleted by hand) are skipped at
@@ -555,7 +544,7 @@ test_skipped_messages_stay_out_of_a_new_queue(void)
     expect_in_order(c, "x", 0, N, 0, 0, 1);
     slabmq_client_close(c);
     t_broker_stop(&b);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 /* A pack that no longer holds what the writer's index says (changed under the broker here)
@@ -601,7 +590,7 @@ test_a_pack_that_does_not_match_is_logged(void)
     free(log);
     slabmq_client_close(c);
     t_broker_kill(&b);
-    remove_dir(dir);
+    t_remove_dir(dir);
 }
 
 static const struct t_case cases[] = {

@@ -32,11 +32,7 @@ static char certs[64];
 static void
 rm_certs(void)
 {
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", certs);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", certs);
+    t_remove_dir(certs);
 }
 
 static const char *
