@@ -18,21 +18,33 @@
 /* ---------------------------------------------------------------------------------------- */
 /* The index                                                                                 */
 
+/* An array of n elements of elem bytes with room for one more: v, or v moved by realloc()
+ * (*cap doubled, from 256), or NULL without memory (v and *cap left as they were). */
+static void *
+room(void *v, size_t n, size_t *cap, size_t elem)
+{
+    size_t ncap = *cap ? *cap * 2 : 256;
+    void *nv;
+
+    if (n < *cap)
+        return v;
+    if (!(nv = realloc(v, ncap * elem)))
+        return NULL;
+    *cap = ncap;
+    return nv;
+}
+
 struct pack_ref *
 pack_index_add(struct pack_index *ix, uint64_t first)
 {
     struct pack_ref *r;
+    struct pack_ref *v;
 
     if (ix->n && ix->v[ix->n - 1].first >= first)
         return NULL; /* kept sorted: the caller checks, this is the backstop */
-    if (ix->n == ix->cap) {
-        size_t cap = ix->cap ? ix->cap * 2 : 256;
-        struct pack_ref *v = realloc(ix->v, cap * sizeof(*v));
-        if (!v)
-            return NULL;
-        ix->v = v;
-        ix->cap = cap;
-    }
+    if (!(v = room(ix->v, ix->n, &ix->cap, sizeof(*v))))
+        return NULL;
+    ix->v = v;
     r = &ix->v[ix->n++];
     memset(r, 0, sizeof(*r));
     r->first = first;
@@ -182,17 +194,13 @@ static struct pack_ref *
 change(struct pack_index *ix, struct pack_ref *r)
 {
     size_t at = (size_t)(r - ix->v);
+    struct pack_undo *u;
 
     if (at >= ix->n0)
         return r;
-    if (ix->nundo == ix->capundo) {
-        size_t cap = ix->capundo ? ix->capundo * 2 : 256;
-        struct pack_undo *u = realloc(ix->undo, cap * sizeof(*u));
-        if (!u)
-            return NULL;
-        ix->undo = u;
-        ix->capundo = cap;
-    }
+    if (!(u = room(ix->undo, ix->nundo, &ix->capundo, sizeof(*u))))
+        return NULL;
+    ix->undo = u;
     ix->undo[ix->nundo].at = at;
     ix->undo[ix->nundo].old = *r;
     ix->nundo++;
