@@ -32,6 +32,8 @@ drop_segment(struct broker *b, struct queue *q, struct segment *g)
         q->rseg = g->next ? g->next : g->prev;
         q->roff = g->next ? 0 : (g->prev ? g->prev->used : 0);
     }
+    if (q->sparse == g)
+        q->sparse = NULL;
     seg_free(&b->slab, g);
 }
 
@@ -73,18 +75,39 @@ behind_cursor(const struct queue *q, const struct segment *g)
     return (int32_t)(g->seq - q->rseg->seq) < 0;
 }
 
+/* At most a quarter of g live, and taken by consumers: worth moving those and freeing the
+ * rest. */
+static int
+sparse(const struct queue *q, const struct segment *g)
+{
+    return !q->clearing && g->live > 0 && g->nrec >= 16 && g->live * 4 <= g->nrec
+           && g != q->tail && g != q->mtail && (g->moved || behind_cursor(q, g));
+}
+
 /* A record in g died. Free g if nothing in it can be read or delivered again (the tail is
  * kept while the cursor has not passed its end, so publishing can go on appending to it);
- * compact it if a few long-unacked messages are all that pin it. */
+ * compact it if a few long-unacked messages are all that pin it.
+ *
+ * Not at once: a segment that turns sparse is remembered (q->sparse) and compacted when a
+ * record dies in another segment while it is still sparse. Consumers draining in order ack
+ * the rest of the segment next, and it is freed without moving anything (compacting at once
+ * moved a fifth of the messages of a fill-and-drain just before their acks arrived); the
+ * few long-unacked records compaction is for see the acks move on to later segments. */
 void
 queue_segment_died(struct broker *b, struct queue *q, struct segment *g, uint32_t live)
 {
+    struct segment *pend = q->sparse;
+
+    if (pend && pend != g) {
+        q->sparse = NULL;
+        if (sparse(q, pend)) {
+            compact(b, q, pend); /* may move records into g, the moved-record tail */
+            live = g->live;
+        }
+    }
     if (live > 0) {
-        /* at most a quarter live, and taken by consumers: move those, free the rest */
-        if (!q->clearing && g->nrec >= 16 && live * 4 <= g->nrec && g != q->tail
-            && g != q->mtail
-            && (g->moved || behind_cursor(q, g)))
-            compact(b, q, g);
+        if (!q->sparse && sparse(q, g))
+            q->sparse = g;
         return;
     }
     if (g == q->tail && q->rseg == g && q->roff < g->used)

@@ -78,7 +78,10 @@ struct queue {
     struct segment *tail;       /* segment being appended to */
     struct segment *mhead;      /* oldest segment of records moved by compaction */
     struct segment *mtail;      /* moved-record segment being appended to */
+    struct segment *sparse;     /* a sparse segment to compact at the next death elsewhere
+                                   (queue_segment_died), or NULL */
     uint32_t next_seq;          /* seq of the next segment of the main list */
+    uint32_t name_len;
     struct segment *rseg;       /* read cursor: segment of the next fresh message */
     uint32_t roff;              /* read cursor: offset in rseg */
     uint32_t next_seg;          /* size of the next segment to allocate, bytes */
@@ -91,8 +94,8 @@ struct queue {
     uint8_t dlq_mode;           /* enum queue_dlq */
     uint8_t durable;            /* mirrored in the store (store.h) */
     uint8_t confirm;            /* enum store_level: default confirmation of publishes */
-    uint64_t sid;               /* the queue's id in the store; unique, never reused */
     uint8_t dlq_len;            /* QUEUE_DLQ_NAMED: bytes of dlq_name */
+    uint64_t sid;               /* the queue's id in the store; unique, never reused */
     char *dlq_name;             /* QUEUE_DLQ_NAMED: slab copy, NUL-terminated; else NULL */
     uint32_t max_deliveries;    /* dead-letter a message coming back after this many; 0: no */
     uint32_t dedup_window;      /* bytes of producer ids remembered; 0: no de-duplication */
@@ -103,7 +106,6 @@ struct queue {
     uint64_t nprio;             /* ready deliveries in plists (counted in nretry too) */
     uint64_t max_messages;      /* limit on messages held (ready, in flight, delayed); 0: none */
     uint64_t max_bytes;         /* limit on payload bytes held; 0: none */
-    uint32_t name_len;
     uint64_t nfresh;            /* ready messages never delivered */
     uint64_t nretry;            /* ready messages with a delivery record (any priority) */
     uint64_t ninflight;         /* delivered, not acked */

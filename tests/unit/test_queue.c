@@ -306,8 +306,38 @@ test_compaction_moves_pinned(void)
     teardown(&f);
 }
 
+/* Consumers acking in order: a segment that turns sparse has the rest of its acks on the way,
+ * and is freed as they arrive, nothing moved (it used to be compacted at once: a fifth of the
+ * messages of a fill-and-drain were copied just before their acks). */
+static void
+test_in_order_acks_move_nothing(void)
+{
+    struct fixture f;
+    static struct delivery *out[2000];
+    char body[128];
+    uint32_t n;
+
+    setup(&f, 64 << 20);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(body, sizeof(body), "message %04d %080d", i, i);
+        T_EQ_INT(queue_publish(&f.b, f.q, body, 99, &(uint64_t){0}), 0);
+    }
+    for (int round = 0; round < 2; round++) { /* two fetches of 1,000, each acked in order */
+        n = queue_take(&f.b, f.q, &f.owner, 1000, 1 << 30, out);
+        T_EQ_INT(n, 1000);
+        for (uint32_t i = 0; i < n; i++)
+            queue_ack(&f.b, out[i]);
+    }
+    T_EQ_U64(f.q->c.compactions, 0);
+    T_EQ_U64(f.q->c.moved, 0);
+    T_EQ_U64(f.b.messages, 0);
+    T_ASSERT(f.q->mhead == NULL);
+    teardown(&f);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_compaction_moves_pinned),
+    T_CASE(test_in_order_acks_move_nothing),
     T_CASE(test_fifo_take_ack),
     T_CASE(test_requeue_goes_first_with_count),
     T_CASE(test_visibility_timeout_and_nack_delay),
