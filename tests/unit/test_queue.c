@@ -59,6 +59,100 @@ payload(const struct delivery *d)
     return buf;
 }
 
+
+/* Whether g is one of q's segments (main or moved list). */
+static int
+owns_segment(const struct queue *q, const struct segment *g)
+{
+    for (const struct segment *s = q->head; s; s = s->next)
+        if (s == g)
+            return 1;
+    for (const struct segment *s = q->mhead; s; s = s->next)
+        if (s == g)
+            return 1;
+    return 0;
+}
+
+/* The slab does not poison what it frees, so ASan cannot see a segment used after it went
+ * back: check by hand that every list is linked both ways with live counts that match the
+ * records, that q->sparse is NULL or one of q's segments, and that every delivery of q points
+ * at a live record of its id in one of q's segments. Returns q's live records. */
+static uint64_t
+check_queue(const struct queue *q)
+{
+    uint64_t live = 0;
+    uint64_t ndel = 0;
+
+    T_ASSERT(q->sparse == NULL || owns_segment(q, q->sparse));
+    for (int moved = 0; moved < 2; moved++) {
+        const struct segment *prev = NULL;
+        for (const struct segment *g = moved ? q->mhead : q->head; g; g = g->next) {
+            uint32_t n = 0;
+            uint32_t nrec = 0;
+            T_ASSERT(g->prev == prev);
+            T_EQ_INT(g->moved, moved);
+            for (uint32_t off = 0; off < g->used;) {
+                struct seg_rec r;
+                seg_read(g, off, &r);
+                n += !(r.flags & SEG_DEAD);
+                nrec++;
+                off += r.size;
+            }
+            T_EQ_U64(n, g->live);
+            T_EQ_U64(nrec, g->nrec);
+            live += n;
+            prev = g;
+        }
+        T_ASSERT((moved ? q->mtail : q->tail) == prev);
+    }
+    for (const struct dlink *l = q->deliveries.next; l != &q->deliveries; l = l->next) {
+        const struct delivery *d = DLIST_ENTRY(l, struct delivery, qlink);
+        struct seg_rec r;
+        T_ASSERT(d->q == q);
+        T_ASSERT(owns_segment(q, d->seg));
+        seg_read(d->seg, d->off, &r);
+        T_EQ_U64(r.id, d->id);
+        T_ASSERT(!(r.flags & SEG_DEAD));
+        ndel++;
+    }
+    T_EQ_U64(live, q->nfresh + ndel);
+    return live;
+}
+
+/* Body i of the compaction tests: its own bytes, so a record moved wrongly shows. */
+static uint32_t
+body_of(int i, char *buf, size_t cap)
+{
+    memset(buf, 0, cap);
+    snprintf(buf, cap, "message %04d %080d", i, i);
+    return 99;
+}
+
+/* The consumers' deliveries of 2,000 messages of 99 bytes (a 1 KiB, an 8 KiB, then 60 KiB
+ * segments), all taken; the first taken one at out[0]. */
+static void
+fill_and_take(struct fixture *f, struct delivery **out, int n)
+{
+    char body[128];
+
+    for (int i = 0; i < n; i++)
+        T_EQ_INT(queue_publish(&f->b, f->q, body, body_of(i, body, sizeof(body)),
+                               &(uint64_t){0}),
+                 0);
+    T_EQ_INT(queue_take(&f->b, f->q, &f->owner, (uint32_t)n, 1 << 30, out), n);
+}
+
+/* Index range [*lo, *hi) of the deliveries in out[0..n) whose records share seg with out[k]. */
+static void
+same_segment(struct delivery **out, int n, int k, int *lo, int *hi)
+{
+    *lo = *hi = k;
+    while (*lo > 0 && out[*lo - 1]->seg == out[k]->seg)
+        (*lo)--;
+    while (*hi < n && out[*hi]->seg == out[k]->seg)
+        (*hi)++;
+}
+
 static void
 test_fifo_take_ack(void)
 {
@@ -325,8 +419,11 @@ test_in_order_acks_move_nothing(void)
     for (int round = 0; round < 2; round++) { /* two fetches of 1,000, each acked in order */
         n = queue_take(&f.b, f.q, &f.owner, 1000, 1 << 30, out);
         T_EQ_INT(n, 1000);
-        for (uint32_t i = 0; i < n; i++)
+        for (uint32_t i = 0; i < n; i++) {
             queue_ack(&f.b, out[i]);
+            if (i % 64 == 0) /* q->sparse is forgotten when its segment is freed */
+                check_queue(f.q);
+        }
     }
     T_EQ_U64(f.q->c.compactions, 0);
     T_EQ_U64(f.q->c.moved, 0);
@@ -335,9 +432,342 @@ test_in_order_acks_move_nothing(void)
     teardown(&f);
 }
 
+
+/* Body check for the deliveries out[lo..hi) taken by fill_and_take from index base. */
+static void
+check_bodies(struct delivery **out, int lo, int hi, int base, int keep_mod)
+{
+    char want[128];
+
+    for (int i = lo; i < hi; i++) {
+        if (keep_mod && i % 10 != keep_mod)
+            continue;
+        body_of(i - base, want, sizeof(want));
+        T_EQ_MEM(payload(out[i]), want, 99);
+    }
+}
+
+/* Ack out[lo..hi) but every tenth (i % 10 == 3): the segment they share turns sparse and
+ * waits in q->sparse. Returns that segment. */
+static struct segment *
+make_pending(struct fixture *f, struct delivery **out, int lo, int hi)
+{
+    struct segment *g = out[lo]->seg;
+
+    T_ASSERT(g != f->q->tail && g != f->q->mtail);
+    for (int i = lo; i < hi; i++)
+        if (i % 10 != 3)
+            queue_ack(&f->b, out[i]);
+    T_ASSERT(f->q->sparse == g);
+    T_EQ_U64(f->q->c.compactions, 0);
+    check_queue(f->q);
+    return g;
+}
+
+/* The pending segment is compacted by the death of the only record of the moved-record tail:
+ * the tail was empty when its record died, but compaction moves records into it, so it must
+ * be kept (queue_segment_died re-reads its live count). */
+static void
+test_compaction_into_emptied_mtail(void)
+{
+    struct fixture f;
+    static struct delivery *out[2001];
+    struct pub_opts o = {.prio = 1};
+    struct segment *m;
+    int lo;
+    int hi;
+
+    setup(&f, 64 << 20);
+    T_EQ_INT(queue_publish_opts(&f.b, f.q, "prio", 4, &o, &(uint64_t){0}), 0);
+    m = f.q->mtail;
+    T_ASSERT(m && m->live == 1);
+    T_EQ_INT(queue_take(&f.b, f.q, &f.owner, 1, 1 << 30, out), 1);
+    T_EQ_STR(payload(out[0]), "prio");
+    fill_and_take(&f, out + 1, 2000);
+    same_segment(out, 2001, 1000, &lo, &hi);
+    make_pending(&f, out, lo, hi);
+    queue_ack(&f.b, out[0]); /* m empties; the pending segment is compacted into it */
+    T_EQ_U64(f.q->c.compactions, 1);
+    T_ASSERT(f.q->sparse == NULL);
+    T_ASSERT(f.q->mtail == m && m->live > 0);
+    check_queue(f.q);
+    check_bodies(out, lo, hi, 1, 3);
+    for (int i = 1; i < 2001; i++)
+        if (i < lo || i >= hi || i % 10 == 3)
+            queue_ack(&f.b, out[i]);
+    check_queue(f.q);
+    T_EQ_U64(f.b.messages, 0);
+    T_ASSERT(f.q->head == NULL && f.q->mhead == NULL);
+    teardown(&f);
+}
+
+/* Dead-lettering a message of another segment compacts the pending one; the dead letter and
+ * the moved records both stay readable. */
+static void
+test_dead_letter_compacts_pending(void)
+{
+    struct fixture f;
+    static struct delivery *out[2000];
+    struct delivery *dl[4];
+    struct queue *dq;
+    int lo;
+    int hi;
+
+    setup(&f, 64 << 20);
+    fill_and_take(&f, out, 2000);
+    same_segment(out, 2000, 1000, &lo, &hi);
+    make_pending(&f, out, lo, hi);
+    T_ASSERT(hi < 2000);
+    queue_term(&f.b, out[hi]); /* dies in the next segment: moves to q.dlq */
+    T_EQ_U64(f.q->c.compactions, 1);
+    T_ASSERT(f.q->sparse == NULL);
+    dq = broker_queue_find(&f.b, "q.dlq", 5);
+    T_ASSERT(dq != NULL);
+    check_queue(f.q);
+    check_queue(dq);
+    check_bodies(out, lo, hi, 0, 3);
+    T_EQ_INT(queue_take(&f.b, dq, &f.owner, 4, 1 << 30, dl), 1);
+    T_ASSERT(dl[0] == out[hi]);
+    check_bodies(out, hi, hi + 1, 0, 0);
+    for (int i = 0; i < 2000; i++)
+        if (i < lo || i >= hi || i % 10 == 3)
+            queue_ack(&f.b, out[i]);
+    check_queue(f.q);
+    check_queue(dq);
+    T_EQ_U64(f.b.messages, 0);
+    teardown(&f);
+}
+
+/* PURGE destroying ready messages in several segments, among them the pending one's, then
+ * the queue deleted while a segment is pending: nothing dangles, nothing leaks. */
+static void
+test_pending_then_purge_and_delete(void)
+{
+    struct fixture f;
+    static struct delivery *out[2000];
+    int lo;
+    int hi;
+
+    setup(&f, 64 << 20);
+    fill_and_take(&f, out, 2000);
+    same_segment(out, 2000, 1000, &lo, &hi);
+    make_pending(&f, out, lo, hi);
+    for (int i = 0; i < 2000; i += 7) /* ready again: PURGE removes these */
+        if (i < lo || i >= hi || i % 10 == 3)
+            queue_nack(&f.b, out[i], (uint64_t)(i % 2) * 1000);
+    queue_purge(&f.b, f.q);
+    check_queue(f.q);
+    T_ASSERT(f.q->c.compactions >= 1);
+    same_segment(out, 2000, 1500, &lo, &hi); /* another sparse segment waits... */
+    for (int i = lo; i < hi; i++)
+        if (i % 10 != 3 && i % 7 != 0)
+            queue_ack(&f.b, out[i]);
+    check_queue(f.q);
+    T_ASSERT(f.q->sparse != NULL);
+    broker_queue_delete(&f.b, f.q); /* ...when the queue goes */
+    T_EQ_U64(f.b.messages, 0);
+    teardown(&f);
+}
+
+/* Drop-oldest and dead-letter overflow kill fresh records at the cursor, in another segment
+ * than the pending one: it is compacted in the middle of queue_trim's loop. */
+static void
+test_overflow_compacts_pending(void)
+{
+    for (int mode = QUEUE_DROP_OLDEST; mode <= QUEUE_DEAD_LETTER; mode++) {
+        struct fixture f;
+        static struct delivery *out[2000];
+        char body[128];
+        struct segment *pend;
+        int lo;
+        int hi;
+
+        setup(&f, 64 << 20);
+        for (int i = 0; i < 2000; i++)
+            T_EQ_INT(queue_publish(&f.b, f.q, body, body_of(i, body, sizeof(body)),
+                                   &(uint64_t){0}),
+                     0);
+        T_EQ_INT(queue_take(&f.b, f.q, &f.owner, 1400, 1 << 30, out), 1400);
+        same_segment(out, 1400, 900, &lo, &hi);
+        T_ASSERT(hi < 1400);
+        pend = make_pending(&f, out, lo, hi);
+        f.q->overflow = (uint8_t)mode;
+        f.q->max_messages = f.q->ninflight + 5;
+        T_EQ_INT(queue_publish(&f.b, f.q, "new", 3, &(uint64_t){0}), 0);
+        queue_trim(&f.b, f.q);
+        T_ASSERT(f.q->c.compactions >= 1 && !owns_segment(f.q, pend));
+        T_EQ_U64(queue_ready(f.q), 5);
+        check_queue(f.q);
+        check_bodies(out, lo, hi, 0, 3);
+        for (int i = 0; i < 1400; i++)
+            if (i < lo || i >= hi || i % 10 == 3)
+                queue_ack(&f.b, out[i]);
+        check_queue(f.q);
+        teardown(&f);
+    }
+}
+
+/* At the memory limit compaction stops half way, losing nothing; once memory is back, the
+ * next death in the segment makes it pending again and the next one elsewhere finishes it. */
+static void
+test_compaction_at_memory_limit(void)
+{
+    struct fixture f;
+    static struct delivery *out[2000];
+    static void *hoard[4096];
+    struct pub_opts o = {.prio = 1};
+    struct segment *pend;
+    struct segment *m;
+    uint32_t nh = 0;
+    uint64_t moved;
+    int lo;
+    int hi;
+    int k;
+
+    setup(&f, 16 << 20);
+    fill_and_take(&f, out, 2000);
+    same_segment(out, 2000, 1000, &lo, &hi);
+    /* ready messages with delivery records fill the moved-record tail but for ~20 copies */
+    T_EQ_INT(queue_publish_opts(&f.b, f.q, "ready", 5, &o, &(uint64_t){0}), 0);
+    m = f.q->mtail;
+    while (m->size - sizeof(*m) - m->used > 20 * 115)
+        T_EQ_INT(queue_publish_opts(&f.b, f.q, "ready", 5, &o, &(uint64_t){0}), 0);
+    T_ASSERT(f.q->mtail == m);
+    pend = make_pending(&f, out, lo, hi);
+    while (nh < 4096 && (hoard[nh] = slab_alloc(&f.b.slab, 8192)) != NULL)
+        nh++; /* no memory for another moved-record segment */
+    T_ASSERT(nh < 4096);
+    queue_ack(&f.b, out[hi]); /* compaction: stops when m is full */
+    T_EQ_U64(f.q->c.compactions, 1);
+    T_ASSERT(f.q->c.moved > 0 && f.q->c.moved < 50);
+    T_ASSERT(owns_segment(f.q, pend) && pend->live > 0);
+    T_ASSERT(f.q->sparse == NULL);
+    check_queue(f.q);
+    check_bodies(out, lo, hi, 0, 3);
+    while (nh > 0)
+        slab_free(&f.b.slab, hoard[--nh], 8192);
+    moved = f.q->c.moved;
+    k = lo + (13 - lo % 10) % 10; /* one left in pend dies: pending again */
+    while (out[k]->seg != pend)
+        k += 10;
+    queue_ack(&f.b, out[k]);
+    T_ASSERT(f.q->sparse == pend);
+    queue_ack(&f.b, out[hi + 1]); /* and one elsewhere: the rest moves */
+    T_EQ_U64(f.q->c.compactions, 2);
+    T_ASSERT(!owns_segment(f.q, pend));
+    T_ASSERT(f.q->c.moved > moved);
+    check_queue(f.q);
+    check_bodies(out, lo, hi, 0, 3);
+    for (int i = 0; i < 2000; i++)
+        if (i != k && (i < lo || i > hi + 1 || (i < hi && i % 10 == 3)))
+            queue_ack(&f.b, out[i]);
+    check_queue(f.q);
+    T_EQ_U64(f.q->ninflight, 0);
+    teardown(&f);
+}
+
+
+/* Random publishes (plain, with priority or TTL, some chained), fetches, acks in and out of
+ * order, NACKs, TERMs, timeouts, purges, drop-oldest trims and rolled-back batches, with every
+ * segment, delivery and q->sparse checked as they go. */
+static void
+random_ops(uint64_t seed, size_t max_memory)
+{
+    struct fixture f;
+    static struct delivery *out[256];
+    static uint8_t body[20000];
+    uint64_t rng = 0x9e3779b97f4a7c15ull * seed;
+    struct queue *dq;
+
+    for (size_t i = 0; i < sizeof(body); i++)
+        body[i] = (uint8_t)(i * 13 + 1);
+    setup(&f, max_memory);
+    f.owner.sub_out = NULL;
+    f.q->visibility_ms = 50;
+    for (int step = 0; step < 60000; step++) {
+        uint32_t r;
+        uint32_t op;
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        r = (uint32_t)(rng >> 16);
+        op = r % 100;
+        if (op >= 40 && op < 70 && (step / 4000) % 2 == 0)
+            op = 0; /* filling phases, then draining ones */
+        if (op < 40) { /* publish */
+            struct pub_opts o = {0};
+            uint32_t len = (r >> 8) % 200;
+            if ((r >> 20) % 500 == 0)
+                len = 9000 + (r >> 10) % 10000; /* a chain */
+            if ((r >> 24) % 16 == 0)
+                o.prio = (uint8_t)(1 + (r >> 4) % 3);
+            if ((r >> 24) % 16 == 1)
+                o.ttl_ms = 1 + (r >> 4) % 100;
+            (void)queue_publish_opts(&f.b, f.q, body, len, &o, &(uint64_t){0});
+            if (f.q->overflow)
+                queue_trim(&f.b, f.q);
+        } else if (op < 55) { /* fetch */
+            (void)queue_take(&f.b, f.q, &f.owner, 1 + (r >> 8) % 200, 1 << 30, out);
+        } else if (op < 85 && f.owner.n) { /* settle the oldest, or one further in */
+            struct dlink *l = f.owner.list.next;
+            struct delivery *d;
+            for (uint32_t skip = op < 75 ? 0 : (r >> 8) % f.owner.n; skip; skip--)
+                l = l->next;
+            d = DLIST_ENTRY(l, struct delivery, slink);
+            if ((r >> 4) % 40 == 0)
+                queue_nack(&f.b, d, (r >> 12) % 3 * 20);
+            else if ((r >> 4) % 40 == 1)
+                queue_term(&f.b, d);
+            else
+                queue_ack(&f.b, d);
+        } else if (op < 90) { /* time passes: timeouts, delays, TTLs */
+            f.b.now_ms += (r >> 8) % 40;
+            broker_run_timers(&f.b);
+        } else if (op == 90 && (r >> 8) % 20 == 0) {
+            queue_purge(&f.b, f.q);
+        } else if (op == 91 && (r >> 8) % 10 == 0) { /* a batch rolled back */
+            struct queue_mark m;
+            struct pub_opts o = {.prio = (uint8_t)((r >> 12) % 2)};
+            queue_mark(f.q, &m);
+            for (uint32_t i = (r >> 16) % 700; i > 0; i--)
+                (void)queue_publish_opts(&f.b, f.q, body, (r >> 4) % 150, &o,
+                                         &(uint64_t){0});
+            queue_rollback(&f.b, f.q, &m);
+        } else if (op == 92 && (r >> 8) % 10 == 0) { /* overflow policy on or off */
+            f.q->overflow = (uint8_t)((r >> 12) % 3);
+            f.q->max_messages = 500 + (r >> 14) % 3000;
+        } else if (op == 93 && (dq = broker_queue_find(&f.b, "q.dlq", 5)) != NULL) {
+            uint32_t n = queue_take(&f.b, dq, &f.owner, 100, 1 << 30, out);
+            for (uint32_t i = 0; i < n; i++)
+                queue_ack(&f.b, out[i]);
+        }
+        if (step % 97 == 0 || f.q->sparse) {
+            check_queue(f.q);
+            if ((dq = broker_queue_find(&f.b, "q.dlq", 5)) != NULL)
+                check_queue(dq);
+        }
+    }
+    T_ASSERT(f.q->c.compactions > 0);
+    check_queue(f.q);
+    teardown(&f);
+}
+
+static void
+test_random_ops_keep_segments_consistent(void)
+{
+    for (uint64_t seed = 1; seed <= 4; seed++) /* the small ones at the memory limit */
+        random_ops(seed, seed % 2 ? (size_t)32 << 20 : (size_t)8 << 20);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_compaction_moves_pinned),
     T_CASE(test_in_order_acks_move_nothing),
+    T_CASE(test_compaction_into_emptied_mtail),
+    T_CASE(test_dead_letter_compacts_pending),
+    T_CASE(test_pending_then_purge_and_delete),
+    T_CASE(test_overflow_compacts_pending),
+    T_CASE(test_compaction_at_memory_limit),
+    T_CASE(test_random_ops_keep_segments_consistent),
     T_CASE(test_fifo_take_ack),
     T_CASE(test_requeue_goes_first_with_count),
     T_CASE(test_visibility_timeout_and_nack_delay),
