@@ -80,7 +80,8 @@ behind_cursor(const struct queue *q, const struct segment *g)
 static int
 sparse(const struct queue *q, const struct segment *g)
 {
-    return !q->clearing && g->live > 0 && g->nrec >= 16 && g->live * 4 <= g->nrec
+    return !q->clearing && !q->no_compact && g->live > 0 && g->nrec >= 16
+           && g->live * 4 <= g->nrec
            && g != q->tail && g != q->mtail && (g->moved || behind_cursor(q, g));
 }
 
@@ -344,13 +345,16 @@ queue_rollback(struct broker *b, struct queue *q, const struct queue_mark *m)
 {
     uint64_t n;
 
-    /* messages published with a delivery record: every record after the mark */
+    /* messages published with a delivery record: every record after the mark. Their deaths
+     * must not compact (free) a segment: m->tail has to stay for the loop below */
+    q->no_compact = 1;
     while (q->deliveries.prev != m->dlast) {
         struct delivery *d = DLIST_ENTRY(q->deliveries.prev, struct delivery, qlink);
         queue_leave_state(b, d);
         queue_destroy(b, d);
         q->c.published--;
     }
+    q->no_compact = 0;
     n = q->nfresh - m->nfresh;
     while (q->tail && q->tail != m->tail) { /* segments created by the batch */
         struct segment *g = q->tail;

@@ -95,6 +95,7 @@ struct queue {
     uint8_t durable;            /* mirrored in the store (store.h) */
     uint8_t confirm;            /* enum store_level: default confirmation of publishes */
     uint8_t dlq_len;            /* QUEUE_DLQ_NAMED: bytes of dlq_name */
+    uint8_t no_compact;         /* queue_rollback: no segment may be freed by compaction */
     uint64_t sid;               /* the queue's id in the store; unique, never reused */
     char *dlq_name;             /* QUEUE_DLQ_NAMED: slab copy, NUL-terminated; else NULL */
     uint32_t max_deliveries;    /* dead-letter a message coming back after this many; 0: no */
