@@ -354,19 +354,13 @@ test_compaction_moves_pinned(void)
     struct fixture f;
     static struct delivery *out[2000];
     struct delivery *again[200];
-    char body[128];
     char want[128];
     uint32_t n;
     size_t pages_before;
     uint64_t kept = 0;
 
     setup(&f, 64 << 20);
-    for (int i = 0; i < 2000; i++) {
-        snprintf(body, sizeof(body), "message %04d %080d", i, i);
-        T_EQ_INT(queue_publish(&f.b, f.q, body, 99, &(uint64_t){0}), 0);
-    }
-    n = queue_take(&f.b, f.q, &f.owner, 2000, 1 << 30, out);
-    T_EQ_INT(n, 2000);
+    fill_and_take(&f, out, 2000);
     pages_before = slab_pages_resident(&f.b.slab);
     for (int i = 0; i < 2000; i++)
         if (i % 10 != 3)
@@ -375,8 +369,7 @@ test_compaction_moves_pinned(void)
     T_ASSERT(f.q->c.moved >= 100);
     T_ASSERT(f.q->mhead != NULL);
     for (int i = 3; i < 2000; i += 10) { /* still readable where they moved to */
-        snprintf(want, sizeof(want), "message %04d %080d", i, i);
-        T_EQ_MEM(payload(out[i]), want, 99);
+        T_EQ_MEM(payload(out[i]), want, body_of(i, want, sizeof(want)));
         T_ASSERT(dtable_find(&f.b.dels, out[i]->id) == out[i]);
     }
     /* back to the queue and out again: same ids, same bytes */
@@ -386,10 +379,10 @@ test_compaction_moves_pinned(void)
     T_EQ_INT(n, 200);
     for (uint32_t k = 0; k < n; k++) {
         int i = 3 + 10 * (int)k;
-        snprintf(want, sizeof(want), "message %04d %080d", i, i);
+        uint32_t len = body_of(i, want, sizeof(want));
         T_EQ_U64(again[k]->id, out[i]->id);
         T_EQ_INT(again[k]->deliveries, 2);
-        T_EQ_MEM(payload(again[k]), want, 99);
+        T_EQ_MEM(payload(again[k]), want, len);
         queue_ack(&f.b, again[k]);
         kept++;
     }
@@ -412,10 +405,9 @@ test_in_order_acks_move_nothing(void)
     uint32_t n;
 
     setup(&f, 64 << 20);
-    for (int i = 0; i < 2000; i++) {
-        snprintf(body, sizeof(body), "message %04d %080d", i, i);
-        T_EQ_INT(queue_publish(&f.b, f.q, body, 99, &(uint64_t){0}), 0);
-    }
+    for (int i = 0; i < 2000; i++)
+        T_EQ_INT(queue_publish(&f.b, f.q, body, body_of(i, body, sizeof(body)), &(uint64_t){0}),
+                 0);
     for (int round = 0; round < 2; round++) { /* two fetches of 1,000, each acked in order */
         n = queue_take(&f.b, f.q, &f.owner, 1000, 1 << 30, out);
         T_EQ_INT(n, 1000);
