@@ -103,7 +103,7 @@ cmd_find_queue(struct conn *c, unsigned op, uint64_t rid, const char *name, uint
 
 /* [version, client_name] ->
  *     [version, server, max_message_size, max_frame, max_fetch_bytes, max_inflight,
- *      auth_required] */
+ *      auth_required, features] */
 void
 cmd_hello(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
@@ -135,7 +135,7 @@ cmd_hello(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         guard_handshake_done(c);
     log_debug("connection %llu from %s: hello from '%.*s'", (unsigned long long)c->id, c->peer,
               (int)nlen, name);
-    reply_begin(&rep, c, SMQ_OP_HELLO, rid, 7);
+    reply_begin(&rep, c, SMQ_OP_HELLO, rid, 8);
     msgpack_pack_uint32(&rep.pk, SLABMQ_PROTOCOL_VERSION);
     reply_str(&rep, "slabmqd " SLABMQ_VERSION_STRING);
     msgpack_pack_uint32(&rep.pk, b->cfg.max_message_size);
@@ -146,6 +146,7 @@ cmd_hello(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         msgpack_pack_true(&rep.pk);
     else
         msgpack_pack_false(&rep.pk);
+    msgpack_pack_uint32(&rep.pk, SMQ_FEATURES);
     reply_end(&rep);
     return;
 out_close:

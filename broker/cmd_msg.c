@@ -483,20 +483,24 @@ cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         reply_error(c, op, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
 }
 
-/* Shared body of ACK and NACK: [[id, ...] (, delay_ms)] -> [count]. Known ids are settled even
- * when some are unknown; then the reply is ERR_UNKNOWN_ID. */
+/* Shared body of ACK, NACK, TOUCH and TERM: [[id, ...] (, delay_ms for NACK, flags for ACK)]
+ * -> [count]. Known ids are settled even when some are unknown; then the reply is
+ * ERR_UNKNOWN_ID. A QUIET ACK that settles every id gets no reply: a consumer pipelines its
+ * ACK with its next FETCH, and the FETCH's reply is enough to know the ACK went through, so
+ * the broker writes (and the consumer wakes for) one reply per message, not two. */
 static void
 settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
     struct broker *b = &c->srv->b;
     uint32_t n;
     uint64_t delay = 0;
+    uint64_t flags = 0;
     uint64_t done = 0;
     uint64_t unknown = 0;
     uint64_t first_unknown = 0;
     struct smq_mpr ids;
 
-    if (cmd_expect_args(c, op, rid, nargs, 1, op == SMQ_OP_NACK ? 2 : 1))
+    if (cmd_expect_args(c, op, rid, nargs, 1, op == SMQ_OP_NACK || op == SMQ_OP_ACK ? 2 : 1))
         return;
     if (smq_mpr_array(r, &n)) {
         reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "ids must be a msgpack array");
@@ -511,7 +515,10 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
             return;
         }
     }
-    if ((nargs == 2 && cmd_read_uint(c, op, rid, r, "delay_ms", 0, SMQ_TIME_MAX_MS, &delay))
+    if ((nargs == 2 && op == SMQ_OP_NACK
+         && cmd_read_uint(c, op, rid, r, "delay_ms", 0, SMQ_TIME_MAX_MS, &delay))
+        || (nargs == 2 && op == SMQ_OP_ACK
+            && cmd_read_uint(c, op, rid, r, "flags", 0, SMQ_ACK_QUIET, &flags))
         || cmd_args_end(c, op, rid, r))
         return;
     broker_defer_wake(b); /* waiters get NACKed messages after the whole list is settled */
@@ -544,7 +551,8 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
                     (unsigned long long)done);
         return;
     }
-    reply_uint(c, op, rid, done);
+    if (!(flags & SMQ_ACK_QUIET))
+        reply_uint(c, op, rid, done);
 }
 
 void

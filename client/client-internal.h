@@ -36,12 +36,23 @@ struct smq_sub {
     char queue[SMQ_NAME_MAX + 1];
 };
 
+/* A QUIET ACK not yet confirmed: its request id and how many ids it acks (the count a
+ * success reports). */
+struct smq_quiet {
+    uint64_t rid;
+    uint64_t n;
+};
+
 struct ssl_st;
 
 struct slabmq_client {
     int fd;                 /* connected socket, non-blocking */
     struct ssl_st *ssl;     /* TLS over fd (io.c), or NULL */
     short io_events;        /* poll events the last I/O that returned EAGAIN waits for */
+    int rdrained;           /* the last receive on the plain socket took all there was (a
+                               short read or EAGAIN): a caller about to wait polls first
+                               rather than spend a receive that would find nothing; cleared
+                               by a poll that says readable, never set for TLS */
     char io_reason[160];    /* the TLS reason of the last EPROTO (smq_io_strerror) */
     int timeout_ms;         /* per call; <= 0: none */
     uint64_t next_rid;      /* request id of the next request */
@@ -78,6 +89,17 @@ struct slabmq_client {
                                          first; as many messages as the subscriptions' credit
                                          at most */
     struct slabmq_batch **pushed_end; /* where the next one is linked */
+    uint32_t features;      /* from HELLO: SMQ_FEATURE_* (0 from brokers that do not say) */
+    /* Pipelined ACKs go QUIET when the broker takes it (docs/protocol.md 6.11): no reply on
+     * success, so the reply to any later request confirms them. The outstanding ones, oldest
+     * first, in a ring of qcap (at most the window's worth). */
+    struct smq_quiet *quiet;
+    uint32_t qcap;
+    uint32_t qhead;
+    uint32_t qlen;
+    uint32_t qrun;          /* QUIET ACKs at the end of the outstanding requests */
+    uint64_t ping_rid;      /* the PING sent to have trailing QUIET ACKs confirmed, until its
+                               reply (0: none); its reply goes to no callback */
 };
 
 /* A client without a connection (fd -1): connect2's first step, and what the fuzz harness
@@ -106,6 +128,15 @@ void smq_req_wrote(struct slabmq_client *c, const uint8_t *end);
  * and handed to the confirm callback. Sends when the queue is large, and reads replies when
  * the window is full. *rid receives its request id. */
 slabmq_status smq_req_async(struct slabmq_client *c, uint64_t *rid);
+/* Whether the next pipelined ACK may go QUIET, with room kept for it so that
+ * smq_req_async_quiet() cannot fail for want of it: 0, or -1 (the caller then sends a plain
+ * ACK). Not when the broker does not take it, when out of memory, nor for more than a
+ * quarter of the window in a row: with a full window, the reply to a plain request among
+ * the older half then frees half of it, and a request is never confirmed inside the call
+ * that queued it (a window under 4 has no QUIET ACKs). */
+int smq_quiet_reserve(struct slabmq_client *c);
+/* smq_req_async() for a QUIET ACK of n ids, after smq_quiet_reserve(). */
+slabmq_status smq_req_async_quiet(struct slabmq_client *c, uint64_t *rid, uint64_t n);
 void smq_pack_str(struct slabmq_client *c, const char *s);
 
 /* Send the request built since smq_req_begin and read its reply. On SLABMQ_OK, *r is

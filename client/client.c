@@ -121,9 +121,14 @@ smq_wait_fd(int fd, short events, int64_t deadline)
 int
 smq_wait_readable(struct slabmq_client *c, int64_t deadline)
 {
+    int rc;
+
     if (smq_io_buffered(c)) /* TLS has decrypted bytes the socket no longer shows */
         return 1;
-    return poll_until(c->fd, c->io_events == POLLOUT ? POLLIN | POLLOUT : POLLIN, deadline, 1);
+    rc = poll_until(c->fd, c->io_events == POLLOUT ? POLLIN | POLLOUT : POLLIN, deadline, 1);
+    if (rc > 0)
+        c->rdrained = 0;
+    return rc;
 }
 
 static slabmq_status
@@ -187,6 +192,11 @@ fill(struct slabmq_client *c, size_t want, int64_t deadline)
             if (grow_rbuf(c, ncap))
                 return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a reply");
         }
+        if (c->rdrained) { /* nothing was left at the last receive: wait, then read */
+            if (smq_wait_fd(c->fd, POLLIN, deadline) < 0)
+                return smq_client_fail(c, SLABMQ_ERR_IO, "poll failed: %s", strerror(errno));
+            c->rdrained = 0; /* readable, or the time is up: the receive tells which */
+        }
         n = smq_io_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen);
         if (n > 0) {
             c->rlen += (size_t)n;
@@ -201,8 +211,10 @@ fill(struct slabmq_client *c, size_t want, int64_t deadline)
             if (rc == 0)
                 return smq_client_fail(c, SLABMQ_ERR_TIMEOUT,
                                        "timed out waiting for the broker's reply");
-            if (rc > 0)
+            if (rc > 0) {
+                c->rdrained = 0;
                 continue;
+            }
         }
         return smq_client_fail(c, SLABMQ_ERR_IO, "receive failed: %s",
                                smq_io_strerror(c, errno));
@@ -401,6 +413,74 @@ smq_send_queued(struct slabmq_client *c, int64_t deadline)
     return st;
 }
 
+/* Hand one confirmation to the callbacks. */
+static void
+notify(struct slabmq_client *c, const slabmq_confirm *cf)
+{
+    if (c->on_confirm)
+        c->on_confirm(c->confirm_arg, cf->request, cf->status, cf->value);
+    if (c->on_confirm_ex)
+        c->on_confirm_ex(c->confirm_ex_arg, cf);
+}
+
+int
+smq_quiet_reserve(struct slabmq_client *c)
+{
+    struct smq_quiet *q;
+    uint32_t cap;
+
+    if (!(c->features & SMQ_FEATURE_QUIET_ACK) || c->window < 4 || c->qrun >= c->window / 4)
+        return -1;
+    if (c->qlen < c->qcap)
+        return 0;
+    if (c->qcap > UINT32_MAX / 2)
+        return -1;
+    cap = c->qcap ? c->qcap * 2 : 64;
+    q = malloc((size_t)cap * sizeof(*q));
+    if (!q)
+        return -1;
+    for (uint32_t i = 0; i < c->qlen; i++) /* unwrap the ring, oldest first */
+        q[i] = c->quiet[(c->qhead + i) % c->qcap];
+    free(c->quiet);
+    c->quiet = q;
+    c->qcap = cap;
+    c->qhead = 0;
+    return 0;
+}
+
+/* Take the oldest QUIET ACK off the ring if its request id is rid; 1 if it was. */
+static int
+quiet_pop(struct slabmq_client *c, uint64_t rid, struct smq_quiet *out)
+{
+    if (c->qlen == 0 || c->quiet[c->qhead].rid != rid)
+        return 0;
+    *out = c->quiet[c->qhead];
+    c->qhead = (c->qhead + 1) % c->qcap;
+    c->qlen--;
+    if (c->qrun > c->qlen)
+        c->qrun = c->qlen;
+    return 1;
+}
+
+/* A reply to request rid has come: the QUIET ACKs before it succeeded, each settling all
+ * its ids (the broker runs a connection's requests in order and would have answered a
+ * failure before this reply). Confirm them. -1 if a request that is not quiet would be
+ * passed over: its reply is missing. */
+static int
+confirm_quiet_before(struct slabmq_client *c, uint64_t rid)
+{
+    struct smq_quiet q;
+
+    while (c->outstanding > 0 && c->first_async < rid) {
+        if (!quiet_pop(c, c->first_async, &q))
+            return -1;
+        c->first_async++;
+        c->outstanding--;
+        notify(c, &(slabmq_confirm){q.rid, SLABMQ_OK, q.n, 0, SLABMQ_CONFIRM_DEFAULT});
+    }
+    return 0;
+}
+
 /* Decode one pipelined reply and tell the caller: the id of a publish (and whether it was a
  * duplicate), the count of an ack, or the error. The first error is kept for
  * slabmq_flush(). */
@@ -409,13 +489,27 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
 {
     struct smq_mpr r;
     struct smq_head h;
+    struct smq_quiet q;
     slabmq_confirm cf = {0, SLABMQ_OK, 0, 0, SLABMQ_CONFIRM_DEFAULT};
 
     smq_mpr_init(&r, body, len);
-    if (smq_read_head(&r, &h) || h.id != c->first_async)
+    if (smq_read_head(&r, &h))
         return smq_bad_reply(c, "pipelined reply out of order");
+    if (h.op == SMQ_OP_NONE && h.id == 0 && h.status != SLABMQ_OK) {
+        c->broken = 1; /* a connection-level error: the broker closes */
+        return smq_client_fail(c, (slabmq_status)h.status, "%s: %.*s",
+                               smq_status_message((unsigned)h.status), (int)h.mlen, h.msg);
+    }
+    if (confirm_quiet_before(c, h.id) || c->outstanding == 0 || h.id != c->first_async)
+        return smq_bad_reply(c, "pipelined reply out of order");
+    quiet_pop(c, h.id, &q); /* a QUIET ACK answered: it failed */
     c->first_async++;
     c->outstanding--;
+    if (h.id == c->ping_rid) { /* ours, not the caller's */
+        c->ping_rid = 0;
+        return h.status == SLABMQ_OK ? SLABMQ_OK
+                                     : smq_bad_reply(c, "PING refused");
+    }
     cf.request = h.id;
     cf.status = (slabmq_status)h.status;
     if (h.status == SLABMQ_OK && h.n > 3)
@@ -431,23 +525,56 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
                  (unsigned long long)h.id, smq_status_message((unsigned)h.status),
                  (int)h.mlen, h.msg);
     }
-    if (c->on_confirm)
-        c->on_confirm(c->confirm_arg, cf.request, cf.status, cf.value);
-    if (c->on_confirm_ex)
-        c->on_confirm_ex(c->confirm_ex_arg, &cf);
+    notify(c, &cf);
     if (h.status != SLABMQ_OK && h.op == SMQ_OP_NONE)
         c->broken = 1; /* a connection-level error: the broker closes */
     return SLABMQ_OK;
 }
 
-/* Read pipelined replies until at most 'keep' are outstanding. */
+/* Queue a request as pipelined: its reply is read later. */
+static void
+queued_async(struct slabmq_client *c)
+{
+    if (c->outstanding++ == 0)
+        c->first_async = c->next_rid;
+    c->next_rid++;
+}
+
+/* Everything outstanding is a QUIET ACK, so no reply is coming: ask for one with a PING and
+ * send it. */
 static slabmq_status
-read_confirms(struct slabmq_client *c, uint32_t keep, int64_t deadline)
+ping_for_quiet(struct slabmq_client *c, int64_t deadline)
+{
+    slabmq_status st;
+
+    smq_req_begin(c, SMQ_OP_PING, 0);
+    st = req_end(c);
+    if (st)
+        return st;
+    c->ping_rid = c->next_rid;
+    c->qrun = 0;
+    queued_async(c);
+    return smq_send_queued(c, deadline);
+}
+
+/* Read pipelined replies until at most 'keep' are outstanding. With 'sync' a synchronous
+ * request follows them, whose reply confirms the QUIET ACKs left at the end; without, a
+ * PING is sent to confirm them. */
+static slabmq_status
+read_confirms(struct slabmq_client *c, uint32_t keep, int sync, int64_t deadline)
 {
     while (c->outstanding > keep) {
         const uint8_t *body = NULL;
         uint32_t len = 0;
-        slabmq_status st = read_frame(c, &body, &len, deadline);
+        slabmq_status st;
+        if (c->qlen == c->outstanding) {
+            if (sync)
+                break;
+            st = ping_for_quiet(c, deadline);
+            if (st)
+                return st;
+        }
+        st = read_frame(c, &body, &len, deadline);
         if (st)
             return st;
         st = smq_confirm(c, body, len);
@@ -463,31 +590,50 @@ call_deadline(const struct slabmq_client *c, int extra_ms)
     return c->timeout_ms > 0 ? smq_now_ms() + c->timeout_ms + extra_ms : 0;
 }
 
-slabmq_status
-smq_req_async(struct slabmq_client *c, uint64_t *rid)
+/* smq_req_async(), for a QUIET ACK of 'quiet' ids when quiet is not UINT64_MAX. */
+static slabmq_status
+req_async(struct slabmq_client *c, uint64_t *rid, uint64_t quiet)
 {
     int64_t deadline;
     slabmq_status st;
 
-    if (c->broken)
+    if (c->broken) {
+        c->wlen = c->wstart;
         return smq_client_fail(c, SLABMQ_ERR_CLOSED,
                                "connection unusable after an earlier error; reconnect");
+    }
     st = req_end(c);
     if (st)
         return st;
     if (rid)
         *rid = c->next_rid;
-    if (c->outstanding++ == 0)
-        c->first_async = c->next_rid;
-    c->next_rid++;
+    if (quiet != UINT64_MAX) { /* room was reserved: smq_quiet_reserve() */
+        c->quiet[(c->qhead + c->qlen++) % c->qcap] = (struct smq_quiet){c->next_rid, quiet};
+        c->qrun++;
+    } else {
+        c->qrun = 0;
+    }
+    queued_async(c);
     /* one send per 64 KiB of requests, and replies read in batches: half a window at once */
     if (c->wlen >= 65536 || c->outstanding >= c->window) {
         deadline = call_deadline(c, 0); /* the clock is read only when there is I/O to do */
         st = smq_send_queued(c, deadline);
         if (st == SLABMQ_OK && c->outstanding >= c->window)
-            st = read_confirms(c, c->window / 2, deadline);
+            st = read_confirms(c, c->window / 2, 0, deadline);
     }
     return st;
+}
+
+slabmq_status
+smq_req_async(struct slabmq_client *c, uint64_t *rid)
+{
+    return req_async(c, rid, UINT64_MAX);
+}
+
+slabmq_status
+smq_req_async_quiet(struct slabmq_client *c, uint64_t *rid, uint64_t n)
+{
+    return req_async(c, rid, n);
 }
 
 slabmq_status
@@ -512,14 +658,25 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
     /* pipelined requests still queued go out in the same send, their replies come first */
     st = smq_send_queued(c, deadline);
     if (st == SLABMQ_OK)
-        st = read_confirms(c, 0, deadline);
+        st = read_confirms(c, 0, 1, deadline);
     if (st)
         return st;
     if (c->rstart == c->rlen)
         c->rstart = c->rlen = 0;
-    st = read_frame(c, &body, &len, deadline);
-    if (st)
-        return st;
+    for (;;) { /* only QUIET ACKs are outstanding now: their errors may come first */
+        struct smq_head h;
+        st = read_frame(c, &body, &len, deadline);
+        if (st)
+            return st;
+        smq_mpr_init(r, body, len);
+        if (c->outstanding == 0 || smq_read_head(r, &h) || h.id == rid)
+            break;
+        st = smq_confirm(c, body, len);
+        if (st)
+            return st;
+    }
+    if (confirm_quiet_before(c, rid)) /* this reply confirms the rest */
+        return smq_bad_reply(c, "pipelined reply out of order");
     smq_mpr_init(r, body, len);
     return parse_reply(c, op, rid, r, nresults);
 }
@@ -576,6 +733,8 @@ smq_recv_some(struct slabmq_client *c)
 static slabmq_status
 read_arrived(struct slabmq_client *c)
 {
+    int read_once = 0;
+
     while (c->outstanding > 0) {
         const uint8_t *b;
         uint32_t len;
@@ -590,7 +749,10 @@ read_arrived(struct slabmq_client *c)
                 return st;
             continue;
         }
+        if (read_once && c->rdrained)
+            return SLABMQ_OK; /* that read took all there was */
         st = smq_recv_some(c);
+        read_once = 1;
         if (st || c->rlen - c->rstart == avail)
             return st; /* nothing more has arrived */
     }
@@ -621,7 +783,7 @@ slabmq_flush(slabmq_client *c)
     deadline = call_deadline(c, 0);
     st = smq_send_queued(c, deadline);
     if (st == SLABMQ_OK)
-        st = read_confirms(c, 0, deadline);
+        st = read_confirms(c, 0, 0, deadline);
     if (st)
         return st;
     st = c->async_err;
@@ -746,6 +908,13 @@ smq_client_hello(struct slabmq_client *c, const char *name, int *auth)
     }
     if (n >= 7 && smq_mpr_bool(&r, auth)) /* and whether AUTH must follow */
         return smq_bad_reply(c, "HELLO");
+    c->features = 0;
+    if (n >= 8) { /* and what it takes beyond version 1's first form */
+        uint64_t f;
+        if (smq_mpr_uint(&r, &f))
+            return smq_bad_reply(c, "HELLO");
+        c->features = (uint32_t)f;
+    }
     return SLABMQ_OK;
 }
 
@@ -846,6 +1015,7 @@ slabmq_client_close(slabmq_client *c)
         return;
     smq_io_close(c);
     smq_subs_free(c);
+    free(c->quiet);
     free(c->wbuf);
     free(c->rbuf);
     free(c);

@@ -325,8 +325,11 @@ smq_io_recv(struct slabmq_client *c, void *p, size_t n)
     int rc;
 
     c->io_events = POLLIN;
-    if (!c->ssl)
-        return recv(c->fd, p, n, 0);
+    if (!c->ssl) {
+        ssize_t got = recv(c->fd, p, n, 0);
+        c->rdrained = got < 0 ? errno == EAGAIN || errno == EWOULDBLOCK : (size_t)got < n;
+        return got;
+    }
     errno = 0;
     rc = SSL_read(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
     if (rc > 0)

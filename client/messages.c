@@ -614,34 +614,38 @@ slabmq_batch_free(slabmq_batch *b)
 /* ---------------------------------------------------------------------------------------- */
 /* Settling                                                                                  */
 
-/* Build ACK, NACK, TOUCH or TERM: [[id...] (, delay_ms)] -> [count]. Returns 0, or -1 after
- * recording why. */
+/* Build ACK, NACK, TOUCH or TERM: [[id...] (, delay_ms)] -> [count]; a QUIET ACK is
+ * [[id...], SMQ_ACK_QUIET]. Returns 0, or -1 after recording why. */
 static int
-build_settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t delay)
+build_settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t delay,
+             int quiet)
 {
     if (n == 0 || !ids || n > UINT32_MAX) {
         smq_client_fail(c, SLABMQ_ERR_ARG, "no ids given");
         return -1;
     }
-    if (n == 1 && op == SMQ_OP_ACK) { /* [11, rid, [id]], written directly: the hot path */
-        uint8_t *p = smq_req_reserve(c, 2 + 3 * SMQ_MPW_MAX_HDR);
+    if (n == 1 && op == SMQ_OP_ACK) { /* [11, rid, [id] (, 1)], written directly: the hot path */
+        uint8_t *p = smq_req_reserve(c, 3 + 3 * SMQ_MPW_MAX_HDR);
         if (!p) {
             smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory building a request");
             return -1;
         }
-        p = smq_mpw_array(p, 3);
+        p = smq_mpw_array(p, quiet ? 4 : 3);
         p = smq_mpw_uint(p, SMQ_OP_ACK);
         p = smq_mpw_uint(p, c->next_rid);
         p = smq_mpw_array(p, 1);
-        smq_req_wrote(c, smq_mpw_uint(p, ids[0]));
+        p = smq_mpw_uint(p, ids[0]);
+        smq_req_wrote(c, quiet ? smq_mpw_uint(p, SMQ_ACK_QUIET) : p);
         return 0;
     }
-    smq_req_begin(c, op, op == SMQ_OP_NACK ? 2 : 1);
+    smq_req_begin(c, op, op == SMQ_OP_NACK || quiet ? 2 : 1);
     msgpack_pack_array(&c->pk, n);
     for (size_t i = 0; i < n; i++)
         msgpack_pack_uint64(&c->pk, ids[i]);
     if (op == SMQ_OP_NACK)
         msgpack_pack_uint64(&c->pk, delay);
+    if (quiet)
+        msgpack_pack_uint32(&c->pk, SMQ_ACK_QUIET);
     return 0;
 }
 
@@ -658,7 +662,7 @@ settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t de
         return SLABMQ_ERR_ARG;
     if (done)
         *done = 0;
-    if (build_settle(c, op, ids, n, delay))
+    if (build_settle(c, op, ids, n, delay, 0))
         return (slabmq_status)c->last;
     st = smq_call(c, op, 0, &r, &nres);
     if (st)
@@ -670,16 +674,21 @@ settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t de
     return SLABMQ_OK;
 }
 
-/* Pipelined settle(): the count comes to the confirmation callback. */
+/* Pipelined settle(): the count comes to the confirmation callback. An ACK goes QUIET when
+ * the broker takes it: the reply to the request after it (for a consumer, its next FETCH)
+ * confirms it, so the consumer wakes once per FETCH rather than twice. */
 static slabmq_status
 settle_async(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t delay,
              uint64_t *request)
 {
+    int quiet;
+
     if (!c)
         return SLABMQ_ERR_ARG;
-    if (build_settle(c, op, ids, n, delay))
+    quiet = op == SMQ_OP_ACK && !smq_quiet_reserve(c);
+    if (build_settle(c, op, ids, n, delay, quiet))
         return (slabmq_status)c->last;
-    return smq_req_async(c, request);
+    return quiet ? smq_req_async_quiet(c, request, n) : smq_req_async(c, request);
 }
 
 SLABMQ_API slabmq_status

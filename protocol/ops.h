@@ -42,6 +42,16 @@ enum smq_op {
     SMQ_OP_DELIVER = 20
 };
 
+/* ACK's flags (docs/protocol.md 6.11): QUIET, no reply when every id was acked; a reply to
+ * any later request of the connection then says it succeeded (requests run in order). An
+ * error still gets its reply. */
+#define SMQ_ACK_QUIET 1u
+
+/* HELLO's features result (docs/protocol.md 5): what this broker takes beyond version 1's
+ * first form, so a client knows before it asks. */
+#define SMQ_FEATURE_QUIET_ACK 1u /* ACK takes flags, SMQ_ACK_QUIET among them */
+#define SMQ_FEATURES SMQ_FEATURE_QUIET_ACK
+
 /* Name of an op code, or NULL for codes not in the list. */
 const char *smq_op_name(unsigned op);
 

@@ -495,7 +495,10 @@ SLABMQ_API slabmq_status slabmq_publish_batch_opts_async(slabmq_client *c, const
                                                          const slabmq_publish_options *opts,
                                                          uint64_t *request);
 /** Pipelined slabmq_ack_batch(): the ACK goes out with the next send (for a consumer, in the
- *  same write as its next slabmq_fetch()). */
+ *  same write as its next slabmq_fetch()). Against a broker that takes it, the ACK is sent
+ *  QUIET (docs/protocol.md 6.11): the broker answers only a failure, and the confirmation
+ *  (#SLABMQ_OK, value n) is handed to the callback when the reply to a later request
+ *  arrives, such as that of the next fetch, or at slabmq_flush(). */
 SLABMQ_API slabmq_status slabmq_ack_async(slabmq_client *c, const uint64_t *ids, size_t n,
                                           uint64_t *request);
 /** Pipelined slabmq_nack_batch(). */

@@ -154,12 +154,13 @@ check_results(struct smq_mpr *r, uint64_t op, uint32_t nres)
 
     switch (op) {
     case SMQ_OP_HELLO:
-        FUZZ_CHECK(nres == 7);
+        FUZZ_CHECK(nres == 8);
         FUZZ_CHECK(smq_mpr_uint(r, &u) == 0 && u == SLABMQ_PROTOCOL_VERSION);
         FUZZ_CHECK(smq_mpr_str(r, &s, &len) == 0);
         for (int i = 0; i < 4; i++)
             FUZZ_CHECK(smq_mpr_uint(r, &u) == 0);
         FUZZ_CHECK(smq_mpr_bool(r, &v) == 0 && v == 0); /* the harness has no users */
+        FUZZ_CHECK(smq_mpr_uint(r, &u) == 0 && u == SMQ_FEATURES);
         break;
     case SMQ_OP_PING:
     case SMQ_OP_UNSUBSCRIBE:

@@ -148,7 +148,7 @@ raw_hello_auth(int fd)
     send_mb(fd, &m);
     mb_free(&m);
     EXPECT_OK(fd, SMQ_OP_HELLO, 1, &p);
-    T_EQ_INT(p.n, 10); /* op, id, status and seven results */
+    T_EQ_INT(p.n, 11); /* op, id, status and eight results */
     for (int i = 0; i < 6; i++)
         T_ASSERT(smq_mpr_skip(&p.r, 4) == 0);
     T_ASSERT(smq_mpr_bool(&p.r, &auth) == 0);

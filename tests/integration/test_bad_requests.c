@@ -495,7 +495,8 @@ test_wrong_argument_types(void)
     mb_uint(&m, 2);
     REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
 
-    /* ACK / NACK: ids not an array, negative id, str id, float delay, too many args */
+    /* ACK / NACK: ids not an array, negative id, str id, unknown or str ACK flags, float
+     * delay, too many args */
     mb_req(&m, SMQ_OP_ACK, ++rid, 1);
     mb_uint(&m, 5);
     REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
@@ -512,6 +513,15 @@ test_wrong_argument_types(void)
     REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
     mb_req(&m, SMQ_OP_ACK, ++rid, 2);
     mb_arr(&m, 0);
+    mb_uint(&m, 2); /* flags: only QUIET (1) is known */
+    REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
+    mb_req(&m, SMQ_OP_ACK, ++rid, 2);
+    mb_arr(&m, 0);
+    mb_str(&m, "1");
+    REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
+    mb_req(&m, SMQ_OP_ACK, ++rid, 3);
+    mb_arr(&m, 0);
+    mb_uint(&m, 0);
     mb_uint(&m, 0);
     REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
     mb_req(&m, SMQ_OP_NACK, ++rid, 2);

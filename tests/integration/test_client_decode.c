@@ -412,7 +412,7 @@ acks_fn(int fd, uint64_t op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         }
         T_EQ_INT(send(fd, stream.p, stream.len, 0), (long)stream.len);
     } else {
-        T_ASSERT(op == SMQ_OP_ACK && nargs >= 1);
+        T_ASSERT(op == SMQ_OP_ACK && nargs == 1); /* no features announced: plain ACKs */
         T_ASSERT(smq_mpr_array(r, &n) == 0 && n == 1 && smq_mpr_uint(r, &id) == 0);
         T_EQ_U64(id, next_id);
         next_id++;

@@ -35,6 +35,33 @@ on_confirm(void *arg, uint64_t request, slabmq_status status, uint64_t value)
     }
 }
 
+/* Confirmations of acks: in request order, each with its count. */
+struct ack_confirms {
+    uint64_t n;        /* confirmations seen */
+    uint64_t ok;       /* of which successful */
+    uint64_t acked;    /* the counts they carried */
+    uint64_t next_req; /* request id expected next (after the first) */
+    uint64_t last_err; /* request id of the last failure */
+    int out_of_order;
+};
+
+static void
+on_ack_confirm(void *arg, uint64_t request, slabmq_status status, uint64_t value)
+{
+    struct ack_confirms *cf = arg;
+
+    if (cf->n > 0 && request < cf->next_req)
+        cf->out_of_order = 1; /* ids rise; the flush's PING takes one without a callback */
+    cf->next_req = request + 1;
+    cf->n++;
+    if (status == SLABMQ_OK) {
+        cf->ok++;
+        cf->acked += value;
+    } else {
+        cf->last_err = request;
+    }
+}
+
 static uint64_t
 stat_of(slabmq_client *c, const char *queue, const char *name)
 {
@@ -150,6 +177,72 @@ test_async_ack_with_fetch(void)
     t_broker_stop(&b);
 }
 
+/* Pipelined acks go QUIET against this broker; their confirmations still come once each, in
+ * request order, with the count: from the reply to the next request (a FETCH), or from the
+ * PING slabmq_flush() sends when nothing else follows them. A failing one is reported as
+ * before, and a small window of quiet acks neither stalls nor confirms a request inside the
+ * call that queued it. */
+static void
+test_quiet_acks_confirmed(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    struct ack_confirms cf = {0};
+    slabmq_batch *bt;
+    uint64_t ids[40];
+    uint64_t req = 0;
+    uint64_t bogus = 1u << 30;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    for (int i = 0; i < 40; i++)
+        T_OK(c, slabmq_publish_async(c, "qa", "job", 3, NULL));
+    T_OK(c, slabmq_flush(c));
+    slabmq_client_on_confirm(c, on_ack_confirm, &cf);
+    T_OK(c, slabmq_fetch(c, "qa", 40, 0, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 40);
+    for (int i = 0; i < 40; i++)
+        ids[i] = slabmq_batch_get(bt, (size_t)i)->id;
+    slabmq_batch_free(bt);
+    for (int i = 0; i < 10; i++)
+        T_OK(c, slabmq_ack_async(c, &ids[i], 1, &req));
+    T_EQ_U64(slabmq_client_outstanding(c), 10);
+    T_EQ_U64(cf.n, 0);
+    T_OK(c, slabmq_fetch(c, "qa", 1, 0, &bt)); /* nothing ready: its reply confirms them */
+    T_EQ_INT(slabmq_batch_count(bt), 0);
+    slabmq_batch_free(bt);
+    T_EQ_U64(cf.n, 10);
+    T_EQ_U64(cf.acked, 10);
+    T_EQ_U64(cf.next_req, req + 1);
+    T_ASSERT(!cf.out_of_order);
+    T_EQ_U64(slabmq_client_outstanding(c), 0);
+    /* an unknown id among them: its error, the others confirmed, flush reports it */
+    T_OK(c, slabmq_ack_async(c, &ids[10], 1, NULL));
+    T_OK(c, slabmq_ack_async(c, &bogus, 1, &req));
+    T_OK(c, slabmq_ack_async(c, &ids[11], 1, NULL));
+    T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_UNKNOWN_ID);
+    T_EQ_U64(cf.n, 13);
+    T_EQ_U64(cf.acked, 12);
+    T_EQ_U64(cf.last_err, req);
+    T_ASSERT(!cf.out_of_order);
+    T_EQ_U64(slabmq_client_outstanding(c), 0);
+    /* a window of 4: one ack in four is plain, so the window frees up without a PING */
+    slabmq_client_set_window(c, 4);
+    for (int i = 12; i < 40; i++) {
+        uint64_t before = cf.n;
+        T_OK(c, slabmq_ack_async(c, &ids[i], 1, &req));
+        T_ASSERT(cf.n == before || cf.next_req <= req); /* never this request itself */
+    }
+    T_OK(c, slabmq_flush(c));
+    T_EQ_U64(cf.n, 41);
+    T_EQ_U64(cf.acked, 40);
+    T_ASSERT(!cf.out_of_order);
+    T_EQ_U64(stat_of(c, "qa", "acked"), 40);
+    T_EQ_U64(stat_of(c, "qa", "inflight"), 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 /* At-most-once fetch: delivered once, nothing held, nothing to ack or redeliver. */
 static void
 test_fetch_noack(void)
@@ -258,7 +351,111 @@ test_pushes_of_one_read_in_one_write(void)
     t_broker_stop(&b);
 }
 
+/* A QUIET ACK (flags 1) on the wire: no reply when it acks every id, so the next frame is
+ * the reply to the request after it; an error still gets its reply; HELLO announces it. And
+ * the consumer it is for: ACK and a waiting FETCH in one send used to bring two segments
+ * (the ACK's reply, then the FETCH's once a message came), each a wake-up; now one. */
+static void
+test_quiet_ack_on_the_wire(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    struct mb m = {0};
+    struct mb stream = {0};
+    struct rep p;
+    uint64_t ids[3];
+    uint64_t v;
+    uint32_t k;
+    uint32_t segs;
+    int fd;
+    int pfd;
+
+    t_broker_start(&b, NULL);
+    fd = t_raw_connect(b.port);
+    mb_req(&m, SMQ_OP_HELLO, 1, 2);
+    mb_uint(&m, 1);
+    mb_str(&m, "quiet");
+    send_mb(fd, &m);
+    EXPECT_OK(fd, SMQ_OP_HELLO, 1, &p);
+    T_EQ_INT(p.n, 11); /* op, id, status and eight results, the last the features */
+    for (int i = 0; i < 7; i++)
+        T_ASSERT(smq_mpr_skip(&p.r, 4) == 0);
+    T_ASSERT(smq_mpr_uint(&p.r, &v) == 0);
+    T_EQ_U64(v & 1, 1); /* QUIET ACK */
+    pfd = raw_session(&b);
+    for (uint64_t i = 0; i < 3; i++) {
+        mb_req(&m, SMQ_OP_PUBLISH, 10 + i, 2);
+        mb_str(&m, "quiet");
+        mb_bin(&m, "job", 3);
+        send_mb(pfd, &m);
+        EXPECT_OK(pfd, SMQ_OP_PUBLISH, 10 + i, &p);
+    }
+    mb_req(&m, SMQ_OP_FETCH, 2, 2);
+    mb_str(&m, "quiet");
+    mb_uint(&m, 3);
+    send_mb(fd, &m);
+    EXPECT_OK(fd, SMQ_OP_FETCH, 2, &p);
+    T_ASSERT(smq_mpr_array(&p.r, &k) == 0 && k == 3);
+    for (int i = 0; i < 3; i++) {
+        T_ASSERT(smq_mpr_array(&p.r, &k) == 0 && k == 3);
+        T_ASSERT(smq_mpr_uint(&p.r, &ids[i]) == 0);
+        T_ASSERT(smq_mpr_skip(&p.r, 1) == 0 && smq_mpr_skip(&p.r, 1) == 0);
+    }
+    /* QUIET ACK of the first, then PING: the PING's reply is the next frame */
+    mb_req(&m, SMQ_OP_ACK, 3, 2);
+    mb_arr(&m, 1);
+    mb_uint(&m, ids[0]);
+    mb_uint(&m, 1);
+    send_mb(fd, &m);
+    mb_req(&m, SMQ_OP_PING, 4, 0);
+    send_mb(fd, &m);
+    EXPECT_OK(fd, SMQ_OP_PING, 4, &p);
+    /* a QUIET ACK that fails still answers: the first id again (acked) and the second */
+    mb_req(&m, SMQ_OP_ACK, 5, 2);
+    mb_arr(&m, 2);
+    mb_uint(&m, ids[0]);
+    mb_uint(&m, ids[1]);
+    mb_uint(&m, 1);
+    send_mb(fd, &m);
+    EXPECT_ERR(fd, SMQ_OP_ACK, 5, SLABMQ_ERR_UNKNOWN_ID);
+    /* ACK (quiet) + a waiting FETCH in one send; then a message: one segment comes back */
+    mb_req(&m, SMQ_OP_ACK, 6, 2);
+    mb_arr(&m, 1);
+    mb_uint(&m, ids[2]);
+    mb_uint(&m, 1);
+    mb_frame(&stream, m.p, m.len);
+    m.len = 0;
+    mb_req(&m, SMQ_OP_FETCH, 7, 3);
+    mb_str(&m, "quiet");
+    mb_uint(&m, 1);
+    mb_uint(&m, 5000);
+    mb_frame(&stream, m.p, m.len);
+    m.len = 0;
+    segs = raw_data_segs_in(fd);
+    T_EQ_INT(send(fd, stream.p, stream.len, 0), (long)stream.len);
+    t_sleep_ms(50); /* the broker has read both: the FETCH is waiting */
+    mb_req(&m, SMQ_OP_PUBLISH, 13, 2);
+    mb_str(&m, "quiet");
+    mb_bin(&m, "late", 4);
+    send_mb(pfd, &m);
+    EXPECT_OK(pfd, SMQ_OP_PUBLISH, 13, &p);
+    EXPECT_OK(fd, SMQ_OP_FETCH, 7, &p);
+    T_ASSERT(smq_mpr_array(&p.r, &k) == 0 && k == 1);
+    T_EQ_U64(raw_data_segs_in(fd) - segs, 1);
+    c = t_client(&b);
+    T_EQ_U64(stat_of(c, "quiet", "acked"), 3);
+    T_EQ_U64(stat_of(c, "quiet", "inflight"), 1);
+    slabmq_client_close(c);
+    mb_free(&m);
+    mb_free(&stream);
+    close(fd);
+    close(pfd);
+    t_broker_stop(&b);
+}
+
 static const struct t_case cases[] = {
+    T_CASE(test_quiet_ack_on_the_wire),
+    T_CASE(test_quiet_acks_confirmed),
     T_CASE(test_pushes_of_one_read_in_one_write),
     T_CASE(test_send_without_waiting),
     T_CASE(test_fetch_noack),
