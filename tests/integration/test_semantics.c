@@ -6,6 +6,7 @@
  * Each case drives a real slabmqd over raw frames (tests/harness/raw.h), so the bytes the
  * spec describes are what is checked, independently of the client library. */
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "raw.h"
@@ -940,6 +941,67 @@ test_subscribe_credit(void)
     t_broker_stop(&b);
 }
 
+/* Acks sent together give their credit back together: the next pushes come in one DELIVER
+ * frame after the acks' replies, not one frame per ack (a subscriber acking each push used
+ * to be fed one message at a time, and drained at half the speed of FETCH). */
+static void
+test_acks_together_push_together(void)
+{
+    struct t_broker b;
+    struct mb m = {0};
+    struct mb stream = {0};
+    struct rep p;
+    struct msg msgs[16];
+    uint64_t rid = 10;
+    uint64_t sub;
+    uint64_t ids[16];
+    uint32_t replies = 0;
+    uint32_t pushed = 0;
+    uint32_t frames = 0;
+    int fd;
+    int fd2;
+
+    t_broker_start(&b, NULL);
+    fd = raw_session(&b);
+    fd2 = raw_session(&b);
+    mb_req(&m, SMQ_OP_SUBSCRIBE, ++rid, 2);
+    mb_str(&m, "together");
+    mb_uint(&m, 4);
+    send_mb(fd, &m);
+    EXPECT_OK(fd, SMQ_OP_SUBSCRIBE, rid, &p);
+    T_ASSERT(smq_mpr_uint(&p.r, &sub) == 0 && sub > 0);
+    for (int i = 0; i < 8; i++)
+        pub(fd2, (uint64_t)(100 + i), "together", "work");
+    T_EQ_U64(read_pushes(fd, sub, 4, 2000, ids, 16), 4);
+    for (int i = 0; i < 4; i++) { /* four ACKs, one id each, in one send */
+        mb_req(&m, SMQ_OP_ACK, 20 + (uint64_t)i, 1);
+        mb_arr(&m, 1);
+        mb_uint(&m, ids[i]);
+        mb_frame(&stream, m.p, m.len);
+        m.len = 0;
+    }
+    T_EQ_INT(send(fd, stream.p, stream.len, 0), (long)stream.len);
+    while (replies < 4 || pushed < 4) { /* bounded: each read waits at most REPLY_MS */
+        recv_rep(__FILE__, __LINE__, fd, &p);
+        if (p.op == SMQ_OP_DELIVER) {
+            T_EQ_U64(replies, 4); /* after every ack's reply */
+            pushed += read_msgs(&p, msgs, 16);
+            frames++;
+            continue;
+        }
+        T_EQ_U64(p.op, SMQ_OP_ACK);
+        T_EQ_U64(p.rid, 20 + replies);
+        replies++;
+    }
+    T_EQ_U64(pushed, 4);
+    T_EQ_U64(frames, 1);
+    mb_free(&m);
+    mb_free(&stream);
+    close(fd);
+    close(fd2);
+    t_broker_stop(&b);
+}
+
 static void
 test_subscribers_share_and_queue_deleted(void)
 {
@@ -1053,6 +1115,7 @@ static const struct t_case cases[] = {
     T_CASE(test_batch_options_and_rollback),
     T_CASE(test_fetch_several_queues),
     T_CASE(test_subscribe_credit),
+    T_CASE(test_acks_together_push_together),
     T_CASE(test_subscribers_share_and_queue_deleted),
     T_CASE(test_subscriber_that_does_not_read),
     {NULL, NULL},
