@@ -11,7 +11,6 @@
  * measures is what scheduling, wake-ups and loopback TCP cost here, the part of every
  * broker's latency no broker can remove: a broker's figure is read against it, measured in
  * the same session. Every loop is bounded in count and time; only 127.0.0.1 is used. */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
