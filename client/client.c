@@ -641,7 +641,7 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
          uint32_t *nresults)
 {
     int64_t deadline = call_deadline(c, extra_ms);
-    uint64_t rid = c->next_rid++;
+    uint64_t rid = c->next_rid; /* the request carries it already (smq_req_begin) */
     const uint8_t *body = NULL;
     uint32_t len;
     slabmq_status st;
@@ -653,8 +653,10 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
                                "connection unusable after an earlier error; reconnect");
     }
     st = req_end(c);
-    if (st)
+    if (st) /* dropped unsent: its id goes to the next request, so pipelined ids stay
+               consecutive (queued_async() and the confirmations count on it) */
         return st;
+    c->next_rid++;
     /* pipelined requests still queued go out in the same send, their replies come first */
     st = smq_send_queued(c, deadline);
     if (st == SLABMQ_OK)
