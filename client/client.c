@@ -554,12 +554,15 @@ queued_async(struct slabmq_client *c)
 }
 
 /* Everything outstanding is a QUIET ACK, so no reply is coming: ask for one with a PING and
- * send it. */
+ * send it. Not on a connection an error left unusable: no reply could be trusted (or come). */
 static slabmq_status
 ping_for_quiet(struct slabmq_client *c, int64_t deadline)
 {
     slabmq_status st;
 
+    if (c->broken)
+        return smq_client_fail(c, SLABMQ_ERR_CLOSED,
+                               "connection unusable after an earlier error; reconnect");
     smq_req_begin(c, SMQ_OP_PING, 0);
     st = req_end(c);
     if (st)
