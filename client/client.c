@@ -462,23 +462,34 @@ quiet_pop(struct slabmq_client *c, uint64_t rid, struct smq_quiet *out)
     return 1;
 }
 
-/* A reply to request rid has come: the QUIET ACKs before it succeeded, each settling all
- * its ids (the broker runs a connection's requests in order and would have answered a
- * failure before this reply). Confirm them. -1 if a request that is not quiet would be
- * passed over: its reply is missing. */
+/* Whether a reply to request rid would confirm only QUIET ACKs: every outstanding request
+ * before rid is one. (The ring holds the QUIET ACKs' ids rising, none below first_async, so
+ * its k-th being rid - 1 means the first k are first_async .. rid - 1.) */
 static int
+quiet_before(const struct slabmq_client *c, uint64_t rid)
+{
+    uint64_t k;
+
+    if (c->outstanding == 0 || rid <= c->first_async)
+        return 1;
+    k = rid - c->first_async; /* outstanding requests before rid */
+    return k <= c->qlen && c->quiet[(c->qhead + k - 1) % c->qcap].rid == rid - 1;
+}
+
+/* A reply to request rid has come, and quiet_before(rid): the QUIET ACKs before it
+ * succeeded, each settling all its ids (the broker runs a connection's requests in order
+ * and would have answered a failure before this reply). Confirm them. Checked first, not
+ * while confirming, so that a reply that turns out bad has confirmed nothing. */
+static void
 confirm_quiet_before(struct slabmq_client *c, uint64_t rid)
 {
     struct smq_quiet q;
 
-    while (c->outstanding > 0 && c->first_async < rid) {
-        if (!quiet_pop(c, c->first_async, &q))
-            return -1;
+    while (c->outstanding > 0 && c->first_async < rid && quiet_pop(c, c->first_async, &q)) {
         c->first_async++;
         c->outstanding--;
         notify(c, &(slabmq_confirm){q.rid, SLABMQ_OK, q.n, 0, SLABMQ_CONFIRM_DEFAULT});
     }
-    return 0;
 }
 
 /* Decode one pipelined reply and tell the caller: the id of a publish (and whether it was a
@@ -500,8 +511,10 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
         return smq_client_fail(c, (slabmq_status)h.status, "%s: %.*s",
                                smq_status_message((unsigned)h.status), (int)h.mlen, h.msg);
     }
-    if (confirm_quiet_before(c, h.id) || c->outstanding == 0 || h.id != c->first_async)
+    if (c->outstanding == 0 || h.id < c->first_async || h.id - c->first_async >= c->outstanding
+        || !quiet_before(c, h.id)) /* not a reply to an outstanding request */
         return smq_bad_reply(c, "pipelined reply out of order");
+    confirm_quiet_before(c, h.id);
     quiet_pop(c, h.id, &q); /* a QUIET ACK answered: it failed */
     c->first_async++;
     c->outstanding--;
@@ -541,12 +554,15 @@ queued_async(struct slabmq_client *c)
 }
 
 /* Everything outstanding is a QUIET ACK, so no reply is coming: ask for one with a PING and
- * send it. */
+ * send it. Not on a connection an error left unusable: no reply could be trusted (or come). */
 static slabmq_status
 ping_for_quiet(struct slabmq_client *c, int64_t deadline)
 {
     slabmq_status st;
 
+    if (c->broken)
+        return smq_client_fail(c, SLABMQ_ERR_CLOSED,
+                               "connection unusable after an earlier error; reconnect");
     smq_req_begin(c, SMQ_OP_PING, 0);
     st = req_end(c);
     if (st)
@@ -641,7 +657,7 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
          uint32_t *nresults)
 {
     int64_t deadline = call_deadline(c, extra_ms);
-    uint64_t rid = c->next_rid++;
+    uint64_t rid = c->next_rid; /* the request carries it already (smq_req_begin) */
     const uint8_t *body = NULL;
     uint32_t len;
     slabmq_status st;
@@ -653,8 +669,10 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
                                "connection unusable after an earlier error; reconnect");
     }
     st = req_end(c);
-    if (st)
+    if (st) /* dropped unsent: its id goes to the next request, so pipelined ids stay
+               consecutive (queued_async() and the confirmations count on it) */
         return st;
+    c->next_rid++;
     /* pipelined requests still queued go out in the same send, their replies come first */
     st = smq_send_queued(c, deadline);
     if (st == SLABMQ_OK)
@@ -669,14 +687,17 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
         if (st)
             return st;
         smq_mpr_init(r, body, len);
-        if (c->outstanding == 0 || smq_read_head(r, &h) || h.id == rid)
+        if (smq_read_head(r, &h)) /* no request id: it confirms nothing */
+            return smq_bad_reply(c, "not [op, request_id, status, ...]");
+        if (c->outstanding == 0 || h.id == rid)
             break;
         st = smq_confirm(c, body, len);
         if (st)
             return st;
     }
-    if (confirm_quiet_before(c, rid)) /* this reply confirms the rest */
+    if (!quiet_before(c, rid))
         return smq_bad_reply(c, "pipelined reply out of order");
+    confirm_quiet_before(c, rid); /* this reply confirms the rest */
     smq_mpr_init(r, body, len);
     return parse_reply(c, op, rid, r, nresults);
 }

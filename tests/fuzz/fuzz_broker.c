@@ -28,7 +28,7 @@
  *
  * Checked: no sanitizer finding, and every frame the broker writes is one frame holding
  * [op, request_id, status, ...] with the results docs/protocol.md gives for the op (or a
- * 4-element error with a known status and a message of at most 255 bytes): HELLO's seven,
+ * 4-element error with a known status and a message of at most 255 bytes): HELLO's eight,
  * PUBLISH's id (with options also duplicate and a level name), FETCH's messages (from a list
  * of queues also the queue's name, or nil when none), messages of 3 elements or 4 for a dead
  * letter (its info map), STATS values unsigned but a queue's dead_letter str, TERM's count,

@@ -6,17 +6,23 @@
  * FETCH and PEEK message arrays (dead letters' info maps too), STATS maps (str values too),
  * LIST rows, counts, bools, error replies, pipelined confirmations (with PUBLISH options:
  * duplicate and level), FETCH from several queues, SUBSCRIBE and the DELIVER pushes read by
- * slabmq_receive() or kept while another call waits for its reply, UNSUBSCRIBE and TERM.
+ * slabmq_receive() or kept while another call waits for its reply, UNSUBSCRIBE and TERM,
+ * and QUIET ACKs (HELLO's features, or byte 0): confirmed by the reply to a later request,
+ * their errors read before it, the PING slabmq_flush() sends after them.
  *
  * Input layout:
- *   byte 0      bit 0: the client says HELLO first (else it starts with default limits)
+ *   byte 0      bit 0: the client says HELLO first (else it starts with default limits);
+ *               bit 1: then it takes QUIET ACKs whatever HELLO said; bit 2: a window of 4
+ *               requests (else 1024), so the full window is read out mid-call
  *   bytes 1-8   the calls, one per byte (value modulo the number of calls), in turn, until
  *               16 calls are made or the connection is unusable
  *   the rest    the bytes the broker sends (cut at what the socket buffer takes)
  *
  * Checked: no sanitizer finding; every result handed out is readable (payloads, names,
- * values are touched); and the client's read buffer grows only with bytes that arrived, never
- * to a length a frame header merely declares. */
+ * values are touched); the client's read buffer grows only with bytes that arrived, never
+ * to a length a frame header merely declares; and confirmations come once each, in request
+ * order, only for pipelined requests of the caller (never for the PING of a flush), with
+ * the count of ids for a QUIET ACK confirmed by a later reply. */
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,11 +30,35 @@
 
 #include "client-internal.h"
 #include "fuzz.h"
+#include "ops.h"
 #include "slabmq.h"
 
 #define MAX_CALLS 16
 
 static volatile uint64_t sink; /* results are read into this so none is optimized away */
+
+/* The pipelined requests of the script, by request id (ids stay small: 16 calls of a few
+ * requests each), and the last confirmation's id. */
+#define MAX_RID 1024
+static uint8_t async_rid[MAX_RID]; /* 1: a pipelined request of the script */
+static uint64_t last_confirmed;
+
+/* About to queue a pipelined request of the script: it takes the next request id. */
+static void
+mark(slabmq_client *c)
+{
+    if (c->next_rid < MAX_RID)
+        async_rid[c->next_rid] = 1;
+}
+
+static void
+check_confirm(uint64_t request, slabmq_status status, uint64_t value)
+{
+    FUZZ_CHECK(request > last_confirmed); /* once each, in request order */
+    last_confirmed = request;
+    FUZZ_CHECK(request >= MAX_RID || async_rid[request] != 0); /* not the PING of a flush */
+    sink += (uint64_t)status + value;
+}
 
 static void
 touch_batch(slabmq_batch *b)
@@ -70,6 +100,7 @@ static void
 confirmed(void *arg, uint64_t request, slabmq_status status, uint64_t value)
 {
     (void)arg;
+    check_confirm(request, status, value);
     sink += request + (uint64_t)status + value;
 }
 
@@ -96,7 +127,7 @@ call(slabmq_client *c, unsigned k)
     uint64_t u = 0;
     int v = 0;
 
-    switch (k % 26) {
+    switch (k % 28) {
     case 0:
         slabmq_ping(c);
         break;
@@ -152,11 +183,14 @@ call(slabmq_client *c, unsigned k)
         slabmq_resume(c, "q", &v);
         break;
     case 15: /* pipelined: confirmations read by flush */
+        mark(c);
         slabmq_publish_async(c, "q", "x", 1, &u);
+        mark(c);
         slabmq_ack_async(c, ids, 1, &u);
         slabmq_flush(c);
         break;
     case 16: /* pipelined: confirmations that have arrived, read without waiting */
+        mark(c);
         slabmq_publish_async(c, "q", "y", 1, &u);
         slabmq_send(c);
         break;
@@ -190,11 +224,32 @@ call(slabmq_client *c, unsigned k)
     case 24:
         slabmq_term(c, ids, 3, &u);
         break;
-    default: /* pipelined with options: duplicate and level reach the callback */
+    case 25: /* pipelined with options: duplicate and level reach the callback */
         po.delay_ms = 10;
+        mark(c);
         slabmq_publish_opts_async(c, "q", "w", 1, &po, &u);
+        mark(c);
         slabmq_term_async(c, ids, 1, &u);
         slabmq_flush(c);
+        break;
+    case 26: /* acks (QUIET if the broker takes them), then a fetch whose reply confirms them */
+        for (int i = 0; i < 3; i++) {
+            mark(c);
+            slabmq_ack_async(c, ids, 1 + (i == 2), &u);
+        }
+        if (slabmq_fetch(c, "q", 10, 0, &b) == SLABMQ_OK)
+            touch_batch(b);
+        break;
+    default: /* acks and a NACK sent now, then what arrived is read by send and receive */
+        mark(c);
+        slabmq_ack_async(c, ids, 1, &u);
+        mark(c);
+        slabmq_nack_async(c, ids + 1, 1, 0, &u);
+        mark(c);
+        slabmq_ack_async(c, ids + 1, 2, &u);
+        slabmq_send(c);
+        if (slabmq_receive(c, 0, &b) == SLABMQ_OK || b)
+            touch_batch(b);
         break;
     }
     sink += u + (uint64_t)v;
@@ -221,6 +276,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c = smq_client_new(2000);
     FUZZ_CHECK(c);
     c->fd = sv[0];
+    memset(async_rid, 0, sizeof(async_rid));
+    last_confirmed = 0;
     slabmq_client_on_confirm(c, confirmed, NULL);
     slabmq_client_on_confirm_ex(c, confirmed_ex, NULL);
     if (data[0] & 1) {
@@ -230,10 +287,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         c->max_message = 1u << 20;
         c->max_frame = (1u << 20) + 1024;
     }
+    if (data[0] & 2)
+        c->features |= SMQ_FEATURE_QUIET_ACK;
+    if (data[0] & 4)
+        slabmq_client_set_window(c, 4);
     for (int i = 0; i < MAX_CALLS && !c->broken; i++) {
         call(c, data[1 + i % 8]);
         /* the buffer holds what arrived (at most 'sent' bytes), rounded up by doubling */
         FUZZ_CHECK(c->rcap <= 65536 || c->rcap <= 2 * sent);
+        FUZZ_CHECK(c->qlen <= c->outstanding); /* QUIET ACKs are among the outstanding */
         sink += strlen(slabmq_client_errmsg(c));
     }
     slabmq_client_close(c); /* closes sv[0] */

@@ -451,6 +451,22 @@ broker_seeds(void)
     broker_head(&o, F_HELLO, ragged);
     requests_wrong_args(&o);
     emit("broker", "wrong_args", &o);
+    /* ACK's flags: QUIET (no reply when every id is acked; an error reply when one is not),
+     * an unknown bit, a str, one argument too many, 0 (a reply), then a PING. */
+    broker_head(&o, F_HELLO, ragged);
+    for (uint64_t i = 0; i < 3; i++)
+        frame(&o, "[uusb]", (uint64_t)SMQ_OP_PUBLISH, 2 + i, "jobs", "q");
+    frame(&o, "[uusu]", (uint64_t)SMQ_OP_FETCH, (uint64_t)5, "jobs", (uint64_t)3);
+    frame(&o, "[uu[u]u]", (uint64_t)SMQ_OP_ACK, (uint64_t)6, (uint64_t)1, (uint64_t)1);
+    frame(&o, "[uu[uu]u]", (uint64_t)SMQ_OP_ACK, (uint64_t)7, (uint64_t)1, (uint64_t)2,
+          (uint64_t)1);
+    frame(&o, "[uu[u]u]", (uint64_t)SMQ_OP_ACK, (uint64_t)8, (uint64_t)3, (uint64_t)2);
+    frame(&o, "[uu[u]s]", (uint64_t)SMQ_OP_ACK, (uint64_t)9, (uint64_t)3, "1");
+    frame(&o, "[uu[u]uu]", (uint64_t)SMQ_OP_ACK, (uint64_t)10, (uint64_t)3, (uint64_t)1,
+          (uint64_t)1);
+    frame(&o, "[uu[u]u]", (uint64_t)SMQ_OP_ACK, (uint64_t)11, (uint64_t)3, (uint64_t)0);
+    frame(&o, "[uu]", (uint64_t)SMQ_OP_PING, (uint64_t)12);
+    emit("broker", "ack_flags", &o);
     /* The malformed frames, each after a HELLO, and once before any HELLO. */
     for (size_t i = 0; i < sizeof(bad_inputs) / sizeof(bad_inputs[0]); i++) {
         broker_head(&o, F_HELLO, whole);
@@ -657,7 +673,7 @@ enum call {
     C_PING, C_DECLARE, C_DELETE, C_PURGE, C_LIST, C_STATS, C_STATS_Q, C_PUBLISH, C_BATCH,
     C_FETCH, C_PEEK, C_ACK, C_NACK, C_TOUCH, C_PAUSE_RESUME, C_ASYNC_FLUSH, C_ASYNC_SEND,
     C_HELLO, C_SUBSCRIBE, C_RECEIVE, C_RECEIVE_WAIT, C_UNSUBSCRIBE, C_FETCH_ANY, C_PUBLISH_OPTS,
-    C_TERM, C_ASYNC_OPTS
+    C_TERM, C_ASYNC_OPTS, C_QUIET_FETCH, C_QUIET_SEND
 };
 
 static void
@@ -683,6 +699,76 @@ client_head7(struct out *o, const uint8_t calls[8])
     frame(o, "[uuuusuuuuf]", (uint64_t)SMQ_OP_HELLO, (uint64_t)1, (uint64_t)0, (uint64_t)1,
           "slabmqd 0.2.0", (uint64_t)1048576, (uint64_t)1049600, (uint64_t)1048576,
           (uint64_t)10000);
+}
+
+/* As client_head, with the 8-result HELLO of brokers that announce features (QUIET ACK);
+ * flags: byte 0 of the input (bit 0, HELLO, is set here; bit 2: a window of 4). */
+static void
+client_head8(struct out *o, uint8_t flags, const uint8_t calls[8])
+{
+    o->len = 0;
+    put_byte(o, (uint8_t)(flags | 1));
+    put(o, calls, 8);
+    frame(o, "[uuuusuuuufu]", (uint64_t)SMQ_OP_HELLO, (uint64_t)1, (uint64_t)0, (uint64_t)1,
+          "slabmqd 0.2.0", (uint64_t)1048576, (uint64_t)1049600, (uint64_t)1048576,
+          (uint64_t)10000, (uint64_t)1);
+}
+
+/* QUIET ACKs: confirmed by the reply to a later request (a FETCH, the NACK between them,
+ * the PING of a flush), their errors read first; with a window of 4, one ack in two plain;
+ * then replies that confirm nothing: to a request never sent, a refused PING, a
+ * connection-level error while they are outstanding. */
+static void
+client_quiet_seeds(void)
+{
+    struct out o;
+
+    {
+        static const uint8_t c[8] = {C_QUIET_FETCH, C_ASYNC_FLUSH, C_QUIET_SEND, C_PING,
+                                     C_QUIET_FETCH, C_PING, C_PING, C_PING};
+        client_head8(&o, 0, c);
+        frame(&o, "[uuu[]]", (uint64_t)SMQ_OP_FETCH, (uint64_t)5, (uint64_t)0);
+        frame(&o, "[uuuu]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)6, (uint64_t)0, (uint64_t)1);
+        frame(&o, "[uuu]", (uint64_t)SMQ_OP_PING, (uint64_t)8, (uint64_t)0);
+        frame(&o, "[uuuu]", (uint64_t)SMQ_OP_NACK, (uint64_t)10, (uint64_t)0, (uint64_t)1);
+        frame(&o, "[uuus]", (uint64_t)SMQ_OP_ACK, (uint64_t)11, (uint64_t)11,
+              "1 of 2 ids unknown");
+        emit("client", "quiet_acks", &o);
+    }
+    {
+        static const uint8_t c[8] = {C_QUIET_FETCH, C_QUIET_FETCH, C_ASYNC_FLUSH, C_PING,
+                                     C_PING, C_PING, C_PING, C_PING};
+        client_head8(&o, 4, c);
+        frame(&o, "[uuus]", (uint64_t)SMQ_OP_ACK, (uint64_t)2, (uint64_t)11,
+              "1 of 1 ids unknown");
+        frame(&o, "[uuuu]", (uint64_t)SMQ_OP_ACK, (uint64_t)3, (uint64_t)0, (uint64_t)1);
+        frame(&o, "[uuu[]]", (uint64_t)SMQ_OP_FETCH, (uint64_t)5, (uint64_t)0);
+        frame(&o, "[uuuu]", (uint64_t)SMQ_OP_ACK, (uint64_t)7, (uint64_t)0, (uint64_t)1);
+        frame(&o, "[uuus]", (uint64_t)SMQ_OP_ACK, (uint64_t)8, (uint64_t)11,
+              "1 of 2 ids unknown");
+        frame(&o, "[uuu[]]", (uint64_t)SMQ_OP_FETCH, (uint64_t)9, (uint64_t)0);
+        frame(&o, "[uuuu]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)10, (uint64_t)0, (uint64_t)5);
+        frame(&o, "[uuus]", (uint64_t)0, (uint64_t)0, (uint64_t)15, "broker is shutting down");
+        emit("client", "quiet_ack_errors_window_4", &o);
+    }
+    {
+        static const uint8_t c[8] = {C_QUIET_FETCH, C_PING, C_PING, C_PING, C_PING, C_PING,
+                                     C_PING, C_PING};
+        client_head8(&o, 0, c);
+        frame(&o, "[uuu[]]", (uint64_t)SMQ_OP_FETCH, (uint64_t)9, (uint64_t)0);
+        emit("client", "quiet_bad_reply_id", &o);
+        client_head8(&o, 0, c);
+        frame(&o, "[u]", (uint64_t)SMQ_OP_FETCH);
+        emit("client", "quiet_bad_reply_head", &o);
+    }
+    {
+        static const uint8_t c[8] = {C_ASYNC_FLUSH, C_PING, C_PING, C_PING, C_PING, C_PING,
+                                     C_PING, C_PING};
+        client_head8(&o, 4, c);
+        frame(&o, "[uuuu]", (uint64_t)SMQ_OP_PUBLISH, (uint64_t)2, (uint64_t)0, (uint64_t)1);
+        frame(&o, "[uuus]", (uint64_t)SMQ_OP_PING, (uint64_t)4, (uint64_t)6, "refused");
+        emit("client", "quiet_ping_refused", &o);
+    }
 }
 
 static void
@@ -903,6 +989,7 @@ main(int argc, char **argv)
     frame_seeds();
     broker_seeds();
     client_seeds();
+    client_quiet_seeds();
     if (failures)
         return 1;
     printf("gen_seeds: corpus %s\n", checking ? "up to date" : "written");

@@ -40,18 +40,26 @@ ok_head(struct mb *b, uint64_t op, uint64_t rid, uint32_t nres)
     mb_uint(b, 0);
 }
 
+/* The features HELLO announces (an eighth result, after auth_required false); -1: the
+ * six results of a broker that announces neither. Set before fake_start(). */
+static int64_t hello_features = -1;
+
 static void
 hello_reply(int fd, uint64_t rid)
 {
     struct mb b = {0};
 
-    ok_head(&b, SMQ_OP_HELLO, rid, 6);
+    ok_head(&b, SMQ_OP_HELLO, rid, hello_features < 0 ? 6 : 8);
     mb_uint(&b, 1);
     mb_str(&b, "fake 0");
     mb_uint(&b, 1 << 20);
     mb_uint(&b, (1 << 20) + 1024);
     mb_uint(&b, 1 << 20);
     mb_uint(&b, 10000);
+    if (hello_features >= 0) {
+        mb_byte(&b, 0xc2); /* auth_required: false */
+        mb_uint(&b, (uint64_t)hello_features);
+    }
     send_mb(fd, &b);
     mb_free(&b);
 }
@@ -865,6 +873,64 @@ test_request_bytes(void)
     fake_stop(&f, c);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* QUIET ACKs and replies that prove nothing                                                 */
+
+/* What quiet_fn answers a PING with: a body that is not [op, request_id, status, ...], or
+ * a reply to a request id never sent. ACKs must come QUIET and get no reply. */
+static int quiet_bad_mode;
+
+static void
+quiet_fn(int fd, uint64_t op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    struct mb b = {0};
+    uint32_t n;
+    uint64_t id;
+    uint64_t flags;
+
+    if (op == SMQ_OP_ACK) {
+        T_ASSERT(nargs == 2 && smq_mpr_array(r, &n) == 0 && n == 1 && smq_mpr_uint(r, &id) == 0);
+        T_ASSERT(smq_mpr_uint(r, &flags) == 0 && flags == SMQ_ACK_QUIET);
+        return;
+    }
+    T_ASSERT(op == SMQ_OP_PING);
+    if (quiet_bad_mode == 0) {
+        mb_arr(&b, 1); /* [2]: no request id, no status */
+        mb_uint(&b, SMQ_OP_PING);
+    } else {
+        ok_head(&b, op, rid + 5, 0);
+    }
+    send_mb(fd, &b);
+    mb_free(&b);
+}
+
+/* A reply confirms the QUIET ACKs before it only if it is one: a malformed frame, or a
+ * reply to a request that was never sent, is a bad reply and confirms none of them. */
+static void
+test_quiet_acks_not_confirmed_by_bad_replies(void)
+{
+    struct fake f;
+    slabmq_client *c;
+    struct counts n = {0, 0};
+    uint64_t ids[2] = {5, 6};
+
+    hello_features = SMQ_FEATURE_QUIET_ACK;
+    for (quiet_bad_mode = 0; quiet_bad_mode < 2; quiet_bad_mode++) {
+        fake_start(&f, quiet_fn);
+        c = t_client(&f.b);
+        slabmq_client_on_confirm(c, count_confirm, &n);
+        T_OK(c, slabmq_ack_async(c, &ids[0], 1, NULL));
+        T_OK(c, slabmq_ack_async(c, &ids[1], 1, NULL));
+        if (quiet_bad_mode == 0) /* the sync PING's reply */
+            T_EQ_INT(slabmq_ping(c), SLABMQ_ERR_BAD_REPLY);
+        else /* the reply to flush's PING */
+            T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_BAD_REPLY);
+        T_EQ_INT(n.confirms, 0);
+        fake_stop(&f, c);
+    }
+    hello_features = -1;
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_dead_letter_entries),
     T_CASE(test_pushes_kept_across_calls),
@@ -873,6 +939,7 @@ static const struct t_case cases[] = {
     T_CASE(test_stats_strings_and_unknown_types),
     T_CASE(test_fetch_any_names_queue),
     T_CASE(test_request_bytes),
+    T_CASE(test_quiet_acks_not_confirmed_by_bad_replies),
     {NULL, NULL},
 };
 

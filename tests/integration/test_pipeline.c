@@ -243,6 +243,91 @@ test_quiet_acks_confirmed(void)
     t_broker_stop(&b);
 }
 
+/* A synchronous call refused before it is sent (a batch over the broker's frame size) takes
+ * no request id: the pipelined requests around it keep consecutive ids, so the QUIET ACKs
+ * before and after it are confirmed by the next reply instead of the client calling that
+ * reply out of order (and the connection broken). */
+static void
+test_refused_call_leaves_no_gap(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    struct ack_confirms cf = {0};
+    slabmq_batch *bt;
+    uint64_t ids[4];
+    uint64_t req = 0;
+    static char big[600 * 1024];
+    slabmq_payload two[2] = {{big, sizeof(big)}, {big, sizeof(big)}};
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    for (int i = 0; i < 4; i++)
+        T_OK(c, slabmq_publish(c, "gap", "job", 3, NULL));
+    T_OK(c, slabmq_fetch(c, "gap", 4, 0, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 4);
+    for (int i = 0; i < 4; i++)
+        ids[i] = slabmq_batch_get(bt, (size_t)i)->id;
+    slabmq_batch_free(bt);
+    slabmq_client_on_confirm(c, on_ack_confirm, &cf);
+    T_OK(c, slabmq_ack_async(c, &ids[0], 1, NULL));
+    T_EQ_INT(slabmq_publish_batch(c, "gap", two, 2, NULL), SLABMQ_ERR_ARG); /* over max_frame */
+    T_OK(c, slabmq_ack_async(c, &ids[1], 1, NULL));
+    T_OK(c, slabmq_fetch(c, "gap", 1, 0, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 0);
+    slabmq_batch_free(bt);
+    T_EQ_U64(cf.n, 2);
+    T_EQ_U64(cf.acked, 2);
+    /* the same with a plain request after the gap, read by flush */
+    T_OK(c, slabmq_ack_async(c, &ids[2], 1, NULL));
+    T_EQ_INT(slabmq_publish_batch(c, "gap", two, 2, NULL), SLABMQ_ERR_ARG);
+    T_OK(c, slabmq_publish_async(c, "gap", "x", 1, NULL));
+    T_OK(c, slabmq_ack_async(c, &ids[3], 1, &req));
+    T_OK(c, slabmq_flush(c));
+    T_EQ_U64(cf.n, 5);
+    T_EQ_U64(cf.next_req, req + 1);
+    T_ASSERT(!cf.out_of_order);
+    T_EQ_U64(slabmq_client_outstanding(c), 0);
+    T_EQ_U64(stat_of(c, "gap", "acked"), 4);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* QUIET ACKs outstanding when the broker closes the connection (idle timeout, a
+ * connection-level error): none is confirmed, since nothing proves it; and once the
+ * connection is known broken, slabmq_flush() sends no PING after them (a write to a closed
+ * socket, failing with EPIPE and hiding the reason) but says the connection is unusable. */
+static void
+test_quiet_acks_at_a_connection_error(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    struct ack_confirms cf = {0};
+    slabmq_batch *bt;
+    uint64_t ids[2];
+
+    t_broker_start(&b, "--idle-timeout", "300", NULL);
+    c = t_client(&b);
+    for (int i = 0; i < 2; i++)
+        T_OK(c, slabmq_publish(c, "idle", "job", 3, NULL));
+    T_OK(c, slabmq_fetch(c, "idle", 2, 0, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 2);
+    for (int i = 0; i < 2; i++)
+        ids[i] = slabmq_batch_get(bt, (size_t)i)->id;
+    slabmq_batch_free(bt);
+    slabmq_client_on_confirm(c, on_ack_confirm, &cf);
+    T_OK(c, slabmq_ack_async(c, &ids[0], 1, NULL));
+    T_OK(c, slabmq_ack_async(c, &ids[1], 1, NULL));
+    T_OK(c, slabmq_send(c));
+    t_sleep_ms(800); /* nothing held, nothing sent: the broker closes with [0, 0, 14] */
+    T_EQ_INT(slabmq_ping(c), SLABMQ_ERR_LIMIT);
+    T_EQ_U64(cf.n, 0);
+    T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_CLOSED);
+    T_ASSERT(strstr(slabmq_client_errmsg(c), "unusable") != NULL);
+    T_EQ_U64(cf.n, 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 /* At-most-once fetch: delivered once, nothing held, nothing to ack or redeliver. */
 static void
 test_fetch_noack(void)
@@ -456,6 +541,8 @@ test_quiet_ack_on_the_wire(void)
 static const struct t_case cases[] = {
     T_CASE(test_quiet_ack_on_the_wire),
     T_CASE(test_quiet_acks_confirmed),
+    T_CASE(test_refused_call_leaves_no_gap),
+    T_CASE(test_quiet_acks_at_a_connection_error),
     T_CASE(test_pushes_of_one_read_in_one_write),
     T_CASE(test_send_without_waiting),
     T_CASE(test_fetch_noack),
