@@ -439,8 +439,10 @@ smq_quiet_reserve(struct slabmq_client *c)
     q = malloc((size_t)cap * sizeof(*q));
     if (!q)
         return -1;
-    for (uint32_t i = 0; i < c->qlen; i++) /* unwrap the ring, oldest first */
-        q[i] = c->quiet[(c->qhead + i) % c->qcap];
+    for (uint32_t i = 0, j = c->qhead; i < c->qlen; i++) { /* unwrap the ring, oldest first */
+        q[i] = c->quiet[j];
+        j = j + 1 == c->qcap ? 0 : j + 1;
+    }
     free(c->quiet);
     c->quiet = q;
     c->qcap = cap;

@@ -529,7 +529,8 @@ SLABMQ_API void slabmq_client_on_confirm(slabmq_client *c, slabmq_confirm_cb cb,
  *  plain one when both are set. */
 SLABMQ_API void slabmq_client_on_confirm_ex(slabmq_client *c, slabmq_confirm_ex_cb cb,
                                             void *arg);
-/** Pipelined requests not yet confirmed. */
+/** Pipelined requests not yet confirmed. QUIET acks stay counted until a later request's
+ *  reply confirms them: to wait for every confirmation, call slabmq_flush(). */
 SLABMQ_API uint64_t slabmq_client_outstanding(const slabmq_client *c);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -676,9 +677,10 @@ SLABMQ_API slabmq_status slabmq_unsubscribe(slabmq_client *c, uint64_t subscript
  * slabmq_receive(); they are bounded by the subscriptions' credit, since every pushed
  * message stays in flight until settled. Before reading from the broker, slabmq_receive()
  * sends the pipelined requests queued (such as a slabmq_ack_async() of the previous batch)
- * and hands their confirmations to the callback as they arrive; pushes already received
- * are handed out first, so the acks of all the pushes that came in one read leave in one
- * send.
+ * and hands the confirmations that arrive to the callback; pushes already received are
+ * handed out first, so the acks of all the pushes that came in one read leave in one send.
+ * Acks sent QUIET (slabmq_ack_async()) have no reply of their own: they are confirmed by
+ * the reply to a later request, or by slabmq_flush().
  *
  * @param out receives a batch; slabmq_batch_subscription() and slabmq_batch_queue() say
  *            whose it is. An empty batch (subscription 0) when nothing arrived in time or a
