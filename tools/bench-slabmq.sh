@@ -44,16 +44,24 @@ printf '| produce 256-byte messages (msg/s) | %.0f |\n' \
     "$(measure produce msg_per_s --workload fill --size 256 -n 1000000)"
 printf '| one producer + one consumer at once, 256 B (msg/s) | %.0f |\n' \
     "$(measure consume msg_per_s --workload concurrent --size 256 -n 4000000 --ack batch)"
-lat=""
-i=0
-while [ "$i" -lt "$runs" ]; do # one run gives all three percentiles
-    lat="$lat$("$bench" --spawn "$broker" --quiet --json --workload concurrent --size 256 \
-              --rate 45000 -d 10)
+# latency LABEL ARGS...: the median p50 / p99 / p99.9 of RUNS paced runs (one run gives all
+# three); tools/bench-latency.sh alternates these with Redis and the machine's floor
+latency() {
+    label=$1
+    shift
+    lat=""
+    i=0
+    while [ "$i" -lt "$runs" ]; do
+        lat="$lat$("$bench" --spawn "$broker" --quiet --json --workload concurrent --size 256 \
+                  --rate 45000 -d 10 "$@")
 "
-    i=$((i + 1))
-done
-for p in p50 p99 p99_9; do
-    eval "lat_$p=\$(printf '%s' \"\$lat\" | while read -r l; do field \"\$l\" latency_us $p; done | median)"
-done
-printf '| latency at 45,000 msg/s, 256 B: p50 / p99 / p99.9 (us) | %.0f / %.0f / %.0f |\n' \
-    "$lat_p50" "$lat_p99" "$lat_p99_9"
+        i=$((i + 1))
+    done
+    for p in p50 p99 p99_9; do
+        eval "lat_$p=\$(printf '%s' \"\$lat\" | while read -r l; do field \"\$l\" latency_us $p; done | median)"
+    done
+    printf '| latency at 45,000 msg/s, 256 B, %s: p50 / p99 / p99.9 (us) | %.0f / %.0f / %.0f |\n' \
+        "$label" "$lat_p50" "$lat_p99" "$lat_p99_9"
+}
+latency "long-poll FETCH"
+latency "pushed (SUBSCRIBE, credit 1000)" --subscribe 1000
