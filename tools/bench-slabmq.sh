@@ -38,6 +38,9 @@ printf '| produce 16-byte messages, one connection (msg/s) | %.0f |\n' \
     "$(measure produce msg_per_s --workload fill --size 16 -n 2000000)"
 printf '| drain those, acking each (msg/s) | %.0f |\n' \
     "$(measure consume msg_per_s --workload fill-drain --size 16 -n 2000000 --ack each)"
+printf '| drain those, pushed (SUBSCRIBE, credit 4096), acking each (msg/s) | %.0f |\n' \
+    "$(measure consume msg_per_s --workload fill-drain --size 16 -n 2000000 --ack each \
+       --subscribe 4096)"
 printf '| drain those, one ack per fetched batch (msg/s) | %.0f |\n' \
     "$(measure consume msg_per_s --workload fill-drain --size 16 -n 2000000 --ack batch)"
 printf '| produce 256-byte messages (msg/s) | %.0f |\n' \
