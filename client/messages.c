@@ -476,11 +476,10 @@ slabmq_fetch(slabmq_client *c, const char *queue, uint32_t max, uint32_t wait_ms
     return slabmq_fetch_flags(c, queue, max, wait_ms, 0, out);
 }
 
-/* The FETCH call after its queue argument was packed: max, wait and flags, then the reply.
- * With several queues, the reply's second result names the queue (str, or nil). */
+/* Send the FETCH built and read its reply. With several queues, the reply's second result
+ * names the queue (str, or nil). */
 static slabmq_status
-fetch_rest(slabmq_client *c, const char *queue, int many, uint32_t max, uint32_t wait_ms,
-           unsigned flags, slabmq_batch **out)
+fetch_call(slabmq_client *c, const char *queue, int many, uint32_t wait_ms, slabmq_batch **out)
 {
     struct smq_mpr r;
     uint32_t nres;
@@ -488,10 +487,6 @@ fetch_rest(slabmq_client *c, const char *queue, int many, uint32_t max, uint32_t
     uint32_t nlen = queue ? (uint32_t)strlen(queue) : 0;
     slabmq_status st;
 
-    msgpack_pack_uint32(&c->pk, max);
-    msgpack_pack_uint32(&c->pk, wait_ms);
-    if (flags)
-        msgpack_pack_uint32(&c->pk, flags);
     st = smq_call(c, SMQ_OP_FETCH, (int)(wait_ms > 3600000 ? 3600000 : wait_ms), &r, &nres);
     if (st == SLABMQ_OK)
         st = smq_read_batch(c, &r, nres, out);
@@ -511,6 +506,18 @@ fetch_rest(slabmq_client *c, const char *queue, int many, uint32_t max, uint32_t
     return SLABMQ_OK;
 }
 
+/* The FETCH call after its queue argument was packed: max, wait and flags, then the reply. */
+static slabmq_status
+fetch_rest(slabmq_client *c, const char *queue, int many, uint32_t max, uint32_t wait_ms,
+           unsigned flags, slabmq_batch **out)
+{
+    msgpack_pack_uint32(&c->pk, max);
+    msgpack_pack_uint32(&c->pk, wait_ms);
+    if (flags)
+        msgpack_pack_uint32(&c->pk, flags);
+    return fetch_call(c, queue, many, wait_ms, out);
+}
+
 SLABMQ_API slabmq_status
 slabmq_fetch_flags(slabmq_client *c, const char *queue, uint32_t max, uint32_t wait_ms,
                    unsigned flags, slabmq_batch **out)
@@ -522,9 +529,20 @@ slabmq_fetch_flags(slabmq_client *c, const char *queue, uint32_t max, uint32_t w
     if (!out || max == 0)
         return smq_client_fail(c, SLABMQ_ERR_ARG, "fetch needs max >= 1 and an out pointer");
     *out = NULL;
-    smq_req_begin(c, SMQ_OP_FETCH, flags ? 4 : 3);
-    smq_pack_str(c, queue);
-    return fetch_rest(c, queue, 0, max, wait_ms, flags, out);
+    { /* [10, rid, queue, max, wait_ms (, flags)], written directly: a consumer's every call */
+        size_t qlen = strlen(queue);
+        uint8_t *p = smq_req_reserve(c, 1 + 5 * SMQ_MPW_MAX_HDR + qlen);
+        if (!p)
+            return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory building a request");
+        p = smq_mpw_array(p, flags ? 6 : 5);
+        p = smq_mpw_uint(p, SMQ_OP_FETCH);
+        p = smq_mpw_uint(p, c->next_rid);
+        p = put_str(p, queue, qlen);
+        p = smq_mpw_uint(p, max);
+        p = smq_mpw_uint(p, wait_ms);
+        smq_req_wrote(c, flags ? smq_mpw_uint(p, flags) : p);
+    }
+    return fetch_call(c, queue, 0, wait_ms, out);
 }
 
 SLABMQ_API slabmq_status

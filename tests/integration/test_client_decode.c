@@ -728,7 +728,7 @@ read_declare(struct smq_mpr *r)
 }
 
 /* PUBLISH with all options answers duplicate true; PUBLISH_BATCH's options have no id; NACK
- * takes a 64-bit delay; PEEK a skip; TERM its ids. */
+ * takes a 64-bit delay; PEEK a skip; TERM its ids; FETCH its max, wait and flags. */
 static void
 wire_fn(int fd, uint64_t op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
@@ -779,6 +779,16 @@ wire_fn(int fd, uint64_t op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         T_ASSERT(nargs == 1 && smq_mpr_array(r, &n) == 0 && n == 3);
         ok_head(&b, op, rid, 1);
         mb_uint(&b, 3);
+        break;
+    case SMQ_OP_FETCH: /* written directly, in the shortest forms, as msgpack-c would */
+        T_ASSERT((nargs == 3 || nargs == 4) && arg_is(r, "q"));
+        T_ASSERT(smq_mpr_left(r) == (nargs == 4 ? 9u : 8u));
+        T_ASSERT(r->p[0] == 0xcd && r->p[1] == 0x03 && r->p[2] == 0xe8); /* uint16 1000 */
+        T_ASSERT(smq_mpr_uint(r, &v) == 0 && v == 1000);
+        T_ASSERT(r->p[0] == 0xce && smq_mpr_uint(r, &v) == 0 && v == 70000); /* uint32 */
+        T_ASSERT(nargs == 3 || (r->p[0] == 0x01 && smq_mpr_uint(r, &v) == 0));
+        ok_head(&b, op, rid, 1);
+        mb_arr(&b, 0);
         break;
     default:
         T_ASSERT(!"unexpected request");
@@ -854,6 +864,12 @@ test_request_bytes(void)
     T_OK(c, slabmq_peek_skip(c, "q", 2, 5000000000ULL, &bt));
     T_EQ_INT(slabmq_batch_count(bt), 0);
     T_EQ_STR(slabmq_batch_queue(bt), "q");
+    slabmq_batch_free(bt);
+    T_OK(c, slabmq_fetch(c, "q", 1000, 70000, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 0);
+    T_EQ_STR(slabmq_batch_queue(bt), "q");
+    slabmq_batch_free(bt);
+    T_OK(c, slabmq_fetch_flags(c, "q", 1000, 70000, SLABMQ_FETCH_NOACK, &bt));
     slabmq_batch_free(bt);
     T_OK(c, slabmq_term(c, ids, 3, &n));
     T_EQ_U64(n, 3);
