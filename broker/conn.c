@@ -526,6 +526,7 @@ conn_process(struct conn *c)
         uint32_t blen;
         size_t total;
         enum smq_frame_result r;
+        int settle;
         if (c->discard) {
             discard_input(c);
             if (c->discard)
@@ -541,6 +542,13 @@ conn_process(struct conn *c)
         }
         r = smq_frame_decode(in->data + in->start, in->len - in->start, max_body, &body, &blen,
                              &total);
+        /* The run is over: serve before the next reply, also one made from the frame alone
+         * (a fatal frame error is the last frame the connection gets, section 2) */
+        settle = r == SMQ_FRAME_OK && is_settle(body, blen);
+        if (settles && !settle) {
+            settles = 0;
+            broker_flush_wake(&s->b);
+        }
         if (r == SMQ_FRAME_OK && s->b.store && !store_has_room(s->b.store, blen)) {
             pause_reading(c, CONN_PAUSE_STORE); /* the writer is behind: wait for it */
             dlist_push_back(&s->store_paused, &c->stlink);
@@ -562,12 +570,9 @@ conn_process(struct conn *c)
                            blen, max_body, c->ready ? "" : " before the handshake (HELLO, AUTH)");
             break;
         }
-        if (is_settle(body, blen) != settles) {
-            settles = !settles;
-            if (settles)
-                broker_defer_wake(&s->b);
-            else
-                broker_flush_wake(&s->b); /* the run is over: serve before the next reply */
+        if (settle && !settles) {
+            settles = 1;
+            broker_defer_wake(&s->b);
         }
         dispatch_frame(c, body, blen);
         in->start += (uint32_t)total;

@@ -1002,6 +1002,62 @@ test_acks_together_push_together(void)
     t_broker_stop(&b);
 }
 
+/* A fatal frame error right after a run of settles is the last frame the connection gets
+ * (section 2): the FETCH reply a NACK of the run made possible comes before it, not after.
+ * Serving the run's woken queues after the loop wrote it after the error, to a connection
+ * already closing. */
+static void
+test_settle_run_then_fatal_error(void)
+{
+    static const uint8_t empty[4] = {0, 0, 0, 0};
+    struct t_broker b;
+    struct mb m = {0};
+    struct mb stream = {0};
+    struct rep p;
+    struct msg msgs[4];
+    uint64_t id;
+    uint32_t fetched = 0;
+    int nack = 0;
+    int fd;
+
+    t_broker_start(&b, NULL);
+    fd = raw_session(&b);
+    pub(fd, 10, "runfatal", "one");
+    T_EQ_U64(fetch(fd, 11, "runfatal", 1, 0, msgs, 4), 1);
+    id = msgs[0].id;
+    mb_req(&m, SMQ_OP_FETCH, 12, 3); /* parked: nothing is ready */
+    mb_str(&m, "runfatal");
+    mb_uint(&m, 1);
+    mb_uint(&m, 10000);
+    send_mb(fd, &m);
+    EXPECT_OPEN(fd, 100);
+    mb_req(&m, SMQ_OP_NACK, 13, 1); /* NACK, then an empty frame, in one send */
+    mb_arr(&m, 1);
+    mb_uint(&m, id);
+    mb_frame(&stream, m.p, m.len);
+    mb_put(&stream, empty, sizeof(empty));
+    T_EQ_INT(send(fd, stream.p, stream.len, 0), (long)stream.len);
+    while (!nack || !fetched) { /* the NACK's reply and the FETCH's, in either order */
+        recv_rep(__FILE__, __LINE__, fd, &p);
+        T_ASSERT(p.op == SMQ_OP_NACK || p.op == SMQ_OP_FETCH);
+        T_EQ_U64(p.status, 0);
+        if (p.op == SMQ_OP_NACK) {
+            T_EQ_U64(p.rid, 13);
+            nack = 1;
+        } else {
+            T_EQ_U64(p.rid, 12);
+            fetched = read_msgs(&p, msgs, 4);
+            T_EQ_U64(fetched, 1);
+        }
+    }
+    EXPECT_ERR(fd, SMQ_OP_NONE, 0, SLABMQ_ERR_PROTOCOL); /* then the fatal error, last */
+    EXPECT_EOF(fd);
+    close(fd);
+    mb_free(&m);
+    mb_free(&stream);
+    t_broker_stop(&b);
+}
+
 static void
 test_subscribers_share_and_queue_deleted(void)
 {
@@ -1116,6 +1172,7 @@ static const struct t_case cases[] = {
     T_CASE(test_fetch_several_queues),
     T_CASE(test_subscribe_credit),
     T_CASE(test_acks_together_push_together),
+    T_CASE(test_settle_run_then_fatal_error),
     T_CASE(test_subscribers_share_and_queue_deleted),
     T_CASE(test_subscriber_that_does_not_read),
     {NULL, NULL},
