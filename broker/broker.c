@@ -38,6 +38,8 @@ reclaim_idle(void *ctx, size_t want)
     size_t freed = reservoir_trim(&b->res, want);
 
     if (freed < want)
+        freed += slab_trim_pool(&b->rec);
+    if (freed < want)
         freed += slab_trim_pool(&b->slab);
     return freed;
 }
@@ -53,14 +55,21 @@ broker_init(struct broker *b, const struct broker_config *c, char *err, size_t e
     mem_init(&b->mem, c->max_memory);
     b->mem.reclaim = reclaim_idle;
     b->mem.reclaim_ctx = b;
-    /* Room kept for draining when producers fill memory: 2 pages or 1/64 of the limit. */
-    b->mem.headroom = c->max_memory / 64 > 2 * c->page_size ? c->max_memory / 64
-                                                             : 2 * c->page_size;
-    if (slab_init(&b->slab, &b->mem, c->max_memory, c->page_size, c->growth)) {
+    if (slab_init(&b->slab, &b->mem, c->max_memory, c->page_size, c->growth)
+        || slab_init(&b->rec, &b->mem, c->max_memory, BROKER_REC_PAGE, c->growth)) {
         snprintf(err, errlen, "cannot reserve %zu bytes of address space: %s", c->max_memory,
                  strerror(errno));
+        slab_deinit(&b->slab); /* either may be set up; deinit skips one that is not */
+        slab_deinit(&b->rec);
         return -1;
     }
+    /* The drain reserve: memory that message storage and queue bookkeeping may not use, so
+     * that consumers can always take, hold and ack (docs/memory.md, "The limit"). It holds a
+     * fresh record page for every record class at once, plus index growth, or 1/64 of the
+     * limit when that is more. */
+    b->mem.headroom = (size_t)b->rec.nclasses * BROKER_REC_PAGE + BROKER_INDEX_ROOM;
+    if (c->max_memory / 64 > b->mem.headroom)
+        b->mem.headroom = c->max_memory / 64;
     reservoir_init(&b->res, &b->mem, (size_t)c->max_message_size + SMQ_FRAME_SLACK,
                    c->reservoir_capacity);
     theap_init(&b->timers, &b->mem);
@@ -73,6 +82,7 @@ broker_init(struct broker *b, const struct broker_config *c, char *err, size_t e
     }
     b->qmask = REGISTRY_MIN - 1;
     dlist_init(&b->wake);
+    dlist_init(&b->mem_wait);
     broker_tick(b);
     return 0;
 }
@@ -99,13 +109,15 @@ broker_deinit(struct broker *b)
     dtable_deinit(&b->dels);
     theap_deinit(&b->timers);
     reservoir_deinit(&b->res);
+    slab_deinit(&b->rec);
     slab_deinit(&b->slab);
 }
 
 size_t
 broker_mem_busy(const struct broker *b)
 {
-    size_t idle = b->res.idle_bytes + (size_t)b->slab.pool_resident * b->slab.page_size;
+    size_t idle = b->res.idle_bytes + (size_t)b->slab.pool_resident * b->slab.page_size
+                  + (size_t)b->rec.pool_resident * b->rec.page_size;
 
     return b->mem.used > idle ? b->mem.used - idle : 0;
 }
@@ -282,6 +294,17 @@ broker_flush_wake(struct broker *b)
 void
 broker_serve_wake(struct broker *b)
 {
+    /* A queue that could not deliver for want of a delivery record is served again once one
+     * fits: an ack or a drain elsewhere freed one. O(1) while nothing waits for memory. */
+    if (!dlist_empty(&b->mem_wait)
+        && (slab_has_room(&b->rec, sizeof(struct delivery))
+            || broker_mem_busy(b) + b->rec.page_size <= b->mem.limit)) {
+        while (!dlist_empty(&b->mem_wait)) {
+            struct dlink *l = b->mem_wait.next;
+            dlist_unlink(l);
+            dlist_push_back(&b->wake, l);
+        }
+    }
     while (!dlist_empty(&b->wake) && !broker_over_limit(b)) {
         struct queue *q = DLIST_ENTRY(b->wake.next, struct queue, wake);
         dlist_unlink(&q->wake);

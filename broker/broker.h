@@ -29,6 +29,13 @@ struct broker_config {
 };
 
 #define BROKER_MAX_FETCH 10000u /* messages per FETCH or PEEK, at most */
+/* Pages of the record slab. Small, so that the drain reserve (mem.headroom) holds one fresh
+ * page for each of its classes, whatever the classes messages and other consumers hold: 29
+ * classes (64 bytes to 32 KiB by 1.25, and a whole page) x 64 KiB = 1.8 MiB. Smaller pages
+ * would cost more page changes per delivered message (one every ~630 deliveries at 64 KiB). */
+#define BROKER_REC_PAGE ((size_t)64 << 10)
+/* Reserve growth room for the delivery index and the timer heap, which double. */
+#define BROKER_INDEX_ROOM ((size_t)256 << 10)
 
 struct broker_hooks {
     /* q (from the wake list) may have messages for its waiters or subscriptions. */
@@ -42,7 +49,10 @@ struct broker {
     struct broker_config cfg;
     struct broker_hooks hooks;
     struct mem mem;
-    struct slab slab;
+    struct slab slab;             /* message bytes (segments) and queues: 1 MiB pages */
+    struct slab rec;              /* records: deliveries, their extensions, connections,
+                                   * waiters, subscriptions, held confirmations: small pages,
+                                   * so the drain reserve holds a page for every class */
     struct reservoir res;
     struct dtable dels;           /* every live delivery, by message id */
     struct theap timers;          /* INFLIGHT and DELAYED deliveries by due time */
@@ -58,6 +68,8 @@ struct broker {
     uint64_t rng;                 /* xorshift state for backoff jitter */
     struct delivery **scratch;    /* BROKER_MAX_FETCH slots for FETCH */
     struct dlink wake;            /* queues whose waiters are to be served (queue.wake) */
+    struct dlink mem_wait;        /* queues whose last take stopped at the memory limit
+                                   * (queue.wake): back to 'wake' once records fit again */
     int defer_wake;               /* >0: requeues collect queues in 'wake' instead of serving */
 };
 

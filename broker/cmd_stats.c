@@ -92,33 +92,41 @@ queue_stats(struct stat_list *l, const struct queue *q, uint64_t now_ms)
     add(l, "terminated", q->c.terminated);
     add(l, "delivery_limit", q->c.delivery_limit);
     add(l, "duplicates", q->c.duplicates);
+    add(l, "memory_held", q->mem_held);
+    add(l, "memory_stalls", q->c.memory_stalls);
 }
 
+/* One slab's rows, named after 'pre': the message slab is "slab", the record slab "rec". */
 static void
-slab_stats(struct stat_list *l, const struct slab *s)
+slab_stats(struct stat_list *l, const struct slab *s, const char *pre)
 {
     char name[40];
 
-    add(l, "slab_page_size", s->page_size);
-    add(l, "slab_pages_total", s->npages);
-    add(l, "slab_pages_resident", slab_pages_resident(s));
-    add(l, "slab_pages_pooled", s->pool_len);
-    add(l, "slab_pages_reused", s->pages_reused);
+    snprintf(name, sizeof(name), "%s_page_size", pre);
+    add(l, name, s->page_size);
+    snprintf(name, sizeof(name), "%s_pages_total", pre);
+    add(l, name, s->npages);
+    snprintf(name, sizeof(name), "%s_pages_resident", pre);
+    add(l, name, slab_pages_resident(s));
+    snprintf(name, sizeof(name), "%s_pages_pooled", pre);
+    add(l, name, s->pool_len);
+    snprintf(name, sizeof(name), "%s_pages_reused", pre);
+    add(l, name, s->pages_reused);
     for (int i = 0; i < s->nclasses; i++) {
         const struct slab_class *c = &s->cls[i];
         if (c->pages == 0)
             continue;
-        snprintf(name, sizeof(name), "slab.%d.chunk_size", i);
+        snprintf(name, sizeof(name), "%s.%d.chunk_size", pre, i);
         add(l, name, c->size);
-        snprintf(name, sizeof(name), "slab.%d.pages", i);
+        snprintf(name, sizeof(name), "%s.%d.pages", pre, i);
         add(l, name, c->pages);
-        snprintf(name, sizeof(name), "slab.%d.used", i);
+        snprintf(name, sizeof(name), "%s.%d.used", pre, i);
         add(l, name, c->used);
-        snprintf(name, sizeof(name), "slab.%d.free", i);
+        snprintf(name, sizeof(name), "%s.%d.free", pre, i);
         add(l, name, c->pages * c->per_page - c->used);
-        snprintf(name, sizeof(name), "slab.%d.wasted", i);
+        snprintf(name, sizeof(name), "%s.%d.wasted", pre, i);
         add(l, name, c->used * c->size - c->requested);
-        snprintf(name, sizeof(name), "slab.%d.fails", i);
+        snprintf(name, sizeof(name), "%s.%d.fails", pre, i);
         add(l, name, c->fails);
     }
 }
@@ -176,6 +184,7 @@ broker_stats(struct stat_list *l, const struct server *s)
     add(l, "memory_used", b->mem.used);
     add(l, "memory_peak", b->mem.peak);
     add(l, "memory_denied", b->mem.denied);
+    add(l, "memory_reserve", b->mem.headroom);
     add(l, "reservoir_hits", b->res.hits);
     add(l, "reservoir_misses", b->res.misses);
     add(l, "reservoir_overflows", b->res.overflows);
@@ -203,7 +212,8 @@ broker_stats(struct stat_list *l, const struct server *s)
         add(l, "heap_reallocs", n[1]);
         add(l, "heap_frees", n[2]);
     }
-    slab_stats(l, &b->slab);
+    slab_stats(l, &b->slab, "slab");
+    slab_stats(l, &b->rec, "rec");
 }
 
 void

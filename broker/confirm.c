@@ -46,7 +46,7 @@ confirm_hold(struct conn *c, uint64_t seq, unsigned level)
     if (satisfied(st, seq, level) && (!cq || cq->n == 0))
         return 0;
     if (!cq) {
-        if (!(cq = slab_alloc_reserved(&s->b.slab, sizeof(*cq))))
+        if (!(cq = slab_alloc_reserved(&s->b.rec, sizeof(*cq))))
             return -1;
         memset(cq, 0, sizeof(*cq));
         cq->owner = c;
@@ -115,7 +115,7 @@ confirm_conn_gone(struct conn *c)
     if (!c->confirm)
         return;
     dlist_unlink(&c->confirm->link);
-    slab_free(&c->srv->b.slab, c->confirm, sizeof(*c->confirm));
+    slab_free(&c->srv->b.rec, c->confirm, sizeof(*c->confirm));
     c->confirm = NULL;
     c->out.limit = UINT64_MAX;
 }

@@ -54,7 +54,7 @@ static void conn_tls_event_cb(struct bufferevent *bev, short what, void *arg);
 void
 conn_accept(struct server *s, int fd, const char *peer, int tls)
 {
-    struct conn *c = slab_alloc_reserved(&s->b.slab, sizeof(*c));
+    struct conn *c = slab_alloc_reserved(&s->b.rec, sizeof(*c));
     struct bufferevent *bev = NULL;
     int one = 1;
 
@@ -66,7 +66,7 @@ conn_accept(struct server *s, int fd, const char *peer, int tls)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (tls && !(bev = tls_accept(s, fd))) { /* fd is closed */
         log_warn("refusing TLS connection from %s: cannot set up TLS", peer);
-        slab_free(&s->b.slab, c, sizeof(*c));
+        slab_free(&s->b.rec, c, sizeof(*c));
         return;
     }
     memset(c, 0, sizeof(*c));
@@ -140,7 +140,7 @@ conn_close(struct conn *c)
     guard_conn_close(c);
     s->nconns--;
     log_debug("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
-    slab_free(&s->b.slab, c, sizeof(*c));
+    slab_free(&s->b.rec, c, sizeof(*c));
     server_arm_timer(s);
     if (s->stopping && dlist_empty(&s->conns)) /* the last one drained: shutdown is done */
         event_base_loopbreak(s->base);

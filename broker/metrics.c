@@ -57,6 +57,8 @@ static const struct qmetric qmetrics[] = {
     {"rejected_total", "counter", "Publish requests refused with ERR_QUEUE_FULL.",
      QF(c.rejected)},
     {"purged_total", "counter", "Messages removed by PURGE.", QF(c.purged)},
+    {"memory_stalls_total", "counter", "Deliveries stopped by the memory limit.",
+     QF(c.memory_stalls)},
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -298,6 +300,11 @@ broker_families(struct out *o, const struct server *s)
     single(o, "slabmq_memory_limit_bytes", "gauge", "The memory limit (--max-memory).",
            b->mem.limit);
     single(o, "slabmq_memory_peak_bytes", "gauge", "Highest memory use so far.", b->mem.peak);
+    single(o, "slabmq_memory_reserve_bytes", "gauge",
+           "Bytes kept for consumers: message storage may not use them.", b->mem.headroom);
+    single(o, "slabmq_record_pages_resident", "gauge",
+           "Pages of the record slab (deliveries, connections, subscriptions) in use or pooled.",
+           slab_pages_resident(&b->rec));
     single(o, "slabmq_memory_denied_total", "counter",
            "Memory reservations refused by the limit.", b->mem.denied);
     single(o, "slabmq_reservoir_hits_total", "counter", "I/O buffers served from the pool.",

@@ -288,14 +288,14 @@ queue_publish_opts(struct broker *b, struct queue *q, const void *data, uint32_t
         return queue_publish(b, q, data, len, id);
     /* everything that can fail first, so a failure leaves nothing behind */
     if ((o && o->prio && need_plists(b, q)) || theap_reserve(&b->timers, 1) < 0
-        || !(d = slab_alloc(&b->slab, sizeof(*d)))
-        || (ttl && !(e = slab_alloc(&b->slab, sizeof(*e))))
+        || !(d = slab_alloc(&b->rec, sizeof(*d)))
+        || (ttl && !(e = slab_alloc(&b->rec, sizeof(*e))))
         || !(g = queue_moved_tail(b, q, len))
         || (off = seg_append_moved(&b->slab, g, mid, data, len)) < 0) {
         if (e)
-            slab_free(&b->slab, e, sizeof(*e));
+            slab_free(&b->rec, e, sizeof(*e));
         if (d)
-            slab_free(&b->slab, d, sizeof(*d));
+            slab_free(&b->rec, d, sizeof(*d));
         return -1;
     }
     memset(d, 0, sizeof(*d));
@@ -427,7 +427,7 @@ queue_take_fresh(struct broker *b, struct queue *q)
     struct seg_rec r;
 
     cursor_normalise(q);
-    d = slab_alloc_reserved(&b->slab, sizeof(*d));
+    d = slab_alloc_reserved(&b->rec, sizeof(*d));
     if (!d)
         return NULL;
     seg_read(q->rseg, q->roff, &r);
@@ -471,8 +471,14 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
 
     while (!q->paused && n < max && queue_ready(q) > 0 && (n == 0 || bytes < max_bytes)) {
         struct delivery *d;
-        if (theap_reserve(&b->timers, 1) < 0 || !(d = take_next(b, q)))
-            break; /* cannot track its deadline, or no memory: leave it ready */
+        if (theap_reserve(&b->timers, 1) < 0 || !(d = take_next(b, q))) {
+            /* cannot track its deadline, or no memory for its record: leave it ready */
+            q->mem_held = 1;
+            q->c.memory_stalls++;
+            if (dlist_empty(&q->wake)) /* served again when memory frees (broker.c) */
+                dlist_push_back(&b->mem_wait, &q->wake);
+            return n;
+        }
         if (d->ext && d->ext->expires_ms && d->ext->expires_ms <= b->now_ms) {
             queue_dead_letter(b, d, DL_EXPIRED); /* its timer has not run yet */
             if (d->q == q && d->state == DLV_RETRY && ++stuck > BROKER_MAX_FETCH)
@@ -489,6 +495,7 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
         bytes += d->len;
         out[n++] = d;
     }
+    q->mem_held = 0;
     return n;
 }
 
@@ -499,7 +506,7 @@ void
 queue_free_ext(struct broker *b, struct delivery *d)
 {
     if (d->ext)
-        slab_free(&b->slab, d->ext, msg_ext_size(d->ext));
+        slab_free(&b->rec, d->ext, msg_ext_size(d->ext));
     d->ext = NULL;
 }
 
@@ -518,7 +525,7 @@ queue_destroy(struct broker *b, struct delivery *d)
     dlist_unlink(&d->qlink);
     queue_segment_died(b, q, d->seg, seg_kill(&b->slab, d->seg, d->off));
     queue_free_ext(b, d);
-    slab_free(&b->slab, d, sizeof(*d));
+    slab_free(&b->rec, d, sizeof(*d));
 }
 
 void

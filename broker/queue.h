@@ -42,6 +42,7 @@ struct queue_counters {
     uint64_t terminated;         /* messages TERMinated, total */
     uint64_t delivery_limit;     /* messages that reached max_deliveries, total */
     uint64_t duplicates;         /* PUBLISHes found to be duplicates, total */
+    uint64_t memory_stalls;      /* deliveries stopped by the memory limit, total */
 };
 
 /* What a full queue does with a new message. */
@@ -96,6 +97,7 @@ struct queue {
     uint8_t confirm;            /* enum store_level: default confirmation of publishes */
     uint8_t dlq_len;            /* QUEUE_DLQ_NAMED: bytes of dlq_name */
     uint8_t no_compact;         /* queue_rollback: no segment may be freed by compaction */
+    uint8_t mem_held;           /* the last take stopped at the memory limit (slabmq why) */
     uint64_t sid;               /* the queue's id in the store; unique, never reused */
     char *dlq_name;             /* QUEUE_DLQ_NAMED: slab copy, NUL-terminated; else NULL */
     uint32_t max_deliveries;    /* dead-letter a message coming back after this many; 0: no */

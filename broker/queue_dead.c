@@ -142,12 +142,12 @@ queue_dead_letter(struct broker *b, struct delivery *d, unsigned reason)
         return;
     }
     if (!(dq = dlq_of(b, q))
-        || !(e = slab_alloc_reserved(&b->slab, sizeof(*e) + q->name_len))) {
+        || !(e = slab_alloc_reserved(&b->rec, sizeof(*e) + q->name_len))) {
         stay(b, d);
         return;
     }
     if (!(to = queue_moved_tail(b, dq, d->len))) {
-        slab_free(&b->slab, e, sizeof(*e) + q->name_len);
+        slab_free(&b->rec, e, sizeof(*e) + q->name_len);
         stay(b, d);
         return;
     }
@@ -190,7 +190,7 @@ queue_restore_dead(struct broker *b, struct delivery *d, unsigned reason, uint32
 
     if (srclen > SMQ_NAME_MAX)
         srclen = SMQ_NAME_MAX;
-    if (!(e = slab_alloc(&b->slab, sizeof(*e) + srclen)))
+    if (!(e = slab_alloc(&b->rec, sizeof(*e) + srclen)))
         return -1;
     e->expires_ms = 0;
     e->dl_deliveries = deliveries;

@@ -278,6 +278,18 @@ slab_free(struct slab *s, void *chunk, size_t size)
     }
 }
 
+int
+slab_has_room(const struct slab *s, size_t size)
+{
+    int ci = slab_class_for(s, size);
+
+    if (ci < 0)
+        return 0;
+    if (s->cls[ci].partial || (s->pool && s->pool->resident))
+        return 1;
+    return (s->pool || s->nfresh < s->npages) && mem_fits(s->mem, s->page_size, 0);
+}
+
 size_t
 slab_chunk_size(const struct slab *s, const void *chunk)
 {

@@ -89,6 +89,10 @@ void *slab_alloc(struct slab *s, size_t size);
 void *slab_alloc_reserved(struct slab *s, size_t size);
 void slab_free(struct slab *s, void *p, size_t size);
 
+/* Whether slab_alloc_reserved(s, size) would succeed now: a free chunk in the class, a page
+ * in the pool, or budget for a fresh page. O(1). */
+int slab_has_room(const struct slab *s, size_t size);
+
 /* Bytes of the chunk p (its class size). */
 size_t slab_chunk_size(const struct slab *s, const void *p);
 

@@ -40,7 +40,7 @@ sub_start(struct conn *c, struct queue *q, uint32_t credit)
     uint32_t slot;
 
     if (!t) {
-        if (!(t = slab_alloc_reserved(&b->slab, sizeof(*t))))
+        if (!(t = slab_alloc_reserved(&b->rec, sizeof(*t))))
             return -1;
         memset(t, 0, sizeof(*t));
         c->subs = t;
@@ -50,7 +50,7 @@ sub_start(struct conn *c, struct queue *q, uint32_t credit)
         return 0;
     for (slot = 0; t->s[slot]; slot++)
         ;
-    if (!(u = slab_alloc_reserved(&b->slab, sizeof(*u))))
+    if (!(u = slab_alloc_reserved(&b->rec, sizeof(*u))))
         return -1;
     u->c = c;
     u->q = q;
@@ -83,7 +83,7 @@ sub_free(struct sub *u)
     dlist_unlink(&u->qlink);
     t->s[u->slot] = NULL;
     t->n--;
-    slab_free(&c->srv->b.slab, u, sizeof(*u));
+    slab_free(&c->srv->b.rec, u, sizeof(*u));
 }
 
 int
@@ -207,7 +207,7 @@ sub_cancel_conn(struct conn *c)
     end_all(c, 0);
     if (c->subs) {
         c->held.sub_out = NULL;
-        slab_free(&c->srv->b.slab, c->subs, sizeof(*c->subs));
+        slab_free(&c->srv->b.rec, c->subs, sizeof(*c->subs));
         c->subs = NULL;
     }
 }

@@ -54,7 +54,7 @@ waiter_free(struct waiter *w)
         dlist_unlink(&w->links[i].qlink);
     dlist_unlink(&w->clink);
     w->c->nwaits--;
-    slab_free(&b->slab, w, waiter_size(w->nq));
+    slab_free(&b->rec, w, waiter_size(w->nq));
 }
 
 static void
@@ -75,7 +75,7 @@ wait_start(struct conn *c, struct queue **qs, unsigned nq, int multi, uint64_t r
            uint32_t max, uint32_t wait_ms, int noack)
 {
     struct server *s = c->srv;
-    struct waiter *w = slab_alloc_reserved(&s->b.slab, waiter_size(nq));
+    struct waiter *w = slab_alloc_reserved(&s->b.rec, waiter_size(nq));
     struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
 
     if (!w)

@@ -452,7 +452,7 @@ cli_work_subscribe(struct cli *cli)
 /* What why reads from a queue's statistics. */
 struct why {
     uint64_t ready, inflight, delayed, waiters, subscriptions, credit, paused, visibility_ms;
-    uint64_t next_due_ms;
+    uint64_t next_due_ms, memory_held;
     int has_due;        /* next_due_ms was sent: something is delayed */
     const char *cause;  /* one of the causes of `slabmq help why` */
     int deliverable;    /* a consumer that fetches now gets a message */
@@ -469,6 +469,7 @@ why_read(struct why *w, const slabmq_stats *s)
     w->credit = stat_or_0(s, "credit");
     w->paused = stat_or_0(s, "paused");
     w->visibility_ms = stat_or_0(s, "visibility_ms");
+    w->memory_held = stat_or_0(s, "memory_held");
     w->has_due = slabmq_stats_find(s, "next_due_ms", &w->next_due_ms);
 }
 
@@ -483,7 +484,10 @@ why_decide(struct why *w)
         w->cause = "no-consumers";
     else if (w->ready > 0 && w->waiters == 0 && w->credit == 0)
         w->cause = "no-credit";
-    else if (w->ready > 0)
+    else if (w->ready > 0 && w->memory_held) {
+        w->cause = "memory";
+        w->deliverable = 0;
+    } else if (w->ready > 0)
         w->cause = "deliverable";
     else if (w->delayed > 0)
         w->cause = "delayed";
@@ -513,6 +517,11 @@ why_explain(const struct why *w, const char *q)
                "to get more\n", q, w->ready, cli_out_plural(w->ready), w->subscriptions,
                cli_out_plural(w->subscriptions), w->subscriptions == 1 ? "has" : "have",
                w->inflight);
+    else if (strcmp(c, "memory") == 0)
+        printf("%s has %" PRIu64 " ready message%s for its consumers, but the broker's memory "
+               "limit holds deliveries back: it has no room for more messages in flight (%"
+               PRIu64 " now); consumers must ack what they hold (or the broker needs a larger "
+               "--max-memory)\n", q, w->ready, cli_out_plural(w->ready), w->inflight);
     else if (strcmp(c, "deliverable") == 0)
         printf("%s has %" PRIu64 " ready message%s for its consumers (%" PRIu64 " waiting "
                "fetch%s, %" PRIu64 " subscription%s with %" PRIu64 " credit)\n", q, w->ready,

@@ -430,6 +430,8 @@ static const char why_help[] =
     "  no-consumers  messages are ready but nobody fetches or is subscribed\n"
     "  no-credit     messages are ready but every subscription holds its whole credit in\n"
     "                flight, and no fetch is waiting\n"
+    "  memory        messages are ready for consumers, but the broker's memory limit\n"
+    "                leaves no room to hold more in flight: consumers must ack\n"
     "  deliverable   messages are ready and consumers are there: they get them\n"
     "  delayed       only delayed messages are left; says when the next is due\n"
     "  inflight      every message is in flight, held by consumers until acked or timed out\n"
