@@ -21,12 +21,17 @@
     X(MEM_USED, MEM_IN_MEMORY, "memory_used")                                                   \
     X(MEM_LIMIT, MEM_IN_MEMORY, "memory_limit")                                                 \
     X(MEM_PEAK, MEM_IN_MEMORY, "memory_peak")                                                   \
+    X(MEM_RESERVE, MEM_IN_MEMORY, "memory_reserve")                                             \
     X(MEM_DENIED, MEM_IN_MEMORY, "memory_denied")                                               \
     X(MEM_PAGE_SIZE, MEM_IN_SLAB, "slab_page_size")                                             \
     X(MEM_PAGES_TOTAL, MEM_IN_SLAB, "slab_pages_total")                                         \
     X(MEM_PAGES_RESIDENT, MEM_IN_SLAB, "slab_pages_resident")                                   \
     X(MEM_PAGES_POOLED, MEM_IN_SLAB, "slab_pages_pooled")                                       \
     X(MEM_PAGES_REUSED, MEM_IN_SLAB, "slab_pages_reused")                                       \
+    X(MEM_REC_PAGE_SIZE, MEM_IN_REC, "rec_page_size")                                           \
+    X(MEM_REC_PAGES_TOTAL, MEM_IN_REC, "rec_pages_total")                                       \
+    X(MEM_REC_PAGES_RESIDENT, MEM_IN_REC, "rec_pages_resident")                                 \
+    X(MEM_REC_PAGES_POOLED, MEM_IN_REC, "rec_pages_pooled")                                     \
     X(MEM_RES_HITS, MEM_IN_RESERVOIR, "reservoir_hits")                                         \
     X(MEM_RES_MISSES, MEM_IN_RESERVOIR, "reservoir_misses")                                     \
     X(MEM_RES_OVERFLOWS, MEM_IN_RESERVOIR, "reservoir_overflows")                               \
@@ -51,6 +56,7 @@ enum mem_group {
     MEM_IN_SLAB,
     MEM_IN_RESERVOIR,
     MEM_IN_HEAP,
+    MEM_IN_REC,
     MEM_NGROUPS
 };
 
@@ -68,7 +74,8 @@ enum class_field {
     CLASS_NFIELDS
 };
 
-static const char *const group_names[MEM_NGROUPS] = {"memory", "slab", "reservoir", "heap"};
+static const char *const group_names[MEM_NGROUPS] = {"memory", "slab", "reservoir", "heap",
+                                                             "rec"};
 
 static const struct {
     enum mem_group group;
@@ -307,6 +314,11 @@ print_summary(const struct mem_view *m)
            fmt_count(a, NUM, m, MEM_PAGES_RESIDENT), fmt_count(b, NUM, m, MEM_PAGES_POOLED),
            fmt_count(c, NUM, m, MEM_PAGES_TOTAL), fmt_size(d, NUM, m, MEM_PAGE_SIZE),
            fmt_count(e, NUM, m, MEM_PAGES_REUSED));
+    if (has_group(m, MEM_IN_REC)) /* a broker before 0.3 has one slab */
+        printf("records    %s pages resident (%s pooled) of %s, %s each; reserve %s\n",
+               fmt_count(a, NUM, m, MEM_REC_PAGES_RESIDENT),
+               fmt_count(b, NUM, m, MEM_REC_PAGES_POOLED), fmt_count(c, NUM, m, MEM_REC_PAGES_TOTAL),
+               fmt_size(d, NUM, m, MEM_REC_PAGE_SIZE), fmt_size(e, NUM, m, MEM_RESERVE));
     printf("reservoir  %s hits, %s misses (hit ratio %s), %s overflows, %s denied; %s\n",
            fmt_count(a, NUM, m, MEM_RES_HITS), fmt_count(b, NUM, m, MEM_RES_MISSES),
            fmt_percent(c, NUM, m, hit_ratio), fmt_count(d, NUM, m, MEM_RES_OVERFLOWS),
@@ -420,6 +432,11 @@ print_json(const struct mem_view *m)
     n = json_group_members(m, MEM_IN_RESERVOIR);
     json_ratio(m, n, "hit_ratio", hit_ratio);
     putchar('}');
+    if (has_group(m, MEM_IN_REC)) {
+        fputs(",\"rec\":{", stdout);
+        json_group_members(m, MEM_IN_REC);
+        putchar('}');
+    }
     if (has_group(m, MEM_IN_HEAP)) {
         fputs(",\"heap\":{", stdout);
         json_group_members(m, MEM_IN_HEAP);
