@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "broker.h"
 #include "cmd.h"
 #include "dedup.h"
 #include "conn.h"
+#include "log.h"
 #include "queue.h"
 #include "reply.h"
 #include "server.h"
@@ -192,6 +194,29 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
     return 0;
 }
 
+/* An explicit dead_letter target names a queue that every dead letter of this one will be
+ * written into: the declaring user must be allowed to publish there, or dead_letter would be
+ * a way into any queue (TTL, delivery limit, TERM, overflow). Checked here, at DECLARE, so
+ * that dead-lettering itself never fails later. The default QUEUE.dlq and "" (none) need
+ * nothing. Returns 0, or -1 after replying ERR_FORBIDDEN. */
+static int
+dlq_permitted(struct conn *c, uint64_t rid, const struct declare_opts *o)
+{
+    const char *user;
+
+    if (!c->user || !o->has_dlq || !o->dlq_len
+        || auth_allows(c->user, AUTH_PUBLISH, o->dlq, o->dlq_len))
+        return 0;
+    user = auth_user_name(c->user);
+    c->srv->forbidden++;
+    log_info("connection %llu from %s: user '%s' refused declare with dead_letter %.*s",
+             (unsigned long long)c->id, c->peer, user, (int)o->dlq_len, o->dlq);
+    reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_FORBIDDEN,
+                "user '%s' may not publish to queue '%.*s', so may not make it a dead-letter "
+                "queue", user, (int)(o->dlq_len > 100 ? 100 : o->dlq_len), o->dlq);
+    return -1;
+}
+
 /* [queue, options] -> [created] */
 void
 cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
@@ -204,7 +229,8 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 
     if (cmd_expect_args(c, SMQ_OP_DECLARE, rid, nargs, 1, 2)
         || cmd_read_name(c, SMQ_OP_DECLARE, rid, r, &name, &len)
-        || (nargs == 2 && read_opts(c, rid, r, &o)) || cmd_args_end(c, SMQ_OP_DECLARE, rid, r))
+        || (nargs == 2 && read_opts(c, rid, r, &o)) || cmd_args_end(c, SMQ_OP_DECLARE, rid, r)
+        || dlq_permitted(c, rid, &o))
         return;
     if (o.has_dlq && o.dlq_len == len && memcmp(o.dlq, name, len) == 0) {
         reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
