@@ -2,10 +2,11 @@
 /* Hostile input, part 3: clients that misbehave in time and volume rather than bytes.
  * Frames that never complete, one byte per send, a thousand pipelined PINGs, disconnects
  * during delivery and while waiting, slow readers, the memory limit with unread output,
- * and more connections than --max-connections.
+ * more connections than --max-connections, and TCP keepalive against half-open ones.
  *
  * Each case runs against a real slabmqd with a well-behaved "other client" connected
  * before the bad input; see tests/harness/raw.h for the method and the helpers. */
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "raw.h"
@@ -731,6 +732,94 @@ test_frame_deadline(void)
     t_broker_stop(&b);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Half-open connections: TCP keepalive                                                      */
+
+/* The broker's end of the connection from local port cport to its port bport, in
+ * /proc/net/tcp: -1 if it is not there (yet), 0 if no keepalive timer runs on it, else the
+ * seconds until the timer fires (at least 1). Field "tr" is 2 for the keepalive timer, and
+ * "tm->when" its expiry in clock ticks. */
+static long
+keepalive_timer_s(int bport, int cport)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    char line[512];
+    long found = -1;
+
+    T_ASSERT(f != NULL);
+    while (found < 0 && fgets(line, sizeof(line), f)) {
+        unsigned lport;
+        unsigned rport;
+        unsigned st;
+        unsigned tr;
+        unsigned long when;
+        if (sscanf(line, " %*d: %*x:%x %*x:%x %x %*x:%*x %x:%lx", &lport, &rport, &st, &tr,
+                   &when) != 5
+            || (int)lport != bport || (int)rport != cport || st != 1 /* ESTABLISHED */)
+            continue;
+        found = tr != 2 ? 0 : (long)(when / (unsigned long)sysconf(_SC_CLK_TCK)) + 1;
+    }
+    fclose(f);
+    return found;
+}
+
+/* Connect to port and return the broker's keepalive timer for it (as keepalive_timer_s),
+ * waiting up to 2 s for the connection to show. */
+static long
+keepalive_of(int port)
+{
+    int fd = t_raw_connect(port);
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int64_t deadline = t_now_ms() + 2000;
+    long s;
+
+    T_ASSERT(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+    while ((s = keepalive_timer_s(port, ntohs(sa.sin_port))) < 0 && t_now_ms() < deadline)
+        t_sleep_ms(10);
+    close(fd);
+    if (s < 0)
+        t_fail(__FILE__, __LINE__, "no connection to port %d in /proc/net/tcp", port);
+    return s;
+}
+
+/* Connections to the plain, TLS and HTTP ports get TCP keepalive, after 60 s without
+ * traffic by default and --tcp-keepalive seconds when given; 0 turns it off. Without it a
+ * connection whose peer vanished without a FIN stays until --idle-timeout (issue 15). */
+static void
+test_tcp_keepalive(void)
+{
+    static const char *const settings[] = {NULL, "600", "0"};
+    char dir[64];
+    char crt[128];
+    char key[128];
+
+    t_temp_dir(dir, sizeof(dir), "keepalive");
+    t_certs_make(dir);
+    snprintf(crt, sizeof(crt), "%s/server.crt", dir);
+    snprintf(key, sizeof(key), "%s/server.key", dir);
+    for (int i = 0; i < 3; i++) {
+        struct t_broker b;
+        const char *set = settings[i];
+        long lo = i == 0 ? 1 : 62; /* default 60 s; 600 s; off (a tick more for rounding) */
+        long hi = i == 0 ? 61 : 601;
+        int ports[3];
+        t_broker_start(&b, "--tls-port", "0", "--tls-cert", crt, "--tls-key", key, "--http", "0",
+                       set ? "--tcp-keepalive" : NULL, set, NULL);
+        ports[0] = b.port;
+        ports[1] = b.tls_port;
+        ports[2] = b.http_port;
+        for (int j = 0; j < 3; j++) {
+            long s = keepalive_of(ports[j]);
+            if (i == 2 ? s != 0 : s < lo || s > hi)
+                t_fail(__FILE__, __LINE__, "--tcp-keepalive %s, port %d: timer %ld s, expected %s",
+                       set ? set : "(default)", ports[j], s, i == 2 ? "none" : "in range");
+        }
+        t_broker_stop(&b);
+    }
+    t_remove_dir(dir);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_frame_deadline),
     T_CASE(test_truncated_frame_then_close),
@@ -742,6 +831,7 @@ static const struct t_case cases[] = {
     T_CASE(test_slow_reader_pipelined),
     T_CASE(test_memory_limit_while_output_pending),
     T_CASE(test_connection_flood),
+    T_CASE(test_tcp_keepalive),
     {NULL, NULL},
 };
 
