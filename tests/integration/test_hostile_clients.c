@@ -735,32 +735,59 @@ test_frame_deadline(void)
 /* ---------------------------------------------------------------------------------------- */
 /* Half-open connections: TCP keepalive                                                      */
 
-/* The broker's end of the connection from local port cport to its port bport, in
- * /proc/net/tcp: -1 if it is not there (yet), 0 if no keepalive timer runs on it, else the
- * seconds until the timer fires (at least 1). Field "tr" is 2 for the keepalive timer, and
- * "tm->when" its expiry in clock ticks. */
-static long
-keepalive_timer_s(int bport, int cport)
+/* A TCP connection's row in /proc/net/tcp. */
+struct tcp_row {
+    unsigned long txq;  /* bytes sent and not yet acknowledged by the peer */
+    unsigned long rxq;  /* bytes received and not yet read */
+    unsigned tr;        /* running timer: 2 is keepalive */
+    unsigned long when; /* its expiry, clock ticks from now */
+};
+
+/* The row of the established connection with local port lport and remote port rport
+ * (both on 127.0.0.1) into out. Returns 0, or -1 if there is none (yet). */
+static int
+tcp_row(int lport, int rport, struct tcp_row *out)
 {
     FILE *f = fopen("/proc/net/tcp", "r");
     char line[512];
-    long found = -1;
+    int found = -1;
 
     T_ASSERT(f != NULL);
     while (found < 0 && fgets(line, sizeof(line), f)) {
-        unsigned lport;
-        unsigned rport;
+        unsigned lp;
+        unsigned rp;
         unsigned st;
-        unsigned tr;
-        unsigned long when;
-        if (sscanf(line, " %*d: %*x:%x %*x:%x %x %*x:%*x %x:%lx", &lport, &rport, &st, &tr,
-                   &when) != 5
-            || (int)lport != bport || (int)rport != cport || st != 1 /* ESTABLISHED */)
-            continue;
-        found = tr != 2 ? 0 : (long)(when / (unsigned long)sysconf(_SC_CLK_TCK)) + 1;
+        if (sscanf(line, " %*d: %*x:%x %*x:%x %x %lx:%lx %x:%lx", &lp, &rp, &st, &out->txq,
+                   &out->rxq, &out->tr, &out->when) == 7
+            && (int)lp == lport && (int)rp == rport && st == 1 /* ESTABLISHED */)
+            found = 0;
     }
     fclose(f);
     return found;
+}
+
+/* The broker's end of the connection from local port cport to its port bport: -1 if it is
+ * not there (yet), 0 if no keepalive timer runs on it, else the seconds until the timer
+ * fires (at least 1). */
+static long
+keepalive_timer_s(int bport, int cport)
+{
+    struct tcp_row r;
+
+    if (tcp_row(bport, cport, &r))
+        return -1;
+    return r.tr != 2 ? 0 : (long)(r.when / (unsigned long)sysconf(_SC_CLK_TCK)) + 1;
+}
+
+/* The local port of socket fd. */
+static int
+local_port(int fd)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+
+    T_ASSERT(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+    return ntohs(sa.sin_port);
 }
 
 /* Connect to port and return the broker's keepalive timer for it (as keepalive_timer_s),
@@ -769,13 +796,10 @@ static long
 keepalive_of(int port)
 {
     int fd = t_raw_connect(port);
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
     int64_t deadline = t_now_ms() + 2000;
     long s;
 
-    T_ASSERT(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
-    while ((s = keepalive_timer_s(port, ntohs(sa.sin_port))) < 0 && t_now_ms() < deadline)
+    while ((s = keepalive_timer_s(port, local_port(fd))) < 0 && t_now_ms() < deadline)
         t_sleep_ms(10);
     close(fd);
     if (s < 0)
@@ -820,6 +844,101 @@ test_tcp_keepalive(void)
     t_remove_dir(dir);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* NOACK replies nobody reads                                                                */
+
+#define NOACK_N 20000u   /* messages published */
+#define NOACK_LEN 1000u  /* bytes each */
+#define NOACK_REQS 40u   /* pipelined FETCHes of 1000 with NOACK: room for twice NOACK_N */
+
+/* Wait up to 5 s for queue's ready count to stop changing (the same in 4 reads 50 ms
+ * apart); returns it. */
+static uint64_t
+ready_settled(slabmq_client *c, const char *queue)
+{
+    int64_t deadline = t_now_ms() + 5000;
+    uint64_t last = STAT(c, queue, "ready");
+    int same = 0;
+
+    while (same < 3 && t_now_ms() < deadline) {
+        uint64_t v;
+        t_sleep_ms(50);
+        v = STAT(c, queue, "ready");
+        same = v == last ? same + 1 : 0;
+        last = v;
+    }
+    T_ASSERT(same == 3);
+    return last;
+}
+
+/* docs/protocol.md 6.10: NOACK messages are removed when the broker puts them into its
+ * reply, not when the reply is written. A client that asks for far more than it reads and
+ * then closes loses every message of its replies: far more than the socket ever took, and
+ * at most what was written plus the 16 MiB of unsent replies at which the broker stops
+ * reading the connection, plus the one reply that crossed it. Nothing comes back at the
+ * close. (protocol.md said "as the reply is written"; the broker never did that.) */
+static void
+test_noack_unread_replies_are_lost(void)
+{
+    struct t_broker b;
+    slabmq_client *other;
+    slabmq_payload *batch = calloc(500, sizeof(*batch));
+    char *payload = malloc(NOACK_LEN);
+    struct mb m = {0};
+    struct mb s = {0};
+    struct tcp_row br;
+    struct tcp_row cr;
+    uint64_t id;
+    uint64_t lost;
+    uint64_t written;
+    int fd;
+
+    T_ASSERT(batch && payload);
+    memset(payload, 'n', NOACK_LEN);
+    for (unsigned i = 0; i < 500; i++) {
+        batch[i].data = payload;
+        batch[i].len = NOACK_LEN;
+    }
+    t_broker_start(&b, NULL);
+    other = t_client(&b);
+    for (unsigned i = 0; i < NOACK_N / 500; i++)
+        T_OK(other, slabmq_publish_batch(other, "noack", batch, 500, &id));
+    fd = raw_connect_small(b.port, 4096);
+    t_raw_hello(fd);
+    for (unsigned i = 0; i < NOACK_REQS; i++) {
+        m.len = 0;
+        mb_req(&m, SMQ_OP_FETCH, 100 + i, 4);
+        mb_str(&m, "noack");
+        mb_uint(&m, 1000);
+        mb_uint(&m, 0);
+        mb_uint(&m, 1); /* NOACK */
+        mb_frame(&s, m.p, m.len);
+    }
+    t_raw_send(fd, s.p, s.len);
+    lost = NOACK_N - ready_settled(other, "noack");
+    T_EQ_U64(STAT(other, "noack", "inflight"), 0);
+    /* what the broker wrote: still on its way, or in the client's receive queue */
+    T_ASSERT(tcp_row(b.port, local_port(fd), &br) == 0);
+    T_ASSERT(tcp_row(local_port(fd), b.port, &cr) == 0);
+    written = br.txq + cr.rxq;
+    printf("noack: %llu of %u messages removed, %llu bytes written to the socket\n",
+           (unsigned long long)lost, NOACK_N, (unsigned long long)written);
+    if (lost * NOACK_LEN <= written + 8 * MIB
+        || lost * NOACK_LEN > written + 16 * MIB + DEFAULT_MAX_MSG)
+        t_fail(__FILE__, __LINE__, "%llu messages of %u bytes removed, %llu bytes written",
+               (unsigned long long)lost, NOACK_LEN, (unsigned long long)written);
+    close(fd);
+    t_sleep_ms(200);
+    T_EQ_U64(STAT(other, "noack", "ready"), NOACK_N - lost); /* none came back */
+    OTHER_WORKS(&b, other);
+    slabmq_client_close(other);
+    t_broker_stop(&b);
+    mb_free(&m);
+    mb_free(&s);
+    free(payload);
+    free(batch);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_frame_deadline),
     T_CASE(test_truncated_frame_then_close),
@@ -832,6 +951,7 @@ static const struct t_case cases[] = {
     T_CASE(test_memory_limit_while_output_pending),
     T_CASE(test_connection_flood),
     T_CASE(test_tcp_keepalive),
+    T_CASE(test_noack_unread_replies_are_lost),
     {NULL, NULL},
 };
 
