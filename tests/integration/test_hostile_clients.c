@@ -737,16 +737,18 @@ test_frame_deadline(void)
 
 /* A TCP connection's row in /proc/net/tcp. */
 struct tcp_row {
+    unsigned st;        /* state: 1 ESTABLISHED, 8 CLOSE_WAIT, ... */
     unsigned long txq;  /* bytes sent and not yet acknowledged by the peer */
     unsigned long rxq;  /* bytes received and not yet read */
     unsigned tr;        /* running timer: 2 is keepalive */
     unsigned long when; /* its expiry, clock ticks from now */
 };
 
-/* The row of the established connection with local port lport and remote port rport
- * (both on 127.0.0.1) into out. Returns 0, or -1 if there is none (yet). */
+/* The row of the connection with local port lport and remote port rport (both on
+ * 127.0.0.1) in state st (1: ESTABLISHED; 0: any) into out. Returns 0, or -1 if there is
+ * none. */
 static int
-tcp_row(int lport, int rport, struct tcp_row *out)
+tcp_row_in(int lport, int rport, unsigned st_want, struct tcp_row *out)
 {
     FILE *f = fopen("/proc/net/tcp", "r");
     char line[512];
@@ -756,14 +758,20 @@ tcp_row(int lport, int rport, struct tcp_row *out)
     while (found < 0 && fgets(line, sizeof(line), f)) {
         unsigned lp;
         unsigned rp;
-        unsigned st;
-        if (sscanf(line, " %*d: %*x:%x %*x:%x %x %lx:%lx %x:%lx", &lp, &rp, &st, &out->txq,
-                   &out->rxq, &out->tr, &out->when) == 7
-            && (int)lp == lport && (int)rp == rport && st == 1 /* ESTABLISHED */)
+        if (sscanf(line, " %*d: %*x:%x %*x:%x %x %lx:%lx %x:%lx", &lp, &rp, &out->st,
+                   &out->txq, &out->rxq, &out->tr, &out->when) == 7
+            && (int)lp == lport && (int)rp == rport && (!st_want || out->st == st_want))
             found = 0;
     }
     fclose(f);
     return found;
+}
+
+/* tcp_row_in() of the established connection. */
+static int
+tcp_row(int lport, int rport, struct tcp_row *out)
+{
+    return tcp_row_in(lport, rport, 1, out);
 }
 
 /* The broker's end of the connection from local port cport to its port bport: -1 if it is
@@ -797,13 +805,20 @@ keepalive_of(int port)
 {
     int fd = t_raw_connect(port);
     int64_t deadline = t_now_ms() + 2000;
+    int cport = local_port(fd);
+    struct tcp_row r;
     long s;
 
-    while ((s = keepalive_timer_s(port, local_port(fd))) < 0 && t_now_ms() < deadline)
+    while ((s = keepalive_timer_s(port, cport)) < 0 && t_now_ms() < deadline)
         t_sleep_ms(10);
     close(fd);
     if (s < 0)
         t_fail(__FILE__, __LINE__, "no connection to port %d in /proc/net/tcp", port);
+    /* wait for the broker to close its end too (ESTABLISHED or CLOSE_WAIT until then), so
+     * that no connection is open when it is stopped */
+    while (tcp_row_in(port, cport, 0, &r) == 0 && (r.st == 1 || r.st == 8)
+           && t_now_ms() < deadline + 3000)
+        t_sleep_ms(10);
     return s;
 }
 
