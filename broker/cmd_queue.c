@@ -4,10 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "broker.h"
 #include "cmd.h"
 #include "dedup.h"
 #include "conn.h"
+#include "frame.h"
+#include "log.h"
+#include "mem.h"
 #include "queue.h"
 #include "reply.h"
 #include "server.h"
@@ -192,6 +196,29 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
     return 0;
 }
 
+/* An explicit dead_letter target names a queue that every dead letter of this one will be
+ * written into: the declaring user must be allowed to publish there, or dead_letter would be
+ * a way into any queue (TTL, delivery limit, TERM, overflow). Checked here, at DECLARE, so
+ * that dead-lettering itself never fails later. The default QUEUE.dlq and "" (none) need
+ * nothing. Returns 0, or -1 after replying ERR_FORBIDDEN. */
+static int
+dlq_permitted(struct conn *c, uint64_t rid, const struct declare_opts *o)
+{
+    const char *user;
+
+    if (!c->user || !o->has_dlq || !o->dlq_len
+        || auth_allows(c->user, AUTH_PUBLISH, o->dlq, o->dlq_len))
+        return 0;
+    user = auth_user_name(c->user);
+    c->srv->forbidden++;
+    log_info("connection %llu from %s: user '%s' refused declare with dead_letter %.*s",
+             (unsigned long long)c->id, c->peer, user, (int)o->dlq_len, o->dlq);
+    reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_FORBIDDEN,
+                "user '%s' may not publish to queue '%.*s', so may not make it a dead-letter "
+                "queue", user, (int)(o->dlq_len > 100 ? 100 : o->dlq_len), o->dlq);
+    return -1;
+}
+
 /* [queue, options] -> [created] */
 void
 cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
@@ -204,7 +231,8 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 
     if (cmd_expect_args(c, SMQ_OP_DECLARE, rid, nargs, 1, 2)
         || cmd_read_name(c, SMQ_OP_DECLARE, rid, r, &name, &len)
-        || (nargs == 2 && read_opts(c, rid, r, &o)) || cmd_args_end(c, SMQ_OP_DECLARE, rid, r))
+        || (nargs == 2 && read_opts(c, rid, r, &o)) || cmd_args_end(c, SMQ_OP_DECLARE, rid, r)
+        || dlq_permitted(c, rid, &o))
         return;
     if (o.has_dlq && o.dlq_len == len && memcmp(o.dlq, name, len) == 0) {
         reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
@@ -332,13 +360,33 @@ cmd_resume(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     pause_cmd(c, SMQ_OP_RESUME, rid, r, nargs);
 }
 
-/* [] -> [[name, ready, inflight], ...] sorted by name */
+/* Bytes of LIST's reply for the queues in all[0..n), at most: per queue a 3-array, the name
+ * with its str header (up to 2 bytes for SMQ_NAME_MAX) and two uint64 of up to 9 bytes each;
+ * plus the reply's own header and array header. */
+static size_t
+list_reply_size(struct queue *const *all, size_t n)
+{
+    size_t bytes = SMQ_FRAME_HEADER + 32;
+
+    for (size_t i = 0; i < n; i++)
+        bytes += 1 + 2 + all[i]->name_len + 2 * 9;
+    return bytes;
+}
+
+/* [] -> [[name, ready, inflight], ...] sorted by name
+ *
+ * The reply grows with the queues (about 3 MB for 15,000 queues of 200-byte names), so unlike
+ * the replies of message operations it is not bounded by max_fetch_bytes. Replies pass the
+ * memory limit (they are owed), so a LIST is executed only if its reply fits under the limit
+ * (idle pooled memory reclaimed first); otherwise ERR_NOMEM. Pipelined unread LISTs thus
+ * cannot push the broker past its limit (docs/memory.md, Measurements). */
 void
 cmd_list(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
     struct broker *b = &c->srv->b;
     struct queue **all;
     struct reply rep;
+    size_t need;
 
     if (cmd_expect_args(c, SMQ_OP_LIST, rid, nargs, 0, 0) || cmd_args_end(c, SMQ_OP_LIST, rid, r))
         return;
@@ -348,6 +396,14 @@ cmd_list(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         return;
     }
     broker_queue_list(b, all);
+    need = list_reply_size(all, b->nqueues);
+    if (!mem_make_room(&b->mem, need, 0)) {
+        free(all);
+        reply_error(c, SMQ_OP_LIST, rid, SLABMQ_ERR_NOMEM,
+                    "memory limit reached: no room for the %zu-byte list of %zu queues; retry "
+                    "later", need, b->nqueues);
+        return;
+    }
     reply_begin(&rep, c, SMQ_OP_LIST, rid, 1);
     msgpack_pack_array(&rep.pk, b->nqueues);
     for (size_t i = 0; i < b->nqueues; i++) {

@@ -44,6 +44,9 @@ static const char usage[] =
     "  --idle-timeout MS        close a connection that sends nothing for MS and has no\n"
     "                           waiting FETCH, subscription or unacked message (default 0:\n"
     "                           never)\n"
+    "  --tcp-keepalive S        TCP keepalive on client connections: probes after S seconds\n"
+    "                           without traffic, every S/6 s, 6 of them (default 60;\n"
+    "                           0: off)\n"
     "  --reservoir-capacity N   idle I/O buffers kept for reuse per size class; 0 (the\n"
     "                           default) keeps 120% of the most ever in use at once\n"
     "  --durability MODE        none (the default: in memory only) or sqlite: queues are\n"
@@ -235,6 +238,11 @@ apply(struct server_config *c, const struct origin *o, int opt, const char *arg)
             return bad(o, "--idle-timeout", arg, "expected 0 (never) or 10 ms to 7 days");
         c->idle_timeout_ms = (uint32_t)v;
         return 0;
+    case 'E':
+        if (parse_uint(arg, 0, 32767, &v))
+            return bad(o, "--tcp-keepalive", arg, "expected 0 (off) or 1 to 32767 seconds");
+        c->tcp_keepalive_s = (uint32_t)v;
+        return 0;
     case 'r':
         if (parse_uint(arg, 0, 65536, &v))
             return bad(o, "--reservoir-capacity", arg, "expected 0-65536");
@@ -298,6 +306,7 @@ static const struct option opts[] = {{"bind", required_argument, NULL, 'b'},
                                      {"hash-password", optional_argument, NULL, 'H'},
                                      {"handshake-timeout", required_argument, NULL, 'T'},
                                      {"idle-timeout", required_argument, NULL, 'J'},
+                                     {"tcp-keepalive", required_argument, NULL, 'E'},
                                      {"reservoir-capacity", required_argument, NULL, 'r'},
                                      {"log-level", required_argument, NULL, 'l'},
                                      {"log-format", required_argument, NULL, 'L'},

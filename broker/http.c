@@ -393,6 +393,7 @@ http_start(struct server *s)
         fprintf(stderr, "slabmqd: cannot listen for HTTP on %s port %d\n", host, port);
         return -1;
     }
+    server_keepalive(s, evhttp_bound_socket_get_fd(bs));
     bound_name(bs, where, sizeof(where));
     printf("http on %s\n", where);
     if (fflush(stdout)) /* how scripts and tests find the port */

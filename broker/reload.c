@@ -54,6 +54,7 @@ static const struct setting settings[] = {
     {"auth-file", CFG(auth_file), KIND_STR, 1, 0},
     {"handshake-timeout", CFG(handshake_timeout_ms), KIND_U32, 0, 0},
     {"idle-timeout", CFG(idle_timeout_ms), KIND_U32, 0, 0},
+    {"tcp-keepalive", CFG(tcp_keepalive_s), KIND_U32, 0, 0},
     {"durability", CFG(durability), KIND_INT, 0, 0},
     {"data-dir", CFG(data_dir), KIND_STR, 0, 0},
     {"ignore-corrupt-data", CFG(ignore_corrupt), KIND_INT, 0, 0},

@@ -3,6 +3,9 @@
 #include "reservoir.h"
 
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "mem.h"
 
@@ -120,6 +123,16 @@ reservoir_trim(struct reservoir *r, size_t want)
             release(r, b);
         }
     }
+#ifdef __GLIBC__
+    /* The memory is wanted for something else, slab pages most often, which do not come from
+     * malloc: hand the freed buffers' pages back to the kernel now. glibc keeps free chunks
+     * below the top of its heap resident, so otherwise the pages the budget now gives to the
+     * slab would add to them, and a refill after a burst of unread replies peaked at the
+     * limit + 23 MiB (docs/memory.md). O(heap) once per trim, which runs only when a
+     * reservation would fail and idle buffers are there to free. */
+    if (freed)
+        malloc_trim(0);
+#endif
     return freed;
 }
 

@@ -67,8 +67,9 @@ void reservoir_deinit(struct reservoir *r);
 struct rbuf *reservoir_get(struct reservoir *r, size_t n, int force);
 /* Give b back. Accepts NULL. */
 void reservoir_put(struct reservoir *r, struct rbuf *b);
-/* Free idle buffers, largest classes first, until 'want' bytes are released or none is left.
- * Returns the bytes released. */
+/* Free idle buffers, largest classes first, until 'want' bytes are released or none is left,
+ * and (with glibc) return the freed pages to the kernel with malloc_trim(0). Returns the
+ * bytes released. */
 size_t reservoir_trim(struct reservoir *r, size_t want);
 
 #endif /* SLABMQ_BROKER_RESERVOIR_H */

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,7 @@ server_config_defaults(struct server_config *c)
     c->output_cap = (size_t)16 << 20;
     c->frame_timeout_ms = 30000;
     c->handshake_timeout_ms = 10000; /* auth_file and idle_timeout_ms: off */
+    c->tcp_keepalive_s = 60;
     snprintf(c->data_dir, sizeof(c->data_dir), "slabmq-data");
     c->store_ring = (size_t)64 << 20;
     c->log_level = LOG_INFO;
@@ -51,6 +54,31 @@ server_config_defaults(struct server_config *c)
     c->plain = 1;
     c->tls_port = -1;
     c->tls_min_version = 12;
+}
+
+/* Set on the listening socket, keepalive is inherited by every socket it accepts (Linux
+ * copies SO_KEEPALIVE and the TCP_KEEP* values into the new socket and starts its timer),
+ * which covers the plain, TLS and HTTP listeners alike, the last opened by libevent's evhttp.
+ * After tcp_keepalive_s seconds without a segment the kernel probes every tcp_keepalive_s / 6
+ * seconds (at least 1) and resets the connection after 6 unanswered probes: a half-open
+ * connection is gone about 2 * tcp_keepalive_s after its last byte. 0 turns keepalive off,
+ * also on the HTTP listener, where evhttp turns it on with the kernel's defaults (2 hours). */
+void
+server_keepalive(const struct server *s, int fd)
+{
+    int idle = (int)s->cfg.tcp_keepalive_s;
+    int on = idle != 0;
+    int intvl = idle / 6 > 0 ? idle / 6 : 1;
+    int cnt = 6;
+
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on))) /* evhttp turns it on */
+        log_warn("cannot set TCP keepalive: %s", strerror(errno));
+    else if (idle
+             && (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle))
+                 || setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl))
+                 || setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt))))
+        log_warn("cannot turn TCP keepalive on: %s; half-open connections stay until "
+                 "--idle-timeout", strerror(errno));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -220,6 +248,7 @@ open_listener(struct server *s, int port, const char *what, struct evconnlistene
         return -1;
     }
     freeaddrinfo(ai);
+    server_keepalive(s, fd);
     getsockname(fd, (struct sockaddr *)&ss, &sslen);
     *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                             : ((struct sockaddr_in *)&ss)->sin_port);

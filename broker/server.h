@@ -33,6 +33,8 @@ struct server_config {
     uint32_t handshake_timeout_ms;  /* --handshake-timeout: HELLO (and AUTH) done by then */
     uint32_t idle_timeout_ms;       /* --idle-timeout: close after this long without input;
                                        0: never */
+    uint32_t tcp_keepalive_s;       /* --tcp-keepalive: idle seconds before TCP keepalive
+                                       probes (every s/6, 6 of them); 0: off */
     /* Configuration file, logging and lifecycle (config.c, reload.c, docs/operations.md) */
     char config_file[1024];         /* --config FILE; "" without */
     char auth_path[1024];           /* auth-file as the config file gave it (auth_file) */
@@ -121,5 +123,8 @@ struct server *server_new(const struct server_config *c, char *err, size_t errle
 void server_free(struct server *s);
 /* Arm the timer if the heap's earliest due time is earlier than what it is armed for. */
 void server_arm_timer(struct server *s);
+/* Set TCP keepalive on listening socket fd as --tcp-keepalive says (off when it is 0); the
+ * connections it accepts inherit it. A failure is logged, not fatal. */
+void server_keepalive(const struct server *s, int fd);
 
 #endif /* SLABMQ_BROKER_SERVER_H */

@@ -573,10 +573,13 @@ SLABMQ_API slabmq_status slabmq_fetch(slabmq_client *c, const char *queue, uint3
                                       uint32_t wait_ms, slabmq_batch **out);
 
 /** Flags for slabmq_fetch_flags(). */
-#define SLABMQ_FETCH_NOACK 1u /**< at-most-once: messages are removed when sent, no ack needed */
+#define SLABMQ_FETCH_NOACK 1u /**< at-most-once: messages are removed when the broker
+                                    replies, no ack needed */
 
 /** slabmq_fetch() with flags: #SLABMQ_FETCH_NOACK delivers at most once (like Redis LPOP or
- *  an auto-ack consumer): nothing to ack, nothing redelivered if the consumer fails. */
+ *  an auto-ack consumer): nothing to ack, nothing redelivered if the consumer fails. The
+ *  messages are removed when the broker puts them into its reply, so a connection that
+ *  closes before the reply is read loses them (docs/protocol.md 6.10). */
 SLABMQ_API slabmq_status slabmq_fetch_flags(slabmq_client *c, const char *queue, uint32_t max,
                                             uint32_t wait_ms, unsigned flags,
                                             slabmq_batch **out);

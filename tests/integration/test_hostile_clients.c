@@ -2,10 +2,11 @@
 /* Hostile input, part 3: clients that misbehave in time and volume rather than bytes.
  * Frames that never complete, one byte per send, a thousand pipelined PINGs, disconnects
  * during delivery and while waiting, slow readers, the memory limit with unread output,
- * and more connections than --max-connections.
+ * more connections than --max-connections, and TCP keepalive against half-open ones.
  *
  * Each case runs against a real slabmqd with a well-behaved "other client" connected
  * before the bad input; see tests/harness/raw.h for the method and the helpers. */
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "raw.h"
@@ -731,6 +732,228 @@ test_frame_deadline(void)
     t_broker_stop(&b);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Half-open connections: TCP keepalive                                                      */
+
+/* A TCP connection's row in /proc/net/tcp. */
+struct tcp_row {
+    unsigned st;        /* state: 1 ESTABLISHED, 8 CLOSE_WAIT, ... */
+    unsigned long txq;  /* bytes sent and not yet acknowledged by the peer */
+    unsigned long rxq;  /* bytes received and not yet read */
+    unsigned tr;        /* running timer: 2 is keepalive */
+    unsigned long when; /* its expiry, clock ticks from now */
+};
+
+/* The row of the connection with local port lport and remote port rport (both on
+ * 127.0.0.1) in state st (1: ESTABLISHED; 0: any) into out. Returns 0, or -1 if there is
+ * none. */
+static int
+tcp_row_in(int lport, int rport, unsigned st_want, struct tcp_row *out)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    char line[512];
+    int found = -1;
+
+    T_ASSERT(f != NULL);
+    while (found < 0 && fgets(line, sizeof(line), f)) {
+        unsigned lp;
+        unsigned rp;
+        if (sscanf(line, " %*d: %*x:%x %*x:%x %x %lx:%lx %x:%lx", &lp, &rp, &out->st,
+                   &out->txq, &out->rxq, &out->tr, &out->when) == 7
+            && (int)lp == lport && (int)rp == rport && (!st_want || out->st == st_want))
+            found = 0;
+    }
+    fclose(f);
+    return found;
+}
+
+/* tcp_row_in() of the established connection. */
+static int
+tcp_row(int lport, int rport, struct tcp_row *out)
+{
+    return tcp_row_in(lport, rport, 1, out);
+}
+
+/* The broker's end of the connection from local port cport to its port bport: -1 if it is
+ * not there (yet), 0 if no keepalive timer runs on it, else the seconds until the timer
+ * fires (at least 1). */
+static long
+keepalive_timer_s(int bport, int cport)
+{
+    struct tcp_row r;
+
+    if (tcp_row(bport, cport, &r))
+        return -1;
+    return r.tr != 2 ? 0 : (long)(r.when / (unsigned long)sysconf(_SC_CLK_TCK)) + 1;
+}
+
+/* The local port of socket fd. */
+static int
+local_port(int fd)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+
+    T_ASSERT(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+    return ntohs(sa.sin_port);
+}
+
+/* Connect to port and return the broker's keepalive timer for it (as keepalive_timer_s),
+ * waiting up to 2 s for the connection to show. */
+static long
+keepalive_of(int port)
+{
+    int fd = t_raw_connect(port);
+    int64_t deadline = t_now_ms() + 2000;
+    int cport = local_port(fd);
+    struct tcp_row r;
+    long s;
+
+    while ((s = keepalive_timer_s(port, cport)) < 0 && t_now_ms() < deadline)
+        t_sleep_ms(10);
+    close(fd);
+    if (s < 0)
+        t_fail(__FILE__, __LINE__, "no connection to port %d in /proc/net/tcp", port);
+    /* wait for the broker to close its end too (ESTABLISHED or CLOSE_WAIT until then), so
+     * that no connection is open when it is stopped */
+    while (tcp_row_in(port, cport, 0, &r) == 0 && (r.st == 1 || r.st == 8)
+           && t_now_ms() < deadline + 3000)
+        t_sleep_ms(10);
+    return s;
+}
+
+/* Connections to the plain, TLS and HTTP ports get TCP keepalive, after 60 s without
+ * traffic by default and --tcp-keepalive seconds when given; 0 turns it off. Without it a
+ * connection whose peer vanished without a FIN stays until --idle-timeout (issue 15). */
+static void
+test_tcp_keepalive(void)
+{
+    static const char *const settings[] = {NULL, "600", "0"};
+    char dir[64];
+    char crt[128];
+    char key[128];
+
+    t_temp_dir(dir, sizeof(dir), "keepalive");
+    t_certs_make(dir);
+    snprintf(crt, sizeof(crt), "%s/server.crt", dir);
+    snprintf(key, sizeof(key), "%s/server.key", dir);
+    for (int i = 0; i < 3; i++) {
+        struct t_broker b;
+        const char *set = settings[i];
+        long lo = i == 0 ? 1 : 62; /* default 60 s; 600 s; off (a tick more for rounding) */
+        long hi = i == 0 ? 61 : 601;
+        int ports[3];
+        t_broker_start(&b, "--tls-port", "0", "--tls-cert", crt, "--tls-key", key, "--http", "0",
+                       set ? "--tcp-keepalive" : NULL, set, NULL);
+        ports[0] = b.port;
+        ports[1] = b.tls_port;
+        ports[2] = b.http_port;
+        for (int j = 0; j < 3; j++) {
+            long s = keepalive_of(ports[j]);
+            if (i == 2 ? s != 0 : s < lo || s > hi)
+                t_fail(__FILE__, __LINE__, "--tcp-keepalive %s, port %d: timer %ld s, expected %s",
+                       set ? set : "(default)", ports[j], s, i == 2 ? "none" : "in range");
+        }
+        t_broker_stop(&b);
+    }
+    t_remove_dir(dir);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* NOACK replies nobody reads                                                                */
+
+#define NOACK_N 20000u   /* messages published */
+#define NOACK_LEN 1000u  /* bytes each */
+#define NOACK_REQS 40u   /* pipelined FETCHes of 1000 with NOACK: room for twice NOACK_N */
+
+/* Wait up to 5 s for queue's ready count to stop changing (the same in 4 reads 50 ms
+ * apart); returns it. */
+static uint64_t
+ready_settled(slabmq_client *c, const char *queue)
+{
+    int64_t deadline = t_now_ms() + 5000;
+    uint64_t last = STAT(c, queue, "ready");
+    int same = 0;
+
+    while (same < 3 && t_now_ms() < deadline) {
+        uint64_t v;
+        t_sleep_ms(50);
+        v = STAT(c, queue, "ready");
+        same = v == last ? same + 1 : 0;
+        last = v;
+    }
+    T_ASSERT(same == 3);
+    return last;
+}
+
+/* docs/protocol.md 6.10: NOACK messages are removed when the broker puts them into its
+ * reply, not when the reply is written. A client that asks for far more than it reads and
+ * then closes loses every message of its replies: far more than the socket ever took, and
+ * at most what was written plus the 16 MiB of unsent replies at which the broker stops
+ * reading the connection, plus the one reply that crossed it. Nothing comes back at the
+ * close. (protocol.md said "as the reply is written"; the broker never did that.) */
+static void
+test_noack_unread_replies_are_lost(void)
+{
+    struct t_broker b;
+    slabmq_client *other;
+    slabmq_payload *batch = calloc(500, sizeof(*batch));
+    char *payload = malloc(NOACK_LEN);
+    struct mb m = {0};
+    struct mb s = {0};
+    struct tcp_row br;
+    struct tcp_row cr;
+    uint64_t id;
+    uint64_t lost;
+    uint64_t written;
+    int fd;
+
+    T_ASSERT(batch && payload);
+    memset(payload, 'n', NOACK_LEN);
+    for (unsigned i = 0; i < 500; i++) {
+        batch[i].data = payload;
+        batch[i].len = NOACK_LEN;
+    }
+    t_broker_start(&b, NULL);
+    other = t_client(&b);
+    for (unsigned i = 0; i < NOACK_N / 500; i++)
+        T_OK(other, slabmq_publish_batch(other, "noack", batch, 500, &id));
+    fd = raw_connect_small(b.port, 4096);
+    t_raw_hello(fd);
+    for (unsigned i = 0; i < NOACK_REQS; i++) {
+        m.len = 0;
+        mb_req(&m, SMQ_OP_FETCH, 100 + i, 4);
+        mb_str(&m, "noack");
+        mb_uint(&m, 1000);
+        mb_uint(&m, 0);
+        mb_uint(&m, 1); /* NOACK */
+        mb_frame(&s, m.p, m.len);
+    }
+    t_raw_send(fd, s.p, s.len);
+    lost = NOACK_N - ready_settled(other, "noack");
+    T_EQ_U64(STAT(other, "noack", "inflight"), 0);
+    /* what the broker wrote: still on its way, or in the client's receive queue */
+    T_ASSERT(tcp_row(b.port, local_port(fd), &br) == 0);
+    T_ASSERT(tcp_row(local_port(fd), b.port, &cr) == 0);
+    written = br.txq + cr.rxq;
+    printf("noack: %llu of %u messages removed, %llu bytes written to the socket\n",
+           (unsigned long long)lost, NOACK_N, (unsigned long long)written);
+    if (lost * NOACK_LEN <= written + 8 * MIB
+        || lost * NOACK_LEN > written + 16 * MIB + DEFAULT_MAX_MSG)
+        t_fail(__FILE__, __LINE__, "%llu messages of %u bytes removed, %llu bytes written",
+               (unsigned long long)lost, NOACK_LEN, (unsigned long long)written);
+    close(fd);
+    t_sleep_ms(200);
+    T_EQ_U64(STAT(other, "noack", "ready"), NOACK_N - lost); /* none came back */
+    OTHER_WORKS(&b, other);
+    slabmq_client_close(other);
+    t_broker_stop(&b);
+    mb_free(&m);
+    mb_free(&s);
+    free(payload);
+    free(batch);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_frame_deadline),
     T_CASE(test_truncated_frame_then_close),
@@ -742,6 +965,8 @@ static const struct t_case cases[] = {
     T_CASE(test_slow_reader_pipelined),
     T_CASE(test_memory_limit_while_output_pending),
     T_CASE(test_connection_flood),
+    T_CASE(test_tcp_keepalive),
+    T_CASE(test_noack_unread_replies_are_lost),
     {NULL, NULL},
 };
 

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "raw.h"
 #include "slabmq.h"
 #include "t.h"
 
@@ -77,7 +78,7 @@ test_limit_holds_and_recovers(void)
     struct t_broker b;
     slabmq_client *prod;
     slabmq_client *cons;
-    uint64_t stored;
+    uint64_t stored = 0;
     long rss_kb;
     uint64_t id;
     static uint8_t big[1024];
@@ -337,6 +338,119 @@ test_reservoir_hits_misses_overflows(void)
     t_broker_stop(&b); /* under ASan: nothing leaked */
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Unread replies, then a refill                                                             */
+
+/* The broker's peak resident set size so far (VmHWM), in KiB. */
+static long
+broker_hwm_kb(const struct t_broker *b)
+{
+    char path[64];
+    char line[256];
+    long kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)b->pid);
+    f = fopen(path, "r");
+    T_ASSERT(f != NULL);
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+#define LISTQ_N 5000   /* queues with 190-byte names: a LIST reply of about 1 MB */
+#define LIST_CONNS 8   /* connections pipelining LISTs they never read */
+#define LIST_REQS 100  /* LISTs each */
+
+/* Wait up to 5 s for the broker's memory_used to stop changing (the same in 4 reads 50 ms
+ * apart); returns it. */
+static uint64_t
+used_settled(slabmq_client *c)
+{
+    int64_t deadline = t_now_ms() + 5000;
+    uint64_t last = stat_of(c, NULL, "memory_used");
+    int same = 0;
+
+    while (same < 3 && t_now_ms() < deadline) {
+        uint64_t v;
+        t_sleep_ms(50);
+        v = stat_of(c, NULL, "memory_used");
+        same = v == last ? same + 1 : 0;
+        last = v;
+    }
+    return last;
+}
+
+/* Issue 15: LISTs pipelined and never read on 8 connections, then the connections close and
+ * producers refill the broker. A LIST reply grows with the queues and is not bounded like a
+ * FETCH reply, so each connection's LISTs ran until the limit was passed (memory_used 34.9 MB
+ * at a 33.6 MB limit); and the pooled buffers freed for the refill stayed resident in the
+ * heap while the slab took their budget: VmHWM 58,228 KiB, the limit + 24.9 MiB. Now a LIST
+ * runs only if its reply fits under the limit, and freed pooled buffers go back to the
+ * kernel: the budget stays under the limit and VmHWM under the limit + 16 MiB
+ * (docs/memory.md). */
+static void
+test_unread_list_then_refill(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_queue_info *list = NULL;
+    struct mb m = {0};
+    struct mb s = {0};
+    char name[200];
+    int fds[LIST_CONNS];
+    uint64_t used;
+    uint64_t stored;
+    size_t n = 0;
+    long hwm;
+
+    t_broker_start(&b, "--max-memory", "32MiB", NULL);
+    c = t_client(&b);
+    memset(name, 'q', sizeof(name));
+    for (int i = 0; i < LISTQ_N; i++) {
+        snprintf(name + 180, sizeof(name) - 180, "%010d", i);
+        T_OK(c, slabmq_declare(c, name, NULL, NULL));
+    }
+    for (unsigned i = 0; i < LIST_REQS; i++) {
+        m.len = 0;
+        mb_req(&m, SMQ_OP_LIST, 10 + i, 0);
+        mb_frame(&s, m.p, m.len);
+    }
+    for (int k = 0; k < LIST_CONNS; k++) {
+        fds[k] = raw_connect_small(b.port, 4096);
+        t_raw_hello(fds[k]);
+    }
+    for (int k = 0; k < LIST_CONNS; k++)
+        t_raw_send(fds[k], s.p, s.len);
+    used = used_settled(c);
+    for (int k = 0; k < LIST_CONNS; k++)
+        close(fds[k]);
+    stored = fill(c, "refill", 1024);
+    hwm = broker_hwm_kb(&b);
+    fprintf(stderr, "memory_used %llu with unread LISTs; refill %llu x 1 KiB: RSS %ld KiB, "
+            "VmHWM %ld KiB\n", (unsigned long long)used, (unsigned long long)stored,
+            t_broker_rss_kb(&b), hwm);
+    if (used > (32u << 20))
+        t_fail(__FILE__, __LINE__, "memory_used %llu with unread LISTs: past the 32 MiB limit",
+               (unsigned long long)used);
+#ifndef SLABMQ_SANITIZED
+    if (hwm >= (32 + 16) * 1024)
+        t_fail(__FILE__, __LINE__, "VmHWM %ld KiB: the limit + 16 MiB is %d KiB", hwm,
+               (32 + 16) * 1024);
+#endif
+    T_ASSERT(stored > 10000);
+    drain(c, "refill", stored);
+    T_OK(c, slabmq_list(c, &list, &n)); /* LIST works again below the limit */
+    T_EQ_U64(n, LISTQ_N + 1);
+    slabmq_queue_list_free(list);
+    mb_free(&m);
+    mb_free(&s);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_limit_holds_and_recovers),
     T_CASE(test_no_calcification),
@@ -344,6 +458,7 @@ static const struct t_case cases[] = {
     T_CASE(test_queue_limits),
     T_CASE(test_inflight_window),
     T_CASE(test_reservoir_hits_misses_overflows),
+    T_CASE(test_unread_list_then_refill),
     {NULL, NULL},
 };
 
