@@ -58,6 +58,14 @@ store_has_room(const struct store *st, size_t body)
 {
     uint64_t used = atomic_load_explicit(&st->head, memory_order_relaxed)
                     - atomic_load_explicit(&st->tail, memory_order_acquire);
+    uint64_t lag = atomic_load_explicit(&st->appended, memory_order_relaxed)
+                   - atomic_load_explicit(&st->committed, memory_order_relaxed);
+
+    /* Bound what a crash can take back (acks are not held): no more than STORE_LAG_OPS
+     * operations wait for a commit, while the writer can commit (a full disk lets them
+     * queue, so that consumers can still drain) */
+    if (lag >= STORE_LAG_OPS && atomic_load_explicit(&st->state, memory_order_relaxed) == STORE_OK)
+        return 0;
     /* the worst case: a skip at the end of the ring and the operation itself */
     return used + 2 * op_size(body, SMQ_NAME_MAX) <= st->cap;
 }

@@ -57,8 +57,15 @@ void store_drain_event(struct store *st);
 /* A reply waits for seq at the synced level: make the writer sync up to it. */
 void store_want_sync(struct store *st, uint64_t seq);
 
+/* Operations appended and not yet committed beyond which the loop reads no more requests
+ * (while the store is STORE_OK): what a crash can take back of the acks, which are not held,
+ * is bounded by this many operations plus those of the one request being read, and in time
+ * by the writer's two transactions of at most half as many (docs/durability.md). */
+#define STORE_LAG_OPS 16384u
+
 /* Room for an operation carrying 'body' payload bytes? The loop reads no frame that could
- * not be appended (the frame is left buffered until the writer catches up). */
+ * not be appended (the frame is left buffered until the writer catches up), nor any while
+ * STORE_LAG_OPS operations wait for a commit. */
 int store_has_room(const struct store *st, size_t body);
 /* The state, and sequence numbers: the last appended, committed and synced. */
 enum store_state store_state(const struct store *st);

@@ -85,7 +85,7 @@ struct pack_index {
 /* ---------------------------------------------------------------------------------------- */
 /* The writer (store.c) */
 
-#define BATCH_OPS 20000u          /* operations per transaction, at most */
+#define BATCH_OPS 8192u           /* operations per transaction, at most (STORE_LAG_OPS / 2) */
 #define BATCH_BYTES (16u << 20)   /* payload bytes per transaction, about */
 #define INS_ROWS 64u              /* plain inserts bound to one INSERT statement */
 #define CKPT_BYTES (1u << 20)     /* checkpoint once the WAL holds this much, */
