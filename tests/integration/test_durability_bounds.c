@@ -250,9 +250,61 @@ test_confirmed_ack_survives_a_crash(void)
     t_remove_dir(dir);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The write ring and --max-memory                                                           */
+
+/* --max-memory 64MiB with durability starts, and most of it holds messages (the ring is an
+ * eighth of the limit there); a limit too small for the ring stops the start, saying what to
+ * do. */
+static void
+test_ring_is_sized_from_the_limit(void)
+{
+    struct t_broker b;
+    char dir[64];
+    slabmq_client *c;
+    static char kib[1024];
+    slabmq_payload pl[256];
+    uint64_t stored = 0;
+    slabmq_status st = SLABMQ_OK;
+    char *out = NULL;
+    char *err = NULL;
+    size_t outlen;
+
+    t_temp_dir(dir, sizeof(dir), "ring");
+    memset(kib, 'r', sizeof(kib));
+    for (int i = 0; i < 256; i++)
+        pl[i] = (slabmq_payload){kib, sizeof(kib)};
+    t_broker_start(&b, "--durability", "sqlite", "--data-dir", dir, "--max-memory", "64MiB",
+                   NULL);
+    c = t_client(&b);
+    while (st == SLABMQ_OK && stored < ((uint64_t)64 << 20)) {
+        st = slabmq_publish_batch(c, "fill", pl, 256, NULL);
+        if (st == SLABMQ_OK)
+            stored += 256 * sizeof(kib);
+    }
+    T_EQ_INT(st, SLABMQ_ERR_NOMEM);
+    fprintf(stderr, "--max-memory 64MiB, durable: %llu KiB of 1 KiB messages stored (%.0f%%)\n",
+            (unsigned long long)(stored >> 10), 100.0 * (double)stored / (64 << 20));
+    T_ASSERT(stored >= (uint64_t)40 << 20); /* the ring took no more than an eighth */
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+    {
+        char *argv[] = {SLABMQD_PATH, "--port", "0", "--durability", "sqlite", "--data-dir", dir,
+                        "--max-memory", "16MiB", "--max-message-size", "4MiB", NULL};
+        T_EQ_INT(t_run(argv, NULL, 0, &out, &outlen, &err, 10000), 1);
+    }
+    fprintf(stderr, "slabmqd said: %s", err ? err : "(nothing)\n");
+    T_ASSERT(err && strstr(err, "--max-memory") && strstr(err, "--max-message-size")
+             && strstr(err, "ring"));
+    free(out);
+    free(err);
+    t_remove_dir(dir);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_ack_window_is_bounded),
     T_CASE(test_confirmed_ack_survives_a_crash),
+    T_CASE(test_ring_is_sized_from_the_limit),
     {NULL, NULL},
 };
 
