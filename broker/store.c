@@ -53,6 +53,31 @@ op_size(size_t blen, size_t slen)
     return (sizeof(struct op) + blen + slen + 7) & ~(size_t)7;
 }
 
+size_t
+store_ring_bytes(size_t max_memory, size_t max_message_size)
+{
+    size_t ring = max_memory / 8 < STORE_RING_MAX ? max_memory / 8 : STORE_RING_MAX;
+    size_t least = STORE_RING_MSGS * (op_size(max_message_size, SMQ_NAME_MAX));
+
+    return ring > least ? ring : least;
+}
+
+int
+store_ring_check(size_t max_memory, size_t max_message_size, char *err, size_t errlen)
+{
+    size_t ring = store_ring_bytes(max_memory, max_message_size);
+
+    if (ring <= max_memory / 4)
+        return 0;
+    snprintf(err, errlen, "the store's write ring needs %zu MiB (%u messages of "
+             "--max-message-size), more than a quarter of --max-memory (%zu MiB): raise "
+             "--max-memory to at least %zu MiB or lower --max-message-size to at most %zu KiB",
+             (ring + (1u << 20) - 1) >> 20, STORE_RING_MSGS, max_memory >> 20,
+             (4 * ring + (1u << 20) - 1) >> 20,
+             (max_memory / 4 / STORE_RING_MSGS - op_size(0, SMQ_NAME_MAX)) >> 10);
+    return -1;
+}
+
 int
 store_has_room(const struct store *st, size_t body)
 {
@@ -958,8 +983,9 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
         if (!st->ring && st->cap)
             mem_release(&b->mem, st->cap);
         st->cap = 0;
-        snprintf(err, errlen, "cannot reserve %zu bytes for the store's operation ring",
-                 ring_bytes);
+        snprintf(err, errlen, "cannot reserve %zu MiB for the store's write ring: the "
+                 "messages loaded left too little of --max-memory (%zu MiB); raise --max-memory",
+                 (ring_bytes + (1u << 20) - 1) >> 20, b->mem.limit >> 20);
         store_free(st);
         return NULL;
     }

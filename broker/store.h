@@ -39,6 +39,17 @@ enum store_state {
 
 struct store;
 
+/* The store's operation ring for a memory limit and largest message, bytes: an eighth of the
+ * limit, at most STORE_RING_MAX, and at least STORE_RING_MSGS largest messages (each
+ * operation may carry one). It comes out of the limit; store_ring_check() says whether the
+ * limit leaves enough for messages. */
+#define STORE_RING_MAX ((size_t)64 << 20)
+#define STORE_RING_MSGS 3u
+size_t store_ring_bytes(size_t max_memory, size_t max_message_size);
+/* 0 when the ring for these settings is at most a quarter of max_memory; else -1 with what
+ * to do in err. */
+int store_ring_check(size_t max_memory, size_t max_message_size, char *err, size_t errlen);
+
 /* Open (creating if missing) DIR/slabmq.db, check it (quick_check), and load every durable
  * queue and message into b. Unless ignore_corrupt, a database that fails the check stops the
  * start (-1 with the reason in err); with it, the database is renamed aside and the broker

@@ -291,7 +291,7 @@ test_ring_is_sized_from_the_limit(void)
     {
         char *argv[] = {SLABMQD_PATH, "--port", "0", "--durability", "sqlite", "--data-dir", dir,
                         "--max-memory", "16MiB", "--max-message-size", "4MiB", NULL};
-        T_EQ_INT(t_run(argv, NULL, 0, &out, &outlen, &err, 10000), 1);
+        T_EQ_INT(t_run(argv, NULL, 0, &out, &outlen, &err, 10000), 2); /* a config error */
     }
     fprintf(stderr, "slabmqd said: %s", err ? err : "(nothing)\n");
     T_ASSERT(err && strstr(err, "--max-memory") && strstr(err, "--max-message-size")
