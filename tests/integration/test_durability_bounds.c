@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -30,6 +31,15 @@ static void
 start(struct t_broker *b, const char *dir)
 {
     t_broker_start(b, "--durability", "sqlite", "--data-dir", dir, NULL);
+}
+
+static int64_t
+now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* The tag a test message carries as its payload (decimal). */
@@ -301,10 +311,151 @@ test_ring_is_sized_from_the_limit(void)
     t_remove_dir(dir);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Disk full (a small tmpfs, mounted by the test: needs root; skipped otherwise)             */
+
+static int full_ok;
+static int full_refused;
+static int full_other;
+
+static void
+count_confirm(void *arg, const slabmq_confirm *cf)
+{
+    (void)arg;
+    if (cf->status == SLABMQ_OK)
+        full_ok++;
+    else if (cf->status == SLABMQ_ERR_STORAGE_FULL)
+        full_refused++;
+    else
+        full_other++;
+}
+
+/* Mount a tmpfs of size on dir; 0, or -1 after saying the case is skipped. */
+static int
+mount_tmpfs(const char *dir, const char *size)
+{
+    char cmd[256];
+
+    snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=%s tmpfs '%s' 2>/dev/null", size, dir);
+    if (system(cmd) == 0)
+        return 0;
+    fprintf(stderr, "SKIP: cannot mount a small tmpfs here (needs root and mount privileges); "
+                    "the disk-full behaviour is not checked\n");
+    return -1;
+}
+
+static void
+remount(const char *dir, const char *size)
+{
+    char cmd[256];
+
+    snprintf(cmd, sizeof(cmd), "mount -o remount,size=%s '%s'", size, dir);
+    T_EQ_INT(system(cmd), 0);
+}
+
+static void
+unmount(const char *dir)
+{
+    char cmd[256];
+
+    snprintf(cmd, sizeof(cmd), "umount '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not unmount %s\n", dir);
+}
+
+/* Publish 1 KiB messages pipelined through p (window 1024, the default) until the store says
+ * the disk is full. Returns how many were sent. */
+static int
+fill_disk(slabmq_client *p, slabmq_client *mon)
+{
+    static char kib[1024];
+    int sent = 0;
+    int64_t end = t_now_ms() + 20000;
+
+    memset(kib, 'f', sizeof(kib));
+    while (t_now_ms() < end && t_stat(mon, NULL, "store_state") == 0) {
+        for (int i = 0; i < 16; i++, sent++)
+            T_OK(p, slabmq_publish_async(p, "big", kib, sizeof(kib), NULL));
+        T_OK(p, slabmq_send(p));
+        t_sleep_ms(1);
+    }
+    T_EQ_U64(t_stat(mon, NULL, "store_state"), 1);
+    return sent;
+}
+
+/* A producer pipelining publishes while the disk is full gets ERR_STORAGE_FULL for each one
+ * that cannot be confirmed, promptly (its refusals do not wait behind held confirmations),
+ * as a new connection does; once there is room, publishing resumes. */
+static void
+test_pipelined_publishes_refused_when_full(void)
+{
+    struct t_broker b;
+    char dir[64];
+    slabmq_client *p;
+    slabmq_client *mon;
+    slabmq_client *n;
+    int sent;
+    int64_t t0;
+    int64_t one_us;
+    int64_t held_us;
+    int64_t burst_us;
+    slabmq_status st;
+
+    t_temp_dir(dir, sizeof(dir), "fullpipe");
+    if (mount_tmpfs(dir, "1m")) {
+        t_remove_dir(dir);
+        return;
+    }
+    start(&b, dir);
+    p = t_client(&b);
+    mon = t_client(&b);
+    n = t_client(&b);
+    slabmq_client_on_confirm_ex(p, count_confirm, NULL);
+    sent = fill_disk(p, mon);
+    t0 = now_us();
+    T_EQ_INT(slabmq_publish(n, "big", "x", 1, NULL), SLABMQ_ERR_STORAGE_FULL);
+    one_us = now_us() - t0;
+    t0 = now_us();
+    st = slabmq_flush(p); /* those held when the disk filled: answered, not waiting for room */
+    held_us = now_us() - t0;
+    t0 = now_us();
+    for (int i = 0; i < 256; i++, sent++)
+        T_OK(p, slabmq_publish_async(p, "big", "y", 1, NULL));
+    if (st == SLABMQ_OK || st == SLABMQ_ERR_STORAGE_FULL)
+        st = slabmq_flush(p); /* and 256 more, pipelined */
+    burst_us = now_us() - t0;
+    fprintf(stderr,
+            "disk full: a new connection's publish refused in %lld us; a pipelining producer: "
+            "%d sent, %d confirmed, %d refused with ERR_STORAGE_FULL, %d other; the rest of "
+            "its window answered in %lld us, 256 more pipelined in %lld us (%.1f us each)\n",
+            (long long)one_us, sent, full_ok, full_refused, full_other, (long long)held_us,
+            (long long)burst_us, (double)burst_us / 256);
+    T_ASSERT(st == SLABMQ_OK || st == SLABMQ_ERR_STORAGE_FULL);
+    T_EQ_INT(full_ok + full_refused, sent);
+    T_EQ_INT(full_other, 0);
+    T_ASSERT(full_refused >= 256);
+    T_ASSERT(held_us < 2000000 && burst_us < 2000000);
+    T_EQ_U64(t_stat(mon, NULL, "store_state"), 1); /* still full: nothing waited for room */
+    remount(dir, "64m");
+    t0 = t_now_ms();
+    while (t_now_ms() - t0 < 10000 && t_stat(mon, NULL, "store_state") != 0)
+        t_sleep_ms(20);
+    T_EQ_U64(t_stat(mon, NULL, "store_state"), 0);
+    T_OK(n, slabmq_publish(n, "big", "x", 1, NULL));
+    T_ASSERT(t_stat(mon, "big", "ready") >= (uint64_t)full_ok + 1);
+    slabmq_client_close(p);
+    slabmq_client_close(mon);
+    slabmq_client_close(n);
+    t_broker_stop(&b);
+    unmount(dir);
+    t_remove_dir(dir);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_ack_window_is_bounded),
     T_CASE(test_confirmed_ack_survives_a_crash),
     T_CASE(test_ring_is_sized_from_the_limit),
+    T_CASE(test_pipelined_publishes_refused_when_full),
     {NULL, NULL},
 };
 
