@@ -250,7 +250,7 @@ confirm_level(struct conn *c, unsigned op, uint64_t rid, const struct queue *q, 
     struct store *st = c->srv->b.store;
     int level = !st || !q->durable ? STORE_MEMORY : asked >= 0 ? asked : q->confirm;
 
-    if (level != STORE_MEMORY && confirm_hold(c, store_appended(st), (unsigned)level)) {
+    if (level != STORE_MEMORY && confirm_hold(c, store_appended(st), (unsigned)level, 1)) {
         reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
                     "stored, but memory to track its confirmation is short: a retry may "
                     "store it twice");
@@ -493,7 +493,7 @@ hold_settled(struct conn *c, unsigned op, uint64_t rid, uint64_t appended0)
     struct store *st = c->srv->b.store;
 
     if (!st || store_appended(st) == appended0
-        || !confirm_hold(c, store_appended(st), STORE_WRITTEN))
+        || !confirm_hold(c, store_appended(st), STORE_WRITTEN, 0))
         return 0;
     reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
                 "acked, but memory to track the commit is short: it may come back after a "

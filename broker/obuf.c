@@ -131,6 +131,49 @@ obuf_frame_end(struct obuf *o, struct obuf_frame *f)
         smq_frame_put_header(f->hdr, (uint32_t)(obuf_total(o) - f->start));
 }
 
+/* Copy n pending bytes at pos from src into the chain, or (src NULL) from the chain into
+ * dst. 0, or -1 when they are not all pending. */
+static int
+copy_at(const struct obuf *o, uint64_t pos, size_t n, const uint8_t *src, uint8_t *dst)
+{
+    uint64_t off;
+
+    if (pos < o->flushed || pos + n > o->flushed + o->len)
+        return -1;
+    off = pos - o->flushed;
+    for (struct rbuf *b = o->head; b && n > 0; b = b->next) {
+        size_t have = b->len - b->start;
+        size_t k;
+        if (off >= have) {
+            off -= have;
+            continue;
+        }
+        k = have - (size_t)off < n ? have - (size_t)off : n;
+        if (src) {
+            memcpy(b->data + b->start + off, src, k);
+            src += k;
+        } else {
+            memcpy(dst, b->data + b->start + off, k);
+            dst += k;
+        }
+        n -= k;
+        off = 0;
+    }
+    return n == 0 ? 0 : -1;
+}
+
+int
+obuf_peek(const struct obuf *o, uint64_t pos, void *dst, size_t n)
+{
+    return copy_at(o, pos, n, NULL, dst);
+}
+
+int
+obuf_patch(struct obuf *o, uint64_t pos, const void *src, size_t n)
+{
+    return copy_at(o, pos, n, src, NULL);
+}
+
 long
 obuf_drain(struct obuf *o, obuf_sink sink, void *ctx)
 {
