@@ -451,11 +451,89 @@ test_pipelined_publishes_refused_when_full(void)
     t_remove_dir(dir);
 }
 
+/* Fill what is left of the file system of dir with a file. */
+static void
+fill_rest(const char *dir)
+{
+    char path[128];
+    static char blk[4096];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/filler", dir);
+    T_ASSERT((f = fopen(path, "w")) != NULL);
+    setvbuf(f, NULL, _IONBF, 0);
+    while (fwrite(blk, 1, sizeof(blk), f) == sizeof(blk))
+        ;
+    while (fwrite(blk, 1, 1, f) == 1)
+        ;
+    fclose(f);
+}
+
+/* A broker that crashed with the disk full starts again on the still-full disk, refusing
+ * durable publishes (ERR_STORAGE_FULL) but serving FETCH and ACK from what is stored, and
+ * resumes by itself once there is room; the acks taken meanwhile are then committed. */
+static void
+test_restart_on_a_full_disk(void)
+{
+    struct t_broker b;
+    char dir[64];
+    slabmq_client *p;
+    slabmq_client *c;
+    slabmq_queue_options mem = SLABMQ_QUEUE_OPTIONS_INIT;
+    uint64_t ids[10];
+    uint64_t ready;
+    int64_t t0;
+
+    t_temp_dir(dir, sizeof(dir), "fullstart");
+    if (mount_tmpfs(dir, "1m")) {
+        t_remove_dir(dir);
+        return;
+    }
+    start(&b, dir);
+    p = t_client(&b);
+    c = t_client(&b);
+    fill_disk(p, c);
+    t_broker_kill(&b); /* a crash while the disk is full */
+    slabmq_client_close(p);
+    slabmq_client_close(c);
+    fill_rest(dir); /* to the last byte: SQLite found a few when its commit failed */
+    start(&b, dir); /* the disk is still full */
+    c = t_client(&b);
+    T_EQ_U64(t_stat(c, NULL, "store_state"), 1);
+    ready = t_stat(c, "big", "ready");
+    fprintf(stderr, "restarted on a full disk with %llu messages\n", (unsigned long long)ready);
+    T_ASSERT(ready >= 10);
+    T_EQ_INT(slabmq_publish(c, "big", "x", 1, NULL), SLABMQ_ERR_STORAGE_FULL);
+    mem.durable = SLABMQ_DURABLE_NO;
+    T_OK(c, slabmq_declare(c, "memory-only", &mem, NULL));
+    T_OK(c, slabmq_publish(c, "memory-only", "y", 1, NULL));
+    fetch_ids(c, "big", ids, 10);
+    T_OK(c, slabmq_ack_batch(c, ids, 10, NULL));
+    remount(dir, "64m");
+    t0 = t_now_ms();
+    while (t_now_ms() - t0 < 10000 && t_stat(c, NULL, "store_state") != 0)
+        t_sleep_ms(20);
+    fprintf(stderr, "room again: publishing resumed after %lld ms\n",
+            (long long)(t_now_ms() - t0));
+    T_EQ_U64(t_stat(c, NULL, "store_state"), 0);
+    T_OK(c, slabmq_publish(c, "big", "x", 1, NULL));
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+    start(&b, dir); /* the acks taken on the full disk were committed */
+    c = t_client(&b);
+    T_EQ_U64(t_stat(c, "big", "ready"), ready - 10 + 1);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+    unmount(dir);
+    t_remove_dir(dir);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_ack_window_is_bounded),
     T_CASE(test_confirmed_ack_survives_a_crash),
     T_CASE(test_ring_is_sized_from_the_limit),
     T_CASE(test_pipelined_publishes_refused_when_full),
+    T_CASE(test_restart_on_a_full_disk),
     {NULL, NULL},
 };
 
