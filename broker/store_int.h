@@ -147,6 +147,7 @@ struct store {
     uint32_t wal_frames;             /* frames in the WAL after the last commit */
     int ckpt_rc;                     /* SQLite's result of the last checkpoint */
     int synced_data;                 /* the database may hold a message confirmed synced */
+    int start_full;                  /* started on a full disk: in STORE_FULL from the start */
     sqlite3_stmt *mark_synced;       /* meta 'synced_data' = 1 */
     /* packs (store_pack.c) */
     struct pack_index packs;
