@@ -24,7 +24,7 @@ struct pend {
 
 struct confirmq {
     struct conn *owner;
-    struct pend *e;    /* a ring of cap entries */
+    struct pend *e;    /* a ring of cap entries (a power of two) */
     uint32_t cap;
     uint32_t head;
     uint32_t n;
@@ -65,7 +65,7 @@ grow(struct slab *sl, struct confirmq *cq)
     if (cq->cap >= CONFIRM_MAX || !(e = slab_alloc_reserved(sl, 2 * cq->cap * sizeof(*e))))
         return -1;
     for (uint32_t i = 0; i < cq->n; i++)
-        e[i] = cq->e[(cq->head + i) % cq->cap];
+        e[i] = cq->e[(cq->head + i) & (cq->cap - 1)];
     slab_free(sl, cq->e, cq->cap * sizeof(*e));
     cq->e = e;
     cq->cap *= 2;
@@ -94,14 +94,14 @@ confirm_hold(struct conn *c, uint64_t seq, unsigned level, int publish)
     }
     if (cq->n == cq->cap && grow(&s->b.slab, cq)) {
         /* merge: the last hold now ends at this later one, and covers several replies */
-        last = &cq->e[(cq->head + cq->n - 1) % cq->cap];
+        last = &cq->e[(cq->head + cq->n - 1) & (cq->cap - 1)];
         last->seq = seq;
         last->publish = 0;
         if (level > last->level)
             last->level = (uint8_t)level;
         return 0;
     }
-    cq->e[(cq->head + cq->n) % cq->cap] =
+    cq->e[(cq->head + cq->n) & (cq->cap - 1)] =
         (struct pend){seq, obuf_position(&c->out), (uint8_t)level, (uint8_t)(publish != 0)};
     if (cq->n++ == 0) {
         c->out.limit = obuf_position(&c->out);
@@ -169,7 +169,7 @@ refuse_held(struct conn *c, const struct store *st)
         if (!satisfied(st, p->seq, p->level)
             && (!p->publish || refuse_reply(&c->out, p->pos)))
             break;
-        cq->head = (cq->head + 1) % cq->cap;
+        cq->head = (cq->head + 1) & (cq->cap - 1);
         cq->n--;
     }
 }
@@ -180,7 +180,7 @@ release(struct conn *c, const struct store *st)
     struct confirmq *cq = c->confirm;
 
     while (cq->n && satisfied(st, cq->e[cq->head].seq, cq->e[cq->head].level)) {
-        cq->head = (cq->head + 1) % cq->cap;
+        cq->head = (cq->head + 1) & (cq->cap - 1);
         cq->n--;
     }
     if (cq->n) {

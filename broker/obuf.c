@@ -131,47 +131,56 @@ obuf_frame_end(struct obuf *o, struct obuf_frame *f)
         smq_frame_put_header(f->hdr, (uint32_t)(obuf_total(o) - f->start));
 }
 
-/* Copy n pending bytes at pos from src into the chain, or (src NULL) from the chain into
- * dst. 0, or -1 when they are not all pending. */
-static int
-copy_at(const struct obuf *o, uint64_t pos, size_t n, const uint8_t *src, uint8_t *dst)
+/* The buffer holding the pending byte at absolute position pos, and its offset there in
+ * *off; NULL unless pos .. pos + n are all pending. */
+static struct rbuf *
+locate(const struct obuf *o, uint64_t pos, size_t n, size_t *off)
 {
-    uint64_t off;
+    uint64_t at;
 
     if (pos < o->flushed || pos + n > o->flushed + o->len)
-        return -1;
-    off = pos - o->flushed;
-    for (struct rbuf *b = o->head; b && n > 0; b = b->next) {
-        size_t have = b->len - b->start;
-        size_t k;
-        if (off >= have) {
-            off -= have;
-            continue;
+        return NULL;
+    at = pos - o->flushed;
+    for (struct rbuf *b = o->head; b; b = b->next) {
+        if (at < b->len - b->start) {
+            *off = b->start + (size_t)at;
+            return b;
         }
-        k = have - (size_t)off < n ? have - (size_t)off : n;
-        if (src) {
-            memcpy(b->data + b->start + off, src, k);
-            src += k;
-        } else {
-            memcpy(dst, b->data + b->start + off, k);
-            dst += k;
-        }
-        n -= k;
-        off = 0;
+        at -= b->len - b->start;
     }
-    return n == 0 ? 0 : -1;
+    return NULL;
 }
 
 int
 obuf_peek(const struct obuf *o, uint64_t pos, void *dst, size_t n)
 {
-    return copy_at(o, pos, n, NULL, dst);
+    size_t off = 0;
+    uint8_t *d = dst;
+
+    for (struct rbuf *b = locate(o, pos, n, &off); b && n > 0; b = b->next) {
+        size_t k = b->len - off < n ? b->len - off : n;
+        memcpy(d, b->data + off, k);
+        d += k;
+        n -= k;
+        off = b->next ? b->next->start : 0;
+    }
+    return n == 0 ? 0 : -1;
 }
 
 int
 obuf_patch(struct obuf *o, uint64_t pos, const void *src, size_t n)
 {
-    return copy_at(o, pos, n, src, NULL);
+    size_t off = 0;
+    const uint8_t *s = src;
+
+    for (struct rbuf *b = locate(o, pos, n, &off); b && n > 0; b = b->next) {
+        size_t k = b->len - off < n ? b->len - off : n;
+        memcpy(b->data + off, s, k);
+        s += k;
+        n -= k;
+        off = b->next ? b->next->start : 0;
+    }
+    return n == 0 ? 0 : -1;
 }
 
 long

@@ -113,6 +113,7 @@ drain_and_kill(struct t_broker *b, slabmq_client *c, int kill_after, uint32_t *a
     }
     killed = t_now_ms();
     t_broker_kill(b);
+    fprintf(stderr, "drained %u in %lld ms\n", *acked, (long long)(killed - t0));
     return killed;
 }
 
