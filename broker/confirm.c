@@ -136,7 +136,7 @@ refuse_reply(struct obuf *o, uint64_t pos)
 
     if (obuf_peek(o, pos, b, 4) || (len = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16
                                            | (uint32_t)b[2] << 8 | b[3]) > sizeof(b)
-        || len < 5 || obuf_peek(o, pos + 4, b, len) || (b[0] & 0xf0) != 0x90
+        || len < 5 || obuf_peek(o, pos + 4, b, len) || b[0] < 0x94 || b[0] > 0x96
         || (b[1] != SMQ_OP_PUBLISH && b[1] != SMQ_OP_PUBLISH_BATCH))
         return -1;
     rid = b[2] < 0x80 ? 1 : b[2] == 0xcc ? 2 : b[2] == 0xcd ? 3 : b[2] == 0xce ? 5
