@@ -250,7 +250,7 @@ confirm_level(struct conn *c, unsigned op, uint64_t rid, const struct queue *q, 
     struct store *st = c->srv->b.store;
     int level = !st || !q->durable ? STORE_MEMORY : asked >= 0 ? asked : q->confirm;
 
-    if (level != STORE_MEMORY && confirm_hold(c, store_appended(st), (unsigned)level)) {
+    if (level != STORE_MEMORY && confirm_hold(c, store_appended(st), (unsigned)level, 1)) {
         reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
                     "stored, but memory to track its confirmation is short: a retry may "
                     "store it twice");
@@ -483,11 +483,31 @@ cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         reply_error(c, op, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
 }
 
+/* A CONFIRMED ACK: the reply about to be written (or the next one) waits until the store
+ * has committed what the ACK appended after sequence number appended0; nothing to wait for
+ * when it appended nothing (no store, in-memory queues). 0, or -1 after replying at the
+ * memory limit. */
+static int
+hold_settled(struct conn *c, unsigned op, uint64_t rid, uint64_t appended0)
+{
+    struct store *st = c->srv->b.store;
+
+    if (!st || store_appended(st) == appended0
+        || !confirm_hold(c, store_appended(st), STORE_WRITTEN, 0))
+        return 0;
+    reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
+                "acked, but memory to track the commit is short: it may come back after a "
+                "crash");
+    return -1;
+}
+
 /* Shared body of ACK, NACK, TOUCH and TERM: [[id, ...] (, delay_ms for NACK, flags for ACK)]
  * -> [count]. Known ids are settled even when some are unknown; then the reply is
  * ERR_UNKNOWN_ID. A QUIET ACK that settles every id gets no reply: a consumer pipelines its
  * ACK with its next FETCH, and the FETCH's reply is enough to know the ACK went through, so
- * the broker writes (and the consumer wakes for) one reply per message, not two. */
+ * the broker writes (and the consumer wakes for) one reply per message, not two. A
+ * CONFIRMED ACK that changed a durable queue holds its reply (or, QUIET, the next one) until
+ * the store has committed the change, as a publish's confirmation is held. */
 static void
 settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
@@ -498,6 +518,7 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
     uint64_t done = 0;
     uint64_t unknown = 0;
     uint64_t first_unknown = 0;
+    uint64_t appended0;
     struct smq_mpr ids;
 
     if (cmd_expect_args(c, op, rid, nargs, 1, op == SMQ_OP_NACK || op == SMQ_OP_ACK ? 2 : 1))
@@ -518,9 +539,11 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
     if ((nargs == 2 && op == SMQ_OP_NACK
          && cmd_read_uint(c, op, rid, r, "delay_ms", 0, SMQ_TIME_MAX_MS, &delay))
         || (nargs == 2 && op == SMQ_OP_ACK
-            && cmd_read_uint(c, op, rid, r, "flags", 0, SMQ_ACK_QUIET, &flags))
+            && cmd_read_uint(c, op, rid, r, "flags", 0, SMQ_ACK_QUIET | SMQ_ACK_CONFIRMED,
+                             &flags))
         || cmd_args_end(c, op, rid, r))
         return;
+    appended0 = b->store ? store_appended(b->store) : 0;
     broker_defer_wake(b); /* waiters get NACKed messages after the whole list is settled */
     for (uint32_t i = 0; i < n; i++) {
         uint64_t id;
@@ -543,6 +566,8 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
         done++;
     }
     broker_flush_wake(b);
+    if ((flags & SMQ_ACK_CONFIRMED) && hold_settled(c, op, rid, appended0))
+        return;
     if (unknown) {
         reply_error(c, op, rid, SLABMQ_ERR_UNKNOWN_ID,
                     "%llu of %u ids unknown or not held by this connection (first: %llu); "

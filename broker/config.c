@@ -18,6 +18,7 @@
 #include "log.h"
 #include "server.h"
 #include "slabmq.h"
+#include "store.h"
 #include "tls.h"
 
 #define MIN_MEMORY ((uint64_t)16 << 20)
@@ -53,6 +54,11 @@ static const char usage[] =
     "                           durable unless declared not, kept in DIR/slabmq.db\n"
     "  --data-dir DIR           where --durability sqlite keeps its database\n"
     "                           (default ./slabmq-data)\n"
+    "                           Its write ring comes out of --max-memory: an eighth of it,\n"
+    "                           at most 64MiB, at least 3 x --max-message-size, never more\n"
+    "                           than a quarter (so --max-memory must be over 12 x\n"
+    "                           --max-message-size). Left for messages: 87.5% of the limit\n"
+    "                           or more (at least 75% with messages over a 24th of it)\n"
     "  --ignore-corrupt-data    start even if the database fails its integrity check: it is\n"
     "                           renamed aside and the broker starts empty\n"
     "  --tls-port N             also accept TLS connections on port N of --bind (0 picks\n"
@@ -499,6 +505,14 @@ check_whole(struct server_config *c)
     if ((uint64_t)c->broker.max_message_size * 4 > c->broker.max_memory) {
         fprintf(stderr, "slabmqd: --max-message-size must be at most a quarter of --max-memory\n");
         return -1;
+    }
+    if (c->durability) {
+        char why[256];
+        if (store_ring_check(c->broker.max_memory, c->broker.max_message_size, why,
+                             sizeof(why))) {
+            fprintf(stderr, "slabmqd: --durability sqlite: %s\n", why);
+            return -1;
+        }
     }
     if (c->tls_port >= 0 && (!c->tls_cert[0] || !c->tls_key[0])) {
         fprintf(stderr, "slabmqd: --tls-port needs --tls-cert and --tls-key\n");

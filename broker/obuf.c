@@ -131,6 +131,58 @@ obuf_frame_end(struct obuf *o, struct obuf_frame *f)
         smq_frame_put_header(f->hdr, (uint32_t)(obuf_total(o) - f->start));
 }
 
+/* The buffer holding the pending byte at absolute position pos, and its offset there in
+ * *off; NULL unless pos .. pos + n are all pending. */
+static struct rbuf *
+locate(const struct obuf *o, uint64_t pos, size_t n, size_t *off)
+{
+    uint64_t at;
+
+    if (pos < o->flushed || pos + n > o->flushed + o->len)
+        return NULL;
+    at = pos - o->flushed;
+    for (struct rbuf *b = o->head; b; b = b->next) {
+        if (at < b->len - b->start) {
+            *off = b->start + (size_t)at;
+            return b;
+        }
+        at -= b->len - b->start;
+    }
+    return NULL;
+}
+
+int
+obuf_peek(const struct obuf *o, uint64_t pos, void *dst, size_t n)
+{
+    size_t off = 0;
+    uint8_t *d = dst;
+
+    for (struct rbuf *b = locate(o, pos, n, &off); b && n > 0; b = b->next) {
+        size_t k = b->len - off < n ? b->len - off : n;
+        memcpy(d, b->data + off, k);
+        d += k;
+        n -= k;
+        off = b->next ? b->next->start : 0;
+    }
+    return n == 0 ? 0 : -1;
+}
+
+int
+obuf_patch(struct obuf *o, uint64_t pos, const void *src, size_t n)
+{
+    size_t off = 0;
+    const uint8_t *s = src;
+
+    for (struct rbuf *b = locate(o, pos, n, &off); b && n > 0; b = b->next) {
+        size_t k = b->len - off < n ? b->len - off : n;
+        memcpy(b->data + off, s, k);
+        s += k;
+        n -= k;
+        off = b->next ? b->next->start : 0;
+    }
+    return n == 0 ? 0 : -1;
+}
+
 long
 obuf_drain(struct obuf *o, obuf_sink sink, void *ctx)
 {

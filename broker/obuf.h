@@ -63,6 +63,11 @@ obuf_commit(struct obuf *o, size_t n)
 void obuf_frame_begin(struct obuf *o, struct obuf_frame *f);
 void obuf_frame_end(struct obuf *o, struct obuf_frame *f);
 
+/* Read (obuf_peek) or overwrite (obuf_patch) n pending bytes at absolute position pos, not
+ * yet flushed. 0, or -1 when they are not all pending. O(buffers before pos). */
+int obuf_peek(const struct obuf *o, uint64_t pos, void *dst, size_t n);
+int obuf_patch(struct obuf *o, uint64_t pos, const void *src, size_t n);
+
 /* Write as much as the socket takes, up to the limit. Returns the bytes left that may be
  * written now (held bytes not counted), or -1 on a write error (errno). */
 long obuf_flush(struct obuf *o, int fd);

@@ -47,7 +47,6 @@ server_config_defaults(struct server_config *c)
     c->handshake_timeout_ms = 10000; /* auth_file and idle_timeout_ms: off */
     c->tcp_keepalive_s = 60;
     snprintf(c->data_dir, sizeof(c->data_dir), "slabmq-data");
-    c->store_ring = (size_t)64 << 20;
     c->log_level = LOG_INFO;
     c->log_format = LOG_FORMAT_LOGFMT;
     c->shutdown_timeout_ms = 5000;
@@ -439,7 +438,10 @@ server_new(const struct server_config *c, char *err, size_t errlen)
     s->b.hooks = (struct broker_hooks){serve_queue, queue_gone, s};
     if (c->durability) { /* loads the durable queues before anyone can connect */
         char why[256];
-        struct store *st = store_open(&s->b, c->data_dir, c->store_ring, c->ignore_corrupt,
+        size_t ring = c->store_ring ? c->store_ring
+                                    : store_ring_bytes(c->broker.max_memory,
+                                                       c->broker.max_message_size);
+        struct store *st = store_open(&s->b, c->data_dir, ring, c->ignore_corrupt,
                                       why, sizeof(why));
         if (!st) {
             snprintf(err, errlen, "durability: %s", why);

@@ -27,7 +27,7 @@ struct server_config {
     int durability;            /* --durability: 0 none, 1 sqlite */
     char data_dir[1024];       /* --data-dir */
     int ignore_corrupt;        /* --ignore-corrupt-data */
-    size_t store_ring;         /* bytes of the store's operation ring */
+    size_t store_ring;         /* bytes of the store's operation ring; 0: store_ring_bytes() */
     /* Authentication and connection deadlines (guard.c, docs/security.md) */
     const char *auth_file;          /* --auth-file or $SLABMQ_AUTH_FILE; NULL: no auth */
     uint32_t handshake_timeout_ms;  /* --handshake-timeout: HELLO (and AUTH) done by then */

@@ -53,11 +53,44 @@ op_size(size_t blen, size_t slen)
     return (sizeof(struct op) + blen + slen + 7) & ~(size_t)7;
 }
 
+size_t
+store_ring_bytes(size_t max_memory, size_t max_message_size)
+{
+    size_t ring = max_memory / 8 < STORE_RING_MAX ? max_memory / 8 : STORE_RING_MAX;
+    size_t least = STORE_RING_MSGS * (op_size(max_message_size, SMQ_NAME_MAX));
+
+    return ring > least ? ring : least;
+}
+
+int
+store_ring_check(size_t max_memory, size_t max_message_size, char *err, size_t errlen)
+{
+    size_t ring = store_ring_bytes(max_memory, max_message_size);
+
+    if (ring <= max_memory / 4)
+        return 0;
+    snprintf(err, errlen, "the store's write ring needs %zu MiB (%u messages of "
+             "--max-message-size), more than a quarter of --max-memory (%zu MiB): raise "
+             "--max-memory to at least %zu MiB or lower --max-message-size to at most %zu KiB",
+             (ring + (1u << 20) - 1) >> 20, STORE_RING_MSGS, max_memory >> 20,
+             (4 * ring + (1u << 20) - 1) >> 20,
+             (max_memory / 4 / STORE_RING_MSGS - op_size(0, SMQ_NAME_MAX)) >> 10);
+    return -1;
+}
+
 int
 store_has_room(const struct store *st, size_t body)
 {
     uint64_t used = atomic_load_explicit(&st->head, memory_order_relaxed)
                     - atomic_load_explicit(&st->tail, memory_order_acquire);
+    uint64_t lag = atomic_load_explicit(&st->appended, memory_order_relaxed)
+                   - atomic_load_explicit(&st->committed, memory_order_relaxed);
+
+    /* Bound what a crash can take back (acks are not held): no more than STORE_LAG_OPS
+     * operations wait for a commit, while the writer can commit (a full disk lets them
+     * queue, so that consumers can still drain) */
+    if (lag >= STORE_LAG_OPS && atomic_load_explicit(&st->state, memory_order_relaxed) == STORE_OK)
+        return 0;
     /* the worst case: a skip at the end of the ring and the operation itself */
     return used + 2 * op_size(body, SMQ_NAME_MAX) <= st->cap;
 }
@@ -495,7 +528,8 @@ commit_pending(struct store *st)
         uint64_t appended = atomic_load(&st->appended);
         want_sync = (upto < appended ? upto : appended) > atomic_load(&st->synced);
     }
-    if (tail == head && !want_sync)
+    /* a full disk with nothing to write (as at a start on it): a write to see if it has room */
+    if (tail == head && !want_sync && atomic_load(&st->state) != STORE_FULL)
         return 0;
     if (want_sync && !st->synced_data && (rc = sync_db_file(st)) != SQLITE_OK)
         goto failed; /* the first synced commit: what unsynced checkpoints wrote, on disk */
@@ -832,7 +866,8 @@ store_free(struct store *st)
 enum store_open_result {
     STORE_OPEN_OK = 0,
     STORE_OPEN_BROKEN = 1, /* cannot be opened or set up, or fails its check */
-    STORE_OPEN_NEWER = 2   /* a schema version newer than this broker's */
+    STORE_OPEN_NEWER = 2,  /* a schema version newer than this broker's */
+    STORE_OPEN_FULL = 3    /* a new or older database on a full disk: cannot be set up */
 };
 
 /* Bring a database of an older schema version up to SCHEMA_VERSION, in one transaction.
@@ -882,12 +917,38 @@ open_db(struct store *st, char *err, size_t errlen)
     }
     if (sqlite3_exec(st->db, schema, NULL, NULL, NULL) != SQLITE_OK
         || migrate(st->db, version)) {
-        snprintf(err, errlen, "cannot set up %s: %s", st->path, sqlite3_errmsg(st->db));
-        return STORE_OPEN_BROKEN;
+        int full = (sqlite3_errcode(st->db) & 0xff) == SQLITE_FULL;
+        if (full && version == SCHEMA_VERSION) { /* its schema is there: start read-only */
+            st->start_full = 1;
+            sqlite3_exec(st->db, "PRAGMA journal_size_limit=67108864", NULL, NULL, NULL);
+            goto done;
+        }
+        snprintf(err, errlen, "cannot set up %s: %s%s", st->path, sqlite3_errmsg(st->db),
+                 full ? " (free some space on its file system and start again)" : "");
+        return full ? STORE_OPEN_FULL : STORE_OPEN_BROKEN;
     }
+done:
     ps = query_int(st->db, "PRAGMA page_size");
     st->page_size = ps >= 512 && ps <= 65536 ? (uint32_t)ps : 4096;
     return STORE_OPEN_OK;
+}
+
+/* Delete the packs recovery found empty, in one transaction. 0; 1 when the disk is full
+ * (start_full set: they are left, to be found empty again at the next start); -1 else. */
+static int
+delete_empty_packs(struct store *st)
+{
+    int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+
+    if (rc == SQLITE_OK && (rc = pack_delete_empty(st)) == SQLITE_DONE)
+        rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK || rc == SQLITE_DONE)
+        return 0;
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    if ((rc & 0xff) != SQLITE_FULL)
+        return -1;
+    st->start_full = 1;
+    return 0;
 }
 
 struct store *
@@ -913,7 +974,7 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
     snprintf(st->path, sizeof(st->path), "%s/slabmq.db", dir);
     if ((opened = open_db(st, err, errlen)) != STORE_OPEN_OK) {
         char aside[4200];
-        if (!ignore_corrupt || !st->db || opened == STORE_OPEN_NEWER) {
+        if (!ignore_corrupt || !st->db || opened == STORE_OPEN_NEWER || opened == STORE_OPEN_FULL) {
             store_free(st);
             return NULL;
         }
@@ -936,12 +997,16 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
         store_free(st);
         return NULL;
     }
-    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK
-        || pack_delete_empty(st) != SQLITE_DONE
-        || sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    if (!st->start_full && delete_empty_packs(st)) {
         snprintf(err, errlen, "cannot delete empty packs: %s", sqlite3_errmsg(st->db));
         store_free(st);
         return NULL;
+    }
+    if (st->start_full) {
+        log_warn("store: the disk holding %s is full; durable publishes are refused until "
+                 "there is room (consumers can drain; checked every %d ms)", st->path,
+                 RETRY_MS);
+        atomic_store(&st->state, STORE_FULL);
     }
     st->synced_data = holds_synced(st->db);
     sqlite3_wal_hook(st->db, note_wal_size, st);
@@ -950,8 +1015,9 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
         if (!st->ring && st->cap)
             mem_release(&b->mem, st->cap);
         st->cap = 0;
-        snprintf(err, errlen, "cannot reserve %zu bytes for the store's operation ring",
-                 ring_bytes);
+        snprintf(err, errlen, "cannot reserve %zu MiB for the store's write ring: the "
+                 "messages loaded left too little of --max-memory (%zu MiB); raise --max-memory",
+                 (ring_bytes + (1u << 20) - 1) >> 20, b->mem.limit >> 20);
         store_free(st);
         return NULL;
     }

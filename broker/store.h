@@ -39,6 +39,17 @@ enum store_state {
 
 struct store;
 
+/* The store's operation ring for a memory limit and largest message, bytes: an eighth of the
+ * limit, at most STORE_RING_MAX, and at least STORE_RING_MSGS largest messages (each
+ * operation may carry one). It comes out of the limit; store_ring_check() says whether the
+ * limit leaves enough for messages. */
+#define STORE_RING_MAX ((size_t)64 << 20)
+#define STORE_RING_MSGS 3u
+size_t store_ring_bytes(size_t max_memory, size_t max_message_size);
+/* 0 when the ring for these settings is at most a quarter of max_memory; else -1 with what
+ * to do in err. */
+int store_ring_check(size_t max_memory, size_t max_message_size, char *err, size_t errlen);
+
 /* Open (creating if missing) DIR/slabmq.db, check it (quick_check), and load every durable
  * queue and message into b. Unless ignore_corrupt, a database that fails the check stops the
  * start (-1 with the reason in err); with it, the database is renamed aside and the broker
@@ -57,8 +68,15 @@ void store_drain_event(struct store *st);
 /* A reply waits for seq at the synced level: make the writer sync up to it. */
 void store_want_sync(struct store *st, uint64_t seq);
 
+/* Operations appended and not yet committed beyond which the loop reads no more requests
+ * (while the store is STORE_OK): what a crash can take back of the acks, which are not held,
+ * is bounded by this many operations plus those of the one request being read, and in time
+ * by the writer's two transactions of at most half as many (docs/durability.md). */
+#define STORE_LAG_OPS 16384u
+
 /* Room for an operation carrying 'body' payload bytes? The loop reads no frame that could
- * not be appended (the frame is left buffered until the writer catches up). */
+ * not be appended (the frame is left buffered until the writer catches up), nor any while
+ * STORE_LAG_OPS operations wait for a commit. */
 int store_has_room(const struct store *st, size_t body);
 /* The state, and sequence numbers: the last appended, committed and synced. */
 enum store_state store_state(const struct store *st);

@@ -85,7 +85,7 @@ struct pack_index {
 /* ---------------------------------------------------------------------------------------- */
 /* The writer (store.c) */
 
-#define BATCH_OPS 20000u          /* operations per transaction, at most */
+#define BATCH_OPS 8192u           /* operations per transaction, at most (STORE_LAG_OPS / 2) */
 #define BATCH_BYTES (16u << 20)   /* payload bytes per transaction, about */
 #define INS_ROWS 64u              /* plain inserts bound to one INSERT statement */
 #define CKPT_BYTES (1u << 20)     /* checkpoint once the WAL holds this much, */
@@ -147,6 +147,7 @@ struct store {
     uint32_t wal_frames;             /* frames in the WAL after the last commit */
     int ckpt_rc;                     /* SQLite's result of the last checkpoint */
     int synced_data;                 /* the database may hold a message confirmed synced */
+    int start_full;                  /* started on a full disk: in STORE_FULL from the start */
     sqlite3_stmt *mark_synced;       /* meta 'synced_data' = 1 */
     /* packs (store_pack.c) */
     struct pack_index packs;

@@ -635,11 +635,12 @@ slabmq_batch_free(slabmq_batch *b)
 /* ---------------------------------------------------------------------------------------- */
 /* Settling                                                                                  */
 
-/* Build ACK, NACK, TOUCH or TERM: [[id...] (, delay_ms)] -> [count]; a QUIET ACK is
- * [[id...], SMQ_ACK_QUIET]. Returns 0, or -1 after recording why. */
+/* Build ACK, NACK, TOUCH or TERM: [[id...] (, delay_ms)] -> [count]; an ACK with flags
+ * (SMQ_ACK_QUIET, SMQ_ACK_CONFIRMED) is [[id...], flags]. Returns 0, or -1 after recording
+ * why. */
 static int
 build_settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t delay,
-             int quiet)
+             unsigned flags)
 {
     if (n == 0 || !ids || n > UINT32_MAX) {
         smq_client_fail(c, SLABMQ_ERR_ARG, "no ids given");
@@ -651,28 +652,46 @@ build_settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint6
             smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory building a request");
             return -1;
         }
-        p = smq_mpw_array(p, quiet ? 4 : 3);
+        p = smq_mpw_array(p, flags ? 4 : 3);
         p = smq_mpw_uint(p, SMQ_OP_ACK);
         p = smq_mpw_uint(p, c->next_rid);
         p = smq_mpw_array(p, 1);
         p = smq_mpw_uint(p, ids[0]);
-        smq_req_wrote(c, quiet ? smq_mpw_uint(p, SMQ_ACK_QUIET) : p);
+        smq_req_wrote(c, flags ? smq_mpw_uint(p, flags) : p);
         return 0;
     }
-    smq_req_begin(c, op, op == SMQ_OP_NACK || quiet ? 2 : 1);
+    smq_req_begin(c, op, op == SMQ_OP_NACK || flags ? 2 : 1);
     msgpack_pack_array(&c->pk, n);
     for (size_t i = 0; i < n; i++)
         msgpack_pack_uint64(&c->pk, ids[i]);
     if (op == SMQ_OP_NACK)
         msgpack_pack_uint64(&c->pk, delay);
-    if (quiet)
-        msgpack_pack_uint32(&c->pk, SMQ_ACK_QUIET);
+    if (flags)
+        msgpack_pack_uint32(&c->pk, flags);
+    return 0;
+}
+
+/* The ACK flags of the public API (SLABMQ_ACK_*) as sent: 0, or -1 after recording why
+ * (unknown flags, or CONFIRMED to a broker that does not take it). */
+static int
+check_ack_flags(slabmq_client *c, unsigned flags)
+{
+    if (flags & ~(unsigned)SLABMQ_ACK_CONFIRMED) {
+        smq_client_fail(c, SLABMQ_ERR_ARG, "unknown ack flags 0x%x", flags);
+        return -1;
+    }
+    if ((flags & SLABMQ_ACK_CONFIRMED) && !(c->features & SMQ_FEATURE_CONFIRMED_ACK)) {
+        smq_client_fail(c, SLABMQ_ERR_ARG,
+                        "this broker does not take confirmed acks (HELLO features bit 1); "
+                        "upgrade it, or ack without SLABMQ_ACK_CONFIRMED");
+        return -1;
+    }
     return 0;
 }
 
 static slabmq_status
 settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t delay,
-       uint64_t *done)
+       unsigned flags, uint64_t *done)
 {
     struct smq_mpr r;
     uint32_t nres;
@@ -683,7 +702,7 @@ settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t de
         return SLABMQ_ERR_ARG;
     if (done)
         *done = 0;
-    if (build_settle(c, op, ids, n, delay, 0))
+    if (check_ack_flags(c, flags) || build_settle(c, op, ids, n, delay, flags))
         return (slabmq_status)c->last;
     st = smq_call(c, op, 0, &r, &nres);
     if (st)
@@ -700,14 +719,16 @@ settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t de
  * confirms it, so the consumer wakes once per FETCH rather than twice. */
 static slabmq_status
 settle_async(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t delay,
-             uint64_t *request)
+             unsigned flags, uint64_t *request)
 {
     int quiet;
 
     if (!c)
         return SLABMQ_ERR_ARG;
+    if (check_ack_flags(c, flags))
+        return (slabmq_status)c->last;
     quiet = op == SMQ_OP_ACK && !smq_quiet_reserve(c);
-    if (build_settle(c, op, ids, n, delay, quiet))
+    if (build_settle(c, op, ids, n, delay, flags | (quiet ? SMQ_ACK_QUIET : 0)))
         return (slabmq_status)c->last;
     return quiet ? smq_req_async_quiet(c, request, n) : smq_req_async(c, request);
 }
@@ -715,57 +736,71 @@ settle_async(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint6
 SLABMQ_API slabmq_status
 slabmq_ack_async(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *request)
 {
-    return settle_async(c, SMQ_OP_ACK, ids, n, 0, request);
+    return settle_async(c, SMQ_OP_ACK, ids, n, 0, 0, request);
+}
+
+SLABMQ_API slabmq_status
+slabmq_ack_flags_async(slabmq_client *c, const uint64_t *ids, size_t n, unsigned flags,
+                       uint64_t *request)
+{
+    return settle_async(c, SMQ_OP_ACK, ids, n, 0, flags, request);
+}
+
+SLABMQ_API slabmq_status
+slabmq_ack_flags(slabmq_client *c, const uint64_t *ids, size_t n, unsigned flags,
+                 uint64_t *acked)
+{
+    return settle(c, SMQ_OP_ACK, ids, n, 0, flags, acked);
 }
 
 SLABMQ_API slabmq_status
 slabmq_nack_async(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t delay_ms,
                   uint64_t *request)
 {
-    return settle_async(c, SMQ_OP_NACK, ids, n, delay_ms, request);
+    return settle_async(c, SMQ_OP_NACK, ids, n, delay_ms, 0, request);
 }
 
 SLABMQ_API slabmq_status
 slabmq_term_async(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *request)
 {
-    return settle_async(c, SMQ_OP_TERM, ids, n, 0, request);
+    return settle_async(c, SMQ_OP_TERM, ids, n, 0, 0, request);
 }
 
 SLABMQ_API slabmq_status
 slabmq_ack(slabmq_client *c, uint64_t id)
 {
-    return settle(c, SMQ_OP_ACK, &id, 1, 0, NULL);
+    return settle(c, SMQ_OP_ACK, &id, 1, 0, 0, NULL);
 }
 
 SLABMQ_API slabmq_status
 slabmq_ack_batch(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *acked)
 {
-    return settle(c, SMQ_OP_ACK, ids, n, 0, acked);
+    return settle(c, SMQ_OP_ACK, ids, n, 0, 0, acked);
 }
 
 SLABMQ_API slabmq_status
 slabmq_touch(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *touched)
 {
-    return settle(c, SMQ_OP_TOUCH, ids, n, 0, touched);
+    return settle(c, SMQ_OP_TOUCH, ids, n, 0, 0, touched);
 }
 
 SLABMQ_API slabmq_status
 slabmq_nack(slabmq_client *c, uint64_t id, uint64_t delay_ms)
 {
-    return settle(c, SMQ_OP_NACK, &id, 1, delay_ms, NULL);
+    return settle(c, SMQ_OP_NACK, &id, 1, delay_ms, 0, NULL);
 }
 
 SLABMQ_API slabmq_status
 slabmq_nack_batch(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t delay_ms,
                   uint64_t *nacked)
 {
-    return settle(c, SMQ_OP_NACK, ids, n, delay_ms, nacked);
+    return settle(c, SMQ_OP_NACK, ids, n, delay_ms, 0, nacked);
 }
 
 SLABMQ_API slabmq_status
 slabmq_term(slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *terminated)
 {
-    return settle(c, SMQ_OP_TERM, ids, n, 0, terminated);
+    return settle(c, SMQ_OP_TERM, ids, n, 0, 0, terminated);
 }
 
 const char *

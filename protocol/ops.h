@@ -46,11 +46,15 @@ enum smq_op {
  * any later request of the connection then says it succeeded (requests run in order). An
  * error still gets its reply. */
 #define SMQ_ACK_QUIET 1u
+/* CONFIRMED: the reply (or, QUIET, the next reply of the connection) waits until what the
+ * ACK changed in durable queues is committed to the store; at once when it changed none. */
+#define SMQ_ACK_CONFIRMED 2u
 
 /* HELLO's features result (docs/protocol.md 5): what this broker takes beyond version 1's
  * first form, so a client knows before it asks. */
-#define SMQ_FEATURE_QUIET_ACK 1u /* ACK takes flags, SMQ_ACK_QUIET among them */
-#define SMQ_FEATURES SMQ_FEATURE_QUIET_ACK
+#define SMQ_FEATURE_QUIET_ACK 1u     /* ACK takes flags, SMQ_ACK_QUIET among them */
+#define SMQ_FEATURE_CONFIRMED_ACK 2u /* ACK takes SMQ_ACK_CONFIRMED */
+#define SMQ_FEATURES (SMQ_FEATURE_QUIET_ACK | SMQ_FEATURE_CONFIRMED_ACK)
 
 /* Name of an op code, or NULL for codes not in the list. */
 const char *smq_op_name(unsigned op);

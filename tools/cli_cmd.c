@@ -375,7 +375,7 @@ cli_cmd_ack_printed(struct cli *cli, const uint64_t *ids, size_t n)
                       "redelivery", strerror(errno), n, cli_out_plural(n));
         return CLI_EXIT_FAIL;
     }
-    st = slabmq_ack_batch(cli->c, ids, n, NULL);
+    st = slabmq_ack_flags(cli->c, ids, n, cli->ack_flags, NULL);
     return st ? cli_out_status(cli->c, st) : CLI_EXIT_OK;
 }
 

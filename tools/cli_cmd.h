@@ -32,6 +32,7 @@ struct cli {
     uint64_t skip;              /* peek's and dlq's --skip */
     uint32_t credit;            /* subscribe's --credit; 0 when not given */
     uint32_t interval_ms;       /* top's --interval, ms */
+    unsigned ack_flags;         /* consume's and subscribe's --confirmed-ack */
 };
 
 int cli_cmd_queues(struct cli *cli);

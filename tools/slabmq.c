@@ -48,6 +48,7 @@
 #define OPT_DURABLE (1u << 17)
 #define OPT_CONFIRM (1u << 18)
 #define OPT_INTERVAL (1u << 19)
+#define OPT_CONFIRMED_ACK (1u << 20)
 #define OPT_QUEUE (OPT_VISIBILITY | OPT_MAX_MESSAGES | OPT_MAX_BYTES | OPT_OVERFLOW | OPT_BACKOFF \
                    | OPT_MAX_DELIVERIES | OPT_DEAD_LETTER | OPT_TTL | OPT_DEDUP | OPT_DURABLE \
                    | OPT_CONFIRM)
@@ -80,6 +81,7 @@
 #define OPT_VAL_TLS_KEY 279
 #define OPT_VAL_TLS_NAME 280
 #define OPT_VAL_TLS_INSECURE 281
+#define OPT_VAL_CONFIRMED_ACK 282
 
 #define TOP_INTERVAL_DEFAULT_MS 1000u
 #define TOP_INTERVAL_MAX_MS 3600000u
@@ -110,6 +112,7 @@ struct parsed {
     uint64_t skip;              /* --skip */
     uint32_t credit;            /* --credit; 0 when not given */
     uint32_t interval_ms;       /* --interval */
+    unsigned ack_flags;         /* --confirmed-ack: SLABMQ_ACK_CONFIRMED */
     char **args;                /* positional arguments: the command name, then its own */
     int nargs;
 };
@@ -249,6 +252,9 @@ static const char consume_help[] =
     "\n"
     "  -n, --count N  messages to consume, at least 1 (default 1)\n"
     "  -w, --wait MS  how long to wait when none is ready, 0-3600000 (default 0)\n"
+    "  --confirmed-ack  each ack returns only once the broker has committed it to its\n"
+    "                 store, so an acked message never comes back after a broker crash\n"
+    "                 (durable queues; costs a commit's wait per batch)\n"
     "\n"
     "Each payload is printed as raw bytes and a newline; --json prints one object per\n"
     "line: {\"id\":N,\"deliveries\":N,\"payload\":\"...\"} (\"payload_base64\" instead when\n"
@@ -417,6 +423,7 @@ static const char subscribe_help[] =
     "                 pushed only to be given back (which would count as a delivery)\n"
     "  -n, --count N  stop after N messages (default: no limit)\n"
     "  -w, --wait MS  stop when no message arrives for MS milliseconds\n"
+    "  --confirmed-ack  each ack returns only once the broker has committed it\n"
     "\n"
     "Several subscribers of one queue share its messages in turn. Exit status 0 when\n"
     "stopped by -n, a signal or --wait after at least one message; 4 when --wait passed\n"
@@ -471,10 +478,11 @@ static const struct command commands[] = {
      "              [--delay MS] [--at UNIX_MS] [--ttl MS] [--priority N] [--id ID]\n"
      "              [--confirm memory|written|synced]",
      publish_help, check_publish},
-    {"consume", cli_cmd_consume, 1, 1, OPT_COUNT | OPT_WAIT, UINT32_MAX,
-     "consume QUEUE [-n N] [--wait MS]", consume_help, NULL},
-    {"subscribe", cli_work_subscribe, 1, 1, OPT_COUNT | OPT_WAIT | OPT_CREDIT, UINT32_MAX,
-     "subscribe QUEUE [--credit N]\n              [-n N] [--wait MS]", subscribe_help, NULL},
+    {"consume", cli_cmd_consume, 1, 1, OPT_COUNT | OPT_WAIT | OPT_CONFIRMED_ACK, UINT32_MAX,
+     "consume QUEUE [-n N] [--wait MS] [--confirmed-ack]", consume_help, NULL},
+    {"subscribe", cli_work_subscribe, 1, 1, OPT_COUNT | OPT_WAIT | OPT_CREDIT | OPT_CONFIRMED_ACK,
+     UINT32_MAX, "subscribe QUEUE [--credit N]\n              [-n N] [--wait MS] [--confirmed-ack]",
+     subscribe_help, NULL},
     {"peek", cli_cmd_peek, 1, 1, OPT_COUNT | OPT_SKIP, PEEK_MAX, "peek QUEUE [-n N] [--skip N]",
      peek_help, NULL},
     {"dlq", cli_work_dlq, 1, 1, OPT_COUNT | OPT_SKIP, PEEK_MAX, "dlq QUEUE [-n N] [--skip N]",
@@ -660,6 +668,10 @@ apply_message_option(struct parsed *p, int opt, const char *arg)
         if (number_option(p, OPT_CREDIT, "--credit", arg, 1, UINT32_MAX, &v))
             return CLI_EXIT_USAGE;
         p->credit = (uint32_t)v;
+        return 0;
+    case OPT_VAL_CONFIRMED_ACK:
+        p->ack_flags = SLABMQ_ACK_CONFIRMED;
+        p->seen |= OPT_CONFIRMED_ACK;
         return 0;
     case OPT_VAL_INTERVAL:
         if (number_option(p, OPT_INTERVAL, "--interval", arg, 10, TOP_INTERVAL_MAX_MS, &v))
@@ -875,6 +887,8 @@ parse_options(int argc, char **argv, struct parsed *p)
                                           {"interval", required_argument, NULL,
                                            OPT_VAL_INTERVAL},
                                           {"credit", required_argument, NULL, OPT_VAL_CREDIT},
+                                          {"confirmed-ack", no_argument, NULL,
+                                           OPT_VAL_CONFIRMED_ACK},
                                           {"durable", required_argument, NULL,
                                            OPT_VAL_DURABLE},
                                           {"confirm", required_argument, NULL,
@@ -941,7 +955,8 @@ stray_option(unsigned stray)
                  {OPT_SKIP, "--skip"},
                  {OPT_CREDIT, "--credit"},
                  {OPT_DURABLE, "--durable"},
-                 {OPT_CONFIRM, "--confirm"}};
+                 {OPT_CONFIRM, "--confirm"},
+                 {OPT_CONFIRMED_ACK, "--confirmed-ack"}};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (stray & names[i].bit)
@@ -1134,6 +1149,7 @@ run_command(const struct command *cmd, const struct parsed *p)
     cli.skip = p->skip;
     cli.credit = p->credit;
     cli.interval_ms = p->interval_ms ? p->interval_ms : TOP_INTERVAL_DEFAULT_MS;
+    cli.ack_flags = p->ack_flags;
     if (p->seen & OPT_TTL) { /* 0: declare removes the queue's TTL, publish uses it */
         cli.queue.ttl_ms = p->ttl_ms ? p->ttl_ms : SLABMQ_NO_TTL;
         cli.pub.ttl_ms = p->ttl_ms;

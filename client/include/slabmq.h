@@ -628,6 +628,38 @@ SLABMQ_API slabmq_status slabmq_ack(slabmq_client *c, uint64_t id);
 SLABMQ_API slabmq_status slabmq_ack_batch(slabmq_client *c, const uint64_t *ids, size_t n,
                                           uint64_t *acked);
 
+/** ACK flag of slabmq_ack_flags() and slabmq_ack_flags_async(): the reply waits until the
+ *  broker has committed the ACK to its store, so the message never comes back after a crash
+ *  of the broker (docs/durability.md, "Confirmed acks"; JetStream's synchronous ack). Costs a
+ *  commit's wait (about a millisecond, more when the writer is busy) on acks of durable
+ *  queues; on in-memory queues and brokers without durability the reply is immediate. */
+#define SLABMQ_ACK_CONFIRMED 2u
+
+/**
+ * slabmq_ack_batch() with flags.
+ * @param c       the connection that fetched the messages
+ * @param ids     the messages' ids; borrowed for the call
+ * @param n       how many (at least 1)
+ * @param flags   0 or #SLABMQ_ACK_CONFIRMED
+ * @param acked   if not NULL, receives how many were acked (on #SLABMQ_OK: n)
+ * @return #SLABMQ_OK once acked (with #SLABMQ_ACK_CONFIRMED: and committed); errors as for
+ *         slabmq_ack_batch(); #SLABMQ_ERR_ARG for an unknown flag, or #SLABMQ_ACK_CONFIRMED
+ *         when the broker does not announce it (HELLO features bit 1), nothing sent.
+ * Not thread-safe on one @p c, like every call on a connection.
+ */
+SLABMQ_API slabmq_status slabmq_ack_flags(slabmq_client *c, const uint64_t *ids, size_t n,
+                                          unsigned flags, uint64_t *acked);
+
+/**
+ * Pipelined slabmq_ack_flags(), as slabmq_ack_async(). With #SLABMQ_ACK_CONFIRMED the
+ * confirmation handed to the callback (and the reply to any later request on @p c, as the
+ * ACK may go QUIET) comes only after the broker has committed the ACK.
+ * @param request if not NULL, receives the request id the confirmation callback will name
+ * @return #SLABMQ_OK when queued; #SLABMQ_ERR_ARG as for slabmq_ack_flags().
+ */
+SLABMQ_API slabmq_status slabmq_ack_flags_async(slabmq_client *c, const uint64_t *ids,
+                                                size_t n, unsigned flags, uint64_t *request);
+
 /** Still working on these: restart the visibility timeout of @p n messages this connection
  *  holds (like beanstalkd's touch or JetStream's in-progress). Partial success as for
  *  slabmq_ack_batch(). @param touched if not NULL, receives how many were extended. */

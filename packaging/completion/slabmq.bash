@@ -80,8 +80,8 @@ _slabmq()
     local opts=""
     case $cmd in
     publish) opts="--delay --at --ttl --priority --id --confirm" ;;
-    consume) opts="-n --count -w --wait" ;;
-    subscribe) opts="--credit -n --count -w --wait" ;;
+    consume) opts="-n --count -w --wait --confirmed-ack" ;;
+    subscribe) opts="--credit -n --count -w --wait --confirmed-ack" ;;
     peek | dlq) opts="-n --count --skip" ;;
     move) opts="-n --count" ;;
     top) opts="--interval -n --count" ;;

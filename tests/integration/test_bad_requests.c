@@ -513,7 +513,7 @@ test_wrong_argument_types(void)
     REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
     mb_req(&m, SMQ_OP_ACK, ++rid, 2);
     mb_arr(&m, 0);
-    mb_uint(&m, 2); /* flags: only QUIET (1) is known */
+    mb_uint(&m, 4); /* flags: only QUIET (1) and CONFIRMED (2) are known */
     REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
     mb_req(&m, SMQ_OP_ACK, ++rid, 2);
     mb_arr(&m, 0);
