@@ -5,7 +5,7 @@
  * The reply is written into the connection's output at once, in request order like every
  * other reply, but the output is not sent past the first reply still waiting (obuf.limit).
  * Each connection keeps a FIFO of (sequence, position, level), 64 entries doubled as needed
- * up to 4,096; when the writer thread reports progress, satisfied entries are dropped and the
+ * up to 2,048; when the writer thread reports progress, satisfied entries are dropped and the
  * limit moves on. A full FIFO merges its last entries (the hold then lasts until the later one
  * is satisfied), so the memory per connection is bounded. While the disk is full, held
  * PUBLISH replies at the front are overwritten with ERR_STORAGE_FULL (same length) and sent:
