@@ -253,10 +253,11 @@ t_broker_start(struct t_broker *b, ...)
 }
 
 long
-t_broker_rss_kb(const struct t_broker *b)
+t_broker_status_kb(const struct t_broker *b, const char *field)
 {
     char path[64];
     char line[256];
+    size_t n = strlen(field);
     long kb = -1;
     FILE *f;
 
@@ -264,10 +265,17 @@ t_broker_rss_kb(const struct t_broker *b)
     f = fopen(path, "r");
     T_ASSERT(f != NULL);
     while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+        if (strncmp(line, field, n) == 0 && line[n] == ':'
+            && sscanf(line + n + 1, "%ld kB", &kb) == 1)
             break;
     fclose(f);
     return kb;
+}
+
+long
+t_broker_rss_kb(const struct t_broker *b)
+{
+    return t_broker_status_kb(b, "VmRSS");
 }
 
 int

@@ -115,6 +115,9 @@ extern const char *t_broker_preload;
 extern int t_broker_default_bind;
 /* The broker's resident set size, in KiB (from /proc/PID/status). */
 long t_broker_rss_kb(const struct t_broker *b);
+/* Any "Field: N kB" line of the broker's /proc/PID/status ("VmHWM": its peak RSS), in KiB;
+ * -1 if there is no such line. */
+long t_broker_status_kb(const struct t_broker *b, const char *field);
 /* Is the process still running? */
 int t_broker_alive(const struct t_broker *b);
 

@@ -341,25 +341,6 @@ test_reservoir_hits_misses_overflows(void)
 /* ---------------------------------------------------------------------------------------- */
 /* Unread replies, then a refill                                                             */
 
-/* The broker's peak resident set size so far (VmHWM), in KiB. */
-static long
-broker_hwm_kb(const struct t_broker *b)
-{
-    char path[64];
-    char line[256];
-    long kb = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)b->pid);
-    f = fopen(path, "r");
-    T_ASSERT(f != NULL);
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
-
 #define LISTQ_N 5000   /* queues with 190-byte names: a LIST reply of about 1 MB */
 #define LIST_CONNS 8   /* connections pipelining LISTs they never read */
 #define LIST_REQS 100  /* LISTs each */
@@ -428,7 +409,7 @@ test_unread_list_then_refill(void)
     for (int k = 0; k < LIST_CONNS; k++)
         close(fds[k]);
     stored = fill(c, "refill", 1024);
-    hwm = broker_hwm_kb(&b);
+    hwm = t_broker_status_kb(&b, "VmHWM");
     fprintf(stderr, "memory_used %llu with unread LISTs; refill %llu x 1 KiB: RSS %ld KiB, "
             "VmHWM %ld KiB\n", (unsigned long long)used, (unsigned long long)stored,
             t_broker_rss_kb(&b), hwm);
