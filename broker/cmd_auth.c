@@ -3,6 +3,7 @@
  * authenticated as a user: which kind of access each op needs on which queue. Both apply only
  * on a broker started with users (--auth-file); docs/protocol.md section 5.1 and
  * docs/security.md describe them. */
+#include <stdio.h>
 #include <string.h>
 
 #include "auth.h"
@@ -14,6 +15,7 @@
 #include "reply.h"
 #include "server.h"
 #include "slabmq.h"
+#include "verify.h"
 
 /* What an op needs. An op missing from the table needs admin on every queue, so an op added
  * later is refused to all but full administrators until it gets its entry here. */
@@ -155,18 +157,48 @@ read_password(struct smq_mpr *r, const uint8_t **pw, uint32_t *len)
     return *len > AUTH_PASSWORD_MAX;
 }
 
-/* A failed AUTH: logged with the peer (never the password), answered after a delay. */
+/* A failed AUTH: logged with the peer (never the password), answered after a delay. name is
+ * "" when it was malformed. */
 static void
-auth_refused(struct conn *c, uint64_t rid, const char *user, uint32_t ulen)
+auth_refused(struct conn *c, uint64_t rid, const char *name, const char *why)
 {
     c->srv->auth_failures++;
-    if (auth_name_valid(user, ulen))
-        log_warn("connection %llu from %s: authentication failed for user '%.*s'",
-                 (unsigned long long)c->id, c->peer, (int)ulen, user);
+    if (name[0])
+        log_warn("connection %llu from %s: authentication failed for user '%s'%s",
+                 (unsigned long long)c->id, c->peer, name, why);
     else
-        log_warn("connection %llu from %s: authentication failed (malformed user name)",
-                 (unsigned long long)c->id, c->peer);
+        log_warn("connection %llu from %s: authentication failed (malformed user name)%s",
+                 (unsigned long long)c->id, c->peer, why);
     guard_auth_failed(c, rid);
+}
+
+/* AUTH succeeded (at once, or when its check came back). */
+static void
+auth_accepted(struct conn *c, uint64_t rid, const struct auth_user *u)
+{
+    c->user = u;
+    c->srv->auth_ok++;
+    guard_handshake_done(c);
+    log_info("connection %llu from %s: authenticated as '%s'", (unsigned long long)c->id,
+             c->peer, auth_user_name(u));
+    reply_ok(c, SMQ_OP_AUTH, rid);
+}
+
+/* The check of c's AUTH came back (verify.c), from the loop. */
+static void
+auth_checked(void *owner, const struct auth_user *u, const char *name)
+{
+    struct conn *c = owner;
+
+    c->auth_slot = NULL;
+    if (c->closing) /* the handshake deadline passed meanwhile: it is being closed */
+        return;
+    if (u)
+        auth_accepted(c, c->auth_rid, u);
+    else
+        auth_refused(c, c->auth_rid, name, "");
+    conn_check_done(c); /* reads on after a success; a failure holds c until the delay */
+    conn_try_write(c);
 }
 
 /* [user, password] -> [] */
@@ -204,17 +236,35 @@ cmd_auth(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
                     auth_user_name(c->user));
         return;
     }
-    u = auth_verify(s->auth, user, ulen, pw, pwlen);
-    if (!u) {
-        auth_refused(c, rid, user, ulen);
+    if (c->auth_slot) { /* can't happen: reading waits for the check */
+        reply_error(c, SMQ_OP_AUTH, rid, SLABMQ_ERR_AUTH, "AUTH already in progress");
         return;
     }
-    c->user = u;
-    s->auth_ok++;
-    guard_handshake_done(c);
-    log_info("connection %llu from %s: authenticated as '%s'", (unsigned long long)c->id,
-             c->peer, auth_user_name(u));
-    reply_ok(c, SMQ_OP_AUTH, rid);
+    switch (verify_start(s->verify, c->peer, user, ulen, pw, pwlen, &u, auth_checked, c,
+                         &c->auth_slot)) {
+    case VERIFY_OK:
+        auth_accepted(c, rid, u);
+        return;
+    case VERIFY_PENDING:
+        c->auth_rid = rid;
+        conn_check_wait(c);
+        return;
+    case VERIFY_THROTTLED: {
+        char name[AUTH_NAME_MAX + 1] = "";
+        if (auth_name_valid(user, ulen))
+            snprintf(name, sizeof(name), "%.*s", (int)ulen, user);
+        c->auth_throttled = 1;
+        auth_refused(c, rid, name, " (throttled: too many recent failures)");
+        return;
+    }
+    case VERIFY_BUSY:
+        s->auth_failures++;
+        log_warn("connection %llu from %s: AUTH refused: %d password checks already pending",
+                 (unsigned long long)c->id, c->peer, VERIFY_SLOTS);
+        reply_error(c, SMQ_OP_AUTH, rid, SLABMQ_ERR_LIMIT,
+                    "too many password checks pending on the broker; try again shortly");
+        goto out_close;
+    }
     return;
 out_close:
     if (!c->ready) /* as for HELLO: an error before the handshake ends the connection */

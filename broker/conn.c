@@ -33,6 +33,7 @@
 #include "store.h"
 #include "sub.h"
 #include "tls.h"
+#include "verify.h"
 #include "wait.h"
 
 #define CONN_READ_SIZE (64u * 1024)
@@ -114,6 +115,8 @@ conn_close(struct conn *c)
         dlist_unlink(&c->plink);
     if (c->paused & CONN_PAUSE_STORE)
         dlist_unlink(&c->stlink);
+    if (c->auth_slot) /* its check's result must not find c freed */
+        verify_cancel(s->verify, c->auth_slot);
     dlist_unlink(&c->blink);
     confirm_conn_gone(c);
     wait_cancel_conn(c);
@@ -305,6 +308,12 @@ conn_hold(struct conn *c)
     pause_reading(c, CONN_PAUSE_AUTH);
 }
 
+void
+conn_check_wait(struct conn *c)
+{
+    pause_reading(c, CONN_PAUSE_CHECK);
+}
+
 /* Clear 'why'; once nothing holds c, read again and handle frames buffered meanwhile (the
  * read callback would not fire for bytes already read). */
 static void
@@ -322,6 +331,12 @@ resume_reading(struct conn *c, uint8_t why)
     if (c->partial_since) /* the broker held it up: the frame deadline starts again */
         c->partial_since = c->srv->b.now_ms;
     event_active(&c->rev, EV_READ, 0);
+}
+
+void
+conn_check_done(struct conn *c)
+{
+    resume_reading(c, CONN_PAUSE_CHECK);
 }
 
 /* Past the limit by more than the headroom, replies nobody reads are what holds the memory:

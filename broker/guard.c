@@ -15,6 +15,7 @@
 #include "server.h"
 #include "slabmq.h"
 #include "sub.h"
+#include "verify.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* The timer                                                                                 */
@@ -95,8 +96,13 @@ answer_failed_auths(struct server *s)
         if (c->guard_since + GUARD_AUTH_FAIL_DELAY_MS > s->b.now_ms)
             return;
         dlist_unlink(&c->glink);
-        conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_AUTH,
-                              "wrong user name or password");
+        if (c->auth_throttled)
+            conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_AUTH,
+                                  "too many failed attempts from this address or for this "
+                                  "user; try again in a few seconds");
+        else
+            conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_AUTH,
+                                  "wrong user name or password");
     }
 }
 
@@ -106,7 +112,7 @@ static int
 conn_busy(const struct conn *c)
 {
     return c->nwaits || sub_conn_count(c) || !dlist_empty(&c->held.list) || c->out.len
-           || c->closing || (c->paused & CONN_PAUSE_AUTH);
+           || c->closing || (c->paused & (CONN_PAUSE_AUTH | CONN_PAUSE_CHECK));
 }
 
 /* Close connections that sent nothing for --idle-timeout and have nothing outstanding;
@@ -249,6 +255,10 @@ guard_init(struct server *s)
     dlist_init(&s->idle);
     if (s->cfg.auth_file && load_users(s))
         return -1;
+    if (s->auth && !(s->verify = verify_new(s->base, s->auth))) {
+        fprintf(stderr, "slabmqd: cannot start the password-check thread\n");
+        return -1;
+    }
     s->guard_timer = evtimer_new(s->base, guard_timer_cb, s);
     if (!s->guard_timer) {
         fprintf(stderr, "slabmqd: cannot set up events\n");
@@ -269,6 +279,8 @@ guard_deinit(struct server *s)
     if (s->guard_timer)
         event_free(s->guard_timer);
     s->guard_timer = NULL;
+    verify_free(s->verify); /* first: its threads read the users */
+    s->verify = NULL;
     auth_free(s->auth);
     s->auth = NULL;
 }
