@@ -45,8 +45,9 @@ struct verify_slot {
     const struct auth_user *user;    /* NULL: an unknown name */
     uint32_t pwlen;
     uint8_t pw[AUTH_PASSWORD_MAX];   /* cleansed when the slot is freed */
+    int cancelled;                   /* under lock: the owner left; the thread skips it */
     /* output: written by the thread, read by the loop after the done list */
-    int ok;
+    int ok;                          /* 1 right, 0 wrong, -1 skipped (cancelled) */
     uint8_t digest[AUTH_DIGEST_LEN];
 };
 
@@ -103,9 +104,13 @@ worker_main(void *arg)
         v->fifo_head = sl->next;
         if (!v->fifo_head)
             v->fifo_tail = &v->fifo_head;
-        pthread_mutex_unlock(&v->lock);
-        sl->ok = auth_check(v->auth, sl->user, sl->pw, sl->pwlen, sl->digest);
-        pthread_mutex_lock(&v->lock);
+        if (sl->cancelled) { /* nobody waits for it: spend no hash on it */
+            sl->ok = -1;
+        } else {
+            pthread_mutex_unlock(&v->lock);
+            sl->ok = auth_check(v->auth, sl->user, sl->pw, sl->pwlen, sl->digest);
+            pthread_mutex_lock(&v->lock);
+        }
         sl->next = v->done;
         v->done = sl;
         v->checks++;
@@ -138,6 +143,7 @@ slot_put(struct verify *v, struct verify_slot *sl)
     OPENSSL_cleanse(sl->digest, sizeof(sl->digest));
     sl->owner = NULL;
     sl->cb = NULL;
+    sl->cancelled = 0; /* no thread holds it: the lock is not needed */
     sl->state = SLOT_FREE;
     sl->next = v->free;
     v->free = sl;
@@ -173,8 +179,9 @@ verify_done_cb(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&v->lock);
     while (sl) {
         struct verify_slot *next = sl->next;
-        const struct auth_user *u = sl->ok ? sl->user : NULL;
-        throttle_result(v->throttle, sl->keys, sl->ok, mono_ms());
+        const struct auth_user *u = sl->ok > 0 ? sl->user : NULL;
+        if (sl->ok >= 0) /* a skipped check tested nothing */
+            throttle_result(v->throttle, sl->keys, sl->ok, mono_ms());
         if (u)
             auth_remember(v->auth, u, sl->digest);
         if (sl->owner)
@@ -241,6 +248,9 @@ verify_cancel(struct verify *v, struct verify_slot *sl)
         return;
     }
     sl->owner = NULL; /* verify_done_cb frees it */
+    pthread_mutex_lock(&v->lock);
+    sl->cancelled = 1;
+    pthread_mutex_unlock(&v->lock);
 }
 
 void

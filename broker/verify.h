@@ -15,8 +15,9 @@
  * Who owns what: the loop owns a slot except between verify's submit and the worker's done
  * push, when only the worker touches its input and output fields; the FIFO and the done list
  * are under one mutex. An owner that goes away (a connection closed, an HTTP request
- * abandoned) calls verify_cancel(): the slot is then freed when the worker is done with it,
- * and no callback comes. */
+ * abandoned) calls verify_cancel(): no callback comes, a check still queued is skipped (a
+ * brute-forcer that closes at once costs no hash), and the slot is freed once the thread has
+ * let go of it. */
 #ifndef SLABMQ_BROKER_VERIFY_H
 #define SLABMQ_BROKER_VERIFY_H
 
