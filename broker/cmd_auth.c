@@ -158,18 +158,27 @@ read_password(struct smq_mpr *r, const uint8_t **pw, uint32_t *len)
 }
 
 /* A failed AUTH: logged with the peer (never the password), answered after a delay. name is
- * "" when it was malformed. */
+ * "" when it was malformed. Checked failures are each logged (the hash thread bounds their
+ * rate); refusals without a check, at most one line a second. */
 static void
-auth_refused(struct conn *c, uint64_t rid, const char *name, const char *why)
+auth_refused(struct conn *c, uint64_t rid, const char *name, enum guard_refusal why)
 {
+    static const char *const whys[] = {
+        [GUARD_WRONG] = "",
+        [GUARD_THROTTLED] = " (throttled: too many recent failures)",
+        [GUARD_BUSY] = " (not checked: every password-check slot taken)",
+    };
+    const char *who = name[0] ? "for user '" : "(malformed user name)";
+
     c->srv->auth_failures++;
-    if (name[0])
-        log_warn("connection %llu from %s: authentication failed for user '%s'%s",
-                 (unsigned long long)c->id, c->peer, name, why);
+    if (why == GUARD_WRONG)
+        log_warn("connection %llu from %s: authentication failed %s%s%s",
+                 (unsigned long long)c->id, c->peer, who, name, name[0] ? "'" : "");
     else
-        log_warn("connection %llu from %s: authentication failed (malformed user name)%s",
-                 (unsigned long long)c->id, c->peer, why);
-    guard_auth_failed(c, rid);
+        guard_log_refusal(c->srv, "connection %llu from %s: authentication failed %s%s%s%s",
+                          (unsigned long long)c->id, c->peer, who, name, name[0] ? "'" : "",
+                          whys[why]);
+    guard_auth_failed(c, rid, why);
 }
 
 /* AUTH succeeded (at once, or when its check came back). */
@@ -196,7 +205,7 @@ auth_checked(void *owner, const struct auth_user *u, const char *name)
     if (u)
         auth_accepted(c, c->auth_rid, u);
     else
-        auth_refused(c, c->auth_rid, name, "");
+        auth_refused(c, c->auth_rid, name, GUARD_WRONG);
     conn_check_done(c); /* reads on after a success; a failure holds c until the delay */
     conn_try_write(c);
 }
@@ -210,7 +219,8 @@ cmd_auth(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     uint32_t ulen;
     const uint8_t *pw;
     uint32_t pwlen;
-    const struct auth_user *u;
+    const struct auth_user *u = NULL;
+    enum verify_result vr;
 
     if (cmd_expect_args(c, SMQ_OP_AUTH, rid, nargs, 2, 2))
         goto out_close;
@@ -240,8 +250,9 @@ cmd_auth(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         reply_error(c, SMQ_OP_AUTH, rid, SLABMQ_ERR_AUTH, "AUTH already in progress");
         return;
     }
-    switch (verify_start(s->verify, c->peer, user, ulen, pw, pwlen, &u, auth_checked, c,
-                         &c->auth_slot)) {
+    vr = verify_start(s->verify, c->peer, user, ulen, pw, pwlen, &u, auth_checked, c,
+                     &c->auth_slot);
+    switch (vr) {
     case VERIFY_OK:
         auth_accepted(c, rid, u);
         return;
@@ -249,23 +260,15 @@ cmd_auth(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         c->auth_rid = rid;
         conn_check_wait(c);
         return;
-    case VERIFY_THROTTLED: {
+    case VERIFY_THROTTLED:
+    case VERIFY_BUSY: {
         char name[AUTH_NAME_MAX + 1] = "";
         if (auth_name_valid(user, ulen))
             snprintf(name, sizeof(name), "%.*s", (int)ulen, user);
-        c->auth_throttled = 1;
-        auth_refused(c, rid, name, " (throttled: too many recent failures)");
+        auth_refused(c, rid, name, vr == VERIFY_BUSY ? GUARD_BUSY : GUARD_THROTTLED);
         return;
     }
-    case VERIFY_BUSY:
-        s->auth_failures++;
-        log_warn("connection %llu from %s: AUTH refused: %d password checks already pending",
-                 (unsigned long long)c->id, c->peer, VERIFY_SLOTS);
-        reply_error(c, SMQ_OP_AUTH, rid, SLABMQ_ERR_LIMIT,
-                    "too many password checks pending on the broker; try again shortly");
-        goto out_close;
     }
-    return;
 out_close:
     if (!c->ready) /* as for HELLO: an error before the handshake ends the connection */
         conn_close_after_write(c);

@@ -76,7 +76,7 @@ struct conn {
     uint64_t active_ms;      /* mono ms of the last input */
     uint64_t auth_rid;       /* request id of a pending or failed AUTH */
     struct verify_slot *auth_slot; /* the pending check of AUTH (verify.c), or NULL */
-    uint8_t auth_throttled;  /* the failed AUTH was refused by the throttle, not checked */
+    uint8_t auth_refusal;    /* why the failed AUTH failed: enum guard_refusal */
     uint8_t ready;           /* handshake done: HELLO, and AUTH when the broker has users */
     uint8_t tls_eof;         /* TLS: the peer ended the stream; close once input is handled */
     uint8_t tls_up;          /* TLS: the handshake completed */

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #include <event2/event.h>
@@ -16,6 +17,8 @@
 #include "slabmq.h"
 #include "sub.h"
 #include "verify.h"
+
+#define GUARD_ANSWER_BATCH 16 /* failed AUTHs answered per timer run */
 
 /* ---------------------------------------------------------------------------------------- */
 /* The timer                                                                                 */
@@ -87,19 +90,26 @@ expire_handshakes(struct server *s)
     }
 }
 
-/* Answer failed AUTHs whose delay is over, and close their connections. */
+/* Answer failed AUTHs whose delay is over, and close their connections: at most
+ * GUARD_ANSWER_BATCH a run, the timer then firing again at once, so that the thousand refusals
+ * a crowd of guessers has due together are interleaved with other clients' requests instead
+ * of holding the loop for tens of ms. */
 static void
 answer_failed_auths(struct server *s)
 {
-    while (!dlist_empty(&s->auth_failed)) {
+    for (int n = 0; n < GUARD_ANSWER_BATCH && !dlist_empty(&s->auth_failed); n++) {
         struct conn *c = DLIST_ENTRY(s->auth_failed.next, struct conn, glink);
         if (c->guard_since + GUARD_AUTH_FAIL_DELAY_MS > s->b.now_ms)
             return;
         dlist_unlink(&c->glink);
-        if (c->auth_throttled)
+        if (c->auth_refusal == GUARD_THROTTLED)
             conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_AUTH,
                                   "too many failed attempts from this address or for this "
                                   "user; try again in a few seconds");
+        else if (c->auth_refusal == GUARD_BUSY)
+            conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_LIMIT,
+                                  "too many password checks pending on the broker; try again "
+                                  "shortly");
         else
             conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_AUTH,
                                   "wrong user name or password");
@@ -199,16 +209,39 @@ guard_handshake_done(struct conn *c)
 }
 
 void
-guard_auth_failed(struct conn *c, uint64_t rid)
+guard_auth_failed(struct conn *c, uint64_t rid, enum guard_refusal why)
 {
     struct server *s = c->srv;
 
     conn_hold(c);
     c->auth_rid = rid;
+    c->auth_refusal = (uint8_t)why;
     c->guard_since = s->b.now_ms;
     dlist_unlink(&c->glink);
     dlist_push_back(&s->auth_failed, &c->glink);
     guard_arm(s);
+}
+
+void
+guard_log_refusal(struct server *s, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+
+    if (s->refusal_log_ms && s->b.now_ms < s->refusal_log_ms + 1000) {
+        s->refusals_unlogged++;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start is above; a clang 14 defect (llvm/llvm-project#40656)
+    va_end(ap);
+    if (s->refusals_unlogged)
+        log_warn("%s (and %llu more refused credentials in the second before, not logged)",
+                 line, (unsigned long long)s->refusals_unlogged);
+    else
+        log_warn("%s", line);
+    s->refusal_log_ms = s->b.now_ms;
+    s->refusals_unlogged = 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -38,8 +38,22 @@ void guard_conn_input(struct conn *c);
 /* c finished its handshake (HELLO without auth, AUTH with it): no more deadline, the
  * handshake frame limit no longer applies. */
 void guard_handshake_done(struct conn *c);
+/* Why an AUTH failed; each is answered after the same delay, so that a client refused at once
+ * cannot come back at once (a guesser's reconnections would otherwise cost the loop more than
+ * its guesses). */
+enum guard_refusal {
+    GUARD_WRONG = 0,  /* checked: wrong name or password (ERR_AUTH) */
+    GUARD_THROTTLED,  /* not checked: too many recent failures (ERR_AUTH, its own message) */
+    GUARD_BUSY        /* not checked: every check slot taken (ERR_LIMIT) */
+};
 /* AUTH request rid failed on c: c is read no more, and after GUARD_AUTH_FAIL_DELAY_MS it
- * gets ERR_AUTH and is closed. */
-void guard_auth_failed(struct conn *c, uint64_t rid);
+ * gets the error of why and is closed. */
+void guard_auth_failed(struct conn *c, uint64_t rid, enum guard_refusal why);
+/* Log a refusal of AUTH or HTTP credentials made without a check (throttled, or no check
+ * slot) at warn level, at most one line a second: a crowd of guessers must not turn the log
+ * into the bottleneck. fmt is the line; the lines held back since the last are counted in the
+ * next. */
+void guard_log_refusal(struct server *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif /* SLABMQ_BROKER_GUARD_H */

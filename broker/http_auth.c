@@ -109,7 +109,10 @@ struct http_check {
     struct evhttp_request *req;    /* valid until answered: libevent keeps a request the
                                       program has not answered even if its client left */
     struct verify_slot *slot;      /* the pending check, or NULL */
-    struct event *delay;           /* the failure's delay */
+    struct event *delay;           /* the refusal's delay */
+    int code;                      /* the refusal, once decided: status, reason, text */
+    const char *reason;
+    const char *msg;
 };
 
 static void
@@ -121,7 +124,7 @@ check_free(struct http_check *hc)
     free(hc);
 }
 
-/* A failure's delay is over: answer 401. */
+/* A refusal's delay is over: answer it. */
 static void
 http_auth_delay_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -129,8 +132,33 @@ http_auth_delay_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    refuse(hc->req, 401, "Unauthorized", "wrong user name or password");
+    refuse(hc->req, hc->code, hc->reason, hc->msg);
     check_free(hc);
+}
+
+/* Refuse hc's request after GUARD_AUTH_FAIL_DELAY_MS, as AUTH is (guard.h says why), and
+ * log it (at most a line a second). */
+static void
+refuse_later(struct http_check *hc, int code, const char *reason, const char *msg)
+{
+    struct server *s = hc->s;
+    struct timeval tv = {0, GUARD_AUTH_FAIL_DELAY_MS * 1000};
+    char peer[96];
+
+    s->auth_failures++;
+    if (code == 401)
+        log_warn("http from %s: authentication failed", peer_of(hc->req, peer, sizeof(peer)));
+    else
+        guard_log_refusal(s, "http from %s: authentication failed (not checked: %s)",
+                          peer_of(hc->req, peer, sizeof(peer)), reason);
+    hc->code = code;
+    hc->reason = reason;
+    hc->msg = msg;
+    hc->delay = evtimer_new(s->base, http_auth_delay_cb, hc);
+    if (!hc->delay || evtimer_add(hc->delay, &tv)) { /* no timer: answer now */
+        refuse(hc->req, code, reason, msg);
+        check_free(hc);
+    }
 }
 
 /* Is u allowed the pages? Answers 403 if not. */
@@ -150,24 +178,16 @@ http_auth_checked(void *owner, const struct auth_user *u, const char *name)
 {
     struct http_check *hc = owner;
     struct server *s = hc->s;
-    struct timeval tv = {0, GUARD_AUTH_FAIL_DELAY_MS * 1000};
-    char peer[96];
 
     (void)name;
     hc->slot = NULL;
-    if (u) {
-        if (admitted(hc->req, s, u))
-            http_serve(hc->req, s);
-        check_free(hc);
+    if (!u) {
+        refuse_later(hc, 401, "Unauthorized", "wrong user name or password");
         return;
     }
-    s->auth_failures++;
-    log_warn("http from %s: authentication failed", peer_of(hc->req, peer, sizeof(peer)));
-    hc->delay = evtimer_new(s->base, http_auth_delay_cb, hc);
-    if (!hc->delay || evtimer_add(hc->delay, &tv)) { /* no timer: answer now */
-        refuse(hc->req, 401, "Unauthorized", "wrong user name or password");
-        check_free(hc);
-    }
+    if (admitted(hc->req, s, u))
+        http_serve(hc->req, s);
+    check_free(hc);
 }
 
 /* Start the check of name:pw for req. */
@@ -194,16 +214,14 @@ start_check(struct evhttp_request *req, struct server *s, const char *name, size
         check_free(hc);
         return admitted(req, s, u) ? HTTP_AUTH_OK : HTTP_AUTH_ANSWERED;
     case VERIFY_THROTTLED:
-        s->auth_failures++;
-        refuse(req, 429, "Too Many Requests",
-               "too many failed attempts from this address or for this user; try again in a "
-               "few seconds");
-        break;
+        refuse_later(hc, 429, "Too Many Requests",
+                     "too many failed attempts from this address or for this user; try again in "
+                     "a few seconds");
+        return HTTP_AUTH_PENDING;
     case VERIFY_BUSY:
-        s->auth_failures++;
-        refuse(req, 503, "Service Unavailable",
-               "too many password checks pending on the broker; try again shortly");
-        break;
+        refuse_later(hc, 503, "Service Unavailable",
+                     "too many password checks pending on the broker; try again shortly");
+        return HTTP_AUTH_PENDING;
     }
     check_free(hc);
     return HTTP_AUTH_ANSWERED;

@@ -102,6 +102,8 @@ struct server {
     struct dlink auth_failed;   /* connections whose AUTH failed, waiting out the delay */
     struct dlink idle;          /* connections by last input, least recent first (with
                                    --idle-timeout) */
+    uint64_t refusal_log_ms;    /* mono ms of the last refusal logged (guard_log_refusal) */
+    uint64_t refusals_unlogged; /* refusals held back from the log since then */
     struct http *http;          /* --http: metrics and dashboard (http.c); NULL if off */
     struct dlink http_checks;   /* HTTP requests whose credentials are being checked, or whose
                                    refusal waits out its delay (http_auth.c) */

@@ -55,7 +55,8 @@ void verify_free(struct verify *v);
 enum verify_result verify_start(struct verify *v, const char *addr, const char *name,
                                 size_t nlen, const uint8_t *pw, size_t pwlen,
                                 const struct auth_user **user,
-                                void (*cb)(void *owner, const struct auth_user *user, const char *name),
+                                void (*cb)(void *owner, const struct auth_user *user,
+                                           const char *name),
                                 void *owner, struct verify_slot **slot);
 /* The owner of slot is gone: no callback will come. */
 void verify_cancel(struct verify *v, struct verify_slot *slot);
