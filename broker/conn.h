@@ -70,7 +70,7 @@ struct conn {
     /* Handshake, authentication and idleness (guard.c) */
     const struct auth_user *user; /* authenticated as; NULL before AUTH, or without auth */
     struct dlink glink;      /* in srv->handshaking until the handshake ends; then in
-                                srv->auth_failed if AUTH failed */
+                                srv->auth_failed or srv->auth_refused if AUTH failed */
     struct dlink ilink;      /* in srv->idle, with --idle-timeout */
     uint64_t guard_since;    /* mono ms: accepted at (handshaking), AUTH failed at */
     uint64_t active_ms;      /* mono ms of the last input */

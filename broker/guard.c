@@ -23,7 +23,7 @@
 /* ---------------------------------------------------------------------------------------- */
 /* The timer                                                                                 */
 
-/* The earliest deadline of the three lists, or 0 when they are empty. */
+/* The earliest deadline of the four lists, or 0 when they are empty. */
 static uint64_t
 first_due(const struct server *s)
 {
@@ -36,6 +36,11 @@ first_due(const struct server *s)
     if (!dlist_empty(&s->auth_failed)) {
         const struct conn *c = DLIST_ENTRY(s->auth_failed.next, struct conn, glink);
         uint64_t t = c->guard_since + GUARD_AUTH_FAIL_DELAY_MS;
+        due = due && due < t ? due : t;
+    }
+    if (!dlist_empty(&s->auth_refused)) {
+        const struct conn *c = DLIST_ENTRY(s->auth_refused.next, struct conn, glink);
+        uint64_t t = c->guard_since + GUARD_AUTH_REFUSE_DELAY_MS;
         due = due && due < t ? due : t;
     }
     if (!dlist_empty(&s->idle)) {
@@ -90,16 +95,16 @@ expire_handshakes(struct server *s)
     }
 }
 
-/* Answer failed AUTHs whose delay is over, and close their connections: at most
- * GUARD_ANSWER_BATCH a run, the timer then firing again at once, so that the thousand refusals
- * a crowd of guessers has due together are interleaved with other clients' requests instead
- * of holding the loop for tens of ms. */
+/* Answer failed AUTHs of list (waiting delay_ms) whose delay is over, and close their
+ * connections: at most *budget of them, the timer then firing again at once, so that the
+ * thousand refusals a crowd of guessers has due together are interleaved with other clients'
+ * requests instead of holding the loop for tens of ms. */
 static void
-answer_failed_auths(struct server *s)
+answer_failed_auths(struct server *s, struct dlink *list, uint32_t delay_ms, int *budget)
 {
-    for (int n = 0; n < GUARD_ANSWER_BATCH && !dlist_empty(&s->auth_failed); n++) {
-        struct conn *c = DLIST_ENTRY(s->auth_failed.next, struct conn, glink);
-        if (c->guard_since + GUARD_AUTH_FAIL_DELAY_MS > s->b.now_ms)
+    for (; *budget > 0 && !dlist_empty(list); --*budget) {
+        struct conn *c = DLIST_ENTRY(list->next, struct conn, glink);
+        if (c->guard_since + delay_ms > s->b.now_ms)
             return;
         dlist_unlink(&c->glink);
         if (c->auth_refusal == GUARD_THROTTLED)
@@ -153,13 +158,15 @@ static void
 guard_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct server *s = arg;
+    int budget = GUARD_ANSWER_BATCH;
 
     (void)fd;
     (void)what;
     s->guard_due = 0;
     broker_tick(&s->b);
     expire_handshakes(s);
-    answer_failed_auths(s);
+    answer_failed_auths(s, &s->auth_failed, GUARD_AUTH_FAIL_DELAY_MS, &budget);
+    answer_failed_auths(s, &s->auth_refused, GUARD_AUTH_REFUSE_DELAY_MS, &budget);
     expire_idle(s);
     guard_arm(s);
     conn_resume_memory(s);
@@ -218,7 +225,7 @@ guard_auth_failed(struct conn *c, uint64_t rid, enum guard_refusal why)
     c->auth_refusal = (uint8_t)why;
     c->guard_since = s->b.now_ms;
     dlist_unlink(&c->glink);
-    dlist_push_back(&s->auth_failed, &c->glink);
+    dlist_push_back(why == GUARD_WRONG ? &s->auth_failed : &s->auth_refused, &c->glink);
     guard_arm(s);
 }
 
@@ -285,6 +292,7 @@ guard_init(struct server *s)
 {
     dlist_init(&s->handshaking);
     dlist_init(&s->auth_failed);
+    dlist_init(&s->auth_refused);
     dlist_init(&s->idle);
     if (s->cfg.auth_file && load_users(s))
         return -1;

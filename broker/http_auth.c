@@ -136,13 +136,14 @@ http_auth_delay_cb(evutil_socket_t fd, short what, void *arg)
     check_free(hc);
 }
 
-/* Refuse hc's request after GUARD_AUTH_FAIL_DELAY_MS, as AUTH is (guard.h says why), and
- * log it (at most a line a second). */
+/* Refuse hc's request later, as AUTH is (guard.h says why and how long: code 401 is a wrong
+ * password, any other a refusal without a check), and log it. */
 static void
 refuse_later(struct http_check *hc, int code, const char *reason, const char *msg)
 {
     struct server *s = hc->s;
-    struct timeval tv = {0, GUARD_AUTH_FAIL_DELAY_MS * 1000};
+    uint32_t ms = code == 401 ? GUARD_AUTH_FAIL_DELAY_MS : GUARD_AUTH_REFUSE_DELAY_MS;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     char peer[96];
 
     s->auth_failures++;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The network side of slabmqd: one libevent event_base, the listener, signals and the
- * broker's single timer. Everything runs on one thread (docs/architecture.md says why). */
+ * broker's single timer. Everything here runs on one thread; the SQLite writer (store.c) and
+ * the password-hash thread (verify.c) touch none of it (docs/architecture.md says why). */
 #ifndef SLABMQ_BROKER_SERVER_H
 #define SLABMQ_BROKER_SERVER_H
 
@@ -100,6 +101,8 @@ struct server {
     uint64_t guard_due;         /* when guard_timer is armed for (mono ms), 0 if not */
     struct dlink handshaking;   /* connections before their handshake ends, oldest first */
     struct dlink auth_failed;   /* connections whose AUTH failed, waiting out the delay */
+    struct dlink auth_refused;  /* connections whose AUTH was refused unchecked (throttled,
+                                   no check slot), waiting out the longer delay */
     struct dlink idle;          /* connections by last input, least recent first (with
                                    --idle-timeout) */
     uint64_t refusal_log_ms;    /* mono ms of the last refusal logged (guard_log_refusal) */
