@@ -19,12 +19,12 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -293,37 +293,54 @@ pinger_main(void *arg)
     return NULL;
 }
 
-/* Guess on every connection until end_ns. Returns the number of guesses started. */
-static unsigned long
-run(const struct opts *o, int port, uint64_t end_ns, struct guesser *g, struct pollfd *pf)
+/* Start guesser i's next attempt and watch it on ep (for writable: connected). */
+static void
+guess_watch(int ep, struct guesser *g, int i, int port, unsigned long k, int one_source)
 {
+    struct epoll_event e = {EPOLLOUT, {.u32 = (uint32_t)i}};
+
+    guess(&g[i], port, k, one_source);
+    if (g[i].fd >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, g[i].fd, &e) != 0) {
+        close(g[i].fd);
+        g[i].fd = -1;
+    }
+}
+
+/* Guess on every connection until end_ns (epoll: this thread's cost must not grow with the
+ * number of connections, or it would take the cores the broker and the pinger need).
+ * Returns the number of guesses started. */
+static unsigned long
+run(const struct opts *o, int port, uint64_t end_ns, struct guesser *g)
+{
+    struct epoll_event ev[256];
     unsigned long k = 0;
     uint8_t buf[4096];
+    int ep = epoll_create1(EPOLL_CLOEXEC);
 
+    if (ep < 0)
+        return 0;
     for (int i = 0; i < o->conns; i++)
-        guess(&g[i], port, k++, o->one_source);
+        guess_watch(ep, g, i, port, k++, o->one_source);
     while (now_ns() < end_ns) {
-        for (int i = 0; i < o->conns; i++) {
-            if (g[i].fd < 0) /* could not connect: try again */
-                guess(&g[i], port, k++, o->one_source);
-            pf[i] = (struct pollfd){g[i].fd, (short)(g[i].sent ? POLLIN : POLLOUT), 0};
-        }
-        if (poll(pf, (nfds_t)o->conns, 10) <= 0)
-            continue;
-        for (int i = 0; i < o->conns; i++) {
-            if (!pf[i].revents)
-                continue;
-            if (g[i].sent == 0 && (pf[i].revents & POLLOUT)) {
-                guess_send(&g[i], k);
+        int n = epoll_wait(ep, ev, 256, 10);
+        for (int i = 0; i < o->conns && n == 0; i++) /* could not connect: try again */
+            if (g[i].fd < 0)
+                guess_watch(ep, g, i, port, k++, o->one_source);
+        for (int j = 0; j < n; j++) {
+            struct guesser *gi = &g[ev[j].data.u32];
+            struct epoll_event in = {EPOLLIN, {.u32 = ev[j].data.u32}};
+            if (gi->sent == 0 && (ev[j].events & EPOLLOUT)) {
+                guess_send(gi, k);
+                if (gi->sent > 0 && epoll_ctl(ep, EPOLL_CTL_MOD, gi->fd, &in) == 0)
+                    continue;
+            } else if (gi->sent > 0 && read(gi->fd, buf, sizeof(buf)) > 0) {
                 continue;
             }
-            if (g[i].sent > 0 && read(g[i].fd, buf, sizeof(buf)) > 0)
-                continue;
-            if (g[i].fd >= 0)
-                close(g[i].fd); /* refused and closed (or failed): guess again */
-            guess(&g[i], port, k++, o->one_source);
+            close(gi->fd); /* refused and closed (or failed): guess again */
+            guess_watch(ep, g, (int)ev[j].data.u32, port, k++, o->one_source);
         }
     }
+    close(ep);
     return k;
 }
 
@@ -377,7 +394,6 @@ main(int argc, char **argv)
     static struct pinger p;
     pthread_t pt;
     struct guesser *g;
-    struct pollfd *pf;
     unsigned long guesses;
     int app;
     int rc = 1;
@@ -388,8 +404,7 @@ main(int argc, char **argv)
         return 2;
     }
     g = calloc((size_t)o.conns, sizeof(*g));
-    pf = calloc((size_t)o.conns, sizeof(*pf));
-    if (!g || !pf || !mkdtemp(dir) || write_users(o.broker, dir, users, sizeof(users))
+    if (!g || !mkdtemp(dir) || write_users(o.broker, dir, users, sizeof(users))
         || spawn_start(&s, o.broker, NULL, args)) {
         fprintf(stderr, "authbench: cannot set up the broker %s\n", o.broker);
         return 1;
@@ -401,7 +416,7 @@ main(int argc, char **argv)
         p.ping_ms = o.ping_ms;
         p.end_ns = now_ns() + (uint64_t)o.seconds * 1000000000u;
         if (pthread_create(&pt, NULL, pinger_main, &p) == 0) {
-            guesses = run(&o, s.port, p.end_ns, g, pf);
+            guesses = run(&o, s.port, p.end_ns, g);
             pthread_join(pt, NULL);
             report(&o, &p.h, guesses);
             rc = 0;
@@ -415,6 +430,5 @@ main(int argc, char **argv)
     unlink(users);
     rmdir(dir);
     free(g);
-    free(pf);
     return rc;
 }
