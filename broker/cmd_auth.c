@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "broker.h"
 #include "cmd.h"
 #include "codec.h"
 #include "conn.h"
@@ -199,6 +200,7 @@ auth_checked(void *owner, const struct auth_user *u, const char *name)
 {
     struct conn *c = owner;
 
+    broker_tick(&c->srv->b); /* the failure's delay counts from now */
     c->auth_slot = NULL;
     if (c->closing) /* the handshake deadline passed meanwhile: it is being closed */
         return;

@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "auth.h"
+#include "broker.h"
 #include "dlist.h"
 #include "guard.h"
 #include "http.h"
@@ -181,6 +182,7 @@ http_auth_checked(void *owner, const struct auth_user *u, const char *name)
     struct server *s = hc->s;
 
     (void)name;
+    broker_tick(&s->b);
     hc->slot = NULL;
     if (!u) {
         refuse_later(hc, 401, "Unauthorized", "wrong user name or password");
@@ -262,8 +264,11 @@ http_authorize(struct evhttp_request *req, struct server *s)
 void
 http_auth_stop(struct server *s)
 {
-    while (!dlist_empty(&s->http_checks)) {
-        struct http_check *hc = DLIST_ENTRY(s->http_checks.next, struct http_check, link);
+    struct dlink *l = s->http_checks.next;
+
+    while (l != &s->http_checks) {
+        struct http_check *hc = DLIST_ENTRY(l, struct http_check, link);
+        l = l->next; /* check_free frees hc, and with it its link */
         if (hc->slot)
             verify_cancel(s->verify, hc->slot);
         refuse(hc->req, 503, "Service Unavailable", "the broker is stopping");

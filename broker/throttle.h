@@ -2,7 +2,7 @@
 /* Failed-password throttle: per source address and per user name, a count of recent failures
  * and the earliest time the next check may start. After f failures the next check of that key
  * waits THROTTLE_BASE_MS << (f - 1), at most THROTTLE_MAX_MS, counted from the failure; checks
- * that overlap are spaced by the same step. A success clears both keys; a key with no failure
+ * that overlap are spaced by the same step. A success clears both keys; a key with no attempt
  * for THROTTLE_FORGET_MS starts again from zero. Unknown names are counted exactly like known
  * ones, so the throttle says nothing about which names exist.
  *
@@ -19,7 +19,7 @@
 
 #define THROTTLE_BASE_MS 100u      /* wait after the first failure */
 #define THROTTLE_MAX_MS 5000u      /* longest wait, and how far ahead a check may be booked */
-#define THROTTLE_FORGET_MS 60000u  /* failures older than this are forgotten */
+#define THROTTLE_FORGET_MS 60000u  /* a key quiet this long has its failures forgotten */
 #define THROTTLE_SETS 512u
 #define THROTTLE_WAYS 8u
 

@@ -197,7 +197,9 @@ verify_start(struct verify *v, const char *addr, const char *name, size_t nlen,
              void (*cb)(void *owner, const struct auth_user *user, const char *name), void *owner,
              struct verify_slot **slot)
 {
-    const struct auth_user *u = auth_lookup(v->auth, name, nlen);
+    /* a password longer than any the users file can hold fails, at the cost of any failure */
+    const struct auth_user *u = pwlen <= AUTH_PASSWORD_MAX ? auth_lookup(v->auth, name, nlen)
+                                                           : NULL;
     struct throttle_keys keys = throttle_keys_of(v->throttle, addr, name, nlen);
     uint64_t now = mono_ms();
     struct verify_slot *sl = v->free;

@@ -48,7 +48,7 @@ struct verify *verify_new(struct event_base *base, struct auth *a);
 void verify_free(struct verify *v);
 
 /* Check password pw[0..pwlen) for name[0..nlen) on behalf of owner, from source address addr
- * ("host:port" as logged). pw is copied. On VERIFY_PENDING *slot identifies the check for
+ * ("host:port" as logged). pw is copied; one longer than AUTH_PASSWORD_MAX fails. On VERIFY_PENDING *slot identifies the check for
  * verify_cancel(); cb(owner, user, name) comes later, from the loop, exactly once, with user
  * NULL if the check failed, and name the name asked for ("" if it was malformed; valid only
  * during the call). */
