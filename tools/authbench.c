@@ -11,7 +11,8 @@
  *
  *   slabmq-authbench [--broker PATH] [--conns N] [--seconds S] [--ping-ms MS] [--one-source]
  *
- * Everything is on 127.0.0.1; the broker is stopped by PID. Needs an open-file limit above
+ * Everything is on 127.0.0.1; the broker is stopped by PID; the users file is written with
+ * hashes made here (the format of auth.c, with OpenSSL's PBKDF2). Needs an open-file limit above
  * --conns plus a few dozen. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,6 +30,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "hist.h"
 #include "spawn.h"
@@ -188,50 +192,52 @@ guess_send(struct guesser *g, unsigned long k)
 /* ---------------------------------------------------------------------------------------- */
 /* Set-up                                                                                    */
 
-/* The hash of pw at iterations, from `broker --hash-password=N`, into out. */
+/* The users-file secret of pw at iterations (what `slabmqd --hash-password=N` prints, with a
+ * random salt) into out (at least SECRET_MAX bytes). Returns 0, or -1. */
+#define SECRET_MAX 160
 static int
-hash_of(const char *broker, const char *dir, const char *pw, unsigned iterations, char *out,
-        size_t len)
+secret_of(const char *pw, unsigned iterations, char *out)
 {
-    char path[256];
-    char cmd[1024];
-    FILE *f;
-    int ok;
+    static const char hex[] = "0123456789abcdef";
+    uint8_t salt[16];
+    uint8_t hash[32];
+    int n;
 
-    snprintf(path, sizeof(path), "%s/pw", dir);
-    f = fopen(path, "w");
-    if (!f)
+    if (RAND_bytes(salt, sizeof(salt)) != 1
+        || PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, sizeof(salt), (int)iterations,
+                             EVP_sha256(), sizeof(hash), hash) != 1)
         return -1;
-    fprintf(f, "%s\n", pw);
-    fclose(f);
-    snprintf(cmd, sizeof(cmd), "'%s' --hash-password=%u < '%s'", broker, iterations, path);
-    f = popen(cmd, "r");
-    if (!f)
-        return -1;
-    ok = fgets(out, (int)len, f) != NULL;
-    ok = pclose(f) == 0 && ok;
-    out[strcspn(out, "\n")] = '\0';
-    unlink(path);
-    return ok ? 0 : -1;
+    n = snprintf(out, SECRET_MAX, "pbkdf2-sha256$%u$", iterations);
+    for (size_t i = 0; i < sizeof(salt); i++, n += 2) {
+        out[n] = hex[salt[i] >> 4];
+        out[n + 1] = hex[salt[i] & 15];
+    }
+    out[n++] = '$';
+    for (size_t i = 0; i < sizeof(hash); i++, n += 2) {
+        out[n] = hex[hash[i] >> 4];
+        out[n + 1] = hex[hash[i] & 15];
+    }
+    out[n] = '\0';
+    return 0;
 }
 
 /* Write the users file dir/users: app and slow. Returns 0, or -1. */
 static int
-write_users(const char *broker, const char *dir, char *path, size_t len)
+write_users(const char *dir, char *path, size_t len)
 {
-    char h1[256];
-    char h2[256];
+    char h1[SECRET_MAX];
+    char h2[SECRET_MAX];
     FILE *f;
 
-    if (hash_of(broker, dir, PW_APP, 10000, h1, sizeof(h1))
-        || hash_of(broker, dir, "the slow one's secret", 1000000, h2, sizeof(h2)))
+    if (secret_of(PW_APP, 10000, h1) || secret_of("the slow one's secret", 1000000, h2))
         return -1;
     snprintf(path, len, "%s/users", dir);
     f = fopen(path, "w");
     if (!f)
         return -1;
     fprintf(f, "app %s all\nslow %s all\n", h1, h2);
-    fclose(f);
+    if (fclose(f) != 0)
+        return -1;
     return chmod(path, 0600);
 }
 
@@ -354,6 +360,16 @@ report(const struct opts *o, const struct hist *h, unsigned long guesses)
            hist_percentile(h, 99.9) / 1e6, (double)h->max_ns / 1e6);
 }
 
+/* A decimal number from 1 to 1000000, or 0 if s is not one. */
+static int
+number(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+
+    return end != s && *end == '\0' && v >= 1 && v <= 1000000 ? (int)v : 0;
+}
+
 static int
 parse(int argc, char **argv, struct opts *o)
 {
@@ -369,11 +385,11 @@ parse(int argc, char **argv, struct opts *o)
         if (ch == 'b')
             o->broker = optarg;
         else if (ch == 'c')
-            o->conns = atoi(optarg);
+            o->conns = number(optarg);
         else if (ch == 's')
-            o->seconds = atoi(optarg);
+            o->seconds = number(optarg);
         else if (ch == 'p')
-            o->ping_ms = atoi(optarg);
+            o->ping_ms = number(optarg);
         else if (ch == 'o')
             o->one_source = 1;
         else
@@ -404,9 +420,10 @@ main(int argc, char **argv)
         return 2;
     }
     g = calloc((size_t)o.conns, sizeof(*g));
-    if (!g || !mkdtemp(dir) || write_users(o.broker, dir, users, sizeof(users))
+    if (!g || !mkdtemp(dir) || write_users(dir, users, sizeof(users))
         || spawn_start(&s, o.broker, NULL, args)) {
         fprintf(stderr, "authbench: cannot set up the broker %s\n", o.broker);
+        free(g);
         return 1;
     }
     hist_init(&p.h);
