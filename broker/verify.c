@@ -258,7 +258,9 @@ verify_cancel(struct verify *v, struct verify_slot *sl)
 void
 verify_get_stats(const struct verify *v, struct verify_stats *out)
 {
-    *out = v->stats;
+    static const struct verify_stats none;
+
+    *out = v ? v->stats : none;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -61,7 +61,7 @@ enum verify_result verify_start(struct verify *v, const char *addr, const char *
 /* The owner of slot is gone: no callback will come. */
 void verify_cancel(struct verify *v, struct verify_slot *slot);
 
-/* Counters, for STATS and metrics. */
+/* Counters, for STATS and metrics; all 0 when v is NULL (no users). */
 struct verify_stats {
     uint64_t checks;     /* full checks run by the threads, total */
     uint64_t busy;       /* attempts refused with every slot taken, total */

@@ -248,7 +248,8 @@ http_get(int port, const char *src, const char *user, const char *pw, int64_t *m
 /* Cases                                                                                     */
 
 /* While 64 connections at a time guess the password of a user hashed at the maximum of
- * 1,000,000 iterations, each from its own address, a logged-in client's PINGs stay fast.
+ * 1,000,000 iterations, each from its own address, a logged-in client's PINGs stay fast
+ * (and the guesses refused for want of a check slot show in STATS auth_unchecked).
  * The old broker hashed on the loop: every guess stopped it for a few hundred ms (PING max
  * over 300 ms, p99 the same); here the loop only parses and the bound is p99 under 100 ms, no
  * PING over 250 ms. */
@@ -321,6 +322,22 @@ test_ping_fast_while_guessing(void)
         T_ASSERT(p99 < 100);
         T_ASSERT(max < 250);
         T_ASSERT(npings >= 100);
+    }
+    /* the guesses that found every check slot taken were refused unchecked, and counted */
+    {
+        slabmq_options opt = SLABMQ_OPTIONS_INIT;
+        slabmq_client *c = NULL;
+        char err[256] = "";
+        opt.port = (uint16_t)b.port;
+        opt.timeout_ms = 10000;
+        opt.user = "root";
+        opt.password = PW_ROOT;
+        T_EQ_INT(slabmq_client_connect2(&opt, &c, err, sizeof(err)), SLABMQ_OK);
+        printf("auth_unchecked %llu, auth_failures %llu\n",
+               (unsigned long long)t_stat(c, NULL, "auth_unchecked"),
+               (unsigned long long)t_stat(c, NULL, "auth_failures"));
+        T_ASSERT(t_stat(c, NULL, "auth_unchecked") > 0);
+        slabmq_client_close(c);
     }
     t_broker_stop(&b);
     users_remove(&u);
