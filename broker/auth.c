@@ -58,7 +58,8 @@ struct auth {
     struct auth_user *users;      /* owned, nusers of them */
     uint32_t nusers;
     uint8_t key[HASH_LEN];        /* random per process: keys the verified-password HMACs */
-    struct auth_user dummy;       /* stands in for unknown names so they cost a PBKDF2 too */
+    struct auth_user dummy;       /* stands in for unknown names; its iterations are the
+                                     largest of the file, which every failure costs */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -173,34 +174,64 @@ keyed_digest(const uint8_t key[HASH_LEN], const uint8_t *pw, size_t pwlen, uint8
 }
 
 const struct auth_user *
-auth_verify(struct auth *a, const char *name, size_t nlen, const uint8_t *pw, size_t pwlen)
+auth_lookup(const struct auth *a, const char *name, size_t nlen)
 {
-    struct auth_user *u = NULL;
+    if (!auth_name_valid(name, nlen))
+        return NULL;
+    for (uint32_t i = 0; i < a->nusers; i++)
+        if (strlen(a->users[i].name) == nlen && memcmp(a->users[i].name, name, nlen) == 0)
+            return &a->users[i];
+    return NULL;
+}
+
+int
+auth_cached(const struct auth *a, const struct auth_user *u, const uint8_t *pw, size_t pwlen)
+{
     uint8_t got[HASH_LEN];
     int ok;
 
-    if (auth_name_valid(name, nlen)) {
-        for (uint32_t i = 0; i < a->nusers && !u; i++)
-            if (strlen(a->users[i].name) == nlen && memcmp(a->users[i].name, name, nlen) == 0)
-                u = &a->users[i];
-    }
-    if (u && u->has_verified) {
-        ok = keyed_digest(a->key, pw, pwlen, got) == 0
-             && CRYPTO_memcmp(got, u->verified, HASH_LEN) == 0;
-        OPENSSL_cleanse(got, sizeof(got));
-        return ok ? u : NULL;
-    }
-    if (!u) { /* the same work as a real check, so timing tells little about names */
-        (void)pbkdf2(pw, pwlen, a->dummy.salt, a->dummy.salt_len, a->dummy.iterations, got);
-        OPENSSL_cleanse(got, sizeof(got));
-        return NULL;
-    }
-    ok = pbkdf2(pw, pwlen, u->salt, u->salt_len, u->iterations, got) == 0
-         && CRYPTO_memcmp(got, u->hash, HASH_LEN) == 0;
+    if (!u->has_verified)
+        return 0;
+    ok = keyed_digest(a->key, pw, pwlen, got) == 0
+         && CRYPTO_memcmp(got, u->verified, HASH_LEN) == 0;
     OPENSSL_cleanse(got, sizeof(got));
-    if (ok && keyed_digest(a->key, pw, pwlen, u->verified) == 0)
-        u->has_verified = 1;
-    return ok ? u : NULL;
+    return ok;
+}
+
+/* Thread-safe: reads only what auth_load wrote. A failure costs PBKDF2 at the file's largest
+ * iteration count whoever u is: the user's own count, then the rest as padding on the dummy
+ * salt (PBKDF2 is linear in its count, so the sum costs what one run at the maximum does,
+ * give or take one key set-up, a microsecond). */
+int
+auth_check(const struct auth *a, const struct auth_user *u, const uint8_t *pw, size_t pwlen,
+           uint8_t digest[AUTH_DIGEST_LEN])
+{
+    const struct auth_user *h = u ? u : &a->dummy;
+    uint8_t got[HASH_LEN];
+    int ok;
+
+    ok = pbkdf2(pw, pwlen, h->salt, h->salt_len, h->iterations, got) == 0
+         && CRYPTO_memcmp(got, h->hash, HASH_LEN) == 0 && u != NULL;
+    if (!ok && a->dummy.iterations > h->iterations)
+        (void)pbkdf2(pw, pwlen, a->dummy.salt, a->dummy.salt_len,
+                     a->dummy.iterations - h->iterations, got);
+    OPENSSL_cleanse(got, sizeof(got));
+    return ok && keyed_digest(a->key, pw, pwlen, digest) == 0;
+}
+
+void
+auth_remember(struct auth *a, const struct auth_user *u, const uint8_t digest[AUTH_DIGEST_LEN])
+{
+    struct auth_user *w = &a->users[u - a->users]; /* a owns its users: no const to cast */
+
+    memcpy(w->verified, digest, HASH_LEN);
+    w->has_verified = 1;
+}
+
+uint32_t
+auth_max_iterations(const struct auth *a)
+{
+    return a->dummy.iterations;
 }
 
 static int
@@ -512,7 +543,10 @@ auth_load(const char *path, char *err, size_t errlen, char *warn, size_t warnlen
         return NULL;
     }
     a->dummy.salt_len = SALT_LEN;
-    a->dummy.iterations = AUTH_DEFAULT_ITERATIONS;
+    a->dummy.iterations = AUTH_MIN_ITERATIONS;
+    for (uint32_t i = 0; i < a->nusers; i++) /* failures all cost the largest count */
+        if (a->users[i].iterations > a->dummy.iterations)
+            a->dummy.iterations = a->users[i].iterations;
     return a;
 }
 

@@ -6,8 +6,8 @@
  * The file is read once at start-up; a struct auth then lives as long as the broker, and the
  * users it holds are borrowed by the connections that authenticated as them. Checking a
  * password costs one PBKDF2 (its iteration count, 10000 by default: about 4 ms) the first time
- * a user's password is verified after start-up, and one HMAC-SHA256 after that (see
- * auth_verify). Permission checks are a linear walk over the user's patterns, each a glob
+ * a user's password is verified after start-up, and one HMAC-SHA256 after that; a failed check
+ * costs PBKDF2 at the file's largest count (auth_check). Permission checks are a linear walk over the user's patterns, each a glob
  * match of O(pattern + name) in practice. This is the only file that includes OpenSSL. */
 #ifndef SLABMQ_BROKER_AUTH_H
 #define SLABMQ_BROKER_AUTH_H
@@ -39,12 +39,30 @@ void auth_free(struct auth *a);
 /* Number of users. */
 uint32_t auth_count(const struct auth *a);
 
-/* The user named name[0..nlen) if pw[0..pwlen) is its password, else NULL. An unknown or
- * malformed name costs a PBKDF2 all the same, and the hashes are compared in constant time.
- * After a user's first success, the password's HMAC under a per-process random key is kept
- * and later checks of that user compare against it instead of running PBKDF2 again. */
-const struct auth_user *auth_verify(struct auth *a, const char *name, size_t nlen,
-                                    const uint8_t *pw, size_t pwlen);
+/* Checking a password is split so that its PBKDF2 runs off the event loop (verify.c):
+ * auth_lookup, auth_cached and auth_remember run on the loop's thread; auth_check on any
+ * thread, concurrently with them and with itself (it reads only what auth_load wrote, and the
+ * loop writes only a user's cache). */
+
+/* The user named name[0..nlen), or NULL: unknown or malformed. Borrowed from a. */
+const struct auth_user *auth_lookup(const struct auth *a, const char *name, size_t nlen);
+/* 1 if u has verified since start and pw is the password that did (one HMAC-SHA256 under a
+ * per-process key, compared in constant time); 0 otherwise, which says nothing: the full
+ * check decides. */
+int auth_cached(const struct auth *a, const struct auth_user *u, const uint8_t *pw,
+                size_t pwlen);
+/* The full check: 1 if pw is u's password, with the digest auth_remember() keeps written into
+ * digest; 0 otherwise. u NULL (an unknown name) fails. Every failure costs the same PBKDF2
+ * work, auth_max_iterations() of them, whoever u is and whatever its own count, so a failure's
+ * time does not tell whether the name exists; a success costs u's own count. Thread-safe. */
+#define AUTH_DIGEST_LEN 32
+int auth_check(const struct auth *a, const struct auth_user *u, const uint8_t *pw, size_t pwlen,
+               uint8_t digest[AUTH_DIGEST_LEN]);
+/* Keep the digest of a successful auth_check() so later checks of u cost one HMAC. Loop only. */
+void auth_remember(struct auth *a, const struct auth_user *u,
+                   const uint8_t digest[AUTH_DIGEST_LEN]);
+/* The largest iteration count of the file (at least AUTH_MIN_ITERATIONS). */
+uint32_t auth_max_iterations(const struct auth *a);
 /* Is name[0..len) a well-formed user name (1-64 bytes of A-Z a-z 0-9 . _ @ -)? */
 int auth_name_valid(const char *name, size_t len);
 /* The user's name, NUL-terminated. */

@@ -3,9 +3,11 @@
  * authenticated as a user: which kind of access each op needs on which queue. Both apply only
  * on a broker started with users (--auth-file); docs/protocol.md section 5.1 and
  * docs/security.md describe them. */
+#include <stdio.h>
 #include <string.h>
 
 #include "auth.h"
+#include "broker.h"
 #include "cmd.h"
 #include "codec.h"
 #include "conn.h"
@@ -14,6 +16,7 @@
 #include "reply.h"
 #include "server.h"
 #include "slabmq.h"
+#include "verify.h"
 
 /* What an op needs. An op missing from the table needs admin on every queue, so an op added
  * later is refused to all but full administrators until it gets its entry here. */
@@ -155,18 +158,58 @@ read_password(struct smq_mpr *r, const uint8_t **pw, uint32_t *len)
     return *len > AUTH_PASSWORD_MAX;
 }
 
-/* A failed AUTH: logged with the peer (never the password), answered after a delay. */
+/* A failed AUTH: logged with the peer (never the password), answered after a delay. name is
+ * "" when it was malformed. Checked failures are each logged (the hash thread bounds their
+ * rate); refusals without a check, at most one line a second. */
 static void
-auth_refused(struct conn *c, uint64_t rid, const char *user, uint32_t ulen)
+auth_refused(struct conn *c, uint64_t rid, const char *name, enum guard_refusal why)
 {
+    static const char *const whys[] = {
+        [GUARD_WRONG] = "",
+        [GUARD_THROTTLED] = " (throttled: too many recent failures)",
+        [GUARD_BUSY] = " (not checked: every password-check slot taken)",
+    };
+    const char *who = name[0] ? "for user '" : "(malformed user name)";
+
     c->srv->auth_failures++;
-    if (auth_name_valid(user, ulen))
-        log_warn("connection %llu from %s: authentication failed for user '%.*s'",
-                 (unsigned long long)c->id, c->peer, (int)ulen, user);
+    if (why == GUARD_WRONG)
+        log_warn("connection %llu from %s: authentication failed %s%s%s",
+                 (unsigned long long)c->id, c->peer, who, name, name[0] ? "'" : "");
     else
-        log_warn("connection %llu from %s: authentication failed (malformed user name)",
-                 (unsigned long long)c->id, c->peer);
-    guard_auth_failed(c, rid);
+        guard_log_refusal(c->srv, "connection %llu from %s: authentication failed %s%s%s%s",
+                          (unsigned long long)c->id, c->peer, who, name, name[0] ? "'" : "",
+                          whys[why]);
+    guard_auth_failed(c, rid, why);
+}
+
+/* AUTH succeeded (at once, or when its check came back). */
+static void
+auth_accepted(struct conn *c, uint64_t rid, const struct auth_user *u)
+{
+    c->user = u;
+    c->srv->auth_ok++;
+    guard_handshake_done(c);
+    log_info("connection %llu from %s: authenticated as '%s'", (unsigned long long)c->id,
+             c->peer, auth_user_name(u));
+    reply_ok(c, SMQ_OP_AUTH, rid);
+}
+
+/* The check of c's AUTH came back (verify.c), from the loop. */
+static void
+auth_checked(void *owner, const struct auth_user *u, const char *name)
+{
+    struct conn *c = owner;
+
+    broker_tick(&c->srv->b); /* the failure's delay counts from now */
+    c->auth_slot = NULL;
+    if (c->closing) /* the handshake deadline passed meanwhile: it is being closed */
+        return;
+    if (u)
+        auth_accepted(c, c->auth_rid, u);
+    else
+        auth_refused(c, c->auth_rid, name, GUARD_WRONG);
+    conn_check_done(c); /* reads on after a success; a failure holds c until the delay */
+    conn_try_write(c);
 }
 
 /* [user, password] -> [] */
@@ -178,7 +221,8 @@ cmd_auth(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     uint32_t ulen;
     const uint8_t *pw;
     uint32_t pwlen;
-    const struct auth_user *u;
+    const struct auth_user *u = NULL;
+    enum verify_result vr;
 
     if (cmd_expect_args(c, SMQ_OP_AUTH, rid, nargs, 2, 2))
         goto out_close;
@@ -204,18 +248,29 @@ cmd_auth(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
                     auth_user_name(c->user));
         return;
     }
-    u = auth_verify(s->auth, user, ulen, pw, pwlen);
-    if (!u) {
-        auth_refused(c, rid, user, ulen);
+    if (c->auth_slot) { /* can't happen: reading waits for the check */
+        reply_error(c, SMQ_OP_AUTH, rid, SLABMQ_ERR_AUTH, "AUTH already in progress");
         return;
     }
-    c->user = u;
-    s->auth_ok++;
-    guard_handshake_done(c);
-    log_info("connection %llu from %s: authenticated as '%s'", (unsigned long long)c->id,
-             c->peer, auth_user_name(u));
-    reply_ok(c, SMQ_OP_AUTH, rid);
-    return;
+    vr = verify_start(s->verify, c->peer, user, ulen, pw, pwlen, &u, auth_checked, c,
+                     &c->auth_slot);
+    switch (vr) {
+    case VERIFY_OK:
+        auth_accepted(c, rid, u);
+        return;
+    case VERIFY_PENDING:
+        c->auth_rid = rid;
+        conn_check_wait(c);
+        return;
+    case VERIFY_THROTTLED:
+    case VERIFY_BUSY: {
+        char name[AUTH_NAME_MAX + 1] = "";
+        if (auth_name_valid(user, ulen))
+            snprintf(name, sizeof(name), "%.*s", (int)ulen, user);
+        auth_refused(c, rid, name, vr == VERIFY_BUSY ? GUARD_BUSY : GUARD_THROTTLED);
+        return;
+    }
+    }
 out_close:
     if (!c->ready) /* as for HELLO: an error before the handshake ends the connection */
         conn_close_after_write(c);

@@ -15,6 +15,7 @@
 #include "slabmq.h"
 #include "store.h"
 #include "sub.h"
+#include "verify.h"
 
 #define STATS_MAX 512
 
@@ -135,12 +136,14 @@ static void
 broker_stats(struct stat_list *l, const struct server *s)
 {
     const struct broker *b = &s->b;
+    struct verify_stats vs;
     uint64_t inflight = 0;
 
     for (size_t i = 0; i <= b->qmask; i++)
         for (const struct queue *q = b->qb[i]; q; q = q->hnext)
             inflight += q->ninflight;
 
+    verify_get_stats(s->verify, &vs);
     add(l, "uptime_ms", b->now_ms - s->started_ms);
     add(l, "connections", s->nconns);
     add(l, "connections_total", s->conns_total);
@@ -148,6 +151,8 @@ broker_stats(struct stat_list *l, const struct server *s)
     add(l, "protocol_errors", s->protocol_errors);
     add(l, "auth_ok", s->auth_ok);
     add(l, "auth_failures", s->auth_failures);
+    add(l, "auth_unchecked", vs.busy + vs.throttled);
+    add(l, "auth_checks_pending", vs.pending);
     add(l, "forbidden", s->forbidden);
     add(l, "handshake_timeouts", s->handshake_timeouts);
     add(l, "idle_closed", s->idle_closed);

@@ -33,6 +33,7 @@
 #include "store.h"
 #include "sub.h"
 #include "tls.h"
+#include "verify.h"
 #include "wait.h"
 
 #define CONN_READ_SIZE (64u * 1024)
@@ -114,6 +115,8 @@ conn_close(struct conn *c)
         dlist_unlink(&c->plink);
     if (c->paused & CONN_PAUSE_STORE)
         dlist_unlink(&c->stlink);
+    if (c->auth_slot) /* its check's result must not find c freed */
+        verify_cancel(s->verify, c->auth_slot);
     dlist_unlink(&c->blink);
     confirm_conn_gone(c);
     wait_cancel_conn(c);
@@ -305,6 +308,40 @@ conn_hold(struct conn *c)
     pause_reading(c, CONN_PAUSE_AUTH);
 }
 
+/* Something happened on c's socket while its AUTH check is pending: close c if the peer
+ * ended its side or reset the connection; new bytes wait. */
+static void
+conn_gone_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    char b;
+    ssize_t n;
+
+    if (!(what & EV_CLOSED)) { /* epoll reports a reset as readable, not as EV_CLOSED */
+        n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
+            return;
+    }
+    log_debug("connection %llu from %s: closed by the peer during its AUTH check",
+              (unsigned long long)c->id, c->peer);
+    conn_close(c); /* cancels the check: a queued one then costs no hash */
+}
+
+/* While the check is pending, rev watches only for the peer's close, edge-triggered so that
+ * bytes sent meanwhile wake it once and stay unread: a guesser that gives up is forgotten at
+ * once instead of being hashed for. A peer that ends its side after AUTH without waiting for
+ * the answer does not get it. TLS connections are left to their bufferevent. */
+void
+conn_check_wait(struct conn *c)
+{
+    pause_reading(c, CONN_PAUSE_CHECK);
+    if (c->bev)
+        return;
+    event_assign(&c->rev, c->srv->base, c->fd, EV_READ | EV_CLOSED | EV_ET | EV_PERSIST,
+                 conn_gone_cb, c);
+    event_add(&c->rev, NULL);
+}
+
 /* Clear 'why'; once nothing holds c, read again and handle frames buffered meanwhile (the
  * read callback would not fire for bytes already read). */
 static void
@@ -322,6 +359,16 @@ resume_reading(struct conn *c, uint8_t why)
     if (c->partial_since) /* the broker held it up: the frame deadline starts again */
         c->partial_since = c->srv->b.now_ms;
     event_active(&c->rev, EV_READ, 0);
+}
+
+void
+conn_check_done(struct conn *c)
+{
+    if (!c->bev) {
+        event_del(&c->rev);
+        event_assign(&c->rev, c->srv->base, c->fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+    }
+    resume_reading(c, CONN_PAUSE_CHECK);
 }
 
 /* Past the limit by more than the headroom, replies nobody reads are what holds the memory:

@@ -20,6 +20,7 @@ struct auth_user;
 struct bufferevent;
 struct server;
 struct rbuf;
+struct verify_slot;
 
 #define CONN_MAX_WAITS 64 /* pending long-poll FETCHes per connection */
 #define CONN_MAX_SUBS 64  /* subscriptions per connection */
@@ -29,6 +30,8 @@ struct rbuf;
 #define CONN_PAUSE_MEMORY 2 /* broker at its memory limit: resumes when memory drains */
 #define CONN_PAUSE_STORE 4  /* the store's operation ring is full: resumes as it drains */
 #define CONN_PAUSE_AUTH 8   /* AUTH failed: never resumes, closed after the delay (guard.c) */
+#define CONN_PAUSE_CHECK 16 /* AUTH's password check is pending off the loop (verify.c):
+                               frames after it wait, in order, until its result */
 
 struct conn {
     struct server *srv;
@@ -67,11 +70,13 @@ struct conn {
     /* Handshake, authentication and idleness (guard.c) */
     const struct auth_user *user; /* authenticated as; NULL before AUTH, or without auth */
     struct dlink glink;      /* in srv->handshaking until the handshake ends; then in
-                                srv->auth_failed if AUTH failed */
+                                srv->auth_failed or srv->auth_refused if AUTH failed */
     struct dlink ilink;      /* in srv->idle, with --idle-timeout */
     uint64_t guard_since;    /* mono ms: accepted at (handshaking), AUTH failed at */
     uint64_t active_ms;      /* mono ms of the last input */
-    uint64_t auth_rid;       /* request id of a failed AUTH, answered after the delay */
+    uint64_t auth_rid;       /* request id of a pending or failed AUTH */
+    struct verify_slot *auth_slot; /* the pending check of AUTH (verify.c), or NULL */
+    uint8_t auth_refusal;    /* why the failed AUTH failed: enum guard_refusal */
     uint8_t ready;           /* handshake done: HELLO, and AUTH when the broker has users */
     uint8_t tls_eof;         /* TLS: the peer ended the stream; close once input is handled */
     uint8_t tls_up;          /* TLS: the handshake completed */
@@ -106,6 +111,11 @@ void conn_resume_memory(struct server *s);
 void conn_close_after_write(struct conn *c);
 /* Stop reading c for good: a failed AUTH, closed later by conn_close_with_error(). */
 void conn_hold(struct conn *c);
+/* AUTH's check is pending: handle no more frames of c (they stay buffered, in order) until
+ * conn_check_done(). */
+void conn_check_wait(struct conn *c);
+/* The check is over: handle what c sent meanwhile (from the loop, not from c's callbacks). */
+void conn_check_done(struct conn *c);
 /* From outside the connection's own callbacks (a timer): write the error reply
  * [op, rid, code, message], then close once it is written. c may be freed on return. */
 void conn_close_with_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code,

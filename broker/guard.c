@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #include <event2/event.h>
@@ -15,11 +16,14 @@
 #include "server.h"
 #include "slabmq.h"
 #include "sub.h"
+#include "verify.h"
+
+#define GUARD_ANSWER_BATCH 16 /* failed AUTHs answered per timer run */
 
 /* ---------------------------------------------------------------------------------------- */
 /* The timer                                                                                 */
 
-/* The earliest deadline of the three lists, or 0 when they are empty. */
+/* The earliest deadline of the four lists, or 0 when they are empty. */
 static uint64_t
 first_due(const struct server *s)
 {
@@ -32,6 +36,11 @@ first_due(const struct server *s)
     if (!dlist_empty(&s->auth_failed)) {
         const struct conn *c = DLIST_ENTRY(s->auth_failed.next, struct conn, glink);
         uint64_t t = c->guard_since + GUARD_AUTH_FAIL_DELAY_MS;
+        due = due && due < t ? due : t;
+    }
+    if (!dlist_empty(&s->auth_refused)) {
+        const struct conn *c = DLIST_ENTRY(s->auth_refused.next, struct conn, glink);
+        uint64_t t = c->guard_since + GUARD_AUTH_REFUSE_DELAY_MS;
         due = due && due < t ? due : t;
     }
     if (!dlist_empty(&s->idle)) {
@@ -86,17 +95,29 @@ expire_handshakes(struct server *s)
     }
 }
 
-/* Answer failed AUTHs whose delay is over, and close their connections. */
+/* Answer failed AUTHs of list (waiting delay_ms) whose delay is over, and close their
+ * connections: at most *budget of them, the timer then firing again at once, so that the
+ * thousand refusals a crowd of guessers has due together are interleaved with other clients'
+ * requests instead of holding the loop for tens of ms. */
 static void
-answer_failed_auths(struct server *s)
+answer_failed_auths(struct server *s, struct dlink *list, uint32_t delay_ms, int *budget)
 {
-    while (!dlist_empty(&s->auth_failed)) {
-        struct conn *c = DLIST_ENTRY(s->auth_failed.next, struct conn, glink);
-        if (c->guard_since + GUARD_AUTH_FAIL_DELAY_MS > s->b.now_ms)
+    for (; *budget > 0 && !dlist_empty(list); --*budget) {
+        struct conn *c = DLIST_ENTRY(list->next, struct conn, glink);
+        if (c->guard_since + delay_ms > s->b.now_ms)
             return;
         dlist_unlink(&c->glink);
-        conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_AUTH,
-                              "wrong user name or password");
+        if (c->auth_refusal == GUARD_THROTTLED)
+            conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_AUTH,
+                                  "too many failed attempts from this address or for this "
+                                  "user; try again in a few seconds");
+        else if (c->auth_refusal == GUARD_BUSY)
+            conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_LIMIT,
+                                  "too many password checks pending on the broker; try again "
+                                  "shortly");
+        else
+            conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_AUTH,
+                                  "wrong user name or password");
     }
 }
 
@@ -106,7 +127,7 @@ static int
 conn_busy(const struct conn *c)
 {
     return c->nwaits || sub_conn_count(c) || !dlist_empty(&c->held.list) || c->out.len
-           || c->closing || (c->paused & CONN_PAUSE_AUTH);
+           || c->closing || (c->paused & (CONN_PAUSE_AUTH | CONN_PAUSE_CHECK));
 }
 
 /* Close connections that sent nothing for --idle-timeout and have nothing outstanding;
@@ -137,13 +158,15 @@ static void
 guard_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct server *s = arg;
+    int budget = GUARD_ANSWER_BATCH;
 
     (void)fd;
     (void)what;
     s->guard_due = 0;
     broker_tick(&s->b);
     expire_handshakes(s);
-    answer_failed_auths(s);
+    answer_failed_auths(s, &s->auth_failed, GUARD_AUTH_FAIL_DELAY_MS, &budget);
+    answer_failed_auths(s, &s->auth_refused, GUARD_AUTH_REFUSE_DELAY_MS, &budget);
     expire_idle(s);
     guard_arm(s);
     conn_resume_memory(s);
@@ -193,16 +216,39 @@ guard_handshake_done(struct conn *c)
 }
 
 void
-guard_auth_failed(struct conn *c, uint64_t rid)
+guard_auth_failed(struct conn *c, uint64_t rid, enum guard_refusal why)
 {
     struct server *s = c->srv;
 
     conn_hold(c);
     c->auth_rid = rid;
+    c->auth_refusal = (uint8_t)why;
     c->guard_since = s->b.now_ms;
     dlist_unlink(&c->glink);
-    dlist_push_back(&s->auth_failed, &c->glink);
+    dlist_push_back(why == GUARD_WRONG ? &s->auth_failed : &s->auth_refused, &c->glink);
     guard_arm(s);
+}
+
+void
+guard_log_refusal(struct server *s, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+
+    if (s->refusal_log_ms && s->b.now_ms < s->refusal_log_ms + 1000) {
+        s->refusals_unlogged++;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start is above; a clang 14 defect (llvm/llvm-project#40656)
+    va_end(ap);
+    if (s->refusals_unlogged)
+        log_warn("%s (and %llu more refused credentials in the second before, not logged)",
+                 line, (unsigned long long)s->refusals_unlogged);
+    else
+        log_warn("%s", line);
+    s->refusal_log_ms = s->b.now_ms;
+    s->refusals_unlogged = 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -246,9 +292,14 @@ guard_init(struct server *s)
 {
     dlist_init(&s->handshaking);
     dlist_init(&s->auth_failed);
+    dlist_init(&s->auth_refused);
     dlist_init(&s->idle);
     if (s->cfg.auth_file && load_users(s))
         return -1;
+    if (s->auth && !(s->verify = verify_new(s->base, s->auth))) {
+        fprintf(stderr, "slabmqd: cannot start the password-check thread\n");
+        return -1;
+    }
     s->guard_timer = evtimer_new(s->base, guard_timer_cb, s);
     if (!s->guard_timer) {
         fprintf(stderr, "slabmqd: cannot set up events\n");
@@ -269,6 +320,8 @@ guard_deinit(struct server *s)
     if (s->guard_timer)
         event_free(s->guard_timer);
     s->guard_timer = NULL;
+    verify_free(s->verify); /* first: its threads read the users */
+    s->verify = NULL;
     auth_free(s->auth);
     s->auth = NULL;
 }

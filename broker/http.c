@@ -295,12 +295,18 @@ static void
 http_request_cb(struct evhttp_request *req, void *arg)
 {
     struct server *s = arg;
+
+    broker_tick(&s->b);
+    if (http_authorize(req, s) == HTTP_AUTH_OK)
+        http_serve(req, s);
+}
+
+void
+http_serve(struct evhttp_request *req, struct server *s)
+{
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 
-    broker_tick(&s->b);
-    if (!http_authorize(req, s))
-        return;
     if (!path)
         send_error(req, 400, "Bad Request", "no path");
     else if (strcmp(path, "/metrics") == 0)
@@ -407,6 +413,7 @@ http_stop(struct server *s)
 {
     if (!s->http)
         return;
+    http_auth_stop(s);
     if (s->http->eh)
         evhttp_free(s->http->eh);
     free(s->http);

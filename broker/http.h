@@ -24,8 +24,17 @@ int http_parse_addr(const char *arg, char *host, size_t hostlen, int *port);
 int http_start(struct server *s);
 /* Stop serving and free everything (no-op when not started). */
 void http_stop(struct server *s);
+enum http_auth {
+    HTTP_AUTH_OK,       /* serve it now */
+    HTTP_AUTH_ANSWERED, /* refused: 401, 403, 429 or 503 sent */
+    HTTP_AUTH_PENDING   /* its password is being checked: http_serve() or a refusal follows */
+};
 /* May req be served? Always without users; with users, only with Basic credentials of a user
- * with admin on "*". Returns 1, or 0 after answering 401 or 403 (http_auth.c). */
-int http_authorize(struct evhttp_request *req, struct server *s);
+ * with admin on "*" (http_auth.c). */
+enum http_auth http_authorize(struct evhttp_request *req, struct server *s);
+/* Answer every request still waiting for its check (503) and forget them: before stopping. */
+void http_auth_stop(struct server *s);
+/* Serve an authorized request: route it by path (http.c). */
+void http_serve(struct evhttp_request *req, struct server *s);
 
 #endif /* SLABMQ_BROKER_HTTP_H */

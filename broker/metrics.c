@@ -18,6 +18,7 @@
 #include "server.h"
 #include "store.h"
 #include "sub.h"
+#include "verify.h"
 
 enum qval {
     QV_READY,
@@ -266,7 +267,9 @@ static void
 broker_families(struct out *o, const struct server *s)
 {
     const struct broker *b = &s->b;
+    struct verify_stats vs;
 
+    verify_get_stats(s->verify, &vs);
     family(o, "slabmq_uptime_seconds", "gauge", "Time since the broker started.");
     put(o, "slabmq_uptime_seconds ");
     put_seconds(o, b->now_ms - s->started_ms);
@@ -283,6 +286,11 @@ broker_families(struct out *o, const struct server *s)
     single(o, "slabmq_auth_ok_total", "counter", "Successful AUTHs.", s->auth_ok);
     single(o, "slabmq_auth_failures_total", "counter",
            "Refused credentials, over the protocol and HTTP.", s->auth_failures);
+    single(o, "slabmq_auth_unchecked_total", "counter",
+           "Credentials refused without a check: throttled, or every check slot taken.",
+           vs.busy + vs.throttled);
+    single(o, "slabmq_auth_checks_pending", "gauge",
+           "Password checks waiting for the throttle, queued or running.", vs.pending);
     single(o, "slabmq_forbidden_total", "counter",
            "Requests refused for the user's permissions.", s->forbidden);
     single(o, "slabmq_handshake_timeouts_total", "counter",

@@ -371,8 +371,8 @@ server_free(struct server *s)
         event_free(s->sig_hup);
     if (s->drain)
         event_free(s->drain);
+    http_stop(s); /* --http; before guard_deinit: it cancels its pending password checks */
     guard_deinit(s);
-    http_stop(s); /* --http */
     if (s->store_ev)
         event_free(s->store_ev);
     store_close(s->b.store);
@@ -431,6 +431,7 @@ server_new(const struct server_config *c, char *err, size_t errlen)
     dlist_init(&s->store_paused);
     dlist_init(&s->confirm_conns);
     dlist_init(&s->batched);
+    dlist_init(&s->http_checks);
     if (broker_init(&s->b, &c->broker, err, errlen)) {
         free(s);
         return NULL;

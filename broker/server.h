@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The network side of slabmqd: one libevent event_base, the listener, signals and the
- * broker's single timer. Everything runs on one thread (docs/architecture.md says why). */
+ * broker's single timer. Everything here runs on one thread; the SQLite writer (store.c) and
+ * the password-hash thread (verify.c) touch none of it (docs/architecture.md says why). */
 #ifndef SLABMQ_BROKER_SERVER_H
 #define SLABMQ_BROKER_SERVER_H
 
@@ -16,6 +17,7 @@ struct event;
 struct evconnlistener;
 struct http;
 struct ssl_ctx_st;
+struct verify;
 
 struct server_config {
     struct broker_config broker;
@@ -81,7 +83,8 @@ struct server {
     uint64_t protocol_errors;   /* malformed frames and bodies, total */
     uint64_t slow_closed;       /* connections closed for unread replies over the limit */
     uint64_t auth_ok;           /* successful AUTHs, total */
-    uint64_t auth_failures;     /* refused AUTHs (wrong user or password), total */
+    uint64_t auth_failures;     /* refused AUTHs (wrong user or password, throttled, or every
+                                   check slot taken), total */
     uint64_t forbidden;         /* requests refused for the user's permissions, total */
     uint64_t handshake_timeouts; /* connections closed at --handshake-timeout, total */
     uint64_t idle_closed;       /* connections closed at --idle-timeout, total */
@@ -95,13 +98,20 @@ struct server {
     void *read_ctx;
     /* Authentication and connection deadlines (guard.c) */
     struct auth *auth;          /* users of --auth-file; NULL when authentication is off */
+    struct verify *verify;      /* password checks off the loop, with auth (verify.c) */
     struct event *guard_timer;  /* fires at the earliest deadline of the three lists below */
     uint64_t guard_due;         /* when guard_timer is armed for (mono ms), 0 if not */
     struct dlink handshaking;   /* connections before their handshake ends, oldest first */
     struct dlink auth_failed;   /* connections whose AUTH failed, waiting out the delay */
+    struct dlink auth_refused;  /* connections whose AUTH was refused unchecked (throttled,
+                                   no check slot), waiting out the longer delay */
     struct dlink idle;          /* connections by last input, least recent first (with
                                    --idle-timeout) */
+    uint64_t refusal_log_ms;    /* mono ms of the last refusal logged (guard_log_refusal) */
+    uint64_t refusals_unlogged; /* refusals held back from the log since then */
     struct http *http;          /* --http: metrics and dashboard (http.c); NULL if off */
+    struct dlink http_checks;   /* HTTP requests whose credentials are being checked, or whose
+                                   refusal waits out its delay (http_auth.c) */
     /* TLS (tls.c) */
     struct ssl_ctx_st *tls_ctx;         /* for connections accepted from now on; NULL: off */
     struct evconnlistener *tls_listener; /* --tls-port */

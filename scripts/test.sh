@@ -26,8 +26,9 @@ scripts/build.sh build-asan -DSLABMQ_SANITIZE=address,undefined -DCMAKE_BUILD_TY
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j2 -LE "bench|install"
 
-echo "== ThreadSanitizer build: the durability tests (the broker's one other thread) =="
+echo "== ThreadSanitizer build: the tests with the broker's other threads (label durability: the"
+echo "   SQLite writer; label threads: the password-check thread) =="
 scripts/build.sh build-tsan -DSLABMQ_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
-TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j2 -L durability
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j2 -L "durability|threads"
 
 echo "== all tests passed =="
