@@ -12,14 +12,14 @@
 #include <string.h>
 #include <strings.h>
 
-#include "auth.h"
-#include "http.h"
+#include "auth/auth.h"
+#include "net/http.h"
 #include "codec.h"
-#include "log.h"
-#include "server.h"
+#include "util/log.h"
+#include "net/server.h"
 #include "slabmq.h"
-#include "store.h"
-#include "tls.h"
+#include "store/store.h"
+#include "net/tls.h"
 
 #define MIN_MEMORY ((uint64_t)16 << 20)
 #define MAX_MESSAGE_CEILING ((uint64_t)256 << 20)

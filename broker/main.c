@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* slabmqd: flags -> server_run(). */
 #include "config.h"
-#include "server.h"
+#include "net/server.h"
 
 int
 main(int argc, char **argv)

@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include "config.h"
-#include "log.h"
-#include "server.h"
-#include "tls.h"
+#include "util/log.h"
+#include "net/server.h"
+#include "net/tls.h"
 
 /* One setting: its key, and how to compare, apply and print it. */
 enum kind {

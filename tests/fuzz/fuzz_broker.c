@@ -42,15 +42,15 @@
 
 #include <event2/event.h>
 
-#include "broker.h"
-#include "conn.h"
+#include "core/broker.h"
+#include "net/conn.h"
 #include "frame.h"
 #include "fuzz.h"
-#include "log.h"
-#include "mem.h"
+#include "util/log.h"
+#include "mem/mem.h"
 #include "mpread.h"
 #include "ops.h"
-#include "server.h"
+#include "net/server.h"
 #include "slabmq.h"
 
 #define NCONN 2

@@ -3,7 +3,7 @@
  * error once a long backlog makes the checkpoint ring thin out, the step coming back
  * down when the backlog drains, and checkpoints (32-bit offsets from a base) 2^32 ids or
  * ms apart. */
-#include "latency.h"
+#include "core/latency.h"
 #include "t.h"
 
 static void

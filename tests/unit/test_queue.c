@@ -2,12 +2,12 @@
 /* Queue logic without sockets: publish order, take/ack, retry-first redelivery, NACK delays
  * and visibility timeouts through the timer heap (the clock is set by hand), purge, batch
  * rollback, chained large payloads, and memory returning to the slab. */
-#include "broker.h"
-#include "delivery.h"
-#include "obuf.h"
-#include "queue.h"
-#include "reservoir.h"
-#include "segment.h"
+#include "core/broker.h"
+#include "core/delivery.h"
+#include "mem/obuf.h"
+#include "core/queue.h"
+#include "mem/reservoir.h"
+#include "mem/segment.h"
 #include "t.h"
 
 struct fixture {

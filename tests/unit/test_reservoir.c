@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The bounded byte-buffer reservoir: hits in steady state, misses in a burst beyond its
  * capacity, overflows freed on return, budget accounting back to zero (ASan checks leaks). */
-#include "mem.h"
-#include "reservoir.h"
+#include "mem/mem.h"
+#include "mem/reservoir.h"
 #include "t.h"
 
 static void

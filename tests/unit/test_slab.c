@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The slab allocator: classes, reuse, the memory limit, and pages moving between classes
  * through the global pool (no calcification). */
-#include "mem.h"
-#include "slab.h"
+#include "mem/mem.h"
+#include "mem/slab.h"
 #include "t.h"
 
 #define MiB ((size_t)1 << 20)

@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: MIT */
+/* Broker state: set-up, the queue registry and the timer sweep; see broker.h.
+ * Registry lookups are O(1) expected (chained hash on the name, grown by doubling). */
+#include "core/broker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/dedup.h"
+#include "frame.h"
+#include "core/queue.h"
+#include "mem/segment.h"
+#include "store/store.h"
+
+#define REGISTRY_MIN 64
+
+void
+broker_config_defaults(struct broker_config *c)
+{
+    c->max_memory = (size_t)1 << 30;
+    c->max_message_size = 1u << 20;
+    c->visibility_ms = 30000;
+    c->reservoir_capacity = 0; /* auto: 120% of peak concurrent use */
+    c->page_size = (size_t)1 << 20;
+    c->growth = 1.25;
+    c->max_fetch_bytes = (size_t)1 << 20;
+    c->max_inflight = 10000;
+}
+
+/* mem.reclaim: idle pooled buffers first, then resident empty pages. */
+static size_t
+reclaim_idle(void *ctx, size_t want)
+{
+    struct broker *b = ctx;
+    size_t freed = reservoir_trim(&b->res, want);
+
+    if (freed < want)
+        freed += slab_trim_pool(&b->rec);
+    if (freed < want)
+        freed += slab_trim_pool(&b->slab);
+    return freed;
+}
+
+int
+broker_init(struct broker *b, const struct broker_config *c, char *err, size_t errlen)
+{
+    memset(b, 0, sizeof(*b));
+    b->cfg = *c;
+    b->next_id = 1;
+    b->next_sid = 1;
+    b->rng = 0x9e3779b97f4a7c15ULL;
+    mem_init(&b->mem, c->max_memory);
+    b->mem.reclaim = reclaim_idle;
+    b->mem.reclaim_ctx = b;
+    if (slab_init(&b->slab, &b->mem, c->max_memory, c->page_size, c->growth)
+        || slab_init(&b->rec, &b->mem, c->max_memory, BROKER_REC_PAGE, c->growth)) {
+        snprintf(err, errlen, "cannot reserve %zu bytes of address space: %s", c->max_memory,
+                 strerror(errno));
+        slab_deinit(&b->slab); /* either may be set up; deinit skips one that is not */
+        slab_deinit(&b->rec);
+        return -1;
+    }
+    /* The drain reserve: memory that message storage and queue bookkeeping may not use, so
+     * that consumers can always take, hold and ack (docs/memory.md, "The limit"). It holds a
+     * fresh record page for every record class at once, plus index growth, or 1/64 of the
+     * limit when that is more. */
+    b->mem.headroom = (size_t)b->rec.nclasses * BROKER_REC_PAGE + BROKER_INDEX_ROOM;
+    if (c->max_memory / 64 > b->mem.headroom)
+        b->mem.headroom = c->max_memory / 64;
+    reservoir_init(&b->res, &b->mem, (size_t)c->max_message_size + SMQ_FRAME_SLACK,
+                   c->reservoir_capacity);
+    theap_init(&b->timers, &b->mem);
+    b->scratch = calloc(BROKER_MAX_FETCH, sizeof(*b->scratch));
+    b->qb = calloc(REGISTRY_MIN, sizeof(*b->qb));
+    if (!b->scratch || !b->qb || dtable_init(&b->dels, &b->mem)) {
+        snprintf(err, errlen, "out of memory at start-up (--max-memory too small?)");
+        broker_deinit(b);
+        return -1;
+    }
+    b->qmask = REGISTRY_MIN - 1;
+    dlist_init(&b->wake);
+    dlist_init(&b->mem_wait);
+    broker_tick(b);
+    return 0;
+}
+
+void
+broker_deinit(struct broker *b)
+{
+    if (b->qb) {
+        for (size_t i = 0; i <= b->qmask; i++) {
+            while (b->qb[i]) {
+                struct queue *q = b->qb[i];
+                b->qb[i] = q->hnext;
+                queue_clear(b, q);
+                queue_set_dlq(b, q, NULL, 0);
+                dedup_free(b, q);
+                slab_free(&b->slab, q, sizeof(*q));
+            }
+        }
+    }
+    free(b->qb);
+    free(b->scratch);
+    b->qb = NULL;
+    b->scratch = NULL;
+    dtable_deinit(&b->dels);
+    theap_deinit(&b->timers);
+    reservoir_deinit(&b->res);
+    slab_deinit(&b->rec);
+    slab_deinit(&b->slab);
+}
+
+size_t
+broker_mem_busy(const struct broker *b)
+{
+    size_t idle = b->res.idle_bytes + (size_t)b->slab.pool_resident * b->slab.page_size
+                  + (size_t)b->rec.pool_resident * b->rec.page_size;
+
+    return b->mem.used > idle ? b->mem.used - idle : 0;
+}
+
+int
+broker_over_limit(const struct broker *b)
+{
+    return broker_mem_busy(b) >= b->mem.limit;
+}
+
+void
+broker_tick(struct broker *b)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    b->now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Registry                                                                                  */
+
+static size_t
+hash_name(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return (size_t)h;
+}
+
+struct queue *
+broker_queue_find(struct broker *b, const char *name, size_t len)
+{
+    struct queue *q = b->qb[hash_name(name, len) & b->qmask];
+
+    while (q && (q->name_len != len || memcmp(q->name, name, len) != 0))
+        q = q->hnext;
+    return q;
+}
+
+/* Double the bucket array when it is full; on failure keep the longer chains. */
+static void
+registry_grow(struct broker *b)
+{
+    size_t n = (b->qmask + 1) * 2;
+    struct queue **nb;
+
+    if (mem_reserve(&b->mem, n * sizeof(*nb)))
+        return;
+    nb = calloc(n, sizeof(*nb));
+    if (!nb) {
+        mem_release(&b->mem, n * sizeof(*nb));
+        return;
+    }
+    for (size_t i = 0; i <= b->qmask; i++) {
+        while (b->qb[i]) {
+            struct queue *q = b->qb[i];
+            size_t j = hash_name(q->name, q->name_len) & (n - 1);
+            b->qb[i] = q->hnext;
+            q->hnext = nb[j];
+            nb[j] = q;
+        }
+    }
+    if (b->qmask + 1 > REGISTRY_MIN)
+        mem_release(&b->mem, (b->qmask + 1) * sizeof(*nb));
+    free(b->qb);
+    b->qb = nb;
+    b->qmask = n - 1;
+}
+
+struct queue *
+broker_queue_get(struct broker *b, const char *name, size_t len, int *created)
+{
+    struct queue *q = broker_queue_find(b, name, len);
+    size_t i;
+
+    *created = 0;
+    if (q)
+        return q;
+    q = slab_alloc(&b->slab, sizeof(*q));
+    if (!q)
+        return NULL;
+    memset(q, 0, sizeof(*q));
+    memcpy(q->name, name, len);
+    q->name_len = (uint32_t)len;
+    q->visibility_ms = b->cfg.visibility_ms;
+    q->backoff_max_ms = 60000;
+    q->max_deliveries = QUEUE_MAX_DELIVERIES_DEFAULT;
+    q->dedup_window = QUEUE_DEDUP_DEFAULT;
+    q->next_seg = SEG_MIN_SIZE;
+    q->sid = b->next_sid++;
+    if (b->store) { /* with --durability sqlite, queues are durable unless declared not */
+        q->durable = 1;
+        q->confirm = STORE_WRITTEN;
+    }
+    dlist_init(&q->wake);
+    dlist_init(&q->retry);
+    dlist_init(&q->deliveries);
+    dlist_init(&q->waiters);
+    dlist_init(&q->subs);
+    if (b->nqueues > b->qmask)
+        registry_grow(b);
+    i = hash_name(name, len) & b->qmask;
+    q->hnext = b->qb[i];
+    b->qb[i] = q;
+    b->nqueues++;
+    *created = 1;
+    store_put_queue(b->store, q);
+    return q;
+}
+
+uint64_t
+broker_queue_delete(struct broker *b, struct queue *q)
+{
+    struct queue **p = &b->qb[hash_name(q->name, q->name_len) & b->qmask];
+    uint64_t n;
+
+    if (b->hooks.queue_gone)
+        b->hooks.queue_gone(b->hooks.ctx, q);
+    dlist_unlink(&q->wake);
+    b->qgen++;
+    while (*p != q)
+        p = &(*p)->hnext;
+    *p = q->hnext;
+    b->nqueues--;
+    store_del_queue(b->store, q);
+    n = queue_clear(b, q);
+    queue_set_dlq(b, q, NULL, 0); /* frees a dead-letter queue name */
+    dedup_free(b, q);
+    slab_free(&b->slab, q, sizeof(*q));
+    return n;
+}
+
+static int
+cmp_queue(const void *a, const void *b)
+{
+    const struct queue *x = *(struct queue *const *)a;
+    const struct queue *y = *(struct queue *const *)b;
+
+    return strcmp(x->name, y->name);
+}
+
+void
+broker_queue_list(struct broker *b, struct queue **out)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i <= b->qmask; i++)
+        for (struct queue *q = b->qb[i]; q; q = q->hnext)
+            out[n++] = q;
+    qsort(out, n, sizeof(*out), cmp_queue);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Timers                                                                                    */
+
+void
+broker_defer_wake(struct broker *b)
+{
+    b->defer_wake++;
+}
+
+void
+broker_flush_wake(struct broker *b)
+{
+    if (--b->defer_wake == 0)
+        broker_serve_wake(b);
+}
+
+void
+broker_serve_wake(struct broker *b)
+{
+    /* A queue that could not deliver for want of a delivery record is served again once one
+     * fits: an ack or a drain elsewhere freed one. O(1) while nothing waits for memory. */
+    if (!dlist_empty(&b->mem_wait)
+        && (slab_has_room(&b->rec, sizeof(struct delivery))
+            || broker_mem_busy(b) + b->rec.page_size <= b->mem.limit)) {
+        while (!dlist_empty(&b->mem_wait)) {
+            struct dlink *l = b->mem_wait.next;
+            dlist_unlink(l);
+            dlist_push_back(&b->wake, l);
+        }
+    }
+    while (!dlist_empty(&b->wake) && !broker_over_limit(b)) {
+        struct queue *q = DLIST_ENTRY(b->wake.next, struct queue, wake);
+        dlist_unlink(&q->wake);
+        if ((!dlist_empty(&q->waiters) || !dlist_empty(&q->subs)) && b->hooks.queue_ready)
+            b->hooks.queue_ready(b->hooks.ctx, q);
+    }
+}
+
+uint64_t
+broker_run_timers(struct broker *b)
+{
+    struct delivery *d;
+
+    broker_defer_wake(b);
+    while ((d = theap_min(&b->timers)) && d->due_ms <= b->now_ms) {
+        if (d->state == DLV_INFLIGHT)
+            queue_expire(b, d); /* back to ready, after the queue's backoff */
+        else
+            queue_due(b, d); /* a delay ended, or a TTL: ready, or dead-lettered */
+    }
+    broker_flush_wake(b);
+    return d ? d->due_ms : 0;
+}

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/* The broker's state without the network: memory (budget, slab, reservoir), the queue
+ * registry, the delivery index and the timer heap. One struct, passed explicitly, so tests
+ * can run several brokers in one process and the unit tests need no sockets.
+ * Single-threaded: everything here runs on the event-loop thread (docs/architecture.md). */
+#ifndef SLABMQ_BROKER_CORE_BROKER_H
+#define SLABMQ_BROKER_CORE_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/delivery.h"
+#include "mem/mem.h"
+#include "mem/reservoir.h"
+#include "mem/slab.h"
+
+struct queue;
+struct store;
+
+struct broker_config {
+    size_t max_memory;              /* --max-memory, bytes */
+    uint32_t max_message_size;      /* --max-message-size, bytes */
+    uint32_t visibility_ms;         /* default visibility timeout of new queues */
+    uint32_t reservoir_capacity;    /* idle buffers kept in the reservoir's smallest class */
+    size_t page_size;               /* slab page size, bytes */
+    double growth;                  /* slab class growth factor */
+    size_t max_fetch_bytes;         /* payload bytes one FETCH reply carries at most */
+    uint32_t max_inflight;          /* unacked deliveries one connection may hold */
+};
+
+#define BROKER_MAX_FETCH 10000u /* messages per FETCH or PEEK, at most */
+/* Pages of the record slab. Small, so that the drain reserve (mem.headroom) holds one fresh
+ * page for each of its classes, whatever the classes messages and other consumers hold: 29
+ * classes (64 bytes to 32 KiB by 1.25, and a whole page) x 64 KiB = 1.8 MiB. Smaller pages
+ * would cost more page changes per delivered message (one every ~630 deliveries at 64 KiB). */
+#define BROKER_REC_PAGE ((size_t)64 << 10)
+/* Reserve growth room for the delivery index and the timer heap, which double. */
+#define BROKER_INDEX_ROOM ((size_t)256 << 10)
+
+struct broker_hooks {
+    /* q (from the wake list) may have messages for its waiters or subscriptions. */
+    void (*queue_ready)(void *ctx, struct queue *q);
+    /* q is about to be deleted; its waiters must go. */
+    void (*queue_gone)(void *ctx, struct queue *q);
+    void *ctx;
+};
+
+struct broker {
+    struct broker_config cfg;
+    struct broker_hooks hooks;
+    struct mem mem;
+    struct slab slab;             /* message bytes (segments) and queues: 1 MiB pages */
+    struct slab rec;              /* records: deliveries, their extensions, connections,
+                                   * waiters, subscriptions, held confirmations: small pages,
+                                   * so the drain reserve holds a page for every class */
+    struct reservoir res;
+    struct dtable dels;           /* every live delivery, by message id */
+    struct theap timers;          /* INFLIGHT and DELAYED deliveries by due time */
+    struct queue **qb;            /* registry buckets */
+    size_t qmask;                 /* buckets - 1 */
+    size_t nqueues;
+    uint64_t next_id;             /* next message id */
+    uint64_t next_sid;            /* next queue store id */
+    struct store *store;          /* durable queues' mirror, NULL without --durability */
+    uint64_t now_ms;              /* monotonic clock, ms, refreshed by broker_tick() */
+    uint64_t messages;            /* messages held in all queues */
+    uint64_t qgen;                /* bumped by every queue deletion: invalidates caches */
+    uint64_t rng;                 /* xorshift state for backoff jitter */
+    struct delivery **scratch;    /* BROKER_MAX_FETCH slots for FETCH */
+    struct dlink wake;            /* queues whose waiters are to be served (queue.wake) */
+    struct dlink mem_wait;        /* queues whose last take stopped at the memory limit
+                                   * (queue.wake): back to 'wake' once records fit again */
+    int defer_wake;               /* >0: requeues collect queues in 'wake' instead of serving */
+};
+
+/* Defaults for every field. */
+void broker_config_defaults(struct broker_config *c);
+/* Returns 0, or -1 with a reason in err. */
+int broker_init(struct broker *b, const struct broker_config *c, char *err, size_t errlen);
+void broker_deinit(struct broker *b);
+
+/* Memory in use, not counting idle pooled buffers and pages (which are ready for reuse),
+ * has reached the limit: stop taking work that needs memory until it drains. Only forced
+ * output (replies to work already done) can push it there. */
+int broker_over_limit(const struct broker *b);
+/* Memory in use less idle pooled buffers and pages, bytes. */
+size_t broker_mem_busy(const struct broker *b);
+
+/* Refresh now_ms. */
+void broker_tick(struct broker *b);
+
+/* Registry. Names must be valid (smq_name_valid). */
+struct queue *broker_queue_find(struct broker *b, const char *name, size_t len);
+/* Find or create; NULL at the memory limit. *created says which. */
+struct queue *broker_queue_get(struct broker *b, const char *name, size_t len, int *created);
+/* Delete q and everything in it. Returns the messages dropped. */
+uint64_t broker_queue_delete(struct broker *b, struct queue *q);
+/* Queues sorted by name into out (n = b->nqueues entries, caller-sized). */
+void broker_queue_list(struct broker *b, struct queue **out);
+
+/* Requeues between these two calls wake each queue's waiters once, at the end, so a waiter
+ * gets every message that became ready together (a closed consumer's, expired ones). */
+void broker_defer_wake(struct broker *b);
+void broker_flush_wake(struct broker *b);
+/* Serve the waiters of queues collected in 'wake' (deferred, or parked at the memory limit). */
+void broker_serve_wake(struct broker *b);
+
+/* Handle every delivery whose due time has passed. Returns the earliest remaining due time
+ * (ms), or 0 when none is pending. */
+uint64_t broker_run_timers(struct broker *b);
+
+#endif /* SLABMQ_BROKER_CORE_BROKER_H */

@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: MIT */
+/* Queue administration: DECLARE, DELETE, PURGE, LIST, STATS. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "core/broker.h"
+#include "req/cmd.h"
+#include "core/dedup.h"
+#include "net/conn.h"
+#include "frame.h"
+#include "util/log.h"
+#include "mem/mem.h"
+#include "core/queue.h"
+#include "req/reply.h"
+#include "net/server.h"
+#include "slabmq.h"
+#include "store/store.h"
+
+#define VISIBILITY_MAX_MS (7u * 24 * 3600 * 1000) /* a week */
+
+/* Queue settings in a DECLARE options map; fields not given keep the queue's value. */
+struct declare_opts {
+    uint64_t visibility_ms; /* 0: unchanged */
+    uint64_t backoff_ms;
+    uint64_t backoff_max_ms;
+    uint8_t has_backoff;
+    uint8_t has_backoff_max;
+    uint64_t max_messages;
+    uint64_t max_bytes;
+    int overflow;           /* enum queue_overflow, or -1: unchanged */
+    uint8_t has_max_messages;
+    uint8_t has_max_bytes;
+    uint8_t has_max_deliveries;
+    uint8_t has_dlq;
+    uint8_t has_ttl;
+    uint8_t has_dedup;
+    uint8_t has_confirm;
+    uint64_t max_deliveries;
+    uint64_t ttl_ms;
+    uint64_t dedup_window;
+    const char *dlq;        /* has_dlq: the name, "" for none (views the frame) */
+    uint32_t dlq_len;
+    int durable;            /* -1: unchanged */
+    int confirm;            /* enum store_level, -1: unchanged */
+};
+
+static int
+key_is(const char *k, uint32_t klen, const char *want)
+{
+    return klen == strlen(want) && memcmp(k, want, klen) == 0;
+}
+
+/* The value of the "overflow" option: "reject" or "drop-oldest". */
+static int
+read_overflow(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
+{
+    const char *v;
+    uint32_t vlen;
+
+    if (smq_mpr_str(r, &v, &vlen) == 0) {
+        if (key_is(v, vlen, "reject")) {
+            o->overflow = QUEUE_REJECT;
+            return 0;
+        }
+        if (key_is(v, vlen, "drop-oldest")) {
+            o->overflow = QUEUE_DROP_OLDEST;
+            return 0;
+        }
+        if (key_is(v, vlen, "dead-letter")) {
+            o->overflow = QUEUE_DEAD_LETTER;
+            return 0;
+        }
+    }
+    reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                "overflow must be \"reject\", \"drop-oldest\" or \"dead-letter\"");
+    return -1;
+}
+
+/* The value of "dead_letter": a queue name or "" (none). */
+static int
+read_dlq(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
+{
+    if (smq_mpr_str(r, &o->dlq, &o->dlq_len)
+        || (o->dlq_len && !smq_name_valid(o->dlq, o->dlq_len))) {
+        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                    "dead_letter must be a valid queue name, or \"\" for none");
+        return -1;
+    }
+    o->has_dlq = 1;
+    return 0;
+}
+
+static int
+read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
+{
+    uint32_t n;
+
+    if (smq_mpr_map(r, &n)) {
+        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                    "options must be a msgpack map");
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t klen;
+        if (smq_mpr_str(r, &k, &klen)) {
+            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                        "option names must be str");
+            return -1;
+        }
+        if (key_is(k, klen, "visibility_ms")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "visibility_ms", 1, VISIBILITY_MAX_MS,
+                              &o->visibility_ms))
+                return -1;
+        } else if (key_is(k, klen, "retry_backoff_ms")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "retry_backoff_ms", 0, VISIBILITY_MAX_MS,
+                              &o->backoff_ms))
+                return -1;
+            o->has_backoff = 1;
+        } else if (key_is(k, klen, "retry_backoff_max_ms")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "retry_backoff_max_ms", 1,
+                              VISIBILITY_MAX_MS, &o->backoff_max_ms))
+                return -1;
+            o->has_backoff_max = 1;
+        } else if (key_is(k, klen, "max_messages")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "max_messages", 0, UINT64_MAX,
+                              &o->max_messages))
+                return -1;
+            o->has_max_messages = 1;
+        } else if (key_is(k, klen, "max_bytes")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "max_bytes", 0, UINT64_MAX,
+                              &o->max_bytes))
+                return -1;
+            o->has_max_bytes = 1;
+        } else if (key_is(k, klen, "overflow")) {
+            if (read_overflow(c, rid, r, o))
+                return -1;
+        } else if (key_is(k, klen, "max_deliveries")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "max_deliveries", 0, 1000000,
+                              &o->max_deliveries))
+                return -1;
+            o->has_max_deliveries = 1;
+        } else if (key_is(k, klen, "ttl_ms")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "ttl_ms", 0, SMQ_TIME_MAX_MS,
+                              &o->ttl_ms))
+                return -1;
+            o->has_ttl = 1;
+        } else if (key_is(k, klen, "dedup_window")) {
+            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "dedup_window", 0, DEDUP_WINDOW_MAX,
+                              &o->dedup_window))
+                return -1;
+            if (o->dedup_window && o->dedup_window < DEDUP_WINDOW_MIN) {
+                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                            "dedup_window must be 0 (off) or %u to %u bytes",
+                            DEDUP_WINDOW_MIN, DEDUP_WINDOW_MAX);
+                return -1;
+            }
+            o->has_dedup = 1;
+        } else if (key_is(k, klen, "dead_letter")) {
+            if (read_dlq(c, rid, r, o))
+                return -1;
+        } else if (key_is(k, klen, "durable")) {
+            if (smq_mpr_bool(r, &o->durable)) {
+                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                            "durable must be a bool");
+                return -1;
+            }
+            if (o->durable && !c->srv->b.store) {
+                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                            "the broker runs without durability (--durability sqlite)");
+                return -1;
+            }
+        } else if (key_is(k, klen, "confirm")) {
+            const char *v;
+            uint32_t vlen;
+            static const char *const names[] = {"memory", "written", "synced"};
+            o->confirm = -1;
+            if (smq_mpr_str(r, &v, &vlen) == 0)
+                for (int j = 0; j < 3; j++)
+                    if (key_is(v, vlen, names[j]))
+                        o->confirm = j;
+            if (o->confirm < 0) {
+                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                            "confirm must be \"memory\", \"written\" or \"synced\"");
+                return -1;
+            }
+            o->has_confirm = 1;
+        } else {
+            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'",
+                        (int)(klen > 64 ? 64 : klen), k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* An explicit dead_letter target names a queue that every dead letter of this one will be
+ * written into: the declaring user must be allowed to publish there, or dead_letter would be
+ * a way into any queue (TTL, delivery limit, TERM, overflow). Checked here, at DECLARE, so
+ * that dead-lettering itself never fails later. The default QUEUE.dlq and "" (none) need
+ * nothing. Returns 0, or -1 after replying ERR_FORBIDDEN. */
+static int
+dlq_permitted(struct conn *c, uint64_t rid, const struct declare_opts *o)
+{
+    const char *user;
+
+    if (!c->user || !o->has_dlq || !o->dlq_len
+        || auth_allows(c->user, AUTH_PUBLISH, o->dlq, o->dlq_len))
+        return 0;
+    user = auth_user_name(c->user);
+    c->srv->forbidden++;
+    log_info("connection %llu from %s: user '%s' refused declare with dead_letter %.*s",
+             (unsigned long long)c->id, c->peer, user, (int)o->dlq_len, o->dlq);
+    reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_FORBIDDEN,
+                "user '%s' may not publish to queue '%.*s', so may not make it a dead-letter "
+                "queue", user, (int)(o->dlq_len > 100 ? 100 : o->dlq_len), o->dlq);
+    return -1;
+}
+
+/* [queue, options] -> [created] */
+void
+cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    struct declare_opts o = {.overflow = -1, .durable = -1, .confirm = -1};
+    const char *name;
+    uint32_t len;
+    int created;
+    struct queue *q;
+
+    if (cmd_expect_args(c, SMQ_OP_DECLARE, rid, nargs, 1, 2)
+        || cmd_read_name(c, SMQ_OP_DECLARE, rid, r, &name, &len)
+        || (nargs == 2 && read_opts(c, rid, r, &o)) || cmd_args_end(c, SMQ_OP_DECLARE, rid, r)
+        || dlq_permitted(c, rid, &o))
+        return;
+    if (o.has_dlq && o.dlq_len == len && memcmp(o.dlq, name, len) == 0) {
+        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                    "a queue cannot be its own dead-letter queue");
+        return;
+    }
+    q = broker_queue_find(&c->srv->b, name, len);
+    if (q && o.durable >= 0 && o.durable != q->durable && queue_held(q) > 0) {
+        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                    "queue %s holds messages: its durability can change only while it is "
+                    "empty", q->name);
+        return;
+    }
+    q = broker_queue_get(&c->srv->b, name, len, &created);
+    if (!q || (o.has_dlq && queue_set_dlq(&c->srv->b, q, o.dlq, o.dlq_len))) {
+        if (q && created)
+            broker_queue_delete(&c->srv->b, q);
+        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
+        return;
+    }
+    if (o.has_max_deliveries)
+        q->max_deliveries = (uint32_t)o.max_deliveries;
+    if (o.has_ttl)
+        q->ttl_ms = o.ttl_ms;
+    if (o.has_dedup && o.dedup_window != q->dedup_window) {
+        dedup_free(&c->srv->b, q);
+        q->dedup_window = (uint32_t)o.dedup_window;
+    }
+    if (o.has_confirm)
+        q->confirm = (uint8_t)o.confirm;
+    if (o.durable >= 0 && o.durable != q->durable) {
+        if (!o.durable)
+            store_del_queue(c->srv->b.store, q);
+        q->durable = (uint8_t)o.durable;
+    }
+    if (o.visibility_ms)
+        q->visibility_ms = (uint32_t)o.visibility_ms;
+    if (o.has_max_messages)
+        q->max_messages = o.max_messages;
+    if (o.has_max_bytes)
+        q->max_bytes = o.max_bytes;
+    if (o.overflow >= 0)
+        q->overflow = (uint8_t)o.overflow;
+    if (o.has_backoff)
+        q->backoff_ms = (uint32_t)o.backoff_ms;
+    if (o.has_backoff_max)
+        q->backoff_max_ms = (uint32_t)o.backoff_max_ms;
+    store_put_queue(c->srv->b.store, q); /* the settings as they are now */
+    reply_bool(c, SMQ_OP_DECLARE, rid, created);
+}
+
+/* The one argument of DELETE, PURGE, PAUSE and RESUME: an existing queue. NULL after
+ * replying with the error. */
+static struct queue *
+only_queue_arg(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    const char *name;
+    uint32_t len;
+
+    if (cmd_expect_args(c, op, rid, nargs, 1, 1) || cmd_read_name(c, op, rid, r, &name, &len)
+        || cmd_args_end(c, op, rid, r))
+        return NULL;
+    return cmd_find_queue(c, op, rid, name, len);
+}
+
+/* Shared shape of DELETE and PURGE: [queue] -> [count]. */
+static void
+drop_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    struct queue *q = only_queue_arg(c, op, rid, r, nargs);
+    uint64_t n;
+    struct reply rep;
+
+    if (!q)
+        return;
+    if (op == SMQ_OP_DELETE)
+        n = broker_queue_delete(&c->srv->b, q);
+    else
+        n = queue_purge(&c->srv->b, q);
+    reply_begin(&rep, c, op, rid, 1);
+    msgpack_pack_uint64(&rep.pk, n);
+    reply_end(&rep);
+}
+
+void
+cmd_delete(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    drop_cmd(c, SMQ_OP_DELETE, rid, r, nargs);
+}
+
+void
+cmd_purge(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    drop_cmd(c, SMQ_OP_PURGE, rid, r, nargs);
+}
+
+/* PAUSE and RESUME: [queue] -> [was_paused]. A paused queue accepts publishes and delivers
+ * nothing (FETCHes wait or come back empty); RESUME serves its waiters at once. */
+static void
+pause_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    struct queue *q = only_queue_arg(c, op, rid, r, nargs);
+    int was;
+
+    if (!q)
+        return;
+    was = q->paused;
+    q->paused = op == SMQ_OP_PAUSE;
+    if (was != q->paused)
+        store_put_queue(c->srv->b.store, q);
+    reply_bool(c, op, rid, was);
+    if (!q->paused)
+        queue_wake(&c->srv->b, q);
+}
+
+void
+cmd_pause(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    pause_cmd(c, SMQ_OP_PAUSE, rid, r, nargs);
+}
+
+void
+cmd_resume(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    pause_cmd(c, SMQ_OP_RESUME, rid, r, nargs);
+}
+
+/* Bytes of LIST's reply for the queues in all[0..n), at most: per queue a 3-array, the name
+ * with its str header (up to 2 bytes for SMQ_NAME_MAX) and two uint64 of up to 9 bytes each;
+ * plus the reply's own header and array header. */
+static size_t
+list_reply_size(struct queue *const *all, size_t n)
+{
+    size_t bytes = SMQ_FRAME_HEADER + 32;
+
+    for (size_t i = 0; i < n; i++)
+        bytes += 1 + 2 + all[i]->name_len + 2 * 9;
+    return bytes;
+}
+
+/* [] -> [[name, ready, inflight], ...] sorted by name
+ *
+ * The reply grows with the queues (about 3 MB for 15,000 queues of 200-byte names), so unlike
+ * the replies of message operations it is not bounded by max_fetch_bytes. Replies pass the
+ * memory limit (they are owed), so a LIST is executed only if its reply fits under the limit
+ * (idle pooled memory reclaimed first); otherwise ERR_NOMEM. Pipelined unread LISTs thus
+ * cannot push the broker past its limit (docs/memory.md, Measurements). */
+void
+cmd_list(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+{
+    struct broker *b = &c->srv->b;
+    struct queue **all;
+    struct reply rep;
+    size_t need;
+
+    if (cmd_expect_args(c, SMQ_OP_LIST, rid, nargs, 0, 0) || cmd_args_end(c, SMQ_OP_LIST, rid, r))
+        return;
+    all = malloc((b->nqueues ? b->nqueues : 1) * sizeof(*all)); /* admin op, not per message */
+    if (!all) {
+        reply_error(c, SMQ_OP_LIST, rid, SLABMQ_ERR_NOMEM, "out of memory listing queues");
+        return;
+    }
+    broker_queue_list(b, all);
+    need = list_reply_size(all, b->nqueues);
+    if (!mem_make_room(&b->mem, need, 0)) {
+        free(all);
+        reply_error(c, SMQ_OP_LIST, rid, SLABMQ_ERR_NOMEM,
+                    "memory limit reached: no room for the %zu-byte list of %zu queues; retry "
+                    "later", need, b->nqueues);
+        return;
+    }
+    reply_begin(&rep, c, SMQ_OP_LIST, rid, 1);
+    msgpack_pack_array(&rep.pk, b->nqueues);
+    for (size_t i = 0; i < b->nqueues; i++) {
+        msgpack_pack_array(&rep.pk, 3);
+        reply_str(&rep, all[i]->name);
+        msgpack_pack_uint64(&rep.pk, queue_ready(all[i]));
+        msgpack_pack_uint64(&rep.pk, all[i]->ninflight);
+    }
+    reply_end(&rep);
+    free(all);
+}
