@@ -2,10 +2,10 @@
 # How slabmq's cost grows: connections, queues, queue depth (docs/performance.md, "Scaling").
 # Each row is one slabmq-bench run against a broker it starts itself; 100-byte messages,
 # pipelined publishes (window 1024), fetch batches of 1024 acked per batch.
-#   tools/bench-scaling.sh [BUILD_DIR]
+#   tools/bench/bench-scaling.sh [BUILD_DIR]
 set -eu
 build=${1:-build}
-bench="$build/tools/slabmq-bench"
+bench="$build/tools/bench/slabmq-bench"
 broker="$build/broker/slabmqd"
 [ -x "$bench" ] && [ -x "$broker" ] || { echo "build first: scripts/build.sh $build" >&2; exit 2; }
 

@@ -1,12 +1,12 @@
 #!/bin/sh
 # The five workloads of docs/performance.md's peer table, against slabmq: each run RUNS times
 # (default 3) on a broker slabmq-bench starts itself, printing the median. Pair it with
-# tools/bench-peers.sh in the same session: absolute figures drift on shared machines.
-#   tools/bench-slabmq.sh [BUILD_DIR] [RUNS]
+# tools/bench/bench-peers.sh in the same session: absolute figures drift on shared machines.
+#   tools/bench/bench-slabmq.sh [BUILD_DIR] [RUNS]
 set -eu
 build=${1:-build}
 runs=${2:-3}
-bench="$build/tools/slabmq-bench"
+bench="$build/tools/bench/slabmq-bench"
 broker="$build/broker/slabmqd"
 [ -x "$bench" ] && [ -x "$broker" ] || { echo "build first: scripts/build.sh $build" >&2; exit 2; }
 
@@ -48,7 +48,7 @@ printf '| produce 256-byte messages (msg/s) | %.0f |\n' \
 printf '| one producer + one consumer at once, 256 B (msg/s) | %.0f |\n' \
     "$(measure consume msg_per_s --workload concurrent --size 256 -n 4000000 --ack batch)"
 # latency LABEL ARGS...: the median p50 / p99 / p99.9 of RUNS paced runs (one run gives all
-# three); tools/bench-latency.sh alternates these with Redis and the machine's floor
+# three); tools/bench/bench-latency.sh alternates these with Redis and the machine's floor
 latency() {
     label=$1
     shift

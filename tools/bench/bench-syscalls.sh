@@ -5,7 +5,7 @@
 # for, so this is the deterministic side of the latency row (docs/performance.md). Targets:
 # slabmq (long-poll FETCH), slabmq-push (SUBSCRIBE, credit 1000) and redis-list (LPUSH /
 # BRPOP through slabmq-peerbench).
-#   tools/bench-syscalls.sh [BUILD_DIR]
+#   tools/bench/bench-syscalls.sh [BUILD_DIR]
 # Environment: RATE (45000), RUN_SECONDS (4), TARGETS ("slabmq slabmq-push redis-list").
 # Needs perf (Debian: linux-perf) and, for redis-list, redis-server.
 set -u -o pipefail
@@ -14,10 +14,10 @@ build=${1:-build}
 RATE=${RATE:-45000}
 RUN_SECONDS=${RUN_SECONDS:-4}
 TARGETS=${TARGETS:-"slabmq slabmq-push redis-list"}
-HERE=$(cd "$(dirname "$0")/.." && pwd)
-BENCH="$HERE/$build/tools/slabmq-bench"
+HERE=$(cd "$(dirname "$0")/../.." && pwd)
+BENCH="$HERE/$build/tools/bench/slabmq-bench"
 BROKER="$HERE/$build/broker/slabmqd"
-PEERBENCH="$HERE/$build/tools/slabmq-peerbench"
+PEERBENCH="$HERE/$build/tools/bench/slabmq-peerbench"
 TMP=$(mktemp -d /tmp/bench-syscalls.XXXXXX)
 SERVER_PID=""
 EV=syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_writev

@@ -21,7 +21,7 @@
 # Exit status 0 when everything stayed flat and no load step failed, 1 otherwise.
 # The figures of two 30-minute runs are in docs/testing.md, section "Soak".
 #
-#   tools/soak.sh [-b BUILD_DIR] [-d SECONDS] [-i SECONDS] [-w SECONDS] [-r MSG_PER_S] [-o DIR]
+#   tools/bench/soak.sh [-b BUILD_DIR] [-d SECONDS] [-i SECONDS] [-w SECONDS] [-r MSG_PER_S] [-o DIR]
 #     -b  build directory (default build)         -d  duration (default 1800)
 #     -i  sampling interval (default 10)          -w  warm-up (default 120, at most -d / 5)
 #     -r  steady rate (default 20000)             -o  output directory (default a new temp dir)
@@ -45,8 +45,8 @@ while getopts b:d:i:w:r:o:h opt; do
 done
 [ -n "$warmup" ] || warmup=$((duration / 5 < 120 ? duration / 5 : 120))
 broker="$build/broker/slabmqd"
-bench="$build/tools/slabmq-bench"
-cli="$build/tools/slabmq"
+bench="$build/tools/bench/slabmq-bench"
+cli="$build/tools/cli/slabmq"
 for f in "$broker" "$bench" "$cli"; do
     [ -x "$f" ] || { echo "soak: $f missing; build first: scripts/build.sh $build" >&2; exit 2; }
 done

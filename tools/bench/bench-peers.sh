@@ -9,9 +9,9 @@
 # noise falls on all of them alike), stops the brokers by PID and prints a markdown table of
 # medians with the peers' versions. Raw JSON lines and the table are kept in OUT_DIR.
 #
-#   tools/bench-peers.sh                       everything, defaults below
-#   RUNS=5 N=1000000 tools/bench-peers.sh      more runs, more messages
-#   TARGETS="redis-list redis-stream" tools/bench-peers.sh
+#   tools/bench/bench-peers.sh                       everything, defaults below
+#   RUNS=5 N=1000000 tools/bench/bench-peers.sh      more runs, more messages
+#   TARGETS="redis-list redis-stream" tools/bench/bench-peers.sh
 #
 # Environment: PEERBENCH (binary; default: build it in BUILD_DIR), BUILD_DIR (build),
 # RUNS (3), N (500000 messages per throughput run), DEPTH (1024), LAT_RATES ("45000 10000"
@@ -28,7 +28,7 @@ TARGETS=${TARGETS:-"redis-list redis-list-batch redis-stream beanstalkd nats-js"
 BUILD_DIR=${BUILD_DIR:-build}
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/bench-peers.XXXXXX)}
 RUN_TIMEOUT=600                       # hard bound on one slabmq-peerbench run, seconds
-HERE=$(cd "$(dirname "$0")/.." && pwd)
+HERE=$(cd "$(dirname "$0")/../.." && pwd)
 
 declare -A PID PORT DIR
 RESULTS="$OUT_DIR/results.jsonl"
@@ -58,7 +58,7 @@ find_peerbench() {
         [ -x "$PEERBENCH" ] || die "PEERBENCH=$PEERBENCH is not executable"
         return 0
     fi
-    PEERBENCH="$HERE/$BUILD_DIR/tools/slabmq-peerbench"
+    PEERBENCH="$HERE/$BUILD_DIR/tools/bench/slabmq-peerbench"
     if [ ! -x "$PEERBENCH" ]; then
         { cmake -S "$HERE" -B "$HERE/$BUILD_DIR" >/dev/null &&
           cmake --build "$HERE/$BUILD_DIR" --target slabmq_peerbench -j2 >/dev/null; } >&2 ||

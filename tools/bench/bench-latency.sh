@@ -9,7 +9,7 @@
 #   redis-list    slabmq-peerbench: LPUSH / BRPOP (no acknowledgement)
 #   redis-stream  slabmq-peerbench: XADD / XREADGROUP BLOCK + XACK
 #
-#   tools/bench-latency.sh [BUILD_DIR]
+#   tools/bench/bench-latency.sh [BUILD_DIR]
 # Environment: ROUNDS (5), RATE (45000 msg/s), RUN_SECONDS (6 per run), SIZE (256),
 # TARGETS ("floor slabmq slabmq-push redis-list redis-stream"), OUT_DIR (a new temp dir; the
 # raw JSON lines are kept there). Redis is installed with apt-get if missing (NO_INSTALL=1:
@@ -23,11 +23,11 @@ SECONDS_PER_RUN=${RUN_SECONDS:-6}
 SIZE=${SIZE:-256}
 TARGETS=${TARGETS:-"floor slabmq slabmq-push redis-list redis-stream"}
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/bench-latency.XXXXXX)}
-HERE=$(cd "$(dirname "$0")/.." && pwd)
-BENCH="$HERE/$build/tools/slabmq-bench"
+HERE=$(cd "$(dirname "$0")/../.." && pwd)
+BENCH="$HERE/$build/tools/bench/slabmq-bench"
 BROKER="$HERE/$build/broker/slabmqd"
-PEERBENCH="$HERE/$build/tools/slabmq-peerbench"
-FLOOR="$HERE/$build/tools/slabmq-floorbench"
+PEERBENCH="$HERE/$build/tools/bench/slabmq-peerbench"
+FLOOR="$HERE/$build/tools/bench/slabmq-floorbench"
 RESULTS="$OUT_DIR/latency.jsonl"
 REDIS_PID=""
 

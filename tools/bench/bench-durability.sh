@@ -10,12 +10,12 @@
 # rates if both were bound by CPU alone. Neither quite is (each producer waits for its
 # window's confirmations, and a confirmation at 'written' waits for a commit), so the
 # rates' ratio can come out above or below it.
-#   tools/bench-durability.sh [BUILD_DIR] [RUNS] [COUNT]
+#   tools/bench/bench-durability.sh [BUILD_DIR] [RUNS] [COUNT]
 set -eu
 build=${1:-build}
 runs=${2:-3}
 n=${3:-1000000}
-bench="$build/tools/slabmq-bench"
+bench="$build/tools/bench/slabmq-bench"
 broker="$build/broker/slabmqd"
 tmp=$(mktemp -d /tmp/slabmq-durbench.XXXXXX)
 pid=

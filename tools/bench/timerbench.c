@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* slabmq-timerbench: what a million delayed messages cost (docs/performance.md, "Timers").
  *
- * Against a broker of its own (tools/spawn.c), it
+ * Against a broker of its own (tools/bench/spawn.c), it
  *   1. measures the round trip of a PUBLISH + FETCH + ACK on another queue ("live"): the
  *      baseline;
  *   2. publishes N delayed messages to "timers", each due at a random time in

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The commands of the slabmq CLI. Each runs against a connected client with arguments
- * already checked by slabmq.c (count, queue name, option ranges), prints its result on
+ * already checked by main.c (count, queue name, option ranges), prints its result on
  * stdout and returns an exit code from enum cli_exit. */
 #ifndef SLABMQ_TOOLS_CLI_CMD_H
 #define SLABMQ_TOOLS_CLI_CMD_H

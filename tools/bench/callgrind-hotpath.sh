@@ -3,11 +3,11 @@
 # the machine does): publish, deliver (with acks in batches), and an ack sent as its own
 # frame. Each figure is the difference between two runs of slabmqd under callgrind driven by
 # slabmq-bench over 200,000 16-byte messages, divided by the count.
-#   tools/callgrind-hotpath.sh [BUILD_DIR] [COUNT]
+#   tools/bench/callgrind-hotpath.sh [BUILD_DIR] [COUNT]
 set -eu
 build=${1:-build}
 n=${2:-200000}
-bench="$build/tools/slabmq-bench"
+bench="$build/tools/bench/slabmq-bench"
 broker="$build/broker/slabmqd"
 tmp=$(mktemp -d /tmp/slabmq-cg.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
