@@ -17,7 +17,7 @@
 #include "codec.h"
 #include "util/log.h"
 #include "net/server.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 #include "store/store.h"
 #include "net/tls.h"
 

@@ -3,7 +3,7 @@
 #include "frame.h"
 
 #include "ops.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 
 void
 smq_frame_put_header(uint8_t *out, uint32_t body_len)

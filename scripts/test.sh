@@ -10,7 +10,7 @@ scripts/deps.sh test
 
 echo "== cppcheck (warnings, portability, performance; suppressions are inline, with why) =="
 cppcheck --quiet --enable=warning,portability,performance --inline-suppr --std=c11 \
-    -I protocol -I broker -I client/include --error-exitcode=1 broker protocol client tools
+    -I protocol -I protocol/public -I broker -I client/include --error-exitcode=1 broker protocol client tools
 
 echo "== release build (-Werror) =="
 scripts/build.sh build -DSLABMQ_WERROR=ON

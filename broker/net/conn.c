@@ -28,7 +28,7 @@
 #include "req/reply.h"
 #include "mem/reservoir.h"
 #include "net/server.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 #include "req/confirm.h"
 #include "store/store.h"
 #include "req/sub.h"

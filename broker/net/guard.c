@@ -14,7 +14,7 @@
 #include "util/log.h"
 #include "ops.h"
 #include "net/server.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 #include "req/sub.h"
 #include "auth/verify.h"
 

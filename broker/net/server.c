@@ -26,7 +26,7 @@
 #include "net/tls.h"
 #include "ops.h"
 #include "reload.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 #include "req/confirm.h"
 #include "store/store.h"
 #include "req/sub.h"

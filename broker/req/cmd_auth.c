@@ -15,7 +15,7 @@
 #include "util/log.h"
 #include "req/reply.h"
 #include "net/server.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 #include "auth/verify.h"
 
 /* What an op needs. An op missing from the table needs admin on every queue, so an op added
@@ -101,7 +101,7 @@ check_names(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r)
 {
     uint32_t n;
 
-    if (smq_mpr_array(r, &n) || n == 0 || n > SLABMQ_FETCH_QUEUES_MAX)
+    if (smq_mpr_array(r, &n) || n == 0 || n > SMQ_FETCH_QUEUES_MAX)
         return 1;
     for (uint32_t i = 0; i < n; i++) {
         const char *name;

@@ -13,7 +13,7 @@
 #include "core/queue.h"
 #include "req/reply.h"
 #include "net/server.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 
 int
 cmd_expect_args(struct conn *c, unsigned op, uint64_t rid, uint32_t nargs, uint32_t lo,

@@ -15,7 +15,7 @@
 #include "core/queue.h"
 #include "req/reply.h"
 #include "net/server.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 #include "store/store.h"
 
 #define VISIBILITY_MAX_MS (7u * 24 * 3600 * 1000) /* a week */

@@ -12,7 +12,7 @@
 #include "core/queue.h"
 #include "req/reply.h"
 #include "net/server.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 #include "store/store.h"
 #include "req/sub.h"
 #include "auth/verify.h"

@@ -6,7 +6,7 @@
 #include "core/queue.h"
 #include "req/reply.h"
 #include "net/server.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 #include "req/sub.h"
 
 /* [queue, credit] -> [subscription_id] */

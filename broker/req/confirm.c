@@ -9,7 +9,7 @@
 #include "ops.h"
 #include "mem/obuf.h"
 #include "net/server.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 #include "store/store.h"
 
 #define CONFIRM_MIN 64    /* entries per connection at first; doubled as needed, */

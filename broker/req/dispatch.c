@@ -12,7 +12,7 @@
 #include "util/log.h"
 #include "req/reply.h"
 #include "net/server.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 
 static const cmd_fn handlers[SMQ_OP_MAX] = {
 #define HANDLER_(code, name, lname) [code] = cmd_##lname,

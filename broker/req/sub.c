@@ -12,7 +12,7 @@
 #include "core/queue.h"
 #include "req/reply.h"
 #include "net/server.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 
 struct sub {
     struct conn *c;      /* subscriber */

@@ -51,7 +51,7 @@
 #include "mpread.h"
 #include "ops.h"
 #include "net/server.h"
-#include "slabmq.h"
+#include "slabmq_protocol.h"
 
 #define NCONN 2
 #define TURNS 8 /* event-loop turns per chunk, at most */

@@ -19,6 +19,7 @@ trap cleanup EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 p=$tmp/prefix
 test -f "$p/include/slabmq.h"
+test -f "$p/include/slabmq_protocol.h"
 libdir=$(ls -d "$p"/lib*/ | head -n1)
 for f in bin/slabmqd bin/slabmq; do
     test -x "$p/$f" || { echo "missing $f"; exit 1; }
