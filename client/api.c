@@ -8,6 +8,13 @@
 #include "codec.h"
 #include "ops.h"
 
+/* The public header states the protocol's limits for users; they must be protocol/'s. */
+_Static_assert(SLABMQ_TIME_MAX_MS == SMQ_TIME_MAX_MS, "slabmq.h and proto_limits.h differ");
+_Static_assert(SLABMQ_PRIORITY_MAX == SMQ_PRIO_MAX, "slabmq.h and proto_limits.h differ");
+_Static_assert(SLABMQ_FETCH_QUEUES_MAX == SMQ_FETCH_QUEUES_MAX,
+               "slabmq.h and proto_limits.h differ");
+_Static_assert(SLABMQ_PRODUCER_ID_MAX == SMQ_PRODUCER_ID_MAX, "slabmq.h and proto_limits.h differ");
+
 /* Read one uint result into *out (if out is not NULL). */
 static slabmq_status
 one_uint(slabmq_client *c, struct smq_mpr *r, uint32_t n, uint64_t *out)

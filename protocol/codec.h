@@ -10,17 +10,10 @@
 
 #include <msgpack.h>
 
+#include "proto_limits.h"
 #include "mpread.h"
 
-/* Queue names: 1..SMQ_NAME_MAX bytes of [A-Za-z0-9._:-]. */
-#define SMQ_NAME_MAX 200
-
-/* Other protocol limits (docs/protocol.md section 10). */
-#define SMQ_PRIO_MAX 9                    /* priorities 0..9 */
-#define SMQ_TIME_MAX_MS 3153600000000ULL  /* delays and TTLs: 100 years */
-#define SMQ_FETCH_QUEUES_MAX 16           /* queues in one FETCH */
-#define SMQ_PRODUCER_ID_MAX 128           /* bytes of a producer message id */
-
+/* 1 if s[0..len) is a queue name (proto_limits.h: SMQ_NAME_MAX, SMQ_NAME_RULE), else 0. */
 int smq_name_valid(const char *s, size_t len);
 
 /* Parse a size as slabmqd's flags and the CLI take it: decimal digits and an optional unit,

@@ -9,10 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SMQ_FRAME_HEADER 4u
-/* Bytes a frame may add around one message of the maximum size (request header, queue
- * name, msgpack headers). The broker's maximum frame body is max_message_size + this. */
-#define SMQ_FRAME_SLACK 1024u
+#include "proto_limits.h" /* SMQ_FRAME_HEADER, SMQ_FRAME_SLACK */
 
 enum smq_frame_result {
     SMQ_FRAME_OK,        /* a whole frame is present */

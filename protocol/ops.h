@@ -59,7 +59,8 @@ enum smq_op {
 /* Name of an op code, or NULL for codes not in the list. */
 const char *smq_op_name(unsigned op);
 
-/* Message text of a status code from SLABMQ_STATUS_MAP (slabmq_protocol.h); "unknown status" else. */
+/* Message text of a status code from SLABMQ_STATUS_MAP (slabmq_protocol.h); "unknown status"
+ * else. */
 const char *smq_status_message(unsigned code);
 /* Its name without the SLABMQ_ prefix, or "UNKNOWN". */
 const char *smq_status_name(unsigned code);

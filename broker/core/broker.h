@@ -13,6 +13,7 @@
 #include "mem/mem.h"
 #include "mem/reservoir.h"
 #include "mem/slab.h"
+#include "proto_limits.h"
 
 struct queue;
 struct store;
@@ -28,7 +29,7 @@ struct broker_config {
     uint32_t max_inflight;          /* unacked deliveries one connection may hold */
 };
 
-#define BROKER_MAX_FETCH 10000u /* messages per FETCH or PEEK, at most */
+#define BROKER_MAX_FETCH SMQ_FETCH_MAX /* messages per FETCH or PEEK, at most (proto_limits.h) */
 /* Pages of the record slab. Small, so that the drain reserve (mem.headroom) holds one fresh
  * page for each of its classes, whatever the classes messages and other consumers hold: 29
  * classes (64 bytes to 32 KiB by 1.25, and a whole page) x 64 KiB = 1.8 MiB. Smaller pages

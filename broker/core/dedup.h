@@ -14,11 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto_limits.h"
+
 struct broker;
 struct queue;
 
-#define DEDUP_WINDOW_MIN 1024u
-#define DEDUP_WINDOW_MAX (64u << 20)
+#define DEDUP_WINDOW_MIN SMQ_DEDUP_WINDOW_MIN /* proto_limits.h */
+#define DEDUP_WINDOW_MAX SMQ_DEDUP_WINDOW_MAX
 
 /* The message id remembered for producer id (id, len) in q's window: 1 and *msg_id, or 0. */
 int dedup_find(const struct queue *q, const void *id, uint32_t len, uint64_t *msg_id);

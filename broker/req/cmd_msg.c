@@ -18,7 +18,6 @@
 #include "store/store.h"
 #include "req/wait.h"
 
-#define WAIT_MAX_MS (3600u * 1000) /* longest long-poll: an hour */
 
 /* The queue for a publish or fetch, created on first use. NULL after replying NOMEM. */
 static struct queue *
@@ -448,7 +447,7 @@ cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     if (cmd_expect_args(c, op, rid, nargs, 2, 4)
         || !(nq = read_fetch_queues(c, rid, r, names, lens, &multi))
         || cmd_read_uint(c, op, rid, r, "max", 1, BROKER_MAX_FETCH, &max)
-        || (nargs >= 3 && cmd_read_uint(c, op, rid, r, "wait_ms", 0, WAIT_MAX_MS, &wait_ms))
+        || (nargs >= 3 && cmd_read_uint(c, op, rid, r, "wait_ms", 0, SMQ_WAIT_MAX_MS, &wait_ms))
         || (nargs == 4 && cmd_read_uint(c, op, rid, r, "flags", 0, FETCH_NOACK, &flags))
         || cmd_args_end(c, op, rid, r))
         return;
@@ -610,7 +609,7 @@ cmd_term(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 void
 cmd_peek(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct msgref refs[256];
+    struct msgref refs[SMQ_PEEK_MAX];
     const unsigned op = SMQ_OP_PEEK;
     const char *name;
     uint32_t nlen;
@@ -619,7 +618,7 @@ cmd_peek(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     struct queue *q;
 
     if (cmd_expect_args(c, op, rid, nargs, 2, 3) || cmd_read_name(c, op, rid, r, &name, &nlen)
-        || cmd_read_uint(c, op, rid, r, "max", 1, 256, &max)
+        || cmd_read_uint(c, op, rid, r, "max", 1, SMQ_PEEK_MAX, &max)
         || (nargs == 3 && cmd_read_uint(c, op, rid, r, "skip", 0, UINT64_MAX, &skip))
         || cmd_args_end(c, op, rid, r) || !(q = cmd_find_queue(c, op, rid, name, nlen)))
         return;

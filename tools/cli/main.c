@@ -23,9 +23,6 @@
 #include "slabmq.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
-#define PEEK_MAX 256                /* the broker's limit for one PEEK */
-#define WAIT_MAX_MS (3600u * 1000)  /* the broker's limit for one FETCH's wait */
-#define QUEUE_NAME_MAX 200
 
 /* Command-specific options, as bits of struct command.opts and struct parsed.seen. */
 #define OPT_COUNT (1u << 0)
@@ -85,10 +82,6 @@
 
 #define TOP_INTERVAL_DEFAULT_MS 1000u
 #define TOP_INTERVAL_MAX_MS 3600000u
-
-#define MAX_DELIVERIES_MAX 1000000          /* the broker's limit for max_deliveries */
-#define DEDUP_WINDOW_MIN 1024                 /* and for dedup_window, when not 0 */
-#define DEDUP_WINDOW_MAX ((uint64_t)64 << 20)
 
 /* The command line after option parsing. */
 struct parsed {
@@ -483,9 +476,9 @@ static const struct command commands[] = {
     {"subscribe", cli_work_subscribe, 1, 1, OPT_COUNT | OPT_WAIT | OPT_CREDIT | OPT_CONFIRMED_ACK,
      UINT32_MAX, "subscribe QUEUE [--credit N]\n              [-n N] [--wait MS] [--confirmed-ack]",
      subscribe_help, NULL},
-    {"peek", cli_cmd_peek, 1, 1, OPT_COUNT | OPT_SKIP, PEEK_MAX, "peek QUEUE [-n N] [--skip N]",
+    {"peek", cli_cmd_peek, 1, 1, OPT_COUNT | OPT_SKIP, SMQ_PEEK_MAX, "peek QUEUE [-n N] [--skip N]",
      peek_help, NULL},
-    {"dlq", cli_work_dlq, 1, 1, OPT_COUNT | OPT_SKIP, PEEK_MAX, "dlq QUEUE [-n N] [--skip N]",
+    {"dlq", cli_work_dlq, 1, 1, OPT_COUNT | OPT_SKIP, SMQ_PEEK_MAX, "dlq QUEUE [-n N] [--skip N]",
      dlq_help, NULL},
     {"move", cli_work_move, 2, 2, OPT_COUNT, UINT32_MAX, "move SRC DST [-n N]", move_help,
      check_move},
@@ -615,11 +608,7 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 static int
 valid_queue_name(const char *s)
 {
-    size_t n = strlen(s);
-
-    if (n == 0 || n > QUEUE_NAME_MAX)
-        return 0;
-    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
+    return smq_name_valid(s, strlen(s));
 }
 
 /* Parse a number option in [lo, hi] into *dst and mark it seen. 0, or an exit code after
@@ -721,7 +710,7 @@ apply_queue_option(struct parsed *p, int opt, const char *arg)
         p->seen |= OPT_OVERFLOW;
         return 0;
     case OPT_VAL_MAX_DELIVERIES:
-        if (number_option(p, OPT_MAX_DELIVERIES, "--max-deliveries", arg, 0, MAX_DELIVERIES_MAX,
+        if (number_option(p, OPT_MAX_DELIVERIES, "--max-deliveries", arg, 0, SMQ_MAX_DELIVERIES_MAX,
                           &q->max_deliveries))
             return CLI_EXIT_USAGE;
         if (q->max_deliveries == 0)
@@ -735,8 +724,8 @@ apply_queue_option(struct parsed *p, int opt, const char *arg)
         p->seen |= OPT_DEAD_LETTER;
         return 0;
     case OPT_VAL_DEDUP:
-        if (smq_parse_size(arg, &q->dedup_window) || q->dedup_window > DEDUP_WINDOW_MAX
-            || (q->dedup_window > 0 && q->dedup_window < DEDUP_WINDOW_MIN))
+        if (smq_parse_size(arg, &q->dedup_window) || q->dedup_window > SMQ_DEDUP_WINDOW_MAX
+            || (q->dedup_window > 0 && q->dedup_window < SMQ_DEDUP_WINDOW_MIN))
             return usage_error(NULL, "invalid --dedup-window '%s': expected a size from 1KiB "
                                      "to 64MiB, such as 1MiB; 0 turns de-duplication off", arg);
         if (q->dedup_window == 0)
@@ -833,8 +822,8 @@ apply_option(struct parsed *p, int opt, const char *arg)
         p->seen |= OPT_COUNT;
         return 0;
     case 'w':
-        if (parse_u32(arg, 0, WAIT_MAX_MS, &p->wait_ms))
-            return usage_error(NULL, "invalid --wait '%s': expected 0-%u ms", arg, WAIT_MAX_MS);
+        if (parse_u32(arg, 0, SMQ_WAIT_MAX_MS, &p->wait_ms))
+            return usage_error(NULL, "invalid --wait '%s': expected 0-%u ms", arg, SMQ_WAIT_MAX_MS);
         p->seen |= OPT_WAIT;
         return 0;
     default:
@@ -981,8 +970,8 @@ check_command(const struct command *cmd, const struct parsed *p)
         return usage_error(cmd, "unexpected argument '%s' for %s", p->args[cmd->max_args + 1],
                            cmd->name);
     if (n > 0 && !valid_queue_name(p->args[1]))
-        return usage_error(cmd, "invalid queue name '%s': 1-%d bytes of A-Z a-z 0-9 . _ : -",
-                           p->args[1], QUEUE_NAME_MAX);
+        return usage_error(cmd, "invalid queue name '%s': 1-%d bytes of " SMQ_NAME_RULE,
+                           p->args[1], SMQ_NAME_MAX);
     if ((p->seen & OPT_COUNT) && p->count > cmd->max_count)
         return usage_error(cmd, "-n must be at most %u for %s", cmd->max_count, cmd->name);
     return cmd->check ? cmd->check(cmd, p) : 0;
@@ -1002,8 +991,8 @@ static int
 check_move(const struct command *cmd, const struct parsed *p)
 {
     if (!valid_queue_name(p->args[2]))
-        return usage_error(cmd, "invalid queue name '%s': 1-%d bytes of A-Z a-z 0-9 . _ : -",
-                           p->args[2], QUEUE_NAME_MAX);
+        return usage_error(cmd, "invalid queue name '%s': 1-%d bytes of " SMQ_NAME_RULE,
+                           p->args[2], SMQ_NAME_MAX);
     if (strcmp(p->args[1], p->args[2]) == 0)
         return usage_error(cmd, "move needs two different queues");
     return 0;
