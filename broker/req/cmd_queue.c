@@ -15,10 +15,9 @@
 #include "core/queue.h"
 #include "req/reply.h"
 #include "net/server.h"
+#include "settings.h"
 #include "slabmq_protocol.h"
 #include "store/store.h"
-
-#define VISIBILITY_MAX_MS (7u * 24 * 3600 * 1000) /* a week */
 
 /* Queue settings in a DECLARE options map; fields not given keep the queue's value. */
 struct declare_opts {
@@ -46,38 +45,6 @@ struct declare_opts {
     int confirm;            /* enum store_level, -1: unchanged */
 };
 
-static int
-key_is(const char *k, uint32_t klen, const char *want)
-{
-    return klen == strlen(want) && memcmp(k, want, klen) == 0;
-}
-
-/* The value of the "overflow" option: "reject" or "drop-oldest". */
-static int
-read_overflow(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
-{
-    const char *v;
-    uint32_t vlen;
-
-    if (smq_mpr_str(r, &v, &vlen) == 0) {
-        if (key_is(v, vlen, "reject")) {
-            o->overflow = QUEUE_REJECT;
-            return 0;
-        }
-        if (key_is(v, vlen, "drop-oldest")) {
-            o->overflow = QUEUE_DROP_OLDEST;
-            return 0;
-        }
-        if (key_is(v, vlen, "dead-letter")) {
-            o->overflow = QUEUE_DEAD_LETTER;
-            return 0;
-        }
-    }
-    reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
-                "overflow must be \"reject\", \"drop-oldest\" or \"dead-letter\"");
-    return -1;
-}
-
 /* The value of "dead_letter": a queue name or "" (none). */
 static int
 read_dlq(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
@@ -89,6 +56,109 @@ read_dlq(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o
         return -1;
     }
     o->has_dlq = 1;
+    return 0;
+}
+
+/* The table's ENUM values are in the order of these enums (protocol/settings.c). */
+_Static_assert(QUEUE_REJECT == 0 && QUEUE_DROP_OLDEST == 1 && QUEUE_DEAD_LETTER == 2,
+               "overflow's values and enum queue_overflow differ");
+_Static_assert(STORE_MEMORY == 0 && STORE_WRITTEN == 1 && STORE_SYNCED == 2,
+               "confirm's values and enum store_level differ");
+
+/* The value of setting id (protocol/settings.h: its kind, range and error texts) into o.
+ * The switch at the end is where a setting meets its field: a row added to the table and
+ * not wired here fails to compile (-Wswitch). */
+static int
+read_opt(struct conn *c, uint64_t rid, struct smq_mpr *r, enum smq_setting id,
+         struct declare_opts *o)
+{
+    const struct smq_setting_info *s = &smq_settings[id];
+    uint64_t v = 0;
+    int b = 0;
+    const char *str;
+    uint32_t len;
+    char choices[96];
+
+    switch (s->kind) {
+    case SMQ_SETTING_UINT:
+        if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, s->key, s->min, s->max, &v))
+            return -1;
+        break;
+    case SMQ_SETTING_ENUM:
+        b = smq_mpr_str(r, &str, &len) == 0 ? smq_setting_value(id, str, len) : -1;
+        if (b < 0) {
+            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "%s must be %s", s->key,
+                        smq_setting_choices(id, choices, sizeof(choices)));
+            return -1;
+        }
+        break;
+    case SMQ_SETTING_BOOL:
+        if (smq_mpr_bool(r, &b)) {
+            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "%s must be a bool",
+                        s->key);
+            return -1;
+        }
+        break;
+    case SMQ_SETTING_NAME:
+        return read_dlq(c, rid, r, o); /* the one NAME: dead_letter */
+    }
+    switch (id) {
+    case SMQ_SET_VISIBILITY:
+        o->visibility_ms = v; /* at least 1: 0 stays "unchanged" */
+        break;
+    case SMQ_SET_BACKOFF:
+        o->backoff_ms = v;
+        o->has_backoff = 1;
+        break;
+    case SMQ_SET_BACKOFF_MAX:
+        o->backoff_max_ms = v;
+        o->has_backoff_max = 1;
+        break;
+    case SMQ_SET_MAX_MESSAGES:
+        o->max_messages = v;
+        o->has_max_messages = 1;
+        break;
+    case SMQ_SET_MAX_BYTES:
+        o->max_bytes = v;
+        o->has_max_bytes = 1;
+        break;
+    case SMQ_SET_OVERFLOW:
+        o->overflow = b;
+        break;
+    case SMQ_SET_MAX_DELIVERIES:
+        o->max_deliveries = v;
+        o->has_max_deliveries = 1;
+        break;
+    case SMQ_SET_TTL:
+        o->ttl_ms = v;
+        o->has_ttl = 1;
+        break;
+    case SMQ_SET_DEDUP_WINDOW:
+        if (v && v < SMQ_DEDUP_WINDOW_MIN) {
+            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                        "dedup_window must be 0 (off) or %u to %u bytes", SMQ_DEDUP_WINDOW_MIN,
+                        SMQ_DEDUP_WINDOW_MAX);
+            return -1;
+        }
+        o->dedup_window = v;
+        o->has_dedup = 1;
+        break;
+    case SMQ_SET_DURABLE:
+        o->durable = b;
+        if (o->durable && !c->srv->b.store) {
+            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                        "the broker runs without durability (--durability sqlite)");
+            return -1;
+        }
+        break;
+    case SMQ_SET_CONFIRM:
+        o->confirm = b;
+        o->has_confirm = 1;
+        break;
+    case SMQ_SET_DEAD_LETTER:
+    case SMQ_SETTING_COUNT:
+        break;
+    }
     return 0;
 }
 
@@ -105,93 +175,20 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
     for (uint32_t i = 0; i < n; i++) {
         const char *k;
         uint32_t klen;
+        int id;
         if (smq_mpr_str(r, &k, &klen)) {
             reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                         "option names must be str");
             return -1;
         }
-        if (key_is(k, klen, "visibility_ms")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "visibility_ms", 1, VISIBILITY_MAX_MS,
-                              &o->visibility_ms))
-                return -1;
-        } else if (key_is(k, klen, "retry_backoff_ms")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "retry_backoff_ms", 0, VISIBILITY_MAX_MS,
-                              &o->backoff_ms))
-                return -1;
-            o->has_backoff = 1;
-        } else if (key_is(k, klen, "retry_backoff_max_ms")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "retry_backoff_max_ms", 1,
-                              VISIBILITY_MAX_MS, &o->backoff_max_ms))
-                return -1;
-            o->has_backoff_max = 1;
-        } else if (key_is(k, klen, "max_messages")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "max_messages", 0, UINT64_MAX,
-                              &o->max_messages))
-                return -1;
-            o->has_max_messages = 1;
-        } else if (key_is(k, klen, "max_bytes")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "max_bytes", 0, UINT64_MAX,
-                              &o->max_bytes))
-                return -1;
-            o->has_max_bytes = 1;
-        } else if (key_is(k, klen, "overflow")) {
-            if (read_overflow(c, rid, r, o))
-                return -1;
-        } else if (key_is(k, klen, "max_deliveries")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "max_deliveries", 0, 1000000,
-                              &o->max_deliveries))
-                return -1;
-            o->has_max_deliveries = 1;
-        } else if (key_is(k, klen, "ttl_ms")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "ttl_ms", 0, SMQ_TIME_MAX_MS,
-                              &o->ttl_ms))
-                return -1;
-            o->has_ttl = 1;
-        } else if (key_is(k, klen, "dedup_window")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "dedup_window", 0, DEDUP_WINDOW_MAX,
-                              &o->dedup_window))
-                return -1;
-            if (o->dedup_window && o->dedup_window < DEDUP_WINDOW_MIN) {
-                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
-                            "dedup_window must be 0 (off) or %u to %u bytes",
-                            DEDUP_WINDOW_MIN, DEDUP_WINDOW_MAX);
-                return -1;
-            }
-            o->has_dedup = 1;
-        } else if (key_is(k, klen, "dead_letter")) {
-            if (read_dlq(c, rid, r, o))
-                return -1;
-        } else if (key_is(k, klen, "durable")) {
-            if (smq_mpr_bool(r, &o->durable)) {
-                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
-                            "durable must be a bool");
-                return -1;
-            }
-            if (o->durable && !c->srv->b.store) {
-                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
-                            "the broker runs without durability (--durability sqlite)");
-                return -1;
-            }
-        } else if (key_is(k, klen, "confirm")) {
-            const char *v;
-            uint32_t vlen;
-            static const char *const names[] = {"memory", "written", "synced"};
-            o->confirm = -1;
-            if (smq_mpr_str(r, &v, &vlen) == 0)
-                for (int j = 0; j < 3; j++)
-                    if (key_is(v, vlen, names[j]))
-                        o->confirm = j;
-            if (o->confirm < 0) {
-                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
-                            "confirm must be \"memory\", \"written\" or \"synced\"");
-                return -1;
-            }
-            o->has_confirm = 1;
-        } else {
+        id = smq_setting_find(k, klen);
+        if (id < 0) {
             reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'",
                         (int)(klen > 64 ? 64 : klen), k);
             return -1;
         }
+        if (read_opt(c, rid, r, (enum smq_setting)id, o))
+            return -1;
     }
     return 0;
 }

@@ -12,6 +12,7 @@
 #include "core/queue.h"
 #include "req/reply.h"
 #include "net/server.h"
+#include "settings.h"
 #include "slabmq_protocol.h"
 #include "store/store.h"
 #include "req/sub.h"
@@ -43,6 +44,57 @@ add(struct stat_list *l, const char *name, uint64_t v)
     l->n++;
 }
 
+/* The STATS rows of queue settings first..last (protocol/settings.h), named as the table
+ * says. STATS runs the table in three stretches, with other rows between, to keep the order
+ * its replies have always had; a new setting lands in the last stretch. A row added to the
+ * table and not wired here fails to compile (-Wswitch). */
+static void
+setting_rows(struct stat_list *l, const struct queue *q, int first, int last)
+{
+    for (int s = first; s <= last; s++) {
+        const char *row = smq_settings[s].stats;
+        switch ((enum smq_setting)s) {
+        case SMQ_SET_VISIBILITY:
+            add(l, row, q->visibility_ms);
+            break;
+        case SMQ_SET_BACKOFF:
+            add(l, row, q->backoff_ms);
+            break;
+        case SMQ_SET_BACKOFF_MAX:
+            add(l, row, q->backoff_max_ms);
+            break;
+        case SMQ_SET_MAX_MESSAGES:
+            add(l, row, q->max_messages);
+            break;
+        case SMQ_SET_MAX_BYTES:
+            add(l, row, q->max_bytes);
+            break;
+        case SMQ_SET_OVERFLOW: /* a 0/1 row for each policy but the default */
+            add(l, "overflow_drop_oldest", q->overflow == QUEUE_DROP_OLDEST);
+            add(l, "overflow_dead_letter", q->overflow == QUEUE_DEAD_LETTER);
+            break;
+        case SMQ_SET_MAX_DELIVERIES:
+            add(l, row, q->max_deliveries);
+            break;
+        case SMQ_SET_TTL:
+            add(l, row, q->ttl_ms);
+            break;
+        case SMQ_SET_DEDUP_WINDOW:
+            add(l, row, q->dedup_window);
+            break;
+        case SMQ_SET_DURABLE:
+            add(l, row, q->durable);
+            break;
+        case SMQ_SET_CONFIRM:
+            add(l, row, q->durable ? q->confirm : 0);
+            break;
+        case SMQ_SET_DEAD_LETTER: /* the one str value, after the integers (cmd_stats) */
+        case SMQ_SETTING_COUNT:
+            break;
+        }
+    }
+}
+
 static void
 queue_stats(struct stat_list *l, const struct queue *q, uint64_t now_ms)
 {
@@ -56,25 +108,16 @@ queue_stats(struct stat_list *l, const struct queue *q, uint64_t now_ms)
     add(l, "delayed", q->ndelayed);
     add(l, "bytes", q->bytes);
     add(l, "waiters", waiters);
-    add(l, "visibility_ms", q->visibility_ms);
+    setting_rows(l, q, SMQ_SET_VISIBILITY, SMQ_SET_VISIBILITY);
     add(l, "paused", q->paused);
-    add(l, "retry_backoff_ms", q->backoff_ms);
-    add(l, "retry_backoff_max_ms", q->backoff_max_ms);
-    add(l, "max_messages", q->max_messages);
-    add(l, "max_bytes", q->max_bytes);
-    add(l, "overflow_drop_oldest", q->overflow == QUEUE_DROP_OLDEST);
-    add(l, "overflow_dead_letter", q->overflow == QUEUE_DEAD_LETTER);
-    add(l, "max_deliveries", q->max_deliveries);
-    add(l, "ttl_ms", q->ttl_ms);
-    add(l, "dedup_window", q->dedup_window);
+    setting_rows(l, q, SMQ_SET_BACKOFF, SMQ_SET_DEDUP_WINDOW);
     add(l, "dedup_bytes", dedup_bytes(q));
     add(l, "subscriptions", sub_count(q));
     add(l, "credit", sub_credit(q));
     if (due)
         add(l, "next_due_ms", due > now_ms ? due - now_ms : 0);
     add(l, "priority_ready", q->nprio);
-    add(l, "durable", q->durable);
-    add(l, "confirm_level", q->durable ? q->confirm : 0);
+    setting_rows(l, q, SMQ_SET_DURABLE, SMQ_SETTING_COUNT - 1);
     add(l, "published", q->c.published);
     add(l, "delivered", q->c.delivered);
     add(l, "redelivered", q->c.redelivered);
