@@ -7,6 +7,7 @@
 #include "client-internal.h"
 #include "codec.h"
 #include "ops.h"
+#include "settings.h"
 
 /* The public header states the protocol's limits for users; they must be protocol/'s. */
 _Static_assert(SLABMQ_TIME_MAX_MS == SMQ_TIME_MAX_MS, "slabmq.h and proto_limits.h differ");
@@ -40,14 +41,6 @@ slabmq_ping(slabmq_client *c)
     return smq_call(c, SMQ_OP_PING, 0, &r, &n);
 }
 
-/* One entry of the DECLARE options map: key and an unsigned value. */
-static void
-pack_option(slabmq_client *c, const char *key, uint64_t v)
-{
-    smq_pack_str(c, key);
-    msgpack_pack_uint64(&c->pk, v);
-}
-
 /* The wire value of a setting whose "none" has its own sentinel in the API: 0 on the wire. */
 static uint64_t
 wire(uint64_t v, uint64_t none)
@@ -55,67 +48,117 @@ wire(uint64_t v, uint64_t none)
     return v == none ? 0 : v;
 }
 
-static const char *
-overflow_name(slabmq_overflow o)
+/* The index among an ENUM setting's values (protocol/settings.c) of an API enum whose 0 is
+ * "unchanged" and whose 1..count are the values; anything else sends the first. */
+static uint64_t
+enum_index(int v, int count)
 {
-    switch (o) {
-    case SLABMQ_OVERFLOW_DROP_OLDEST:
-        return "drop-oldest";
-    case SLABMQ_OVERFLOW_DEAD_LETTER:
-        return "dead-letter";
-    default:
-        return "reject";
-    }
+    return v >= 1 && v <= count ? (uint64_t)(v - 1) : 0;
 }
 
-/* The DECLARE options map: only the fields that are set. */
+/* The API's enums are the table's ENUM indexes + 1, 0 being "unchanged" (the CLI relies on
+ * it too). */
+_Static_assert(SLABMQ_OVERFLOW_REJECT == 1 && SLABMQ_OVERFLOW_DROP_OLDEST == 2
+                   && SLABMQ_OVERFLOW_DEAD_LETTER == 3,
+               "slabmq_overflow and overflow's values (protocol/settings.c) differ");
+_Static_assert(SLABMQ_CONFIRM_MEMORY == 1 && SLABMQ_CONFIRM_WRITTEN == 2
+                   && SLABMQ_CONFIRM_SYNCED == 3,
+               "slabmq_confirm_level and confirm's values (protocol/settings.c) differ");
+
+/* The order this library has always sent the options in (the broker takes any). */
+static const enum smq_setting wire_order[] = {
+    SMQ_SET_VISIBILITY, SMQ_SET_MAX_MESSAGES,   SMQ_SET_MAX_BYTES, SMQ_SET_BACKOFF,
+    SMQ_SET_BACKOFF_MAX, SMQ_SET_MAX_DELIVERIES, SMQ_SET_TTL,       SMQ_SET_DEDUP_WINDOW,
+    SMQ_SET_DEAD_LETTER, SMQ_SET_DURABLE,        SMQ_SET_CONFIRM,   SMQ_SET_OVERFLOW,
+};
+_Static_assert(sizeof(wire_order) / sizeof(wire_order[0]) == SMQ_SETTING_COUNT,
+               "a queue setting (protocol/settings.h) that slabmq_declare does not send");
+
+/* Setting s of o: 1 with its wire value in *v (or *str for a NAME), 0 if o leaves it
+ * unchanged. A row added to the table and not wired here fails to compile (-Wswitch). */
+static int
+option_value(const slabmq_queue_options *o, enum smq_setting s, uint64_t *v, const char **str)
+{
+    switch (s) {
+    case SMQ_SET_VISIBILITY:
+        *v = o->visibility_ms;
+        return o->visibility_ms != 0;
+    case SMQ_SET_BACKOFF:
+        *v = wire(o->retry_backoff_ms, SLABMQ_NO_BACKOFF);
+        return o->retry_backoff_ms != 0;
+    case SMQ_SET_BACKOFF_MAX:
+        *v = o->retry_backoff_max_ms;
+        return o->retry_backoff_max_ms != 0;
+    case SMQ_SET_MAX_MESSAGES: /* on the wire 0 means "no limit" */
+        *v = wire(o->max_messages, SLABMQ_NO_LIMIT);
+        return o->max_messages != 0;
+    case SMQ_SET_MAX_BYTES:
+        *v = wire(o->max_bytes, SLABMQ_NO_LIMIT);
+        return o->max_bytes != 0;
+    case SMQ_SET_OVERFLOW:
+        *v = enum_index((int)o->overflow, 3);
+        return o->overflow != SLABMQ_OVERFLOW_UNCHANGED;
+    case SMQ_SET_MAX_DELIVERIES:
+        *v = wire(o->max_deliveries, SLABMQ_NO_LIMIT);
+        return o->max_deliveries != 0;
+    case SMQ_SET_TTL:
+        *v = wire(o->ttl_ms, SLABMQ_NO_TTL);
+        return o->ttl_ms != 0;
+    case SMQ_SET_DEDUP_WINDOW:
+        *v = wire(o->dedup_window, SLABMQ_DEDUP_OFF);
+        return o->dedup_window != 0;
+    case SMQ_SET_DURABLE:
+        *v = o->durable == SLABMQ_DURABLE_YES;
+        return o->durable != 0;
+    case SMQ_SET_CONFIRM:
+        *v = enum_index((int)o->confirm, 3);
+        return o->confirm != SLABMQ_CONFIRM_DEFAULT;
+    case SMQ_SET_DEAD_LETTER:
+        *str = o->dead_letter;
+        return o->dead_letter != NULL;
+    case SMQ_SETTING_COUNT:
+        break;
+    }
+    return 0;
+}
+
+/* The DECLARE options map: only the fields that are set, keys and kinds from the table. */
 static void
 pack_queue_options(slabmq_client *c, const slabmq_queue_options *o)
 {
     static const slabmq_queue_options none = SLABMQ_QUEUE_OPTIONS_INIT;
-    int n;
+    uint64_t v[SMQ_SETTING_COUNT];
+    const char *str = NULL;
+    int set[SMQ_SETTING_COUNT];
+    size_t n = 0;
 
     if (!o)
         o = &none;
-    n = !!o->visibility_ms + !!o->max_messages + !!o->max_bytes
-        + (o->overflow != SLABMQ_OVERFLOW_UNCHANGED) + !!o->retry_backoff_ms
-        + !!o->retry_backoff_max_ms + !!o->max_deliveries + !!o->dead_letter + !!o->ttl_ms
-        + !!o->dedup_window + !!o->durable + (o->confirm != SLABMQ_CONFIRM_DEFAULT);
-    msgpack_pack_map(&c->pk, (size_t)n);
-    if (o->visibility_ms)
-        pack_option(c, "visibility_ms", o->visibility_ms);
-    if (o->max_messages) /* on the wire 0 means "no limit" */
-        pack_option(c, "max_messages", wire(o->max_messages, SLABMQ_NO_LIMIT));
-    if (o->max_bytes)
-        pack_option(c, "max_bytes", wire(o->max_bytes, SLABMQ_NO_LIMIT));
-    if (o->retry_backoff_ms)
-        pack_option(c, "retry_backoff_ms", wire(o->retry_backoff_ms, SLABMQ_NO_BACKOFF));
-    if (o->retry_backoff_max_ms)
-        pack_option(c, "retry_backoff_max_ms", o->retry_backoff_max_ms);
-    if (o->max_deliveries)
-        pack_option(c, "max_deliveries", wire(o->max_deliveries, SLABMQ_NO_LIMIT));
-    if (o->ttl_ms)
-        pack_option(c, "ttl_ms", wire(o->ttl_ms, SLABMQ_NO_TTL));
-    if (o->dedup_window)
-        pack_option(c, "dedup_window", wire(o->dedup_window, SLABMQ_DEDUP_OFF));
-    if (o->dead_letter) {
-        smq_pack_str(c, "dead_letter");
-        smq_pack_str(c, o->dead_letter);
-    }
-    if (o->durable) {
-        smq_pack_str(c, "durable");
-        if (o->durable == SLABMQ_DURABLE_YES)
-            msgpack_pack_true(&c->pk);
-        else
-            msgpack_pack_false(&c->pk);
-    }
-    if (o->confirm != SLABMQ_CONFIRM_DEFAULT) {
-        smq_pack_str(c, "confirm");
-        smq_pack_str(c, smq_confirm_name(o->confirm));
-    }
-    if (o->overflow != SLABMQ_OVERFLOW_UNCHANGED) {
-        smq_pack_str(c, "overflow");
-        smq_pack_str(c, overflow_name(o->overflow));
+    for (size_t i = 0; i < SMQ_SETTING_COUNT; i++)
+        n += (size_t)(set[i] = option_value(o, wire_order[i], &v[i], &str));
+    msgpack_pack_map(&c->pk, n);
+    for (size_t i = 0; i < SMQ_SETTING_COUNT; i++) {
+        const struct smq_setting_info *s = &smq_settings[wire_order[i]];
+        if (!set[i])
+            continue;
+        smq_pack_str(c, s->key);
+        switch (s->kind) {
+        case SMQ_SETTING_UINT:
+            msgpack_pack_uint64(&c->pk, v[i]);
+            break;
+        case SMQ_SETTING_ENUM:
+            smq_pack_str(c, s->values[v[i]]);
+            break;
+        case SMQ_SETTING_BOOL:
+            if (v[i])
+                msgpack_pack_true(&c->pk);
+            else
+                msgpack_pack_false(&c->pk);
+            break;
+        case SMQ_SETTING_NAME:
+            smq_pack_str(c, str);
+            break;
+        }
     }
 }
 
@@ -133,7 +176,7 @@ slabmq_declare(slabmq_client *c, const char *queue, const slabmq_queue_options *
     if (opts && opts->dead_letter && opts->dead_letter[0]
         && !smq_name_valid(opts->dead_letter, strlen(opts->dead_letter)))
         return smq_client_fail(c, SLABMQ_ERR_BAD_NAME, "invalid dead-letter queue name: 1-%d "
-                               "bytes of A-Z a-z 0-9 . _ : -, or \"\" for none", SMQ_NAME_MAX);
+                               "bytes of " SMQ_NAME_RULE ", or \"\" for none", SMQ_NAME_MAX);
     smq_req_begin(c, SMQ_OP_DECLARE, 2);
     smq_pack_str(c, queue);
     pack_queue_options(c, opts);

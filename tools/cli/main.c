@@ -20,6 +20,7 @@
 #include "cli_out.h"
 #include "cli_top.h"
 #include "codec.h"
+#include "settings.h"
 #include "slabmq.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
@@ -677,6 +678,7 @@ static int
 apply_queue_option(struct parsed *p, int opt, const char *arg)
 {
     slabmq_queue_options *q = &p->queue;
+    int v;
 
     switch (opt) {
     case OPT_VAL_VISIBILITY:
@@ -697,16 +699,12 @@ apply_queue_option(struct parsed *p, int opt, const char *arg)
                                      "1 byte, such as 65536, 64KiB or 10MB", arg);
         p->seen |= OPT_MAX_BYTES;
         return 0;
-    case OPT_VAL_OVERFLOW:
-        if (strcmp(arg, "reject") == 0)
-            q->overflow = SLABMQ_OVERFLOW_REJECT;
-        else if (strcmp(arg, "drop-oldest") == 0)
-            q->overflow = SLABMQ_OVERFLOW_DROP_OLDEST;
-        else if (strcmp(arg, "dead-letter") == 0)
-            q->overflow = SLABMQ_OVERFLOW_DEAD_LETTER;
-        else
+    case OPT_VAL_OVERFLOW: /* the API's values are the table's indexes + 1 */
+        v = smq_setting_value(SMQ_SET_OVERFLOW, arg, (uint32_t)strlen(arg));
+        if (v < 0)
             return usage_error(NULL, "invalid --overflow '%s': expected reject, drop-oldest or "
                                      "dead-letter", arg);
+        q->overflow = (slabmq_overflow)(v + 1);
         p->seen |= OPT_OVERFLOW;
         return 0;
     case OPT_VAL_MAX_DELIVERIES:
@@ -741,19 +739,15 @@ apply_queue_option(struct parsed *p, int opt, const char *arg)
             return usage_error(NULL, "invalid --durable '%s': expected yes or no", arg);
         p->seen |= OPT_DURABLE;
         return 0;
-    case OPT_VAL_CONFIRM: {
-        slabmq_confirm_level lv = strcmp(arg, "memory") == 0    ? SLABMQ_CONFIRM_MEMORY
-                                  : strcmp(arg, "written") == 0 ? SLABMQ_CONFIRM_WRITTEN
-                                  : strcmp(arg, "synced") == 0  ? SLABMQ_CONFIRM_SYNCED
-                                                                : SLABMQ_CONFIRM_DEFAULT;
-        if (lv == SLABMQ_CONFIRM_DEFAULT)
+    case OPT_VAL_CONFIRM:
+        v = smq_setting_value(SMQ_SET_CONFIRM, arg, (uint32_t)strlen(arg));
+        if (v < 0)
             return usage_error(NULL, "invalid --confirm '%s': expected memory, written or "
                                      "synced", arg);
-        q->confirm = lv;
-        p->pub.confirm = lv;
+        q->confirm = (slabmq_confirm_level)(v + 1);
+        p->pub.confirm = q->confirm;
         p->seen |= OPT_CONFIRM;
         return 0;
-    }
     case OPT_VAL_BACKOFF:
     case OPT_VAL_BACKOFF_MAX: {
         uint32_t *field =
