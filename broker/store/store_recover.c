@@ -14,7 +14,13 @@
 #include "util/log.h"
 #include "core/queue.h"
 #include "store/store.h"
+#include "settings.h"
 #include "store/store_int.h"
+
+/* The saved settings hold every queue setting of protocol/settings.h (plus paused and the
+ * dead-letter mode). A setting added there must be saved here too: add it to struct
+ * store_qsettings (bumping STORE_QSETTINGS_VERSION), to the copies below, then this count. */
+_Static_assert(SMQ_SETTING_COUNT == 12, "a queue setting the store does not save");
 
 void
 store_qsettings_from(const struct queue *q, struct store_qsettings *qs)
