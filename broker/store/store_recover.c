@@ -11,60 +11,22 @@
 #include "core/broker.h"
 #include "codec.h"
 #include "core/delivery.h"
+#include "core/journal.h"
 #include "util/log.h"
 #include "core/queue.h"
 #include "store/store.h"
 #include "store/store_int.h"
 
-void
-store_qsettings_from(const struct queue *q, struct store_qsettings *qs)
-{
-    char dlq[SMQ_NAME_MAX + 1];
-
-    memset(qs, 0, sizeof(*qs));
-    qs->version = STORE_QSETTINGS_VERSION;
-    qs->visibility_ms = q->visibility_ms;
-    qs->backoff_ms = q->backoff_ms;
-    qs->backoff_max_ms = q->backoff_max_ms;
-    qs->max_deliveries = q->max_deliveries;
-    qs->dedup_window = q->dedup_window;
-    qs->ttl_ms = q->ttl_ms;
-    qs->max_messages = q->max_messages;
-    qs->max_bytes = q->max_bytes;
-    qs->overflow = q->overflow;
-    qs->paused = q->paused;
-    qs->dlq_mode = q->dlq_mode;
-    qs->confirm = q->confirm;
-    if (q->dlq_mode == QUEUE_DLQ_NAMED) {
-        qs->dlq_len = (uint8_t)queue_dlq_name(q, dlq);
-        memcpy(qs->dlq_name, dlq, qs->dlq_len);
-    }
-}
-
+/* A stored queue's settings blob, replayed as a JOURNAL_QUEUE_PUT would be. */
 static int
 apply_settings(struct broker *b, struct queue *q, const void *blob, int len)
 {
-    struct store_qsettings qs;
+    struct journal_qsettings qs;
 
     if (len != (int)sizeof(qs))
         return -1;
     memcpy(&qs, blob, sizeof(qs));
-    if (qs.version != STORE_QSETTINGS_VERSION || qs.dlq_len > SMQ_NAME_MAX)
-        return -1;
-    q->visibility_ms = qs.visibility_ms;
-    q->backoff_ms = qs.backoff_ms;
-    q->backoff_max_ms = qs.backoff_max_ms;
-    q->max_deliveries = qs.max_deliveries;
-    q->dedup_window = qs.dedup_window;
-    q->ttl_ms = qs.ttl_ms;
-    q->max_messages = qs.max_messages;
-    q->max_bytes = qs.max_bytes;
-    q->overflow = qs.overflow;
-    q->paused = qs.paused;
-    q->confirm = qs.confirm;
-    if (qs.dlq_mode == QUEUE_DLQ_NAMED)
-        return queue_set_dlq(b, q, qs.dlq_name, qs.dlq_len);
-    return queue_set_dlq(b, q, qs.dlq_mode == QUEUE_DLQ_NONE ? "" : NULL, 0);
+    return journal_qsettings_apply(b, q, &qs);
 }
 
 struct sidmap {
