@@ -99,6 +99,7 @@ dlq_of(struct broker *b, struct queue *q)
     if (dq && created) {
         dq->max_deliveries = 0;
         dq->dlq_mode = QUEUE_DLQ_NONE;
+        journal_queue_put(b, dq); /* those settings: the put at creation had the defaults */
     }
     return dq;
 }
