@@ -131,6 +131,43 @@ journal_msg_del(struct broker *b, const struct queue *q, uint64_t id, uint32_t l
     emit(b, &r);
 }
 
+struct queue *
+journal_replay_queue(struct broker *b, const struct journal_rec *r)
+{
+    int created;
+    struct queue *q = broker_queue_get(b, r->name, r->name_len, &created);
+
+    if (r->sid >= b->next_sid) /* never given to a new queue */
+        b->next_sid = r->sid + 1;
+    if (!q || journal_qsettings_apply(b, q, r->qs))
+        return NULL;
+    q->durable = 1;
+    q->sid = r->sid;
+    return q;
+}
+
+int
+journal_replay_msg(struct broker *b, struct queue *q, const struct journal_rec *r)
+{
+    const void *data = r->len ? r->data : "";
+    struct pub_opts o = {0, 0, 0, 1, 1}; /* exactly the record's TTL; a delivery record */
+    struct delivery *d;
+    uint64_t got;
+
+    b->next_id = r->id;
+    o.prio = r->prio > SMQ_PRIO_MAX ? SMQ_PRIO_MAX : r->prio;
+    o.delay_ms = r->due_ms > r->now_ms ? r->due_ms - r->now_ms : 0;
+    o.ttl_ms = r->expires_ms ? (r->expires_ms > r->now_ms ? r->expires_ms - r->now_ms : 1) : 0;
+    if (!r->reason && r->deliveries == 0 && o.prio == 0 && o.delay_ms == 0 && o.ttl_ms == 0)
+        return queue_publish(b, q, data, r->len, &got);
+    if (queue_publish_opts(b, q, data, r->len, &o, &got) || !(d = dtable_find(&b->dels, got)))
+        return -1;
+    d->deliveries = r->deliveries;
+    if (r->reason)
+        return queue_restore_dead(b, d, r->reason, r->dl_deliveries, r->src, r->srclen);
+    return 0;
+}
+
 void
 journal_qsettings_from(const struct queue *q, struct journal_qsettings *qs)
 {

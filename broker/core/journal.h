@@ -112,6 +112,18 @@ void journal_msg_set(struct broker *b, const struct delivery *d);
 /* The message id (len payload bytes) of queue q is gone; q must be durable. */
 void journal_msg_del(struct broker *b, const struct queue *q, uint64_t id, uint32_t len);
 
+/* Replaying records into the core through the operations that made them (recovery; a
+ * follower's log later). Nothing is emitted while b->journal is NULL, as during recovery.
+ * Times are taken relative to r->now_ms.
+ * A QUEUE_PUT finds or creates the queue, applies its settings and gives it the record's sid
+ * (durable); returns it, or NULL at the memory limit or for settings of another version.
+ * A MSG_PUT into its queue q (the caller maps r->sid) publishes the message with the
+ * record's id and state, ids in rising order (b->next_id follows them); 0, or -1 at the
+ * memory limit. QUEUE_DEL, MSG_SET and MSG_DEL are not replayed yet: recovery reads their
+ * net effect from the store (docs/architecture.md, "The journal"). */
+struct queue *journal_replay_queue(struct broker *b, const struct journal_rec *r);
+int journal_replay_msg(struct broker *b, struct queue *q, const struct journal_rec *r);
+
 /* Settings of q into qs, and back: applying is what replaying a QUEUE_PUT does to the queue
  * (0, or -1 at the memory limit or for settings of another version). */
 void journal_qsettings_from(const struct queue *q, struct journal_qsettings *qs);

@@ -2,7 +2,13 @@
 /* Loading the store at start: every durable queue with its settings, then every message in
  * id order (so each queue's publish order), with its priority, delivery count, delay and
  * expiry turned back from wall-clock into monotonic time, and dead-letter info. Messages
- * that were in flight when the broker stopped are simply ready again. */
+ * that were in flight when the broker stopped are simply ready again.
+ *
+ * Each row becomes the journal record that would have written it (QUEUE_PUT, MSG_PUT) and
+ * is replayed into the core (journal_replay_queue, journal_replay_msg): recovery does not
+ * set queue or delivery fields itself. It reads the net effect of the other records (a
+ * MSG_SET is the row as it is now, a MSG_DEL or QUEUE_DEL a row that is not there or a gone
+ * id), so those are not replayed. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,24 +16,11 @@
 
 #include "core/broker.h"
 #include "codec.h"
-#include "core/delivery.h"
 #include "core/journal.h"
 #include "util/log.h"
 #include "core/queue.h"
 #include "store/store.h"
 #include "store/store_int.h"
-
-/* A stored queue's settings blob, replayed as a JOURNAL_QUEUE_PUT would be. */
-static int
-apply_settings(struct broker *b, struct queue *q, const void *blob, int len)
-{
-    struct journal_qsettings qs;
-
-    if (len != (int)sizeof(qs))
-        return -1;
-    memcpy(&qs, blob, sizeof(qs));
-    return journal_qsettings_apply(b, q, &qs);
-}
 
 struct sidmap {
     uint64_t sid;
@@ -72,8 +65,9 @@ load_queues(struct broker *b, sqlite3 *db, struct sidmap **map, size_t *n, char 
         uint64_t sid = (uint64_t)sqlite3_column_int64(s, 0);
         const char *name = (const char *)sqlite3_column_text(s, 1);
         int nlen = sqlite3_column_bytes(s, 1);
-        int created;
-        struct queue *q;
+        struct journal_qsettings qs;
+        struct journal_rec r = {0};
+        struct queue *q = NULL;
         if (sid >= b->next_sid) /* not to be given to a new queue: see store_recover() */
             b->next_sid = sid + 1;
         if (!name || !smq_name_valid(name, (size_t)nlen)) {
@@ -81,14 +75,21 @@ load_queues(struct broker *b, sqlite3 *db, struct sidmap **map, size_t *n, char 
                       (unsigned long long)sid);
             continue;
         }
-        q = broker_queue_get(b, name, (size_t)nlen, &created);
-        if (!q || apply_settings(b, q, sqlite3_column_blob(s, 2), sqlite3_column_bytes(s, 2))) {
+        r.kind = JOURNAL_QUEUE_PUT;
+        r.sid = sid;
+        r.name = name;
+        r.name_len = (uint32_t)nlen;
+        r.qs = &qs;
+        r.now_ms = b->now_ms;
+        if (sqlite3_column_bytes(s, 2) == (int)sizeof(qs)) {
+            memcpy(&qs, sqlite3_column_blob(s, 2), sizeof(qs));
+            q = journal_replay_queue(b, &r);
+        }
+        if (!q) {
             snprintf(err, errlen, "cannot load queue %.*s (memory limit, or settings of an "
                      "unknown layout)", nlen, name);
             break;
         }
-        q->durable = 1;
-        q->sid = sid;
         if (*n == cap) {
             struct sidmap *m = realloc(*map, (cap = cap ? cap * 2 : 64) * sizeof(**map));
             if (!m) {
@@ -113,42 +114,36 @@ load_queues(struct broker *b, sqlite3 *db, struct sidmap **map, size_t *n, char 
     return 0;
 }
 
-/* One stored message into q, with the id it had. */
+/* One stored message into q, with the id it had: replayed as its MSG_PUT. */
 static int
 load_message(struct broker *b, struct queue *q, sqlite3_stmt *s, int64_t now)
 {
-    uint64_t id = (uint64_t)sqlite3_column_int64(s, 0);
     unsigned prio = (unsigned)sqlite3_column_int(s, 2);
-    uint64_t deliveries = (uint64_t)sqlite3_column_int64(s, 3);
-    int64_t due = sqlite3_column_int64(s, 4);
-    int64_t exp = sqlite3_column_int64(s, 5);
     const uint8_t *dl = sqlite3_column_blob(s, 6);
     int dllen = sqlite3_column_bytes(s, 6);
-    const void *body = sqlite3_column_blob(s, 7);
-    uint32_t len = (uint32_t)sqlite3_column_bytes(s, 7);
-    struct pub_opts o = {0, 0, 0, 1, 1};
-    struct delivery *d;
-    uint64_t got;
+    int64_t due = sqlite3_column_int64(s, 4);
+    int64_t exp = sqlite3_column_int64(s, 5);
+    struct journal_rec r = {0};
 
-    b->next_id = id;
-    o.prio = (uint8_t)(prio > SMQ_PRIO_MAX ? SMQ_PRIO_MAX : prio);
-    o.delay_ms = due > now ? (uint64_t)(due - now) : 0;
-    o.ttl_ms = exp ? (exp > now ? (uint64_t)(exp - now) : 1) : 0;
-    if (!dl && deliveries == 0 && o.prio == 0 && o.delay_ms == 0 && o.ttl_ms == 0)
-        return queue_publish(b, q, body ? body : "", len, &got);
-    if (queue_publish_opts(b, q, body ? body : "", len, &o, &got))
-        return -1;
-    d = dtable_find(&b->dels, id);
-    if (!d)
-        return -1;
-    d->deliveries = (uint32_t)deliveries;
+    r.kind = JOURNAL_MSG_PUT;
+    r.id = (uint64_t)sqlite3_column_int64(s, 0);
+    r.sid = q->sid;
+    r.now_ms = b->now_ms;
+    r.prio = (uint8_t)(prio > SMQ_PRIO_MAX ? SMQ_PRIO_MAX : prio);
+    r.deliveries = (uint32_t)sqlite3_column_int64(s, 3);
+    /* wall-clock ms since the epoch back into the broker's clock: a due time passed is
+     * none (ready now), an expiry passed is 1 ms away (it expires at the first timer) */
+    r.due_ms = due > now ? b->now_ms + (uint64_t)(due - now) : 0;
+    r.expires_ms = exp ? (exp > now ? b->now_ms + (uint64_t)(exp - now) : b->now_ms + 1) : 0;
+    r.data = sqlite3_column_blob(s, 7);
+    r.len = (uint32_t)sqlite3_column_bytes(s, 7);
     if (dl && dllen >= 5) {
-        uint32_t dlcount;
-        memcpy(&dlcount, dl + 1, 4);
-        return queue_restore_dead(b, d, dl[0], dlcount, (const char *)dl + 5,
-                                  (uint32_t)(dllen - 5));
+        r.reason = dl[0];
+        memcpy(&r.dl_deliveries, dl + 1, 4);
+        r.src = (const char *)dl + 5;
+        r.srclen = (uint32_t)(dllen - 5);
     }
-    return 0;
+    return journal_replay_msg(b, q, &r);
 }
 
 /* The three sorted streams recovery merges: rows of msg by id, the entries of packs (packs
@@ -290,7 +285,7 @@ load_entry(struct broker *b, struct streams *s, struct pack_index *ix, struct si
 {
     const struct pack_entry *e = &s->e;
     struct queue *q = queue_of(map, nq, e->sid);
-    uint64_t got;
+    struct journal_rec r = {0};
     int gone;
 
     while (s->has_gone && s->gone_id < e->id)
@@ -306,8 +301,13 @@ load_entry(struct broker *b, struct streams *s, struct pack_index *ix, struct si
         return 0;
     }
     ix->live_bytes += e->len;
-    b->next_id = e->id;
-    return queue_publish(b, q, e->len ? (const void *)e->body : "", e->len, &got) ? -1 : 1;
+    r.kind = JOURNAL_MSG_PUT; /* a plain message */
+    r.id = e->id;
+    r.sid = e->sid;
+    r.now_ms = b->now_ms;
+    r.data = e->body;
+    r.len = e->len;
+    return journal_replay_msg(b, q, &r) ? -1 : 1;
 }
 
 int

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The journal seam (core/journal.h): a recording journal checks the exact records the core
  * emits for declare, publish with options, fetch + ack, NACK with a delay, dead-lettering at
- * the delivery limit, TTL expiry, purge and delete; and that a queue that is not durable
- * emits nothing. No store, no sockets. */
+ * the delivery limit, TTL expiry, purge and delete; that a queue that is not durable emits
+ * nothing; and that replaying records gives the same state. No store, no sockets. */
 #include <string.h>
 
 #include "core/broker.h"
@@ -300,9 +300,66 @@ test_not_durable_emits_nothing(void)
     teardown(&f);
 }
 
+/* The records of a publish replayed into another broker (what recovery does) give the same
+ * queue and message state, at that broker's clock. */
+static void
+test_replay_gives_the_same_state(void)
+{
+    struct fixture f, g;
+    struct pub_opts o = {0};
+    struct queue *q, *q2;
+    struct delivery *d;
+    struct seen *s;
+    uint64_t plain, opts;
+    int created;
+
+    setup(&f);
+    setup(&g);
+    f.b.now_ms = 5000;
+    g.b.journal = NULL; /* replaying writes nothing */
+    g.b.now_ms = 90000;
+    q = broker_queue_get(&f.b, "r", 1, &created);
+    q->max_deliveries = 7;
+    q->ttl_ms = 0;
+    journal_queue_put(&f.b, q);
+    plain = publish(&f, q, "plain", NULL);
+    o.prio = 4;
+    o.ttl_ms = 60000;
+    o.delay_ms = 500;
+    opts = publish(&f, q, "opts", &o);
+    T_EQ_INT(f.rec.n, 4);
+
+    s = &f.rec.seen[1]; /* the settings as changed */
+    s->r.name = s->name;
+    s->r.qs = &s->qs;
+    q2 = journal_replay_queue(&g.b, &s->r);
+    T_ASSERT(q2 && q2->durable);
+    T_EQ_U64(q2->sid, q->sid);
+    T_EQ_INT(q2->max_deliveries, 7);
+    T_ASSERT(g.b.next_sid > q->sid);
+    for (unsigned i = 2; i < 4; i++) {
+        s = &f.rec.seen[i];
+        s->r.data = s->body;
+        s->r.now_ms = f.b.now_ms;
+        T_EQ_INT(journal_replay_msg(&g.b, q2, &s->r), 0);
+    }
+    T_EQ_U64(g.b.next_id, opts + 1);
+    T_EQ_U64(q2->nfresh, 1);
+    d = dtable_find(&g.b.dels, opts);
+    T_ASSERT(d && d->q == q2);
+    T_EQ_INT(d->state, DLV_DELAYED);
+    T_EQ_INT(d->prio, 4);
+    T_EQ_U64(d->due_ms, g.b.now_ms + 500);
+    T_ASSERT(d->ext && d->ext->expires_ms == g.b.now_ms + 60000);
+    T_ASSERT(dtable_find(&g.b.dels, plain) == NULL); /* a plain message has no record */
+    teardown(&g);
+    teardown(&f);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_record_sequence),
     T_CASE(test_not_durable_emits_nothing),
+    T_CASE(test_replay_gives_the_same_state),
     {NULL, NULL},
 };
 
