@@ -169,6 +169,22 @@ journal_replay_msg(struct broker *b, struct queue *q, const struct journal_rec *
 }
 
 void
+journal_dedup(struct broker *b, const struct queue *q, const void *pid, uint32_t len,
+              uint64_t id)
+{
+    struct journal_rec r = {0};
+
+    if (!b->journal)
+        return;
+    r.kind = JOURNAL_DEDUP;
+    r.sid = q->sid;
+    r.id = id;
+    r.pid = pid;
+    r.pid_len = len;
+    emit(b, &r);
+}
+
+void
 journal_qsettings_from(const struct queue *q, struct journal_qsettings *qs)
 {
     char dlq[SMQ_NAME_MAX + 1];

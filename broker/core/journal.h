@@ -33,7 +33,8 @@ enum journal_kind {
     JOURNAL_QUEUE_DEL = 2, /* a durable queue deleted, or made not durable */
     JOURNAL_MSG_PUT = 3,   /* a message stored in a durable queue */
     JOURNAL_MSG_SET = 4,   /* a stored message's state or queue changed */
-    JOURNAL_MSG_DEL = 5    /* a stored message gone */
+    JOURNAL_MSG_DEL = 5,   /* a stored message gone */
+    JOURNAL_DEDUP = 6      /* a producer id remembered in a durable queue's window */
 };
 
 /* A queue's settings, as JOURNAL_QUEUE_PUT carries them. Plain and fixed-size: the store
@@ -83,6 +84,9 @@ struct journal_rec {
     uint32_t dl_deliveries; /* a dead letter's deliveries in its source queue */
     const char *src;        /* a dead letter's source queue name, srclen bytes */
     uint32_t srclen;
+    /* DEDUP: the producer id, pid_len bytes, remembered for message id */
+    const void *pid;
+    uint32_t pid_len;
 };
 
 struct journal_ops {
@@ -111,6 +115,9 @@ void journal_msg_held(struct broker *b, const struct delivery *d);
 void journal_msg_set(struct broker *b, const struct delivery *d);
 /* The message id (len payload bytes) of queue q is gone; q must be durable. */
 void journal_msg_del(struct broker *b, const struct queue *q, uint64_t id, uint32_t len);
+/* Producer id (pid, len) now names message id in q's window (dedup_insert); q durable. */
+void journal_dedup(struct broker *b, const struct queue *q, const void *pid, uint32_t len,
+                   uint64_t id);
 
 /* Replaying records into the core through the operations that made them (recovery; a
  * follower's log later). Nothing is emitted while b->journal is NULL, as during recovery.

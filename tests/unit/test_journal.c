@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The journal seam (core/journal.h): a recording journal checks the exact records the core
- * emits for declare, publish with options, fetch + ack, NACK with a delay, dead-lettering at
+ * emits for declare, publish with options, a producer id, fetch + ack, NACK with a delay, dead-lettering at
  * the delivery limit, TTL expiry, purge and delete; that a queue that is not durable emits
  * nothing; and that replaying records gives the same state. No store, no sockets. */
 #include <string.h>
 
 #include "core/broker.h"
+#include "core/dedup.h"
 #include "core/delivery.h"
 #include "core/journal.h"
 #include "core/queue.h"
@@ -172,6 +173,14 @@ test_record_sequence(void)
     T_EQ_INT(s->r.prio, 0);
     T_EQ_U64(s->r.expires_ms, 0);
     T_EQ_U64(s->r.due_ms, 0);
+    /* its producer id remembered (PUBLISH does this after the publish) */
+    q->dedup_window = DEDUP_WINDOW_MIN;
+    T_EQ_INT(dedup_insert(&f.b, q, "pid-1", 5, a), 0);
+    s = next(&f, JOURNAL_DEDUP);
+    T_EQ_U64(s->r.sid, q->sid);
+    T_EQ_U64(s->r.id, a);
+    T_EQ_U64(s->r.pid_len, 5);
+    T_ASSERT(memcmp(s->r.pid, "pid-1", 5) == 0);
     d = take_one(&f, q, a);
     no_more(&f);
     queue_ack(&f.b, d);
@@ -288,6 +297,8 @@ test_not_durable_emits_nothing(void)
     next(&f, JOURNAL_QUEUE_DEL);
     q->durable = 0;
     id = publish(&f, q, "x", NULL);
+    q->dedup_window = DEDUP_WINDOW_MIN;
+    T_EQ_INT(dedup_insert(&f.b, q, "pid", 3, id), 0);
     o.prio = 2;
     publish(&f, q, "y", &o);
     d = take_one(&f, q, id + 1);
