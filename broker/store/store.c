@@ -191,7 +191,7 @@ describe(struct op *o, const struct journal_rec *r)
 }
 
 static void
-store_journal_record(void *ctx, const struct journal_rec *r)
+take_record(void *ctx, const struct journal_rec *r)
 {
     struct store *st = ctx;
     struct op o = {0};
@@ -231,7 +231,7 @@ store_journal_record(void *ctx, const struct journal_rec *r)
     }
 }
 
-static const struct journal_ops store_journal_ops = {store_journal_record};
+static const struct journal_ops journal_ops = {take_record};
 
 struct journal *
 store_journal(struct store *st)
@@ -937,7 +937,7 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
         return NULL;
     }
     st->b = b;
-    st->journal.ops = &store_journal_ops;
+    st->journal.ops = &journal_ops;
     st->journal.ctx = st;
     st->journal.confirm = STORE_WRITTEN;
     st->efd_work = st->efd_done = -1;
