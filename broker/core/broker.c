@@ -10,10 +10,10 @@
 #include <time.h>
 
 #include "core/dedup.h"
+#include "core/journal.h"
 #include "frame.h"
 #include "core/queue.h"
 #include "mem/segment.h"
-#include "store/store.h"
 
 #define REGISTRY_MIN 64
 
@@ -213,9 +213,9 @@ broker_queue_get(struct broker *b, const char *name, size_t len, int *created)
     q->dedup_window = QUEUE_DEDUP_DEFAULT;
     q->next_seg = SEG_MIN_SIZE;
     q->sid = b->next_sid++;
-    if (b->store) { /* with --durability sqlite, queues are durable unless declared not */
+    if (b->journal) { /* with --durability sqlite, queues are durable unless declared not */
         q->durable = 1;
-        q->confirm = STORE_WRITTEN;
+        q->confirm = b->journal->confirm;
     }
     dlist_init(&q->wake);
     dlist_init(&q->retry);
@@ -229,7 +229,7 @@ broker_queue_get(struct broker *b, const char *name, size_t len, int *created)
     b->qb[i] = q;
     b->nqueues++;
     *created = 1;
-    store_put_queue(b->store, q);
+    journal_queue_put(b, q);
     return q;
 }
 
@@ -247,7 +247,7 @@ broker_queue_delete(struct broker *b, struct queue *q)
         p = &(*p)->hnext;
     *p = q->hnext;
     b->nqueues--;
-    store_del_queue(b->store, q);
+    journal_queue_del(b, q);
     n = queue_clear(b, q);
     queue_set_dlq(b, q, NULL, 0); /* frees a dead-letter queue name */
     dedup_free(b, q);

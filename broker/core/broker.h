@@ -16,6 +16,7 @@
 #include "proto_limits.h"
 
 struct queue;
+struct journal;
 struct store;
 
 struct broker_config {
@@ -62,7 +63,9 @@ struct broker {
     size_t nqueues;
     uint64_t next_id;             /* next message id */
     uint64_t next_sid;            /* next queue store id */
-    struct store *store;          /* durable queues' mirror, NULL without --durability */
+    struct journal *journal;      /* where durable changes go (journal.h); NULL: nowhere */
+    struct store *store;          /* the SQLite store behind the journal, for the layers
+                                   * above (confirmations, stats); the core never uses it */
     uint64_t now_ms;              /* monotonic clock, ms, refreshed by broker_tick() */
     uint64_t messages;            /* messages held in all queues */
     uint64_t qgen;                /* bumped by every queue deletion: invalidates caches */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/broker.h"
+#include "core/journal.h"
 #include "core/queue.h"
 
 #define ENTRY_HDR 17u /* next, hash, message id, len */
@@ -185,6 +186,8 @@ dedup_insert(struct broker *b, struct queue *q, const void *id, uint32_t len,
     *bucket = d->tail + 1;
     d->tail += need;
     d->count++;
+    if (q->durable)
+        journal_dedup(b, q, id, len, msg_id);
     return 0;
 }
 

@@ -6,9 +6,9 @@
 
 #include "core/broker.h"
 #include "core/delivery.h"
+#include "core/journal.h"
 #include "core/queue_int.h"
 #include "mem/segment.h"
-#include "store/store.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Segments                                                                                  */
@@ -253,7 +253,7 @@ queue_publish(struct broker *b, struct queue *q, const void *data, uint32_t len,
     *id = mid;
     latency_published(&q->lat, mid, b->now_ms);
     if (q->durable)
-        store_insert(b->store, q, mid, data, len, NULL, b->now_ms);
+        journal_msg_put(b, q, mid, data, len, NULL);
     return 0;
 }
 
@@ -325,7 +325,7 @@ queue_publish_opts(struct broker *b, struct queue *q, const void *data, uint32_t
     else
         queue_make_ready(b, d);
     if (q->durable)
-        store_insert(b->store, q, mid, data, len, d, b->now_ms);
+        journal_msg_put(b, q, mid, data, len, d);
     return 0;
 }
 
@@ -363,7 +363,7 @@ queue_rollback(struct broker *b, struct queue *q, const struct queue_mark *m)
             seg_read(g, off, &r);
             seg_kill(&b->slab, g, off);
             if (q->durable)
-                store_delete(b->store, r.id, r.len);
+                journal_msg_del(b, q, r.id, r.len);
             off += r.size;
         }
         drop_segment(b, q, g);
@@ -375,7 +375,7 @@ queue_rollback(struct broker *b, struct queue *q, const struct queue_mark *m)
             seg_read(g, off, &r);
             seg_kill(&b->slab, g, off);
             if (q->durable)
-                store_delete(b->store, r.id, r.len);
+                journal_msg_del(b, q, r.id, r.len);
             off += r.size;
         }
         g->used = m->used;
@@ -518,7 +518,7 @@ queue_destroy(struct broker *b, struct delivery *d)
     q->bytes -= d->len;
     b->messages--;
     if (q->durable && !q->clearing)
-        store_delete(b->store, d->id, d->len);
+        journal_msg_del(b, q, d->id, d->len);
     theap_remove(&b->timers, d);
     dtable_remove(&b->dels, d);
     dlist_unlink(&d->slink);
@@ -640,11 +640,11 @@ come_back(struct broker *b, struct delivery *d, uint64_t delay_ms)
     } else if (delay_ms) {
         queue_delay(b, d, delay_ms);
         if (q->durable)
-            store_update(b->store, d, b->now_ms);
+            journal_msg_set(b, d);
     } else {
         queue_make_ready(b, d);
         if (q->durable)
-            store_update(b->store, d, b->now_ms);
+            journal_msg_set(b, d);
     }
 }
 
@@ -704,7 +704,7 @@ drop_fresh_one(struct broker *b, struct queue *q)
     q->nfresh--;
     b->messages--;
     if (q->durable && !q->clearing)
-        store_delete(b->store, r.id, r.len);
+        journal_msg_del(b, q, r.id, r.len);
     queue_segment_died(b, q, g, seg_kill(&b->slab, g, q->roff - r.size));
 }
 

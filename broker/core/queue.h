@@ -93,8 +93,8 @@ struct queue {
     uint8_t clearing;           /* being emptied: no compaction */
     uint8_t paused;             /* PAUSE: accept publishes, deliver nothing until RESUME */
     uint8_t dlq_mode;           /* enum queue_dlq */
-    uint8_t durable;            /* mirrored in the store (store.h) */
-    uint8_t confirm;            /* enum store_level: default confirmation of publishes */
+    uint8_t durable;            /* its changes go to the journal (journal.h) */
+    uint8_t confirm;            /* default confirmation of publishes (journal.confirm) */
     uint8_t dlq_len;            /* QUEUE_DLQ_NAMED: bytes of dlq_name */
     uint8_t no_compact;         /* queue_rollback: no segment may be freed by compaction */
     uint8_t mem_held;           /* the last take stopped at the memory limit (slabmq why) */

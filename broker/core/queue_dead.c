@@ -10,10 +10,10 @@
 
 #include "core/broker.h"
 #include "core/delivery.h"
+#include "core/journal.h"
 #include "core/queue.h"
 #include "core/queue_int.h"
 #include "mem/segment.h"
-#include "store/store.h"
 
 const char *
 dl_reason_name(unsigned reason)
@@ -99,6 +99,7 @@ dlq_of(struct broker *b, struct queue *q)
     if (dq && created) {
         dq->max_deliveries = 0;
         dq->dlq_mode = QUEUE_DLQ_NONE;
+        journal_queue_put(b, dq); /* those settings: the put at creation had the defaults */
     }
     return dq;
 }
@@ -175,11 +176,11 @@ queue_dead_letter(struct broker *b, struct delivery *d, unsigned reason)
     dq->c.published++;
     queue_make_ready(b, d);
     if (dq->durable && q->durable) /* the same row, now in the dead-letter queue */
-        store_update(b->store, d, b->now_ms);
+        journal_msg_set(b, d);
     else if (dq->durable)
-        store_insert_held(b->store, d, b->now_ms);
+        journal_msg_held(b, d);
     else if (q->durable)
-        store_delete(b->store, d->id, d->len);
+        journal_msg_del(b, q, d->id, d->len);
 }
 
 int

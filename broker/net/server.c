@@ -375,6 +375,7 @@ server_free(struct server *s)
     guard_deinit(s);
     if (s->store_ev)
         event_free(s->store_ev);
+    s->b.journal = NULL;
     store_close(s->b.store);
     s->b.store = NULL;
     broker_deinit(&s->b);
@@ -450,6 +451,7 @@ server_new(const struct server_config *c, char *err, size_t errlen)
             return NULL;
         }
         s->b.store = st;
+        s->b.journal = store_journal(st); /* from now on durable changes are written */
     }
     s->started_ms = s->b.now_ms;
     s->base = event_base_new();

@@ -8,6 +8,7 @@
 #include "core/broker.h"
 #include "req/cmd.h"
 #include "core/dedup.h"
+#include "core/journal.h"
 #include "net/conn.h"
 #include "frame.h"
 #include "util/log.h"
@@ -262,7 +263,7 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         q->confirm = (uint8_t)o.confirm;
     if (o.durable >= 0 && o.durable != q->durable) {
         if (!o.durable)
-            store_del_queue(c->srv->b.store, q);
+            journal_queue_del(&c->srv->b, q);
         q->durable = (uint8_t)o.durable;
     }
     if (o.visibility_ms)
@@ -277,7 +278,7 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         q->backoff_ms = (uint32_t)o.backoff_ms;
     if (o.has_backoff_max)
         q->backoff_max_ms = (uint32_t)o.backoff_max_ms;
-    store_put_queue(c->srv->b.store, q); /* the settings as they are now */
+    journal_queue_put(&c->srv->b, q); /* the settings as they are now */
     reply_bool(c, SMQ_OP_DECLARE, rid, created);
 }
 
@@ -339,7 +340,7 @@ pause_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t
     was = q->paused;
     q->paused = op == SMQ_OP_PAUSE;
     if (was != q->paused)
-        store_put_queue(c->srv->b.store, q);
+        journal_queue_put(&c->srv->b, q);
     reply_bool(c, op, rid, was);
     if (!q->paused)
         queue_wake(&c->srv->b, q);

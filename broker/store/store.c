@@ -16,10 +16,10 @@
 
 #include <sqlite3.h>
 
+#include "codec.h"
 #include "core/broker.h"
-#include "core/delivery.h"
+#include "core/journal.h"
 #include "util/log.h"
-#include "core/queue.h"
 #include "mem/segment.h"
 #include "store/store_int.h"
 
@@ -163,108 +163,80 @@ append(struct store *st, struct op *tmpl, const void *body, const void *src)
     return append_from(st, tmpl, body, src, NULL, 0);
 }
 
-uint64_t
-store_put_queue(struct store *st, const struct queue *q)
-{
-    struct store_qsettings qs;
-    struct op o = {0};
-
-    if (!st || !q->durable)
-        return 0;
-    store_qsettings_from(q, &qs);
-    o.type = OP_QPUT;
-    o.id = q->sid;
-    o.blen = (uint32_t)sizeof(qs);
-    o.slen = q->name_len;
-    return append(st, &o, &qs, q->name);
-}
-
-uint64_t
-store_del_queue(struct store *st, const struct queue *q)
-{
-    struct op o = {0};
-
-    if (!st || !q->durable)
-        return 0;
-    o.type = OP_QDEL;
-    o.id = q->sid;
-    return append(st, &o, NULL, NULL);
-}
-
-/* The message state of d into o (for inserts with a delivery record, and updates). */
+/* The journal's records into ring operations (journal.h). The core checked that the queue
+ * is durable; the ring never fails the core (append_from). */
 static void
-describe(struct op *o, const struct delivery *d, uint64_t now_ms)
+put_queue(struct store *st, const struct journal_rec *r)
 {
-    o->prio = d->prio;
-    o->deliveries = d->deliveries;
-    if (d->state == DLV_DELAYED)
-        o->due_wall = to_wall(d->due_ms, now_ms);
-    if (d->ext && d->ext->expires_ms)
-        o->exp_wall = to_wall(d->ext->expires_ms, now_ms);
-    if (d->ext && d->ext->reason) {
-        o->reason = d->ext->reason;
-        o->dl_deliveries = d->ext->dl_deliveries;
-        o->slen = d->ext->srclen;
+    struct op o = {0};
+
+    o.type = OP_QPUT;
+    o.id = r->sid;
+    o.blen = (uint32_t)sizeof(*r->qs);
+    o.slen = r->name_len;
+    append(st, &o, r->qs, r->name);
+}
+
+/* The message state of r into o (inserts and updates). */
+static void
+describe(struct op *o, const struct journal_rec *r)
+{
+    o->prio = r->prio;
+    o->deliveries = r->deliveries;
+    o->due_wall = to_wall(r->due_ms, r->now_ms);
+    o->exp_wall = to_wall(r->expires_ms, r->now_ms);
+    o->reason = r->reason;
+    o->dl_deliveries = r->dl_deliveries;
+    o->slen = r->srclen;
+}
+
+static void
+take_record(void *ctx, const struct journal_rec *r)
+{
+    struct store *st = ctx;
+    struct op o = {0};
+
+    switch (r->kind) {
+    case JOURNAL_QUEUE_PUT:
+        put_queue(st, r);
+        return;
+    case JOURNAL_QUEUE_DEL:
+        o.type = OP_QDEL;
+        o.id = r->sid;
+        append(st, &o, NULL, NULL);
+        return;
+    case JOURNAL_MSG_PUT:
+        o.type = OP_INS;
+        o.id = r->id;
+        o.sid = r->sid;
+        o.blen = r->len;
+        describe(&o, r);
+        append_from(st, &o, r->data, r->src, r->data ? NULL : r->seg, r->off);
+        return;
+    case JOURNAL_MSG_SET:
+        o.type = OP_UPD;
+        o.id = r->id;
+        o.sid = r->sid;
+        describe(&o, r);
+        append(st, &o, NULL, r->src);
+        return;
+    case JOURNAL_MSG_DEL:
+        o.type = OP_DEL;
+        o.id = r->id;
+        o.len = r->len;
+        append(st, &o, NULL, NULL);
+        return;
+    case JOURNAL_DEDUP: /* not stored: windows start empty after a restart (durability.md) */
+        return;
     }
 }
 
-uint64_t
-store_insert(struct store *st, const struct queue *q, uint64_t id, const void *data,
-             uint32_t len, const struct delivery *d, uint64_t now_ms)
+static const struct journal_ops journal_ops = {take_record};
+
+struct journal *
+store_journal(struct store *st)
 {
-    struct op o = {0};
-
-    if (!st || !q->durable)
-        return 0;
-    o.type = OP_INS;
-    o.id = id;
-    o.sid = q->sid;
-    o.blen = len;
-    if (d)
-        describe(&o, d, now_ms);
-    return append(st, &o, data, d && d->ext ? d->ext->src : NULL);
-}
-
-uint64_t
-store_update(struct store *st, const struct delivery *d, uint64_t now_ms)
-{
-    struct op o = {0};
-
-    if (!st || !d->q->durable)
-        return 0;
-    o.type = OP_UPD;
-    o.id = d->id;
-    o.sid = d->q->sid;
-    describe(&o, d, now_ms);
-    return append(st, &o, NULL, d->ext ? d->ext->src : NULL);
-}
-
-uint64_t
-store_delete(struct store *st, uint64_t id, uint32_t len)
-{
-    struct op o = {0};
-
-    if (!st)
-        return 0;
-    o.type = OP_DEL;
-    o.id = id;
-    o.len = len;
-    return append(st, &o, NULL, NULL);
-}
-
-uint64_t
-store_insert_held(struct store *st, const struct delivery *d, uint64_t now_ms)
-{
-    struct op o = {0};
-
-    if (!st || !d->q->durable)
-        return 0;
-    o.type = OP_INS;
-    o.id = d->id;
-    o.sid = d->q->sid;
-    o.blen = d->len;
-    describe(&o, d, now_ms);
-    return append_from(st, &o, NULL, d->ext ? d->ext->src : NULL, d->seg, d->off);
+    return st ? &st->journal : NULL;
 }
 
 void
@@ -965,6 +937,9 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
         return NULL;
     }
     st->b = b;
+    st->journal.ops = &journal_ops;
+    st->journal.ctx = st;
+    st->journal.confirm = STORE_WRITTEN;
     st->efd_work = st->efd_done = -1;
     if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));

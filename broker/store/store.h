@@ -20,8 +20,7 @@
 #include <stdint.h>
 
 struct broker;
-struct queue;
-struct delivery;
+struct journal;
 
 /* The levels a publish can be confirmed at, weakest first. */
 enum store_level {
@@ -91,20 +90,9 @@ uint64_t store_commits(const struct store *st);
  * their messages still stored, and of those acked but still inside a pack (dead). */
 void store_pack_stats(const struct store *st, uint64_t *packs, uint64_t *live, uint64_t *dead);
 
-/* Operations, appended by the loop for durable queues; each returns its sequence number
- * (0 when the store is off or the queue is not durable). The message is described by the
- * delivery d, or for a plain message by (id, payload) alone. */
-uint64_t store_put_queue(struct store *st, const struct queue *q);
-uint64_t store_del_queue(struct store *st, const struct queue *q);
-uint64_t store_insert(struct store *st, const struct queue *q, uint64_t id, const void *data,
-                      uint32_t len, const struct delivery *d, uint64_t now_ms);
-/* Insert the message of d, its payload copied from its record (a dead letter arriving from a
- * queue that is not durable). */
-uint64_t store_insert_held(struct store *st, const struct delivery *d, uint64_t now_ms);
-/* The message's state changed (delivery count, delay, queue, dead-letter info). */
-uint64_t store_update(struct store *st, const struct delivery *d, uint64_t now_ms);
-/* The message id (len payload bytes) is gone: acked, dropped, purged, expired. */
-uint64_t store_delete(struct store *st, uint64_t id, uint32_t len);
+/* The journal (core/journal.h) whose records the store appends as operations, to be set
+ * as b->journal once store_open() has loaded the broker (NULL for NULL). */
+struct journal *store_journal(struct store *st);
 
 /* Test hooks, from the environment (unset normally): SLABMQ_STORE_COMMIT_DELAY_MS, the writer
  * sleeps this long before each COMMIT (sync-before-confirm); SLABMQ_STORE_FAIL_AFTER_COMMITS,

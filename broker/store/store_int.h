@@ -6,35 +6,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
-
-#include <stdatomic.h>
 #include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+#include "core/journal.h"
 
 struct broker;
 struct queue;
 struct store;
 
-/* A durable queue's settings as stored (queue.settings): fixed-size, little-endian as the
- * machine writes it; 'version' guards the layout. */
-struct store_qsettings {
-    uint32_t version; /* STORE_QSETTINGS_VERSION */
-    uint32_t visibility_ms;
-    uint32_t backoff_ms;
-    uint32_t backoff_max_ms;
-    uint32_t max_deliveries;
-    uint32_t dedup_window;
-    uint64_t ttl_ms;
-    uint64_t max_messages;
-    uint64_t max_bytes;
-    uint8_t overflow;
-    uint8_t paused;
-    uint8_t dlq_mode;
-    uint8_t dlq_len;
-    uint8_t confirm;    /* enum store_level: default confirmation of publishes */
-    char dlq_name[200]; /* SMQ_NAME_MAX */
-};
-#define STORE_QSETTINGS_VERSION 1u
+/* A durable queue's settings are stored (queue.settings) as struct journal_qsettings:
+ * fixed-size, little-endian as the machine writes it; 'version' guards the layout. */
 
 /* ---------------------------------------------------------------------------------------- */
 /* Packs (store_pack.c): plain messages published together stored as one row.
@@ -118,6 +101,7 @@ struct op {
 
 struct store {
     struct broker *b;
+    struct journal journal; /* what the core writes to: records into ring operations */
     sqlite3 *db;
     char path[4096];
     pthread_t thread;
@@ -202,7 +186,6 @@ int store_exec_op(struct store *st, const struct op *o);
  * rc (a result of our own, as SQLITE_CORRUPT from a pack that does not match the index). */
 const char *store_errmsg(struct store *st, int rc);
 
-void store_qsettings_from(const struct queue *q, struct store_qsettings *qs);
 /* Load every stored queue and message into b (the store is not attached yet, so nothing is
  * written back), and build the index of packs. 0, or -1 with the reason in err. */
 int store_recover(struct broker *b, sqlite3 *db, struct pack_index *packs, char *err,

@@ -2,7 +2,13 @@
 /* Loading the store at start: every durable queue with its settings, then every message in
  * id order (so each queue's publish order), with its priority, delivery count, delay and
  * expiry turned back from wall-clock into monotonic time, and dead-letter info. Messages
- * that were in flight when the broker stopped are simply ready again. */
+ * that were in flight when the broker stopped are simply ready again.
+ *
+ * Each row becomes the journal record that would have written it (QUEUE_PUT, MSG_PUT) and
+ * is replayed into the core (journal_replay_queue, journal_replay_msg): recovery does not
+ * set queue or delivery fields itself. It reads the net effect of the other records (a
+ * MSG_SET is the row as it is now, a MSG_DEL or QUEUE_DEL a row that is not there or a gone
+ * id), so those are not replayed. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,68 +16,11 @@
 
 #include "core/broker.h"
 #include "codec.h"
-#include "core/delivery.h"
+#include "core/journal.h"
 #include "util/log.h"
 #include "core/queue.h"
 #include "store/store.h"
-#include "settings.h"
 #include "store/store_int.h"
-
-/* The saved settings hold every queue setting of protocol/settings.h (plus paused and the
- * dead-letter mode). A setting added there must be saved here too: add it to struct
- * store_qsettings (bumping STORE_QSETTINGS_VERSION), to the copies below, then this count. */
-_Static_assert(SMQ_SETTING_COUNT == 12, "a queue setting the store does not save");
-
-void
-store_qsettings_from(const struct queue *q, struct store_qsettings *qs)
-{
-    char dlq[SMQ_NAME_MAX + 1];
-
-    memset(qs, 0, sizeof(*qs));
-    qs->version = STORE_QSETTINGS_VERSION;
-    qs->visibility_ms = q->visibility_ms;
-    qs->backoff_ms = q->backoff_ms;
-    qs->backoff_max_ms = q->backoff_max_ms;
-    qs->max_deliveries = q->max_deliveries;
-    qs->dedup_window = q->dedup_window;
-    qs->ttl_ms = q->ttl_ms;
-    qs->max_messages = q->max_messages;
-    qs->max_bytes = q->max_bytes;
-    qs->overflow = q->overflow;
-    qs->paused = q->paused;
-    qs->dlq_mode = q->dlq_mode;
-    qs->confirm = q->confirm;
-    if (q->dlq_mode == QUEUE_DLQ_NAMED) {
-        qs->dlq_len = (uint8_t)queue_dlq_name(q, dlq);
-        memcpy(qs->dlq_name, dlq, qs->dlq_len);
-    }
-}
-
-static int
-apply_settings(struct broker *b, struct queue *q, const void *blob, int len)
-{
-    struct store_qsettings qs;
-
-    if (len != (int)sizeof(qs))
-        return -1;
-    memcpy(&qs, blob, sizeof(qs));
-    if (qs.version != STORE_QSETTINGS_VERSION || qs.dlq_len > SMQ_NAME_MAX)
-        return -1;
-    q->visibility_ms = qs.visibility_ms;
-    q->backoff_ms = qs.backoff_ms;
-    q->backoff_max_ms = qs.backoff_max_ms;
-    q->max_deliveries = qs.max_deliveries;
-    q->dedup_window = qs.dedup_window;
-    q->ttl_ms = qs.ttl_ms;
-    q->max_messages = qs.max_messages;
-    q->max_bytes = qs.max_bytes;
-    q->overflow = qs.overflow;
-    q->paused = qs.paused;
-    q->confirm = qs.confirm;
-    if (qs.dlq_mode == QUEUE_DLQ_NAMED)
-        return queue_set_dlq(b, q, qs.dlq_name, qs.dlq_len);
-    return queue_set_dlq(b, q, qs.dlq_mode == QUEUE_DLQ_NONE ? "" : NULL, 0);
-}
 
 struct sidmap {
     uint64_t sid;
@@ -116,8 +65,9 @@ load_queues(struct broker *b, sqlite3 *db, struct sidmap **map, size_t *n, char 
         uint64_t sid = (uint64_t)sqlite3_column_int64(s, 0);
         const char *name = (const char *)sqlite3_column_text(s, 1);
         int nlen = sqlite3_column_bytes(s, 1);
-        int created;
-        struct queue *q;
+        struct journal_qsettings qs;
+        struct journal_rec r = {0};
+        struct queue *q = NULL;
         if (sid >= b->next_sid) /* not to be given to a new queue: see store_recover() */
             b->next_sid = sid + 1;
         if (!name || !smq_name_valid(name, (size_t)nlen)) {
@@ -125,14 +75,21 @@ load_queues(struct broker *b, sqlite3 *db, struct sidmap **map, size_t *n, char 
                       (unsigned long long)sid);
             continue;
         }
-        q = broker_queue_get(b, name, (size_t)nlen, &created);
-        if (!q || apply_settings(b, q, sqlite3_column_blob(s, 2), sqlite3_column_bytes(s, 2))) {
+        r.kind = JOURNAL_QUEUE_PUT;
+        r.sid = sid;
+        r.name = name;
+        r.name_len = (uint32_t)nlen;
+        r.qs = &qs;
+        r.now_ms = b->now_ms;
+        if (sqlite3_column_bytes(s, 2) == (int)sizeof(qs)) {
+            memcpy(&qs, sqlite3_column_blob(s, 2), sizeof(qs));
+            q = journal_replay_queue(b, &r);
+        }
+        if (!q) {
             snprintf(err, errlen, "cannot load queue %.*s (memory limit, or settings of an "
                      "unknown layout)", nlen, name);
             break;
         }
-        q->durable = 1;
-        q->sid = sid;
         if (*n == cap) {
             struct sidmap *m = realloc(*map, (cap = cap ? cap * 2 : 64) * sizeof(**map));
             if (!m) {
@@ -157,42 +114,36 @@ load_queues(struct broker *b, sqlite3 *db, struct sidmap **map, size_t *n, char 
     return 0;
 }
 
-/* One stored message into q, with the id it had. */
+/* One stored message into q, with the id it had: replayed as its MSG_PUT. */
 static int
 load_message(struct broker *b, struct queue *q, sqlite3_stmt *s, int64_t now)
 {
-    uint64_t id = (uint64_t)sqlite3_column_int64(s, 0);
     unsigned prio = (unsigned)sqlite3_column_int(s, 2);
-    uint64_t deliveries = (uint64_t)sqlite3_column_int64(s, 3);
-    int64_t due = sqlite3_column_int64(s, 4);
-    int64_t exp = sqlite3_column_int64(s, 5);
     const uint8_t *dl = sqlite3_column_blob(s, 6);
     int dllen = sqlite3_column_bytes(s, 6);
-    const void *body = sqlite3_column_blob(s, 7);
-    uint32_t len = (uint32_t)sqlite3_column_bytes(s, 7);
-    struct pub_opts o = {0, 0, 0, 1, 1};
-    struct delivery *d;
-    uint64_t got;
+    int64_t due = sqlite3_column_int64(s, 4);
+    int64_t exp = sqlite3_column_int64(s, 5);
+    struct journal_rec r = {0};
 
-    b->next_id = id;
-    o.prio = (uint8_t)(prio > SMQ_PRIO_MAX ? SMQ_PRIO_MAX : prio);
-    o.delay_ms = due > now ? (uint64_t)(due - now) : 0;
-    o.ttl_ms = exp ? (exp > now ? (uint64_t)(exp - now) : 1) : 0;
-    if (!dl && deliveries == 0 && o.prio == 0 && o.delay_ms == 0 && o.ttl_ms == 0)
-        return queue_publish(b, q, body ? body : "", len, &got);
-    if (queue_publish_opts(b, q, body ? body : "", len, &o, &got))
-        return -1;
-    d = dtable_find(&b->dels, id);
-    if (!d)
-        return -1;
-    d->deliveries = (uint32_t)deliveries;
+    r.kind = JOURNAL_MSG_PUT;
+    r.id = (uint64_t)sqlite3_column_int64(s, 0);
+    r.sid = q->sid;
+    r.now_ms = b->now_ms;
+    r.prio = (uint8_t)(prio > SMQ_PRIO_MAX ? SMQ_PRIO_MAX : prio);
+    r.deliveries = (uint32_t)sqlite3_column_int64(s, 3);
+    /* wall-clock ms since the epoch back into the broker's clock: a due time passed is
+     * none (ready now), an expiry passed is 1 ms away (it expires at the first timer) */
+    r.due_ms = due > now ? b->now_ms + (uint64_t)(due - now) : 0;
+    r.expires_ms = exp ? (exp > now ? b->now_ms + (uint64_t)(exp - now) : b->now_ms + 1) : 0;
+    r.data = sqlite3_column_blob(s, 7);
+    r.len = (uint32_t)sqlite3_column_bytes(s, 7);
     if (dl && dllen >= 5) {
-        uint32_t dlcount;
-        memcpy(&dlcount, dl + 1, 4);
-        return queue_restore_dead(b, d, dl[0], dlcount, (const char *)dl + 5,
-                                  (uint32_t)(dllen - 5));
+        r.reason = dl[0];
+        memcpy(&r.dl_deliveries, dl + 1, 4);
+        r.src = (const char *)dl + 5;
+        r.srclen = (uint32_t)(dllen - 5);
     }
-    return 0;
+    return journal_replay_msg(b, q, &r);
 }
 
 /* The three sorted streams recovery merges: rows of msg by id, the entries of packs (packs
@@ -334,7 +285,7 @@ load_entry(struct broker *b, struct streams *s, struct pack_index *ix, struct si
 {
     const struct pack_entry *e = &s->e;
     struct queue *q = queue_of(map, nq, e->sid);
-    uint64_t got;
+    struct journal_rec r = {0};
     int gone;
 
     while (s->has_gone && s->gone_id < e->id)
@@ -350,8 +301,13 @@ load_entry(struct broker *b, struct streams *s, struct pack_index *ix, struct si
         return 0;
     }
     ix->live_bytes += e->len;
-    b->next_id = e->id;
-    return queue_publish(b, q, e->len ? (const void *)e->body : "", e->len, &got) ? -1 : 1;
+    r.kind = JOURNAL_MSG_PUT; /* a plain message */
+    r.id = e->id;
+    r.sid = e->sid;
+    r.now_ms = b->now_ms;
+    r.data = e->body;
+    r.len = e->len;
+    return journal_replay_msg(b, q, &r) ? -1 : 1;
 }
 
 int
