@@ -6,7 +6,8 @@
  * A short tour:
  *
  * @code
- *   slabmq_options o = SLABMQ_OPTIONS_INIT;       // 127.0.0.1:7654, 5 s timeout
+ *   slabmq_options o;
+ *   slabmq_options_init(&o);                      // 127.0.0.1:7654, 5 s timeout
  *   slabmq_client *c;
  *   if (slabmq_client_connect(&o, &c) != SLABMQ_OK) { ... }
  *
@@ -138,15 +139,8 @@ SLABMQ_API const char *slabmq_status_name(slabmq_status s);
 /** An open connection to one broker. Opaque. */
 typedef struct slabmq_client slabmq_client;
 
-/** Connection options. Start from #SLABMQ_OPTIONS_INIT and change what you need.
- *
- * Credentials: a broker started with users (docs/security.md) needs a user name and a
- * password, sent in an AUTH request right after HELLO. When @c user is NULL the library takes
- * them from the environment variables SLABMQ_USER and SLABMQ_PASSWORD, if SLABMQ_USER is set
- * and not empty; set @c user to "" to use no credentials at all. Against a broker without
- * users the credentials are not sent. */
-/** TLS settings, for slabmq_options::tls (docs/security.md). Zero-initialise, then set what
- * you need: by default the broker's certificate is verified against the system's trust store
+/** TLS settings, for slabmq_options::tls (docs/security.md). Fill with
+ * slabmq_tls_options_init() (or zero-initialise), then set what you need: by default the broker's certificate is verified against the system's trust store
  * and must be issued for the @c host option. */
 typedef struct slabmq_tls_options {
     const char *ca_file;     /**< PEM file of the CAs that may sign the broker's certificate;
@@ -160,6 +154,14 @@ typedef struct slabmq_tls_options {
                                   only: anyone on the path can then read and alter traffic */
 } slabmq_tls_options;
 
+/** Connection options. Fill with slabmq_options_init() (or #SLABMQ_OPTIONS_INIT)
+ * and change what you need.
+ *
+ * Credentials: a broker started with users (docs/security.md) needs a user name and a
+ * password, sent in an AUTH request right after HELLO. When @c user is NULL the library takes
+ * them from the environment variables SLABMQ_USER and SLABMQ_PASSWORD, if SLABMQ_USER is set
+ * and not empty; set @c user to "" to use no credentials at all. Against a broker without
+ * users the credentials are not sent. */
 typedef struct slabmq_options {
     const char *host;        /**< numeric IPv4/IPv6 address or host name; default "127.0.0.1" */
     uint16_t port;           /**< TCP port; default #SLABMQ_DEFAULT_PORT */
@@ -173,27 +175,80 @@ typedef struct slabmq_options {
                                         TCP. Borrowed for the connect call only */
 } slabmq_options;
 
+/*
+ * Initializers. Each options struct has an init function that sets every field to its
+ * default: slabmq_options_init(), slabmq_tls_options_init(), slabmq_queue_options_init(),
+ * slabmq_publish_options_init(). Use them in new code: they keep setting every field when a
+ * later version adds one, in C and in C++ alike (designated initializers would need C++20).
+ * The *_INIT macros below are kept for the code that uses them: they are positional, so they
+ * stay correct only because fields are added at the end, and only in C they leave the
+ * added fields zero without a warning. They will go in a version that changes the soname.
+ *
+ * ABI: a struct that gains a field changes its size, so the soname changes with it (the
+ * library would read the new field beyond the end of an older program's struct). Adding a
+ * function does not; libslabmq.so.1 has been the soname since 0.2 (docs/operations.md).
+ */
+
+/** The defaults as a positional initializer; prefer slabmq_options_init(). */
 #define SLABMQ_OPTIONS_INIT {"127.0.0.1", SLABMQ_DEFAULT_PORT, 5000, NULL, NULL, NULL, NULL}
 
 /**
+ * Set every field of @p o to its default: host "127.0.0.1", port #SLABMQ_DEFAULT_PORT, a
+ * 5 s timeout, no client name, credentials from the environment, plain TCP.
+ * @param o  the options to fill; not NULL.
+ */
+SLABMQ_API void slabmq_options_init(slabmq_options *o);
+
+/**
+ * Set every field of @p t to its default (all zero: the system's trust store, no client
+ * certificate, the broker's certificate verified for the @c host option).
+ * @param t  the TLS options to fill; not NULL.
+ */
+SLABMQ_API void slabmq_tls_options_init(slabmq_tls_options *t);
+
+/**
  * Connect to a broker and perform the HELLO handshake, then AUTH if the broker requires it.
- * @param o    options; borrowed for the call.
- * @param out  receives a new client on success; close it with slabmq_client_close(). On
- *             failure *out is set to NULL and the detail is lost with it, so the error
- *             message is printed into @p errbuf when given.
+ * @param o    options, borrowed for the call; NULL: the defaults of slabmq_options_init().
+ * @param out  not NULL; receives a new client on success; close it with slabmq_client_close(). On
+ *             failure *out is set to NULL, and the detail of the failure goes with it: call
+ *             slabmq_client_connect_errbuf() to get it.
  * @return #SLABMQ_OK, #SLABMQ_ERR_CONNECT, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_VERSION,
  *         #SLABMQ_ERR_AUTH (the broker requires credentials and none were given, or it
  *         refused them), #SLABMQ_ERR_TLS (with slabmq_options::tls: the handshake failed,
- *         e.g. the certificate is not trusted or not for that name), ...
+ *         e.g. the certificate is not trusted or not for that name), #SLABMQ_ERR_ARG (a
+ *         client name over 64 bytes), #SLABMQ_ERR_CLIENT_NOMEM.
  */
 SLABMQ_API slabmq_status slabmq_client_connect(const slabmq_options *o, slabmq_client **out);
 
 /**
- * Like slabmq_client_connect(), and on failure writes a one-line reason into @p errbuf
- * (always NUL-terminated when @p errlen > 0).
+ * slabmq_client_connect() that also says why it failed: on failure it writes a one-line
+ * reason (what slabmq_client_errmsg() would have said) into @p errbuf.
+ * @param o       options, borrowed for the call; NULL: the defaults.
+ * @param out     not NULL; receives a new client on success, NULL on failure.
+ * @param errbuf  receives the reason on failure, always NUL-terminated when @p errlen > 0;
+ *                untouched on success. May be NULL when @p errlen is 0.
+ * @param errlen  size of @p errbuf in bytes; the reason is truncated to fit.
+ * @return as slabmq_client_connect().
+ */
+SLABMQ_API slabmq_status slabmq_client_connect_errbuf(const slabmq_options *o,
+                                                      slabmq_client **out, char *errbuf,
+                                                      size_t errlen);
+
+#if defined(__GNUC__) && !defined(SLABMQ_BUILDING_LIBRARY)
+#define SLABMQ_DEPRECATED(why) __attribute__((deprecated(why)))
+#else
+#define SLABMQ_DEPRECATED(why)
+#endif
+
+/**
+ * The name slabmq_client_connect_errbuf() had until 0.2; the same function, kept so that
+ * programs linked against libslabmq.so.1 keep running. It goes when the soname changes.
+ * @param o, out, errbuf, errlen  as for slabmq_client_connect_errbuf().
+ * @return as slabmq_client_connect_errbuf().
  */
 SLABMQ_API slabmq_status slabmq_client_connect2(const slabmq_options *o, slabmq_client **out,
-                                                char *errbuf, size_t errlen);
+                                                char *errbuf, size_t errlen)
+    SLABMQ_DEPRECATED("renamed slabmq_client_connect_errbuf");
 
 /** Close the connection and free @p c. Accepts NULL. Unacked fetched messages are requeued
  *  by the broker. */
@@ -235,11 +290,6 @@ typedef enum slabmq_overflow {
 /** The longest producer message id, in bytes. */
 #define SLABMQ_PRODUCER_ID_MAX 128
 
-/** Queue settings for slabmq_declare(). Zero fields (and NULL dead_letter) keep the queue's
- *  current value (for a new queue, the broker's default); #SLABMQ_NO_LIMIT removes a limit.
- *  Start from #SLABMQ_QUEUE_OPTIONS_INIT or a zeroed struct, so that fields added in later
- *  versions are zero too. A limit lowered below what the queue holds refuses (or, with
- *  drop-oldest or dead-letter, trims at) the next publish; nothing is dropped at DECLARE. */
 /** How far a publish must get before the broker confirms it (docs/durability.md). */
 typedef enum slabmq_confirm_level {
     SLABMQ_CONFIRM_DEFAULT = 0, /**< the queue's level */
@@ -248,6 +298,12 @@ typedef enum slabmq_confirm_level {
     SLABMQ_CONFIRM_SYNCED = 3   /**< committed and synced to disk: survives a power loss */
 } slabmq_confirm_level;
 
+/** Queue settings for slabmq_declare(). Zero fields (and NULL dead_letter) keep the queue's
+ *  current value (for a new queue, the broker's default); #SLABMQ_NO_LIMIT removes a limit.
+ *  Fill with slabmq_queue_options_init() (or
+ *  #SLABMQ_QUEUE_OPTIONS_INIT, or a zeroed struct), so that fields added in later
+ *  versions are zero too. A limit lowered below what the queue holds refuses (or, with
+ *  drop-oldest or dead-letter, trims at) the next publish; nothing is dropped at DECLARE. */
 typedef struct slabmq_queue_options {
     uint32_t visibility_ms;   /**< redelivery timeout for fetched, unacked messages, ms;
                                    default 30000 */
@@ -283,9 +339,16 @@ typedef struct slabmq_queue_options {
                                    leaves it (a durable queue starts at "written") */
 } slabmq_queue_options;
 
-/** A ::slabmq_queue_options that changes nothing. */
+/** A ::slabmq_queue_options that changes nothing; prefer slabmq_queue_options_init(). */
 #define SLABMQ_QUEUE_OPTIONS_INIT                                                              \
     {0, 0, 0, SLABMQ_OVERFLOW_UNCHANGED, 0, 0, 0, NULL, 0, 0, 0, SLABMQ_CONFIRM_DEFAULT}
+/**
+ * Set every field of @p o to "leave the queue's setting as it is" (what a NULL options
+ * pointer to slabmq_declare() means).
+ * @param o  the queue options to fill; not NULL.
+ */
+SLABMQ_API void slabmq_queue_options_init(slabmq_queue_options *o);
+
 /** durable values: keep the queue in the database, or in memory only. */
 #define SLABMQ_DURABLE_YES 1
 #define SLABMQ_DURABLE_NO 2
@@ -386,7 +449,8 @@ SLABMQ_API slabmq_status slabmq_publish_batch(slabmq_client *c, const char *queu
                                               uint64_t *first_id);
 
 /** Per-message options of slabmq_publish_opts() and slabmq_publish_batch_opts(). Zero fields
- *  are left out of the request. Start from #SLABMQ_PUBLISH_OPTIONS_INIT or a zeroed struct. */
+ *  are left out of the request. Fill with slabmq_publish_options_init() (or
+ *  #SLABMQ_PUBLISH_OPTIONS_INIT, or a zeroed struct). */
 typedef struct slabmq_publish_options {
     uint64_t delay_ms;  /**< not delivered before now plus this, ms (0 to #SLABMQ_TIME_MAX_MS);
                              the message is "delayed" until then */
@@ -405,8 +469,16 @@ typedef struct slabmq_publish_options {
                              A queue that is not durable confirms at the memory level */
 } slabmq_publish_options;
 
-/** A ::slabmq_publish_options with every option left out. */
+/** A ::slabmq_publish_options with every option left out; prefer
+ *  slabmq_publish_options_init(). */
 #define SLABMQ_PUBLISH_OPTIONS_INIT {0, 0, 0, 0, NULL, SLABMQ_CONFIRM_DEFAULT}
+
+/**
+ * Set every field of @p o to "left out": no delay, the queue's TTL, priority 0, no producer
+ * id, the queue's confirm level.
+ * @param o  the publish options to fill; not NULL.
+ */
+SLABMQ_API void slabmq_publish_options_init(slabmq_publish_options *o);
 
 /** The level the last slabmq_publish_opts() on @p c was confirmed at
  *  (#SLABMQ_CONFIRM_MEMORY, #SLABMQ_CONFIRM_WRITTEN or #SLABMQ_CONFIRM_SYNCED), or

@@ -354,7 +354,7 @@ t_client(const struct t_broker *b)
 
     o.port = (uint16_t)b->port;
     o.timeout_ms = 10000;
-    st = slabmq_client_connect2(&o, &c, err, sizeof(err));
+    st = slabmq_client_connect_errbuf(&o, &c, err, sizeof(err));
     if (st != SLABMQ_OK)
         t_fail(__FILE__, __LINE__, "connect to port %d: %s (%s)", b->port,
                slabmq_status_name(st), err);

@@ -372,7 +372,7 @@ load_connect(const struct load *l, const char *kind, int index)
     o.port = (uint16_t)l->broker.port;
     o.timeout_ms = LOAD_CALL_MS;
     o.client_name = name;
-    st = slabmq_client_connect2(&o, &c, err, sizeof(err));
+    st = slabmq_client_connect_errbuf(&o, &c, err, sizeof(err));
     if (st != SLABMQ_OK)
         LOAD_FAIL("connection %s: %s (%s)", name, slabmq_status_name(st), err);
     slabmq_client_set_window(c, LOAD_WINDOW);
