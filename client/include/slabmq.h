@@ -125,12 +125,16 @@ typedef enum slabmq_status {
 } slabmq_status;
 
 /**
+ * @param s any status
  * @return a static, human-readable description of @p s ("unknown status" for codes not in
  * the list). Thread-safe.
  */
 SLABMQ_API const char *slabmq_strerror(slabmq_status s);
 
-/** @return the symbolic name of @p s without the SLABMQ_ prefix, e.g. "ERR_NOMEM". */
+/**
+ * @param s any status
+ * @return the symbolic name of @p s without the SLABMQ_ prefix, e.g. "ERR_NOMEM".
+ */
 SLABMQ_API const char *slabmq_status_name(slabmq_status s);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -140,7 +144,8 @@ SLABMQ_API const char *slabmq_status_name(slabmq_status s);
 typedef struct slabmq_client slabmq_client;
 
 /** TLS settings, for slabmq_options::tls (docs/security.md). Fill with
- * slabmq_tls_options_init() (or zero-initialise), then set what you need: by default the broker's certificate is verified against the system's trust store
+ * slabmq_tls_options_init() (or zero-initialise), then set what you need: by default the
+ * broker's certificate is verified against the system's trust store
  * and must be issued for the @c host option. */
 typedef struct slabmq_tls_options {
     const char *ca_file;     /**< PEM file of the CAs that may sign the broker's certificate;
@@ -209,7 +214,8 @@ SLABMQ_API void slabmq_tls_options_init(slabmq_tls_options *t);
 /**
  * Connect to a broker and perform the HELLO handshake, then AUTH if the broker requires it.
  * @param o    options, borrowed for the call; NULL: the defaults of slabmq_options_init().
- * @param out  not NULL; receives a new client on success; close it with slabmq_client_close(). On
+ * @param out  not NULL; receives a new client on success; close it with slabmq_client_close().
+ *            On
  *             failure *out is set to NULL, and the detail of the failure goes with it: call
  *             slabmq_client_connect_errbuf() to get it.
  * @return #SLABMQ_OK, #SLABMQ_ERR_CONNECT, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_VERSION,
@@ -250,20 +256,40 @@ SLABMQ_API slabmq_status slabmq_client_connect2(const slabmq_options *o, slabmq_
                                                 char *errbuf, size_t errlen)
     SLABMQ_DEPRECATED("renamed slabmq_client_connect_errbuf");
 
-/** Close the connection and free @p c. Accepts NULL. Unacked fetched messages are requeued
- *  by the broker. */
+/**
+ * Close the connection and free @p c. Accepts NULL. Unacked fetched messages are requeued
+ * by the broker.
+ * @param c the connection; may be NULL
+ */
 SLABMQ_API void slabmq_client_close(slabmq_client *c);
 
-/** @return the detail of the last failure on @p c (never NULL; "" when none). Valid until
- *  the next call on @p c. */
+/**
+ * @param c the connection
+ * @return the detail of the last failure on @p c (never NULL; "" when none). Valid until
+ * the next call on @p c.
+ */
 SLABMQ_API const char *slabmq_client_errmsg(const slabmq_client *c);
 
-/** Broker limits learnt at HELLO (0 for a NULL client): the largest message, and the largest
- *  request frame body (a batch must fit in it; it is the message limit plus 1024 bytes). */
+/**
+ * The broker's largest message, learnt at HELLO.
+ * @param c the connection; may be NULL
+ * @return the size in bytes; 0 for a NULL @p c
+ */
 SLABMQ_API uint64_t slabmq_client_max_message_size(const slabmq_client *c);
+/**
+ * The broker's largest request frame body, learnt at HELLO: a batch must fit in it (it is
+ * the message limit plus 1024 bytes).
+ * @param c the connection; may be NULL
+ * @return the size in bytes; 0 for a NULL @p c
+ */
 SLABMQ_API uint64_t slabmq_client_max_frame_size(const slabmq_client *c);
 
-/** Round trip to the broker. */
+/**
+ * Round trip to the broker.
+ * @param c the connection
+ * @return #SLABMQ_OK, #SLABMQ_ERR_ARG for a NULL @p c, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_ping(slabmq_client *c);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -364,23 +390,53 @@ SLABMQ_API void slabmq_queue_options_init(slabmq_queue_options *o);
  * Create @p queue if it does not exist and apply @p opts (may be NULL) to it.
  * Queue names are 1-200 bytes of [A-Za-z0-9._:-].
  * @param created  if not NULL, set to 1 if the queue was created by this call, else 0.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param opts settings to apply, NULL to change nothing; borrowed for the call
+ * @return #SLABMQ_OK, #SLABMQ_ERR_BAD_NAME, #SLABMQ_ERR_BAD_REQUEST (a setting out of range),
+ *         #SLABMQ_ERR_FORBIDDEN, or an I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT,
+ *         #SLABMQ_ERR_CLOSED)
  */
 SLABMQ_API slabmq_status slabmq_declare(slabmq_client *c, const char *queue,
                                         const slabmq_queue_options *opts, int *created);
 
-/** Delete @p queue with all its messages, in flight or not. #SLABMQ_ERR_NOT_FOUND if absent.
- *  @param dropped if not NULL, receives the number of messages discarded. */
+/**
+ * Delete @p queue with all its messages, in flight or not. #SLABMQ_ERR_NOT_FOUND if absent.
+ * @param dropped if not NULL, receives the number of messages discarded.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND, #SLABMQ_ERR_FORBIDDEN, or an I/O error
+ *         (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_delete(slabmq_client *c, const char *queue, uint64_t *dropped);
 
-/** Stop delivering from @p queue (publishes are still accepted; FETCHes wait or return
- *  nothing) until slabmq_resume(). @param was if not NULL, set to 1 if it was already paused.
- *  #SLABMQ_ERR_NOT_FOUND if the queue does not exist. */
+/**
+ * Stop delivering from @p queue (publishes are still accepted; FETCHes wait or return
+ * nothing) until slabmq_resume(). @param was if not NULL, set to 1 if it was already paused.
+ * #SLABMQ_ERR_NOT_FOUND if the queue does not exist.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_pause(slabmq_client *c, const char *queue, int *was);
-/** Deliver from @p queue again; waiting FETCHes are served at once. @param was as above. */
+/**
+ * Deliver from @p queue again; waiting FETCHes are served at once. @param was as above.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_resume(slabmq_client *c, const char *queue, int *was);
 
-/** Discard the ready messages of @p queue (in-flight ones are kept).
- *  @param purged if not NULL, receives the number discarded. */
+/**
+ * Discard the ready messages of @p queue (in-flight ones are kept).
+ * @param purged if not NULL, receives the number discarded.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_purge(slabmq_client *c, const char *queue, uint64_t *purged);
 
 /** One row of slabmq_list(). */
@@ -390,9 +446,19 @@ typedef struct slabmq_queue_info {
     uint64_t inflight; /**< fetched, not yet acked */
 } slabmq_queue_info;
 
-/** List every queue. @param out receives an array of @p n rows (sorted by name); free it with
- *  slabmq_queue_list_free(). */
+/**
+ * List every queue. @param out receives an array of @p n rows (sorted by name); free it with
+ * slabmq_queue_list_free().
+ * @param c the connection
+ * @param n receives the number of rows
+ * @return #SLABMQ_OK, #SLABMQ_ERR_CLIENT_NOMEM, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_list(slabmq_client *c, slabmq_queue_info **out, size_t *n);
+/**
+ * Free a list that slabmq_list() returned.
+ * @param list what slabmq_list() returned; may be NULL
+ */
 SLABMQ_API void slabmq_queue_list_free(slabmq_queue_info *list);
 
 /** Statistics: name/value pairs, flat, names as in docs/protocol.md (e.g. "ready",
@@ -401,23 +467,60 @@ SLABMQ_API void slabmq_queue_list_free(slabmq_queue_info *list);
  *  are left out. Opaque. */
 typedef struct slabmq_stats slabmq_stats;
 
-/** Fetch broker statistics (@p queue NULL) or one queue's. Free with slabmq_stats_free(). */
+/**
+ * Fetch broker statistics (@p queue NULL) or one queue's. Free with slabmq_stats_free().
+ * @param c the connection
+ * @param queue the queue's name, or NULL for the broker's statistics; borrowed for the call
+ * @param out receives the statistics; free them with slabmq_stats_free()
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND (no such queue), #SLABMQ_ERR_CLIENT_NOMEM, or an
+ *         I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_stats_get(slabmq_client *c, const char *queue,
                                           slabmq_stats **out);
+/**
+ * The number of entries.
+ * @param s the statistics; may be NULL
+ * @return how many entries @p s holds; 0 for NULL
+ */
 SLABMQ_API size_t slabmq_stats_count(const slabmq_stats *s);
-/** @return the i-th name (borrowed from @p s) or NULL when out of range. */
+/**
+ * @param s the statistics
+ * @param i the index, from 0
+ * @return the i-th name (borrowed from @p s) or NULL when out of range.
+ */
 SLABMQ_API const char *slabmq_stats_name(const slabmq_stats *s, size_t i);
-/** @return the i-th value, 0 when out of range or when the value is a string. */
+/**
+ * @param s the statistics
+ * @param i the index, from 0
+ * @return the i-th value, 0 when out of range or when the value is a string.
+ */
 SLABMQ_API uint64_t slabmq_stats_value(const slabmq_stats *s, size_t i);
-/** @return the i-th value if it is a string (NUL-terminated, borrowed from @p s), NULL when
- *  it is an integer or out of range. */
+/**
+ * @param s the statistics
+ * @param i the index, from 0
+ * @return the i-th value if it is a string (NUL-terminated, borrowed from @p s), NULL when
+ * it is an integer or out of range.
+ */
 SLABMQ_API const char *slabmq_stats_str(const slabmq_stats *s, size_t i);
-/** Look an integer value up by name. @return 1 and sets *v if present, else 0 (also for a
- *  string value). */
+/**
+ * Look an integer value up by name. @return 1 and sets *v if present, else 0 (also for a
+ * string value).
+ * @param s the statistics
+ * @param name the statistic's name
+ * @param v receives its value when found
+ */
 SLABMQ_API int slabmq_stats_find(const slabmq_stats *s, const char *name, uint64_t *v);
-/** Look a string value up by name, e.g. "dead_letter" ("" when the queue has none).
- *  @return the string, borrowed from @p s, or NULL if absent or not a string. */
+/**
+ * Look a string value up by name, e.g. "dead_letter" ("" when the queue has none).
+ * @param s the statistics
+ * @param name the statistic's name
+ * @return the string, borrowed from @p s, or NULL if absent or not a string.
+ */
 SLABMQ_API const char *slabmq_stats_find_str(const slabmq_stats *s, const char *name);
+/**
+ * Free statistics that slabmq_stats_get() returned.
+ * @param s what slabmq_stats_get() returned; may be NULL
+ */
 SLABMQ_API void slabmq_stats_free(slabmq_stats *s);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -427,6 +530,10 @@ SLABMQ_API void slabmq_stats_free(slabmq_stats *s);
  * Publish one message of @p len bytes (0 to the broker's maximum, 1 MiB by default) to
  * @p queue, creating the queue if needed. Returns once the broker has stored it.
  * @param id if not NULL, receives the message id the broker assigned.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param data the payload, @p len bytes; borrowed for the call
+ * @param len the payload's length in bytes
  * @return #SLABMQ_ERR_TOO_LARGE, #SLABMQ_ERR_NOMEM (memory limit; retry later), ...
  */
 SLABMQ_API slabmq_status slabmq_publish(slabmq_client *c, const char *queue, const void *data,
@@ -442,6 +549,10 @@ typedef struct slabmq_payload {
  * Publish @p n messages in one frame with one reply. The broker stores all or none of them,
  * and their ids are consecutive.
  * @param first_id if not NULL, receives the id of msgs[0]; msgs[i] has first_id + i.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param msgs the messages; borrowed for the call
+ * @param n how many, at least 1
  * @return as slabmq_publish(); also #SLABMQ_ERR_ARG if the batch does not fit in one frame.
  */
 SLABMQ_API slabmq_status slabmq_publish_batch(slabmq_client *c, const char *queue,
@@ -480,21 +591,30 @@ typedef struct slabmq_publish_options {
  */
 SLABMQ_API void slabmq_publish_options_init(slabmq_publish_options *o);
 
-/** The level the last slabmq_publish_opts() on @p c was confirmed at
- *  (#SLABMQ_CONFIRM_MEMORY, #SLABMQ_CONFIRM_WRITTEN or #SLABMQ_CONFIRM_SYNCED), or
- *  #SLABMQ_CONFIRM_DEFAULT if the broker did not say. */
+/**
+ * The level the last slabmq_publish_opts() on @p c was confirmed at
+ * (#SLABMQ_CONFIRM_MEMORY, #SLABMQ_CONFIRM_WRITTEN or #SLABMQ_CONFIRM_SYNCED), or
+ * #SLABMQ_CONFIRM_DEFAULT if the broker did not say.
+ * @param c the connection
+ * @return the level, as above
+ */
 SLABMQ_API slabmq_confirm_level slabmq_last_confirm_level(const slabmq_client *c);
 
 /**
  * slabmq_publish() with options (@p opts may be NULL: none).
  * @param id        if not NULL, receives the message id; for a duplicate, the id of the
- *                  message first published with the producer id.
+ *                 message first published with the producer id.
  * @param duplicate if not NULL, set to 1 when the queue's de-duplication window already held
- *                  opts->id: nothing was stored (and the queue's limits were not checked).
- *                  Otherwise 0.
+ *                 opts->id: nothing was stored (and the queue's limits were not checked).
+ *                 Otherwise 0.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param data the payload, @p len bytes; borrowed for the call
+ * @param len the payload's length in bytes
+ * @param opts options, NULL for none; borrowed for the call
  * @return as slabmq_publish(); #SLABMQ_ERR_ARG for a priority over #SLABMQ_PRIORITY_MAX or a
- *         producer id of 0 or more than #SLABMQ_PRODUCER_ID_MAX bytes (nothing is sent);
- *         #SLABMQ_ERR_BAD_REQUEST when the broker refuses an option's range.
+ *        producer id of 0 or more than #SLABMQ_PRODUCER_ID_MAX bytes (nothing is sent);
+ *        #SLABMQ_ERR_BAD_REQUEST when the broker refuses an option's range.
  */
 SLABMQ_API slabmq_status slabmq_publish_opts(slabmq_client *c, const char *queue,
                                              const void *data, size_t len,
@@ -504,6 +624,14 @@ SLABMQ_API slabmq_status slabmq_publish_opts(slabmq_client *c, const char *queue
 /**
  * slabmq_publish_batch() with options that apply to every message (@p opts may be NULL).
  * A producer id names one message, so opts->id must be NULL (#SLABMQ_ERR_ARG otherwise).
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param msgs the messages; borrowed for the call
+ * @param n how many, at least 1
+ * @param opts options for every message, NULL for none; opts->id must be NULL
+ * @param first_id if not NULL, receives the id of msgs[0]; msgs[i] has first_id + i
+ * @return as slabmq_publish_batch(); #SLABMQ_ERR_ARG for a producer id or an option out of
+ *         range (nothing sent)
  */
 SLABMQ_API slabmq_status slabmq_publish_batch_opts(slabmq_client *c, const char *queue,
                                                    const slabmq_payload *msgs, size_t n,
@@ -547,62 +675,138 @@ typedef void (*slabmq_confirm_ex_cb)(void *arg, const slabmq_confirm *cf);
  * is reported by the next slabmq_flush(). Any synchronous call on the client first sends
  * what is queued and reads all outstanding confirmations.
  * @param request if not NULL, receives the request id the confirmation will carry.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param data the payload, @p len bytes; borrowed for the call
+ * @param len the payload's length in bytes
  * @return #SLABMQ_OK when queued; an I/O error, or an argument error (nothing queued).
  */
 SLABMQ_API slabmq_status slabmq_publish_async(slabmq_client *c, const char *queue,
                                               const void *data, size_t len, uint64_t *request);
-/** Pipelined slabmq_publish_batch(). */
+/**
+ * Pipelined slabmq_publish_batch().
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param msgs the messages; borrowed for the call
+ * @param n how many, at least 1
+ * @param request if not NULL, receives the request id the confirmation callback will name
+ * @return as slabmq_publish_async()
+ */
 SLABMQ_API slabmq_status slabmq_publish_batch_async(slabmq_client *c, const char *queue,
                                                     const slabmq_payload *msgs, size_t n,
                                                     uint64_t *request);
-/** Pipelined slabmq_publish_opts(). Whether it was a duplicate is told to the
- *  slabmq_confirm_ex_cb (slabmq_client_on_confirm_ex()); the plain callback gets the id. */
+/**
+ * Pipelined slabmq_publish_opts(). Whether it was a duplicate is told to the
+ * slabmq_confirm_ex_cb (slabmq_client_on_confirm_ex()); the plain callback gets the id.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param data the payload, @p len bytes; borrowed for the call
+ * @param len the payload's length in bytes
+ * @param opts options, NULL for none; borrowed for the call
+ * @param request if not NULL, receives the request id the confirmation callback will name
+ * @return as slabmq_publish_async(); #SLABMQ_ERR_ARG as for slabmq_publish_opts() (nothing
+ *         queued)
+ */
 SLABMQ_API slabmq_status slabmq_publish_opts_async(slabmq_client *c, const char *queue,
                                                    const void *data, size_t len,
                                                    const slabmq_publish_options *opts,
                                                    uint64_t *request);
-/** Pipelined slabmq_publish_batch_opts(). */
+/**
+ * Pipelined slabmq_publish_batch_opts().
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param msgs the messages; borrowed for the call
+ * @param n how many, at least 1
+ * @param opts options for every message, NULL for none; opts->id must be NULL
+ * @param request if not NULL, receives the request id the confirmation callback will name
+ * @return as slabmq_publish_async(); #SLABMQ_ERR_ARG as for slabmq_publish_batch_opts()
+ *         (nothing queued)
+ */
 SLABMQ_API slabmq_status slabmq_publish_batch_opts_async(slabmq_client *c, const char *queue,
                                                          const slabmq_payload *msgs, size_t n,
                                                          const slabmq_publish_options *opts,
                                                          uint64_t *request);
-/** Pipelined slabmq_ack_batch(): the ACK goes out with the next send (for a consumer, in the
- *  same write as its next slabmq_fetch()). Against a broker that takes it, the ACK is sent
- *  QUIET (docs/protocol.md 6.11): the broker answers only a failure, and the confirmation
- *  (#SLABMQ_OK, value n) is handed to the callback when the reply to a later request
- *  arrives, such as that of the next fetch, or at slabmq_flush(). */
+/**
+ * Pipelined slabmq_ack_batch(): the ACK goes out with the next send (for a consumer, in the
+ * same write as its next slabmq_fetch()). Against a broker that takes it, the ACK is sent
+ * QUIET (docs/protocol.md 6.11): the broker answers only a failure, and the confirmation
+ * (#SLABMQ_OK, value n) is handed to the callback when the reply to a later request
+ * arrives, such as that of the next fetch, or at slabmq_flush().
+ * @param c the connection
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @param request if not NULL, receives the request id the confirmation callback will name
+ * @return #SLABMQ_OK when queued; an argument or I/O error (nothing queued)
+ */
 SLABMQ_API slabmq_status slabmq_ack_async(slabmq_client *c, const uint64_t *ids, size_t n,
                                           uint64_t *request);
-/** Pipelined slabmq_nack_batch(). */
+/**
+ * Pipelined slabmq_nack_batch().
+ * @param c the connection
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @param delay_ms not redelivered before now plus this, ms (0 to #SLABMQ_TIME_MAX_MS)
+ * @param request if not NULL, receives the request id the confirmation callback will name
+ * @return #SLABMQ_OK when queued; an argument or I/O error (nothing queued)
+ */
 SLABMQ_API slabmq_status slabmq_nack_async(slabmq_client *c, const uint64_t *ids, size_t n,
                                            uint64_t delay_ms, uint64_t *request);
-/** Pipelined slabmq_term(). */
+/**
+ * Pipelined slabmq_term().
+ * @param c the connection
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @param request if not NULL, receives the request id the confirmation callback will name
+ * @return #SLABMQ_OK when queued; an argument or I/O error (nothing queued)
+ */
 SLABMQ_API slabmq_status slabmq_term_async(slabmq_client *c, const uint64_t *ids, size_t n,
                                            uint64_t *request);
 /**
  * Send what is queued now, without waiting for confirmations (for a producer at a fixed
  * rate, where latency matters more than batching); confirmations that have already arrived
  * are read and handed to the callback. Never blocks on the broker's replies.
+ * @param c the connection
+ * @return #SLABMQ_OK, or an I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT,
+ *         #SLABMQ_ERR_CLOSED); the failures of requests are reported by slabmq_flush()
  */
 SLABMQ_API slabmq_status slabmq_send(slabmq_client *c);
 
 /**
  * Send everything queued and wait for every outstanding confirmation.
+ * @param c the connection
  * @return #SLABMQ_OK if every pipelined request since the last flush succeeded; otherwise
  * the status of the first that failed (slabmq_client_errmsg() says which and why), or an
  * I/O error.
  */
 SLABMQ_API slabmq_status slabmq_flush(slabmq_client *c);
-/** Unconfirmed pipelined requests allowed (at least 1; default 1024). */
+/**
+ * Unconfirmed pipelined requests allowed (at least 1; default 1024).
+ * @param c the connection
+ * @param window the most unconfirmed requests; 0 counts as 1
+ */
 SLABMQ_API void slabmq_client_set_window(slabmq_client *c, uint32_t window);
-/** Set (or clear, with NULL) the confirmation callback. */
+/**
+ * Set (or clear, with NULL) the confirmation callback.
+ * @param c the connection
+ * @param cb the callback, or NULL for none
+ * @param arg passed to @p cb as is
+ */
 SLABMQ_API void slabmq_client_on_confirm(slabmq_client *c, slabmq_confirm_cb cb, void *arg);
-/** Set (or clear, with NULL) the extended confirmation callback; it is called after the
- *  plain one when both are set. */
+/**
+ * Set (or clear, with NULL) the extended confirmation callback; it is called after the
+ * plain one when both are set.
+ * @param c the connection
+ * @param cb the callback, or NULL for none
+ * @param arg passed to @p cb as is
+ */
 SLABMQ_API void slabmq_client_on_confirm_ex(slabmq_client *c, slabmq_confirm_ex_cb cb,
                                             void *arg);
-/** Pipelined requests not yet confirmed. QUIET acks stay counted until a later request's
- *  reply confirms them: to wait for every confirmation, call slabmq_flush(). */
+/**
+ * Pipelined requests not yet confirmed. QUIET acks stay counted until a later request's
+ * reply confirms them: to wait for every confirmation, call slabmq_flush().
+ * @param c the connection
+ * @return the number of pipelined requests not yet confirmed
+ */
 SLABMQ_API uint64_t slabmq_client_outstanding(const slabmq_client *c);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -640,6 +844,13 @@ typedef struct slabmq_batch slabmq_batch;
  * timeout or they are redelivered; they are also requeued when this connection closes.
  * @param out receives a batch; free it with slabmq_batch_free().
  * The call's socket timeout is extended by @p wait_ms.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param max the most messages to take, at least 1
+ * @param wait_ms how long to wait for a message, ms; 0 returns at once
+ * @return #SLABMQ_OK (also for an empty batch), #SLABMQ_ERR_BAD_NAME, #SLABMQ_ERR_QUEUE_DELETED
+ *         (deleted while waiting), #SLABMQ_ERR_CLIENT_NOMEM, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
  */
 SLABMQ_API slabmq_status slabmq_fetch(slabmq_client *c, const char *queue, uint32_t max,
                                       uint32_t wait_ms, slabmq_batch **out);
@@ -648,10 +859,19 @@ SLABMQ_API slabmq_status slabmq_fetch(slabmq_client *c, const char *queue, uint3
 #define SLABMQ_FETCH_NOACK 1u /**< at-most-once: messages are removed when the broker
                                     replies, no ack needed */
 
-/** slabmq_fetch() with flags: #SLABMQ_FETCH_NOACK delivers at most once (like Redis LPOP or
- *  an auto-ack consumer): nothing to ack, nothing redelivered if the consumer fails. The
- *  messages are removed when the broker puts them into its reply, so a connection that
- *  closes before the reply is read loses them (docs/protocol.md 6.10). */
+/**
+ * slabmq_fetch() with flags: #SLABMQ_FETCH_NOACK delivers at most once (like Redis LPOP or
+ * an auto-ack consumer): nothing to ack, nothing redelivered if the consumer fails. The
+ * messages are removed when the broker puts them into its reply, so a connection that
+ * closes before the reply is read loses them (docs/protocol.md 6.10).
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param max the most messages to take, at least 1
+ * @param wait_ms how long to wait for a message, ms; 0 returns at once
+ * @param flags 0 or #SLABMQ_FETCH_NOACK
+ * @param out receives a batch; free it with slabmq_batch_free()
+ * @return as slabmq_fetch(); #SLABMQ_ERR_ARG for an unknown flag
+ */
 SLABMQ_API slabmq_status slabmq_fetch_flags(slabmq_client *c, const char *queue, uint32_t max,
                                             uint32_t wait_ms, unsigned flags,
                                             slabmq_batch **out);
@@ -662,41 +882,98 @@ SLABMQ_API slabmq_status slabmq_fetch_flags(slabmq_client *c, const char *queue,
  * wait up to @p wait_ms on all of them; the first to get a message answers. Every queue is
  * created if missing. slabmq_batch_queue() tells which queue the messages came from (NULL
  * for an empty batch). @p flags as for slabmq_fetch_flags().
+ * @param c the connection
+ * @param queues the queues' names; borrowed for the call
+ * @param n how many queues, 1 to #SLABMQ_FETCH_QUEUES_MAX
+ * @param max the most messages to take, at least 1
+ * @param wait_ms how long to wait for a message, ms; 0 returns at once
+ * @param flags 0 or #SLABMQ_FETCH_NOACK
+ * @param out receives a batch; free it with slabmq_batch_free()
+ * @return as slabmq_fetch_flags(); #SLABMQ_ERR_ARG for @p n out of range
  */
 SLABMQ_API slabmq_status slabmq_fetch_any(slabmq_client *c, const char *const *queues,
                                           size_t n, uint32_t max, uint32_t wait_ms,
                                           unsigned flags, slabmq_batch **out);
 
-/** Look at up to @p max ready messages of @p queue without taking them (deliveries is the
- *  count so far). Free the batch with slabmq_batch_free(). */
+/**
+ * Look at up to @p max ready messages of @p queue without taking them (deliveries is the
+ * count so far). Free the batch with slabmq_batch_free().
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param max the most messages to take, at least 1
+ * @param out receives a batch (empty when the queue has no ready message); free it with
+ *            slabmq_batch_free()
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND, #SLABMQ_ERR_CLIENT_NOMEM, or an I/O error
+ *         (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_peek(slabmq_client *c, const char *queue, uint32_t max,
                                      slabmq_batch **out);
 
-/** slabmq_peek() after skipping the first @p skip ready messages: to browse a queue page by
- *  page, pass the number already seen. The broker walks past the skipped ones, and a page
- *  can shift when the queue changes between calls. */
+/**
+ * slabmq_peek() after skipping the first @p skip ready messages: to browse a queue page by
+ * page, pass the number already seen. The broker walks past the skipped ones, and a page
+ * can shift when the queue changes between calls.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param max the most messages to take, at least 1
+ * @param skip ready messages to skip from the head
+ * @param out receives a batch; free it with slabmq_batch_free()
+ * @return as slabmq_peek()
+ */
 SLABMQ_API slabmq_status slabmq_peek_skip(slabmq_client *c, const char *queue, uint32_t max,
                                           uint64_t skip, slabmq_batch **out);
 
+/**
+ * The number of messages in a batch.
+ * @param b the batch; may be NULL
+ * @return the number of messages in @p b; 0 for NULL
+ */
 SLABMQ_API size_t slabmq_batch_count(const slabmq_batch *b);
-/** @return the i-th message, valid until slabmq_batch_free(); NULL when out of range. */
+/**
+ * @param b the batch
+ * @param i the index, from 0
+ * @return the i-th message, valid until slabmq_batch_free(); NULL when out of range.
+ */
 SLABMQ_API const slabmq_message *slabmq_batch_get(const slabmq_batch *b, size_t i);
-/** @return the queue the batch's messages are from (borrowed from @p b): the queue fetched
- *  or peeked, the one slabmq_fetch_any() took from, or the subscription's queue; NULL when
- *  unknown (an empty slabmq_fetch_any() batch). */
+/**
+ * @param b the batch
+ * @return the queue the batch's messages are from (borrowed from @p b): the queue fetched
+ * or peeked, the one slabmq_fetch_any() took from, or the subscription's queue; NULL when
+ * unknown (an empty slabmq_fetch_any() batch).
+ */
 SLABMQ_API const char *slabmq_batch_queue(const slabmq_batch *b);
-/** @return the subscription a slabmq_receive() batch belongs to; 0 for other batches. */
+/**
+ * @param b the batch
+ * @return the subscription a slabmq_receive() batch belongs to; 0 for other batches.
+ */
 SLABMQ_API uint64_t slabmq_batch_subscription(const slabmq_batch *b);
+/**
+ * Free a batch, with its messages and their data.
+ * @param b the batch; may be NULL
+ */
 SLABMQ_API void slabmq_batch_free(slabmq_batch *b);
 
-/** Acknowledge one message: the broker forgets it. #SLABMQ_ERR_UNKNOWN_ID if this connection
- *  does not hold it (never fetched, already acked, or redelivered after its timeout). */
+/**
+ * Acknowledge one message: the broker forgets it. #SLABMQ_ERR_UNKNOWN_ID if this connection
+ * does not hold it (never fetched, already acked, or redelivered after its timeout).
+ * @param c the connection that fetched the message
+ * @param id the message's id, as delivered
+ * @return #SLABMQ_OK, #SLABMQ_ERR_UNKNOWN_ID, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_ack(slabmq_client *c, uint64_t id);
 
-/** Acknowledge @p n messages in one frame. Known ids are acked even when some are unknown,
- *  in which case the call returns #SLABMQ_ERR_UNKNOWN_ID and slabmq_client_errmsg() says how
- *  many were unknown and how many were acked.
- *  @param acked if not NULL, receives how many were acked (on #SLABMQ_OK: n). */
+/**
+ * Acknowledge @p n messages in one frame. Known ids are acked even when some are unknown,
+ * in which case the call returns #SLABMQ_ERR_UNKNOWN_ID and slabmq_client_errmsg() says how
+ * many were unknown and how many were acked.
+ * @param acked if not NULL, receives how many were acked (on #SLABMQ_OK: n).
+ * @param c the connection that fetched the messages
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @return #SLABMQ_OK when all were acked, #SLABMQ_ERR_UNKNOWN_ID when some were not, or an I/O
+ *         error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_ack_batch(slabmq_client *c, const uint64_t *ids, size_t n,
                                           uint64_t *acked);
 
@@ -727,30 +1004,63 @@ SLABMQ_API slabmq_status slabmq_ack_flags(slabmq_client *c, const uint64_t *ids,
  * confirmation handed to the callback (and the reply to any later request on @p c, as the
  * ACK may go QUIET) comes only after the broker has committed the ACK.
  * @param request if not NULL, receives the request id the confirmation callback will name
+ * @param c the connection that fetched the messages
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @param flags 0 or #SLABMQ_ACK_CONFIRMED
  * @return #SLABMQ_OK when queued; #SLABMQ_ERR_ARG as for slabmq_ack_flags().
  */
 SLABMQ_API slabmq_status slabmq_ack_flags_async(slabmq_client *c, const uint64_t *ids,
                                                 size_t n, unsigned flags, uint64_t *request);
 
-/** Still working on these: restart the visibility timeout of @p n messages this connection
- *  holds (like beanstalkd's touch or JetStream's in-progress). Partial success as for
- *  slabmq_ack_batch(). @param touched if not NULL, receives how many were extended. */
+/**
+ * Still working on these: restart the visibility timeout of @p n messages this connection
+ * holds (like beanstalkd's touch or JetStream's in-progress). Partial success as for
+ * slabmq_ack_batch(). @param touched if not NULL, receives how many were extended.
+ * @param c the connection that holds the messages
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @return #SLABMQ_OK when all were extended, #SLABMQ_ERR_UNKNOWN_ID when some were not, or an
+ *         I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_touch(slabmq_client *c, const uint64_t *ids, size_t n,
                                       uint64_t *touched);
 
-/** Return one message to its queue for redelivery, not before @p delay_ms from now (up to
- *  #SLABMQ_TIME_MAX_MS). A message that has reached its queue's max_deliveries is
- *  dead-lettered instead, whatever the delay. */
+/**
+ * Return one message to its queue for redelivery, not before @p delay_ms from now (up to
+ * #SLABMQ_TIME_MAX_MS). A message that has reached its queue's max_deliveries is
+ * dead-lettered instead, whatever the delay.
+ * @param c the connection that fetched the message
+ * @param id the message's id, as delivered
+ * @param delay_ms not redelivered before now plus this, ms (0 to #SLABMQ_TIME_MAX_MS)
+ * @return #SLABMQ_OK, #SLABMQ_ERR_UNKNOWN_ID, #SLABMQ_ERR_BAD_REQUEST (delay out of range), or
+ *         an I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_nack(slabmq_client *c, uint64_t id, uint64_t delay_ms);
 
-/** NACK @p n messages; partial success as for slabmq_ack_batch(). */
+/**
+ * NACK @p n messages; partial success as for slabmq_ack_batch().
+ * @param c the connection that fetched the messages
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @param delay_ms not redelivered before now plus this, ms (0 to #SLABMQ_TIME_MAX_MS)
+ * @param nacked if not NULL, receives how many were NACKed
+ * @return as slabmq_ack_batch()
+ */
 SLABMQ_API slabmq_status slabmq_nack_batch(slabmq_client *c, const uint64_t *ids, size_t n,
                                            uint64_t delay_ms, uint64_t *nacked);
 
-/** Give up on @p n messages this connection holds: each is dead-lettered at once with reason
- *  "rejected", without further retries (or discarded if its queue has no dead-letter queue).
- *  Partial success as for slabmq_ack_batch().
- *  @param terminated if not NULL, receives how many were terminated. */
+/**
+ * Give up on @p n messages this connection holds: each is dead-lettered at once with reason
+ * "rejected", without further retries (or discarded if its queue has no dead-letter queue).
+ * Partial success as for slabmq_ack_batch().
+ * @param terminated if not NULL, receives how many were terminated.
+ * @param c the connection that holds the messages
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @return #SLABMQ_OK when all were terminated, #SLABMQ_ERR_UNKNOWN_ID when some were not, or an
+ *         I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_term(slabmq_client *c, const uint64_t *ids, size_t n,
                                      uint64_t *terminated);
 
@@ -765,15 +1075,24 @@ SLABMQ_API slabmq_status slabmq_term(slabmq_client *c, const uint64_t *ids, size
  * gives its credit back. Pushed messages are in flight exactly as if fetched. Read them
  * with slabmq_receive(). Several subscribers of one queue share its messages in turn.
  * @param subscription receives the subscription's id (positive, unique on the connection).
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param credit the most messages pushed and not yet settled, 1 to the broker's window
  * @return #SLABMQ_ERR_LIMIT at the broker's 64 subscriptions per connection, ...
  */
 SLABMQ_API slabmq_status slabmq_subscribe(slabmq_client *c, const char *queue, uint32_t credit,
                                           uint64_t *subscription);
 
-/** End a subscription. Nothing more is pushed for it after this returns, but pushes that
- *  arrived before are still handed out by slabmq_receive(), and its messages stay in
- *  flight to be settled as usual. #SLABMQ_ERR_NOT_FOUND if the connection has no such
- *  subscription. */
+/**
+ * End a subscription. Nothing more is pushed for it after this returns, but pushes that
+ * arrived before are still handed out by slabmq_receive(), and its messages stay in
+ * flight to be settled as usual. #SLABMQ_ERR_NOT_FOUND if the connection has no such
+ * subscription.
+ * @param c the connection
+ * @param subscription the id slabmq_subscribe() gave
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_unsubscribe(slabmq_client *c, uint64_t subscription);
 
 /**
@@ -790,13 +1109,15 @@ SLABMQ_API slabmq_status slabmq_unsubscribe(slabmq_client *c, uint64_t subscript
  * the reply to a later request, or by slabmq_flush().
  *
  * @param out receives a batch; slabmq_batch_subscription() and slabmq_batch_queue() say
- *            whose it is. An empty batch (subscription 0) when nothing arrived in time or a
- *            signal interrupted the wait: a success, as for slabmq_fetch().
+ *           whose it is. An empty batch (subscription 0) when nothing arrived in time or a
+ *           signal interrupted the wait: a success, as for slabmq_fetch().
+ * @param c the connection
+ * @param timeout_ms how long to wait, ms; 0: not at all; negative: no limit
  * @return #SLABMQ_OK; or, when the broker ended a subscription, its reason:
- *         #SLABMQ_ERR_QUEUE_DELETED (its queue was deleted) or #SLABMQ_ERR_SHUTDOWN, and
- *         then *out is also set, to an empty batch naming the subscription, to be freed
- *         like any; slabmq_client_errmsg() says which ended and why. On any other failure
- *         *out is NULL.
+ *        #SLABMQ_ERR_QUEUE_DELETED (its queue was deleted) or #SLABMQ_ERR_SHUTDOWN, and
+ *        then *out is also set, to an empty batch naming the subscription, to be freed
+ *        like any; slabmq_client_errmsg() says which ended and why. On any other failure
+ *        *out is NULL.
  */
 SLABMQ_API slabmq_status slabmq_receive(slabmq_client *c, int timeout_ms, slabmq_batch **out);
 
