@@ -162,6 +162,22 @@ pack_queue_options(slabmq_client *c, const slabmq_queue_options *o)
     }
 }
 
+SLABMQ_API void
+slabmq_queue_options_init(slabmq_queue_options *o)
+{
+    /* all zero is "change nothing"; written out so a non-zero default would show here */
+    memset(o, 0, sizeof(*o));
+    o->overflow = SLABMQ_OVERFLOW_UNCHANGED;
+    o->confirm = SLABMQ_CONFIRM_DEFAULT;
+}
+
+SLABMQ_API void
+slabmq_publish_options_init(slabmq_publish_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->confirm = SLABMQ_CONFIRM_DEFAULT;
+}
+
 SLABMQ_API slabmq_status
 slabmq_declare(slabmq_client *c, const char *queue, const slabmq_queue_options *opts,
                int *created)

@@ -102,7 +102,7 @@ struct slabmq_client {
                                reply (0: none); its reply goes to no callback */
 };
 
-/* A client without a connection (fd -1): connect2's first step, and what the fuzz harness
+/* A client without a connection (fd -1): slabmq_client_connect_errbuf()'s first step, and what the fuzz harness
  * (tests/fuzz) gives a socket of its own. Free with slabmq_client_close(). NULL when out of
  * memory. */
 struct slabmq_client *smq_client_new(int timeout_ms);

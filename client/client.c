@@ -983,17 +983,33 @@ authenticate(struct slabmq_client *c, const slabmq_options *o)
     return st;
 }
 
-SLABMQ_API slabmq_status
-slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbuf,
-                       size_t errlen)
+SLABMQ_API void
+slabmq_options_init(slabmq_options *o)
 {
-    slabmq_options defaults = SLABMQ_OPTIONS_INIT;
+    static const slabmq_options defaults = {
+        .host = "127.0.0.1", .port = SLABMQ_DEFAULT_PORT, .timeout_ms = 5000};
+
+    *o = defaults;
+}
+
+SLABMQ_API void
+slabmq_tls_options_init(slabmq_tls_options *t)
+{
+    memset(t, 0, sizeof(*t));
+}
+
+SLABMQ_API slabmq_status
+slabmq_client_connect_errbuf(const slabmq_options *o, slabmq_client **out, char *errbuf,
+                             size_t errlen)
+{
+    slabmq_options defaults;
     struct slabmq_client *c;
     slabmq_status st;
     int64_t deadline;
     int auth;
 
     *out = NULL;
+    slabmq_options_init(&defaults);
     if (!o)
         o = &defaults;
     if (o->client_name && strlen(o->client_name) > 64) {
@@ -1028,7 +1044,16 @@ slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbu
 SLABMQ_API slabmq_status
 slabmq_client_connect(const slabmq_options *o, slabmq_client **out)
 {
-    return slabmq_client_connect2(o, out, NULL, 0);
+    return slabmq_client_connect_errbuf(o, out, NULL, 0);
+}
+
+/* The 0.2 name of slabmq_client_connect_errbuf(), exported for programs linked against
+ * libslabmq.so.1; slabmq.h marks it deprecated. Costs one jump per connect. */
+SLABMQ_API slabmq_status
+slabmq_client_connect2(const slabmq_options *o, slabmq_client **out, char *errbuf,
+                       size_t errlen)
+{
+    return slabmq_client_connect_errbuf(o, out, errbuf, errlen);
 }
 
 SLABMQ_API void

@@ -11,7 +11,7 @@
 int
 main(int argc, char **argv)
 {
-    slabmq_options opts = SLABMQ_OPTIONS_INIT;
+    slabmq_options opts;
     slabmq_client *client;
     char err[256];
     long want;
@@ -21,11 +21,12 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: %s HOST PORT QUEUE COUNT\n", argv[0]);
         return 2;
     }
+    slabmq_options_init(&opts); /* every field, also those a later version adds */
     opts.host = argv[1];
     opts.port = (uint16_t)atoi(argv[2]);
     opts.client_name = "example-consumer";
     want = atol(argv[4]);
-    if (slabmq_client_connect2(&opts, &client, err, sizeof(err)) != SLABMQ_OK) {
+    if (slabmq_client_connect_errbuf(&opts, &client, err, sizeof(err)) != SLABMQ_OK) {
         fprintf(stderr, "connect: %s\n", err);
         return 1;
     }

@@ -15,7 +15,7 @@
 int
 main(int argc, char **argv)
 {
-    slabmq_options opts = SLABMQ_OPTIONS_INIT;
+    slabmq_options opts;
     slabmq_client *client;
     char err[256];
     slabmq_status st;
@@ -24,10 +24,11 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: %s HOST PORT QUEUE MESSAGE...\n", argv[0]);
         return 2;
     }
+    slabmq_options_init(&opts); /* every field, also those a later version adds */
     opts.host = argv[1];
     opts.port = (uint16_t)atoi(argv[2]);
     opts.client_name = "example-producer";
-    st = slabmq_client_connect2(&opts, &client, err, sizeof(err));
+    st = slabmq_client_connect_errbuf(&opts, &client, err, sizeof(err));
     if (st != SLABMQ_OK) {
         fprintf(stderr, "connect: %s\n", err);
         return 1;

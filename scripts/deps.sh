@@ -11,8 +11,9 @@ case "${1:-}" in
 # Headless Chromium for the dashboard test (tests/integration/test_dashboard.c): about 80 MB
 # to download, 300 MB installed, some 15 s of apt-get on a fresh machine. Prometheus's own
 # text-format parser (python3-prometheus-client, with python3) for test_http's /metrics.
-# clang-tidy for scripts/tidy.sh.
-test) PACKAGES="$PACKAGES clang-tidy chromium python3-prometheus-client" ;;
+# clang-tidy for scripts/tidy.sh. g++ (gcc's C++ front end, some 40 MB) for the check that
+# slabmq.h compiles as C++ (tests/cxx).
+test) PACKAGES="$PACKAGES clang-tidy chromium python3-prometheus-client g++" ;;
 *)
     echo "usage: scripts/deps.sh [test]" >&2
     exit 2

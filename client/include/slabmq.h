@@ -6,7 +6,8 @@
  * A short tour:
  *
  * @code
- *   slabmq_options o = SLABMQ_OPTIONS_INIT;       // 127.0.0.1:7654, 5 s timeout
+ *   slabmq_options o;
+ *   slabmq_options_init(&o);                      // 127.0.0.1:7654, 5 s timeout
  *   slabmq_client *c;
  *   if (slabmq_client_connect(&o, &c) != SLABMQ_OK) { ... }
  *
@@ -81,12 +82,16 @@ extern "C" {
 #include "slabmq_protocol.h"
 
 /**
+ * @param s any status
  * @return a static, human-readable description of @p s ("unknown status" for codes not in
  * the list). Thread-safe.
  */
 SLABMQ_API const char *slabmq_strerror(slabmq_status s);
 
-/** @return the symbolic name of @p s without the SLABMQ_ prefix, e.g. "ERR_NOMEM". */
+/**
+ * @param s any status
+ * @return the symbolic name of @p s without the SLABMQ_ prefix, e.g. "ERR_NOMEM".
+ */
 SLABMQ_API const char *slabmq_status_name(slabmq_status s);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -95,15 +100,9 @@ SLABMQ_API const char *slabmq_status_name(slabmq_status s);
 /** An open connection to one broker. Opaque. */
 typedef struct slabmq_client slabmq_client;
 
-/** Connection options. Start from #SLABMQ_OPTIONS_INIT and change what you need.
- *
- * Credentials: a broker started with users (docs/security.md) needs a user name and a
- * password, sent in an AUTH request right after HELLO. When @c user is NULL the library takes
- * them from the environment variables SLABMQ_USER and SLABMQ_PASSWORD, if SLABMQ_USER is set
- * and not empty; set @c user to "" to use no credentials at all. Against a broker without
- * users the credentials are not sent. */
-/** TLS settings, for slabmq_options::tls (docs/security.md). Zero-initialise, then set what
- * you need: by default the broker's certificate is verified against the system's trust store
+/** TLS settings, for slabmq_options::tls (docs/security.md). Fill with
+ * slabmq_tls_options_init() (or zero-initialise), then set what you need: by default the
+ * broker's certificate is verified against the system's trust store
  * and must be issued for the @c host option. */
 typedef struct slabmq_tls_options {
     const char *ca_file;     /**< PEM file of the CAs that may sign the broker's certificate;
@@ -117,6 +116,14 @@ typedef struct slabmq_tls_options {
                                   only: anyone on the path can then read and alter traffic */
 } slabmq_tls_options;
 
+/** Connection options. Fill with slabmq_options_init() (or #SLABMQ_OPTIONS_INIT)
+ * and change what you need.
+ *
+ * Credentials: a broker started with users (docs/security.md) needs a user name and a
+ * password, sent in an AUTH request right after HELLO. When @c user is NULL the library takes
+ * them from the environment variables SLABMQ_USER and SLABMQ_PASSWORD, if SLABMQ_USER is set
+ * and not empty; set @c user to "" to use no credentials at all. Against a broker without
+ * users the credentials are not sent. */
 typedef struct slabmq_options {
     const char *host;        /**< numeric IPv4/IPv6 address or host name; default "127.0.0.1" */
     uint16_t port;           /**< TCP port; default #SLABMQ_DEFAULT_PORT */
@@ -130,42 +137,116 @@ typedef struct slabmq_options {
                                         TCP. Borrowed for the connect call only */
 } slabmq_options;
 
+/*
+ * Initializers. Each options struct has an init function that sets every field to its
+ * default: slabmq_options_init(), slabmq_tls_options_init(), slabmq_queue_options_init(),
+ * slabmq_publish_options_init(). Use them in new code: they keep setting every field when a
+ * later version adds one, in C and in C++ alike (designated initializers would need C++20).
+ * The *_INIT macros below are kept for the code that uses them: they are positional, so they
+ * stay correct only because fields are added at the end, and only in C they leave the
+ * added fields zero without a warning. They will go in a version that changes the soname.
+ *
+ * ABI: a struct that gains a field changes its size, so the soname changes with it (the
+ * library would read the new field beyond the end of an older program's struct). Adding a
+ * function does not; libslabmq.so.1 has been the soname since 0.2 (docs/operations.md).
+ */
+
+/** The defaults as a positional initializer; prefer slabmq_options_init(). */
 #define SLABMQ_OPTIONS_INIT {"127.0.0.1", SLABMQ_DEFAULT_PORT, 5000, NULL, NULL, NULL, NULL}
 
 /**
+ * Set every field of @p o to its default: host "127.0.0.1", port #SLABMQ_DEFAULT_PORT, a
+ * 5 s timeout, no client name, credentials from the environment, plain TCP.
+ * @param o  the options to fill; not NULL.
+ */
+SLABMQ_API void slabmq_options_init(slabmq_options *o);
+
+/**
+ * Set every field of @p t to its default (all zero: the system's trust store, no client
+ * certificate, the broker's certificate verified for the @c host option).
+ * @param t  the TLS options to fill; not NULL.
+ */
+SLABMQ_API void slabmq_tls_options_init(slabmq_tls_options *t);
+
+/**
  * Connect to a broker and perform the HELLO handshake, then AUTH if the broker requires it.
- * @param o    options; borrowed for the call.
- * @param out  receives a new client on success; close it with slabmq_client_close(). On
- *             failure *out is set to NULL and the detail is lost with it, so the error
- *             message is printed into @p errbuf when given.
+ * @param o    options, borrowed for the call; NULL: the defaults of slabmq_options_init().
+ * @param out  not NULL; receives a new client on success; close it with slabmq_client_close().
+ *            On
+ *             failure *out is set to NULL, and the detail of the failure goes with it: call
+ *             slabmq_client_connect_errbuf() to get it.
  * @return #SLABMQ_OK, #SLABMQ_ERR_CONNECT, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_VERSION,
  *         #SLABMQ_ERR_AUTH (the broker requires credentials and none were given, or it
  *         refused them), #SLABMQ_ERR_TLS (with slabmq_options::tls: the handshake failed,
- *         e.g. the certificate is not trusted or not for that name), ...
+ *         e.g. the certificate is not trusted or not for that name), #SLABMQ_ERR_ARG (a
+ *         client name over 64 bytes), #SLABMQ_ERR_CLIENT_NOMEM.
  */
 SLABMQ_API slabmq_status slabmq_client_connect(const slabmq_options *o, slabmq_client **out);
 
 /**
- * Like slabmq_client_connect(), and on failure writes a one-line reason into @p errbuf
- * (always NUL-terminated when @p errlen > 0).
+ * slabmq_client_connect() that also says why it failed: on failure it writes a one-line
+ * reason (what slabmq_client_errmsg() would have said) into @p errbuf.
+ * @param o       options, borrowed for the call; NULL: the defaults.
+ * @param out     not NULL; receives a new client on success, NULL on failure.
+ * @param errbuf  receives the reason on failure, always NUL-terminated when @p errlen > 0;
+ *                untouched on success. May be NULL when @p errlen is 0.
+ * @param errlen  size of @p errbuf in bytes; the reason is truncated to fit.
+ * @return as slabmq_client_connect().
+ */
+SLABMQ_API slabmq_status slabmq_client_connect_errbuf(const slabmq_options *o,
+                                                      slabmq_client **out, char *errbuf,
+                                                      size_t errlen);
+
+#if defined(__GNUC__) && !defined(SLABMQ_BUILDING_LIBRARY)
+#define SLABMQ_DEPRECATED(why) __attribute__((deprecated(why)))
+#else
+#define SLABMQ_DEPRECATED(why)
+#endif
+
+/**
+ * The name slabmq_client_connect_errbuf() had until 0.2; the same function, kept so that
+ * programs linked against libslabmq.so.1 keep running. It goes when the soname changes.
+ * @param o, out, errbuf, errlen  as for slabmq_client_connect_errbuf().
+ * @return as slabmq_client_connect_errbuf().
  */
 SLABMQ_API slabmq_status slabmq_client_connect2(const slabmq_options *o, slabmq_client **out,
-                                                char *errbuf, size_t errlen);
+                                                char *errbuf, size_t errlen)
+    SLABMQ_DEPRECATED("renamed slabmq_client_connect_errbuf");
 
-/** Close the connection and free @p c. Accepts NULL. Unacked fetched messages are requeued
- *  by the broker. */
+/**
+ * Close the connection and free @p c. Accepts NULL. Unacked fetched messages are requeued
+ * by the broker.
+ * @param c the connection; may be NULL
+ */
 SLABMQ_API void slabmq_client_close(slabmq_client *c);
 
-/** @return the detail of the last failure on @p c (never NULL; "" when none). Valid until
- *  the next call on @p c. */
+/**
+ * @param c the connection
+ * @return the detail of the last failure on @p c (never NULL; "" when none). Valid until
+ * the next call on @p c.
+ */
 SLABMQ_API const char *slabmq_client_errmsg(const slabmq_client *c);
 
-/** Broker limits learnt at HELLO (0 for a NULL client): the largest message, and the largest
- *  request frame body (a batch must fit in it; it is the message limit plus 1024 bytes). */
+/**
+ * The broker's largest message, learnt at HELLO.
+ * @param c the connection; may be NULL
+ * @return the size in bytes; 0 for a NULL @p c
+ */
 SLABMQ_API uint64_t slabmq_client_max_message_size(const slabmq_client *c);
+/**
+ * The broker's largest request frame body, learnt at HELLO: a batch must fit in it (it is
+ * the message limit plus 1024 bytes).
+ * @param c the connection; may be NULL
+ * @return the size in bytes; 0 for a NULL @p c
+ */
 SLABMQ_API uint64_t slabmq_client_max_frame_size(const slabmq_client *c);
 
-/** Round trip to the broker. */
+/**
+ * Round trip to the broker.
+ * @param c the connection
+ * @return #SLABMQ_OK, #SLABMQ_ERR_ARG for a NULL @p c, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_ping(slabmq_client *c);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -192,11 +273,6 @@ typedef enum slabmq_overflow {
 /** The longest producer message id, in bytes. */
 #define SLABMQ_PRODUCER_ID_MAX 128
 
-/** Queue settings for slabmq_declare(). Zero fields (and NULL dead_letter) keep the queue's
- *  current value (for a new queue, the broker's default); #SLABMQ_NO_LIMIT removes a limit.
- *  Start from #SLABMQ_QUEUE_OPTIONS_INIT or a zeroed struct, so that fields added in later
- *  versions are zero too. A limit lowered below what the queue holds refuses (or, with
- *  drop-oldest or dead-letter, trims at) the next publish; nothing is dropped at DECLARE. */
 /** How far a publish must get before the broker confirms it (docs/durability.md). */
 typedef enum slabmq_confirm_level {
     SLABMQ_CONFIRM_DEFAULT = 0, /**< the queue's level */
@@ -205,6 +281,12 @@ typedef enum slabmq_confirm_level {
     SLABMQ_CONFIRM_SYNCED = 3   /**< committed and synced to disk: survives a power loss */
 } slabmq_confirm_level;
 
+/** Queue settings for slabmq_declare(). Zero fields (and NULL dead_letter) keep the queue's
+ *  current value (for a new queue, the broker's default); #SLABMQ_NO_LIMIT removes a limit.
+ *  Fill with slabmq_queue_options_init() (or
+ *  #SLABMQ_QUEUE_OPTIONS_INIT, or a zeroed struct), so that fields added in later
+ *  versions are zero too. A limit lowered below what the queue holds refuses (or, with
+ *  drop-oldest or dead-letter, trims at) the next publish; nothing is dropped at DECLARE. */
 typedef struct slabmq_queue_options {
     uint32_t visibility_ms;   /**< redelivery timeout for fetched, unacked messages, ms;
                                    default 30000 */
@@ -240,9 +322,16 @@ typedef struct slabmq_queue_options {
                                    leaves it (a durable queue starts at "written") */
 } slabmq_queue_options;
 
-/** A ::slabmq_queue_options that changes nothing. */
+/** A ::slabmq_queue_options that changes nothing; prefer slabmq_queue_options_init(). */
 #define SLABMQ_QUEUE_OPTIONS_INIT                                                              \
     {0, 0, 0, SLABMQ_OVERFLOW_UNCHANGED, 0, 0, 0, NULL, 0, 0, 0, SLABMQ_CONFIRM_DEFAULT}
+/**
+ * Set every field of @p o to "leave the queue's setting as it is" (what a NULL options
+ * pointer to slabmq_declare() means).
+ * @param o  the queue options to fill; not NULL.
+ */
+SLABMQ_API void slabmq_queue_options_init(slabmq_queue_options *o);
+
 /** durable values: keep the queue in the database, or in memory only. */
 #define SLABMQ_DURABLE_YES 1
 #define SLABMQ_DURABLE_NO 2
@@ -258,23 +347,53 @@ typedef struct slabmq_queue_options {
  * Create @p queue if it does not exist and apply @p opts (may be NULL) to it.
  * Queue names are 1-200 bytes of [A-Za-z0-9._:-].
  * @param created  if not NULL, set to 1 if the queue was created by this call, else 0.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param opts settings to apply, NULL to change nothing; borrowed for the call
+ * @return #SLABMQ_OK, #SLABMQ_ERR_BAD_NAME, #SLABMQ_ERR_BAD_REQUEST (a setting out of range),
+ *         #SLABMQ_ERR_FORBIDDEN, or an I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT,
+ *         #SLABMQ_ERR_CLOSED)
  */
 SLABMQ_API slabmq_status slabmq_declare(slabmq_client *c, const char *queue,
                                         const slabmq_queue_options *opts, int *created);
 
-/** Delete @p queue with all its messages, in flight or not. #SLABMQ_ERR_NOT_FOUND if absent.
- *  @param dropped if not NULL, receives the number of messages discarded. */
+/**
+ * Delete @p queue with all its messages, in flight or not. #SLABMQ_ERR_NOT_FOUND if absent.
+ * @param dropped if not NULL, receives the number of messages discarded.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND, #SLABMQ_ERR_FORBIDDEN, or an I/O error
+ *         (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_delete(slabmq_client *c, const char *queue, uint64_t *dropped);
 
-/** Stop delivering from @p queue (publishes are still accepted; FETCHes wait or return
- *  nothing) until slabmq_resume(). @param was if not NULL, set to 1 if it was already paused.
- *  #SLABMQ_ERR_NOT_FOUND if the queue does not exist. */
+/**
+ * Stop delivering from @p queue (publishes are still accepted; FETCHes wait or return
+ * nothing) until slabmq_resume(). @param was if not NULL, set to 1 if it was already paused.
+ * #SLABMQ_ERR_NOT_FOUND if the queue does not exist.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_pause(slabmq_client *c, const char *queue, int *was);
-/** Deliver from @p queue again; waiting FETCHes are served at once. @param was as above. */
+/**
+ * Deliver from @p queue again; waiting FETCHes are served at once. @param was as above.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_resume(slabmq_client *c, const char *queue, int *was);
 
-/** Discard the ready messages of @p queue (in-flight ones are kept).
- *  @param purged if not NULL, receives the number discarded. */
+/**
+ * Discard the ready messages of @p queue (in-flight ones are kept).
+ * @param purged if not NULL, receives the number discarded.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_purge(slabmq_client *c, const char *queue, uint64_t *purged);
 
 /** One row of slabmq_list(). */
@@ -284,9 +403,19 @@ typedef struct slabmq_queue_info {
     uint64_t inflight; /**< fetched, not yet acked */
 } slabmq_queue_info;
 
-/** List every queue. @param out receives an array of @p n rows (sorted by name); free it with
- *  slabmq_queue_list_free(). */
+/**
+ * List every queue. @param out receives an array of @p n rows (sorted by name); free it with
+ * slabmq_queue_list_free().
+ * @param c the connection
+ * @param n receives the number of rows
+ * @return #SLABMQ_OK, #SLABMQ_ERR_CLIENT_NOMEM, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_list(slabmq_client *c, slabmq_queue_info **out, size_t *n);
+/**
+ * Free a list that slabmq_list() returned.
+ * @param list what slabmq_list() returned; may be NULL
+ */
 SLABMQ_API void slabmq_queue_list_free(slabmq_queue_info *list);
 
 /** Statistics: name/value pairs, flat, names as in docs/protocol.md (e.g. "ready",
@@ -295,23 +424,60 @@ SLABMQ_API void slabmq_queue_list_free(slabmq_queue_info *list);
  *  are left out. Opaque. */
 typedef struct slabmq_stats slabmq_stats;
 
-/** Fetch broker statistics (@p queue NULL) or one queue's. Free with slabmq_stats_free(). */
+/**
+ * Fetch broker statistics (@p queue NULL) or one queue's. Free with slabmq_stats_free().
+ * @param c the connection
+ * @param queue the queue's name, or NULL for the broker's statistics; borrowed for the call
+ * @param out receives the statistics; free them with slabmq_stats_free()
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND (no such queue), #SLABMQ_ERR_CLIENT_NOMEM, or an
+ *         I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_stats_get(slabmq_client *c, const char *queue,
                                           slabmq_stats **out);
+/**
+ * The number of entries.
+ * @param s the statistics; may be NULL
+ * @return how many entries @p s holds; 0 for NULL
+ */
 SLABMQ_API size_t slabmq_stats_count(const slabmq_stats *s);
-/** @return the i-th name (borrowed from @p s) or NULL when out of range. */
+/**
+ * @param s the statistics
+ * @param i the index, from 0
+ * @return the i-th name (borrowed from @p s) or NULL when out of range.
+ */
 SLABMQ_API const char *slabmq_stats_name(const slabmq_stats *s, size_t i);
-/** @return the i-th value, 0 when out of range or when the value is a string. */
+/**
+ * @param s the statistics
+ * @param i the index, from 0
+ * @return the i-th value, 0 when out of range or when the value is a string.
+ */
 SLABMQ_API uint64_t slabmq_stats_value(const slabmq_stats *s, size_t i);
-/** @return the i-th value if it is a string (NUL-terminated, borrowed from @p s), NULL when
- *  it is an integer or out of range. */
+/**
+ * @param s the statistics
+ * @param i the index, from 0
+ * @return the i-th value if it is a string (NUL-terminated, borrowed from @p s), NULL when
+ * it is an integer or out of range.
+ */
 SLABMQ_API const char *slabmq_stats_str(const slabmq_stats *s, size_t i);
-/** Look an integer value up by name. @return 1 and sets *v if present, else 0 (also for a
- *  string value). */
+/**
+ * Look an integer value up by name. @return 1 and sets *v if present, else 0 (also for a
+ * string value).
+ * @param s the statistics
+ * @param name the statistic's name
+ * @param v receives its value when found
+ */
 SLABMQ_API int slabmq_stats_find(const slabmq_stats *s, const char *name, uint64_t *v);
-/** Look a string value up by name, e.g. "dead_letter" ("" when the queue has none).
- *  @return the string, borrowed from @p s, or NULL if absent or not a string. */
+/**
+ * Look a string value up by name, e.g. "dead_letter" ("" when the queue has none).
+ * @param s the statistics
+ * @param name the statistic's name
+ * @return the string, borrowed from @p s, or NULL if absent or not a string.
+ */
 SLABMQ_API const char *slabmq_stats_find_str(const slabmq_stats *s, const char *name);
+/**
+ * Free statistics that slabmq_stats_get() returned.
+ * @param s what slabmq_stats_get() returned; may be NULL
+ */
 SLABMQ_API void slabmq_stats_free(slabmq_stats *s);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -321,6 +487,10 @@ SLABMQ_API void slabmq_stats_free(slabmq_stats *s);
  * Publish one message of @p len bytes (0 to the broker's maximum, 1 MiB by default) to
  * @p queue, creating the queue if needed. Returns once the broker has stored it.
  * @param id if not NULL, receives the message id the broker assigned.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param data the payload, @p len bytes; borrowed for the call
+ * @param len the payload's length in bytes
  * @return #SLABMQ_ERR_TOO_LARGE, #SLABMQ_ERR_NOMEM (memory limit; retry later), ...
  */
 SLABMQ_API slabmq_status slabmq_publish(slabmq_client *c, const char *queue, const void *data,
@@ -336,6 +506,10 @@ typedef struct slabmq_payload {
  * Publish @p n messages in one frame with one reply. The broker stores all or none of them,
  * and their ids are consecutive.
  * @param first_id if not NULL, receives the id of msgs[0]; msgs[i] has first_id + i.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param msgs the messages; borrowed for the call
+ * @param n how many, at least 1
  * @return as slabmq_publish(); also #SLABMQ_ERR_ARG if the batch does not fit in one frame.
  */
 SLABMQ_API slabmq_status slabmq_publish_batch(slabmq_client *c, const char *queue,
@@ -343,7 +517,8 @@ SLABMQ_API slabmq_status slabmq_publish_batch(slabmq_client *c, const char *queu
                                               uint64_t *first_id);
 
 /** Per-message options of slabmq_publish_opts() and slabmq_publish_batch_opts(). Zero fields
- *  are left out of the request. Start from #SLABMQ_PUBLISH_OPTIONS_INIT or a zeroed struct. */
+ *  are left out of the request. Fill with slabmq_publish_options_init() (or
+ *  #SLABMQ_PUBLISH_OPTIONS_INIT, or a zeroed struct). */
 typedef struct slabmq_publish_options {
     uint64_t delay_ms;  /**< not delivered before now plus this, ms (0 to #SLABMQ_TIME_MAX_MS);
                              the message is "delayed" until then */
@@ -362,24 +537,41 @@ typedef struct slabmq_publish_options {
                              A queue that is not durable confirms at the memory level */
 } slabmq_publish_options;
 
-/** A ::slabmq_publish_options with every option left out. */
+/** A ::slabmq_publish_options with every option left out; prefer
+ *  slabmq_publish_options_init(). */
 #define SLABMQ_PUBLISH_OPTIONS_INIT {0, 0, 0, 0, NULL, SLABMQ_CONFIRM_DEFAULT}
 
-/** The level the last slabmq_publish_opts() on @p c was confirmed at
- *  (#SLABMQ_CONFIRM_MEMORY, #SLABMQ_CONFIRM_WRITTEN or #SLABMQ_CONFIRM_SYNCED), or
- *  #SLABMQ_CONFIRM_DEFAULT if the broker did not say. */
+/**
+ * Set every field of @p o to "left out": no delay, the queue's TTL, priority 0, no producer
+ * id, the queue's confirm level.
+ * @param o  the publish options to fill; not NULL.
+ */
+SLABMQ_API void slabmq_publish_options_init(slabmq_publish_options *o);
+
+/**
+ * The level the last slabmq_publish_opts() on @p c was confirmed at
+ * (#SLABMQ_CONFIRM_MEMORY, #SLABMQ_CONFIRM_WRITTEN or #SLABMQ_CONFIRM_SYNCED), or
+ * #SLABMQ_CONFIRM_DEFAULT if the broker did not say.
+ * @param c the connection
+ * @return the level, as above
+ */
 SLABMQ_API slabmq_confirm_level slabmq_last_confirm_level(const slabmq_client *c);
 
 /**
  * slabmq_publish() with options (@p opts may be NULL: none).
  * @param id        if not NULL, receives the message id; for a duplicate, the id of the
- *                  message first published with the producer id.
+ *                 message first published with the producer id.
  * @param duplicate if not NULL, set to 1 when the queue's de-duplication window already held
- *                  opts->id: nothing was stored (and the queue's limits were not checked).
- *                  Otherwise 0.
+ *                 opts->id: nothing was stored (and the queue's limits were not checked).
+ *                 Otherwise 0.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param data the payload, @p len bytes; borrowed for the call
+ * @param len the payload's length in bytes
+ * @param opts options, NULL for none; borrowed for the call
  * @return as slabmq_publish(); #SLABMQ_ERR_ARG for a priority over #SLABMQ_PRIORITY_MAX or a
- *         producer id of 0 or more than #SLABMQ_PRODUCER_ID_MAX bytes (nothing is sent);
- *         #SLABMQ_ERR_BAD_REQUEST when the broker refuses an option's range.
+ *        producer id of 0 or more than #SLABMQ_PRODUCER_ID_MAX bytes (nothing is sent);
+ *        #SLABMQ_ERR_BAD_REQUEST when the broker refuses an option's range.
  */
 SLABMQ_API slabmq_status slabmq_publish_opts(slabmq_client *c, const char *queue,
                                              const void *data, size_t len,
@@ -389,6 +581,14 @@ SLABMQ_API slabmq_status slabmq_publish_opts(slabmq_client *c, const char *queue
 /**
  * slabmq_publish_batch() with options that apply to every message (@p opts may be NULL).
  * A producer id names one message, so opts->id must be NULL (#SLABMQ_ERR_ARG otherwise).
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param msgs the messages; borrowed for the call
+ * @param n how many, at least 1
+ * @param opts options for every message, NULL for none; opts->id must be NULL
+ * @param first_id if not NULL, receives the id of msgs[0]; msgs[i] has first_id + i
+ * @return as slabmq_publish_batch(); #SLABMQ_ERR_ARG for a producer id or an option out of
+ *         range (nothing sent)
  */
 SLABMQ_API slabmq_status slabmq_publish_batch_opts(slabmq_client *c, const char *queue,
                                                    const slabmq_payload *msgs, size_t n,
@@ -432,62 +632,138 @@ typedef void (*slabmq_confirm_ex_cb)(void *arg, const slabmq_confirm *cf);
  * is reported by the next slabmq_flush(). Any synchronous call on the client first sends
  * what is queued and reads all outstanding confirmations.
  * @param request if not NULL, receives the request id the confirmation will carry.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param data the payload, @p len bytes; borrowed for the call
+ * @param len the payload's length in bytes
  * @return #SLABMQ_OK when queued; an I/O error, or an argument error (nothing queued).
  */
 SLABMQ_API slabmq_status slabmq_publish_async(slabmq_client *c, const char *queue,
                                               const void *data, size_t len, uint64_t *request);
-/** Pipelined slabmq_publish_batch(). */
+/**
+ * Pipelined slabmq_publish_batch().
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param msgs the messages; borrowed for the call
+ * @param n how many, at least 1
+ * @param request if not NULL, receives the request id the confirmation callback will name
+ * @return as slabmq_publish_async()
+ */
 SLABMQ_API slabmq_status slabmq_publish_batch_async(slabmq_client *c, const char *queue,
                                                     const slabmq_payload *msgs, size_t n,
                                                     uint64_t *request);
-/** Pipelined slabmq_publish_opts(). Whether it was a duplicate is told to the
- *  slabmq_confirm_ex_cb (slabmq_client_on_confirm_ex()); the plain callback gets the id. */
+/**
+ * Pipelined slabmq_publish_opts(). Whether it was a duplicate is told to the
+ * slabmq_confirm_ex_cb (slabmq_client_on_confirm_ex()); the plain callback gets the id.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param data the payload, @p len bytes; borrowed for the call
+ * @param len the payload's length in bytes
+ * @param opts options, NULL for none; borrowed for the call
+ * @param request if not NULL, receives the request id the confirmation callback will name
+ * @return as slabmq_publish_async(); #SLABMQ_ERR_ARG as for slabmq_publish_opts() (nothing
+ *         queued)
+ */
 SLABMQ_API slabmq_status slabmq_publish_opts_async(slabmq_client *c, const char *queue,
                                                    const void *data, size_t len,
                                                    const slabmq_publish_options *opts,
                                                    uint64_t *request);
-/** Pipelined slabmq_publish_batch_opts(). */
+/**
+ * Pipelined slabmq_publish_batch_opts().
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param msgs the messages; borrowed for the call
+ * @param n how many, at least 1
+ * @param opts options for every message, NULL for none; opts->id must be NULL
+ * @param request if not NULL, receives the request id the confirmation callback will name
+ * @return as slabmq_publish_async(); #SLABMQ_ERR_ARG as for slabmq_publish_batch_opts()
+ *         (nothing queued)
+ */
 SLABMQ_API slabmq_status slabmq_publish_batch_opts_async(slabmq_client *c, const char *queue,
                                                          const slabmq_payload *msgs, size_t n,
                                                          const slabmq_publish_options *opts,
                                                          uint64_t *request);
-/** Pipelined slabmq_ack_batch(): the ACK goes out with the next send (for a consumer, in the
- *  same write as its next slabmq_fetch()). Against a broker that takes it, the ACK is sent
- *  QUIET (docs/protocol.md 6.11): the broker answers only a failure, and the confirmation
- *  (#SLABMQ_OK, value n) is handed to the callback when the reply to a later request
- *  arrives, such as that of the next fetch, or at slabmq_flush(). */
+/**
+ * Pipelined slabmq_ack_batch(): the ACK goes out with the next send (for a consumer, in the
+ * same write as its next slabmq_fetch()). Against a broker that takes it, the ACK is sent
+ * QUIET (docs/protocol.md 6.11): the broker answers only a failure, and the confirmation
+ * (#SLABMQ_OK, value n) is handed to the callback when the reply to a later request
+ * arrives, such as that of the next fetch, or at slabmq_flush().
+ * @param c the connection
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @param request if not NULL, receives the request id the confirmation callback will name
+ * @return #SLABMQ_OK when queued; an argument or I/O error (nothing queued)
+ */
 SLABMQ_API slabmq_status slabmq_ack_async(slabmq_client *c, const uint64_t *ids, size_t n,
                                           uint64_t *request);
-/** Pipelined slabmq_nack_batch(). */
+/**
+ * Pipelined slabmq_nack_batch().
+ * @param c the connection
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @param delay_ms not redelivered before now plus this, ms (0 to #SLABMQ_TIME_MAX_MS)
+ * @param request if not NULL, receives the request id the confirmation callback will name
+ * @return #SLABMQ_OK when queued; an argument or I/O error (nothing queued)
+ */
 SLABMQ_API slabmq_status slabmq_nack_async(slabmq_client *c, const uint64_t *ids, size_t n,
                                            uint64_t delay_ms, uint64_t *request);
-/** Pipelined slabmq_term(). */
+/**
+ * Pipelined slabmq_term().
+ * @param c the connection
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @param request if not NULL, receives the request id the confirmation callback will name
+ * @return #SLABMQ_OK when queued; an argument or I/O error (nothing queued)
+ */
 SLABMQ_API slabmq_status slabmq_term_async(slabmq_client *c, const uint64_t *ids, size_t n,
                                            uint64_t *request);
 /**
  * Send what is queued now, without waiting for confirmations (for a producer at a fixed
  * rate, where latency matters more than batching); confirmations that have already arrived
  * are read and handed to the callback. Never blocks on the broker's replies.
+ * @param c the connection
+ * @return #SLABMQ_OK, or an I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT,
+ *         #SLABMQ_ERR_CLOSED); the failures of requests are reported by slabmq_flush()
  */
 SLABMQ_API slabmq_status slabmq_send(slabmq_client *c);
 
 /**
  * Send everything queued and wait for every outstanding confirmation.
+ * @param c the connection
  * @return #SLABMQ_OK if every pipelined request since the last flush succeeded; otherwise
  * the status of the first that failed (slabmq_client_errmsg() says which and why), or an
  * I/O error.
  */
 SLABMQ_API slabmq_status slabmq_flush(slabmq_client *c);
-/** Unconfirmed pipelined requests allowed (at least 1; default 1024). */
+/**
+ * Unconfirmed pipelined requests allowed (at least 1; default 1024).
+ * @param c the connection
+ * @param window the most unconfirmed requests; 0 counts as 1
+ */
 SLABMQ_API void slabmq_client_set_window(slabmq_client *c, uint32_t window);
-/** Set (or clear, with NULL) the confirmation callback. */
+/**
+ * Set (or clear, with NULL) the confirmation callback.
+ * @param c the connection
+ * @param cb the callback, or NULL for none
+ * @param arg passed to @p cb as is
+ */
 SLABMQ_API void slabmq_client_on_confirm(slabmq_client *c, slabmq_confirm_cb cb, void *arg);
-/** Set (or clear, with NULL) the extended confirmation callback; it is called after the
- *  plain one when both are set. */
+/**
+ * Set (or clear, with NULL) the extended confirmation callback; it is called after the
+ * plain one when both are set.
+ * @param c the connection
+ * @param cb the callback, or NULL for none
+ * @param arg passed to @p cb as is
+ */
 SLABMQ_API void slabmq_client_on_confirm_ex(slabmq_client *c, slabmq_confirm_ex_cb cb,
                                             void *arg);
-/** Pipelined requests not yet confirmed. QUIET acks stay counted until a later request's
- *  reply confirms them: to wait for every confirmation, call slabmq_flush(). */
+/**
+ * Pipelined requests not yet confirmed. QUIET acks stay counted until a later request's
+ * reply confirms them: to wait for every confirmation, call slabmq_flush().
+ * @param c the connection
+ * @return the number of pipelined requests not yet confirmed
+ */
 SLABMQ_API uint64_t slabmq_client_outstanding(const slabmq_client *c);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -525,6 +801,13 @@ typedef struct slabmq_batch slabmq_batch;
  * timeout or they are redelivered; they are also requeued when this connection closes.
  * @param out receives a batch; free it with slabmq_batch_free().
  * The call's socket timeout is extended by @p wait_ms.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param max the most messages to take, at least 1
+ * @param wait_ms how long to wait for a message, ms; 0 returns at once
+ * @return #SLABMQ_OK (also for an empty batch), #SLABMQ_ERR_BAD_NAME, #SLABMQ_ERR_QUEUE_DELETED
+ *         (deleted while waiting), #SLABMQ_ERR_CLIENT_NOMEM, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
  */
 SLABMQ_API slabmq_status slabmq_fetch(slabmq_client *c, const char *queue, uint32_t max,
                                       uint32_t wait_ms, slabmq_batch **out);
@@ -533,10 +816,19 @@ SLABMQ_API slabmq_status slabmq_fetch(slabmq_client *c, const char *queue, uint3
 #define SLABMQ_FETCH_NOACK 1u /**< at-most-once: messages are removed when the broker
                                     replies, no ack needed */
 
-/** slabmq_fetch() with flags: #SLABMQ_FETCH_NOACK delivers at most once (like Redis LPOP or
- *  an auto-ack consumer): nothing to ack, nothing redelivered if the consumer fails. The
- *  messages are removed when the broker puts them into its reply, so a connection that
- *  closes before the reply is read loses them (docs/protocol.md 6.10). */
+/**
+ * slabmq_fetch() with flags: #SLABMQ_FETCH_NOACK delivers at most once (like Redis LPOP or
+ * an auto-ack consumer): nothing to ack, nothing redelivered if the consumer fails. The
+ * messages are removed when the broker puts them into its reply, so a connection that
+ * closes before the reply is read loses them (docs/protocol.md 6.10).
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param max the most messages to take, at least 1
+ * @param wait_ms how long to wait for a message, ms; 0 returns at once
+ * @param flags 0 or #SLABMQ_FETCH_NOACK
+ * @param out receives a batch; free it with slabmq_batch_free()
+ * @return as slabmq_fetch(); #SLABMQ_ERR_ARG for an unknown flag
+ */
 SLABMQ_API slabmq_status slabmq_fetch_flags(slabmq_client *c, const char *queue, uint32_t max,
                                             uint32_t wait_ms, unsigned flags,
                                             slabmq_batch **out);
@@ -547,41 +839,98 @@ SLABMQ_API slabmq_status slabmq_fetch_flags(slabmq_client *c, const char *queue,
  * wait up to @p wait_ms on all of them; the first to get a message answers. Every queue is
  * created if missing. slabmq_batch_queue() tells which queue the messages came from (NULL
  * for an empty batch). @p flags as for slabmq_fetch_flags().
+ * @param c the connection
+ * @param queues the queues' names; borrowed for the call
+ * @param n how many queues, 1 to #SLABMQ_FETCH_QUEUES_MAX
+ * @param max the most messages to take, at least 1
+ * @param wait_ms how long to wait for a message, ms; 0 returns at once
+ * @param flags 0 or #SLABMQ_FETCH_NOACK
+ * @param out receives a batch; free it with slabmq_batch_free()
+ * @return as slabmq_fetch_flags(); #SLABMQ_ERR_ARG for @p n out of range
  */
 SLABMQ_API slabmq_status slabmq_fetch_any(slabmq_client *c, const char *const *queues,
                                           size_t n, uint32_t max, uint32_t wait_ms,
                                           unsigned flags, slabmq_batch **out);
 
-/** Look at up to @p max ready messages of @p queue without taking them (deliveries is the
- *  count so far). Free the batch with slabmq_batch_free(). */
+/**
+ * Look at up to @p max ready messages of @p queue without taking them (deliveries is the
+ * count so far). Free the batch with slabmq_batch_free().
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param max the most messages to take, at least 1
+ * @param out receives a batch (empty when the queue has no ready message); free it with
+ *            slabmq_batch_free()
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND, #SLABMQ_ERR_CLIENT_NOMEM, or an I/O error
+ *         (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_peek(slabmq_client *c, const char *queue, uint32_t max,
                                      slabmq_batch **out);
 
-/** slabmq_peek() after skipping the first @p skip ready messages: to browse a queue page by
- *  page, pass the number already seen. The broker walks past the skipped ones, and a page
- *  can shift when the queue changes between calls. */
+/**
+ * slabmq_peek() after skipping the first @p skip ready messages: to browse a queue page by
+ * page, pass the number already seen. The broker walks past the skipped ones, and a page
+ * can shift when the queue changes between calls.
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param max the most messages to take, at least 1
+ * @param skip ready messages to skip from the head
+ * @param out receives a batch; free it with slabmq_batch_free()
+ * @return as slabmq_peek()
+ */
 SLABMQ_API slabmq_status slabmq_peek_skip(slabmq_client *c, const char *queue, uint32_t max,
                                           uint64_t skip, slabmq_batch **out);
 
+/**
+ * The number of messages in a batch.
+ * @param b the batch; may be NULL
+ * @return the number of messages in @p b; 0 for NULL
+ */
 SLABMQ_API size_t slabmq_batch_count(const slabmq_batch *b);
-/** @return the i-th message, valid until slabmq_batch_free(); NULL when out of range. */
+/**
+ * @param b the batch
+ * @param i the index, from 0
+ * @return the i-th message, valid until slabmq_batch_free(); NULL when out of range.
+ */
 SLABMQ_API const slabmq_message *slabmq_batch_get(const slabmq_batch *b, size_t i);
-/** @return the queue the batch's messages are from (borrowed from @p b): the queue fetched
- *  or peeked, the one slabmq_fetch_any() took from, or the subscription's queue; NULL when
- *  unknown (an empty slabmq_fetch_any() batch). */
+/**
+ * @param b the batch
+ * @return the queue the batch's messages are from (borrowed from @p b): the queue fetched
+ * or peeked, the one slabmq_fetch_any() took from, or the subscription's queue; NULL when
+ * unknown (an empty slabmq_fetch_any() batch).
+ */
 SLABMQ_API const char *slabmq_batch_queue(const slabmq_batch *b);
-/** @return the subscription a slabmq_receive() batch belongs to; 0 for other batches. */
+/**
+ * @param b the batch
+ * @return the subscription a slabmq_receive() batch belongs to; 0 for other batches.
+ */
 SLABMQ_API uint64_t slabmq_batch_subscription(const slabmq_batch *b);
+/**
+ * Free a batch, with its messages and their data.
+ * @param b the batch; may be NULL
+ */
 SLABMQ_API void slabmq_batch_free(slabmq_batch *b);
 
-/** Acknowledge one message: the broker forgets it. #SLABMQ_ERR_UNKNOWN_ID if this connection
- *  does not hold it (never fetched, already acked, or redelivered after its timeout). */
+/**
+ * Acknowledge one message: the broker forgets it. #SLABMQ_ERR_UNKNOWN_ID if this connection
+ * does not hold it (never fetched, already acked, or redelivered after its timeout).
+ * @param c the connection that fetched the message
+ * @param id the message's id, as delivered
+ * @return #SLABMQ_OK, #SLABMQ_ERR_UNKNOWN_ID, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_ack(slabmq_client *c, uint64_t id);
 
-/** Acknowledge @p n messages in one frame. Known ids are acked even when some are unknown,
- *  in which case the call returns #SLABMQ_ERR_UNKNOWN_ID and slabmq_client_errmsg() says how
- *  many were unknown and how many were acked.
- *  @param acked if not NULL, receives how many were acked (on #SLABMQ_OK: n). */
+/**
+ * Acknowledge @p n messages in one frame. Known ids are acked even when some are unknown,
+ * in which case the call returns #SLABMQ_ERR_UNKNOWN_ID and slabmq_client_errmsg() says how
+ * many were unknown and how many were acked.
+ * @param acked if not NULL, receives how many were acked (on #SLABMQ_OK: n).
+ * @param c the connection that fetched the messages
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @return #SLABMQ_OK when all were acked, #SLABMQ_ERR_UNKNOWN_ID when some were not, or an I/O
+ *         error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_ack_batch(slabmq_client *c, const uint64_t *ids, size_t n,
                                           uint64_t *acked);
 
@@ -612,30 +961,63 @@ SLABMQ_API slabmq_status slabmq_ack_flags(slabmq_client *c, const uint64_t *ids,
  * confirmation handed to the callback (and the reply to any later request on @p c, as the
  * ACK may go QUIET) comes only after the broker has committed the ACK.
  * @param request if not NULL, receives the request id the confirmation callback will name
+ * @param c the connection that fetched the messages
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @param flags 0 or #SLABMQ_ACK_CONFIRMED
  * @return #SLABMQ_OK when queued; #SLABMQ_ERR_ARG as for slabmq_ack_flags().
  */
 SLABMQ_API slabmq_status slabmq_ack_flags_async(slabmq_client *c, const uint64_t *ids,
                                                 size_t n, unsigned flags, uint64_t *request);
 
-/** Still working on these: restart the visibility timeout of @p n messages this connection
- *  holds (like beanstalkd's touch or JetStream's in-progress). Partial success as for
- *  slabmq_ack_batch(). @param touched if not NULL, receives how many were extended. */
+/**
+ * Still working on these: restart the visibility timeout of @p n messages this connection
+ * holds (like beanstalkd's touch or JetStream's in-progress). Partial success as for
+ * slabmq_ack_batch(). @param touched if not NULL, receives how many were extended.
+ * @param c the connection that holds the messages
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @return #SLABMQ_OK when all were extended, #SLABMQ_ERR_UNKNOWN_ID when some were not, or an
+ *         I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_touch(slabmq_client *c, const uint64_t *ids, size_t n,
                                       uint64_t *touched);
 
-/** Return one message to its queue for redelivery, not before @p delay_ms from now (up to
- *  #SLABMQ_TIME_MAX_MS). A message that has reached its queue's max_deliveries is
- *  dead-lettered instead, whatever the delay. */
+/**
+ * Return one message to its queue for redelivery, not before @p delay_ms from now (up to
+ * #SLABMQ_TIME_MAX_MS). A message that has reached its queue's max_deliveries is
+ * dead-lettered instead, whatever the delay.
+ * @param c the connection that fetched the message
+ * @param id the message's id, as delivered
+ * @param delay_ms not redelivered before now plus this, ms (0 to #SLABMQ_TIME_MAX_MS)
+ * @return #SLABMQ_OK, #SLABMQ_ERR_UNKNOWN_ID, #SLABMQ_ERR_BAD_REQUEST (delay out of range), or
+ *         an I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_nack(slabmq_client *c, uint64_t id, uint64_t delay_ms);
 
-/** NACK @p n messages; partial success as for slabmq_ack_batch(). */
+/**
+ * NACK @p n messages; partial success as for slabmq_ack_batch().
+ * @param c the connection that fetched the messages
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @param delay_ms not redelivered before now plus this, ms (0 to #SLABMQ_TIME_MAX_MS)
+ * @param nacked if not NULL, receives how many were NACKed
+ * @return as slabmq_ack_batch()
+ */
 SLABMQ_API slabmq_status slabmq_nack_batch(slabmq_client *c, const uint64_t *ids, size_t n,
                                            uint64_t delay_ms, uint64_t *nacked);
 
-/** Give up on @p n messages this connection holds: each is dead-lettered at once with reason
- *  "rejected", without further retries (or discarded if its queue has no dead-letter queue).
- *  Partial success as for slabmq_ack_batch().
- *  @param terminated if not NULL, receives how many were terminated. */
+/**
+ * Give up on @p n messages this connection holds: each is dead-lettered at once with reason
+ * "rejected", without further retries (or discarded if its queue has no dead-letter queue).
+ * Partial success as for slabmq_ack_batch().
+ * @param terminated if not NULL, receives how many were terminated.
+ * @param c the connection that holds the messages
+ * @param ids the messages' ids; borrowed for the call
+ * @param n how many, at least 1
+ * @return #SLABMQ_OK when all were terminated, #SLABMQ_ERR_UNKNOWN_ID when some were not, or an
+ *         I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_term(slabmq_client *c, const uint64_t *ids, size_t n,
                                      uint64_t *terminated);
 
@@ -650,15 +1032,24 @@ SLABMQ_API slabmq_status slabmq_term(slabmq_client *c, const uint64_t *ids, size
  * gives its credit back. Pushed messages are in flight exactly as if fetched. Read them
  * with slabmq_receive(). Several subscribers of one queue share its messages in turn.
  * @param subscription receives the subscription's id (positive, unique on the connection).
+ * @param c the connection
+ * @param queue the queue's name; borrowed for the call
+ * @param credit the most messages pushed and not yet settled, 1 to the broker's window
  * @return #SLABMQ_ERR_LIMIT at the broker's 64 subscriptions per connection, ...
  */
 SLABMQ_API slabmq_status slabmq_subscribe(slabmq_client *c, const char *queue, uint32_t credit,
                                           uint64_t *subscription);
 
-/** End a subscription. Nothing more is pushed for it after this returns, but pushes that
- *  arrived before are still handed out by slabmq_receive(), and its messages stay in
- *  flight to be settled as usual. #SLABMQ_ERR_NOT_FOUND if the connection has no such
- *  subscription. */
+/**
+ * End a subscription. Nothing more is pushed for it after this returns, but pushes that
+ * arrived before are still handed out by slabmq_receive(), and its messages stay in
+ * flight to be settled as usual. #SLABMQ_ERR_NOT_FOUND if the connection has no such
+ * subscription.
+ * @param c the connection
+ * @param subscription the id slabmq_subscribe() gave
+ * @return #SLABMQ_OK, #SLABMQ_ERR_NOT_FOUND, or an I/O error (#SLABMQ_ERR_IO,
+ *         #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED)
+ */
 SLABMQ_API slabmq_status slabmq_unsubscribe(slabmq_client *c, uint64_t subscription);
 
 /**
@@ -675,13 +1066,15 @@ SLABMQ_API slabmq_status slabmq_unsubscribe(slabmq_client *c, uint64_t subscript
  * the reply to a later request, or by slabmq_flush().
  *
  * @param out receives a batch; slabmq_batch_subscription() and slabmq_batch_queue() say
- *            whose it is. An empty batch (subscription 0) when nothing arrived in time or a
- *            signal interrupted the wait: a success, as for slabmq_fetch().
+ *           whose it is. An empty batch (subscription 0) when nothing arrived in time or a
+ *           signal interrupted the wait: a success, as for slabmq_fetch().
+ * @param c the connection
+ * @param timeout_ms how long to wait, ms; 0: not at all; negative: no limit
  * @return #SLABMQ_OK; or, when the broker ended a subscription, its reason:
- *         #SLABMQ_ERR_QUEUE_DELETED (its queue was deleted) or #SLABMQ_ERR_SHUTDOWN, and
- *         then *out is also set, to an empty batch naming the subscription, to be freed
- *         like any; slabmq_client_errmsg() says which ended and why. On any other failure
- *         *out is NULL.
+ *        #SLABMQ_ERR_QUEUE_DELETED (its queue was deleted) or #SLABMQ_ERR_SHUTDOWN, and
+ *        then *out is also set, to an empty batch naming the subscription, to be freed
+ *        like any; slabmq_client_errmsg() says which ended and why. On any other failure
+ *        *out is NULL.
  */
 SLABMQ_API slabmq_status slabmq_receive(slabmq_client *c, int timeout_ms, slabmq_batch **out);
 

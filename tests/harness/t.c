@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 
 #include "slabmq.h"
+#include "spawn.h"
 
 #define T_MAX_BROKERS 8
 
@@ -149,60 +150,16 @@ track(struct t_broker *b, int on)
     }
 }
 
-/* The port of a "WHAT on ADDR:PORT" line before 'end' in buf (--http, --tls-port), else 0. */
-static int
-port_of(const char *buf, const char *end, const char *what)
-{
-    const char *at = strstr(buf, what);
-    const char *nl = at ? strchr(at, '\n') : NULL;
-    const char *colon = NULL;
-
-    if (!at || at > end || !nl)
-        return 0;
-    for (const char *p = at; p < nl; p++)
-        if (*p == ':')
-            colon = p;
-    return colon ? atoi(colon + 1) : 0;
-}
-
-/* Read the broker's stdout until its "listening on ADDR:PORT" line or the deadline; the
- * "http on ADDR:PORT" and "tls on ADDR:PORT" lines before it set b's ports. */
-static int
-read_port(int fd, int64_t deadline, struct t_broker *b)
-{
-    char buf[512];
-    size_t len = 0;
-
-    while (t_now_ms() < deadline && len < sizeof(buf) - 1) {
-        struct pollfd p = {fd, POLLIN, 0};
-        ssize_t n;
-        char *at;
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        n = read(fd, buf + len, sizeof(buf) - 1 - len);
-        if (n <= 0)
-            return -1;
-        len += (size_t)n;
-        buf[len] = '\0';
-        at = strstr(buf, "listening on ");
-        if (at && strchr(at, '\n')) {
-            char *colon = strrchr(at, ':');
-            b->http_port = port_of(buf, at, "http on ");
-            b->tls_port = port_of(buf, at, "tls on ");
-            return colon ? atoi(colon + 1) : -1;
-        }
-    }
-    return -1;
-}
-
 void
 t_broker_start(struct t_broker *b, ...)
 {
     char *args[64];
+    char errlog[128];
     int n = 0;
-    int out[2];
     va_list ap;
     char *a;
+    struct spawn sp;
+    struct spawn_ports ports;
 
     snprintf(b->dir, sizeof(b->dir), "/tmp/slabmq-test.XXXXXX");
     T_ASSERT(mkdtemp(b->dir) != NULL);
@@ -225,50 +182,28 @@ t_broker_start(struct t_broker *b, ...)
         args[n++] = a;
     va_end(ap);
     args[n] = NULL;
-    T_ASSERT(pipe(out) == 0);
-    b->pid = fork();
-    T_ASSERT(b->pid >= 0);
-    if (b->pid == 0) {
-        char path[128];
-        int errfd;
-        snprintf(path, sizeof(path), "%s/stderr.log", b->dir);
-        errfd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(out[1], 1);
-        if (errfd >= 0)
-            dup2(errfd, 2);
-        close(out[0]);
-        if (t_broker_preload)
-            setenv("LD_PRELOAD", t_broker_preload, 1);
-        execv(args[0], args);
-        _exit(127);
+    snprintf(errlog, sizeof(errlog), "%s/stderr.log", b->dir);
+    /* the spawner of the benchmarks (tools/bench/spawn.c), with the harness's 30 s for valgrind */
+    if (spawn_exec(&sp, args, t_broker_preload, errlog, 30000, &ports)) {
+        b->pid = 0;
+        print_log_tail(b);
+        t_fail(__FILE__, __LINE__, "slabmqd did not print 'listening on' within 30 s");
     }
-    close(out[1]);
+    /* its stdout is not read after the ports: closed, as before, so it does not fill */
+    close(sp.out);
+    b->pid = sp.pid;
+    b->port = sp.port;
+    b->http_port = ports.http;
+    b->tls_port = ports.tls;
     track(b, 1);
-    b->http_port = 0;
-    b->tls_port = 0;
-    b->port = read_port(out[0], t_now_ms() + 30000, b);
-    close(out[0]);
-    if (b->port <= 0)
-        t_fail(__FILE__, __LINE__, "slabmqd did not print 'listening on' within 10 s");
 }
 
 long
 t_broker_status_kb(const struct t_broker *b, const char *field)
 {
-    char path[64];
-    char line[256];
-    size_t n = strlen(field);
-    long kb = -1;
-    FILE *f;
+    long kb = spawn_status_kb(b->pid, field);
 
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)b->pid);
-    f = fopen(path, "r");
-    T_ASSERT(f != NULL);
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, field, n) == 0 && line[n] == ':'
-            && sscanf(line + n + 1, "%ld kB", &kb) == 1)
-            break;
-    fclose(f);
+    T_ASSERT(kb != -2); /* /proc/PID/status readable: the broker is there */
     return kb;
 }
 
@@ -287,26 +222,19 @@ t_broker_alive(const struct t_broker *b)
 void
 t_broker_stop(struct t_broker *b)
 {
-    int64_t deadline = t_now_ms() + 30000;
-    int status = 0;
-    pid_t r = 0;
+    struct spawn sp = {b->pid, b->port, -1};
+    int killed;
+    int status = spawn_stop_within(&sp, 30000, &killed);
 
-    kill(b->pid, SIGTERM);
-    while (t_now_ms() < deadline && (r = waitpid(b->pid, &status, WNOHANG)) == 0)
-        t_sleep_ms(10);
-    if (r == 0) {
-        kill(b->pid, SIGKILL);
-        waitpid(b->pid, &status, 0);
-        track(b, 0);
-        print_log_tail(b);
-        t_fail(__FILE__, __LINE__, "slabmqd did not stop within 10 s of SIGTERM");
-    }
     track(b, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (killed) {
         print_log_tail(b);
-        t_fail(__FILE__, __LINE__, "slabmqd exited with status %d (signal %d)",
-               WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-               WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        t_fail(__FILE__, __LINE__, "slabmqd did not stop within 30 s of SIGTERM");
+    }
+    if (status != 0) {
+        print_log_tail(b);
+        t_fail(__FILE__, __LINE__, "slabmqd exited with status %d%s", status,
+               status > 128 ? " (128 + the signal that ended it)" : "");
     }
     t_remove_dir(b->dir);
 }
@@ -354,7 +282,7 @@ t_client(const struct t_broker *b)
 
     o.port = (uint16_t)b->port;
     o.timeout_ms = 10000;
-    st = slabmq_client_connect2(&o, &c, err, sizeof(err));
+    st = slabmq_client_connect_errbuf(&o, &c, err, sizeof(err));
     if (st != SLABMQ_OK)
         t_fail(__FILE__, __LINE__, "connect to port %d: %s (%s)", b->port,
                slabmq_status_name(st), err);

@@ -21,6 +21,23 @@ p=$tmp/prefix
 test -f "$p/include/slabmq.h"
 test -f "$p/include/slabmq_protocol.h"
 libdir=$(ls -d "$p"/lib*/ | head -n1)
+# the library's file is named after its soname (libslabmq.so.1 -> libslabmq.so.1.y.z), the
+# soname link points at it, and the 0.2 name slabmq_client_connect2 is still exported
+lib=$(ls "$libdir"libslabmq.so.*.*.* | head -n1)
+if command -v readelf >/dev/null; then
+    soname=$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+    case $(basename "$lib") in
+    "$soname".*) ;;
+    *) echo "$(basename "$lib") is not named after its soname $soname"; exit 1 ;;
+    esac
+    [ "$(readlink "$libdir$soname")" = "$(basename "$lib")" ] ||
+        { echo "$soname does not link to $(basename "$lib")"; exit 1; }
+fi
+if command -v nm >/dev/null; then
+    for sym in slabmq_client_connect2 slabmq_client_connect_errbuf slabmq_options_init; do
+        nm -D --defined-only "$lib" | grep -q " T $sym$" || { echo "$lib lacks $sym"; exit 1; }
+    done
+fi
 for f in bin/slabmqd bin/slabmq; do
     test -x "$p/$f" || { echo "missing $f"; exit 1; }
 done

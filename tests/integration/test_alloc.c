@@ -10,19 +10,6 @@
 #include "slabmq.h"
 #include "t.h"
 
-static uint64_t
-stat_of(slabmq_client *c, const char *name)
-{
-    slabmq_stats *s;
-    uint64_t v = UINT64_MAX;
-
-    T_OK(c, slabmq_stats_get(c, NULL, &s));
-    if (!slabmq_stats_find(s, name, &v))
-        t_fail(__FILE__, __LINE__, "no stat named %s (is the shim preloaded?)", name);
-    slabmq_stats_free(s);
-    return v;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Zero heap allocations per message in steady state                                        */
 
@@ -109,9 +96,9 @@ test_zero_allocs_per_message(void)
     t_broker_preload = NULL;
     c = t_client(&b);
     run_workers(b.port, 2000); /* warm-up: connections, queues, pools, tables */
-    before = stat_of(c, "heap_allocs") + stat_of(c, "heap_reallocs");
+    before = t_stat(c, NULL, "heap_allocs") + t_stat(c, NULL, "heap_reallocs");
     run_workers(b.port, per_conn);
-    after = stat_of(c, "heap_allocs") + stat_of(c, "heap_reallocs");
+    after = t_stat(c, NULL, "heap_allocs") + t_stat(c, NULL, "heap_reallocs");
     fprintf(stderr, "heap allocations for %d messages over %d connections: %llu\n",
             per_conn * ALLOC_CONNS, ALLOC_CONNS, (unsigned long long)(after - before));
     /* below 0.001 per message; connecting 4 clients itself costs a few */
@@ -119,7 +106,6 @@ test_zero_allocs_per_message(void)
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
-
 
 /* ---------------------------------------------------------------------------------------- */
 /* The same with the work-queue features in use                                              */
@@ -278,15 +264,15 @@ test_zero_allocs_with_features(void)
     mb_free(&m);
     for (int r = 0; r < 300; r++) /* warm-up: queues, pools, tables, the dedup window */
         feature_round(fd, sfd, &rid, (uint64_t)r, pending, &npending);
-    before = stat_of(c, "heap_allocs") + stat_of(c, "heap_reallocs");
+    before = t_stat(c, NULL, "heap_allocs") + t_stat(c, NULL, "heap_reallocs");
     for (int r = 300; r < 300 + rounds; r++)
         feature_round(fd, sfd, &rid, (uint64_t)r, pending, &npending);
-    after = stat_of(c, "heap_allocs") + stat_of(c, "heap_reallocs");
+    after = t_stat(c, NULL, "heap_allocs") + t_stat(c, NULL, "heap_reallocs");
     fprintf(stderr,
             "heap allocations for %d messages with priorities, TTLs, delays, producer ids, "
             "dead letters, multi-queue FETCH and a subscription: %llu\n",
             rounds * 18, (unsigned long long)(after - before));
-    T_ASSERT(stat_of(c, "messages") < 2000); /* the rounds do drain what they publish */
+    T_ASSERT(t_stat(c, NULL, "messages") < 2000); /* the rounds do drain what they publish */
     T_ASSERT((after - before) * 1000 < (uint64_t)rounds * 18);
     close(fd);
     close(sfd);

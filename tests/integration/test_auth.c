@@ -117,7 +117,7 @@ connect_as(const struct t_broker *b, const char *user, const char *pw, slabmq_cl
     o.timeout_ms = 10000;
     o.user = user;
     o.password = pw;
-    return slabmq_client_connect2(&o, c, err, errlen);
+    return slabmq_client_connect_errbuf(&o, c, err, errlen);
 }
 
 /* A client authenticated as user; fails the test otherwise. */

@@ -333,7 +333,7 @@ test_ping_fast_while_guessing(void)
         opt.timeout_ms = 10000;
         opt.user = "root";
         opt.password = PW_ROOT;
-        T_EQ_INT(slabmq_client_connect2(&opt, &c, err, sizeof(err)), SLABMQ_OK);
+        T_EQ_INT(slabmq_client_connect_errbuf(&opt, &c, err, sizeof(err)), SLABMQ_OK);
         printf("auth_unchecked %llu, auth_failures %llu\n",
                (unsigned long long)t_stat(c, NULL, "auth_unchecked"),
                (unsigned long long)t_stat(c, NULL, "auth_failures"));

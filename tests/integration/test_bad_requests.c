@@ -343,6 +343,161 @@ test_hello_bad(void)
 /* ---------------------------------------------------------------------------------------- */
 /* Arguments                                                                                 */
 
+/* One argument of a bad request, packed by put_arg(). */
+enum bad_arg_kind {
+    A_END, /* no more arguments (what zero-initialised slots hold) */
+    A_UINT,
+    A_NEG,
+    A_STR,
+    A_BIN,
+    A_NIL,
+    A_ARR, /* an array header of u elements: the elements follow as arguments */
+    A_MAP, /* a map header of u pairs: keys and values follow as arguments */
+    A_F64,
+    A_RAW, /* len bytes as they are (float32, true) */
+    A_BIG  /* a bin of DEFAULT_MAX_MSG + 1 zero bytes: one over the message limit */
+};
+
+struct bad_arg {
+    enum bad_arg_kind kind;
+    uint64_t u;
+    int64_t i;
+    double f;
+    const char *s;
+    size_t len;
+};
+
+#define U(v) {.kind = A_UINT, .u = (v)}
+#define N(v) {.kind = A_NEG, .i = (v)}
+#define S(v) {.kind = A_STR, .s = (v)}
+#define B(v) {.kind = A_BIN, .s = (v), .len = sizeof(v) - 1}
+#define RAW(v) {.kind = A_RAW, .s = (v), .len = sizeof(v) - 1}
+#define F64(v) {.kind = A_F64, .f = (v)}
+#define ARR(n) {.kind = A_ARR, .u = (n)}
+#define MAP(n) {.kind = A_MAP, .u = (n)}
+#define NIL {.kind = A_NIL}
+#define BIG {.kind = A_BIG}
+#define NONE {.kind = A_END}
+
+/* A request (op, its argument count as the array header says, the arguments as sent) that
+ * the broker must refuse with want, and then answer a PING on the same connection. line is
+ * the table row's, for the failure message. */
+struct bad_req {
+    int line;
+    unsigned op;
+    uint32_t nargs;
+    slabmq_status want;
+    struct bad_arg args[6];
+};
+
+#define ROW(op, n, want, ...) {__LINE__, SMQ_OP_##op, n, want, {__VA_ARGS__}}
+#define BAD(op, n, ...) ROW(op, n, SLABMQ_ERR_BAD_REQUEST, __VA_ARGS__)
+
+static const struct bad_req bad_args[] = {
+    /* PUBLISH: queue name as int, as bin, as nil; payload as str, int, nil, array */
+    BAD(PUBLISH, 2, U(5), B("x")),
+    BAD(PUBLISH, 2, B("wa"), B("x")),
+    BAD(PUBLISH, 2, NIL, B("x")),
+    BAD(PUBLISH, 2, S("wa"), S("payload as str")),
+    BAD(PUBLISH, 2, S("wa"), U(42)),
+    BAD(PUBLISH, 2, S("wa"), NIL),
+    BAD(PUBLISH, 2, S("wa"), ARR(1), B("x")),
+    /* PUBLISH: wrong argument counts */
+    BAD(PUBLISH, 0, NONE),
+    BAD(PUBLISH, 1, S("wa")),
+    BAD(PUBLISH, 3, S("wa"), B("x"), B("y")),
+    /* PUBLISH: one byte over the maximum message size */
+    ROW(PUBLISH, 2, SLABMQ_ERR_TOO_LARGE, S("wa"), BIG),
+    /* PUBLISH_BATCH: payloads not an array; one payload a str (all or nothing) */
+    BAD(PUBLISH_BATCH, 2, S("wa"), B("x")),
+    BAD(PUBLISH_BATCH, 2, S("wa"), ARR(3), B("a"), B("b"), S("c")),
+    /* FETCH: negative max, max 0, max over the limit, float, nil, str, bool */
+    BAD(FETCH, 2, S("wa"), N(-1)),
+    BAD(FETCH, 2, S("wa"), N(INT64_MIN)),
+    BAD(FETCH, 2, S("wa"), U(0)),
+    BAD(FETCH, 2, S("wa"), U(10001)),
+    BAD(FETCH, 2, S("wa"), U(UINT64_MAX)),
+    BAD(FETCH, 2, S("wa"), F64(1.0)),
+    BAD(FETCH, 2, S("wa"), RAW("\xca\x3f\x80\x00\x00")), /* float32 1.0 */
+    BAD(FETCH, 2, S("wa"), NIL),
+    BAD(FETCH, 2, S("wa"), S("1")),
+    BAD(FETCH, 2, S("wa"), RAW("\xc3")), /* true */
+    /* FETCH: wait_ms negative, over an hour, float; argument counts 1 and 4 */
+    BAD(FETCH, 3, S("wa"), U(1), N(-5)),
+    BAD(FETCH, 3, S("wa"), U(1), U(3600u * 1000 + 1)),
+    BAD(FETCH, 3, S("wa"), U(1), F64(0.5)),
+    BAD(FETCH, 1, S("wa")),
+    BAD(FETCH, 5, S("wa"), U(1), U(0), U(0), U(0)), /* [queue, max, wait_ms, flags] at most */
+    BAD(FETCH, 4, S("wa"), U(1), U(0), U(2)), /* an unknown flag */
+    /* ACK / NACK: ids not an array, negative id, str id, unknown or str ACK flags, float
+    * delay, too many args */
+    BAD(ACK, 1, U(5)),
+    BAD(ACK, 1, ARR(1), N(-1)),
+    BAD(ACK, 1, ARR(2), U(1), S("2")),
+    BAD(ACK, 0, NONE),
+    BAD(ACK, 2, ARR(0), U(4)), /* flags: only QUIET (1) and CONFIRMED (2) are known */
+    BAD(ACK, 2, ARR(0), S("1")),
+    BAD(ACK, 3, ARR(0), U(0), U(0)),
+    BAD(NACK, 2, ARR(0), F64(10.0)),
+    BAD(NACK, 2, ARR(0), U(3153600000000ULL + 1)), /* over 100 years */
+    BAD(NACK, 3, ARR(0), U(0), U(0)),
+    /* DECLARE: options not a map, unknown option, option value wrong, key not str */
+    BAD(DECLARE, 2, S("wa"), ARR(0)),
+    BAD(DECLARE, 2, S("wa"), MAP(1), S("no_such_option"), U(1)),
+    BAD(DECLARE, 2, S("wa"), MAP(1), S("visibility_ms"), U(0)),
+    BAD(DECLARE, 2, S("wa"), MAP(1), S("visibility_ms"), S("1000")),
+    BAD(DECLARE, 2, S("wa"), MAP(1), U(1), U(1000)),
+    BAD(DECLARE, 0, NONE),
+    /* PING, LIST with arguments; STATS with an int; PEEK max 257; DELETE with 2 args */
+    BAD(PING, 1, NIL),
+    BAD(LIST, 1, S("wa")),
+    BAD(STATS, 1, U(5)),
+    BAD(STATS, 2, NIL, NIL),
+    BAD(PEEK, 2, S("wa"), U(257)),
+    BAD(PEEK, 2, S("wa"), U(0)),
+    BAD(DELETE, 2, S("wa"), NIL),
+    BAD(PURGE, 0, NONE),
+};
+
+static void
+put_arg(struct mb *m, const struct bad_arg *a, const uint8_t *big)
+{
+    switch (a->kind) {
+    case A_UINT:
+        mb_uint(m, a->u);
+        break;
+    case A_NEG:
+        mb_neg(m, a->i);
+        break;
+    case A_STR:
+        mb_str(m, a->s);
+        break;
+    case A_BIN:
+        mb_bin(m, a->s, a->len);
+        break;
+    case A_NIL:
+        mb_nil(m);
+        break;
+    case A_ARR:
+        mb_arr(m, (uint32_t)a->u);
+        break;
+    case A_MAP:
+        mb_map(m, (uint32_t)a->u);
+        break;
+    case A_F64:
+        mb_f64(m, a->f);
+        break;
+    case A_RAW:
+        mb_put(m, a->s, a->len);
+        break;
+    case A_BIG:
+        mb_bin(m, big, DEFAULT_MAX_MSG + 1);
+        break;
+    case A_END:
+        break;
+    }
+}
+
 static void
 test_wrong_argument_types(void)
 {
@@ -357,247 +512,16 @@ test_wrong_argument_types(void)
     other = t_client(&b);
     fd = raw_session(&b);
 
-    /* PUBLISH: queue name as int, as bin, as nil; payload as str, int, nil, array */
-    mb_req(&m, SMQ_OP_PUBLISH, ++rid, 2);
-    mb_uint(&m, 5);
-    mb_bin(&m, "x", 1);
-    REQ_ERR(fd, &m, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_PUBLISH, ++rid, 2);
-    mb_bin(&m, "wa", 2);
-    mb_bin(&m, "x", 1);
-    REQ_ERR(fd, &m, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_PUBLISH, ++rid, 2);
-    mb_nil(&m);
-    mb_bin(&m, "x", 1);
-    REQ_ERR(fd, &m, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_PUBLISH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_str(&m, "payload as str");
-    REQ_ERR(fd, &m, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_PUBLISH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_uint(&m, 42);
-    REQ_ERR(fd, &m, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_PUBLISH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_nil(&m);
-    REQ_ERR(fd, &m, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_PUBLISH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_arr(&m, 1);
-    mb_bin(&m, "x", 1);
-    REQ_ERR(fd, &m, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_BAD_REQUEST);
-    /* PUBLISH: wrong argument counts */
-    mb_req(&m, SMQ_OP_PUBLISH, ++rid, 0);
-    REQ_ERR(fd, &m, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_PUBLISH, ++rid, 1);
-    mb_str(&m, "wa");
-    REQ_ERR(fd, &m, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_PUBLISH, ++rid, 3);
-    mb_str(&m, "wa");
-    mb_bin(&m, "x", 1);
-    mb_bin(&m, "y", 1);
-    REQ_ERR(fd, &m, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_BAD_REQUEST);
-    /* PUBLISH: one byte over the maximum message size */
     big = calloc(1, DEFAULT_MAX_MSG + 1);
     T_ASSERT(big != NULL);
-    mb_req(&m, SMQ_OP_PUBLISH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_bin(&m, big, DEFAULT_MAX_MSG + 1);
-    REQ_ERR(fd, &m, SMQ_OP_PUBLISH, rid, SLABMQ_ERR_TOO_LARGE);
+    for (size_t i = 0; i < sizeof(bad_args) / sizeof(bad_args[0]); i++) {
+        const struct bad_req *r = &bad_args[i];
+        mb_req(&m, r->op, ++rid, r->nargs);
+        for (const struct bad_arg *a = r->args; a->kind != A_END; a++)
+            put_arg(&m, a, big);
+        raw_req_err(__FILE__, r->line, fd, &m, r->op, rid, r->want);
+    }
     free(big);
-
-    /* PUBLISH_BATCH: payloads not an array; one payload a str (all or nothing) */
-    mb_req(&m, SMQ_OP_PUBLISH_BATCH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_bin(&m, "x", 1);
-    REQ_ERR(fd, &m, SMQ_OP_PUBLISH_BATCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_PUBLISH_BATCH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_arr(&m, 3);
-    mb_bin(&m, "a", 1);
-    mb_bin(&m, "b", 1);
-    mb_str(&m, "c");
-    REQ_ERR(fd, &m, SMQ_OP_PUBLISH_BATCH, rid, SLABMQ_ERR_BAD_REQUEST);
-
-    /* FETCH: negative max, max 0, max over the limit, float, nil, str, bool */
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_neg(&m, -1);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_neg(&m, INT64_MIN);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_uint(&m, 0);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_uint(&m, 10001);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_uint(&m, UINT64_MAX);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_f64(&m, 1.0);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_byte(&m, 0xca); /* float32 1.0 */
-    mb_be(&m, 0x3f800000, 4);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_nil(&m);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_str(&m, "1");
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_byte(&m, 0xc3);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    /* FETCH: wait_ms negative, over an hour, float; argument counts 1 and 4 */
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 3);
-    mb_str(&m, "wa");
-    mb_uint(&m, 1);
-    mb_neg(&m, -5);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 3);
-    mb_str(&m, "wa");
-    mb_uint(&m, 1);
-    mb_uint(&m, 3600u * 1000 + 1);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 3);
-    mb_str(&m, "wa");
-    mb_uint(&m, 1);
-    mb_f64(&m, 0.5);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 1);
-    mb_str(&m, "wa");
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 5); /* [queue, max, wait_ms, flags] at most */
-    mb_str(&m, "wa");
-    mb_uint(&m, 1);
-    mb_uint(&m, 0);
-    mb_uint(&m, 0);
-    mb_uint(&m, 0);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_FETCH, ++rid, 4); /* an unknown flag */
-    mb_str(&m, "wa");
-    mb_uint(&m, 1);
-    mb_uint(&m, 0);
-    mb_uint(&m, 2);
-    REQ_ERR(fd, &m, SMQ_OP_FETCH, rid, SLABMQ_ERR_BAD_REQUEST);
-
-    /* ACK / NACK: ids not an array, negative id, str id, unknown or str ACK flags, float
-     * delay, too many args */
-    mb_req(&m, SMQ_OP_ACK, ++rid, 1);
-    mb_uint(&m, 5);
-    REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_ACK, ++rid, 1);
-    mb_arr(&m, 1);
-    mb_neg(&m, -1);
-    REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_ACK, ++rid, 1);
-    mb_arr(&m, 2);
-    mb_uint(&m, 1);
-    mb_str(&m, "2");
-    REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_ACK, ++rid, 0);
-    REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_ACK, ++rid, 2);
-    mb_arr(&m, 0);
-    mb_uint(&m, 4); /* flags: only QUIET (1) and CONFIRMED (2) are known */
-    REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_ACK, ++rid, 2);
-    mb_arr(&m, 0);
-    mb_str(&m, "1");
-    REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_ACK, ++rid, 3);
-    mb_arr(&m, 0);
-    mb_uint(&m, 0);
-    mb_uint(&m, 0);
-    REQ_ERR(fd, &m, SMQ_OP_ACK, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_NACK, ++rid, 2);
-    mb_arr(&m, 0);
-    mb_f64(&m, 10.0);
-    REQ_ERR(fd, &m, SMQ_OP_NACK, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_NACK, ++rid, 2);
-    mb_arr(&m, 0);
-    mb_uint(&m, 3153600000000ULL + 1); /* over 100 years */
-    REQ_ERR(fd, &m, SMQ_OP_NACK, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_NACK, ++rid, 3);
-    mb_arr(&m, 0);
-    mb_uint(&m, 0);
-    mb_uint(&m, 0);
-    REQ_ERR(fd, &m, SMQ_OP_NACK, rid, SLABMQ_ERR_BAD_REQUEST);
-
-    /* DECLARE: options not a map, unknown option, option value wrong, key not str */
-    mb_req(&m, SMQ_OP_DECLARE, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_arr(&m, 0);
-    REQ_ERR(fd, &m, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_DECLARE, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_map(&m, 1);
-    mb_str(&m, "no_such_option");
-    mb_uint(&m, 1);
-    REQ_ERR(fd, &m, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_DECLARE, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_map(&m, 1);
-    mb_str(&m, "visibility_ms");
-    mb_uint(&m, 0);
-    REQ_ERR(fd, &m, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_DECLARE, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_map(&m, 1);
-    mb_str(&m, "visibility_ms");
-    mb_str(&m, "1000");
-    REQ_ERR(fd, &m, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_DECLARE, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_map(&m, 1);
-    mb_uint(&m, 1);
-    mb_uint(&m, 1000);
-    REQ_ERR(fd, &m, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_DECLARE, ++rid, 0);
-    REQ_ERR(fd, &m, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST);
-
-    /* PING, LIST with arguments; STATS with an int; PEEK max 257; DELETE with 2 args */
-    mb_req(&m, SMQ_OP_PING, ++rid, 1);
-    mb_nil(&m);
-    REQ_ERR(fd, &m, SMQ_OP_PING, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_LIST, ++rid, 1);
-    mb_str(&m, "wa");
-    REQ_ERR(fd, &m, SMQ_OP_LIST, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_STATS, ++rid, 1);
-    mb_uint(&m, 5);
-    REQ_ERR(fd, &m, SMQ_OP_STATS, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_STATS, ++rid, 2);
-    mb_nil(&m);
-    mb_nil(&m);
-    REQ_ERR(fd, &m, SMQ_OP_STATS, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_PEEK, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_uint(&m, 257);
-    REQ_ERR(fd, &m, SMQ_OP_PEEK, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_PEEK, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_uint(&m, 0);
-    REQ_ERR(fd, &m, SMQ_OP_PEEK, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_DELETE, ++rid, 2);
-    mb_str(&m, "wa");
-    mb_nil(&m);
-    REQ_ERR(fd, &m, SMQ_OP_DELETE, rid, SLABMQ_ERR_BAD_REQUEST);
-    mb_req(&m, SMQ_OP_PURGE, ++rid, 0);
-    REQ_ERR(fd, &m, SMQ_OP_PURGE, rid, SLABMQ_ERR_BAD_REQUEST);
 
     /* none of it created the queue "wa" (validation comes before any change) */
     {

@@ -60,7 +60,7 @@ client_as(const struct t_broker *b, const char *user, const char *pw)
     o.timeout_ms = 10000;
     o.user = user;
     o.password = pw;
-    st = slabmq_client_connect2(&o, &c, err, sizeof(err));
+    st = slabmq_client_connect_errbuf(&o, &c, err, sizeof(err));
     if (st != SLABMQ_OK)
         t_fail(__FILE__, __LINE__, "connect as %s: %s (%s)", user, slabmq_status_name(st), err);
     return c;

@@ -33,19 +33,6 @@ start(struct t_broker *b, const char *dir)
     t_broker_start(b, "--durability", "sqlite", "--data-dir", dir, NULL);
 }
 
-static uint64_t
-stat_of(slabmq_client *c, const char *queue, const char *name)
-{
-    slabmq_stats *s;
-    uint64_t v = UINT64_MAX;
-
-    if (slabmq_stats_get(c, queue, &s) == SLABMQ_ERR_NOT_FOUND)
-        return UINT64_MAX; /* no such queue */
-    slabmq_stats_find(s, name, &v);
-    slabmq_stats_free(s);
-    return v;
-}
-
 static void
 publish_opts(slabmq_client *c, const char *q, const char *body, slabmq_publish_options o)
 {
@@ -129,8 +116,8 @@ test_recovery_after_kill(void)
     mem.durable = SLABMQ_DURABLE_NO;
     T_OK(c, slabmq_declare(c, "scratch", &mem, NULL));
     T_OK(c, slabmq_publish(c, "scratch", "gone", 4, NULL));
-    T_EQ_U64(stat_of(c, "scratch", "durable"), 0);
-    T_EQ_U64(stat_of(c, "orders", "durable"), 1);
+    T_EQ_U64(t_stat(c, "scratch", "durable"), 0);
+    T_EQ_U64(t_stat(c, "orders", "durable"), 1);
     /* a written-level publish after all that: once confirmed, all of it is committed */
     po = (slabmq_publish_options)SLABMQ_PUBLISH_OPTIONS_INIT;
     po.confirm = SLABMQ_CONFIRM_WRITTEN;
@@ -141,12 +128,16 @@ test_recovery_after_kill(void)
 
     start(&b, dir);
     c = t_client(&b);
-    T_EQ_U64(stat_of(c, "orders", "max_deliveries"), 3);
-    T_EQ_U64(stat_of(c, "orders", "visibility_ms"), 4000);
-    T_EQ_U64(stat_of(c, "orders", "ready"), 5); /* m0 (was in flight), ttl, m1-m3 */
-    T_EQ_U64(stat_of(c, "orders", "delayed"), 1);
-    T_ASSERT(stat_of(c, "orders", "next_due_ms") > 50000);
-    T_EQ_U64(stat_of(c, "scratch", "ready"), UINT64_MAX); /* not kept: no such queue */
+    T_EQ_U64(t_stat(c, "orders", "max_deliveries"), 3);
+    T_EQ_U64(t_stat(c, "orders", "visibility_ms"), 4000);
+    T_EQ_U64(t_stat(c, "orders", "ready"), 5); /* m0 (was in flight), ttl, m1-m3 */
+    T_EQ_U64(t_stat(c, "orders", "delayed"), 1);
+    T_ASSERT(t_stat(c, "orders", "next_due_ms") > 50000);
+    {
+        slabmq_stats *st = NULL;
+        T_EQ_INT(slabmq_stats_get(c, "scratch", &st), SLABMQ_ERR_NOT_FOUND); /* not kept */
+        slabmq_stats_free(st);
+    }
     for (int i = 0; i < 5; i++) {
         id = fetch1(c, "orders", body, sizeof(body), &deliveries);
         T_EQ_STR(body, want[i]);
@@ -171,8 +162,8 @@ test_recovery_after_kill(void)
     t_broker_stop(&b); /* a clean stop, and a clean start after it */
     start(&b, dir);
     c = t_client(&b);
-    T_EQ_U64(stat_of(c, "orders", "ready"), 1);
-    T_EQ_U64(stat_of(c, NULL, "store_state"), 0);
+    T_EQ_U64(t_stat(c, "orders", "ready"), 1);
+    T_EQ_U64(t_stat(c, NULL, "store_state"), 0);
     slabmq_client_close(c);
     t_broker_stop(&b);
     t_remove_dir(dir);
@@ -470,7 +461,6 @@ test_crash_rounds(void)
     t_remove_dir(dir);
 }
 
-
 /* ---------------------------------------------------------------------------------------- */
 /* Disk full                                                                                 */
 
@@ -531,14 +521,14 @@ test_disk_full(void)
     slabmq_client_set_window(p, 64);
     slabmq_client_on_confirm_ex(p, count_confirm, NULL);
     end = t_now_ms() + 20000;
-    while (sent < 20000 && t_now_ms() < end && stat_of(mon, NULL, "store_state") == 0) {
+    while (sent < 20000 && t_now_ms() < end && t_stat(mon, NULL, "store_state") == 0) {
         /* never a full window: a publish would then wait for confirmations held back */
         for (int i = 0; i < 16 && slabmq_client_outstanding(p) < 48; i++, sent++)
             T_OK(p, slabmq_publish_async(p, "big", kib, sizeof(kib), NULL));
         T_OK(p, slabmq_send(p));
         t_sleep_ms(2);
     }
-    T_EQ_U64(stat_of(mon, NULL, "store_state"), 1); /* full, after about a MiB */
+    T_EQ_U64(t_stat(mon, NULL, "store_state"), 1); /* full, after about a MiB */
     fprintf(stderr, "disk full after %d publishes of 1 KiB\n", sent);
     /* new durable publishes are refused at once, clearly; memory queues and consumers go on */
     T_EQ_INT(slabmq_publish(n, "big", "x", 1, NULL), SLABMQ_ERR_STORAGE_FULL);
@@ -553,9 +543,9 @@ test_disk_full(void)
     snprintf(cmd, sizeof(cmd), "mount -o remount,size=64m '%s'", dir);
     T_EQ_INT(system(cmd), 0);
     end = t_now_ms() + 10000;
-    while (t_now_ms() < end && stat_of(mon, NULL, "store_state") != 0)
+    while (t_now_ms() < end && t_stat(mon, NULL, "store_state") != 0)
         t_sleep_ms(50);
-    T_EQ_U64(stat_of(mon, NULL, "store_state"), 0);
+    T_EQ_U64(t_stat(mon, NULL, "store_state"), 0);
     {
         slabmq_status st = slabmq_flush(p); /* every publish answered: stored or refused */
         T_ASSERT(st == SLABMQ_OK || st == SLABMQ_ERR_STORAGE_FULL);
@@ -566,7 +556,7 @@ test_disk_full(void)
     T_EQ_INT(full_other, 0);
     T_ASSERT(full_ok > 0);
     /* what was confirmed is there (less the 10 or so acked above) */
-    T_ASSERT(stat_of(mon, "big", "ready") + 10 >= (uint64_t)full_ok);
+    T_ASSERT(t_stat(mon, "big", "ready") + 10 >= (uint64_t)full_ok);
     T_OK(n, slabmq_publish(n, "big", "x", 1, NULL));
     slabmq_client_close(p);
     slabmq_client_close(mon);
@@ -577,7 +567,6 @@ test_disk_full(void)
         fprintf(stderr, "could not unmount %s\n", dir);
     t_remove_dir(dir);
 }
-
 
 /* ---------------------------------------------------------------------------------------- */
 /* A damaged database                                                                        */
@@ -618,7 +607,7 @@ test_corrupt_database_stops_the_start(void)
     t_broker_start(&b, "--durability", "sqlite", "--data-dir", dir, "--ignore-corrupt-data",
                    NULL);
     c = t_client(&b);
-    T_EQ_U64(stat_of(c, NULL, "queues"), 0);
+    T_EQ_U64(t_stat(c, NULL, "queues"), 0);
     T_OK(c, slabmq_publish(c, "fresh", "x", 1, NULL));
     slabmq_client_close(c);
     t_broker_stop(&b);
@@ -700,14 +689,14 @@ test_io_error_stops_confirming(void)
         st = slabmq_publish(p, "durable", "x", 1, NULL);
     /* the publish in the failed commit was never confirmed: its connection is closed */
     T_ASSERT(st == SLABMQ_ERR_CLOSED || st == SLABMQ_ERR_IO);
-    T_EQ_U64(stat_of(mon, NULL, "store_state"), 2);
+    T_EQ_U64(t_stat(mon, NULL, "store_state"), 2);
     slabmq_client_close(p);
     p = t_client(&b);
     T_EQ_INT(slabmq_publish(p, "durable", "y", 1, NULL), SLABMQ_ERR_STORAGE);
     T_OK(p, slabmq_publish(p, "memory-only", "z", 1, NULL));
     T_OK(p, slabmq_ping(p));
     t_sleep_ms(700); /* the writer does not quietly come back */
-    T_EQ_U64(stat_of(mon, NULL, "store_state"), 2);
+    T_EQ_U64(t_stat(mon, NULL, "store_state"), 2);
     T_EQ_INT(slabmq_publish(p, "durable", "y", 1, NULL), SLABMQ_ERR_STORAGE);
     slabmq_client_close(p);
     slabmq_client_close(mon);

@@ -473,7 +473,7 @@ client_timeout(const struct t_broker *b, int ms)
 
     o.port = (uint16_t)b->port;
     o.timeout_ms = ms;
-    st = slabmq_client_connect2(&o, &c, err, sizeof(err));
+    st = slabmq_client_connect_errbuf(&o, &c, err, sizeof(err));
     if (st != SLABMQ_OK)
         t_fail(__FILE__, __LINE__, "connect: %s (%s)", slabmq_status_name(st), err);
     return c;

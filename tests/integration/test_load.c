@@ -372,7 +372,7 @@ load_connect(const struct load *l, const char *kind, int index)
     o.port = (uint16_t)l->broker.port;
     o.timeout_ms = LOAD_CALL_MS;
     o.client_name = name;
-    st = slabmq_client_connect2(&o, &c, err, sizeof(err));
+    st = slabmq_client_connect_errbuf(&o, &c, err, sizeof(err));
     if (st != SLABMQ_OK)
         LOAD_FAIL("connection %s: %s (%s)", name, slabmq_status_name(st), err);
     slabmq_client_set_window(c, LOAD_WINDOW);
@@ -755,19 +755,6 @@ raise_nofile(void)
     T_ASSERT(setrlimit(RLIMIT_NOFILE, &rl) == 0);
 }
 
-static uint64_t
-stat_of(slabmq_client *c, const char *queue, const char *name)
-{
-    slabmq_stats *s;
-    uint64_t v = UINT64_MAX;
-
-    T_OK(c, slabmq_stats_get(c, queue, &s));
-    if (!slabmq_stats_find(s, name, &v))
-        t_fail(__FILE__, __LINE__, "no stat named %s", name);
-    slabmq_stats_free(s);
-    return v;
-}
-
 /* Wait until the broker counts n connections: it sees a close when it reads it. */
 static void
 wait_connections(slabmq_client *mon, uint64_t n)
@@ -775,7 +762,7 @@ wait_connections(slabmq_client *mon, uint64_t n)
     int64_t deadline = t_now_ms() + LOAD_SETTLE_MS;
     uint64_t have;
 
-    while ((have = stat_of(mon, NULL, "connections")) != n && t_now_ms() < deadline)
+    while ((have = t_stat(mon, NULL, "connections")) != n && t_now_ms() < deadline)
         t_sleep_ms(20);
     T_EQ_U64(have, n);
 }
@@ -940,24 +927,24 @@ check_queue_stats(struct load *l, slabmq_client *c, struct tally *t)
         uint64_t delivered;
         uint64_t redelivered;
         queue_name(name, sizeof(name), q);
-        published = stat_of(c, name, "published");
-        delivered = stat_of(c, name, "delivered");
-        redelivered = stat_of(c, name, "redelivered");
-        T_EQ_U64(stat_of(c, name, "ready"), 0);
-        T_EQ_U64(stat_of(c, name, "inflight"), 0);
-        T_EQ_U64(stat_of(c, name, "delayed"), 0);
-        T_EQ_U64(stat_of(c, name, "bytes"), 0);
-        T_EQ_U64(stat_of(c, name, "dead_lettered"), 0);
-        T_EQ_U64(stat_of(c, name, "acked"), published);
+        published = t_stat(c, name, "published");
+        delivered = t_stat(c, name, "delivered");
+        redelivered = t_stat(c, name, "redelivered");
+        T_EQ_U64(t_stat(c, name, "ready"), 0);
+        T_EQ_U64(t_stat(c, name, "inflight"), 0);
+        T_EQ_U64(t_stat(c, name, "delayed"), 0);
+        T_EQ_U64(t_stat(c, name, "bytes"), 0);
+        T_EQ_U64(t_stat(c, name, "dead_lettered"), 0);
+        T_EQ_U64(t_stat(c, name, "acked"), published);
         T_EQ_U64(atomic_load(&qc->acked), published);
         T_EQ_U64(t->acked[q], published);
-        T_EQ_U64(stat_of(c, name, "nacked"), atomic_load(&qc->nacked));
+        T_EQ_U64(t_stat(c, name, "nacked"), atomic_load(&qc->nacked));
         T_EQ_U64(delivered - redelivered, published);
         T_ASSERT(atomic_load(&qc->receipts) <= delivered);
         T_ASSERT(atomic_load(&qc->redelivered) <= redelivered);
-        t->timeouts += stat_of(c, name, "timeouts");
+        t->timeouts += t_stat(c, name, "timeouts");
         if (q >= LOAD_SHORT_QUEUES)
-            T_EQ_U64(stat_of(c, name, "timeouts"), 0);
+            T_EQ_U64(t_stat(c, name, "timeouts"), 0);
     }
 }
 
@@ -969,9 +956,9 @@ check_broker_stats(slabmq_client *c, int connections)
     slabmq_queue_info *list;
     size_t n;
 
-    T_EQ_U64(stat_of(c, NULL, "messages"), 0);
-    T_EQ_U64(stat_of(c, NULL, "inflight"), 0);
-    T_EQ_U64(stat_of(c, NULL, "deliveries"), 0);
+    T_EQ_U64(t_stat(c, NULL, "messages"), 0);
+    T_EQ_U64(t_stat(c, NULL, "inflight"), 0);
+    T_EQ_U64(t_stat(c, NULL, "deliveries"), 0);
     wait_connections(c, (uint64_t)connections);
     T_OK(c, slabmq_list(c, &list, &n));
     T_EQ_INT(n, LOAD_QUEUES);
@@ -1022,7 +1009,7 @@ load_open(struct load *l)
            && t_now_ms() < atomic_load(&l->deadline_ms))
         t_sleep_ms(10);
     T_EQ_INT(atomic_load(&l->ready), 2 * LOAD_THREADS);
-    T_EQ_U64(stat_of(l->mon, NULL, "connections"), LOAD_CONNECTIONS + 1);
+    T_EQ_U64(t_stat(l->mon, NULL, "connections"), LOAD_CONNECTIONS + 1);
     T_ASSERT(broker_fds(&l->broker) >= l->base.fds + LOAD_CONNECTIONS);
 }
 
@@ -1038,9 +1025,9 @@ wait_drained(struct load *l)
         /* twice in a row: an aborted producer's last publishes, sent before it closed, may
          * still be unread when the broker answers the first */
         if (atomic_load(&l->producers_done) == LOAD_PRODUCERS
-            && stat_of(l->mon, NULL, "messages") == 0) {
+            && t_stat(l->mon, NULL, "messages") == 0) {
             t_sleep_ms(50);
-            if (stat_of(l->mon, NULL, "messages") == 0)
+            if (t_stat(l->mon, NULL, "messages") == 0)
                 return;
         }
         if (t_now_ms() > atomic_load(&l->deadline_ms)) {
@@ -1048,13 +1035,13 @@ wait_drained(struct load *l)
                 char name[32];
                 queue_name(name, sizeof(name), q);
                 fprintf(stderr, "%s: ready %llu inflight %llu delayed %llu\n", name,
-                        (unsigned long long)stat_of(l->mon, name, "ready"),
-                        (unsigned long long)stat_of(l->mon, name, "inflight"),
-                        (unsigned long long)stat_of(l->mon, name, "delayed"));
+                        (unsigned long long)t_stat(l->mon, name, "ready"),
+                        (unsigned long long)t_stat(l->mon, name, "inflight"),
+                        (unsigned long long)t_stat(l->mon, name, "delayed"));
             }
             LOAD_FAIL("not drained within %d ms: %d of %d producers done, %llu messages left",
                       LOAD_RUN_MS, atomic_load(&l->producers_done), LOAD_PRODUCERS,
-                      (unsigned long long)stat_of(l->mon, NULL, "messages"));
+                      (unsigned long long)t_stat(l->mon, NULL, "messages"));
         }
         t_sleep_ms(50);
     }
@@ -1136,7 +1123,7 @@ second_wave(struct load *l)
         slabmq_client_close(c[i]);
     wait_fds(&l->broker, l->base.fds);
     wait_connections(l->mon, 1);
-    T_EQ_U64(stat_of(l->mon, NULL, "messages"), 0);
+    T_EQ_U64(t_stat(l->mon, NULL, "messages"), 0);
 }
 
 /* After the clients have gone, the broker's descriptors are back to the start (checked by

@@ -10,19 +10,6 @@
 #include "slabmq.h"
 #include "t.h"
 
-static uint64_t
-stat_of(slabmq_client *c, const char *queue, const char *name)
-{
-    slabmq_stats *s;
-    uint64_t v = UINT64_MAX;
-
-    T_OK(c, slabmq_stats_get(c, queue, &s));
-    if (!slabmq_stats_find(s, name, &v))
-        t_fail(__FILE__, __LINE__, "no stat named %s", name);
-    slabmq_stats_free(s);
-    return v;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* The limit                                                                                 */
 
@@ -89,7 +76,7 @@ test_limit_holds_and_recovers(void)
     stored = fill(prod, "full", 1024);
     /* 32 MiB less the draining headroom and the pages small classes take */
     T_ASSERT(stored > 20000);
-    T_ASSERT(stat_of(prod, NULL, "memory_used") <= 32u << 20);
+    T_ASSERT(t_stat(prod, NULL, "memory_used") <= 32u << 20);
     rss_kb = t_broker_rss_kb(&b);
     fprintf(stderr, "stored %llu x 1 KiB; broker RSS %ld KiB\n", (unsigned long long)stored,
             rss_kb);
@@ -104,7 +91,7 @@ test_limit_holds_and_recovers(void)
     drain(cons, "full", 5000);
     T_OK(prod, slabmq_publish(prod, "full", big, sizeof(big), &id));
     drain(cons, "full", stored - 5000 + 1);
-    T_EQ_U64(stat_of(cons, "full", "ready"), 0);
+    T_EQ_U64(t_stat(cons, "full", "ready"), 0);
     slabmq_client_close(prod);
     slabmq_client_close(cons);
     t_broker_stop(&b);
@@ -203,10 +190,10 @@ test_queue_limits(void)
         T_OK(c, slabmq_publish(c, "drop", msg, 2, NULL));
     }
     T_ASSERT(strstr(slabmq_client_errmsg(c), "full") != NULL);
-    T_EQ_U64(stat_of(c, "rej", "ready"), 3);
-    T_EQ_U64(stat_of(c, "rej", "rejected"), 2);
-    T_EQ_U64(stat_of(c, "drop", "ready"), 3);
-    T_EQ_U64(stat_of(c, "drop", "dropped"), 2);
+    T_EQ_U64(t_stat(c, "rej", "ready"), 3);
+    T_EQ_U64(t_stat(c, "rej", "rejected"), 2);
+    T_EQ_U64(t_stat(c, "drop", "ready"), 3);
+    T_EQ_U64(t_stat(c, "drop", "dropped"), 2);
     T_OK(c, slabmq_peek(c, "drop", 10, &bt)); /* the oldest two went */
     T_EQ_INT(slabmq_batch_count(bt), 3);
     T_EQ_MEM(slabmq_batch_get(bt, 0)->data, "m2", 2);
@@ -225,7 +212,7 @@ test_queue_limits(void)
         slabmq_batch_free(bt);
         /* a limit can be removed again */
         T_OK(c, slabmq_declare(c, "bytes", &unlimited, NULL));
-        T_EQ_U64(stat_of(c, "bytes", "max_bytes"), 0);
+        T_EQ_U64(t_stat(c, "bytes", "max_bytes"), 0);
         T_OK(c, slabmq_publish(c, "bytes", "x", 1, NULL));
     }
     {
@@ -235,7 +222,7 @@ test_queue_limits(void)
         T_OK(c, slabmq_fetch(c, "drop", 3, 0, &taken));
         T_EQ_INT(slabmq_batch_count(taken), 3);
         T_EQ_INT(slabmq_publish(c, "drop", "new", 3, NULL), SLABMQ_ERR_QUEUE_FULL);
-        T_EQ_U64(stat_of(c, "drop", "inflight"), 3);
+        T_EQ_U64(t_stat(c, "drop", "inflight"), 3);
         slabmq_batch_free(taken);
     }
     {
@@ -248,8 +235,8 @@ test_queue_limits(void)
         T_EQ_INT(slabmq_batch_count(taken), 1);
         T_EQ_INT(slabmq_publish(c, "dropb", "abcde", 5, NULL), SLABMQ_ERR_QUEUE_FULL);
         T_OK(c, slabmq_publish(c, "dropb", "ab", 2, NULL));
-        T_EQ_U64(stat_of(c, "dropb", "ready"), 1);
-        T_EQ_U64(stat_of(c, "dropb", "dropped"), 0);
+        T_EQ_U64(t_stat(c, "dropb", "ready"), 1);
+        T_EQ_U64(t_stat(c, "dropb", "dropped"), 0);
         slabmq_batch_free(taken);
     }
     slabmq_client_close(c);
@@ -308,12 +295,12 @@ test_reservoir_hits_misses_overflows(void)
     t_broker_start(&b, "--reservoir-capacity", "2", NULL);
     c = t_client(&b);
     T_OK(c, slabmq_ping(c));
-    misses0 = stat_of(c, NULL, "reservoir_misses");
-    hits0 = stat_of(c, NULL, "reservoir_hits");
+    misses0 = t_stat(c, NULL, "reservoir_misses");
+    hits0 = t_stat(c, NULL, "reservoir_hits");
     for (int i = 0; i < 50; i++) /* steady state: every buffer comes from the pool */
         T_OK(c, slabmq_publish(c, "res", "r", 1, NULL));
-    T_EQ_U64(stat_of(c, NULL, "reservoir_misses"), misses0);
-    T_ASSERT(stat_of(c, NULL, "reservoir_hits") >= hits0 + 100);
+    T_EQ_U64(t_stat(c, NULL, "reservoir_misses"), misses0);
+    T_ASSERT(t_stat(c, NULL, "reservoir_hits") >= hits0 + 100);
     /* a burst: 8 connections each holding a partial 100 KiB frame at once */
     memset(part, 0, sizeof(part));
     part[1] = 0x01; /* length 0x019000 = 102,400 */
@@ -324,13 +311,13 @@ test_reservoir_hits_misses_overflows(void)
         t_raw_send(fds[i], part, sizeof(part));
     }
     t_sleep_ms(200);
-    misses1 = stat_of(c, NULL, "reservoir_misses");
+    misses1 = t_stat(c, NULL, "reservoir_misses");
     T_ASSERT(misses1 >= misses0 + 8); /* beyond the pool: fresh allocations */
     for (int i = 0; i < 8; i++) { /* they go away; their buffers come back */
         close(fds[i]);
     }
     t_sleep_ms(200);
-    overflows = stat_of(c, NULL, "reservoir_overflows");
+    overflows = t_stat(c, NULL, "reservoir_overflows");
     T_ASSERT(overflows >= 6); /* capacity 2 per class: the rest were freed */
     T_OK(c, slabmq_publish(c, "res", "r", 1, NULL));
     (void)reply;
@@ -351,13 +338,13 @@ static uint64_t
 used_settled(slabmq_client *c)
 {
     int64_t deadline = t_now_ms() + 5000;
-    uint64_t last = stat_of(c, NULL, "memory_used");
+    uint64_t last = t_stat(c, NULL, "memory_used");
     int same = 0;
 
     while (same < 3 && t_now_ms() < deadline) {
         uint64_t v;
         t_sleep_ms(50);
-        v = stat_of(c, NULL, "memory_used");
+        v = t_stat(c, NULL, "memory_used");
         same = v == last ? same + 1 : 0;
         last = v;
     }

@@ -62,18 +62,6 @@ on_ack_confirm(void *arg, uint64_t request, slabmq_status status, uint64_t value
     }
 }
 
-static uint64_t
-stat_of(slabmq_client *c, const char *queue, const char *name)
-{
-    slabmq_stats *s;
-    uint64_t v = UINT64_MAX;
-
-    T_OK(c, slabmq_stats_get(c, queue, &s));
-    T_ASSERT(slabmq_stats_find(s, name, &v));
-    slabmq_stats_free(s);
-    return v;
-}
-
 static void
 test_async_publish_window(void)
 {
@@ -100,7 +88,7 @@ test_async_publish_window(void)
     T_EQ_U64(cf.ok, 10000);
     T_EQ_INT(cf.out_of_order, 0);
     T_EQ_U64(cf.next_req, req + 1);
-    T_EQ_U64(stat_of(c, "pipe", "ready"), 10000);
+    T_EQ_U64(t_stat(c, "pipe", "ready"), 10000);
     /* in publish order, byte-exact */
     T_OK(c, slabmq_peek(c, "pipe", 3, &bt));
     T_EQ_MEM(slabmq_batch_get(bt, 0)->data, "m00000", 6);
@@ -126,7 +114,7 @@ test_async_errors_and_sync_mix(void)
     T_OK(c, slabmq_declare(c, "small", &lim, NULL));
     for (int i = 0; i < 8; i++)
         T_OK(c, slabmq_publish_async(c, "small", "x", 1, NULL));
-    T_EQ_U64(stat_of(c, "small", "ready"), 5); /* the sync STATS saw all 8 processed */
+    T_EQ_U64(t_stat(c, "small", "ready"), 5); /* the sync STATS saw all 8 processed */
     T_EQ_U64(cf.n, 8);
     T_EQ_U64(cf.ok, 5);
     T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_QUEUE_FULL);
@@ -170,8 +158,8 @@ test_async_ack_with_fetch(void)
     }
     T_OK(c, slabmq_flush(c));
     T_EQ_U64(got, 5000);
-    T_EQ_U64(stat_of(p, "work", "acked"), 5000);
-    T_EQ_U64(stat_of(p, "work", "inflight"), 0);
+    T_EQ_U64(t_stat(p, "work", "acked"), 5000);
+    T_EQ_U64(t_stat(p, "work", "inflight"), 0);
     slabmq_client_close(p);
     slabmq_client_close(c);
     t_broker_stop(&b);
@@ -237,8 +225,8 @@ test_quiet_acks_confirmed(void)
     T_EQ_U64(cf.n, 41);
     T_EQ_U64(cf.acked, 40);
     T_ASSERT(!cf.out_of_order);
-    T_EQ_U64(stat_of(c, "qa", "acked"), 40);
-    T_EQ_U64(stat_of(c, "qa", "inflight"), 0);
+    T_EQ_U64(t_stat(c, "qa", "acked"), 40);
+    T_EQ_U64(t_stat(c, "qa", "inflight"), 0);
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
@@ -287,7 +275,7 @@ test_refused_call_leaves_no_gap(void)
     T_EQ_U64(cf.next_req, req + 1);
     T_ASSERT(!cf.out_of_order);
     T_EQ_U64(slabmq_client_outstanding(c), 0);
-    T_EQ_U64(stat_of(c, "gap", "acked"), 4);
+    T_EQ_U64(t_stat(c, "gap", "acked"), 4);
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
@@ -344,14 +332,14 @@ test_fetch_noack(void)
     T_EQ_INT(slabmq_batch_count(bt), 6);
     T_EQ_INT(slabmq_ack(c, slabmq_batch_get(bt, 0)->id), SLABMQ_ERR_UNKNOWN_ID);
     slabmq_batch_free(bt);
-    T_EQ_U64(stat_of(c, "amo", "inflight"), 0);
-    T_EQ_U64(stat_of(c, "amo", "ready"), 4);
+    T_EQ_U64(t_stat(c, "amo", "inflight"), 0);
+    T_EQ_U64(t_stat(c, "amo", "ready"), 4);
     slabmq_client_close(c);
     c = t_client(&b); /* a reconnect brings nothing back */
     T_OK(c, slabmq_fetch_flags(c, "amo", 10, 100, SLABMQ_FETCH_NOACK, &bt));
     T_EQ_INT(slabmq_batch_count(bt), 4);
     slabmq_batch_free(bt);
-    T_EQ_U64(stat_of(c, "amo", "ready"), 0);
+    T_EQ_U64(t_stat(c, "amo", "ready"), 0);
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
@@ -528,8 +516,8 @@ test_quiet_ack_on_the_wire(void)
     T_ASSERT(smq_mpr_array(&p.r, &k) == 0 && k == 1);
     T_EQ_U64(raw_data_segs_in(fd) - segs, 1);
     c = t_client(&b);
-    T_EQ_U64(stat_of(c, "quiet", "acked"), 3);
-    T_EQ_U64(stat_of(c, "quiet", "inflight"), 1);
+    T_EQ_U64(t_stat(c, "quiet", "acked"), 3);
+    T_EQ_U64(t_stat(c, "quiet", "inflight"), 1);
     slabmq_client_close(c);
     mb_free(&m);
     mb_free(&stream);

@@ -76,7 +76,7 @@ tls_connect(int port, const slabmq_tls_options *t, const char *host, slabmq_clie
     o.tls = t;
     if (host)
         o.host = host;
-    return slabmq_client_connect2(&o, out, err, errlen);
+    return slabmq_client_connect_errbuf(&o, out, err, errlen);
 }
 
 /* A TLS client trusting the test CA (fails the test on error). */
@@ -666,7 +666,7 @@ test_wrong_kind_of_client(void)
     o.port = (uint16_t)b.tls_port;
     o.timeout_ms = 5000;
     o.user = "";
-    st = slabmq_client_connect2(&o, &c, err, sizeof(err));
+    st = slabmq_client_connect_errbuf(&o, &c, err, sizeof(err));
     T_ASSERT(st != SLABMQ_OK && st != SLABMQ_ERR_TIMEOUT);
     T_ASSERT(c == NULL);
     /* a ClientHello to the plain port: the frame is refused from its header */
@@ -796,9 +796,9 @@ test_auth_over_tls(void)
     o.tls = &t;
     o.user = "alice";
     o.password = "wrong";
-    T_EQ_INT(slabmq_client_connect2(&o, &c, err, sizeof(err)), SLABMQ_ERR_AUTH);
+    T_EQ_INT(slabmq_client_connect_errbuf(&o, &c, err, sizeof(err)), SLABMQ_ERR_AUTH);
     o.password = "tls-pw";
-    T_EQ_INT(slabmq_client_connect2(&o, &c, err, sizeof(err)), SLABMQ_OK);
+    T_EQ_INT(slabmq_client_connect_errbuf(&o, &c, err, sizeof(err)), SLABMQ_OK);
     T_OK(c, slabmq_publish(c, "q", "x", 1, NULL));
     slabmq_client_close(c);
     t_broker_stop(&b);

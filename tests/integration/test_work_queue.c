@@ -9,19 +9,6 @@
 #include "slabmq.h"
 #include "t.h"
 
-static uint64_t
-stat_of(slabmq_client *c, const char *queue, const char *name)
-{
-    slabmq_stats *s;
-    uint64_t v = UINT64_MAX;
-
-    T_OK(c, slabmq_stats_get(c, queue, &s));
-    if (!slabmq_stats_find(s, name, &v))
-        t_fail(__FILE__, __LINE__, "no statistic %s for %s", name, queue ? queue : "broker");
-    slabmq_stats_free(s);
-    return v;
-}
-
 /* Poll a statistic until it equals want, for at most ms. */
 static void
 wait_stat(slabmq_client *c, const char *queue, const char *name, uint64_t want, int ms)
@@ -29,7 +16,7 @@ wait_stat(slabmq_client *c, const char *queue, const char *name, uint64_t want, 
     int64_t deadline = t_now_ms() + ms;
     uint64_t v;
 
-    while ((v = stat_of(c, queue, name)) != want && t_now_ms() < deadline)
+    while ((v = t_stat(c, queue, name)) != want && t_now_ms() < deadline)
         t_sleep_ms(10);
     if (v != want)
         t_fail(__FILE__, __LINE__, "%s of %s stayed %" PRIu64 ", not %" PRIu64, name, queue, v,
@@ -83,7 +70,7 @@ test_publish_options_roundtrip(void)
     T_OK(c, slabmq_publish_batch_opts(c, "prio", two, 2, &o, &id));
     o.priority = 9;
     publish_str(c, "prio", "nine", &o, &id);
-    T_EQ_U64(stat_of(c, "prio", "priority_ready"), 3);
+    T_EQ_U64(t_stat(c, "prio", "priority_ready"), 3);
     T_OK(c, slabmq_fetch(c, "prio", 10, 0, &bt));
     T_EQ_INT(slabmq_batch_count(bt), 4);
     for (size_t i = 0; i < 4; i++)
@@ -97,9 +84,9 @@ test_publish_options_roundtrip(void)
     o.delay_ms = 0;
     o.at_ms = (uint64_t)t_wall_ms() + 3600 * 1000; /* an hour from now */
     publish_str(c, "later", "in an hour", &o, &id);
-    T_EQ_U64(stat_of(c, "later", "delayed"), 2);
-    T_EQ_U64(stat_of(c, "later", "ready"), 0);
-    T_ASSERT(stat_of(c, "later", "next_due_ms") <= 300);
+    T_EQ_U64(t_stat(c, "later", "delayed"), 2);
+    T_EQ_U64(t_stat(c, "later", "ready"), 0);
+    T_ASSERT(t_stat(c, "later", "next_due_ms") <= 300);
     T_OK(c, slabmq_peek(c, "later", 10, &bt)); /* delayed messages are not shown */
     T_EQ_INT(slabmq_batch_count(bt), 0);
     slabmq_batch_free(bt);
@@ -108,8 +95,8 @@ test_publish_options_roundtrip(void)
     T_EQ_INT(slabmq_batch_count(bt), 1);
     T_EQ_STR(payload(bt, 0), "in 300 ms");
     slabmq_batch_free(bt);
-    T_EQ_U64(stat_of(c, "later", "delayed"), 1);
-    T_ASSERT(stat_of(c, "later", "next_due_ms") > 3500 * 1000);
+    T_EQ_U64(t_stat(c, "later", "delayed"), 1);
+    T_ASSERT(t_stat(c, "later", "next_due_ms") > 3500 * 1000);
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
@@ -137,8 +124,8 @@ test_ttl_expires_to_dead_letters(void)
     T_OK(c, slabmq_publish(c, "short", "lasting", 7, NULL));
     wait_stat(c, "short", "expired", 1, 3000);
     wait_stat(c, "short2", "expired", 1, 3000);
-    T_EQ_U64(stat_of(c, "short", "ready"), 1);
-    T_EQ_U64(stat_of(c, "short", "dead_lettered"), 1);
+    T_EQ_U64(t_stat(c, "short", "ready"), 1);
+    T_EQ_U64(t_stat(c, "short", "dead_lettered"), 1);
     T_OK(c, slabmq_fetch(c, "short.dlq", 10, 0, &bt));
     T_EQ_INT(slabmq_batch_count(bt), 1);
     m = slabmq_batch_get(bt, 0);
@@ -192,9 +179,9 @@ test_duplicate_flag(void)
     T_OK(c, slabmq_publish_opts(c, "orders", "v2", 2, &o, &id, &dup));
     T_EQ_INT(dup, 1);
     T_EQ_U64(id, first);
-    T_EQ_U64(stat_of(c, "orders", "ready"), 1);
-    T_EQ_U64(stat_of(c, "orders", "duplicates"), 1);
-    T_ASSERT(stat_of(c, "orders", "dedup_bytes") > 0);
+    T_EQ_U64(t_stat(c, "orders", "ready"), 1);
+    T_EQ_U64(t_stat(c, "orders", "duplicates"), 1);
+    T_ASSERT(t_stat(c, "orders", "dedup_bytes") > 0);
     slabmq_client_on_confirm_ex(c, count_dups, &d);
     T_OK(c, slabmq_publish_opts_async(c, "orders", "v3", 2, &o, NULL));
     o.id = "order-2";
@@ -203,19 +190,19 @@ test_duplicate_flag(void)
     T_EQ_INT(d.n, 2);
     T_EQ_INT(d.duplicates, 1);
     T_ASSERT(d.value > first);
-    T_EQ_U64(stat_of(c, "orders", "ready"), 2);
+    T_EQ_U64(t_stat(c, "orders", "ready"), 2);
     /* the id must be 1-128 bytes: refused before sending */
     o.id = "";
     T_EQ_INT(slabmq_publish_opts(c, "orders", "x", 1, &o, &id, &dup), SLABMQ_ERR_ARG);
     /* de-duplication off: the same id stores again */
     qo.dedup_window = SLABMQ_DEDUP_OFF;
     T_OK(c, slabmq_declare(c, "orders", &qo, NULL));
-    T_EQ_U64(stat_of(c, "orders", "dedup_window"), 0);
+    T_EQ_U64(t_stat(c, "orders", "dedup_window"), 0);
     o.id = "order-1";
     T_OK(c, slabmq_publish_opts(c, "orders", "v4", 2, &o, &id, &dup));
     T_EQ_INT(dup, 0);
     T_ASSERT(id != first);
-    T_EQ_U64(stat_of(c, "orders", "ready"), 3);
+    T_EQ_U64(t_stat(c, "orders", "ready"), 3);
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
@@ -238,9 +225,9 @@ test_queue_options_roundtrip(void)
     T_OK(c, slabmq_stats_get(c, "opts", &s));
     T_EQ_STR(slabmq_stats_find_str(s, "dead_letter"), "opts.dlq");
     slabmq_stats_free(s);
-    T_EQ_U64(stat_of(c, "opts", "max_deliveries"), 20);
-    T_EQ_U64(stat_of(c, "opts", "ttl_ms"), 0);
-    T_EQ_U64(stat_of(c, "opts", "dedup_window"), 1 << 20);
+    T_EQ_U64(t_stat(c, "opts", "max_deliveries"), 20);
+    T_EQ_U64(t_stat(c, "opts", "ttl_ms"), 0);
+    T_EQ_U64(t_stat(c, "opts", "dedup_window"), 1 << 20);
     qo.max_deliveries = 3;
     qo.dead_letter = "graveyard";
     qo.ttl_ms = SLABMQ_TIME_MAX_MS;
@@ -250,11 +237,11 @@ test_queue_options_roundtrip(void)
     T_OK(c, slabmq_stats_get(c, "opts", &s));
     T_EQ_STR(slabmq_stats_find_str(s, "dead_letter"), "graveyard");
     slabmq_stats_free(s);
-    T_EQ_U64(stat_of(c, "opts", "max_deliveries"), 3);
-    T_EQ_U64(stat_of(c, "opts", "ttl_ms"), SLABMQ_TIME_MAX_MS);
-    T_EQ_U64(stat_of(c, "opts", "dedup_window"), 4096);
-    T_EQ_U64(stat_of(c, "opts", "overflow_dead_letter"), 1);
-    T_EQ_U64(stat_of(c, "opts", "overflow_drop_oldest"), 0);
+    T_EQ_U64(t_stat(c, "opts", "max_deliveries"), 3);
+    T_EQ_U64(t_stat(c, "opts", "ttl_ms"), SLABMQ_TIME_MAX_MS);
+    T_EQ_U64(t_stat(c, "opts", "dedup_window"), 4096);
+    T_EQ_U64(t_stat(c, "opts", "overflow_dead_letter"), 1);
+    T_EQ_U64(t_stat(c, "opts", "overflow_drop_oldest"), 0);
     qo = (slabmq_queue_options)SLABMQ_QUEUE_OPTIONS_INIT;
     qo.max_deliveries = SLABMQ_NO_LIMIT;
     qo.dead_letter = "";
@@ -263,9 +250,9 @@ test_queue_options_roundtrip(void)
     T_OK(c, slabmq_stats_get(c, "opts", &s));
     T_EQ_STR(slabmq_stats_find_str(s, "dead_letter"), "");
     slabmq_stats_free(s);
-    T_EQ_U64(stat_of(c, "opts", "max_deliveries"), 0);
-    T_EQ_U64(stat_of(c, "opts", "ttl_ms"), 0);
-    T_EQ_U64(stat_of(c, "opts", "dedup_window"), 4096); /* left out: kept */
+    T_EQ_U64(t_stat(c, "opts", "max_deliveries"), 0);
+    T_EQ_U64(t_stat(c, "opts", "ttl_ms"), 0);
+    T_EQ_U64(t_stat(c, "opts", "dedup_window"), 4096); /* left out: kept */
     /* the broker's checks: a dead-letter queue of its own name */
     qo = (slabmq_queue_options)SLABMQ_QUEUE_OPTIONS_INIT;
     qo.dead_letter = "opts";
@@ -297,9 +284,9 @@ test_term_dead_letters_with_info(void)
     T_OK(c, slabmq_term_async(c, ids + 1, 1, NULL));
     T_OK(c, slabmq_flush(c));
     T_EQ_INT(slabmq_term(c, ids, 1, &n), SLABMQ_ERR_UNKNOWN_ID); /* no longer held */
-    T_EQ_U64(stat_of(c, "jobs", "terminated"), 2);
-    T_EQ_U64(stat_of(c, "jobs", "dead_lettered"), 2);
-    T_EQ_U64(stat_of(c, "jobs", "inflight"), 0);
+    T_EQ_U64(t_stat(c, "jobs", "terminated"), 2);
+    T_EQ_U64(t_stat(c, "jobs", "dead_lettered"), 2);
+    T_EQ_U64(t_stat(c, "jobs", "inflight"), 0);
     T_OK(c, slabmq_peek(c, "jobs.dlq", 10, &bt));
     T_EQ_INT(slabmq_batch_count(bt), 2);
     for (size_t i = 0; i < 2; i++) {
@@ -314,7 +301,7 @@ test_term_dead_letters_with_info(void)
     T_EQ_STR(payload(bt, 0), "bad input");
     slabmq_batch_free(bt);
     /* the dead-letter queue has no limit and no dead-letter queue of its own */
-    T_EQ_U64(stat_of(c, "jobs.dlq", "max_deliveries"), 0);
+    T_EQ_U64(t_stat(c, "jobs.dlq", "max_deliveries"), 0);
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
@@ -342,7 +329,7 @@ test_delivery_limit_overflow_and_long_nack(void)
         slabmq_batch_free(bt);
         T_OK(c, slabmq_nack(c, id, i == 0 ? 0 : 5000000000ULL));
     }
-    T_EQ_U64(stat_of(c, "flaky", "delivery_limit"), 1);
+    T_EQ_U64(t_stat(c, "flaky", "delivery_limit"), 1);
     T_OK(c, slabmq_fetch(c, "flaky.dlq", 1, 0, &bt));
     T_EQ_INT(slabmq_batch_count(bt), 1);
     T_EQ_STR(slabmq_batch_get(bt, 0)->dead->reason, "delivery-limit");
@@ -353,8 +340,8 @@ test_delivery_limit_overflow_and_long_nack(void)
     T_OK(c, slabmq_fetch(c, "slow", 1, 0, &bt));
     slabmq_batch_free(bt);
     T_OK(c, slabmq_nack(c, id, 5000000000ULL));
-    T_EQ_U64(stat_of(c, "slow", "delayed"), 1);
-    T_ASSERT(stat_of(c, "slow", "next_due_ms") > UINT32_MAX);
+    T_EQ_U64(t_stat(c, "slow", "delayed"), 1);
+    T_ASSERT(t_stat(c, "slow", "next_due_ms") > UINT32_MAX);
     /* overflow dead-letter */
     qo = (slabmq_queue_options)SLABMQ_QUEUE_OPTIONS_INIT;
     qo.max_messages = 2;
@@ -362,8 +349,8 @@ test_delivery_limit_overflow_and_long_nack(void)
     T_OK(c, slabmq_declare(c, "bounded", &qo, NULL));
     for (int i = 0; i < 3; i++)
         T_OK(c, slabmq_publish(c, "bounded", i == 0 ? "oldest" : "newer", i == 0 ? 6 : 5, NULL));
-    T_EQ_U64(stat_of(c, "bounded", "ready"), 2);
-    T_EQ_U64(stat_of(c, "bounded", "dropped"), 0);
+    T_EQ_U64(t_stat(c, "bounded", "ready"), 2);
+    T_EQ_U64(t_stat(c, "bounded", "dropped"), 0);
     T_OK(c, slabmq_peek(c, "bounded.dlq", 10, &bt));
     T_EQ_INT(slabmq_batch_count(bt), 1);
     T_EQ_STR(payload(bt, 0), "oldest");
@@ -414,7 +401,7 @@ test_peek_skip_pages(void)
     T_OK(c, slabmq_peek_skip(c, "pages", 10, UINT64_MAX, &bt));
     T_EQ_INT(slabmq_batch_count(bt), 0);
     slabmq_batch_free(bt);
-    T_EQ_U64(stat_of(c, "pages", "ready"), 25);
+    T_EQ_U64(t_stat(c, "pages", "ready"), 25);
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
@@ -505,25 +492,25 @@ test_subscribe_credit(void)
     p = t_client(&b);
     T_OK(c, slabmq_subscribe(c, "push", 3, &sub));
     T_ASSERT(sub > 0);
-    T_EQ_U64(stat_of(p, "push", "subscriptions"), 1);
-    T_EQ_U64(stat_of(p, "push", "credit"), 3);
+    T_EQ_U64(t_stat(p, "push", "subscriptions"), 1);
+    T_EQ_U64(t_stat(p, "push", "credit"), 3);
     for (int i = 0; i < 10; i++)
         T_OK(p, slabmq_publish(p, "push", "work", 4, NULL));
     T_EQ_U64(receive_for(c, sub, 500, ids, 16), 3);
-    T_EQ_U64(stat_of(p, "push", "inflight"), 3);
-    T_EQ_U64(stat_of(p, "push", "credit"), 0);
-    T_EQ_U64(stat_of(p, "push", "ready"), 7);
+    T_EQ_U64(t_stat(p, "push", "inflight"), 3);
+    T_EQ_U64(t_stat(p, "push", "credit"), 0);
+    T_EQ_U64(t_stat(p, "push", "ready"), 7);
     T_OK(c, slabmq_ack_batch(c, ids, 2, NULL));
     T_EQ_U64(receive_for(c, sub, 500, more, 16), 2);
-    T_EQ_U64(stat_of(p, "push", "inflight"), 3);
+    T_EQ_U64(t_stat(p, "push", "inflight"), 3);
     T_OK(c, slabmq_unsubscribe(c, sub));
     T_EQ_INT(slabmq_unsubscribe(c, sub), SLABMQ_ERR_NOT_FOUND);
     T_OK(c, slabmq_ack_batch(c, more, 2, NULL));
     T_EQ_U64(receive_for(c, sub, 300, more, 16), 0);
-    T_EQ_U64(stat_of(p, "push", "subscriptions"), 0);
-    T_EQ_U64(stat_of(p, "push", "inflight"), 1); /* still held, to be settled as usual */
+    T_EQ_U64(t_stat(p, "push", "subscriptions"), 0);
+    T_EQ_U64(t_stat(p, "push", "inflight"), 1); /* still held, to be settled as usual */
     T_OK(c, slabmq_ack(c, ids[2]));
-    T_EQ_U64(stat_of(p, "push", "ready"), 5);
+    T_EQ_U64(t_stat(p, "push", "ready"), 5);
     slabmq_client_close(p);
     slabmq_client_close(c);
     t_broker_stop(&b);
@@ -552,7 +539,7 @@ test_pushes_kept_and_async_acks(void)
     wait_stat(p, "kept", "inflight", 5, 3000); /* all five pushed to c... */
     for (int i = 0; i < 20; i++)
         T_OK(c, slabmq_ping(c)); /* ...and read by c while it waited for its PINGs */
-    T_EQ_U64(stat_of(c, "kept", "credit"), 0);
+    T_EQ_U64(t_stat(c, "kept", "credit"), 0);
     T_EQ_U64(receive_for(c, sub, 300, ids, 64), 5);
     T_OK(c, slabmq_ack_batch(c, ids, 5, NULL));
     for (int i = 0; i < 50; i++)

@@ -49,7 +49,7 @@ bench_connect(const struct bench *b, const char *name)
     o.port = b->p.port;
     o.timeout_ms = BENCH_TIMEOUT_MS;
     o.client_name = name;
-    if (slabmq_client_connect2(&o, &c, err, sizeof(err)) != SLABMQ_OK) {
+    if (slabmq_client_connect_errbuf(&o, &c, err, sizeof(err)) != SLABMQ_OK) {
         fprintf(stderr, "slabmq-bench: %s\n", err);
         return NULL;
     }

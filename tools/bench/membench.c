@@ -58,7 +58,7 @@ connect_to(const struct spawn *b)
 
     o.port = (uint16_t)b->port;
     o.timeout_ms = 30000;
-    if (slabmq_client_connect2(&o, &c, err, sizeof(err)) != SLABMQ_OK) {
+    if (slabmq_client_connect_errbuf(&o, &c, err, sizeof(err)) != SLABMQ_OK) {
         fprintf(stderr, "slabmq-membench: %s\n", err);
         exit(1);
     }

@@ -1095,7 +1095,7 @@ connect_broker(const struct parsed *p, char *server, size_t len, slabmq_client *
         o.tls = &tls;
     }
     snprintf(server, len, strchr(o.host, ':') ? "[%s]:%u" : "%s:%u", o.host, o.port);
-    st = slabmq_client_connect2(&o, out, err, sizeof(err));
+    st = slabmq_client_connect_errbuf(&o, out, err, sizeof(err));
     memset(secret, 0, sizeof(secret));
     if (st == SLABMQ_OK)
         return 0;
