@@ -36,70 +36,24 @@ EXCEPTIONS = {
         "SIGHUP reloads from the server, until it is a hook the top sets (issue 16.2)",
     ("broker/net/server.c", "slabmq.h"):
         "the status list, until it lives in protocol/ (issue 16.4)",
-    ("broker/req/cmd_auth.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_auth.c", "net/guard.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_auth.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
     ("broker/req/cmd_auth.c", "slabmq.h"):
         "the status list, until it lives in protocol/ (issue 16.4)",
-    ("broker/req/cmd_common.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_common.c", "net/guard.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_common.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
     ("broker/req/cmd_common.c", "slabmq.h"):
         "the status list, until it lives in protocol/ (issue 16.4)",
-    ("broker/req/cmd_msg.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_msg.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
     ("broker/req/cmd_msg.c", "slabmq.h"):
         "the status list, until it lives in protocol/ (issue 16.4)",
-    ("broker/req/cmd_queue.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_queue.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
     ("broker/req/cmd_queue.c", "slabmq.h"):
         "the status list, until it lives in protocol/ (issue 16.4)",
-    ("broker/req/cmd_stats.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_stats.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
     ("broker/req/cmd_stats.c", "slabmq.h"):
         "the status list, until it lives in protocol/ (issue 16.4)",
-    ("broker/req/cmd_sub.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_sub.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
     ("broker/req/cmd_sub.c", "slabmq.h"):
         "the status list, until it lives in protocol/ (issue 16.4)",
-    ("broker/req/confirm.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/confirm.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
     ("broker/req/confirm.c", "slabmq.h"):
         "the status list, until it lives in protocol/ (issue 16.4)",
-    ("broker/req/dispatch.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/dispatch.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
     ("broker/req/dispatch.c", "slabmq.h"):
         "the status list, until it lives in protocol/ (issue 16.4)",
-    ("broker/req/reply.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/sub.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/sub.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
     ("broker/req/sub.c", "slabmq.h"):
         "the status list, until it lives in protocol/ (issue 16.4)",
-    ("broker/req/wait.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/wait.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
     ("broker/req/wait.c", "slabmq.h"):
         "the status list, until it lives in protocol/ (issue 16.4)",
     ("broker/core/broker.c", "store/store.h"):

@@ -8,13 +8,12 @@
 #include "core/broker.h"
 #include "req/cmd.h"
 #include "core/dedup.h"
-#include "net/conn.h"
+#include "req/req.h"
 #include "frame.h"
 #include "util/log.h"
 #include "mem/mem.h"
 #include "core/queue.h"
 #include "req/reply.h"
-#include "net/server.h"
 #include "slabmq.h"
 #include "store/store.h"
 
@@ -54,7 +53,7 @@ key_is(const char *k, uint32_t klen, const char *want)
 
 /* The value of the "overflow" option: "reject" or "drop-oldest". */
 static int
-read_overflow(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
+read_overflow(struct req *rq, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
 {
     const char *v;
     uint32_t vlen;
@@ -73,18 +72,18 @@ read_overflow(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_op
             return 0;
         }
     }
-    reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+    reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                 "overflow must be \"reject\", \"drop-oldest\" or \"dead-letter\"");
     return -1;
 }
 
 /* The value of "dead_letter": a queue name or "" (none). */
 static int
-read_dlq(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
+read_dlq(struct req *rq, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
 {
     if (smq_mpr_str(r, &o->dlq, &o->dlq_len)
         || (o->dlq_len && !smq_name_valid(o->dlq, o->dlq_len))) {
-        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+        reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                     "dead_letter must be a valid queue name, or \"\" for none");
         return -1;
     }
@@ -93,12 +92,12 @@ read_dlq(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o
 }
 
 static int
-read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
+read_opts(struct req *rq, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
 {
     uint32_t n;
 
     if (smq_mpr_map(r, &n)) {
-        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+        reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                     "options must be a msgpack map");
         return -1;
     }
@@ -106,69 +105,69 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
         const char *k;
         uint32_t klen;
         if (smq_mpr_str(r, &k, &klen)) {
-            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+            reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                         "option names must be str");
             return -1;
         }
         if (key_is(k, klen, "visibility_ms")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "visibility_ms", 1, VISIBILITY_MAX_MS,
+            if (cmd_read_uint(rq, SMQ_OP_DECLARE, rid, r, "visibility_ms", 1, VISIBILITY_MAX_MS,
                               &o->visibility_ms))
                 return -1;
         } else if (key_is(k, klen, "retry_backoff_ms")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "retry_backoff_ms", 0, VISIBILITY_MAX_MS,
+            if (cmd_read_uint(rq, SMQ_OP_DECLARE, rid, r, "retry_backoff_ms", 0, VISIBILITY_MAX_MS,
                               &o->backoff_ms))
                 return -1;
             o->has_backoff = 1;
         } else if (key_is(k, klen, "retry_backoff_max_ms")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "retry_backoff_max_ms", 1,
+            if (cmd_read_uint(rq, SMQ_OP_DECLARE, rid, r, "retry_backoff_max_ms", 1,
                               VISIBILITY_MAX_MS, &o->backoff_max_ms))
                 return -1;
             o->has_backoff_max = 1;
         } else if (key_is(k, klen, "max_messages")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "max_messages", 0, UINT64_MAX,
+            if (cmd_read_uint(rq, SMQ_OP_DECLARE, rid, r, "max_messages", 0, UINT64_MAX,
                               &o->max_messages))
                 return -1;
             o->has_max_messages = 1;
         } else if (key_is(k, klen, "max_bytes")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "max_bytes", 0, UINT64_MAX,
+            if (cmd_read_uint(rq, SMQ_OP_DECLARE, rid, r, "max_bytes", 0, UINT64_MAX,
                               &o->max_bytes))
                 return -1;
             o->has_max_bytes = 1;
         } else if (key_is(k, klen, "overflow")) {
-            if (read_overflow(c, rid, r, o))
+            if (read_overflow(rq, rid, r, o))
                 return -1;
         } else if (key_is(k, klen, "max_deliveries")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "max_deliveries", 0, 1000000,
+            if (cmd_read_uint(rq, SMQ_OP_DECLARE, rid, r, "max_deliveries", 0, 1000000,
                               &o->max_deliveries))
                 return -1;
             o->has_max_deliveries = 1;
         } else if (key_is(k, klen, "ttl_ms")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "ttl_ms", 0, SMQ_TIME_MAX_MS,
+            if (cmd_read_uint(rq, SMQ_OP_DECLARE, rid, r, "ttl_ms", 0, SMQ_TIME_MAX_MS,
                               &o->ttl_ms))
                 return -1;
             o->has_ttl = 1;
         } else if (key_is(k, klen, "dedup_window")) {
-            if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, "dedup_window", 0, DEDUP_WINDOW_MAX,
+            if (cmd_read_uint(rq, SMQ_OP_DECLARE, rid, r, "dedup_window", 0, DEDUP_WINDOW_MAX,
                               &o->dedup_window))
                 return -1;
             if (o->dedup_window && o->dedup_window < DEDUP_WINDOW_MIN) {
-                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                             "dedup_window must be 0 (off) or %u to %u bytes",
                             DEDUP_WINDOW_MIN, DEDUP_WINDOW_MAX);
                 return -1;
             }
             o->has_dedup = 1;
         } else if (key_is(k, klen, "dead_letter")) {
-            if (read_dlq(c, rid, r, o))
+            if (read_dlq(rq, rid, r, o))
                 return -1;
         } else if (key_is(k, klen, "durable")) {
             if (smq_mpr_bool(r, &o->durable)) {
-                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                             "durable must be a bool");
                 return -1;
             }
-            if (o->durable && !c->srv->b.store) {
-                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+            if (o->durable && !rq->b->store) {
+                reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                             "the broker runs without durability (--durability sqlite)");
                 return -1;
             }
@@ -182,13 +181,13 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
                     if (key_is(v, vlen, names[j]))
                         o->confirm = j;
             if (o->confirm < 0) {
-                reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+                reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                             "confirm must be \"memory\", \"written\" or \"synced\"");
                 return -1;
             }
             o->has_confirm = 1;
         } else {
-            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'",
+            reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'",
                         (int)(klen > 64 ? 64 : klen), k);
             return -1;
         }
@@ -202,18 +201,18 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
  * that dead-lettering itself never fails later. The default QUEUE.dlq and "" (none) need
  * nothing. Returns 0, or -1 after replying ERR_FORBIDDEN. */
 static int
-dlq_permitted(struct conn *c, uint64_t rid, const struct declare_opts *o)
+dlq_permitted(struct req *rq, uint64_t rid, const struct declare_opts *o)
 {
     const char *user;
 
-    if (!c->user || !o->has_dlq || !o->dlq_len
-        || auth_allows(c->user, AUTH_PUBLISH, o->dlq, o->dlq_len))
+    if (!rq->user || !o->has_dlq || !o->dlq_len
+        || auth_allows(rq->user, AUTH_PUBLISH, o->dlq, o->dlq_len))
         return 0;
-    user = auth_user_name(c->user);
-    c->srv->forbidden++;
+    user = auth_user_name(rq->user);
+    rq->srv->n.forbidden++;
     log_info("connection %llu from %s: user '%s' refused declare with dead_letter %.*s",
-             (unsigned long long)c->id, c->peer, user, (int)o->dlq_len, o->dlq);
-    reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_FORBIDDEN,
+             (unsigned long long)rq->id, rq->peer, user, (int)o->dlq_len, o->dlq);
+    reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_FORBIDDEN,
                 "user '%s' may not publish to queue '%.*s', so may not make it a dead-letter "
                 "queue", user, (int)(o->dlq_len > 100 ? 100 : o->dlq_len), o->dlq);
     return -1;
@@ -221,7 +220,7 @@ dlq_permitted(struct conn *c, uint64_t rid, const struct declare_opts *o)
 
 /* [queue, options] -> [created] */
 void
-cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_declare(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
     struct declare_opts o = {.overflow = -1, .durable = -1, .confirm = -1};
     const char *name;
@@ -229,28 +228,28 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     int created;
     struct queue *q;
 
-    if (cmd_expect_args(c, SMQ_OP_DECLARE, rid, nargs, 1, 2)
-        || cmd_read_name(c, SMQ_OP_DECLARE, rid, r, &name, &len)
-        || (nargs == 2 && read_opts(c, rid, r, &o)) || cmd_args_end(c, SMQ_OP_DECLARE, rid, r)
-        || dlq_permitted(c, rid, &o))
+    if (cmd_expect_args(rq, SMQ_OP_DECLARE, rid, nargs, 1, 2)
+        || cmd_read_name(rq, SMQ_OP_DECLARE, rid, r, &name, &len)
+        || (nargs == 2 && read_opts(rq, rid, r, &o)) || cmd_args_end(rq, SMQ_OP_DECLARE, rid, r)
+        || dlq_permitted(rq, rid, &o))
         return;
     if (o.has_dlq && o.dlq_len == len && memcmp(o.dlq, name, len) == 0) {
-        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+        reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                     "a queue cannot be its own dead-letter queue");
         return;
     }
-    q = broker_queue_find(&c->srv->b, name, len);
+    q = broker_queue_find(rq->b, name, len);
     if (q && o.durable >= 0 && o.durable != q->durable && queue_held(q) > 0) {
-        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+        reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                     "queue %s holds messages: its durability can change only while it is "
                     "empty", q->name);
         return;
     }
-    q = broker_queue_get(&c->srv->b, name, len, &created);
-    if (!q || (o.has_dlq && queue_set_dlq(&c->srv->b, q, o.dlq, o.dlq_len))) {
+    q = broker_queue_get(rq->b, name, len, &created);
+    if (!q || (o.has_dlq && queue_set_dlq(rq->b, q, o.dlq, o.dlq_len))) {
         if (q && created)
-            broker_queue_delete(&c->srv->b, q);
-        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
+            broker_queue_delete(rq->b, q);
+        reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
         return;
     }
     if (o.has_max_deliveries)
@@ -258,14 +257,14 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     if (o.has_ttl)
         q->ttl_ms = o.ttl_ms;
     if (o.has_dedup && o.dedup_window != q->dedup_window) {
-        dedup_free(&c->srv->b, q);
+        dedup_free(rq->b, q);
         q->dedup_window = (uint32_t)o.dedup_window;
     }
     if (o.has_confirm)
         q->confirm = (uint8_t)o.confirm;
     if (o.durable >= 0 && o.durable != q->durable) {
         if (!o.durable)
-            store_del_queue(c->srv->b.store, q);
+            store_del_queue(rq->b->store, q);
         q->durable = (uint8_t)o.durable;
     }
     if (o.visibility_ms)
@@ -280,61 +279,61 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         q->backoff_ms = (uint32_t)o.backoff_ms;
     if (o.has_backoff_max)
         q->backoff_max_ms = (uint32_t)o.backoff_max_ms;
-    store_put_queue(c->srv->b.store, q); /* the settings as they are now */
-    reply_bool(c, SMQ_OP_DECLARE, rid, created);
+    store_put_queue(rq->b->store, q); /* the settings as they are now */
+    reply_bool(rq, SMQ_OP_DECLARE, rid, created);
 }
 
 /* The one argument of DELETE, PURGE, PAUSE and RESUME: an existing queue. NULL after
  * replying with the error. */
 static struct queue *
-only_queue_arg(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+only_queue_arg(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
     const char *name;
     uint32_t len;
 
-    if (cmd_expect_args(c, op, rid, nargs, 1, 1) || cmd_read_name(c, op, rid, r, &name, &len)
-        || cmd_args_end(c, op, rid, r))
+    if (cmd_expect_args(rq, op, rid, nargs, 1, 1) || cmd_read_name(rq, op, rid, r, &name, &len)
+        || cmd_args_end(rq, op, rid, r))
         return NULL;
-    return cmd_find_queue(c, op, rid, name, len);
+    return cmd_find_queue(rq, op, rid, name, len);
 }
 
 /* Shared shape of DELETE and PURGE: [queue] -> [count]. */
 static void
-drop_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+drop_cmd(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct queue *q = only_queue_arg(c, op, rid, r, nargs);
+    struct queue *q = only_queue_arg(rq, op, rid, r, nargs);
     uint64_t n;
     struct reply rep;
 
     if (!q)
         return;
     if (op == SMQ_OP_DELETE)
-        n = broker_queue_delete(&c->srv->b, q);
+        n = broker_queue_delete(rq->b, q);
     else
-        n = queue_purge(&c->srv->b, q);
-    reply_begin(&rep, c, op, rid, 1);
+        n = queue_purge(rq->b, q);
+    reply_begin(&rep, rq, op, rid, 1);
     msgpack_pack_uint64(&rep.pk, n);
     reply_end(&rep);
 }
 
 void
-cmd_delete(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_delete(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    drop_cmd(c, SMQ_OP_DELETE, rid, r, nargs);
+    drop_cmd(rq, SMQ_OP_DELETE, rid, r, nargs);
 }
 
 void
-cmd_purge(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_purge(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    drop_cmd(c, SMQ_OP_PURGE, rid, r, nargs);
+    drop_cmd(rq, SMQ_OP_PURGE, rid, r, nargs);
 }
 
 /* PAUSE and RESUME: [queue] -> [was_paused]. A paused queue accepts publishes and delivers
  * nothing (FETCHes wait or come back empty); RESUME serves its waiters at once. */
 static void
-pause_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+pause_cmd(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct queue *q = only_queue_arg(c, op, rid, r, nargs);
+    struct queue *q = only_queue_arg(rq, op, rid, r, nargs);
     int was;
 
     if (!q)
@@ -342,22 +341,22 @@ pause_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t
     was = q->paused;
     q->paused = op == SMQ_OP_PAUSE;
     if (was != q->paused)
-        store_put_queue(c->srv->b.store, q);
-    reply_bool(c, op, rid, was);
+        store_put_queue(rq->b->store, q);
+    reply_bool(rq, op, rid, was);
     if (!q->paused)
-        queue_wake(&c->srv->b, q);
+        queue_wake(rq->b, q);
 }
 
 void
-cmd_pause(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_pause(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    pause_cmd(c, SMQ_OP_PAUSE, rid, r, nargs);
+    pause_cmd(rq, SMQ_OP_PAUSE, rid, r, nargs);
 }
 
 void
-cmd_resume(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_resume(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    pause_cmd(c, SMQ_OP_RESUME, rid, r, nargs);
+    pause_cmd(rq, SMQ_OP_RESUME, rid, r, nargs);
 }
 
 /* Bytes of LIST's reply for the queues in all[0..n), at most: per queue a 3-array, the name
@@ -381,30 +380,30 @@ list_reply_size(struct queue *const *all, size_t n)
  * (idle pooled memory reclaimed first); otherwise ERR_NOMEM. Pipelined unread LISTs thus
  * cannot push the broker past its limit (docs/memory.md, Measurements). */
 void
-cmd_list(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_list(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct broker *b = &c->srv->b;
+    struct broker *b = rq->b;
     struct queue **all;
     struct reply rep;
     size_t need;
 
-    if (cmd_expect_args(c, SMQ_OP_LIST, rid, nargs, 0, 0) || cmd_args_end(c, SMQ_OP_LIST, rid, r))
+    if (cmd_expect_args(rq, SMQ_OP_LIST, rid, nargs, 0, 0) || cmd_args_end(rq, SMQ_OP_LIST, rid, r))
         return;
     all = malloc((b->nqueues ? b->nqueues : 1) * sizeof(*all)); /* admin op, not per message */
     if (!all) {
-        reply_error(c, SMQ_OP_LIST, rid, SLABMQ_ERR_NOMEM, "out of memory listing queues");
+        reply_error(rq, SMQ_OP_LIST, rid, SLABMQ_ERR_NOMEM, "out of memory listing queues");
         return;
     }
     broker_queue_list(b, all);
     need = list_reply_size(all, b->nqueues);
     if (!mem_make_room(&b->mem, need, 0)) {
         free(all);
-        reply_error(c, SMQ_OP_LIST, rid, SLABMQ_ERR_NOMEM,
+        reply_error(rq, SMQ_OP_LIST, rid, SLABMQ_ERR_NOMEM,
                     "memory limit reached: no room for the %zu-byte list of %zu queues; retry "
                     "later", need, b->nqueues);
         return;
     }
-    reply_begin(&rep, c, SMQ_OP_LIST, rid, 1);
+    reply_begin(&rep, rq, SMQ_OP_LIST, rid, 1);
     msgpack_pack_array(&rep.pk, b->nqueues);
     for (size_t i = 0; i < b->nqueues; i++) {
         msgpack_pack_array(&rep.pk, 3);

@@ -7,12 +7,12 @@
 
 #include <stdint.h>
 
-struct conn;
+struct req;
 
 /* Handle one frame body. Borrows body for the call. */
-void dispatch_frame(struct conn *c, const uint8_t *body, uint32_t len);
+void dispatch_frame(struct req *rq, const uint8_t *body, uint32_t len);
 /* Reply with an error to no particular request (op 0, id 0) and close after writing. */
-void dispatch_fatal(struct conn *c, unsigned code, const char *fmt, ...)
+void dispatch_fatal(struct req *rq, unsigned code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #endif /* SLABMQ_BROKER_REQ_DISPATCH_H */
