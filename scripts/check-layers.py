@@ -32,8 +32,6 @@ EXCEPTIONS = {
         "the status list, until it lives in protocol/ (issue 16.4)",
     ("broker/net/guard.c", "slabmq.h"):
         "the status list, until it lives in protocol/ (issue 16.4)",
-    ("broker/net/server.c", "reload.h"):
-        "SIGHUP reloads from the server, until it is a hook the top sets (issue 16.2)",
     ("broker/net/server.c", "slabmq.h"):
         "the status list, until it lives in protocol/ (issue 16.4)",
     ("broker/req/cmd_auth.c", "slabmq.h"):

@@ -25,7 +25,6 @@
 #include "util/log.h"
 #include "net/tls.h"
 #include "ops.h"
-#include "reload.h"
 #include "slabmq.h"
 #include "req/confirm.h"
 #include "store/store.h"
@@ -346,6 +345,20 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
     conn_drain_all(s); /* may close every connection and stop the loop */
 }
 
+/* SIGHUP: the reload the program on top gave (server_config.reload). */
+static void
+server_hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *s = arg;
+
+    (void)sig;
+    (void)what;
+    if (s->cfg.reload)
+        s->cfg.reload(s);
+    else
+        log_info("SIGHUP: no reload configured; ignored");
+}
+
 void
 server_free(struct server *s)
 {
@@ -478,7 +491,7 @@ server_run(const struct server_config *c)
     s->accept_retry = evtimer_new(s->base, server_accept_retry_cb, s);
     s->sig_term = evsignal_new(s->base, SIGTERM, server_signal_cb, s);
     s->sig_int = evsignal_new(s->base, SIGINT, server_signal_cb, s);
-    s->sig_hup = evsignal_new(s->base, SIGHUP, reload_signal_cb, s);
+    s->sig_hup = evsignal_new(s->base, SIGHUP, server_hup_cb, s);
     s->drain = evtimer_new(s->base, server_drain_cb, s);
     if (!s->accept_retry || !s->sig_term || !s->sig_int || !s->sig_hup || !s->drain
         || event_add(s->sig_term, NULL) || event_add(s->sig_int, NULL)

@@ -17,6 +17,7 @@ struct event_base;
 struct event;
 struct evconnlistener;
 struct http;
+struct server;
 struct ssl_ctx_st;
 struct verify;
 
@@ -46,6 +47,9 @@ struct server_config {
     int log_format;                 /* --log-format: enum log_format */
     uint32_t shutdown_timeout_ms;   /* --shutdown-timeout: replies drain this long at SIGTERM */
     int argc;                       /* the command line, kept for SIGHUP to re-read */
+    void (*reload)(struct server *s); /* SIGHUP: re-read and apply the configuration; set by
+                                       the program on top (main.c: reload.c), which the net
+                                       layer does not include; NULL: SIGHUP is ignored */
     char **argv;
     char http[96];                  /* --http ADDR:PORT (http.c); "" = no HTTP server */
     /* TLS (tls.c, docs/security.md) */
