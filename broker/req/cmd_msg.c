@@ -451,7 +451,7 @@ cmd_fetch(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         || (nargs == 4 && cmd_read_uint(rq, op, rid, r, "flags", 0, FETCH_NOACK, &flags))
         || cmd_args_end(rq, op, rid, r))
         return;
-    if (rq->held.n >= b->cfg.max_inflight) {
+    if (req_window(rq) == 0) {
         reply_error(rq, op, rid, SLABMQ_ERR_LIMIT,
                     "in-flight window full: this connection holds %u unacked messages "
                     "(--max-inflight); ack or nack some first", rq->held.n);
@@ -460,8 +460,8 @@ cmd_fetch(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     for (i = 0; i < nq; i++)
         if (!(qs[i] = use_queue(rq, op, rid, names[i], lens[i])))
             return;
-    if (max > b->cfg.max_inflight - rq->held.n)
-        max = b->cfg.max_inflight - rq->held.n;
+    if (max > req_window(rq))
+        max = req_window(rq);
     /* The first queue with messages; earlier waiters of a queue come first: a new FETCH
      * never overtakes them. */
     for (i = 0; i < nq && n == 0; i++)

@@ -28,13 +28,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/broker.h"
 #include "core/delivery.h"
 #include "mem/obuf.h"
 #include "util/dlist.h"
 
 struct auth;
 struct auth_user;
-struct broker;
 struct event_base;
 struct confirmq;
 struct queue;
@@ -171,6 +171,17 @@ static inline void
 req_close_after_write(struct req *rq)
 {
     rq->next = REQ_CLOSE_AFTER_WRITE;
+}
+
+/* How many more deliveries rq may hold: --max-inflight less what it holds (0 when full,
+ * also after a reload lowered the limit below what it holds). The one place the window is
+ * computed: FETCH, long-poll waiters and subscriptions all ask here. */
+static inline uint32_t
+req_window(const struct req *rq)
+{
+    uint32_t max = rq->b->cfg.max_inflight;
+
+    return rq->held.n < max ? max - rq->held.n : 0;
 }
 
 /* Set up rq for a new client of srv: empty output (of srv->b's reservoir and budget), no

@@ -101,11 +101,11 @@ sub_stop(struct req *rq, uint64_t id)
 /* Messages u may be pushed now: its free credit within the connection's window; 0 while
  * its connection's output is backed up. */
 static uint32_t
-sub_room(struct sub *u, const struct broker *b)
+sub_room(struct sub *u)
 {
     struct req *rq = u->rq;
     uint32_t free_credit = u->credit - rq->subs->out[u->slot];
-    uint32_t window = rq->held.n < b->cfg.max_inflight ? b->cfg.max_inflight - rq->held.n : 0;
+    uint32_t window = req_window(rq);
 
     if (rq->closing)
         return 0;
@@ -126,13 +126,12 @@ sub_serve(struct req_server *s, struct queue *q)
         uint32_t room = 0;
         uint32_t n;
         if (broker_over_limit(b)) { /* pushes would need memory: serve when it drains */
-            if (dlist_empty(&q->wake))
-                dlist_push_back(&b->wake, &q->wake);
+            queue_park(b, q);
             return;
         }
         for (struct dlink *l = q->subs.next; l != &q->subs; l = l->next) {
             struct sub *x = DLIST_ENTRY(l, struct sub, qlink);
-            if ((room = sub_room(x, b)) > 0) {
+            if ((room = sub_room(x)) > 0) {
                 u = x;
                 break;
             }
@@ -179,8 +178,8 @@ sub_req_drained(struct req *rq)
     rq->sub_blocked = 0;
     for (uint32_t i = 0; rq->subs && i < REQ_MAX_SUBS; i++) {
         struct queue *q = rq->subs->s[i] ? rq->subs->s[i]->q : NULL;
-        if (q && dlist_empty(&q->wake))
-            dlist_push_back(&b->wake, &q->wake);
+        if (q)
+            queue_park(b, q);
     }
 }
 
@@ -232,9 +231,7 @@ sub_credit(const struct queue *q)
         const struct sub *u = DLIST_ENTRY(l, struct sub, qlink);
         const struct req *rq = u->rq;
         uint32_t free_credit = u->credit - rq->subs->out[u->slot];
-        uint32_t window = rq->b->cfg.max_inflight > rq->held.n
-                              ? rq->b->cfg.max_inflight - rq->held.n
-                              : 0;
+        uint32_t window = req_window(rq);
         total += free_credit < window ? free_credit : window;
     }
     return total;

@@ -106,13 +106,12 @@ wait_serve(void *ctx, struct queue *q)
 
     while (!q->paused && !dlist_empty(&q->waiters) && queue_ready(q) > 0) {
         if (broker_over_limit(b)) { /* replies would need memory: serve when it drains */
-            if (dlist_empty(&q->wake))
-                dlist_push_back(&b->wake, &q->wake);
+            queue_park(b, q);
             return;
         }
         struct waiter *w = DLIST_ENTRY(q->waiters.next, struct wlink, qlink)->w;
         struct req *rq = w->rq;
-        uint32_t room = rq->held.n < b->cfg.max_inflight ? b->cfg.max_inflight - rq->held.n : 0;
+        uint32_t room = req_window(rq);
         uint32_t n;
         if (room == 0) { /* its window filled up by other FETCHes meanwhile */
             reply_error(rq, SMQ_OP_FETCH, w->rid, SLABMQ_ERR_LIMIT,
