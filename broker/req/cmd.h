@@ -42,7 +42,7 @@ void cmd_deliver(struct req *rq, uint64_t rid, uint32_t n, int noack, int multi,
 struct queue *cmd_cached_queue(struct req *rq, const char *name, uint32_t len);
 /* Remember q as the queue this connection named last. */
 void cmd_cache_queue(struct req *rq, struct queue *q);
-/* On a broker with users: may c's user make this request (op, its nargs arguments in r, which
+/* On a broker with users: may rq's user make this request (op, its nargs arguments in r, which
  * is not moved)? Returns 1, or 0 after replying ERR_FORBIDDEN. Arguments that are not queue
  * names where names belong are left to the handler to refuse. */
 int cmd_permitted(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr r, uint32_t nargs);

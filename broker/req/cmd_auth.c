@@ -209,7 +209,7 @@ auth_accepted(struct req *rq, uint64_t rid, const struct auth_user *u)
     reply_ok(rq, SMQ_OP_AUTH, rid);
 }
 
-/* The check of c's AUTH came back (verify.c), from the loop. */
+/* The check of rq's AUTH came back (verify.c), from the loop. */
 static void
 auth_checked(void *owner, const struct auth_user *u, const char *name)
 {

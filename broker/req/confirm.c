@@ -29,7 +29,7 @@ struct confirmq {
     uint32_t cap;
     uint32_t head;
     uint32_t n;
-    struct dlink link; /* in the server's list of connections with held replies */
+    struct dlink link; /* in req_server.confirm_reqs while replies are held */
 };
 
 static int
