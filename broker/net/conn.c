@@ -592,9 +592,11 @@ is_settle(const uint8_t *body, uint32_t len)
            || body[at] == SMQ_OP_TERM;
 }
 
-/* Do what the request just handled asked of the connection (req.next). */
-static void
-take_next(struct conn *c)
+/* Do what the request just handled asked of the connection (req.next), when it asked for
+ * anything: take_next() tests the byte inline (2 instructions a frame; a call here for
+ * every frame cost 15, +4% on an ACK frame, tools/callgrind-hotpath.sh). */
+static void __attribute__((noinline))
+act_on_next(struct conn *c)
 {
     switch ((enum req_next)c->req.next) {
     case REQ_GO_ON:
@@ -607,6 +609,13 @@ take_next(struct conn *c)
         break;
     }
     c->req.next = REQ_GO_ON;
+}
+
+static inline void
+take_next(struct conn *c)
+{
+    if (c->req.next)
+        act_on_next(c);
 }
 
 /* Handle every complete frame in c->in, until closing, or a pause.
