@@ -16,7 +16,6 @@
 #include <event2/event.h>
 
 #include "core/broker.h"
-#include "codec.h"
 #include "req/dispatch.h"
 #include "frame.h"
 #include "net/guard.h"
@@ -531,38 +530,6 @@ discard_input(struct conn *c)
     c->discard -= k;
 }
 
-/* Admission from the header, for a frame larger than the connection's read buffer. A
- * PUBLISH whose size does not fit in the memory left for messages, or any other frame for
- * whose buffer there is no memory at all, is refused now, before its body is read or
- * buffered; its bytes are then skipped as they arrive and the connection stays usable (a
- * large ACK list at the limit gets an error instead of waiting forever for memory that
- * only its own ACKs could free). 'have' bytes of the body are buffered. Before HELLO the
- * frame takes its normal path (ERR_HELLO_REQUIRED and a close). Returns 1 if refused. */
-static int
-admit_frame(struct conn *c, const uint8_t *body, size_t have, uint32_t blen)
-{
-    struct broker *b = &c->srv->b;
-    struct smq_mpr r;
-    uint64_t op;
-    uint64_t rid;
-    uint32_t nargs;
-    int publish;
-
-    smq_mpr_init(&r, body, have);
-    if (!c->req.hello || smq_read_header(&r, &op, &rid, &nargs))
-        return 0;
-    publish = op == SMQ_OP_PUBLISH || op == SMQ_OP_PUBLISH_BATCH;
-    if (mem_make_room(&b->mem, (size_t)blen + SMQ_FRAME_HEADER, publish ? b->mem.headroom : 0))
-        return 0;
-    reply_error(&c->req, op, rid, SLABMQ_ERR_NOMEM,
-                "memory limit reached: %zu of %zu bytes in use, frame of %u bytes refused "
-                "before reading it; retry later%s", b->mem.used, b->mem.limit, blen,
-                publish ? "" : ", or send smaller batches");
-    c->discard = SMQ_FRAME_HEADER + (size_t)blen;
-    discard_input(c);
-    return 1;
-}
-
 /* A frame header is buffered but not the whole frame: decide whether to read on. */
 static void
 frame_pending(struct conn *c, size_t total, uint32_t blen)
@@ -572,24 +539,11 @@ frame_pending(struct conn *c, size_t total, uint32_t blen)
 
     if (total <= in->cap - in->start || have < SMQ_FRAME_HEADER + 24)
         return; /* fits the buffer, or too little of the body to know its op yet */
-    admit_frame(c, in->data + in->start + SMQ_FRAME_HEADER, have - SMQ_FRAME_HEADER, blen);
-}
-
-/* Whether a frame is a settle (ACK, NACK, TOUCH, TERM), from the array header and the op
- * after it (a positive fixint). Only decides when woken queues are served (conn_process);
- * dispatch checks the frame. */
-static int
-is_settle(const uint8_t *body, uint32_t len)
-{
-    uint32_t at = body[0] >= 0x90 && body[0] <= 0x9f ? 1
-                  : body[0] == 0xdc                  ? 3
-                  : body[0] == 0xdd                  ? 5
-                                                     : 0;
-
-    if (at == 0 || len <= at)
-        return 0;
-    return body[at] == SMQ_OP_ACK || body[at] == SMQ_OP_NACK || body[at] == SMQ_OP_TOUCH
-           || body[at] == SMQ_OP_TERM;
+    if (dispatch_admit(&c->req, in->data + in->start + SMQ_FRAME_HEADER,
+                       have - SMQ_FRAME_HEADER, blen)) {
+        c->discard = SMQ_FRAME_HEADER + (size_t)blen; /* refused: skip it as it arrives */
+        discard_input(c);
+    }
 }
 
 /* Do what the request just handled asked of the connection (req.next), when it asked for
@@ -660,7 +614,7 @@ conn_process(struct conn *c)
                              &total);
         /* The run is over: serve before the next reply, also one made from the frame alone
          * (a fatal frame error is the last frame the connection gets, section 2) */
-        settle = r == SMQ_FRAME_OK && is_settle(body, blen);
+        settle = r == SMQ_FRAME_OK && dispatch_is_settle(body, blen);
         if (settles && !settle) {
             settles = 0;
             broker_flush_wake(&s->b);

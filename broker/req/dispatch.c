@@ -8,6 +8,8 @@
 
 #include "req/cmd.h"
 #include "codec.h"
+#include "frame.h"
+#include "mem/mem.h"
 #include "req/req.h"
 #include "util/log.h"
 #include "req/reply.h"
@@ -77,4 +79,27 @@ dispatch_frame(struct req *rq, const uint8_t *body, uint32_t len)
     if (rq->user && !cmd_permitted(rq, (unsigned)op, rid, r, nargs))
         return;
     handlers[op](rq, rid, &r, nargs);
+}
+
+int
+dispatch_admit(struct req *rq, const uint8_t *body, size_t have, uint32_t blen)
+{
+    struct broker *b = rq->b;
+    struct smq_mpr r;
+    uint64_t op;
+    uint64_t rid;
+    uint32_t nargs;
+    int publish;
+
+    smq_mpr_init(&r, body, have);
+    if (!rq->hello || smq_read_header(&r, &op, &rid, &nargs))
+        return 0;
+    publish = op == SMQ_OP_PUBLISH || op == SMQ_OP_PUBLISH_BATCH;
+    if (mem_make_room(&b->mem, (size_t)blen + SMQ_FRAME_HEADER, publish ? b->mem.headroom : 0))
+        return 0;
+    reply_error(rq, op, rid, SLABMQ_ERR_NOMEM,
+                "memory limit reached: %zu of %zu bytes in use, frame of %u bytes refused "
+                "before reading it; retry later%s", b->mem.used, b->mem.limit, blen,
+                publish ? "" : ", or send smaller batches");
+    return 1;
 }
