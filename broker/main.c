@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* slabmqd: flags -> server_run(). */
+/* slabmqd: flags -> server_run(), with SIGHUP's reload (reload.c) as the server's hook. */
 #include "config.h"
 #include "net/server.h"
+#include "reload.h"
 
 int
 main(int argc, char **argv)
@@ -19,5 +20,6 @@ main(int argc, char **argv)
     case CONFIG_RUN:
         break;
     }
+    cfg.reload = reload_server; /* after config_parse, which starts from the defaults */
     return server_run(&cfg);
 }

@@ -142,13 +142,10 @@ apply_changes(struct server *s, const struct server_config *next)
 }
 
 void
-reload_signal_cb(int sig, short what, void *arg)
+reload_server(struct server *s)
 {
-    struct server *s = arg;
     struct server_config next;
 
-    (void)sig;
-    (void)what;
     log_info("SIGHUP: re-reading %s", s->cfg.config_file[0] ? s->cfg.config_file
                                                            : "the command line (no --config)");
     server_config_defaults(&next);

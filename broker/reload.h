@@ -5,7 +5,9 @@
 #ifndef SLABMQ_BROKER_RELOAD_H
 #define SLABMQ_BROKER_RELOAD_H
 
-/* libevent signal callback; arg is the struct server. */
-void reload_signal_cb(int sig, short what, void *arg);
+struct server;
+
+/* Re-read and apply: the server's SIGHUP hook (server_config.reload, set by main.c). */
+void reload_server(struct server *s);
 
 #endif /* SLABMQ_BROKER_RELOAD_H */

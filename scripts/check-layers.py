@@ -26,54 +26,6 @@ LAYERS = [
 # Includes that break a rule and are still to be removed (each with its reason); the check
 # fails on any other, and on an exception that is no longer needed.
 EXCEPTIONS = {
-    ("broker/net/server.c", "reload.h"):
-        "SIGHUP reloads from the server, until it is a hook the top sets (issue 16.2)",
-    ("broker/req/cmd_auth.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_auth.c", "net/guard.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_auth.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_common.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_common.c", "net/guard.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_common.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_msg.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_msg.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_queue.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_queue.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_stats.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_stats.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_sub.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/cmd_sub.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/confirm.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/confirm.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/dispatch.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/dispatch.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/reply.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/sub.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/sub.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/wait.c", "net/conn.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
-    ("broker/req/wait.c", "net/server.h"):
-        "handlers take the connection, until the request context (issue 16.2)",
 }
 
 ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..")

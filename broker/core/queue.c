@@ -207,6 +207,12 @@ queue_wake(struct broker *b, struct queue *q)
 {
     if (q->clearing || (dlist_empty(&q->waiters) && dlist_empty(&q->subs)))
         return;
+    queue_park(b, q);
+}
+
+void
+queue_park(struct broker *b, struct queue *q)
+{
     if (dlist_empty(&q->wake))
         dlist_push_back(&b->wake, &q->wake);
 }

@@ -222,6 +222,10 @@ uint64_t queue_next_due(const struct queue *q);
  * wake list, served once the current request or timer sweep is done; a no-op when it has
  * none. */
 void queue_wake(struct broker *b, struct queue *q);
+/* Put q on the broker's wake list unless it is there: queue_wake() without its check for
+ * consumers, for the request layer's waiters and subscriptions that are to be served again
+ * (memory freed, output drained). O(1). */
+void queue_park(struct broker *b, struct queue *q);
 
 /* Remove ready and delayed messages; in-flight ones stay. Returns the count removed. */
 uint64_t queue_purge(struct broker *b, struct queue *q);

@@ -16,30 +16,25 @@
 #include <event2/event.h>
 
 #include "core/broker.h"
-#include "codec.h"
-#include "core/delivery.h"
 #include "req/dispatch.h"
 #include "frame.h"
 #include "net/guard.h"
 #include "util/log.h"
 #include "mem/mem.h"
 #include "ops.h"
-#include "core/queue.h"
 #include "req/reply.h"
 #include "mem/reservoir.h"
 #include "net/server.h"
 #include "slabmq_protocol.h"
-#include "req/confirm.h"
 #include "store/store.h"
 #include "req/sub.h"
 #include "net/tls.h"
-#include "auth/verify.h"
 #include "req/wait.h"
 
 #define CONN_READ_SIZE (64u * 1024)
 #define CONN_READ_ROUNDS 4
 #define CONN_CLOSE_GRACE_S 2 /* how long a closing connection may take to drain */
-/* TLS: output handed to the bufferevent at a time. The rest waits in c->out, under the
+/* TLS: output handed to the bufferevent at a time. The rest waits in c->req.out, under the
  * output cap and the memory limit like a plain connection's; this much more sits in
  * libevent's buffer (outside them) until OpenSSL has encrypted and written it. */
 #define CONN_TLS_OUT_CHUNK (64u * 1024)
@@ -71,23 +66,19 @@ conn_accept(struct server *s, int fd, const char *peer, int tls)
         return;
     }
     memset(c, 0, sizeof(*c));
+    req_init(&c->req, &s->rs, ++s->next_conn_id, peer);
     c->srv = s;
     c->fd = fd;
-    c->id = ++s->next_conn_id;
-    snprintf(c->peer, sizeof(c->peer), "%s", peer);
-    obuf_init(&c->out, &s->b.res);
-    dlist_init(&c->held.list);
-    dlist_init(&c->waits);
     dlist_init(&c->plink);
     dlist_init(&c->blink);
     dlist_push_back(&s->conns, &c->link);
-    s->nconns++;
-    s->conns_total++;
+    s->rs.n.nconns++;
+    s->rs.n.conns_total++;
     if (bev) {
         /* The bufferevent watches the socket; rev and wev watch nothing and are only made
          * active (or given the frame deadline), so the code below serves both kinds. */
         c->bev = bev;
-        s->tls_conns++;
+        s->rs.n.tls_conns++;
         event_assign(&c->rev, s->base, -1, EV_PERSIST, conn_read_cb, c); /* a persistent
                                                   timer, as the frame deadline needs */
         event_assign(&c->wev, s->base, -1, 0, conn_write_cb, c);
@@ -99,7 +90,7 @@ conn_accept(struct server *s, int fd, const char *peer, int tls)
         event_add(&c->rev, NULL);
     }
     guard_conn_open(c);
-    log_debug("connection %llu open from %s", (unsigned long long)c->id, c->peer);
+    log_debug("connection %llu open from %s", (unsigned long long)c->req.id, c->req.peer);
 }
 
 void
@@ -115,34 +106,23 @@ conn_close(struct conn *c)
         dlist_unlink(&c->plink);
     if (c->paused & CONN_PAUSE_STORE)
         dlist_unlink(&c->stlink);
-    if (c->auth_slot) /* its check's result must not find c freed */
-        verify_cancel(s->verify, c->auth_slot);
     dlist_unlink(&c->blink);
-    confirm_conn_gone(c);
-    wait_cancel_conn(c);
-    sub_cancel_conn(c);
-    broker_defer_wake(&s->b);
-    while (!dlist_empty(&c->held.list)) {
-        struct delivery *d = DLIST_ENTRY(c->held.list.next, struct delivery, slink);
-        queue_requeue(&s->b, d);
-    }
-    broker_flush_wake(&s->b);
+    req_deinit(&c->req);
     event_del(&c->rev);
     event_del(&c->wev);
     if (c->bev) {
-        s->tls_conns--;
+        s->rs.n.tls_conns--;
         if (!c->tls_up)
-            s->tls_handshake_failures++;
+            s->rs.n.tls_handshake_failures++;
         tls_close(c->bev);
     } else {
         close(c->fd);
     }
-    obuf_deinit(&c->out);
     reservoir_put(&s->b.res, c->in);
     dlist_unlink(&c->link);
     guard_conn_close(c);
-    s->nconns--;
-    log_debug("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
+    s->rs.n.nconns--;
+    log_debug("connection %llu from %s closed", (unsigned long long)c->req.id, c->req.peer);
     slab_free(&s->b.rec, c, sizeof(*c));
     server_arm_timer(s);
     if (s->stopping && dlist_empty(&s->conns)) /* the last one drained: shutdown is done */
@@ -152,9 +132,9 @@ conn_close(struct conn *c)
 void
 conn_shutdown(struct conn *c)
 {
-    wait_shutdown_conn(c);
-    sub_shutdown_conn(c);
-    reply_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_SHUTDOWN, "broker is shutting down");
+    wait_shutdown_req(&c->req);
+    sub_shutdown_req(&c->req);
+    reply_error(&c->req, SMQ_OP_NONE, 0, SLABMQ_ERR_SHUTDOWN, "broker is shutting down");
     conn_close_after_write(c);
 }
 
@@ -203,15 +183,15 @@ out_flush(struct conn *c)
     long left;
 
     if (!c->bev)
-        return obuf_flush(&c->out, c->fd);
-    left = obuf_drain(&c->out, tls_sink, c->bev);
+        return obuf_flush(&c->req.out, c->fd);
+    left = obuf_drain(&c->req.out, tls_sink, c->bev);
     return left < 0 ? left : left + (long)evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
 void
 conn_try_write(struct conn *c)
 {
-    if (c->closing || out_flush(c) != 0)
+    if (c->req.closing || out_flush(c) != 0)
         conn_want_write(c);
 }
 
@@ -236,7 +216,7 @@ write_batched(struct server *s)
         struct conn *c = DLIST_ENTRY(s->batched.next, struct conn, blink);
         dlist_unlink(&c->blink);
         conn_try_write(c);
-        if (c->sub_blocked)
+        if (c->req.sub_blocked)
             conn_want_write(c);
     }
 }
@@ -244,7 +224,7 @@ write_batched(struct server *s)
 void
 conn_want_write(struct conn *c)
 {
-    if (c->closing || event_pending(&c->wev, EV_WRITE, NULL))
+    if (c->req.closing || event_pending(&c->wev, EV_WRITE, NULL))
         return;
     if (c->bev) /* flushed from the loop, as the plain socket's write event would be */
         event_active(&c->wev, EV_WRITE, 0);
@@ -267,7 +247,7 @@ reading(struct conn *c, int on)
 void
 conn_close_after_write(struct conn *c)
 {
-    c->closing = 1;
+    c->req.closing = 1;
     reading(c, 0);
 }
 
@@ -281,7 +261,7 @@ conn_close_with_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start is above; a clang 14 defect (llvm/llvm-project#40656)
     va_end(ap);
-    reply_error(c, op, rid, code, "%s", msg);
+    reply_error(&c->req, op, rid, code, "%s", msg);
     conn_close_after_write(c);
     conn_flush(c);
 }
@@ -323,7 +303,7 @@ conn_gone_cb(evutil_socket_t fd, short what, void *arg)
             return;
     }
     log_debug("connection %llu from %s: closed by the peer during its AUTH check",
-              (unsigned long long)c->id, c->peer);
+              (unsigned long long)c->req.id, c->req.peer);
     conn_close(c); /* cancels the check: a queued one then costs no hash */
 }
 
@@ -331,8 +311,8 @@ conn_gone_cb(evutil_socket_t fd, short what, void *arg)
  * bytes sent meanwhile wake it once and stay unread: a guesser that gives up is forgotten at
  * once instead of being hashed for. A peer that ends its side after AUTH without waiting for
  * the answer does not get it. TLS connections are left to their bufferevent. */
-void
-conn_check_wait(struct conn *c)
+static void
+check_wait(struct conn *c)
 {
     pause_reading(c, CONN_PAUSE_CHECK);
     if (c->bev)
@@ -352,7 +332,7 @@ resume_reading(struct conn *c, uint8_t why)
     if (why & CONN_PAUSE_STORE)
         dlist_unlink(&c->stlink);
     c->paused &= (uint8_t)~why;
-    if (c->paused || c->closing)
+    if (c->paused || c->req.closing)
         return;
     reading(c, 1);
     c->deadline_armed = 0;
@@ -361,8 +341,8 @@ resume_reading(struct conn *c, uint8_t why)
     event_active(&c->rev, EV_READ, 0);
 }
 
-void
-conn_check_done(struct conn *c)
+static void
+check_done(struct conn *c)
 {
     if (!c->bev) {
         event_del(&c->rev);
@@ -370,6 +350,68 @@ conn_check_done(struct conn *c)
     }
     resume_reading(c, CONN_PAUSE_CHECK);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* The request layer's way back (struct req_ops): each is one call per reply or batch        */
+
+static void
+req_want_write_op(struct req *rq)
+{
+    conn_want_write(conn_of(rq));
+}
+
+static void
+req_try_write_op(struct req *rq)
+{
+    conn_try_write(conn_of(rq));
+}
+
+static void
+req_write_batched_op(struct req *rq)
+{
+    conn_write_batched(conn_of(rq));
+}
+
+static void
+req_close_op(struct req *rq)
+{
+    conn_close(conn_of(rq));
+}
+
+static void
+req_check_done_op(struct req *rq)
+{
+    check_done(conn_of(rq));
+}
+
+static void
+req_handshake_done_op(struct req *rq)
+{
+    guard_handshake_done(conn_of(rq));
+}
+
+static void
+req_auth_failed_op(struct req *rq, uint64_t rid, enum req_refusal why)
+{
+    guard_auth_failed(conn_of(rq), rid, why);
+}
+
+static void
+req_log_refusal_op(struct req *rq, const char *line)
+{
+    guard_log_refusal(conn_of(rq)->srv, "%s", line);
+}
+
+const struct req_ops conn_req_ops = {
+    .want_write = req_want_write_op,
+    .try_write = req_try_write_op,
+    .write_batched = req_write_batched_op,
+    .close = req_close_op,
+    .check_done = req_check_done_op,
+    .handshake_done = req_handshake_done_op,
+    .auth_failed = req_auth_failed_op,
+    .log_refusal = req_log_refusal_op,
+};
 
 /* Past the limit by more than the headroom, replies nobody reads are what holds the memory:
  * close the connection with the most unread output (a slow consumer), as Redis does at its
@@ -381,15 +423,15 @@ shed_slow_readers(struct server *s)
         struct conn *worst = NULL;
         for (struct dlink *l = s->conns.next; l != &s->conns; l = l->next) {
             struct conn *c = DLIST_ENTRY(l, struct conn, link);
-            if (!worst || c->out.len > worst->out.len)
+            if (!worst || c->req.out.len > worst->req.out.len)
                 worst = c;
         }
-        if (!worst || worst->out.len < RES_MIN_SIZE)
+        if (!worst || worst->req.out.len < RES_MIN_SIZE)
             return;
         log_warn("connection %llu from %s: closing, %zu bytes of replies unread while the "
-                 "broker is over its memory limit", (unsigned long long)worst->id,
-                 worst->peer, worst->out.len);
-        s->slow_closed++;
+                 "broker is over its memory limit", (unsigned long long)worst->req.id,
+                 worst->req.peer, worst->req.out.len);
+        s->rs.n.slow_closed++;
         conn_close(worst);
     }
 }
@@ -488,38 +530,6 @@ discard_input(struct conn *c)
     c->discard -= k;
 }
 
-/* Admission from the header, for a frame larger than the connection's read buffer. A
- * PUBLISH whose size does not fit in the memory left for messages, or any other frame for
- * whose buffer there is no memory at all, is refused now, before its body is read or
- * buffered; its bytes are then skipped as they arrive and the connection stays usable (a
- * large ACK list at the limit gets an error instead of waiting forever for memory that
- * only its own ACKs could free). 'have' bytes of the body are buffered. Before HELLO the
- * frame takes its normal path (ERR_HELLO_REQUIRED and a close). Returns 1 if refused. */
-static int
-admit_frame(struct conn *c, const uint8_t *body, size_t have, uint32_t blen)
-{
-    struct broker *b = &c->srv->b;
-    struct smq_mpr r;
-    uint64_t op;
-    uint64_t rid;
-    uint32_t nargs;
-    int publish;
-
-    smq_mpr_init(&r, body, have);
-    if (!c->hello || smq_read_header(&r, &op, &rid, &nargs))
-        return 0;
-    publish = op == SMQ_OP_PUBLISH || op == SMQ_OP_PUBLISH_BATCH;
-    if (mem_make_room(&b->mem, (size_t)blen + SMQ_FRAME_HEADER, publish ? b->mem.headroom : 0))
-        return 0;
-    reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
-                "memory limit reached: %zu of %zu bytes in use, frame of %u bytes refused "
-                "before reading it; retry later%s", b->mem.used, b->mem.limit, blen,
-                publish ? "" : ", or send smaller batches");
-    c->discard = SMQ_FRAME_HEADER + (size_t)blen;
-    discard_input(c);
-    return 1;
-}
-
 /* A frame header is buffered but not the whole frame: decide whether to read on. */
 static void
 frame_pending(struct conn *c, size_t total, uint32_t blen)
@@ -529,24 +539,37 @@ frame_pending(struct conn *c, size_t total, uint32_t blen)
 
     if (total <= in->cap - in->start || have < SMQ_FRAME_HEADER + 24)
         return; /* fits the buffer, or too little of the body to know its op yet */
-    admit_frame(c, in->data + in->start + SMQ_FRAME_HEADER, have - SMQ_FRAME_HEADER, blen);
+    if (dispatch_admit(&c->req, in->data + in->start + SMQ_FRAME_HEADER,
+                       have - SMQ_FRAME_HEADER, blen)) {
+        c->discard = SMQ_FRAME_HEADER + (size_t)blen; /* refused: skip it as it arrives */
+        discard_input(c);
+    }
 }
 
-/* Whether a frame is a settle (ACK, NACK, TOUCH, TERM), from the array header and the op
- * after it (a positive fixint). Only decides when woken queues are served (conn_process);
- * dispatch checks the frame. */
-static int
-is_settle(const uint8_t *body, uint32_t len)
+/* Do what the request just handled asked of the connection (req.next), when it asked for
+ * anything: take_next() tests the byte inline (2 instructions a frame; a call here for
+ * every frame cost 15, +4% on an ACK frame, tools/callgrind-hotpath.sh). */
+static void __attribute__((noinline))
+act_on_next(struct conn *c)
 {
-    uint32_t at = body[0] >= 0x90 && body[0] <= 0x9f ? 1
-                  : body[0] == 0xdc                  ? 3
-                  : body[0] == 0xdd                  ? 5
-                                                     : 0;
+    switch ((enum req_next)c->req.next) {
+    case REQ_GO_ON:
+        return;
+    case REQ_CLOSE_AFTER_WRITE:
+        conn_close_after_write(c);
+        break;
+    case REQ_HOLD:
+        check_wait(c);
+        break;
+    }
+    c->req.next = REQ_GO_ON;
+}
 
-    if (at == 0 || len <= at)
-        return 0;
-    return body[at] == SMQ_OP_ACK || body[at] == SMQ_OP_NACK || body[at] == SMQ_OP_TOUCH
-           || body[at] == SMQ_OP_TERM;
+static inline void
+take_next(struct conn *c)
+{
+    if (c->req.next)
+        act_on_next(c);
 }
 
 /* Handle every complete frame in c->in, until closing, or a pause.
@@ -565,10 +588,10 @@ conn_process(struct conn *c)
 
     c->in_dispatch = 1;
     s->batching = 1;
-    while (c->in && !c->closing && !c->paused && !c->dead) {
+    while (c->in && !c->req.closing && !c->paused && !c->dead) {
         struct rbuf *in = c->in;
         /* until HELLO (and AUTH) are done, only small frames: they need no more */
-        uint32_t max_body = c->ready ? full_body : GUARD_HANDSHAKE_FRAME_MAX;
+        uint32_t max_body = c->req.ready ? full_body : GUARD_HANDSHAKE_FRAME_MAX;
         const uint8_t *body;
         uint32_t blen;
         size_t total;
@@ -582,7 +605,7 @@ conn_process(struct conn *c)
         /* At the limit, a connection whose replies are still unread waits for them to
          * drain; the others go on (their PING, ACK and small requests free or need little
          * memory), so one client that stops reading cannot stop the broker. */
-        if (c->out.len > 0 && broker_over_limit(&s->b)) {
+        if (c->req.out.len > 0 && broker_over_limit(&s->b)) {
             c->need_mem = 0;
             pause_reading(c, CONN_PAUSE_MEMORY);
             break;
@@ -591,7 +614,7 @@ conn_process(struct conn *c)
                              &total);
         /* The run is over: serve before the next reply, also one made from the frame alone
          * (a fatal frame error is the last frame the connection gets, section 2) */
-        settle = r == SMQ_FRAME_OK && is_settle(body, blen);
+        settle = r == SMQ_FRAME_OK && dispatch_is_settle(body, blen);
         if (settles && !settle) {
             settles = 0;
             broker_flush_wake(&s->b);
@@ -609,23 +632,27 @@ conn_process(struct conn *c)
             continue;
         }
         if (r == SMQ_FRAME_EMPTY) {
-            dispatch_fatal(c, SLABMQ_ERR_PROTOCOL, "empty frame (length 0)");
+            dispatch_fatal(&c->req, SLABMQ_ERR_PROTOCOL, "empty frame (length 0)");
+            take_next(c);
             break;
         }
         if (r == SMQ_FRAME_TOO_BIG) {
-            dispatch_fatal(c, SLABMQ_ERR_FRAME_TOO_BIG, "frame length %u exceeds maximum %u%s",
-                           blen, max_body, c->ready ? "" : " before the handshake (HELLO, AUTH)");
+            dispatch_fatal(&c->req, SLABMQ_ERR_FRAME_TOO_BIG,
+                           "frame length %u exceeds maximum %u%s", blen, max_body,
+                           c->req.ready ? "" : " before the handshake (HELLO, AUTH)");
+            take_next(c);
             break;
         }
         if (settle && !settles) {
             settles = 1;
             broker_defer_wake(&s->b);
         }
-        dispatch_frame(c, body, blen);
+        dispatch_frame(&c->req, body, blen);
+        take_next(c);
         in->start += (uint32_t)total;
         if (!dlist_empty(&s->b.wake) && !s->b.defer_wake) /* right after the reply */
             broker_serve_wake(&s->b);
-        if (c->out.len >= s->cfg.output_cap)
+        if (c->req.out.len >= s->cfg.output_cap)
             pause_reading(c, CONN_PAUSE_OUTPUT);
     }
     if (settles)
@@ -654,8 +681,9 @@ frame_overdue(struct conn *c)
         c->partial_since = s->b.now_ms;
     if (s->b.now_ms - c->partial_since < s->cfg.frame_timeout_ms)
         return 0;
-    dispatch_fatal(c, SLABMQ_ERR_PROTOCOL, "frame not completed within %u ms",
+    dispatch_fatal(&c->req, SLABMQ_ERR_PROTOCOL, "frame not completed within %u ms",
                    s->cfg.frame_timeout_ms);
+    take_next(c);
     return 1;
 }
 
@@ -664,7 +692,7 @@ frame_overdue(struct conn *c)
 static void
 arm_frame_deadline(struct conn *c)
 {
-    int want = c->partial_since != 0 && !c->paused && !c->closing;
+    int want = c->partial_since != 0 && !c->paused && !c->req.closing;
     struct timeval tv;
 
     if (want == c->deadline_armed)
@@ -702,7 +730,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     conn_process(c); /* frames left buffered by a pause come first */
-    for (int round = 0; round < CONN_READ_ROUNDS && !c->closing && !c->paused && !c->dead;
+    for (int round = 0; round < CONN_READ_ROUNDS && !c->req.closing && !c->paused && !c->dead;
          round++) {
         size_t room;
         ssize_t n;
@@ -716,7 +744,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
                          : read(fd, c->in->data + c->in->len, room);
         if (n == 0) {
             /* End of stream: a client may end its side (shutdown(SHUT_WR)) and still read.
-             * The replies made so far may still wait in c->out (and for TLS in the
+             * The replies made so far may still wait in c->req.out (and for TLS in the
              * bufferevent): send them, then close, within the close grace; a peer that is
              * gone entirely fails the write and is closed then. */
             conn_close_after_write(c);
@@ -740,14 +768,14 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
     }
     /* TLS input left after the rounds: go on at the loop's next turn, after the others
      * (the bufferevent calls back only for new bytes) */
-    if (c->bev && !c->closing && !c->paused
+    if (c->bev && !c->req.closing && !c->paused
         && (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 || c->tls_eof))
         event_active(&c->rev, EV_READ, 0);
     if (c->in && c->in->start == c->in->len) { /* nothing buffered: idle connections hold none */
         reservoir_put(&s->b.res, c->in);
         c->in = NULL;
     }
-    if (!c->closing && !frame_overdue(c))
+    if (!c->req.closing && !frame_overdue(c))
         arm_frame_deadline(c);
     if (conn_flush(c) == 0)
         server_arm_timer(s);
@@ -765,24 +793,24 @@ conn_flush(struct conn *c)
 
     /* a TLS connection closing before its handshake is done has no way to read a reply
      * (a stalled handshake at --handshake-timeout, SIGTERM): close now, not after the grace */
-    if (left < 0 || (c->closing && c->bev && !c->tls_up)) {
+    if (left < 0 || (c->req.closing && c->bev && !c->tls_up)) {
         conn_close(c);
         return -1;
     }
-    if (c->sub_blocked && (size_t)left < SUB_OUT_MAX)
-        sub_conn_drained(c);
+    if (c->req.sub_blocked && (size_t)left < SUB_OUT_MAX)
+        sub_req_drained(&c->req);
     if (left > 0) {
         struct timeval grace = {CONN_CLOSE_GRACE_S, 0};
         /* while the broker stops, its --shutdown-timeout bounds the drain instead; for TLS
          * wev is only that timer: the bufferevent's write callback says when it drained */
-        if (!c->bev || c->closing)
-            event_add(&c->wev, c->closing && !c->srv->stopping ? &grace : NULL);
+        if (!c->bev || c->req.closing)
+            event_add(&c->wev, c->req.closing && !c->srv->stopping ? &grace : NULL);
         return 0;
     }
     event_del(&c->wev);
-    if (c->closing && c->out.len > 0)
+    if (c->req.closing && c->req.out.len > 0)
         return 0; /* replies held for the store go out first (confirm.c) */
-    if (c->closing) {
+    if (c->req.closing) {
         conn_close(c);
         return -1;
     }
@@ -802,7 +830,7 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     if (what & EV_TIMEOUT) {
         log_info("connection %llu from %s: closing without draining its output",
-                 (unsigned long long)c->id, c->peer);
+                 (unsigned long long)c->req.id, c->req.peer);
         conn_close(c);
         return;
     }
@@ -837,8 +865,8 @@ conn_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 
     if (what & BEV_EVENT_CONNECTED) {
         c->tls_up = 1;
-        log_debug("connection %llu from %s: TLS handshake done", (unsigned long long)c->id,
-                  c->peer);
+        log_debug("connection %llu from %s: TLS handshake done", (unsigned long long)c->req.id,
+                  c->req.peer);
         return;
     }
     if (what & BEV_EVENT_EOF) {
@@ -848,19 +876,19 @@ conn_tls_event_cb(struct bufferevent *bev, short what, void *arg)
         c->tls_eof = 1;
         if (!c->tls_up) /* OpenSSL 3 calls it unexpected EOF only without the option */
             log_info("connection %llu from %s: TLS handshake failed: the client closed",
-                     (unsigned long long)c->id, c->peer);
+                     (unsigned long long)c->req.id, c->req.peer);
         bufferevent_enable(bev, EV_WRITE);
-        if (!c->closing && !c->paused)
+        if (!c->req.closing && !c->paused)
             event_active(&c->rev, EV_READ, 0);
         return;
     }
     if (what & BEV_EVENT_ERROR) {
         if (c->tls_up)
-            log_debug("connection %llu from %s: TLS error: %s", (unsigned long long)c->id,
-                      c->peer, tls_error(bev, why, sizeof(why)));
+            log_debug("connection %llu from %s: TLS error: %s", (unsigned long long)c->req.id,
+                      c->req.peer, tls_error(bev, why, sizeof(why)));
         else
             log_info("connection %llu from %s: TLS handshake failed: %s",
-                     (unsigned long long)c->id, c->peer, tls_error(bev, why, sizeof(why)));
+                     (unsigned long long)c->req.id, c->req.peer, tls_error(bev, why, sizeof(why)));
         conn_close(c);
     }
 }

@@ -8,22 +8,17 @@
 #ifndef SLABMQ_BROKER_NET_CONN_H
 #define SLABMQ_BROKER_NET_CONN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <event2/event_struct.h>
 
-#include "core/delivery.h"
+#include "req/req.h"
 #include "util/dlist.h"
-#include "mem/obuf.h"
 
-struct auth_user;
 struct bufferevent;
 struct server;
 struct rbuf;
-struct verify_slot;
-
-#define CONN_MAX_WAITS 64 /* pending long-poll FETCHes per connection */
-#define CONN_MAX_SUBS 64  /* subscriptions per connection */
 
 /* Why reading is paused (bits of conn.paused). */
 #define CONN_PAUSE_OUTPUT 1 /* pending output over the cap: resumes when written */
@@ -34,6 +29,8 @@ struct verify_slot;
                                frames after it wait, in order, until its result */
 
 struct conn {
+    struct req req;          /* what the handlers see (req/req.h); first, so container_of
+                                is free */
     struct server *srv;
     int fd;
     struct event rev;        /* readable; for TLS, only activated (and the frame deadline) */
@@ -42,45 +39,39 @@ struct conn {
                                 the frames go through its buffers (conn_tls_*); NULL for a
                                 plain socket */
     struct rbuf *in;         /* unprocessed input, NULL when none */
-    struct obuf out;         /* pending output */
     struct dlink link;       /* in srv->conns */
-    struct holder held;      /* deliveries this consumer holds */
-    struct dlink waits;      /* long-poll waiters (waiter.clink) */
-    uint32_t nwaits;
-    struct subtab *subs;     /* subscriptions (sub.c), NULL until the first SUBSCRIBE */
-    struct confirmq *confirm; /* replies held for the store (confirm.c), or NULL */
     struct dlink stlink;     /* in srv->store_paused while CONN_PAUSE_STORE */
     struct dlink plink;      /* in srv->mem_paused while CONN_PAUSE_MEMORY */
     size_t discard;          /* input bytes still to skip of a frame refused from its header */
     size_t need_mem;         /* bytes a paused read is waiting for (0: none) */
     uint64_t partial_since;  /* mono ms when the buffered partial frame began; 0: none */
     uint8_t deadline_armed;  /* rev is added with the frame timeout */
-    struct queue *qcache;    /* the queue this connection named last (weak: see qcache_gen) */
-    uint64_t qcache_gen;     /* broker qgen when cached; a deletion since makes it stale */
-    uint64_t id;             /* connection number, for logs */
-    uint8_t hello;           /* HELLO done */
-    uint8_t closing;         /* write what is pending, then close */
     uint8_t paused;          /* CONN_PAUSE_* bits; reading is paused while any is set */
     uint8_t in_dispatch;     /* inside conn_process: defer closing */
     uint8_t dead;            /* close when dispatch returns */
-    uint8_t sub_blocked;     /* a push was held back for output backlog (sub.c) */
     struct dlink blink;      /* in srv->batched while it has pushes to write at the end of
                                 the frames being handled (conn_write_batched) */
-    char peer[64];           /* "addr:port" */
     /* Handshake, authentication and idleness (guard.c) */
-    const struct auth_user *user; /* authenticated as; NULL before AUTH, or without auth */
     struct dlink glink;      /* in srv->handshaking until the handshake ends; then in
                                 srv->auth_failed or srv->auth_refused if AUTH failed */
     struct dlink ilink;      /* in srv->idle, with --idle-timeout */
     uint64_t guard_since;    /* mono ms: accepted at (handshaking), AUTH failed at */
     uint64_t active_ms;      /* mono ms of the last input */
-    uint64_t auth_rid;       /* request id of a pending or failed AUTH */
-    struct verify_slot *auth_slot; /* the pending check of AUTH (verify.c), or NULL */
-    uint8_t auth_refusal;    /* why the failed AUTH failed: enum guard_refusal */
-    uint8_t ready;           /* handshake done: HELLO, and AUTH when the broker has users */
+    uint8_t auth_refusal;    /* why the failed AUTH failed: enum req_refusal */
     uint8_t tls_eof;         /* TLS: the peer ended the stream; close once input is handled */
     uint8_t tls_up;          /* TLS: the handshake completed */
 };
+
+/* The connection that embeds rq. */
+static inline struct conn *
+conn_of(struct req *rq)
+{
+    return (struct conn *)(void *)((char *)rq - offsetof(struct conn, req));
+}
+
+/* The request layer's way back to connections (req/req.h): server.c gives it to the
+ * struct req_server every connection's req points to. */
+extern const struct req_ops conn_req_ops;
 
 /* Take ownership of fd (closed on failure too) and start reading; with tls, through a TLS
  * handshake first (tls.c). */
@@ -111,11 +102,6 @@ void conn_resume_memory(struct server *s);
 void conn_close_after_write(struct conn *c);
 /* Stop reading c for good: a failed AUTH, closed later by conn_close_with_error(). */
 void conn_hold(struct conn *c);
-/* AUTH's check is pending: handle no more frames of c (they stay buffered, in order) until
- * conn_check_done(). */
-void conn_check_wait(struct conn *c);
-/* The check is over: handle what c sent meanwhile (from the loop, not from c's callbacks). */
-void conn_check_done(struct conn *c);
 /* From outside the connection's own callbacks (a timer): write the error reply
  * [op, rid, code, message], then close once it is written. c may be freed on return. */
 void conn_close_with_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code,

@@ -81,12 +81,12 @@ expire_handshakes(struct server *s)
         if (c->guard_since + t > s->b.now_ms)
             return;
         dlist_unlink(&c->glink);
-        if (c->closing)
+        if (c->req.closing)
             continue;
-        s->handshake_timeouts++;
+        s->rs.n.handshake_timeouts++;
         log_info("connection %llu from %s: handshake not done within %u ms; closing",
-                 (unsigned long long)c->id, c->peer, t);
-        if (c->hello)
+                 (unsigned long long)c->req.id, c->req.peer, t);
+        if (c->req.hello)
             conn_close_with_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_AUTH,
                                   "no AUTH within %u ms (--handshake-timeout)", t);
         else
@@ -107,16 +107,16 @@ answer_failed_auths(struct server *s, struct dlink *list, uint32_t delay_ms, int
         if (c->guard_since + delay_ms > s->b.now_ms)
             return;
         dlist_unlink(&c->glink);
-        if (c->auth_refusal == GUARD_THROTTLED)
-            conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_AUTH,
+        if (c->auth_refusal == REQ_REFUSE_THROTTLED)
+            conn_close_with_error(c, SMQ_OP_AUTH, c->req.auth_rid, SLABMQ_ERR_AUTH,
                                   "too many failed attempts from this address or for this "
                                   "user; try again in a few seconds");
-        else if (c->auth_refusal == GUARD_BUSY)
-            conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_LIMIT,
+        else if (c->auth_refusal == REQ_REFUSE_BUSY)
+            conn_close_with_error(c, SMQ_OP_AUTH, c->req.auth_rid, SLABMQ_ERR_LIMIT,
                                   "too many password checks pending on the broker; try again "
                                   "shortly");
         else
-            conn_close_with_error(c, SMQ_OP_AUTH, c->auth_rid, SLABMQ_ERR_AUTH,
+            conn_close_with_error(c, SMQ_OP_AUTH, c->req.auth_rid, SLABMQ_ERR_AUTH,
                                   "wrong user name or password");
     }
 }
@@ -126,8 +126,8 @@ answer_failed_auths(struct server *s, struct dlink *list, uint32_t delay_ms, int
 static int
 conn_busy(const struct conn *c)
 {
-    return c->nwaits || sub_conn_count(c) || !dlist_empty(&c->held.list) || c->out.len
-           || c->closing || (c->paused & (CONN_PAUSE_AUTH | CONN_PAUSE_CHECK));
+    return c->req.nwaits || sub_req_count(&c->req) || !dlist_empty(&c->req.held.list) || c->req.out.len
+           || c->req.closing || (c->paused & (CONN_PAUSE_AUTH | CONN_PAUSE_CHECK));
 }
 
 /* Close connections that sent nothing for --idle-timeout and have nothing outstanding;
@@ -146,9 +146,9 @@ expire_idle(struct server *s)
             continue;
         }
         dlist_unlink(&c->ilink);
-        s->idle_closed++;
-        log_info("connection %llu from %s: idle for %u ms; closing", (unsigned long long)c->id,
-                 c->peer, t);
+        s->rs.n.idle_closed++;
+        log_info("connection %llu from %s: idle for %u ms; closing", (unsigned long long)c->req.id,
+                 c->req.peer, t);
         conn_close_with_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_LIMIT,
                               "no request for %u ms (--idle-timeout); closing", t);
     }
@@ -211,21 +211,21 @@ guard_conn_input(struct conn *c)
 void
 guard_handshake_done(struct conn *c)
 {
-    c->ready = 1;
+    c->req.ready = 1;
     dlist_unlink(&c->glink);
 }
 
 void
-guard_auth_failed(struct conn *c, uint64_t rid, enum guard_refusal why)
+guard_auth_failed(struct conn *c, uint64_t rid, enum req_refusal why)
 {
     struct server *s = c->srv;
 
     conn_hold(c);
-    c->auth_rid = rid;
+    c->req.auth_rid = rid;
     c->auth_refusal = (uint8_t)why;
     c->guard_since = s->b.now_ms;
     dlist_unlink(&c->glink);
-    dlist_push_back(why == GUARD_WRONG ? &s->auth_failed : &s->auth_refused, &c->glink);
+    dlist_push_back(why == REQ_REFUSE_WRONG ? &s->auth_failed : &s->auth_refused, &c->glink);
     guard_arm(s);
 }
 
@@ -276,14 +276,14 @@ load_users(struct server *s)
     char err[512];
     char warn[512];
 
-    s->auth = auth_load(s->cfg.auth_file, err, sizeof(err), warn, sizeof(warn));
-    if (!s->auth) {
+    s->rs.auth = auth_load(s->cfg.auth_file, err, sizeof(err), warn, sizeof(warn));
+    if (!s->rs.auth) {
         fprintf(stderr, "slabmqd: cannot load --auth-file: %s\n", err);
         return -1;
     }
     if (warn[0])
         log_warn("%s", warn);
-    log_info("authentication on: %u users from %s", auth_count(s->auth), s->cfg.auth_file);
+    log_info("authentication on: %u users from %s", auth_count(s->rs.auth), s->cfg.auth_file);
     return 0;
 }
 
@@ -296,7 +296,7 @@ guard_init(struct server *s)
     dlist_init(&s->idle);
     if (s->cfg.auth_file && load_users(s))
         return -1;
-    if (s->auth && !(s->verify = verify_new(s->base, s->auth))) {
+    if (s->rs.auth && !(s->rs.verify = verify_new(s->base, s->rs.auth))) {
         fprintf(stderr, "slabmqd: cannot start the password-check thread\n");
         return -1;
     }
@@ -305,7 +305,7 @@ guard_init(struct server *s)
         fprintf(stderr, "slabmqd: cannot set up events\n");
         return -1;
     }
-    if (!s->auth && !is_loopback(s->cfg.bind))
+    if (!s->rs.auth && !is_loopback(s->cfg.bind))
         fprintf(stderr,
                 "slabmqd: WARNING: listening on %s without authentication (no --auth-file): "
                 "anyone who can reach this address can publish, consume, purge and delete "
@@ -320,8 +320,8 @@ guard_deinit(struct server *s)
     if (s->guard_timer)
         event_free(s->guard_timer);
     s->guard_timer = NULL;
-    verify_free(s->verify); /* first: its threads read the users */
-    s->verify = NULL;
-    auth_free(s->auth);
-    s->auth = NULL;
+    verify_free(s->rs.verify); /* first: its threads read the users */
+    s->rs.verify = NULL;
+    auth_free(s->rs.auth);
+    s->rs.auth = NULL;
 }

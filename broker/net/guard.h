@@ -14,6 +14,8 @@
 
 #include <stdint.h>
 
+#include "req/req.h"
+
 struct conn;
 struct server;
 
@@ -41,18 +43,9 @@ void guard_conn_input(struct conn *c);
 /* c finished its handshake (HELLO without auth, AUTH with it): no more deadline, the
  * handshake frame limit no longer applies. */
 void guard_handshake_done(struct conn *c);
-/* Why an AUTH failed. Each is answered after a delay, so that a client refused at once cannot
- * come back at once (a crowd of guessers' reconnections would otherwise cost the loop more
- * than their guesses): GUARD_WRONG after GUARD_AUTH_FAIL_DELAY_MS, the others after
- * GUARD_AUTH_REFUSE_DELAY_MS. */
-enum guard_refusal {
-    GUARD_WRONG = 0,  /* checked: wrong name or password (ERR_AUTH) */
-    GUARD_THROTTLED,  /* not checked: too many recent failures (ERR_AUTH, its own message) */
-    GUARD_BUSY        /* not checked: every check slot taken (ERR_LIMIT) */
-};
 /* AUTH request rid failed on c: c is read no more, and after the delay of why it gets its
  * error and is closed. */
-void guard_auth_failed(struct conn *c, uint64_t rid, enum guard_refusal why);
+void guard_auth_failed(struct conn *c, uint64_t rid, enum req_refusal why);
 /* Log a refusal of AUTH or HTTP credentials made without a check (throttled, or no check
  * slot) at warn level, at most one line a second: a crowd of guessers must not turn the log
  * into the bottleneck. fmt is the line; the lines held back since the last are counted in the

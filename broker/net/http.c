@@ -157,7 +157,7 @@ json_broker(struct evbuffer *b, const struct server *s)
                         ",\"memory\":{\"used\":%zu,\"limit\":%zu,\"peak\":%zu}"
                         ",\"reservoir\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
                         ",\"overflows\":%" PRIu64 ",\"bytes\":%zu,\"idle_bytes\":%zu},",
-                        br->now_ms, br->now_ms - s->started_ms, s->nconns,
+                        br->now_ms, br->now_ms - s->rs.n.started_ms, s->rs.n.nconns,
                         (size_t)br->nqueues, br->messages, br->mem.used, br->mem.limit,
                         br->mem.peak, br->res.hits, br->res.misses, br->res.overflows,
                         br->res.bytes, br->res.idle_bytes);

@@ -147,7 +147,7 @@ refuse_later(struct http_check *hc, int code, const char *reason, const char *ms
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     char peer[96];
 
-    s->auth_failures++;
+    s->rs.n.auth_failures++;
     if (code == 401)
         log_warn("http from %s: authentication failed", peer_of(hc->req, peer, sizeof(peer)));
     else
@@ -169,7 +169,7 @@ admitted(struct evhttp_request *req, struct server *s, const struct auth_user *u
 {
     if (auth_allows_all(u, AUTH_ADMIN))
         return 1;
-    s->forbidden++;
+    s->rs.n.forbidden++;
     refuse(req, 403, "Forbidden", "the HTTP pages show every queue: they need a user with admin=*");
     return 0;
 }
@@ -209,7 +209,7 @@ start_check(struct evhttp_request *req, struct server *s, const char *name, size
     hc->s = s;
     hc->req = req;
     dlist_push_back(&s->http_checks, &hc->link);
-    switch (verify_start(s->verify, addr_of(req, addr, sizeof(addr)), name, nlen,
+    switch (verify_start(s->rs.verify, addr_of(req, addr, sizeof(addr)), name, nlen,
                          (const uint8_t *)pw, pwlen, &u, http_auth_checked, hc, &hc->slot)) {
     case VERIFY_PENDING:
         return HTTP_AUTH_PENDING;
@@ -239,7 +239,7 @@ http_authorize(struct evhttp_request *req, struct server *s)
     enum http_auth r;
     int len;
 
-    if (!s->auth)
+    if (!s->rs.auth)
         return HTTP_AUTH_OK;
     if (!h) {
         refuse(req, 401, "Unauthorized",
@@ -250,7 +250,7 @@ http_authorize(struct evhttp_request *req, struct server *s)
     len = decode_basic(h, buf, sizeof(buf));
     colon = len > 0 ? memchr(buf, ':', (size_t)len) : NULL;
     if (!colon) {
-        s->auth_failures++;
+        s->rs.n.auth_failures++;
         refuse(req, 401, "Unauthorized", "wrong user name or password");
         memset(buf, 0, sizeof(buf));
         return HTTP_AUTH_ANSWERED;
@@ -270,7 +270,7 @@ http_auth_stop(struct server *s)
         struct http_check *hc = DLIST_ENTRY(l, struct http_check, link);
         l = l->next; /* check_free frees hc, and with it its link */
         if (hc->slot)
-            verify_cancel(s->verify, hc->slot);
+            verify_cancel(s->rs.verify, hc->slot);
         refuse(hc->req, 503, "Service Unavailable", "the broker is stopping");
         check_free(hc);
     }

@@ -269,38 +269,38 @@ broker_families(struct out *o, const struct server *s)
     const struct broker *b = &s->b;
     struct verify_stats vs;
 
-    verify_get_stats(s->verify, &vs);
+    verify_get_stats(s->rs.verify, &vs);
     family(o, "slabmq_uptime_seconds", "gauge", "Time since the broker started.");
     put(o, "slabmq_uptime_seconds ");
-    put_seconds(o, b->now_ms - s->started_ms);
+    put_seconds(o, b->now_ms - s->rs.n.started_ms);
     put(o, "\n");
-    single(o, "slabmq_connections", "gauge", "Client connections open.", s->nconns);
+    single(o, "slabmq_connections", "gauge", "Client connections open.", s->rs.n.nconns);
     single(o, "slabmq_connections_accepted_total", "counter", "Connections accepted.",
-           s->conns_total);
+           s->rs.n.conns_total);
     single(o, "slabmq_connections_refused_total", "counter",
-           "Connections refused at --max-connections.", s->conns_refused);
+           "Connections refused at --max-connections.", s->rs.n.conns_refused);
     single(o, "slabmq_protocol_errors_total", "counter", "Requests rejected as malformed.",
-           s->protocol_errors);
+           s->rs.n.protocol_errors);
     single(o, "slabmq_slow_consumers_closed_total", "counter",
-           "Connections closed for unread replies over the memory limit.", s->slow_closed);
-    single(o, "slabmq_auth_ok_total", "counter", "Successful AUTHs.", s->auth_ok);
+           "Connections closed for unread replies over the memory limit.", s->rs.n.slow_closed);
+    single(o, "slabmq_auth_ok_total", "counter", "Successful AUTHs.", s->rs.n.auth_ok);
     single(o, "slabmq_auth_failures_total", "counter",
-           "Refused credentials, over the protocol and HTTP.", s->auth_failures);
+           "Refused credentials, over the protocol and HTTP.", s->rs.n.auth_failures);
     single(o, "slabmq_auth_unchecked_total", "counter",
            "Credentials refused without a check: throttled, or every check slot taken.",
            vs.busy + vs.throttled);
     single(o, "slabmq_auth_checks_pending", "gauge",
            "Password checks waiting for the throttle, queued or running.", vs.pending);
     single(o, "slabmq_forbidden_total", "counter",
-           "Requests refused for the user's permissions.", s->forbidden);
+           "Requests refused for the user's permissions.", s->rs.n.forbidden);
     single(o, "slabmq_handshake_timeouts_total", "counter",
-           "Connections closed at --handshake-timeout.", s->handshake_timeouts);
+           "Connections closed at --handshake-timeout.", s->rs.n.handshake_timeouts);
     single(o, "slabmq_idle_closed_total", "counter", "Connections closed at --idle-timeout.",
-           s->idle_closed);
-    single(o, "slabmq_tls_connections", "gauge", "Open TLS connections.", s->tls_conns);
+           s->rs.n.idle_closed);
+    single(o, "slabmq_tls_connections", "gauge", "Open TLS connections.", s->rs.n.tls_conns);
     single(o, "slabmq_tls_handshake_failures_total", "counter",
            "TLS connections closed before their handshake completed.",
-           s->tls_handshake_failures);
+           s->rs.n.tls_handshake_failures);
     single(o, "slabmq_queues", "gauge", "Queues that exist.", b->nqueues);
     single(o, "slabmq_messages", "gauge", "Messages held in all queues.", b->messages);
     single(o, "slabmq_memory_used_bytes", "gauge", "Bytes of the memory budget in use.",

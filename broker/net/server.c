@@ -25,12 +25,9 @@
 #include "util/log.h"
 #include "net/tls.h"
 #include "ops.h"
-#include "reload.h"
 #include "slabmq_protocol.h"
 #include "req/confirm.h"
 #include "store/store.h"
-#include "req/sub.h"
-#include "req/wait.h"
 
 #define ACCEPT_RETRY_MS 100
 
@@ -161,10 +158,10 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 
     (void)salen;
     format_peer(sa, peer, sizeof(peer));
-    if (s->nconns >= s->cfg.max_connections) {
-        s->conns_refused++;
+    if (s->rs.n.nconns >= s->cfg.max_connections) {
+        s->rs.n.conns_refused++;
         log_info("refusing connection from %s: %u connections open (--max-connections)", peer,
-                 s->nconns);
+                 s->rs.n.nconns);
         if (l == s->tls_listener)
             close(fd); /* it expects a TLS handshake: a plain error frame would be noise */
         else
@@ -306,8 +303,8 @@ server_drain_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (s->nconns)
-        log_info("shutdown: closing %u connections with replies still unwritten", s->nconns);
+    if (s->rs.n.nconns)
+        log_info("shutdown: closing %u connections with replies still unwritten", s->rs.n.nconns);
     while (!dlist_empty(&s->conns))
         conn_close(DLIST_ENTRY(s->conns.next, struct conn, link));
     event_base_loopbreak(s->base);
@@ -331,12 +328,12 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
         return;
     }
     log_info("signal %d: shutting down (%u connections, up to %u ms to drain)", (int)sig,
-             s->nconns, s->cfg.shutdown_timeout_ms);
+             s->rs.n.nconns, s->cfg.shutdown_timeout_ms);
     s->stopping = 1;
     listeners_enable(s, 0);
     if (s->b.store) { /* commit and sync what was accepted, then confirm it */
         store_stop(s->b.store);
-        confirm_progress(s);
+        confirm_progress(&s->rs);
     }
     for (struct dlink *l = s->conns.next; l != &s->conns; l = l->next)
         conn_shutdown(DLIST_ENTRY(l, struct conn, link));
@@ -346,6 +343,20 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
     }
     event_add(s->drain, &tv);
     conn_drain_all(s); /* may close every connection and stop the loop */
+}
+
+/* SIGHUP: the reload the program on top gave (server_config.reload). */
+static void
+server_hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *s = arg;
+
+    (void)sig;
+    (void)what;
+    if (s->cfg.reload)
+        s->cfg.reload(s);
+    else
+        log_info("SIGHUP: no reload configured; ignored");
 }
 
 void
@@ -395,24 +406,8 @@ server_store_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     broker_tick(&s->b);
     store_drain_event(s->b.store);
-    confirm_progress(s);
+    confirm_progress(&s->rs);
     conn_resume_store(s);
-}
-
-/* Broker hook: q has ready messages for its consumers; waiting FETCHes first. */
-static void
-serve_queue(void *ctx, struct queue *q)
-{
-    wait_serve(ctx, q);
-    sub_serve(ctx, q);
-}
-
-/* Broker hook: q is being deleted. */
-static void
-queue_gone(void *ctx, struct queue *q)
-{
-    wait_queue_gone(ctx, q);
-    sub_queue_gone(q);
 }
 
 struct server *
@@ -430,14 +425,14 @@ server_new(const struct server_config *c, char *err, size_t errlen)
     dlist_init(&s->conns);
     dlist_init(&s->mem_paused);
     dlist_init(&s->store_paused);
-    dlist_init(&s->confirm_conns);
+    req_server_init(&s->rs, &s->b, &conn_req_ops);
     dlist_init(&s->batched);
     dlist_init(&s->http_checks);
     if (broker_init(&s->b, &c->broker, err, errlen)) {
         free(s);
         return NULL;
     }
-    s->b.hooks = (struct broker_hooks){serve_queue, queue_gone, s};
+    s->b.hooks = (struct broker_hooks){req_serve_queue, req_queue_gone, &s->rs};
     if (c->durability) { /* loads the durable queues before anyone can connect */
         char why[256];
         size_t ring = c->store_ring ? c->store_ring
@@ -453,8 +448,9 @@ server_new(const struct server_config *c, char *err, size_t errlen)
         s->b.store = st;
         s->b.journal = store_journal(st); /* from now on durable changes are written */
     }
-    s->started_ms = s->b.now_ms;
+    s->rs.n.started_ms = s->b.now_ms;
     s->base = event_base_new();
+    s->rs.base = s->base;
     if (s->base)
         s->timer = evtimer_new(s->base, server_timer_cb, s);
     if (!s->base || !s->timer) {
@@ -497,7 +493,7 @@ server_run(const struct server_config *c)
     s->accept_retry = evtimer_new(s->base, server_accept_retry_cb, s);
     s->sig_term = evsignal_new(s->base, SIGTERM, server_signal_cb, s);
     s->sig_int = evsignal_new(s->base, SIGINT, server_signal_cb, s);
-    s->sig_hup = evsignal_new(s->base, SIGHUP, reload_signal_cb, s);
+    s->sig_hup = evsignal_new(s->base, SIGHUP, server_hup_cb, s);
     s->drain = evtimer_new(s->base, server_drain_cb, s);
     if (!s->accept_retry || !s->sig_term || !s->sig_int || !s->sig_hup || !s->drain
         || event_add(s->sig_term, NULL) || event_add(s->sig_int, NULL)

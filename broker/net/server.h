@@ -10,12 +10,14 @@
 #include <sys/types.h>
 
 #include "core/broker.h"
+#include "req/req.h"
 #include "util/dlist.h"
 
 struct event_base;
 struct event;
 struct evconnlistener;
 struct http;
+struct server;
 struct ssl_ctx_st;
 struct verify;
 
@@ -45,6 +47,9 @@ struct server_config {
     int log_format;                 /* --log-format: enum log_format */
     uint32_t shutdown_timeout_ms;   /* --shutdown-timeout: replies drain this long at SIGTERM */
     int argc;                       /* the command line, kept for SIGHUP to re-read */
+    void (*reload)(struct server *s); /* SIGHUP: re-read and apply the configuration; set by
+                                       the program on top (main.c: reload.c), which the net
+                                       layer does not include; NULL: SIGHUP is ignored */
     char **argv;
     char http[96];                  /* --http ADDR:PORT (http.c); "" = no HTTP server */
     /* TLS (tls.c, docs/security.md) */
@@ -60,6 +65,8 @@ struct server_config {
 struct server {
     struct server_config cfg;
     struct broker b;
+    struct req_server rs;       /* what the handlers share: &b, the users (auth, verify),
+                                   the counters, the held confirmations (req/req.h) */
     struct event_base *base;
     struct evconnlistener *listener;
     struct event *sig_term;
@@ -72,24 +79,11 @@ struct server {
     struct dlink conns;         /* every open connection */
     struct dlink mem_paused;    /* connections paused at the memory limit (conn.plink) */
     struct dlink store_paused;  /* connections paused for the store's ring (conn.stlink) */
-    struct dlink confirm_conns; /* connections with replies held for the store */
     struct dlink batched;       /* connections with pushes to write once the frames being
                                    handled are done (conn.blink) */
     uint8_t batching;           /* inside conn_process: conn_write_batched() defers */
     struct event *store_ev;     /* the store's progress notifications */
-    uint32_t nconns;
-    uint64_t conns_total;       /* accepted, total */
-    uint64_t conns_refused;     /* refused at max_connections, total */
-    uint64_t protocol_errors;   /* malformed frames and bodies, total */
-    uint64_t slow_closed;       /* connections closed for unread replies over the limit */
-    uint64_t auth_ok;           /* successful AUTHs, total */
-    uint64_t auth_failures;     /* refused AUTHs (wrong user or password, throttled, or every
-                                   check slot taken), total */
-    uint64_t forbidden;         /* requests refused for the user's permissions, total */
-    uint64_t handshake_timeouts; /* connections closed at --handshake-timeout, total */
-    uint64_t idle_closed;       /* connections closed at --idle-timeout, total */
     uint64_t next_conn_id;
-    uint64_t started_ms;        /* monotonic ms at start */
     int port;                   /* port actually bound */
     int stopping;
     /* Test seam: when set, connections read their input with this instead of read(2) (the
@@ -97,8 +91,6 @@ struct server {
     ssize_t (*read_fn)(void *ctx, int fd, void *buf, size_t len);
     void *read_ctx;
     /* Authentication and connection deadlines (guard.c) */
-    struct auth *auth;          /* users of --auth-file; NULL when authentication is off */
-    struct verify *verify;      /* password checks off the loop, with auth (verify.c) */
     struct event *guard_timer;  /* fires at the earliest deadline of the three lists below */
     uint64_t guard_due;         /* when guard_timer is armed for (mono ms), 0 if not */
     struct dlink handshaking;   /* connections before their handshake ends, oldest first */
@@ -116,9 +108,6 @@ struct server {
     struct ssl_ctx_st *tls_ctx;         /* for connections accepted from now on; NULL: off */
     struct evconnlistener *tls_listener; /* --tls-port */
     int tls_port;                       /* port actually bound, 0 if none */
-    uint32_t tls_conns;                 /* open TLS connections (of nconns) */
-    uint64_t tls_handshake_failures;    /* TLS connections that failed before their
-                                           handshake completed, total */
 };
 
 void server_config_defaults(struct server_config *c);

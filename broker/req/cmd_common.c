@@ -6,58 +6,56 @@
 #include "core/broker.h"
 #include "req/cmd.h"
 #include "codec.h"
-#include "net/conn.h"
+#include "req/req.h"
 #include "frame.h"
-#include "net/guard.h"
 #include "util/log.h"
 #include "core/queue.h"
 #include "req/reply.h"
-#include "net/server.h"
 #include "slabmq_protocol.h"
 
 int
-cmd_expect_args(struct conn *c, unsigned op, uint64_t rid, uint32_t nargs, uint32_t lo,
+cmd_expect_args(struct req *rq, unsigned op, uint64_t rid, uint32_t nargs, uint32_t lo,
                 uint32_t hi)
 {
     if (nargs >= lo && nargs <= hi)
         return 0;
     if (lo == hi)
-        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "%s takes %u argument%s, got %u",
+        reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST, "%s takes %u argument%s, got %u",
                     smq_op_name(op), lo, lo == 1 ? "" : "s", nargs);
     else
-        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "%s takes %u to %u arguments, got %u",
+        reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST, "%s takes %u to %u arguments, got %u",
                     smq_op_name(op), lo, hi, nargs);
     return -1;
 }
 
 struct queue *
-cmd_cached_queue(struct conn *c, const char *name, uint32_t len)
+cmd_cached_queue(struct req *rq, const char *name, uint32_t len)
 {
-    struct queue *q = c->qcache;
+    struct queue *q = rq->qcache;
 
-    if (q && c->qcache_gen == c->srv->b.qgen && q->name_len == len
+    if (q && rq->qcache_gen == rq->b->qgen && q->name_len == len
         && memcmp(q->name, name, len) == 0)
         return q;
     return NULL;
 }
 
 void
-cmd_cache_queue(struct conn *c, struct queue *q)
+cmd_cache_queue(struct req *rq, struct queue *q)
 {
-    c->qcache = q;
-    c->qcache_gen = c->srv->b.qgen;
+    rq->qcache = q;
+    rq->qcache_gen = rq->b->qgen;
 }
 
 int
-cmd_read_name(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, const char **name,
+cmd_read_name(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r, const char **name,
               uint32_t *len)
 {
     if (smq_mpr_str(r, name, len)) {
-        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "queue name must be a msgpack str");
+        reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST, "queue name must be a msgpack str");
         return -1;
     }
-    if (!cmd_cached_queue(c, *name, *len) && !smq_name_valid(*name, *len)) {
-        reply_error(c, op, rid, SLABMQ_ERR_BAD_NAME,
+    if (!cmd_cached_queue(rq, *name, *len) && !smq_name_valid(*name, *len)) {
+        reply_error(rq, op, rid, SLABMQ_ERR_BAD_NAME,
                     "queue names are 1-%d bytes of A-Z a-z 0-9 . _ : -", SMQ_NAME_MAX);
         return -1;
     }
@@ -65,16 +63,16 @@ cmd_read_name(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, cons
 }
 
 int
-cmd_read_uint(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, const char *what,
+cmd_read_uint(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r, const char *what,
               uint64_t lo, uint64_t hi, uint64_t *v)
 {
     if (smq_mpr_uint(r, v)) {
-        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "%s must be a non-negative integer",
+        reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST, "%s must be a non-negative integer",
                     what);
         return -1;
     }
     if (*v < lo || *v > hi) {
-        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "%s must be between %llu and %llu",
+        reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST, "%s must be between %llu and %llu",
                     what, (unsigned long long)lo, (unsigned long long)hi);
         return -1;
     }
@@ -82,22 +80,22 @@ cmd_read_uint(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, cons
 }
 
 int
-cmd_args_end(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r)
+cmd_args_end(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r)
 {
     if (r->err || smq_mpr_left(r) != 0) {
-        reply_error(c, op, rid, SLABMQ_ERR_PROTOCOL, "trailing or malformed bytes in body");
+        reply_error(rq, op, rid, SLABMQ_ERR_PROTOCOL, "trailing or malformed bytes in body");
         return -1;
     }
     return 0;
 }
 
 struct queue *
-cmd_find_queue(struct conn *c, unsigned op, uint64_t rid, const char *name, uint32_t len)
+cmd_find_queue(struct req *rq, unsigned op, uint64_t rid, const char *name, uint32_t len)
 {
-    struct queue *q = broker_queue_find(&c->srv->b, name, len);
+    struct queue *q = broker_queue_find(rq->b, name, len);
 
     if (!q)
-        reply_error(c, op, rid, SLABMQ_ERR_NOT_FOUND, "no queue named %.*s", (int)len, name);
+        reply_error(rq, op, rid, SLABMQ_ERR_NOT_FOUND, "no queue named %.*s", (int)len, name);
     return q;
 }
 
@@ -105,44 +103,44 @@ cmd_find_queue(struct conn *c, unsigned op, uint64_t rid, const char *name, uint
  *     [version, server, max_message_size, max_frame, max_fetch_bytes, max_inflight,
  *      auth_required, features] */
 void
-cmd_hello(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_hello(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct broker *b = &c->srv->b;
+    struct broker *b = rq->b;
     uint64_t version;
     const char *name;
     uint32_t nlen;
     struct reply rep;
 
-    if (cmd_expect_args(c, SMQ_OP_HELLO, rid, nargs, 2, 2)
-        || cmd_read_uint(c, SMQ_OP_HELLO, rid, r, "version", 0, UINT32_MAX, &version))
+    if (cmd_expect_args(rq, SMQ_OP_HELLO, rid, nargs, 2, 2)
+        || cmd_read_uint(rq, SMQ_OP_HELLO, rid, r, "version", 0, UINT32_MAX, &version))
         goto out_close;
     if (smq_mpr_str(r, &name, &nlen) || nlen > 64) {
-        reply_error(c, SMQ_OP_HELLO, rid, SLABMQ_ERR_BAD_REQUEST,
+        reply_error(rq, SMQ_OP_HELLO, rid, SLABMQ_ERR_BAD_REQUEST,
                     "client name must be a str of at most 64 bytes");
         goto out_close;
     }
-    if (cmd_args_end(c, SMQ_OP_HELLO, rid, r))
+    if (cmd_args_end(rq, SMQ_OP_HELLO, rid, r))
         goto out_close;
     if (version != SLABMQ_PROTOCOL_VERSION) {
-        reply_error(c, SMQ_OP_HELLO, rid, SLABMQ_ERR_VERSION,
+        reply_error(rq, SMQ_OP_HELLO, rid, SLABMQ_ERR_VERSION,
                     "protocol version %llu not supported; this broker speaks %d",
                     (unsigned long long)version, SLABMQ_PROTOCOL_VERSION);
-        conn_close_after_write(c); /* whatever it says next is in a language we do not speak */
+        req_close_after_write(rq); /* whatever it says next is in a language we do not speak */
         return;
     }
-    c->hello = 1;
-    if (!c->srv->auth && !c->ready) /* without users, HELLO is the whole handshake */
-        guard_handshake_done(c);
-    log_debug("connection %llu from %s: hello from '%.*s'", (unsigned long long)c->id, c->peer,
+    rq->hello = 1;
+    if (!rq->srv->auth && !rq->ready) /* without users, HELLO is the whole handshake */
+        rq->srv->ops->handshake_done(rq);
+    log_debug("connection %llu from %s: hello from '%.*s'", (unsigned long long)rq->id, rq->peer,
               (int)nlen, name);
-    reply_begin(&rep, c, SMQ_OP_HELLO, rid, 8);
+    reply_begin(&rep, rq, SMQ_OP_HELLO, rid, 8);
     msgpack_pack_uint32(&rep.pk, SLABMQ_PROTOCOL_VERSION);
     reply_str(&rep, "slabmqd " SLABMQ_VERSION_STRING);
     msgpack_pack_uint32(&rep.pk, b->cfg.max_message_size);
     msgpack_pack_uint32(&rep.pk, b->cfg.max_message_size + SMQ_FRAME_SLACK);
     msgpack_pack_uint64(&rep.pk, b->cfg.max_fetch_bytes);
     msgpack_pack_uint32(&rep.pk, b->cfg.max_inflight);
-    if (c->srv->auth) /* auth_required: AUTH must come next */
+    if (rq->srv->auth) /* auth_required: AUTH must come next */
         msgpack_pack_true(&rep.pk);
     else
         msgpack_pack_false(&rep.pk);
@@ -150,14 +148,14 @@ cmd_hello(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     reply_end(&rep);
     return;
 out_close:
-    if (!c->ready) /* before the handshake is done, any error ends the connection */
-        conn_close_after_write(c);
+    if (!rq->ready) /* before the handshake is done, any error ends the connection */
+        req_close_after_write(rq);
 }
 
 void
-cmd_ping(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_ping(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    if (cmd_expect_args(c, SMQ_OP_PING, rid, nargs, 0, 0) || cmd_args_end(c, SMQ_OP_PING, rid, r))
+    if (cmd_expect_args(rq, SMQ_OP_PING, rid, nargs, 0, 0) || cmd_args_end(rq, SMQ_OP_PING, rid, r))
         return;
-    reply_ok(c, SMQ_OP_PING, rid);
+    reply_ok(rq, SMQ_OP_PING, rid);
 }

@@ -8,12 +8,11 @@
 #include "core/broker.h"
 #include "req/cmd.h"
 #include "req/confirm.h"
-#include "net/conn.h"
+#include "req/req.h"
 #include "core/dedup.h"
 #include "core/delivery.h"
 #include "core/queue.h"
 #include "req/reply.h"
-#include "net/server.h"
 #include "slabmq_protocol.h"
 #include "store/store.h"
 #include "req/wait.h"
@@ -21,34 +20,34 @@
 
 /* The queue for a publish or fetch, created on first use. NULL after replying NOMEM. */
 static struct queue *
-use_queue(struct conn *c, unsigned op, uint64_t rid, const char *name, uint32_t len)
+use_queue(struct req *rq, unsigned op, uint64_t rid, const char *name, uint32_t len)
 {
     int created;
-    struct queue *q = cmd_cached_queue(c, name, len);
+    struct queue *q = cmd_cached_queue(rq, name, len);
 
     if (q)
         return q;
-    q = broker_queue_get(&c->srv->b, name, len, &created);
+    q = broker_queue_get(rq->b, name, len, &created);
     if (!q)
-        reply_error(c, op, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
+        reply_error(rq, op, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
     else
-        cmd_cache_queue(c, q);
+        cmd_cache_queue(rq, q);
     return q;
 }
 
 /* Read one payload, enforcing the maximum message size. */
 static int
-read_payload(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, const uint8_t **p,
+read_payload(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r, const uint8_t **p,
              uint32_t *len)
 {
-    uint32_t max = c->srv->b.cfg.max_message_size;
+    uint32_t max = rq->b->cfg.max_message_size;
 
     if (smq_mpr_bin(r, p, len)) {
-        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "payload must be a msgpack bin");
+        reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST, "payload must be a msgpack bin");
         return -1;
     }
     if (*len > max) {
-        reply_error(c, op, rid, SLABMQ_ERR_TOO_LARGE,
+        reply_error(rq, op, rid, SLABMQ_ERR_TOO_LARGE,
                     "message of %u bytes exceeds the maximum message size of %u bytes", *len,
                     max);
         return -1;
@@ -58,7 +57,7 @@ read_payload(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, const
 
 /* A queue's own limits refuse the publish: say which limit and where the queue stands. */
 static void
-reply_full(struct conn *c, unsigned op, uint64_t rid, const struct queue *q)
+reply_full(struct req *rq, unsigned op, uint64_t rid, const struct queue *q)
 {
     char lim[96] = "";
 
@@ -67,7 +66,7 @@ reply_full(struct conn *c, unsigned op, uint64_t rid, const struct queue *q)
     if (q->max_bytes)
         snprintf(lim + strlen(lim), sizeof(lim) - strlen(lim), "%smax_bytes %llu",
                  q->max_messages ? ", " : "", (unsigned long long)q->max_bytes);
-    reply_error(c, op, rid, SLABMQ_ERR_QUEUE_FULL,
+    reply_error(rq, op, rid, SLABMQ_ERR_QUEUE_FULL,
                 "queue %s is full: it holds %llu message%s of %llu bytes (%s)%s", q->name,
                 (unsigned long long)queue_held(q), queue_held(q) == 1 ? "" : "s",
                 (unsigned long long)q->bytes, lim,
@@ -99,7 +98,7 @@ static const char *const level_names[] = {"memory", "written", "synced"};
 
 /* A confirmation level by name: 0, or -1 after replying. */
 static int
-read_level(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, int *level)
+read_level(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r, int *level)
 {
     const char *v;
     uint32_t vlen;
@@ -114,13 +113,13 @@ read_level(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, int *le
             return 0;
         }
     }
-    reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST,
+    reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST,
                 "confirm must be \"memory\", \"written\" or \"synced\"");
     return -1;
 }
 
 static int
-read_pub_opts(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r,
+read_pub_opts(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r,
               struct pub_opts *o, const uint8_t **pid, uint32_t *pidlen, int *confirm)
 {
     uint32_t n;
@@ -128,42 +127,42 @@ read_pub_opts(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r,
     uint64_t prio = 0;
 
     if (smq_mpr_map(r, &n)) {
-        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "options must be a msgpack map");
+        reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST, "options must be a msgpack map");
         return -1;
     }
     for (uint32_t i = 0; i < n; i++) {
         const char *k;
         uint32_t klen;
         if (smq_mpr_str(r, &k, &klen)) {
-            reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "option names must be str");
+            reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST, "option names must be str");
             return -1;
         }
         if (KEY_IS(k, klen, "delay_ms")) {
-            if (cmd_read_uint(c, op, rid, r, "delay_ms", 0, SMQ_TIME_MAX_MS, &o->delay_ms))
+            if (cmd_read_uint(rq, op, rid, r, "delay_ms", 0, SMQ_TIME_MAX_MS, &o->delay_ms))
                 return -1;
         } else if (KEY_IS(k, klen, "at_ms")) {
-            if (cmd_read_uint(c, op, rid, r, "at_ms", 0, INT64_MAX, &at))
+            if (cmd_read_uint(rq, op, rid, r, "at_ms", 0, INT64_MAX, &at))
                 return -1;
         } else if (KEY_IS(k, klen, "ttl_ms")) {
-            if (cmd_read_uint(c, op, rid, r, "ttl_ms", 1, SMQ_TIME_MAX_MS, &o->ttl_ms))
+            if (cmd_read_uint(rq, op, rid, r, "ttl_ms", 1, SMQ_TIME_MAX_MS, &o->ttl_ms))
                 return -1;
         } else if (KEY_IS(k, klen, "priority")) {
-            if (cmd_read_uint(c, op, rid, r, "priority", 0, SMQ_PRIO_MAX, &prio))
+            if (cmd_read_uint(rq, op, rid, r, "priority", 0, SMQ_PRIO_MAX, &prio))
                 return -1;
             o->prio = (uint8_t)prio;
         } else if (KEY_IS(k, klen, "confirm")) {
-            if (read_level(c, op, rid, r, confirm))
+            if (read_level(rq, op, rid, r, confirm))
                 return -1;
         } else if (KEY_IS(k, klen, "id") && pid) {
             if ((smq_mpr_peek(r) == SMQ_MP_STR ? smq_mpr_str(r, (const char **)pid, pidlen)
                                                 : smq_mpr_bin(r, pid, pidlen))
                 || *pidlen == 0 || *pidlen > SMQ_PRODUCER_ID_MAX) {
-                reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST,
+                reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST,
                             "id must be a str or bin of 1 to %u bytes", SMQ_PRODUCER_ID_MAX);
                 return -1;
             }
         } else {
-            reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'%s",
+            reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'%s",
                         (int)(klen > 64 ? 64 : klen), k,
                         KEY_IS(k, klen, "id") ? " (a batch cannot carry producer ids)" : "");
             return -1;
@@ -181,11 +180,11 @@ read_pub_opts(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r,
 }
 
 static void
-reply_nomem(struct conn *c, unsigned op, uint64_t rid)
+reply_nomem(struct req *rq, unsigned op, uint64_t rid)
 {
-    struct broker *b = &c->srv->b;
+    struct broker *b = rq->b;
 
-    reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
+    reply_error(rq, op, rid, SLABMQ_ERR_NOMEM,
                 "memory limit reached (%zu of %zu bytes in use); retry later", b->mem.used,
                 b->mem.limit);
 }
@@ -194,13 +193,13 @@ reply_nomem(struct conn *c, unsigned op, uint64_t rid)
  * reply_uint() writes a plain PUBLISH's: through the packer's callback it took 8 buffer
  * appends, a fifth of the event loop's work for a durable publish (callgrind). */
 static void
-reply_published(struct conn *c, uint64_t rid, uint64_t id, int duplicate, int level)
+reply_published(struct req *rq, uint64_t rid, uint64_t id, int duplicate, int level)
 {
     const char *name = level_names[level];
     size_t nlen = strlen(name);
     uint8_t *start;
     uint8_t *p =
-        reply_direct_begin(&c->out, SMQ_MPW_MAX_HDR + 2 + nlen, SMQ_OP_PUBLISH, rid, 3, &start);
+        reply_direct_begin(&rq->out, SMQ_MPW_MAX_HDR + 2 + nlen, SMQ_OP_PUBLISH, rid, 3, &start);
 
     if (!p)
         return;
@@ -208,24 +207,24 @@ reply_published(struct conn *c, uint64_t rid, uint64_t id, int duplicate, int le
     *p++ = duplicate ? 0xc3 : 0xc2; /* true, false */
     p = smq_mpw_str(p, (uint32_t)nlen);
     memcpy(p, name, nlen);
-    reply_direct_end(&c->out, start, p + nlen);
+    reply_direct_end(&rq->out, start, p + nlen);
 }
 
 /* A durable queue refuses publishes while the store cannot take them. 0, or -1 after
  * replying. */
 static int
-store_gate(struct conn *c, unsigned op, uint64_t rid, const struct queue *q)
+store_gate(struct req *rq, unsigned op, uint64_t rid, const struct queue *q)
 {
-    struct store *st = c->srv->b.store;
+    struct store *st = rq->b->store;
 
     if (!st || !q->durable || store_state(st) == STORE_OK)
         return 0;
     if (store_state(st) == STORE_FULL)
-        reply_error(c, op, rid, SLABMQ_ERR_STORAGE_FULL,
+        reply_error(rq, op, rid, SLABMQ_ERR_STORAGE_FULL,
                     "the disk holding the store is full; durable queue %s refuses publishes "
                     "until there is room (consumers can still drain it)", q->name);
     else
-        reply_error(c, op, rid, SLABMQ_ERR_STORAGE,
+        reply_error(rq, op, rid, SLABMQ_ERR_STORAGE,
                     "the store failed (see the broker's log); durable queue %s refuses "
                     "publishes until the broker restarts", q->name);
     return -1;
@@ -244,13 +243,13 @@ want_sync_next(struct broker *b, const struct queue *q, int asked)
  * hold the reply about to be written until the store gets there. Returns the level, or -1
  * after replying at the memory limit. */
 static int
-confirm_level(struct conn *c, unsigned op, uint64_t rid, const struct queue *q, int asked)
+confirm_level(struct req *rq, unsigned op, uint64_t rid, const struct queue *q, int asked)
 {
-    struct store *st = c->srv->b.store;
+    struct store *st = rq->b->store;
     int level = !st || !q->durable ? STORE_MEMORY : asked >= 0 ? asked : q->confirm;
 
-    if (level != STORE_MEMORY && confirm_hold(c, store_appended(st), (unsigned)level, 1)) {
-        reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
+    if (level != STORE_MEMORY && confirm_hold(rq, store_appended(st), (unsigned)level, 1)) {
+        reply_error(rq, op, rid, SLABMQ_ERR_NOMEM,
                     "stored, but memory to track its confirmation is short: a retry may "
                     "store it twice");
         return -1;
@@ -260,9 +259,9 @@ confirm_level(struct conn *c, unsigned op, uint64_t rid, const struct queue *q, 
 
 /* [queue, payload (, options)] -> [id (, duplicate)] */
 void
-cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_publish(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct broker *b = &c->srv->b;
+    struct broker *b = rq->b;
     const unsigned op = SMQ_OP_PUBLISH;
     struct pub_opts o = {0};
     const uint8_t *pid = NULL;
@@ -276,25 +275,25 @@ cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     struct queue *q;
     uint64_t id;
 
-    if (cmd_expect_args(c, op, rid, nargs, 2, 3) || cmd_read_name(c, op, rid, r, &name, &nlen)
-        || read_payload(c, op, rid, r, &p, &len)
-        || (nargs == 3 && read_pub_opts(c, op, rid, r, &o, &pid, &pidlen, &asked))
-        || cmd_args_end(c, op, rid, r) || !(q = use_queue(c, op, rid, name, nlen))
-        || store_gate(c, op, rid, q))
+    if (cmd_expect_args(rq, op, rid, nargs, 2, 3) || cmd_read_name(rq, op, rid, r, &name, &nlen)
+        || read_payload(rq, op, rid, r, &p, &len)
+        || (nargs == 3 && read_pub_opts(rq, op, rid, r, &o, &pid, &pidlen, &asked))
+        || cmd_args_end(rq, op, rid, r) || !(q = use_queue(rq, op, rid, name, nlen))
+        || store_gate(rq, op, rid, q))
         return;
     if (pid && q->dedup_window && dedup_find(q, pid, pidlen, &id)) {
         q->c.duplicates++; /* confirmed once what was appended before it (the first) is */
-        if ((level = confirm_level(c, op, rid, q, asked)) >= 0)
-            reply_published(c, rid, id, 1, level);
+        if ((level = confirm_level(rq, op, rid, q, asked)) >= 0)
+            reply_published(rq, rid, id, 1, level);
         return;
     }
     if (queue_admit(q, 1, len, len)) {
-        reply_full(c, op, rid, q);
+        reply_full(rq, op, rid, q);
         return;
     }
     want_sync_next(b, q, asked);
     if (queue_publish_opts(b, q, p, len, nargs == 3 ? &o : NULL, &id)) {
-        reply_nomem(c, op, rid);
+        reply_nomem(rq, op, rid);
         return;
     }
     /* Remembering the id can fail only at the memory limit; the message stays (it was
@@ -302,21 +301,21 @@ cmd_publish(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     if (pid && q->dedup_window)
         (void)dedup_insert(b, q, pid, pidlen, id);
     queue_trim(b, q);
-    if ((level = confirm_level(c, op, rid, q, asked)) < 0)
+    if ((level = confirm_level(rq, op, rid, q, asked)) < 0)
         return;
     if (nargs == 3)
-        reply_published(c, rid, id, 0, level);
+        reply_published(rq, rid, id, 0, level);
     else
-        reply_uint(c, op, rid, id);
+        reply_uint(rq, op, rid, id);
     if (!dlist_empty(&q->waiters) || !dlist_empty(&q->subs))
         queue_wake(b, q);
 }
 
 /* [queue, [payload, ...] (, options)] -> [first_id, count]; all or nothing. */
 void
-cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_publish_batch(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct broker *b = &c->srv->b;
+    struct broker *b = rq->b;
     const unsigned op = SMQ_OP_PUBLISH_BATCH;
     const char *name;
     uint32_t nlen;
@@ -331,28 +330,28 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
     int asked = -1;
     struct reply rep;
 
-    if (cmd_expect_args(c, op, rid, nargs, 2, 3) || cmd_read_name(c, op, rid, r, &name, &nlen))
+    if (cmd_expect_args(rq, op, rid, nargs, 2, 3) || cmd_read_name(rq, op, rid, r, &name, &nlen))
         return;
     if (smq_mpr_array(r, &n)) {
-        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "payloads must be a msgpack array");
+        reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST, "payloads must be a msgpack array");
         return;
     }
     items = *r; /* first pass validates every payload; nothing is stored unless all are good */
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *p;
         uint32_t len;
-        if (read_payload(c, op, rid, r, &p, &len))
+        if (read_payload(rq, op, rid, r, &p, &len))
             return;
         total += len;
         if (len > largest)
             largest = len;
     }
-    if ((nargs == 3 && read_pub_opts(c, op, rid, r, &o, NULL, NULL, &asked))
-        || cmd_args_end(c, op, rid, r) || !(q = use_queue(c, op, rid, name, nlen))
-        || store_gate(c, op, rid, q))
+    if ((nargs == 3 && read_pub_opts(rq, op, rid, r, &o, NULL, NULL, &asked))
+        || cmd_args_end(rq, op, rid, r) || !(q = use_queue(rq, op, rid, name, nlen))
+        || store_gate(rq, op, rid, q))
         return;
     if (queue_admit(q, n, total, largest)) {
-        reply_full(c, op, rid, q);
+        reply_full(rq, op, rid, q);
         return;
     }
     want_sync_next(b, q, asked);
@@ -364,7 +363,7 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
         smq_mpr_bin(&items, &p, &len);
         if (queue_publish_opts(b, q, p, len, &o, &id)) {
             queue_rollback(b, q, &mark);
-            reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
+            reply_error(rq, op, rid, SLABMQ_ERR_NOMEM,
                         "memory limit reached after %u of %u messages; none stored", i, n);
             return;
         }
@@ -372,9 +371,9 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
             first = id;
     }
     queue_trim(b, q);
-    if (confirm_level(c, op, rid, q, asked) < 0)
+    if (confirm_level(rq, op, rid, q, asked) < 0)
         return;
-    reply_begin(&rep, c, op, rid, 2);
+    reply_begin(&rep, rq, op, rid, 2);
     msgpack_pack_uint64(&rep.pk, first);
     msgpack_pack_uint32(&rep.pk, n);
     reply_end(&rep);
@@ -385,12 +384,12 @@ cmd_publish_batch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t narg
 #define FETCH_NOACK 1u /* flags: at-most-once, the messages are gone once sent */
 
 void
-cmd_deliver(struct conn *c, uint64_t rid, uint32_t n, int noack, int multi,
+cmd_deliver(struct req *rq, uint64_t rid, uint32_t n, int noack, int multi,
             const struct queue *q)
 {
-    struct broker *b = &c->srv->b;
+    struct broker *b = rq->b;
 
-    reply_deliveries_from(c, SMQ_OP_FETCH, rid, b->scratch, n, multi, n ? q : NULL);
+    reply_deliveries_from(rq, SMQ_OP_FETCH, rid, b->scratch, n, multi, n ? q : NULL);
     for (uint32_t i = 0; noack && i < n; i++)
         queue_ack(b, b->scratch[i]);
 }
@@ -398,7 +397,7 @@ cmd_deliver(struct conn *c, uint64_t rid, uint32_t n, int noack, int multi,
 /* FETCH's first argument: one queue name, or an array of 1 to SMQ_FETCH_QUEUES_MAX names
  * (multi; duplicates dropped). Fills names/lens; returns the count, or 0 after replying. */
 static unsigned
-read_fetch_queues(struct conn *c, uint64_t rid, struct smq_mpr *r, const char **names,
+read_fetch_queues(struct req *rq, uint64_t rid, struct smq_mpr *r, const char **names,
                   uint32_t *lens, int *multi)
 {
     const unsigned op = SMQ_OP_FETCH;
@@ -407,16 +406,16 @@ read_fetch_queues(struct conn *c, uint64_t rid, struct smq_mpr *r, const char **
 
     *multi = smq_mpr_peek(r) == SMQ_MP_ARRAY;
     if (!*multi)
-        return cmd_read_name(c, op, rid, r, &names[0], &lens[0]) ? 0 : 1;
+        return cmd_read_name(rq, op, rid, r, &names[0], &lens[0]) ? 0 : 1;
     smq_mpr_array(r, &n);
     if (n == 0 || n > SMQ_FETCH_QUEUES_MAX) {
-        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST,
+        reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST,
                     "a FETCH names 1 to %d queues, not %u", SMQ_FETCH_QUEUES_MAX, n);
         return 0;
     }
     for (uint32_t i = 0; i < n; i++) {
         unsigned j;
-        if (cmd_read_name(c, op, rid, r, &names[k], &lens[k]))
+        if (cmd_read_name(rq, op, rid, r, &names[k], &lens[k]))
             return 0;
         for (j = 0; j < k; j++)
             if (lens[j] == lens[k] && memcmp(names[j], names[k], lens[k]) == 0)
@@ -429,9 +428,9 @@ read_fetch_queues(struct conn *c, uint64_t rid, struct smq_mpr *r, const char **
 
 /* [queue or [queue, ...], max, wait_ms, flags] -> [[message, ...] (, queue)] */
 void
-cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_fetch(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct broker *b = &c->srv->b;
+    struct broker *b = rq->b;
     const unsigned op = SMQ_OP_FETCH;
     const char *names[SMQ_FETCH_QUEUES_MAX];
     uint32_t lens[SMQ_FETCH_QUEUES_MAX];
@@ -444,42 +443,42 @@ cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     uint32_t n = 0;
     unsigned i;
 
-    if (cmd_expect_args(c, op, rid, nargs, 2, 4)
-        || !(nq = read_fetch_queues(c, rid, r, names, lens, &multi))
-        || cmd_read_uint(c, op, rid, r, "max", 1, BROKER_MAX_FETCH, &max)
-        || (nargs >= 3 && cmd_read_uint(c, op, rid, r, "wait_ms", 0, SMQ_WAIT_MAX_MS, &wait_ms))
-        || (nargs == 4 && cmd_read_uint(c, op, rid, r, "flags", 0, FETCH_NOACK, &flags))
-        || cmd_args_end(c, op, rid, r))
+    if (cmd_expect_args(rq, op, rid, nargs, 2, 4)
+        || !(nq = read_fetch_queues(rq, rid, r, names, lens, &multi))
+        || cmd_read_uint(rq, op, rid, r, "max", 1, BROKER_MAX_FETCH, &max)
+        || (nargs >= 3 && cmd_read_uint(rq, op, rid, r, "wait_ms", 0, SMQ_WAIT_MAX_MS, &wait_ms))
+        || (nargs == 4 && cmd_read_uint(rq, op, rid, r, "flags", 0, FETCH_NOACK, &flags))
+        || cmd_args_end(rq, op, rid, r))
         return;
-    if (c->held.n >= b->cfg.max_inflight) {
-        reply_error(c, op, rid, SLABMQ_ERR_LIMIT,
+    if (req_window(rq) == 0) {
+        reply_error(rq, op, rid, SLABMQ_ERR_LIMIT,
                     "in-flight window full: this connection holds %u unacked messages "
-                    "(--max-inflight); ack or nack some first", c->held.n);
+                    "(--max-inflight); ack or nack some first", rq->held.n);
         return;
     }
     for (i = 0; i < nq; i++)
-        if (!(qs[i] = use_queue(c, op, rid, names[i], lens[i])))
+        if (!(qs[i] = use_queue(rq, op, rid, names[i], lens[i])))
             return;
-    if (max > b->cfg.max_inflight - c->held.n)
-        max = b->cfg.max_inflight - c->held.n;
+    if (max > req_window(rq))
+        max = req_window(rq);
     /* The first queue with messages; earlier waiters of a queue come first: a new FETCH
      * never overtakes them. */
     for (i = 0; i < nq && n == 0; i++)
         if (dlist_empty(&qs[i]->waiters))
-            n = queue_take(b, qs[i], &c->held, (uint32_t)max, b->cfg.max_fetch_bytes,
+            n = queue_take(b, qs[i], &rq->held, (uint32_t)max, b->cfg.max_fetch_bytes,
                            b->scratch);
     if (n > 0 || wait_ms == 0) {
-        cmd_deliver(c, rid, n, flags & FETCH_NOACK, multi, n ? qs[i - 1] : NULL);
+        cmd_deliver(rq, rid, n, flags & FETCH_NOACK, multi, n ? qs[i - 1] : NULL);
         return;
     }
-    if (c->nwaits >= CONN_MAX_WAITS) {
-        reply_error(c, op, rid, SLABMQ_ERR_LIMIT, "at most %d waiting FETCHes per connection",
-                    CONN_MAX_WAITS);
+    if (rq->nwaits >= REQ_MAX_WAITS) {
+        reply_error(rq, op, rid, SLABMQ_ERR_LIMIT, "at most %d waiting FETCHes per connection",
+                    REQ_MAX_WAITS);
         return;
     }
-    if (wait_start(c, qs, nq, multi, rid, (uint32_t)max, (uint32_t)wait_ms,
+    if (wait_start(rq, qs, nq, multi, rid, (uint32_t)max, (uint32_t)wait_ms,
                    flags & FETCH_NOACK))
-        reply_error(c, op, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
+        reply_error(rq, op, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
 }
 
 /* A CONFIRMED ACK: the reply about to be written (or the next one) waits until the store
@@ -487,14 +486,14 @@ cmd_fetch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
  * when it appended nothing (no store, in-memory queues). 0, or -1 after replying at the
  * memory limit. */
 static int
-hold_settled(struct conn *c, unsigned op, uint64_t rid, uint64_t appended0)
+hold_settled(struct req *rq, unsigned op, uint64_t rid, uint64_t appended0)
 {
-    struct store *st = c->srv->b.store;
+    struct store *st = rq->b->store;
 
     if (!st || store_appended(st) == appended0
-        || !confirm_hold(c, store_appended(st), STORE_WRITTEN, 0))
+        || !confirm_hold(rq, store_appended(st), STORE_WRITTEN, 0))
         return 0;
-    reply_error(c, op, rid, SLABMQ_ERR_NOMEM,
+    reply_error(rq, op, rid, SLABMQ_ERR_NOMEM,
                 "acked, but memory to track the commit is short: it may come back after a "
                 "crash");
     return -1;
@@ -508,9 +507,9 @@ hold_settled(struct conn *c, unsigned op, uint64_t rid, uint64_t appended0)
  * CONFIRMED ACK that changed a durable queue holds its reply (or, QUIET, the next one) until
  * the store has committed the change, as a publish's confirmation is held. */
 static void
-settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+settle(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct broker *b = &c->srv->b;
+    struct broker *b = rq->b;
     uint32_t n;
     uint64_t delay = 0;
     uint64_t flags = 0;
@@ -520,27 +519,27 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
     uint64_t appended0;
     struct smq_mpr ids;
 
-    if (cmd_expect_args(c, op, rid, nargs, 1, op == SMQ_OP_NACK || op == SMQ_OP_ACK ? 2 : 1))
+    if (cmd_expect_args(rq, op, rid, nargs, 1, op == SMQ_OP_NACK || op == SMQ_OP_ACK ? 2 : 1))
         return;
     if (smq_mpr_array(r, &n)) {
-        reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST, "ids must be a msgpack array");
+        reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST, "ids must be a msgpack array");
         return;
     }
     ids = *r;
     for (uint32_t i = 0; i < n; i++) { /* first pass: all valid, or nothing is settled */
         uint64_t id;
         if (smq_mpr_uint(r, &id)) {
-            reply_error(c, op, rid, SLABMQ_ERR_BAD_REQUEST,
+            reply_error(rq, op, rid, SLABMQ_ERR_BAD_REQUEST,
                         "message ids must be non-negative integers");
             return;
         }
     }
     if ((nargs == 2 && op == SMQ_OP_NACK
-         && cmd_read_uint(c, op, rid, r, "delay_ms", 0, SMQ_TIME_MAX_MS, &delay))
+         && cmd_read_uint(rq, op, rid, r, "delay_ms", 0, SMQ_TIME_MAX_MS, &delay))
         || (nargs == 2 && op == SMQ_OP_ACK
-            && cmd_read_uint(c, op, rid, r, "flags", 0, SMQ_ACK_QUIET | SMQ_ACK_CONFIRMED,
+            && cmd_read_uint(rq, op, rid, r, "flags", 0, SMQ_ACK_QUIET | SMQ_ACK_CONFIRMED,
                              &flags))
-        || cmd_args_end(c, op, rid, r))
+        || cmd_args_end(rq, op, rid, r))
         return;
     appended0 = b->store ? store_appended(b->store) : 0;
     broker_defer_wake(b); /* waiters get NACKed messages after the whole list is settled */
@@ -549,7 +548,7 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
         struct delivery *d;
         smq_mpr_uint(&ids, &id);
         d = dtable_find(&b->dels, id);
-        if (!d || d->state != DLV_INFLIGHT || d->owner != &c->held) {
+        if (!d || d->state != DLV_INFLIGHT || d->owner != &rq->held) {
             if (unknown++ == 0)
                 first_unknown = id;
             continue;
@@ -565,10 +564,10 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
         done++;
     }
     broker_flush_wake(b);
-    if ((flags & SMQ_ACK_CONFIRMED) && hold_settled(c, op, rid, appended0))
+    if ((flags & SMQ_ACK_CONFIRMED) && hold_settled(rq, op, rid, appended0))
         return;
     if (unknown) {
-        reply_error(c, op, rid, SLABMQ_ERR_UNKNOWN_ID,
+        reply_error(rq, op, rid, SLABMQ_ERR_UNKNOWN_ID,
                     "%llu of %u ids unknown or not held by this connection (first: %llu); "
                     "%llu settled",
                     (unsigned long long)unknown, n, (unsigned long long)first_unknown,
@@ -576,38 +575,38 @@ settle(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
         return;
     }
     if (!(flags & SMQ_ACK_QUIET))
-        reply_uint(c, op, rid, done);
+        reply_uint(rq, op, rid, done);
 }
 
 void
-cmd_ack(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_ack(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    settle(c, SMQ_OP_ACK, rid, r, nargs);
+    settle(rq, SMQ_OP_ACK, rid, r, nargs);
 }
 
 void
-cmd_nack(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_nack(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    settle(c, SMQ_OP_NACK, rid, r, nargs);
+    settle(rq, SMQ_OP_NACK, rid, r, nargs);
 }
 
 /* [[id, ...]] -> [count]: still working on these, restart their visibility timeouts. */
 void
-cmd_touch(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_touch(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    settle(c, SMQ_OP_TOUCH, rid, r, nargs);
+    settle(rq, SMQ_OP_TOUCH, rid, r, nargs);
 }
 
 /* [[id, ...]] -> [count]: give up on these, dead-letter them now. */
 void
-cmd_term(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_term(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    settle(c, SMQ_OP_TERM, rid, r, nargs);
+    settle(rq, SMQ_OP_TERM, rid, r, nargs);
 }
 
 /* [queue, max (, skip)] -> [[message, ...]] without taking them */
 void
-cmd_peek(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_peek(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
     struct msgref refs[SMQ_PEEK_MAX];
     const unsigned op = SMQ_OP_PEEK;
@@ -617,11 +616,11 @@ cmd_peek(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     uint64_t skip = 0;
     struct queue *q;
 
-    if (cmd_expect_args(c, op, rid, nargs, 2, 3) || cmd_read_name(c, op, rid, r, &name, &nlen)
-        || cmd_read_uint(c, op, rid, r, "max", 1, SMQ_PEEK_MAX, &max)
-        || (nargs == 3 && cmd_read_uint(c, op, rid, r, "skip", 0, UINT64_MAX, &skip))
-        || cmd_args_end(c, op, rid, r) || !(q = cmd_find_queue(c, op, rid, name, nlen)))
+    if (cmd_expect_args(rq, op, rid, nargs, 2, 3) || cmd_read_name(rq, op, rid, r, &name, &nlen)
+        || cmd_read_uint(rq, op, rid, r, "max", 1, SMQ_PEEK_MAX, &max)
+        || (nargs == 3 && cmd_read_uint(rq, op, rid, r, "skip", 0, UINT64_MAX, &skip))
+        || cmd_args_end(rq, op, rid, r) || !(q = cmd_find_queue(rq, op, rid, name, nlen)))
         return;
-    reply_msgrefs(c, op, rid, refs,
-                  queue_peek(q, skip, (uint32_t)max, c->srv->b.cfg.max_fetch_bytes, refs));
+    reply_msgrefs(rq, op, rid, refs,
+                  queue_peek(q, skip, (uint32_t)max, rq->b->cfg.max_fetch_bytes, refs));
 }

@@ -9,13 +9,12 @@
 #include "req/cmd.h"
 #include "core/dedup.h"
 #include "core/journal.h"
-#include "net/conn.h"
+#include "req/req.h"
 #include "frame.h"
 #include "util/log.h"
 #include "mem/mem.h"
 #include "core/queue.h"
 #include "req/reply.h"
-#include "net/server.h"
 #include "settings.h"
 #include "slabmq_protocol.h"
 #include "store/store.h"
@@ -48,11 +47,11 @@ struct declare_opts {
 
 /* The value of "dead_letter": a queue name or "" (none). */
 static int
-read_dlq(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
+read_dlq(struct req *rq, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
 {
     if (smq_mpr_str(r, &o->dlq, &o->dlq_len)
         || (o->dlq_len && !smq_name_valid(o->dlq, o->dlq_len))) {
-        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+        reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                     "dead_letter must be a valid queue name, or \"\" for none");
         return -1;
     }
@@ -70,7 +69,7 @@ _Static_assert(STORE_MEMORY == 0 && STORE_WRITTEN == 1 && STORE_SYNCED == 2,
  * The switch at the end is where a setting meets its field: a row added to the table and
  * not wired here fails to compile (-Wswitch). */
 static int
-read_opt(struct conn *c, uint64_t rid, struct smq_mpr *r, enum smq_setting id,
+read_opt(struct req *rq, uint64_t rid, struct smq_mpr *r, enum smq_setting id,
          struct declare_opts *o)
 {
     const struct smq_setting_info *s = &smq_settings[id];
@@ -82,26 +81,26 @@ read_opt(struct conn *c, uint64_t rid, struct smq_mpr *r, enum smq_setting id,
 
     switch (s->kind) {
     case SMQ_SETTING_UINT:
-        if (cmd_read_uint(c, SMQ_OP_DECLARE, rid, r, s->key, s->min, s->max, &v))
+        if (cmd_read_uint(rq, SMQ_OP_DECLARE, rid, r, s->key, s->min, s->max, &v))
             return -1;
         break;
     case SMQ_SETTING_ENUM:
         b = smq_mpr_str(r, &str, &len) == 0 ? smq_setting_value(id, str, len) : -1;
         if (b < 0) {
-            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "%s must be %s", s->key,
+            reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "%s must be %s", s->key,
                         smq_setting_choices(id, choices, sizeof(choices)));
             return -1;
         }
         break;
     case SMQ_SETTING_BOOL:
         if (smq_mpr_bool(r, &b)) {
-            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "%s must be a bool",
+            reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "%s must be a bool",
                         s->key);
             return -1;
         }
         break;
     case SMQ_SETTING_NAME:
-        return read_dlq(c, rid, r, o); /* the one NAME: dead_letter */
+        return read_dlq(rq, rid, r, o); /* the one NAME: dead_letter */
     }
     switch (id) {
     case SMQ_SET_VISIBILITY:
@@ -136,7 +135,7 @@ read_opt(struct conn *c, uint64_t rid, struct smq_mpr *r, enum smq_setting id,
         break;
     case SMQ_SET_DEDUP_WINDOW:
         if (v && v < SMQ_DEDUP_WINDOW_MIN) {
-            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+            reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                         "dedup_window must be 0 (off) or %u to %u bytes", SMQ_DEDUP_WINDOW_MIN,
                         SMQ_DEDUP_WINDOW_MAX);
             return -1;
@@ -146,8 +145,8 @@ read_opt(struct conn *c, uint64_t rid, struct smq_mpr *r, enum smq_setting id,
         break;
     case SMQ_SET_DURABLE:
         o->durable = b;
-        if (o->durable && !c->srv->b.store) {
-            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+        if (o->durable && !rq->b->store) {
+            reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                         "the broker runs without durability (--durability sqlite)");
             return -1;
         }
@@ -164,12 +163,12 @@ read_opt(struct conn *c, uint64_t rid, struct smq_mpr *r, enum smq_setting id,
 }
 
 static int
-read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
+read_opts(struct req *rq, uint64_t rid, struct smq_mpr *r, struct declare_opts *o)
 {
     uint32_t n;
 
     if (smq_mpr_map(r, &n)) {
-        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+        reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                     "options must be a msgpack map");
         return -1;
     }
@@ -178,17 +177,17 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
         uint32_t klen;
         int id;
         if (smq_mpr_str(r, &k, &klen)) {
-            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+            reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                         "option names must be str");
             return -1;
         }
         id = smq_setting_find(k, klen);
         if (id < 0) {
-            reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'",
+            reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST, "unknown option '%.*s'",
                         (int)(klen > 64 ? 64 : klen), k);
             return -1;
         }
-        if (read_opt(c, rid, r, (enum smq_setting)id, o))
+        if (read_opt(rq, rid, r, (enum smq_setting)id, o))
             return -1;
     }
     return 0;
@@ -200,18 +199,18 @@ read_opts(struct conn *c, uint64_t rid, struct smq_mpr *r, struct declare_opts *
  * that dead-lettering itself never fails later. The default QUEUE.dlq and "" (none) need
  * nothing. Returns 0, or -1 after replying ERR_FORBIDDEN. */
 static int
-dlq_permitted(struct conn *c, uint64_t rid, const struct declare_opts *o)
+dlq_permitted(struct req *rq, uint64_t rid, const struct declare_opts *o)
 {
     const char *user;
 
-    if (!c->user || !o->has_dlq || !o->dlq_len
-        || auth_allows(c->user, AUTH_PUBLISH, o->dlq, o->dlq_len))
+    if (!rq->user || !o->has_dlq || !o->dlq_len
+        || auth_allows(rq->user, AUTH_PUBLISH, o->dlq, o->dlq_len))
         return 0;
-    user = auth_user_name(c->user);
-    c->srv->forbidden++;
+    user = auth_user_name(rq->user);
+    rq->srv->n.forbidden++;
     log_info("connection %llu from %s: user '%s' refused declare with dead_letter %.*s",
-             (unsigned long long)c->id, c->peer, user, (int)o->dlq_len, o->dlq);
-    reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_FORBIDDEN,
+             (unsigned long long)rq->id, rq->peer, user, (int)o->dlq_len, o->dlq);
+    reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_FORBIDDEN,
                 "user '%s' may not publish to queue '%.*s', so may not make it a dead-letter "
                 "queue", user, (int)(o->dlq_len > 100 ? 100 : o->dlq_len), o->dlq);
     return -1;
@@ -219,7 +218,7 @@ dlq_permitted(struct conn *c, uint64_t rid, const struct declare_opts *o)
 
 /* [queue, options] -> [created] */
 void
-cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_declare(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
     struct declare_opts o = {.overflow = -1, .durable = -1, .confirm = -1};
     const char *name;
@@ -227,28 +226,28 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     int created;
     struct queue *q;
 
-    if (cmd_expect_args(c, SMQ_OP_DECLARE, rid, nargs, 1, 2)
-        || cmd_read_name(c, SMQ_OP_DECLARE, rid, r, &name, &len)
-        || (nargs == 2 && read_opts(c, rid, r, &o)) || cmd_args_end(c, SMQ_OP_DECLARE, rid, r)
-        || dlq_permitted(c, rid, &o))
+    if (cmd_expect_args(rq, SMQ_OP_DECLARE, rid, nargs, 1, 2)
+        || cmd_read_name(rq, SMQ_OP_DECLARE, rid, r, &name, &len)
+        || (nargs == 2 && read_opts(rq, rid, r, &o)) || cmd_args_end(rq, SMQ_OP_DECLARE, rid, r)
+        || dlq_permitted(rq, rid, &o))
         return;
     if (o.has_dlq && o.dlq_len == len && memcmp(o.dlq, name, len) == 0) {
-        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+        reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                     "a queue cannot be its own dead-letter queue");
         return;
     }
-    q = broker_queue_find(&c->srv->b, name, len);
+    q = broker_queue_find(rq->b, name, len);
     if (q && o.durable >= 0 && o.durable != q->durable && queue_held(q) > 0) {
-        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
+        reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_BAD_REQUEST,
                     "queue %s holds messages: its durability can change only while it is "
                     "empty", q->name);
         return;
     }
-    q = broker_queue_get(&c->srv->b, name, len, &created);
-    if (!q || (o.has_dlq && queue_set_dlq(&c->srv->b, q, o.dlq, o.dlq_len))) {
+    q = broker_queue_get(rq->b, name, len, &created);
+    if (!q || (o.has_dlq && queue_set_dlq(rq->b, q, o.dlq, o.dlq_len))) {
         if (q && created)
-            broker_queue_delete(&c->srv->b, q);
-        reply_error(c, SMQ_OP_DECLARE, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
+            broker_queue_delete(rq->b, q);
+        reply_error(rq, SMQ_OP_DECLARE, rid, SLABMQ_ERR_NOMEM, "memory limit reached");
         return;
     }
     if (o.has_max_deliveries)
@@ -256,14 +255,14 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     if (o.has_ttl)
         q->ttl_ms = o.ttl_ms;
     if (o.has_dedup && o.dedup_window != q->dedup_window) {
-        dedup_free(&c->srv->b, q);
+        dedup_free(rq->b, q);
         q->dedup_window = (uint32_t)o.dedup_window;
     }
     if (o.has_confirm)
         q->confirm = (uint8_t)o.confirm;
     if (o.durable >= 0 && o.durable != q->durable) {
         if (!o.durable)
-            journal_queue_del(&c->srv->b, q);
+            journal_queue_del(rq->b, q);
         q->durable = (uint8_t)o.durable;
     }
     if (o.visibility_ms)
@@ -278,61 +277,61 @@ cmd_declare(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
         q->backoff_ms = (uint32_t)o.backoff_ms;
     if (o.has_backoff_max)
         q->backoff_max_ms = (uint32_t)o.backoff_max_ms;
-    journal_queue_put(&c->srv->b, q); /* the settings as they are now */
-    reply_bool(c, SMQ_OP_DECLARE, rid, created);
+    journal_queue_put(rq->b, q); /* the settings as they are now */
+    reply_bool(rq, SMQ_OP_DECLARE, rid, created);
 }
 
 /* The one argument of DELETE, PURGE, PAUSE and RESUME: an existing queue. NULL after
  * replying with the error. */
 static struct queue *
-only_queue_arg(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+only_queue_arg(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
     const char *name;
     uint32_t len;
 
-    if (cmd_expect_args(c, op, rid, nargs, 1, 1) || cmd_read_name(c, op, rid, r, &name, &len)
-        || cmd_args_end(c, op, rid, r))
+    if (cmd_expect_args(rq, op, rid, nargs, 1, 1) || cmd_read_name(rq, op, rid, r, &name, &len)
+        || cmd_args_end(rq, op, rid, r))
         return NULL;
-    return cmd_find_queue(c, op, rid, name, len);
+    return cmd_find_queue(rq, op, rid, name, len);
 }
 
 /* Shared shape of DELETE and PURGE: [queue] -> [count]. */
 static void
-drop_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+drop_cmd(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct queue *q = only_queue_arg(c, op, rid, r, nargs);
+    struct queue *q = only_queue_arg(rq, op, rid, r, nargs);
     uint64_t n;
     struct reply rep;
 
     if (!q)
         return;
     if (op == SMQ_OP_DELETE)
-        n = broker_queue_delete(&c->srv->b, q);
+        n = broker_queue_delete(rq->b, q);
     else
-        n = queue_purge(&c->srv->b, q);
-    reply_begin(&rep, c, op, rid, 1);
+        n = queue_purge(rq->b, q);
+    reply_begin(&rep, rq, op, rid, 1);
     msgpack_pack_uint64(&rep.pk, n);
     reply_end(&rep);
 }
 
 void
-cmd_delete(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_delete(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    drop_cmd(c, SMQ_OP_DELETE, rid, r, nargs);
+    drop_cmd(rq, SMQ_OP_DELETE, rid, r, nargs);
 }
 
 void
-cmd_purge(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_purge(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    drop_cmd(c, SMQ_OP_PURGE, rid, r, nargs);
+    drop_cmd(rq, SMQ_OP_PURGE, rid, r, nargs);
 }
 
 /* PAUSE and RESUME: [queue] -> [was_paused]. A paused queue accepts publishes and delivers
  * nothing (FETCHes wait or come back empty); RESUME serves its waiters at once. */
 static void
-pause_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+pause_cmd(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct queue *q = only_queue_arg(c, op, rid, r, nargs);
+    struct queue *q = only_queue_arg(rq, op, rid, r, nargs);
     int was;
 
     if (!q)
@@ -340,22 +339,22 @@ pause_cmd(struct conn *c, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t
     was = q->paused;
     q->paused = op == SMQ_OP_PAUSE;
     if (was != q->paused)
-        journal_queue_put(&c->srv->b, q);
-    reply_bool(c, op, rid, was);
+        journal_queue_put(rq->b, q);
+    reply_bool(rq, op, rid, was);
     if (!q->paused)
-        queue_wake(&c->srv->b, q);
+        queue_wake(rq->b, q);
 }
 
 void
-cmd_pause(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_pause(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    pause_cmd(c, SMQ_OP_PAUSE, rid, r, nargs);
+    pause_cmd(rq, SMQ_OP_PAUSE, rid, r, nargs);
 }
 
 void
-cmd_resume(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_resume(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    pause_cmd(c, SMQ_OP_RESUME, rid, r, nargs);
+    pause_cmd(rq, SMQ_OP_RESUME, rid, r, nargs);
 }
 
 /* Bytes of LIST's reply for the queues in all[0..n), at most: per queue a 3-array, the name
@@ -379,30 +378,30 @@ list_reply_size(struct queue *const *all, size_t n)
  * (idle pooled memory reclaimed first); otherwise ERR_NOMEM. Pipelined unread LISTs thus
  * cannot push the broker past its limit (docs/memory.md, Measurements). */
 void
-cmd_list(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_list(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
-    struct broker *b = &c->srv->b;
+    struct broker *b = rq->b;
     struct queue **all;
     struct reply rep;
     size_t need;
 
-    if (cmd_expect_args(c, SMQ_OP_LIST, rid, nargs, 0, 0) || cmd_args_end(c, SMQ_OP_LIST, rid, r))
+    if (cmd_expect_args(rq, SMQ_OP_LIST, rid, nargs, 0, 0) || cmd_args_end(rq, SMQ_OP_LIST, rid, r))
         return;
     all = malloc((b->nqueues ? b->nqueues : 1) * sizeof(*all)); /* admin op, not per message */
     if (!all) {
-        reply_error(c, SMQ_OP_LIST, rid, SLABMQ_ERR_NOMEM, "out of memory listing queues");
+        reply_error(rq, SMQ_OP_LIST, rid, SLABMQ_ERR_NOMEM, "out of memory listing queues");
         return;
     }
     broker_queue_list(b, all);
     need = list_reply_size(all, b->nqueues);
     if (!mem_make_room(&b->mem, need, 0)) {
         free(all);
-        reply_error(c, SMQ_OP_LIST, rid, SLABMQ_ERR_NOMEM,
+        reply_error(rq, SMQ_OP_LIST, rid, SLABMQ_ERR_NOMEM,
                     "memory limit reached: no room for the %zu-byte list of %zu queues; retry "
                     "later", need, b->nqueues);
         return;
     }
-    reply_begin(&rep, c, SMQ_OP_LIST, rid, 1);
+    reply_begin(&rep, rq, SMQ_OP_LIST, rid, 1);
     msgpack_pack_array(&rep.pk, b->nqueues);
     for (size_t i = 0; i < b->nqueues; i++) {
         msgpack_pack_array(&rep.pk, 3);

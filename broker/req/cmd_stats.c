@@ -7,11 +7,10 @@
 
 #include "core/broker.h"
 #include "req/cmd.h"
-#include "net/conn.h"
+#include "req/req.h"
 #include "core/dedup.h"
 #include "core/queue.h"
 #include "req/reply.h"
-#include "net/server.h"
 #include "settings.h"
 #include "slabmq_protocol.h"
 #include "store/store.h"
@@ -157,28 +156,28 @@ slab_stats(struct stat_list *l, const struct slab *s, const char *pre)
     snprintf(name, sizeof(name), "%s_pages_reused", pre);
     add(l, name, s->pages_reused);
     for (int i = 0; i < s->nclasses; i++) {
-        const struct slab_class *c = &s->cls[i];
-        if (c->pages == 0)
+        const struct slab_class *sc = &s->cls[i];
+        if (sc->pages == 0)
             continue;
         snprintf(name, sizeof(name), "%s.%d.chunk_size", pre, i);
-        add(l, name, c->size);
+        add(l, name, sc->size);
         snprintf(name, sizeof(name), "%s.%d.pages", pre, i);
-        add(l, name, c->pages);
+        add(l, name, sc->pages);
         snprintf(name, sizeof(name), "%s.%d.used", pre, i);
-        add(l, name, c->used);
+        add(l, name, sc->used);
         snprintf(name, sizeof(name), "%s.%d.free", pre, i);
-        add(l, name, c->pages * c->per_page - c->used);
+        add(l, name, sc->pages * sc->per_page - sc->used);
         snprintf(name, sizeof(name), "%s.%d.wasted", pre, i);
-        add(l, name, c->used * c->size - c->requested);
+        add(l, name, sc->used * sc->size - sc->requested);
         snprintf(name, sizeof(name), "%s.%d.fails", pre, i);
-        add(l, name, c->fails);
+        add(l, name, sc->fails);
     }
 }
 
 static void
-broker_stats(struct stat_list *l, const struct server *s)
+broker_stats(struct stat_list *l, const struct req_server *s)
 {
-    const struct broker *b = &s->b;
+    const struct broker *b = s->b;
     struct verify_stats vs;
     uint64_t inflight = 0;
 
@@ -187,21 +186,21 @@ broker_stats(struct stat_list *l, const struct server *s)
             inflight += q->ninflight;
 
     verify_get_stats(s->verify, &vs);
-    add(l, "uptime_ms", b->now_ms - s->started_ms);
-    add(l, "connections", s->nconns);
-    add(l, "connections_total", s->conns_total);
-    add(l, "connections_refused", s->conns_refused);
-    add(l, "protocol_errors", s->protocol_errors);
-    add(l, "auth_ok", s->auth_ok);
-    add(l, "auth_failures", s->auth_failures);
+    add(l, "uptime_ms", b->now_ms - s->n.started_ms);
+    add(l, "connections", s->n.nconns);
+    add(l, "connections_total", s->n.conns_total);
+    add(l, "connections_refused", s->n.conns_refused);
+    add(l, "protocol_errors", s->n.protocol_errors);
+    add(l, "auth_ok", s->n.auth_ok);
+    add(l, "auth_failures", s->n.auth_failures);
     add(l, "auth_unchecked", vs.busy + vs.throttled);
     add(l, "auth_checks_pending", vs.pending);
-    add(l, "forbidden", s->forbidden);
-    add(l, "handshake_timeouts", s->handshake_timeouts);
-    add(l, "idle_closed", s->idle_closed);
-    add(l, "tls_connections", s->tls_conns);
-    add(l, "tls_handshake_failures", s->tls_handshake_failures);
-    add(l, "slow_consumers_closed", s->slow_closed);
+    add(l, "forbidden", s->n.forbidden);
+    add(l, "handshake_timeouts", s->n.handshake_timeouts);
+    add(l, "idle_closed", s->n.idle_closed);
+    add(l, "tls_connections", s->n.tls_conns);
+    add(l, "tls_handshake_failures", s->n.tls_handshake_failures);
+    add(l, "slow_consumers_closed", s->n.slow_closed);
     add(l, "queues", b->nqueues);
     add(l, "messages", b->messages);
     add(l, "inflight", inflight);
@@ -265,7 +264,7 @@ broker_stats(struct stat_list *l, const struct server *s)
 }
 
 void
-cmd_stats(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
+cmd_stats(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
 {
     struct stat_list l; /* 24 KiB of stack */
     const char *name = NULL;
@@ -273,22 +272,22 @@ cmd_stats(struct conn *c, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     struct queue *q = NULL;
     struct reply rep;
 
-    if (cmd_expect_args(c, SMQ_OP_STATS, rid, nargs, 0, 1))
+    if (cmd_expect_args(rq, SMQ_OP_STATS, rid, nargs, 0, 1))
         return;
     if (nargs == 1 && smq_mpr_peek(r) == SMQ_MP_NIL)
         smq_mpr_nil(r);
-    else if (nargs == 1 && cmd_read_name(c, SMQ_OP_STATS, rid, r, &name, &len))
+    else if (nargs == 1 && cmd_read_name(rq, SMQ_OP_STATS, rid, r, &name, &len))
         return;
-    if (cmd_args_end(c, SMQ_OP_STATS, rid, r))
+    if (cmd_args_end(rq, SMQ_OP_STATS, rid, r))
         return;
-    if (name && !(q = cmd_find_queue(c, SMQ_OP_STATS, rid, name, len)))
+    if (name && !(q = cmd_find_queue(rq, SMQ_OP_STATS, rid, name, len)))
         return;
     l.n = 0;
     if (q)
-        queue_stats(&l, q, c->srv->b.now_ms);
+        queue_stats(&l, q, rq->b->now_ms);
     else
-        broker_stats(&l, c->srv);
-    reply_begin(&rep, c, SMQ_OP_STATS, rid, 1);
+        broker_stats(&l, rq->srv);
+    reply_begin(&rep, rq, SMQ_OP_STATS, rid, 1);
     msgpack_pack_map(&rep.pk, l.n + (q ? 1 : 0));
     for (uint32_t i = 0; i < l.n; i++) {
         reply_str(&rep, l.kv[i].name);

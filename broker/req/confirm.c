@@ -4,11 +4,11 @@
 
 #include <string.h>
 
-#include "net/conn.h"
+#include "core/broker.h"
+#include "req/req.h"
 #include "util/log.h"
 #include "ops.h"
 #include "mem/obuf.h"
-#include "net/server.h"
 #include "slabmq_protocol.h"
 #include "store/store.h"
 
@@ -24,12 +24,12 @@ struct pend {
 };
 
 struct confirmq {
-    struct conn *owner;
+    struct req *owner;
     struct pend *e;    /* a ring of cap entries (a power of two) */
     uint32_t cap;
     uint32_t head;
     uint32_t n;
-    struct dlink link; /* in the server's list of connections with held replies */
+    struct dlink link; /* in req_server.confirm_reqs while replies are held */
 };
 
 static int
@@ -39,9 +39,9 @@ satisfied(const struct store *st, uint64_t seq, unsigned level)
 }
 
 static struct confirmq *
-confirmq_new(struct conn *c)
+confirmq_new(struct req *rq)
 {
-    struct slab *sl = &c->srv->b.rec;
+    struct slab *sl = &rq->b->rec;
     struct confirmq *cq = slab_alloc_reserved(sl, sizeof(*cq));
 
     if (!cq)
@@ -52,7 +52,7 @@ confirmq_new(struct conn *c)
         return NULL;
     }
     cq->cap = CONFIRM_MIN;
-    cq->owner = c;
+    cq->owner = rq;
     dlist_init(&cq->link);
     return cq;
 }
@@ -75,11 +75,11 @@ grow(struct slab *sl, struct confirmq *cq)
 }
 
 int
-confirm_hold(struct conn *c, uint64_t seq, unsigned level, int publish)
+confirm_hold(struct req *rq, uint64_t seq, unsigned level, int publish)
 {
-    struct server *s = c->srv;
-    struct store *st = s->b.store;
-    struct confirmq *cq = c->confirm;
+    struct req_server *s = rq->srv;
+    struct store *st = s->b->store;
+    struct confirmq *cq = rq->confirm;
     struct pend *last;
 
     if (!st || seq == 0 || level == STORE_MEMORY)
@@ -89,11 +89,11 @@ confirm_hold(struct conn *c, uint64_t seq, unsigned level, int publish)
     if (satisfied(st, seq, level) && (!cq || cq->n == 0))
         return 0;
     if (!cq) {
-        if (!(cq = confirmq_new(c)))
+        if (!(cq = confirmq_new(rq)))
             return -1;
-        c->confirm = cq;
+        rq->confirm = cq;
     }
-    if (cq->n == cq->cap && grow(&s->b.rec, cq)) {
+    if (cq->n == cq->cap && grow(&s->b->rec, cq)) {
         /* merge: the last hold now ends at this later one, and covers several replies */
         last = &cq->e[(cq->head + cq->n - 1) & (cq->cap - 1)];
         last->seq = seq;
@@ -103,10 +103,10 @@ confirm_hold(struct conn *c, uint64_t seq, unsigned level, int publish)
         return 0;
     }
     cq->e[(cq->head + cq->n) & (cq->cap - 1)] =
-        (struct pend){seq, obuf_position(&c->out), (uint8_t)level, (uint8_t)(publish != 0)};
+        (struct pend){seq, obuf_position(&rq->out), (uint8_t)level, (uint8_t)(publish != 0)};
     if (cq->n++ == 0) {
-        c->out.limit = obuf_position(&c->out);
-        dlist_push_back(&s->confirm_conns, &cq->link);
+        rq->out.limit = obuf_position(&rq->out);
+        dlist_push_back(&s->confirm_reqs, &cq->link);
     }
     return 0;
 }
@@ -161,14 +161,14 @@ refuse_reply(struct obuf *o, uint64_t pos)
  * publishes) are not held either; a hold that is not one PUBLISH reply (a CONFIRMED ACK, a
  * merged entry) stops this and waits for room. */
 static void
-refuse_held(struct conn *c, const struct store *st)
+refuse_held(struct req *rq, const struct store *st)
 {
-    struct confirmq *cq = c->confirm;
+    struct confirmq *cq = rq->confirm;
 
     while (cq->n) {
         struct pend *p = &cq->e[cq->head];
         if (!satisfied(st, p->seq, p->level)
-            && (!p->publish || refuse_reply(&c->out, p->pos)))
+            && (!p->publish || refuse_reply(&rq->out, p->pos)))
             break;
         cq->head = (cq->head + 1) & (cq->cap - 1);
         cq->n--;
@@ -176,55 +176,55 @@ refuse_held(struct conn *c, const struct store *st)
 }
 
 static void
-release(struct conn *c, const struct store *st)
+release(struct req *rq, const struct store *st)
 {
-    struct confirmq *cq = c->confirm;
+    struct confirmq *cq = rq->confirm;
 
     while (cq->n && satisfied(st, cq->e[cq->head].seq, cq->e[cq->head].level)) {
         cq->head = (cq->head + 1) & (cq->cap - 1);
         cq->n--;
     }
     if (cq->n) {
-        c->out.limit = cq->e[cq->head].pos;
+        rq->out.limit = cq->e[cq->head].pos;
     } else {
-        c->out.limit = UINT64_MAX;
+        rq->out.limit = UINT64_MAX;
         dlist_unlink(&cq->link);
     }
 }
 
 void
-confirm_progress(struct server *s)
+confirm_progress(struct req_server *s)
 {
-    struct store *st = s->b.store;
-    struct dlink *l = s->confirm_conns.next;
+    struct store *st = s->b->store;
+    struct dlink *l = s->confirm_reqs.next;
 
-    while (l != &s->confirm_conns) {
+    while (l != &s->confirm_reqs) {
         struct confirmq *cq = DLIST_ENTRY(l, struct confirmq, link);
-        struct conn *c;
+        struct req *rq;
         l = l->next;
-        c = cq->owner;
+        rq = cq->owner;
         if (store_state(st) == STORE_FAILED) {
             log_warn("connection %llu from %s: closing; its durable publishes were not "
-                     "confirmed (the store failed)", (unsigned long long)c->id, c->peer);
-            conn_close(c);
+                     "confirmed (the store failed)", (unsigned long long)rq->id, rq->peer);
+            rq->srv->ops->close(rq);
             continue;
         }
         if (store_state(st) == STORE_FULL)
-            refuse_held(c, st);
-        release(c, st);
-        conn_try_write(c);
-        conn_want_write(c);
+            refuse_held(rq, st);
+        release(rq, st);
+        req_try_write(rq);
+        req_want_write(rq);
     }
 }
 
 void
-confirm_conn_gone(struct conn *c)
+confirm_req_gone(struct req *rq)
 {
-    if (!c->confirm)
+    if (!rq->confirm)
         return;
-    dlist_unlink(&c->confirm->link);
-    slab_free(&c->srv->b.rec, c->confirm->e, c->confirm->cap * sizeof(*c->confirm->e));
-    slab_free(&c->srv->b.rec, c->confirm, sizeof(*c->confirm));
-    c->confirm = NULL;
-    c->out.limit = UINT64_MAX;
+    dlist_unlink(&rq->confirm->link);
+    slab_free(&rq->b->rec, rq->confirm->e, rq->confirm->cap * sizeof(*rq->confirm->e));
+    slab_free(&rq->b->rec, rq->confirm, sizeof(*rq->confirm));
+    rq->confirm = NULL;
+    rq->out.limit = UINT64_MAX;
 }

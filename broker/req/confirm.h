@@ -17,18 +17,18 @@
 
 #include <stdint.h>
 
-struct conn;
-struct server;
+struct req;
+struct req_server;
 
-/* The reply about to be written to c must wait for the store's sequence number seq at
+/* The reply about to be written to rq must wait for the store's sequence number seq at
  * level (enum store_level); publish: it is one PUBLISH or PUBLISH_BATCH success reply, which
  * becomes ERR_STORAGE_FULL should the disk fill before it is confirmed (0: another reply, or
  * none, which then waits for room). Returns 0, or -1 at the memory limit (the caller then
  * answers with an error instead). */
-int confirm_hold(struct conn *c, uint64_t seq, unsigned level, int publish);
+int confirm_hold(struct req *rq, uint64_t seq, unsigned level, int publish);
 /* The store made progress (or failed): release what it allows. */
-void confirm_progress(struct server *s);
-/* c is closing: forget its held replies. */
-void confirm_conn_gone(struct conn *c);
+void confirm_progress(struct req_server *s);
+/* rq is closing: forget its held replies. */
+void confirm_req_gone(struct req *rq);
 
 #endif /* SLABMQ_BROKER_REQ_CONFIRM_H */

@@ -8,10 +8,11 @@
 
 #include "req/cmd.h"
 #include "codec.h"
-#include "net/conn.h"
+#include "frame.h"
+#include "mem/mem.h"
+#include "req/req.h"
 #include "util/log.h"
 #include "req/reply.h"
-#include "net/server.h"
 #include "slabmq_protocol.h"
 
 static const cmd_fn handlers[SMQ_OP_MAX] = {
@@ -21,7 +22,7 @@ static const cmd_fn handlers[SMQ_OP_MAX] = {
 };
 
 void
-dispatch_fatal(struct conn *c, unsigned code, const char *fmt, ...)
+dispatch_fatal(struct req *rq, unsigned code, const char *fmt, ...)
 {
     char msg[256];
     va_list ap;
@@ -29,14 +30,14 @@ dispatch_fatal(struct conn *c, unsigned code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    c->srv->protocol_errors++;
-    log_info("connection %llu from %s: %s; closing", (unsigned long long)c->id, c->peer, msg);
-    reply_error(c, SMQ_OP_NONE, 0, code, "%s", msg);
-    conn_close_after_write(c);
+    rq->srv->n.protocol_errors++;
+    log_info("connection %llu from %s: %s; closing", (unsigned long long)rq->id, rq->peer, msg);
+    reply_error(rq, SMQ_OP_NONE, 0, code, "%s", msg);
+    req_close_after_write(rq);
 }
 
 void
-dispatch_frame(struct conn *c, const uint8_t *body, uint32_t len)
+dispatch_frame(struct req *rq, const uint8_t *body, uint32_t len)
 {
     struct smq_mpr r;
     uint64_t op;
@@ -45,37 +46,60 @@ dispatch_frame(struct conn *c, const uint8_t *body, uint32_t len)
 
     smq_mpr_init(&r, body, len);
     if (smq_read_header(&r, &op, &rid, &nargs)) {
-        c->srv->protocol_errors++;
-        reply_error(c, SMQ_OP_NONE, 0, SLABMQ_ERR_PROTOCOL,
+        rq->srv->n.protocol_errors++;
+        reply_error(rq, SMQ_OP_NONE, 0, SLABMQ_ERR_PROTOCOL,
                     "body is not a msgpack array [op, request_id, ...]");
-        if (!c->ready) /* not a slabmq client: nothing more to say to it */
-            conn_close_after_write(c);
+        if (!rq->ready) /* not a slabmq client: nothing more to say to it */
+            req_close_after_write(rq);
         return;
     }
     if (op == 0 || op >= SMQ_OP_MAX || !handlers[op]) {
-        c->srv->protocol_errors++;
-        reply_error(c, op, rid, SLABMQ_ERR_UNKNOWN_OP, "unknown operation %llu",
+        rq->srv->n.protocol_errors++;
+        reply_error(rq, op, rid, SLABMQ_ERR_UNKNOWN_OP, "unknown operation %llu",
                     (unsigned long long)op);
-        if (!c->ready)
-            conn_close_after_write(c);
+        if (!rq->ready)
+            req_close_after_write(rq);
         return;
     }
-    if (!c->hello && op != SMQ_OP_HELLO) {
-        c->srv->protocol_errors++;
-        reply_error(c, op, rid, SLABMQ_ERR_HELLO_REQUIRED,
+    if (!rq->hello && op != SMQ_OP_HELLO) {
+        rq->srv->n.protocol_errors++;
+        reply_error(rq, op, rid, SLABMQ_ERR_HELLO_REQUIRED,
                     "HELLO must be the first request on a connection");
-        conn_close_after_write(c);
+        req_close_after_write(rq);
         return;
     }
-    if (!c->ready && op != SMQ_OP_HELLO && op != SMQ_OP_AUTH) {
-        log_info("connection %llu from %s: %s before AUTH; closing", (unsigned long long)c->id,
-                 c->peer, smq_op_name((unsigned)op));
-        reply_error(c, op, rid, SLABMQ_ERR_AUTH,
+    if (!rq->ready && op != SMQ_OP_HELLO && op != SMQ_OP_AUTH) {
+        log_info("connection %llu from %s: %s before AUTH; closing", (unsigned long long)rq->id,
+                 rq->peer, smq_op_name((unsigned)op));
+        reply_error(rq, op, rid, SLABMQ_ERR_AUTH,
                     "authentication required: AUTH must follow HELLO on this broker");
-        conn_close_after_write(c);
+        req_close_after_write(rq);
         return;
     }
-    if (c->user && !cmd_permitted(c, (unsigned)op, rid, r, nargs))
+    if (rq->user && !cmd_permitted(rq, (unsigned)op, rid, r, nargs))
         return;
-    handlers[op](c, rid, &r, nargs);
+    handlers[op](rq, rid, &r, nargs);
+}
+
+int
+dispatch_admit(struct req *rq, const uint8_t *body, size_t have, uint32_t blen)
+{
+    struct broker *b = rq->b;
+    struct smq_mpr r;
+    uint64_t op;
+    uint64_t rid;
+    uint32_t nargs;
+    int publish;
+
+    smq_mpr_init(&r, body, have);
+    if (!rq->hello || smq_read_header(&r, &op, &rid, &nargs))
+        return 0;
+    publish = op == SMQ_OP_PUBLISH || op == SMQ_OP_PUBLISH_BATCH;
+    if (mem_make_room(&b->mem, (size_t)blen + SMQ_FRAME_HEADER, publish ? b->mem.headroom : 0))
+        return 0;
+    reply_error(rq, op, rid, SLABMQ_ERR_NOMEM,
+                "memory limit reached: %zu of %zu bytes in use, frame of %u bytes refused "
+                "before reading it; retry later%s", b->mem.used, b->mem.limit, blen,
+                publish ? "" : ", or send smaller batches");
+    return 1;
 }

@@ -5,14 +5,44 @@
 #ifndef SLABMQ_BROKER_REQ_DISPATCH_H
 #define SLABMQ_BROKER_REQ_DISPATCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-struct conn;
+#include "ops.h"
+
+struct req;
+
+/* Admission from the header, for a frame larger than the connection's read buffer: 'have'
+ * bytes of its body (of blen) are buffered. A PUBLISH whose size does not fit in the memory
+ * left for messages, or any other frame for whose buffer there is no memory at all, is
+ * refused now, before its body is read: the error reply is written and 1 returned, and the
+ * network layer skips the frame's bytes as they arrive (the connection stays usable: a large
+ * ACK list at the limit gets an error instead of waiting forever for memory that only its
+ * own ACKs could free). Before HELLO, or when the header is not readable yet, returns 0: the
+ * frame takes its normal path. */
+int dispatch_admit(struct req *rq, const uint8_t *body, size_t have, uint32_t blen);
+
+/* Whether a frame is a settle (ACK, NACK, TOUCH, TERM), from the array header and the op
+ * after it (a positive fixint). Only decides when woken queues are served (net/conn.c);
+ * dispatch_frame checks the frame. Inline: the frame loop asks for every frame. */
+static inline int
+dispatch_is_settle(const uint8_t *body, uint32_t len)
+{
+    uint32_t at = body[0] >= 0x90 && body[0] <= 0x9f ? 1
+                  : body[0] == 0xdc                  ? 3
+                  : body[0] == 0xdd                  ? 5
+                                                     : 0;
+
+    if (at == 0 || len <= at)
+        return 0;
+    return body[at] == SMQ_OP_ACK || body[at] == SMQ_OP_NACK || body[at] == SMQ_OP_TOUCH
+           || body[at] == SMQ_OP_TERM;
+}
 
 /* Handle one frame body. Borrows body for the call. */
-void dispatch_frame(struct conn *c, const uint8_t *body, uint32_t len);
+void dispatch_frame(struct req *rq, const uint8_t *body, uint32_t len);
 /* Reply with an error to no particular request (op 0, id 0) and close after writing. */
-void dispatch_fatal(struct conn *c, unsigned code, const char *fmt, ...)
+void dispatch_fatal(struct req *rq, unsigned code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #endif /* SLABMQ_BROKER_REQ_DISPATCH_H */

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "net/conn.h"
+#include "req/req.h"
 #include "frame.h"
 #include "mpwrite.h"
 #include "core/delivery.h"
@@ -14,11 +14,11 @@
 #include "mem/segment.h"
 
 void
-reply_begin(struct reply *r, struct conn *c, uint64_t op, uint64_t rid, uint32_t nresults)
+reply_begin(struct reply *r, struct req *rq, uint64_t op, uint64_t rid, uint32_t nresults)
 {
-    r->c = c;
-    msgpack_packer_init(&r->pk, &c->out, obuf_pack_cb);
-    obuf_frame_begin(&c->out, &r->f);
+    r->rq = rq;
+    msgpack_packer_init(&r->pk, &rq->out, obuf_pack_cb);
+    obuf_frame_begin(&rq->out, &r->f);
     msgpack_pack_array(&r->pk, 3 + nresults);
     msgpack_pack_uint64(&r->pk, op);
     msgpack_pack_uint64(&r->pk, rid);
@@ -28,25 +28,25 @@ reply_begin(struct reply *r, struct conn *c, uint64_t op, uint64_t rid, uint32_t
 void
 reply_end(struct reply *r)
 {
-    obuf_frame_end(&r->c->out, &r->f);
+    obuf_frame_end(&r->rq->out, &r->f);
 }
 
 void
-reply_uint(struct conn *c, uint64_t op, uint64_t rid, uint64_t v)
+reply_uint(struct req *rq, uint64_t op, uint64_t rid, uint64_t v)
 {
     uint8_t *start;
-    uint8_t *p = reply_direct_begin(&c->out, SMQ_MPW_MAX_HDR, op, rid, 1, &start);
+    uint8_t *p = reply_direct_begin(&rq->out, SMQ_MPW_MAX_HDR, op, rid, 1, &start);
 
     if (p)
-        reply_direct_end(&c->out, start, smq_mpw_uint(p, v));
+        reply_direct_end(&rq->out, start, smq_mpw_uint(p, v));
 }
 
 void
-reply_bool(struct conn *c, uint64_t op, uint64_t rid, int v)
+reply_bool(struct req *rq, uint64_t op, uint64_t rid, int v)
 {
     struct reply r;
 
-    reply_begin(&r, c, op, rid, 1);
+    reply_begin(&r, rq, op, rid, 1);
     if (v)
         msgpack_pack_true(&r.pk);
     else
@@ -55,11 +55,11 @@ reply_bool(struct conn *c, uint64_t op, uint64_t rid, int v)
 }
 
 void
-reply_ok(struct conn *c, uint64_t op, uint64_t rid)
+reply_ok(struct req *rq, uint64_t op, uint64_t rid)
 {
     struct reply r;
 
-    reply_begin(&r, c, op, rid, 0);
+    reply_begin(&r, rq, op, rid, 0);
     reply_end(&r);
 }
 
@@ -73,7 +73,7 @@ reply_str(struct reply *r, const char *s)
 }
 
 void
-reply_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code, const char *fmt, ...)
+reply_error(struct req *rq, uint64_t op, uint64_t rid, unsigned code, const char *fmt, ...)
 {
     struct reply r;
     char msg[256];
@@ -82,9 +82,9 @@ reply_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code, const char
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    r.c = c;
-    msgpack_packer_init(&r.pk, &c->out, obuf_pack_cb);
-    obuf_frame_begin(&c->out, &r.f);
+    r.rq = rq;
+    msgpack_packer_init(&r.pk, &rq->out, obuf_pack_cb);
+    obuf_frame_begin(&rq->out, &r.f);
     msgpack_pack_array(&r.pk, 4);
     msgpack_pack_uint64(&r.pk, op);
     msgpack_pack_uint64(&r.pk, rid);
@@ -112,15 +112,15 @@ pack_message(struct reply *r, uint64_t id, uint32_t deliveries, const struct seg
     int dead = e && e->reason;
 
     seg_read(g, off, &rec);
-    start = obuf_reserve(&r->c->out, 1 + 3 * SMQ_MPW_MAX_HDR);
+    start = obuf_reserve(&r->rq->out, 1 + 3 * SMQ_MPW_MAX_HDR);
     if (!start)
         return;
     p = smq_mpw_array(start, dead ? 4 : 3);
     p = smq_mpw_uint(p, id);
     p = smq_mpw_uint(p, deliveries);
     p = smq_mpw_bin(p, rec.len);
-    obuf_commit(&r->c->out, (size_t)(p - start));
-    seg_copy_out(g, off, &r->c->out);
+    obuf_commit(&r->rq->out, (size_t)(p - start));
+    seg_copy_out(g, off, &r->rq->out);
     if (!dead)
         return;
     msgpack_pack_map(&r->pk, 3);
@@ -133,18 +133,18 @@ pack_message(struct reply *r, uint64_t id, uint32_t deliveries, const struct seg
 }
 
 void
-reply_deliveries(struct conn *c, uint64_t op, uint64_t rid, struct delivery **d, uint32_t n)
+reply_deliveries(struct req *rq, uint64_t op, uint64_t rid, struct delivery **d, uint32_t n)
 {
-    reply_deliveries_from(c, op, rid, d, n, 0, NULL);
+    reply_deliveries_from(rq, op, rid, d, n, 0, NULL);
 }
 
 void
-reply_deliveries_from(struct conn *c, uint64_t op, uint64_t rid, struct delivery **d,
+reply_deliveries_from(struct req *rq, uint64_t op, uint64_t rid, struct delivery **d,
                       uint32_t n, int with_queue, const struct queue *q)
 {
     struct reply r;
 
-    reply_begin(&r, c, op, rid, with_queue ? 2 : 1);
+    reply_begin(&r, rq, op, rid, with_queue ? 2 : 1);
     msgpack_pack_array(&r.pk, n);
     for (uint32_t i = 0; i < n; i++)
         pack_message(&r, d[i]->id, d[i]->deliveries, d[i]->seg, d[i]->off, d[i]->ext);
@@ -156,11 +156,11 @@ reply_deliveries_from(struct conn *c, uint64_t op, uint64_t rid, struct delivery
 }
 
 void
-reply_msgrefs(struct conn *c, uint64_t op, uint64_t rid, const struct msgref *m, uint32_t n)
+reply_msgrefs(struct req *rq, uint64_t op, uint64_t rid, const struct msgref *m, uint32_t n)
 {
     struct reply r;
 
-    reply_begin(&r, c, op, rid, 1);
+    reply_begin(&r, rq, op, rid, 1);
     msgpack_pack_array(&r.pk, n);
     for (uint32_t i = 0; i < n; i++)
         pack_message(&r, m[i].id, m[i].deliveries, m[i].seg, m[i].off, m[i].ext);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Writing replies into a connection's output: [op, request_id, status, results...] packed by
- * msgpack-c straight into the output chain. */
+ * msgpack-rq straight into the output chain. */
 #ifndef SLABMQ_BROKER_REQ_REPLY_H
 #define SLABMQ_BROKER_REQ_REPLY_H
 
@@ -12,20 +12,20 @@
 #include "mpwrite.h"
 #include "mem/obuf.h"
 
-struct conn;
+struct req;
 struct delivery;
 struct msgref;
 
 struct reply {
-    struct conn *c;
-    msgpack_packer pk;    /* packs into c->out */
+    struct req *rq;
+    msgpack_packer pk;    /* packs into rq->out */
     struct obuf_frame f;
 };
 
 /* Start a success reply with nresults results to follow (packed by the caller with r->pk). */
-void reply_begin(struct reply *r, struct conn *c, uint64_t op, uint64_t rid, uint32_t nresults);
+void reply_begin(struct reply *r, struct req *rq, uint64_t op, uint64_t rid, uint32_t nresults);
 void reply_end(struct reply *r);
-/* A success reply written in place, without msgpack-c (the hot path): reserve room for up
+/* A success reply written in place, without msgpack-rq (the hot path): reserve room for up
  * to 'room' bytes of results, write [op, rid, 0, ...] with nresults results to follow, and
  * return where the results go (NULL if no buffer could be had: the connection is closed by
  * its flush). *start is for reply_direct_end(), called with the end of the results. */
@@ -53,24 +53,24 @@ reply_direct_end(struct obuf *out, uint8_t *start, const uint8_t *end)
 }
 
 /* A success reply whose one result is an unsigned integer (PUBLISH id, ACK count), written
- * without msgpack-c: the hot path. */
-void reply_uint(struct conn *c, uint64_t op, uint64_t rid, uint64_t v);
+ * without msgpack-rq: the hot path. */
+void reply_uint(struct req *rq, uint64_t op, uint64_t rid, uint64_t v);
 /* A success reply whose one result is a bool. */
-void reply_bool(struct conn *c, uint64_t op, uint64_t rid, int v);
+void reply_bool(struct req *rq, uint64_t op, uint64_t rid, int v);
 /* A success reply with no results. */
-void reply_ok(struct conn *c, uint64_t op, uint64_t rid);
+void reply_ok(struct req *rq, uint64_t op, uint64_t rid);
 /* An error reply: [op, rid, code, message]. */
-void reply_error(struct conn *c, uint64_t op, uint64_t rid, unsigned code, const char *fmt, ...)
+void reply_error(struct req *rq, uint64_t op, uint64_t rid, unsigned code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* A success reply whose one result is [[id, deliveries, payload (, info)], ...]. */
-void reply_deliveries(struct conn *c, uint64_t op, uint64_t rid, struct delivery **d,
+void reply_deliveries(struct req *rq, uint64_t op, uint64_t rid, struct delivery **d,
                       uint32_t n);
 /* The same, with_queue: plus a second result, q's name (nil if q is NULL): the reply to a
  * FETCH from several queues. Also the DELIVER push ([20, subscription, 0, messages]). */
 struct queue;
-void reply_deliveries_from(struct conn *c, uint64_t op, uint64_t rid, struct delivery **d,
+void reply_deliveries_from(struct req *rq, uint64_t op, uint64_t rid, struct delivery **d,
                            uint32_t n, int with_queue, const struct queue *q);
-void reply_msgrefs(struct conn *c, uint64_t op, uint64_t rid, const struct msgref *m,
+void reply_msgrefs(struct req *rq, uint64_t op, uint64_t rid, const struct msgref *m,
                    uint32_t n);
 /* Pack a str. */
 void reply_str(struct reply *r, const char *s);

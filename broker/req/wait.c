@@ -9,12 +9,11 @@
 
 #include "core/broker.h"
 #include "req/cmd.h"
-#include "net/conn.h"
+#include "req/req.h"
 #include "util/dlist.h"
 #include "ops.h"
 #include "core/queue.h"
 #include "req/reply.h"
-#include "net/server.h"
 #include "slabmq_protocol.h"
 
 struct waiter;
@@ -27,14 +26,14 @@ struct wlink {
 };
 
 struct waiter {
-    struct conn *c;      /* connection that asked */
+    struct req *rq;      /* connection that asked */
     uint64_t rid;        /* request id to answer */
     uint32_t max;        /* messages wanted at most */
     uint8_t noack;       /* at-most-once FETCH */
     uint8_t multi;       /* FETCH named a list of queues: the reply names the queue */
     uint8_t nq;          /* queues waited on */
     struct event timer;  /* fires when the wait ends */
-    struct dlink clink;  /* in c->waits */
+    struct dlink clink;  /* in rq->waits */
     struct wlink links[]; /* one per queue waited on */
 };
 
@@ -47,13 +46,13 @@ waiter_size(unsigned nq)
 static void
 waiter_free(struct waiter *w)
 {
-    struct broker *b = &w->c->srv->b;
+    struct broker *b = w->rq->b;
 
     event_del(&w->timer);
     for (unsigned i = 0; i < w->nq; i++)
         dlist_unlink(&w->links[i].qlink);
     dlist_unlink(&w->clink);
-    w->c->nwaits--;
+    w->rq->nwaits--;
     slab_free(&b->rec, w, waiter_size(w->nq));
 }
 
@@ -61,27 +60,27 @@ static void
 wait_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct waiter *w = arg;
-    struct conn *c = w->c;
+    struct req *rq = w->rq;
 
     (void)fd;
     (void)what;
-    reply_deliveries_from(c, SMQ_OP_FETCH, w->rid, NULL, 0, w->multi, NULL);
+    reply_deliveries_from(rq, SMQ_OP_FETCH, w->rid, NULL, 0, w->multi, NULL);
     waiter_free(w);
-    conn_want_write(c);
+    req_want_write(rq);
 }
 
 int
-wait_start(struct conn *c, struct queue **qs, unsigned nq, int multi, uint64_t rid,
+wait_start(struct req *rq, struct queue **qs, unsigned nq, int multi, uint64_t rid,
            uint32_t max, uint32_t wait_ms, int noack)
 {
-    struct server *s = c->srv;
-    struct waiter *w = slab_alloc_reserved(&s->b.rec, waiter_size(nq));
+    struct req_server *s = rq->srv;
+    struct waiter *w = slab_alloc_reserved(&s->b->rec, waiter_size(nq));
     struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
 
     if (!w)
         return -1;
     memset(w, 0, waiter_size(nq));
-    w->c = c;
+    w->rq = rq;
     w->rid = rid;
     w->max = max;
     w->noack = (uint8_t)noack;
@@ -92,8 +91,8 @@ wait_start(struct conn *c, struct queue **qs, unsigned nq, int multi, uint64_t r
         w->links[i].q = qs[i];
         dlist_push_back(&qs[i]->waiters, &w->links[i].qlink);
     }
-    dlist_push_back(&c->waits, &w->clink);
-    c->nwaits++;
+    dlist_push_back(&rq->waits, &w->clink);
+    rq->nwaits++;
     event_assign(&w->timer, s->base, -1, 0, wait_timeout_cb, w);
     event_add(&w->timer, &tv);
     return 0;
@@ -102,33 +101,32 @@ wait_start(struct conn *c, struct queue **qs, unsigned nq, int multi, uint64_t r
 void
 wait_serve(void *ctx, struct queue *q)
 {
-    struct server *s = ctx;
-    struct broker *b = &s->b;
+    struct req_server *s = ctx;
+    struct broker *b = s->b;
 
     while (!q->paused && !dlist_empty(&q->waiters) && queue_ready(q) > 0) {
         if (broker_over_limit(b)) { /* replies would need memory: serve when it drains */
-            if (dlist_empty(&q->wake))
-                dlist_push_back(&b->wake, &q->wake);
+            queue_park(b, q);
             return;
         }
         struct waiter *w = DLIST_ENTRY(q->waiters.next, struct wlink, qlink)->w;
-        struct conn *c = w->c;
-        uint32_t room = c->held.n < b->cfg.max_inflight ? b->cfg.max_inflight - c->held.n : 0;
+        struct req *rq = w->rq;
+        uint32_t room = req_window(rq);
         uint32_t n;
         if (room == 0) { /* its window filled up by other FETCHes meanwhile */
-            reply_error(c, SMQ_OP_FETCH, w->rid, SLABMQ_ERR_LIMIT,
-                        "in-flight window full: %u unacked messages", c->held.n);
+            reply_error(rq, SMQ_OP_FETCH, w->rid, SLABMQ_ERR_LIMIT,
+                        "in-flight window full: %u unacked messages", rq->held.n);
             waiter_free(w);
-            conn_want_write(c);
+            req_want_write(rq);
             continue;
         }
-        n = queue_take(b, q, &c->held, w->max < room ? w->max : room, b->cfg.max_fetch_bytes,
+        n = queue_take(b, q, &rq->held, w->max < room ? w->max : room, b->cfg.max_fetch_bytes,
                        b->scratch);
         if (n == 0)
             break; /* memory limit: the waiter keeps waiting */
-        cmd_deliver(c, w->rid, n, w->noack, w->multi, q);
+        cmd_deliver(rq, w->rid, n, w->noack, w->multi, q);
         waiter_free(w);
-        conn_try_write(c);
+        req_try_write(rq);
     }
 }
 
@@ -138,27 +136,27 @@ wait_queue_gone(void *ctx, struct queue *q)
     (void)ctx;
     while (!dlist_empty(&q->waiters)) {
         struct waiter *w = DLIST_ENTRY(q->waiters.next, struct wlink, qlink)->w;
-        struct conn *c = w->c;
-        reply_error(c, SMQ_OP_FETCH, w->rid, SLABMQ_ERR_QUEUE_DELETED,
+        struct req *rq = w->rq;
+        reply_error(rq, SMQ_OP_FETCH, w->rid, SLABMQ_ERR_QUEUE_DELETED,
                     "queue %s was deleted while waiting", q->name);
         waiter_free(w);
-        conn_want_write(c);
+        req_want_write(rq);
     }
 }
 
 void
-wait_shutdown_conn(struct conn *c)
+wait_shutdown_req(struct req *rq)
 {
-    while (!dlist_empty(&c->waits)) {
-        struct waiter *w = DLIST_ENTRY(c->waits.next, struct waiter, clink);
-        reply_error(c, SMQ_OP_FETCH, w->rid, SLABMQ_ERR_SHUTDOWN, "broker is shutting down");
+    while (!dlist_empty(&rq->waits)) {
+        struct waiter *w = DLIST_ENTRY(rq->waits.next, struct waiter, clink);
+        reply_error(rq, SMQ_OP_FETCH, w->rid, SLABMQ_ERR_SHUTDOWN, "broker is shutting down");
         waiter_free(w);
     }
 }
 
 void
-wait_cancel_conn(struct conn *c)
+wait_cancel_req(struct req *rq)
 {
-    while (!dlist_empty(&c->waits))
-        waiter_free(DLIST_ENTRY(c->waits.next, struct waiter, clink));
+    while (!dlist_empty(&rq->waits))
+        waiter_free(DLIST_ENTRY(rq->waits.next, struct waiter, clink));
 }

@@ -9,20 +9,20 @@
 
 #include <stdint.h>
 
-struct conn;
+struct req;
 struct queue;
 
 /* Park a FETCH of up to max messages from the first of the nq queues qs that has any, for
  * wait_ms; multi: the reply names the queue. Returns 0, or -1 at the memory limit. */
-int wait_start(struct conn *c, struct queue **qs, unsigned nq, int multi, uint64_t rid,
+int wait_start(struct req *rq, struct queue **qs, unsigned nq, int multi, uint64_t rid,
                uint32_t max, uint32_t wait_ms, int noack);
-/* Hand q's ready messages to its waiters (broker hook queue_ready; ctx is the server). */
+/* Hand q's ready messages to its waiters (broker hook queue_ready; ctx is the struct req_server). */
 void wait_serve(void *ctx, struct queue *q);
 /* q is being deleted: each waiter gets ERR_QUEUE_DELETED (hook queue_gone). */
 void wait_queue_gone(void *ctx, struct queue *q);
-/* c is closing: drop its waiters without replies. */
-void wait_cancel_conn(struct conn *c);
-/* The broker is stopping: each of c's waiters gets ERR_SHUTDOWN. */
-void wait_shutdown_conn(struct conn *c);
+/* rq is closing: drop its waiters without replies. */
+void wait_cancel_req(struct req *rq);
+/* The broker is stopping: each of rq's waiters gets ERR_SHUTDOWN. */
+void wait_shutdown_req(struct req *rq);
 
 #endif /* SLABMQ_BROKER_REQ_WAIT_H */

@@ -335,7 +335,7 @@ find_conn(struct harness *h, struct feed *f)
 {
     for (struct dlink *l = h->s->conns.next; f->id && l != &h->s->conns; l = l->next) {
         struct conn *c = DLIST_ENTRY(l, struct conn, link);
-        if (c->id == f->id)
+        if (c->req.id == f->id)
             return c;
     }
     f->id = 0;
@@ -349,7 +349,7 @@ turn(struct harness *h)
 {
     for (int i = 0; i < h->n; i++) {
         struct conn *c = find_conn(h, &h->f[i]);
-        if (c && !c->paused && !c->closing && (h->f[i].pos < h->f[i].avail || h->f[i].eof))
+        if (c && !c->paused && !c->req.closing && (h->f[i].pos < h->f[i].avail || h->f[i].eof))
             event_active(&c->rev, EV_READ, 0);
     }
     event_base_loop(h->s->base, EVLOOP_NONBLOCK);
