@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -95,6 +96,8 @@ store_has_room(const struct store *st, size_t body)
     return used + 2 * op_size(body, SMQ_NAME_MAX) <= st->cap;
 }
 
+_Static_assert(offsetof(struct op, type) < 8, "a skip's size and type fit the ring's last 8 bytes");
+
 /* Room for an operation at the head: a pointer to write it at, or NULL if the ring is full
  * (the caller then loses durability for it: see append()). */
 static struct op *
@@ -108,8 +111,11 @@ reserve(struct store *st, size_t size)
     if (size > to_end) { /* an operation never wraps: skip to the start */
         if (head + to_end + size - tail > st->cap)
             return NULL;
+        /* The end may hold as little as 8 bytes (operations are multiples of 8): a skip is
+         * its size and type, the first 8 bytes of struct op, and nothing past the ring's end
+         * may be written. The writer reads only those two fields of a skip. */
         struct op *skip = (struct op *)(void *)(st->ring + at);
-        memset(skip, 0, sizeof(*skip));
+        memset(skip, 0, to_end < sizeof(*skip) ? to_end : sizeof(*skip));
         skip->size = (uint32_t)to_end;
         skip->type = OP_SKIP;
         head += to_end;
@@ -985,7 +991,7 @@ store_open(struct broker *b, const char *dir, size_t ring_bytes, int ignore_corr
     }
     st->synced_data = holds_synced(st->db);
     sqlite3_wal_hook(st->db, note_wal_size, st);
-    st->cap = ring_bytes;
+    st->cap = ring_bytes & ~(size_t)7; /* operations are multiples of 8: so is the end */
     if (mem_reserve(&b->mem, st->cap) || !(st->ring = malloc(st->cap))) {
         if (!st->ring && st->cap)
             mem_release(&b->mem, st->cap);
