@@ -81,7 +81,8 @@ struct queue {
     struct segment *mtail;      /* moved-record segment being appended to */
     struct segment *sparse;     /* a sparse segment to compact at the next death elsewhere
                                    (queue_segment_died), or NULL */
-    uint32_t next_seq;          /* seq of the next segment of the main list */
+    uint32_t hash;              /* of the name (registry): a lookup compares it first, so a
+                                   chain's other queues cost no miss on their name's line */
     uint32_t name_len;
     struct segment *rseg;       /* read cursor: segment of the next fresh message */
     uint32_t roff;              /* read cursor: offset in rseg */
@@ -124,6 +125,8 @@ struct queue {
     struct queue_counters c;
     struct latency lat;         /* publish-time checkpoints and latency histograms */
     char name[SMQ_NAME_MAX + 1];
+    uint32_t next_seq;          /* seq of the next segment of the main list (in the padding
+                                   after the name: the first line keeps the lookup's fields) */
 };
 /* A queue is one slab object: past 1,168 bytes it moves to the 1,456-byte class and every
  * declared queue costs 288 bytes more (latency.h, docs/metrics.md). */
