@@ -331,6 +331,22 @@ count_confirm(void *arg, const slabmq_confirm *cf)
         full_other++;
 }
 
+/* The tmpfs a case has mounted, so that a failing case (t_fail exits, after killing its
+ * brokers) leaves no mount behind: unmounted and removed at exit. */
+static char mounted[128];
+
+static void
+unmount_at_exit(void)
+{
+    char cmd[2 * sizeof(mounted) + 32];
+
+    if (!mounted[0])
+        return;
+    snprintf(cmd, sizeof(cmd), "umount '%s' && rm -rf '%s'", mounted, mounted);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not unmount %s\n", mounted);
+}
+
 /* Mount a tmpfs of size on dir; 0, or -1 after saying the case is skipped. */
 static int
 mount_tmpfs(const char *dir, const char *size)
@@ -338,8 +354,11 @@ mount_tmpfs(const char *dir, const char *size)
     char cmd[256];
 
     snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=%s tmpfs '%s' 2>/dev/null", size, dir);
-    if (system(cmd) == 0)
+    if (system(cmd) == 0) {
+        snprintf(mounted, sizeof(mounted), "%s", dir);
+        atexit(unmount_at_exit);
         return 0;
+    }
     fprintf(stderr, "SKIP: cannot mount a small tmpfs here (needs root and mount privileges); "
                     "the disk-full behaviour is not checked\n");
     return -1;
@@ -362,6 +381,7 @@ unmount(const char *dir)
     snprintf(cmd, sizeof(cmd), "umount '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not unmount %s\n", dir);
+    mounted[0] = '\0';
 }
 
 /* Publish 1 KiB messages pipelined through p (window 1024, the default) until the store says
