@@ -75,9 +75,9 @@ decode_basic(const char *h, char *out, size_t cap)
     return len;
 }
 
-/* The client's address, without its port, for the throttle. */
+/* The client's address: without its port for the throttle, "addr:port" for logs. */
 static const char *
-addr_of(struct evhttp_request *req, char *out, size_t len)
+client_of(struct evhttp_request *req, int with_port, char *out, size_t len)
 {
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     char *addr = NULL;
@@ -85,21 +85,10 @@ addr_of(struct evhttp_request *req, char *out, size_t len)
 
     if (conn)
         evhttp_connection_get_peer(conn, &addr, &port);
-    snprintf(out, len, "%s", addr ? addr : "?");
-    return out;
-}
-
-/* "addr:port" of the client, for logs. */
-static const char *
-peer_of(struct evhttp_request *req, char *out, size_t len)
-{
-    struct evhttp_connection *conn = evhttp_request_get_connection(req);
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-
-    if (conn)
-        evhttp_connection_get_peer(conn, &addr, &port);
-    snprintf(out, len, "%s:%u", addr ? addr : "?", (unsigned)port);
+    if (with_port)
+        snprintf(out, len, "%s:%u", addr ? addr : "?", (unsigned)port);
+    else
+        snprintf(out, len, "%s", addr ? addr : "?");
     return out;
 }
 
@@ -149,10 +138,10 @@ refuse_later(struct http_check *hc, int code, const char *reason, const char *ms
 
     s->rs.n.auth_failures++;
     if (code == 401)
-        log_warn("http from %s: authentication failed", peer_of(hc->req, peer, sizeof(peer)));
+        log_warn("http from %s: authentication failed", client_of(hc->req, 1, peer, sizeof(peer)));
     else
         guard_log_refusal(s, "http from %s: authentication failed (not checked: %s)",
-                          peer_of(hc->req, peer, sizeof(peer)), reason);
+                          client_of(hc->req, 1, peer, sizeof(peer)), reason);
     hc->code = code;
     hc->reason = reason;
     hc->msg = msg;
@@ -209,7 +198,7 @@ start_check(struct evhttp_request *req, struct server *s, const char *name, size
     hc->s = s;
     hc->req = req;
     dlist_push_back(&s->http_checks, &hc->link);
-    switch (verify_start(s->rs.verify, addr_of(req, addr, sizeof(addr)), name, nlen,
+    switch (verify_start(s->rs.verify, client_of(req, 0, addr, sizeof(addr)), name, nlen,
                          (const uint8_t *)pw, pwlen, &u, http_auth_checked, hc, &hc->slot)) {
     case VERIFY_PENDING:
         return HTTP_AUTH_PENDING;

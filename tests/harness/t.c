@@ -518,3 +518,24 @@ t_run(char *const argv[], const char *stdin_data, size_t stdin_len, char **out, 
         free(ebuf);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+void
+t_password_hash(const char *pw, const char *opt, char *out, size_t len)
+{
+    char *argv[] = {(char *)SLABMQD_PATH, (char *)(opt ? opt : "--hash-password"), NULL};
+    char in[256];
+    char *o = NULL;
+    char *e = NULL;
+    size_t olen = 0;
+    int rc;
+
+    snprintf(in, sizeof(in), "%s\n", pw);
+    rc = t_run(argv, in, strlen(in), &o, &olen, &e, 60000); /* 1,000,000 iterations, valgrind */
+    if (rc != 0 || !o || strncmp(o, "pbkdf2-sha256$", 14) != 0)
+        t_fail(__FILE__, __LINE__, "slabmqd %s: status %d, out '%s', err '%s'", argv[1], rc,
+               o ? o : "", e ? e : "");
+    o[strcspn(o, "\n")] = '\0';
+    snprintf(out, len, "%s", o);
+    free(o);
+    free(e);
+}

@@ -148,6 +148,9 @@ int t_raw_wait_closed(int fd, int ms);
 /* Send a HELLO on a raw socket and read its reply; fails the test if it is not OK. */
 void t_raw_hello(int fd);
 
+/* The hash of pw made by `slabmqd --hash-password` (opt: that flag with its iterations, e.g.
+ * "--hash-password=2000"; NULL: the default count), into out; fails the test otherwise. */
+void t_password_hash(const char *pw, const char *opt, char *out, size_t len);
 /* Run a program with argv, feeding stdin_data (may be NULL), capturing stdout (and stderr
  * into err when not NULL), with a timeout of ms. Returns the exit status (-1 if killed). */
 int t_run(char *const argv[], const char *stdin_data, size_t stdin_len, char **out,

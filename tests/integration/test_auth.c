@@ -37,29 +37,6 @@ struct users {
     char path[128];
 };
 
-/* The hash of pw made by `slabmqd --hash-password` (with opt, e.g. "--hash-password=2000",
- * when not NULL), into out. */
-static void
-hash_of(const char *pw, const char *opt, char *out, size_t len)
-{
-    char *argv[] = {(char *)SLABMQD_PATH, (char *)(opt ? opt : "--hash-password"), NULL};
-    char in[256];
-    char *o = NULL;
-    char *e = NULL;
-    size_t olen = 0;
-    int rc;
-
-    snprintf(in, sizeof(in), "%s\n", pw);
-    rc = t_run(argv, in, strlen(in), &o, &olen, &e, 30000);
-    if (rc != 0 || strncmp(o, "pbkdf2-sha256$", 14) != 0)
-        t_fail(__FILE__, __LINE__, "slabmqd --hash-password: status %d, out '%s', err '%s'", rc,
-               o, e);
-    o[strcspn(o, "\n")] = '\0';
-    snprintf(out, len, "%s", o);
-    free(o);
-    free(e);
-}
-
 /* Write text as the users file u (a new temp dir), mode 0600. */
 static void
 users_write(struct users *u, const char *text)
@@ -84,10 +61,10 @@ users_make(struct users *u)
     char h[4][256];
     char text[2048];
 
-    hash_of(PW_ROOT, NULL, h[0], sizeof(h[0]));
-    hash_of(PW_PUB, NULL, h[1], sizeof(h[1]));
-    hash_of(PW_CONS, "--hash-password=2000", h[2], sizeof(h[2]));
-    hash_of(PW_QADMIN, NULL, h[3], sizeof(h[3]));
+    t_password_hash(PW_ROOT, NULL, h[0], sizeof(h[0]));
+    t_password_hash(PW_PUB, NULL, h[1], sizeof(h[1]));
+    t_password_hash(PW_CONS, "--hash-password=2000", h[2], sizeof(h[2]));
+    t_password_hash(PW_QADMIN, NULL, h[3], sizeof(h[3]));
     snprintf(text, sizeof(text),
              "# slabmq users for test_auth\n"
              "\n"
@@ -1128,7 +1105,7 @@ test_auth_file_errors(void)
     char hash[256];
     char *err = NULL;
 
-    hash_of("pw", "--hash-password=1000", hash, sizeof(hash));
+    t_password_hash("pw", "--hash-password=1000", hash, sizeof(hash));
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct users u;
         char text[1024];
@@ -1176,8 +1153,8 @@ test_hash_password(void)
     size_t olen = 0;
     const char *p;
 
-    hash_of("same", NULL, a, sizeof(a));
-    hash_of("same", NULL, b, sizeof(b));
+    t_password_hash("same", NULL, a, sizeof(a));
+    t_password_hash("same", NULL, b, sizeof(b));
     T_ASSERT(strcmp(a, b) != 0); /* a new salt each time */
     T_ASSERT(strncmp(a, "pbkdf2-sha256$10000$", 20) == 0);
     p = a + 20;
@@ -1185,7 +1162,7 @@ test_hash_password(void)
     T_EQ_INT(p[32], '$');
     T_EQ_INT(strspn(p + 33, "0123456789abcdef"), 64);
     T_EQ_INT(strlen(p + 33), 64);
-    hash_of("same", "--hash-password=123456", a, sizeof(a));
+    t_password_hash("same", "--hash-password=123456", a, sizeof(a));
     T_ASSERT(strncmp(a, "pbkdf2-sha256$123456$", 21) == 0);
     T_EQ_INT(t_run(argv, "\n", 1, &out, &olen, &err, 10000), 2);
     T_ASSERT(strstr(err, "empty") != NULL);

@@ -36,31 +36,18 @@ struct users {
     char path[128];
 };
 
-/* The hash of pw at iterations, made by `slabmqd --hash-password=N`, into out. */
-static void
-hash_of(const char *pw, unsigned iterations, char *out, size_t len)
-{
-    char opt[64];
-    char *argv[] = {(char *)SLABMQD_PATH, opt, NULL};
-    char in[128];
-    char *o = NULL;
-    char *e = NULL;
-    size_t olen = 0;
-    int rc;
-
-    snprintf(opt, sizeof(opt), "--hash-password=%u", iterations);
-    snprintf(in, sizeof(in), "%s\n", pw);
-    rc = t_run(argv, in, strlen(in), &o, &olen, &e, 60000);
-    if (rc != 0 || strncmp(o, "pbkdf2-sha256$", 14) != 0)
-        t_fail(__FILE__, __LINE__, "slabmqd %s: status %d, err '%s'", opt, rc, e);
-    o[strcspn(o, "\n")] = '\0';
-    snprintf(out, len, "%s", o);
-    free(o);
-    free(e);
-}
-
 /* A users file: root (admin, 1000 iterations: fast to accept), then each name[i] with
  * iterations[i], all with password PW_ROOT. */
+/* The hash of pw at iterations (slabmqd --hash-password=N), into out. */
+static void
+hash_at(const char *pw, unsigned iterations, char *out, size_t len)
+{
+    char opt[64];
+
+    snprintf(opt, sizeof(opt), "--hash-password=%u", iterations);
+    t_password_hash(pw, opt, out, len);
+}
+
 static void
 users_make(struct users *u, const char *const *names, const unsigned *iterations, int n)
 {
@@ -72,10 +59,10 @@ users_make(struct users *u, const char *const *names, const unsigned *iterations
     snprintf(u->path, sizeof(u->path), "%s/users", u->dir);
     f = fopen(u->path, "w");
     T_ASSERT(f != NULL);
-    hash_of(PW_ROOT, 1000, h, sizeof(h));
+    hash_at(PW_ROOT, 1000, h, sizeof(h));
     fprintf(f, "root %s all\n", h);
     for (int i = 0; i < n; i++) {
-        hash_of(PW_ROOT, iterations[i], h, sizeof(h));
+        hash_at(PW_ROOT, iterations[i], h, sizeof(h));
         fprintf(f, "%s %s all\n", names[i], h);
     }
     T_ASSERT(fclose(f) == 0);

@@ -27,27 +27,6 @@ struct fix {
     slabmq_client *app;  /* user app: admin, publish, consume on orders.* */
 };
 
-/* The hash of pw from `slabmqd --hash-password=1000` (the fewest iterations allowed). */
-static void
-hash_of(const char *pw, char *out, size_t len)
-{
-    char *argv[] = {(char *)SLABMQD_PATH, (char *)"--hash-password=1000", NULL};
-    char in[64];
-    char *o = NULL;
-    char *e = NULL;
-    size_t olen = 0;
-    int rc;
-
-    snprintf(in, sizeof(in), "%s\n", pw);
-    rc = t_run(argv, in, strlen(in), &o, &olen, &e, 30000);
-    if (rc != 0 || strncmp(o, "pbkdf2-sha256$", 14) != 0)
-        t_fail(__FILE__, __LINE__, "slabmqd --hash-password: status %d, err '%s'", rc, e);
-    o[strcspn(o, "\n")] = '\0';
-    snprintf(out, len, "%s", o);
-    free(o);
-    free(e);
-}
-
 static slabmq_client *
 client_as(const struct t_broker *b, const char *user, const char *pw)
 {
@@ -72,8 +51,8 @@ fix_start(struct fix *f)
     char h[2][256];
     FILE *fp;
 
-    hash_of(PW_ROOT, h[0], sizeof(h[0]));
-    hash_of(PW_APP, h[1], sizeof(h[1]));
+    t_password_hash(PW_ROOT, "--hash-password=1000", h[0], sizeof(h[0]));
+    t_password_hash(PW_APP, "--hash-password=1000", h[1], sizeof(h[1]));
     t_temp_dir(f->dir, sizeof(f->dir), "dlqperms");
     snprintf(f->users, sizeof(f->users), "%s/users", f->dir);
     fp = fopen(f->users, "w");
