@@ -366,8 +366,8 @@ test_failure_time_same_for_any_name(void)
     }
     for (int j = 0; j < 3; j++)
         med[j] = median(t[j], ROUNDS);
-    fprintf(stderr, "median failure: fast %lld ms, slow %lld ms, unknown %lld ms\n", (long long)med[0],
-           (long long)med[1], (long long)med[2]);
+    fprintf(stderr, "median failure: fast %lld ms, slow %lld ms, unknown %lld ms\n",
+            (long long)med[0], (long long)med[1], (long long)med[2]);
     slack = (med[2] - 200) / 4 > 50 ? (med[2] - 200) / 4 : 50;
     T_ASSERT(llabs(med[1] - med[2]) <= slack);
     T_ASSERT(llabs(med[0] - med[2]) <= slack);
