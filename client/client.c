@@ -413,14 +413,58 @@ smq_send_queued(struct slabmq_client *c, int64_t deadline)
     return st;
 }
 
-/* Hand one confirmation to the callbacks. */
+/* Whether any confirmation callback is set: a refusal is then told, not kept sticky. */
+static int
+has_callback(const struct slabmq_client *c)
+{
+    return c->on_confirm || c->on_confirm_ex || c->on_confirmation;
+}
+
+/* Hand one confirmation to the callbacks: cf, and what it confirms (op, its count). */
 static void
-notify(struct slabmq_client *c, const slabmq_confirm *cf)
+notify(struct slabmq_client *c, const slabmq_confirm *cf, slabmq_async_op op, uint64_t count)
 {
     if (c->on_confirm)
         c->on_confirm(c->confirm_arg, cf->request, cf->status, cf->value);
     if (c->on_confirm_ex)
         c->on_confirm_ex(c->confirm_ex_arg, cf);
+    if (c->on_confirmation) {
+        int publish = op == SLABMQ_ASYNC_PUBLISH;
+        int ok = cf->status == SLABMQ_OK;
+        slabmq_confirmation k = {op,
+                                 cf->status,
+                                 cf->request,
+                                 publish && ok ? cf->value : 0,
+                                 ok ? (publish ? count : cf->value) : 0,
+                                 cf->duplicate,
+                                 cf->level,
+                                 c->confirmation_arg};
+        c->on_confirmation(&k);
+    }
+}
+
+uint32_t
+smq_settle_window(const struct slabmq_client *c)
+{
+    uint32_t broker = c->max_inflight ? c->max_inflight : 10000; /* the broker's default */
+
+    return broker > c->window ? broker : c->window;
+}
+
+/* One settlement fewer outstanding (a broker that answers with the wrong op cannot make the
+ * count wrap). */
+static void
+settled(struct slabmq_client *c)
+{
+    if (c->settling > 0)
+        c->settling--;
+}
+
+/* Outstanding requests other than settlements: those the window counts. */
+static uint32_t
+unsettled_others(const struct slabmq_client *c)
+{
+    return c->outstanding > c->settling ? c->outstanding - c->settling : 0;
 }
 
 int
@@ -428,8 +472,10 @@ smq_quiet_reserve(struct slabmq_client *c)
 {
     struct smq_quiet *q;
     uint32_t cap;
+    uint32_t limit = smq_settle_window(c);
+    uint32_t run = limit / 4 < SMQ_QUIET_RUN ? limit / 4 : SMQ_QUIET_RUN;
 
-    if (!(c->features & SMQ_FEATURE_QUIET_ACK) || c->window < 4 || c->qrun >= c->window / 4)
+    if (!(c->features & SMQ_FEATURE_QUIET_ACK) || limit < 4 || c->qrun >= run)
         return -1;
     if (c->qlen < c->qcap)
         return 0;
@@ -490,8 +536,57 @@ confirm_quiet_before(struct slabmq_client *c, uint64_t rid)
     while (c->outstanding > 0 && c->first_async < rid && quiet_pop(c, c->first_async, &q)) {
         c->first_async++;
         c->outstanding--;
-        notify(c, &(slabmq_confirm){q.rid, SLABMQ_OK, q.n, 0, SLABMQ_CONFIRM_DEFAULT});
+        settled(c);
+        notify(c, &(slabmq_confirm){q.rid, SLABMQ_OK, q.n, 0, SLABMQ_CONFIRM_DEFAULT},
+               SLABMQ_ASYNC_ACK, q.n);
     }
+}
+
+/* The operation of a pipelined reply's op code; 0 for one this library never pipelines. */
+static slabmq_async_op
+async_op(uint64_t op)
+{
+    switch (op) {
+    case SMQ_OP_PUBLISH:
+    case SMQ_OP_PUBLISH_BATCH:
+        return SLABMQ_ASYNC_PUBLISH;
+    case SMQ_OP_ACK:
+        return SLABMQ_ASYNC_ACK;
+    case SMQ_OP_NACK:
+        return SLABMQ_ASYNC_NACK;
+    case SMQ_OP_TERM:
+        return SLABMQ_ASYNC_TERM;
+    default:
+        return (slabmq_async_op)0;
+    }
+}
+
+/* A pipelined request failed: keep the first failure for slabmq_flush(), and a refused
+ * publish no callback is told of as the sticky error. */
+static void
+keep_failure(struct slabmq_client *c, const struct smq_head *h, slabmq_async_op op)
+{
+    char msg[sizeof(c->async_msg)];
+
+    snprintf(msg, sizeof(msg), "request %llu: %s: %.*s", (unsigned long long)h->id,
+             smq_status_message((unsigned)h->status), (int)h->mlen, h->msg);
+    if (c->async_err == SLABMQ_OK) {
+        c->async_err = (slabmq_status)h->status;
+        memcpy(c->async_msg, msg, sizeof(msg));
+    }
+    if (op == SLABMQ_ASYNC_PUBLISH && !has_callback(c) && c->sticky == SLABMQ_OK) {
+        c->sticky = (slabmq_status)h->status;
+        memcpy(c->sticky_msg, msg, sizeof(msg));
+    }
+}
+
+slabmq_status
+smq_sticky(struct slabmq_client *c)
+{
+    if (c->sticky == SLABMQ_OK)
+        return SLABMQ_OK;
+    return smq_client_fail(c, c->sticky, "%s (a refused pipelined publish; "
+                           "slabmq_client_take_error() clears it)", c->sticky_msg);
 }
 
 /* Decode one pipelined reply and tell the caller: the id of a publish (and whether it was a
@@ -504,6 +599,9 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
     struct smq_head h;
     struct smq_quiet q;
     slabmq_confirm cf = {0, SLABMQ_OK, 0, 0, SLABMQ_CONFIRM_DEFAULT};
+    slabmq_async_op op;
+    uint64_t count = 1;
+    int was_quiet;
 
     smq_mpr_init(&r, body, len);
     if (smq_read_head(&r, &h))
@@ -516,10 +614,17 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
     if (c->outstanding == 0 || h.id < c->first_async || h.id - c->first_async >= c->outstanding
         || !quiet_before(c, h.id)) /* not a reply to an outstanding request */
         return smq_bad_reply(c, "pipelined reply out of order");
+    op = async_op(h.op);
+    if (h.id != c->ping_rid && op == 0 && h.status == SLABMQ_OK)
+        return smq_bad_reply(c, "pipelined reply of an operation never pipelined");
     confirm_quiet_before(c, h.id);
-    quiet_pop(c, h.id, &q); /* a QUIET ACK answered: it failed */
+    was_quiet = quiet_pop(c, h.id, &q); /* a QUIET ACK answered: it failed */
     c->first_async++;
-    c->outstanding--;
+    if (--c->outstanding == 0)
+        c->settling = 0; /* whatever ops a broker named */
+    else if (was_quiet || op == SLABMQ_ASYNC_ACK || op == SLABMQ_ASYNC_NACK
+        || op == SLABMQ_ASYNC_TERM)
+        settled(c);
     if (h.id == c->ping_rid) { /* ours, not the caller's */
         c->ping_rid = 0;
         return h.status == SLABMQ_OK ? SLABMQ_OK
@@ -529,18 +634,16 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
     cf.status = (slabmq_status)h.status;
     if (h.status == SLABMQ_OK && h.n > 3)
         smq_mpr_uint(&r, &cf.value);
+    if (h.status == SLABMQ_OK && h.op == SMQ_OP_PUBLISH_BATCH && h.n > 4)
+        smq_mpr_uint(&r, &count); /* [first_id, count] */
     if (h.status == SLABMQ_OK && h.op == SMQ_OP_PUBLISH && h.n > 4
         && smq_mpr_bool(&r, &cf.duplicate))
         cf.duplicate = 0; /* not the bool of a publish with options: nothing to report */
     else if (h.status == SLABMQ_OK && h.op == SMQ_OP_PUBLISH && h.n > 5)
         cf.level = smq_read_level(&r);
-    if (h.status != SLABMQ_OK && c->async_err == SLABMQ_OK) {
-        c->async_err = cf.status;
-        snprintf(c->async_msg, sizeof(c->async_msg), "request %llu: %s: %.*s",
-                 (unsigned long long)h.id, smq_status_message((unsigned)h.status),
-                 (int)h.mlen, h.msg);
-    }
-    notify(c, &cf);
+    if (h.status != SLABMQ_OK)
+        keep_failure(c, &h, op);
+    notify(c, &cf, op ? op : was_quiet ? SLABMQ_ASYNC_ACK : op, count);
     if (h.status != SLABMQ_OK && h.op == SMQ_OP_NONE)
         c->broken = 1; /* a connection-level error: the broker closes */
     return SLABMQ_OK;
@@ -575,13 +678,15 @@ ping_for_quiet(struct slabmq_client *c, int64_t deadline)
     return smq_send_queued(c, deadline);
 }
 
-/* Read pipelined replies until at most 'keep' are outstanding. With 'sync' a synchronous
- * request follows them, whose reply confirms the QUIET ACKs left at the end; without, a
- * PING is sent to confirm them. */
+/* Read pipelined replies until at most 'keep' requests other than settlements and at most
+ * 'keep_settle' settlements are outstanding. With 'sync' a synchronous request follows
+ * them, whose reply confirms the QUIET ACKs left at the end; without, a PING is sent to
+ * confirm them. */
 static slabmq_status
-read_confirms(struct slabmq_client *c, uint32_t keep, int sync, int64_t deadline)
+read_confirms(struct slabmq_client *c, uint32_t keep, uint32_t keep_settle, int sync,
+              int64_t deadline)
 {
-    while (c->outstanding > keep) {
+    while (unsettled_others(c) > keep || (c->settling > keep_settle && c->outstanding > 0)) {
         const uint8_t *body = NULL;
         uint32_t len = 0;
         slabmq_status st;
@@ -608,12 +713,14 @@ call_deadline(const struct slabmq_client *c, int extra_ms)
     return c->timeout_ms > 0 ? smq_now_ms() + c->timeout_ms + extra_ms : 0;
 }
 
-/* smq_req_async(), for a QUIET ACK of 'quiet' ids when quiet is not UINT64_MAX. */
+/* smq_req_async(), for a settlement with 'settle', a QUIET ACK of 'quiet' ids when quiet
+ * is not UINT64_MAX. */
 static slabmq_status
-req_async(struct slabmq_client *c, uint64_t *rid, uint64_t quiet)
+req_async(struct slabmq_client *c, uint64_t *rid, int settle, uint64_t quiet)
 {
     int64_t deadline;
     slabmq_status st;
+    uint32_t slimit = smq_settle_window(c);
 
     if (c->broken) {
         c->wlen = c->wstart;
@@ -631,13 +738,17 @@ req_async(struct slabmq_client *c, uint64_t *rid, uint64_t quiet)
     } else {
         c->qrun = 0;
     }
+    c->settling += settle != 0;
     queued_async(c);
-    /* one send per 64 KiB of requests, and replies read in batches: half a window at once */
-    if (c->wlen >= 65536 || c->outstanding >= c->window) {
+    /* one send per 64 KiB of requests, and replies read in batches: half a limit at once;
+     * settlements and the rest each against their own limit */
+    if (c->wlen >= 65536 || unsettled_others(c) >= c->window || c->settling >= slimit) {
         deadline = call_deadline(c, 0); /* the clock is read only when there is I/O to do */
         st = smq_send_queued(c, deadline);
-        if (st == SLABMQ_OK && c->outstanding >= c->window)
-            st = read_confirms(c, c->window / 2, 0, deadline);
+        if (st == SLABMQ_OK && unsettled_others(c) >= c->window)
+            st = read_confirms(c, c->window / 2, UINT32_MAX, 0, deadline);
+        if (st == SLABMQ_OK && c->settling >= slimit)
+            st = read_confirms(c, UINT32_MAX, slimit / 2, 0, deadline);
     }
     return st;
 }
@@ -645,13 +756,19 @@ req_async(struct slabmq_client *c, uint64_t *rid, uint64_t quiet)
 slabmq_status
 smq_req_async(struct slabmq_client *c, uint64_t *rid)
 {
-    return req_async(c, rid, UINT64_MAX);
+    return req_async(c, rid, 0, UINT64_MAX);
+}
+
+slabmq_status
+smq_req_async_settle(struct slabmq_client *c, uint64_t *rid)
+{
+    return req_async(c, rid, 1, UINT64_MAX);
 }
 
 slabmq_status
 smq_req_async_quiet(struct slabmq_client *c, uint64_t *rid, uint64_t n)
 {
-    return req_async(c, rid, n);
+    return req_async(c, rid, 1, n);
 }
 
 slabmq_status
@@ -678,7 +795,7 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
     /* pipelined requests still queued go out in the same send, their replies come first */
     st = smq_send_queued(c, deadline);
     if (st == SLABMQ_OK)
-        st = read_confirms(c, 0, 1, deadline);
+        st = read_confirms(c, 0, 0, 1, deadline);
     if (st)
         return st;
     if (c->rstart == c->rlen)
@@ -792,7 +909,9 @@ slabmq_send(slabmq_client *c)
     st = smq_send_queued(c, call_deadline(c, 0));
     if (st == SLABMQ_OK && c->rcap == 0 && grow_rbuf(c, 65536))
         st = smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for replies");
-    return st ? st : read_arrived(c);
+    if (st == SLABMQ_OK)
+        st = read_arrived(c);
+    return st ? st : smq_sticky(c);
 }
 
 SLABMQ_API slabmq_status
@@ -806,9 +925,10 @@ slabmq_flush(slabmq_client *c)
     deadline = call_deadline(c, 0);
     st = smq_send_queued(c, deadline);
     if (st == SLABMQ_OK)
-        st = read_confirms(c, 0, 0, deadline);
+        st = read_confirms(c, 0, 0, 0, deadline);
     if (st)
         return st;
+    c->sticky = SLABMQ_OK; /* reported below: it is the first failure or came after it */
     st = c->async_err;
     if (st) {
         snprintf(c->err, sizeof(c->err), "%s", c->async_msg);
@@ -842,10 +962,33 @@ slabmq_client_on_confirm_ex(slabmq_client *c, slabmq_confirm_ex_cb cb, void *arg
     }
 }
 
+SLABMQ_API void
+slabmq_client_on_confirmation(slabmq_client *c, slabmq_confirmation_cb cb, void *user)
+{
+    if (c) {
+        c->on_confirmation = cb;
+        c->confirmation_arg = user;
+    }
+}
+
 SLABMQ_API uint64_t
 slabmq_client_outstanding(const slabmq_client *c)
 {
     return c ? c->outstanding : 0;
+}
+
+SLABMQ_API slabmq_status
+slabmq_client_take_error(slabmq_client *c)
+{
+    slabmq_status st;
+
+    if (!c || c->sticky == SLABMQ_OK)
+        return SLABMQ_OK;
+    st = smq_sticky(c);
+    if (c->async_err == st && strcmp(c->async_msg, c->sticky_msg) == 0)
+        c->async_err = SLABMQ_OK; /* read here: the next flush does not report it again */
+    c->sticky = SLABMQ_OK;
+    return st;
 }
 
 /* ---------------------------------------------------------------------------------------- */
