@@ -600,8 +600,8 @@ SLABMQ_API slabmq_status slabmq_publish_batch_opts(slabmq_client *c, const char 
 
 /*
  * How pipelining works. The *_async calls build their request into the client's send buffer
- * and return; nothing is written yet. Queued requests leave in one write (one send(2), or
- * one TLS record run) when any of these comes first:
+ * and return; nothing is written yet. Queued requests leave together, in one send(2) when
+ * the socket takes them all, when any of these comes first:
  *  - 64 KiB of requests are queued (the call that queues past it sends them all);
  *  - a limit below is reached (the call sends, then reads confirmations);
  *  - slabmq_send(), slabmq_flush() or slabmq_receive() is called;
@@ -617,26 +617,29 @@ SLABMQ_API slabmq_status slabmq_publish_batch_opts(slabmq_client *c, const char 
  *    filled it sends and reads confirmations until half of it is free;
  *  - settlements (slabmq_ack_async(), slabmq_ack_flags_async(), slabmq_nack_async(),
  *    slabmq_term_async()) do not count against the window. Their limit sizes itself: the
- *    broker's in-flight limit (max_inflight, announced at HELLO; 10000 by default, or 10000
- *    when an older broker does not say), or the window if that is larger. A connection
- *    cannot hold more unsettled messages than the broker's limit, so a consumer can queue
- *    an ack per message of any batch it fetched, whatever the window, and none of those
- *    calls stops to read a reply: they all leave with its next request. Only beyond that
- *    limit (settlements of ids it no longer holds, or several fetches without a
- *    synchronous call between) does the call read confirmations until half of it is free.
+ *    broker's in-flight limit (max_inflight, announced at HELLO: slabmqd --max-inflight,
+ *    default 10000; 10000 from a broker that does not announce it), or the window if that
+ *    is larger. A connection cannot hold more unsettled messages than the broker's limit,
+ *    so a consumer can queue an ack per message of any batch it fetched, whatever the
+ *    window, and none of those calls stops to read a reply: they all leave with its next
+ *    request. Only beyond that limit (settlements of ids it no longer holds, or several
+ *    fetches without a synchronous call between) does the call read confirmations until
+ *    half of it is free.
  *
  * Refusals (the sticky error). A refused pipelined request is reported to the confirmation
  * callbacks, if any is set, and by the next slabmq_flush() (the first failure since the
  * last flush). A refused publish that no callback was told of (none was set when its reply
- * was read) is also kept as the client's sticky error: from then on, every slabmq_publish*
- * _async() call returns it at once, queuing nothing, and slabmq_send() returns it after
- * sending what is queued (also when the refusal arrived during that call), until
- * slabmq_client_take_error() or slabmq_flush() clears it; slabmq_client_errmsg() says which
- * request failed and why. So a producer without a callback, pacing itself with
- * slabmq_send(), learns of the refusal (#SLABMQ_ERR_NOMEM at the broker's memory limit,
- * #SLABMQ_ERR_QUEUE_FULL, ...) from its next call, not only at its flush. Settlements,
- * synchronous calls and slabmq_receive() do not return the sticky error: holding back an
- * ack would only cause a redelivery.
+ * was read) is also kept as the client's sticky error: from then on, every publish *_async
+ * call (slabmq_publish_async() and its batch and opts forms) returns it at once, queuing
+ * nothing, and slabmq_send() returns it after sending what is queued (also when the
+ * refusal arrived during that call), until slabmq_client_take_error() or slabmq_flush()
+ * clears it; slabmq_client_errmsg() says which request failed and why. So a producer
+ * without a callback, pacing itself with slabmq_send(), learns of the refusal
+ * (#SLABMQ_ERR_NOMEM at the broker's memory limit, #SLABMQ_ERR_QUEUE_FULL, ...) from its
+ * next call, not only at its flush. Settlements, synchronous calls and slabmq_receive() do
+ * not return the sticky error: holding back an ack would only cause a redelivery. Only the
+ * first refusal is kept; the publishes queued after it may be refused as well (each is told
+ * to the callbacks, when set, and the flush counts only the first).
  */
 
 /**
