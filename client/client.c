@@ -615,7 +615,7 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
         || !quiet_before(c, h.id)) /* not a reply to an outstanding request */
         return smq_bad_reply(c, "pipelined reply out of order");
     op = async_op(h.op);
-    if (h.id != c->ping_rid && op == 0 && h.status == SLABMQ_OK)
+    if (h.id != c->ping_rid && op == 0) /* replies, errors too, name the request's op */
         return smq_bad_reply(c, "pipelined reply of an operation never pipelined");
     confirm_quiet_before(c, h.id);
     was_quiet = quiet_pop(c, h.id, &q); /* a QUIET ACK answered: it failed */
@@ -643,7 +643,7 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
         cf.level = smq_read_level(&r);
     if (h.status != SLABMQ_OK)
         keep_failure(c, &h, op);
-    notify(c, &cf, op ? op : was_quiet ? SLABMQ_ASYNC_ACK : op, count);
+    notify(c, &cf, op, count);
     if (h.status != SLABMQ_OK && h.op == SMQ_OP_NONE)
         c->broken = 1; /* a connection-level error: the broker closes */
     return SLABMQ_OK;
