@@ -66,7 +66,9 @@ struct slabmq_client {
                                their replies */
     uint32_t outstanding;   /* pipelined requests queued or sent, replies not yet read */
     uint32_t settling;      /* of which settlements (ACK, NACK, TERM): they have their own
-                               limit, smq_settle_window(), not the window */
+                               limit, slimit, not the window */
+    uint32_t slimit;        /* smq_settle_window(), worked out when it can change */
+    uint32_t qrun_max;      /* QUIET ACKs allowed in a row (smq_quiet_reserve) */
     uint64_t first_async;   /* request id of the oldest outstanding pipelined request */
     slabmq_confirm_cb on_confirm;  /* called for each pipelined reply; may be NULL */
     void *confirm_arg;

@@ -451,20 +451,21 @@ smq_settle_window(const struct slabmq_client *c)
     return broker > c->window ? broker : c->window;
 }
 
-/* One settlement fewer outstanding (a broker that answers with the wrong op cannot make the
- * count wrap). */
+/* Work out the limits that follow from the window and the broker's in-flight limit, once
+ * (after HELLO and at each slabmq_client_set_window()), not at every pipelined call. */
 static void
-settled(struct slabmq_client *c)
+set_limits(struct slabmq_client *c)
 {
-    if (c->settling > 0)
-        c->settling--;
+    c->slimit = smq_settle_window(c);
+    c->qrun_max = c->slimit / 4 < SMQ_QUIET_RUN ? c->slimit / 4 : SMQ_QUIET_RUN;
 }
 
-/* Outstanding requests other than settlements: those the window counts. */
+/* Outstanding requests other than settlements: those the window counts. settling never
+ * exceeds outstanding (smq_confirm() keeps it so, whatever ops a broker names). */
 static uint32_t
 unsettled_others(const struct slabmq_client *c)
 {
-    return c->outstanding > c->settling ? c->outstanding - c->settling : 0;
+    return c->outstanding - c->settling;
 }
 
 int
@@ -472,11 +473,8 @@ smq_quiet_reserve(struct slabmq_client *c)
 {
     struct smq_quiet *q;
     uint32_t cap;
-    uint32_t limit = smq_settle_window(c);
-    uint32_t run = limit / 4 < SMQ_QUIET_RUN ? limit / 4 : SMQ_QUIET_RUN;
-
-    if (!(c->features & SMQ_FEATURE_QUIET_ACK) || limit < 4 || c->qrun >= run)
-        return -1;
+    if (!(c->features & SMQ_FEATURE_QUIET_ACK) || c->qrun >= c->qrun_max)
+        return -1; /* a limit under 4 makes qrun_max 0: no QUIET ACKs */
     if (c->qlen < c->qcap)
         return 0;
     if (c->qcap > UINT32_MAX / 2)
@@ -536,29 +534,24 @@ confirm_quiet_before(struct slabmq_client *c, uint64_t rid)
     while (c->outstanding > 0 && c->first_async < rid && quiet_pop(c, c->first_async, &q)) {
         c->first_async++;
         c->outstanding--;
-        settled(c);
+        c->settling -= c->settling > 0;
         notify(c, &(slabmq_confirm){q.rid, SLABMQ_OK, q.n, 0, SLABMQ_CONFIRM_DEFAULT},
                SLABMQ_ASYNC_ACK, q.n);
     }
 }
 
-/* The operation of a pipelined reply's op code; 0 for one this library never pipelines. */
+/* The operation of a pipelined reply's op code; 0 for one this library never pipelines. A
+ * table: one load per confirmation. */
 static slabmq_async_op
 async_op(uint64_t op)
 {
-    switch (op) {
-    case SMQ_OP_PUBLISH:
-    case SMQ_OP_PUBLISH_BATCH:
-        return SLABMQ_ASYNC_PUBLISH;
-    case SMQ_OP_ACK:
-        return SLABMQ_ASYNC_ACK;
-    case SMQ_OP_NACK:
-        return SLABMQ_ASYNC_NACK;
-    case SMQ_OP_TERM:
-        return SLABMQ_ASYNC_TERM;
-    default:
-        return (slabmq_async_op)0;
-    }
+    static const uint8_t ops[32] = {
+        [SMQ_OP_PUBLISH] = SLABMQ_ASYNC_PUBLISH, [SMQ_OP_PUBLISH_BATCH] = SLABMQ_ASYNC_PUBLISH,
+        [SMQ_OP_ACK] = SLABMQ_ASYNC_ACK,         [SMQ_OP_NACK] = SLABMQ_ASYNC_NACK,
+        [SMQ_OP_TERM] = SLABMQ_ASYNC_TERM,
+    };
+
+    return op < sizeof(ops) ? (slabmq_async_op)ops[op] : (slabmq_async_op)0;
 }
 
 /* A pipelined request failed: keep the first failure for slabmq_flush(), and a refused
@@ -620,11 +613,10 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
     confirm_quiet_before(c, h.id);
     was_quiet = quiet_pop(c, h.id, &q); /* a QUIET ACK answered: it failed */
     c->first_async++;
-    if (--c->outstanding == 0)
-        c->settling = 0; /* whatever ops a broker named */
-    else if (was_quiet || op == SLABMQ_ASYNC_ACK || op == SLABMQ_ASYNC_NACK
-        || op == SLABMQ_ASYNC_TERM)
-        settled(c);
+    c->outstanding--;
+    c->settling -= (was_quiet || op >= SLABMQ_ASYNC_ACK) && c->settling > 0;
+    if (c->settling > c->outstanding) /* a broker that named the wrong ops */
+        c->settling = c->outstanding;
     if (h.id == c->ping_rid) { /* ours, not the caller's */
         c->ping_rid = 0;
         return h.status == SLABMQ_OK ? SLABMQ_OK
@@ -713,14 +705,28 @@ call_deadline(const struct slabmq_client *c, int extra_ms)
     return c->timeout_ms > 0 ? smq_now_ms() + c->timeout_ms + extra_ms : 0;
 }
 
+/* A limit is reached (or 64 KiB are queued): send what is queued, then read replies until
+ * half the window, or half the settlements' limit, is free. The cold half of
+ * req_async(). */
+static slabmq_status
+make_room(struct slabmq_client *c)
+{
+    int64_t deadline = call_deadline(c, 0); /* the clock is read only when there is I/O */
+    slabmq_status st = smq_send_queued(c, deadline);
+
+    if (st == SLABMQ_OK && unsettled_others(c) >= c->window)
+        st = read_confirms(c, c->window / 2, UINT32_MAX, 0, deadline);
+    if (st == SLABMQ_OK && c->settling >= c->slimit)
+        st = read_confirms(c, UINT32_MAX, c->slimit / 2, 0, deadline);
+    return st;
+}
+
 /* smq_req_async(), for a settlement with 'settle', a QUIET ACK of 'quiet' ids when quiet
  * is not UINT64_MAX. */
 static slabmq_status
 req_async(struct slabmq_client *c, uint64_t *rid, int settle, uint64_t quiet)
 {
-    int64_t deadline;
     slabmq_status st;
-    uint32_t slimit = smq_settle_window(c);
 
     if (c->broken) {
         c->wlen = c->wstart;
@@ -738,19 +744,13 @@ req_async(struct slabmq_client *c, uint64_t *rid, int settle, uint64_t quiet)
     } else {
         c->qrun = 0;
     }
-    c->settling += settle != 0;
+    c->settling += (uint32_t)settle;
     queued_async(c);
     /* one send per 64 KiB of requests, and replies read in batches: half a limit at once;
      * settlements and the rest each against their own limit */
-    if (c->wlen >= 65536 || unsettled_others(c) >= c->window || c->settling >= slimit) {
-        deadline = call_deadline(c, 0); /* the clock is read only when there is I/O to do */
-        st = smq_send_queued(c, deadline);
-        if (st == SLABMQ_OK && unsettled_others(c) >= c->window)
-            st = read_confirms(c, c->window / 2, UINT32_MAX, 0, deadline);
-        if (st == SLABMQ_OK && c->settling >= slimit)
-            st = read_confirms(c, UINT32_MAX, slimit / 2, 0, deadline);
-    }
-    return st;
+    if (c->wlen >= 65536 || unsettled_others(c) >= c->window || c->settling >= c->slimit)
+        return make_room(c);
+    return SLABMQ_OK;
 }
 
 slabmq_status
@@ -940,8 +940,10 @@ slabmq_flush(slabmq_client *c)
 SLABMQ_API void
 slabmq_client_set_window(slabmq_client *c, uint32_t window)
 {
-    if (c)
+    if (c) {
         c->window = window < 1 ? 1 : window;
+        set_limits(c);
+    }
 }
 
 SLABMQ_API void
@@ -1072,6 +1074,7 @@ smq_client_hello(struct slabmq_client *c, const char *name, int *auth)
         c->max_fetch = fetch;
         c->max_inflight = (uint32_t)window;
     }
+    set_limits(c);
     if (n >= 7 && smq_mpr_bool(&r, auth)) /* and whether AUTH must follow */
         return smq_bad_reply(c, "HELLO");
     c->features = 0;
@@ -1095,6 +1098,7 @@ smq_client_new(int timeout_ms)
     c->timeout_ms = timeout_ms;
     c->next_rid = 1;
     c->window = 1024;
+    set_limits(c);
     c->pushed_end = &c->pushed;
     msgpack_packer_init(&c->pk, c, wbuf_write);
     return c;
