@@ -214,8 +214,8 @@ test_quiet_acks_confirmed(void)
     T_EQ_U64(cf.last_err, req);
     T_ASSERT(!cf.out_of_order);
     T_EQ_U64(slabmq_client_outstanding(c), 0);
-    /* a window of 4 limits publishes only; acks have the broker's in-flight limit: one in
-     * a quarter of that is plain, and none is confirmed inside the call that queued it */
+    /* a window of 4 limits publishes only; acks have the broker's in-flight limit, and none
+     * is confirmed inside the call that queued it */
     slabmq_client_set_window(c, 4);
     for (int i = 12; i < 40; i++) {
         uint64_t before = cf.n;
