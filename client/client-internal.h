@@ -62,13 +62,22 @@ struct slabmq_client {
     size_t wcap;
     size_t wlen;            /* bytes in wbuf */
     size_t wstart;          /* where the request being built starts */
-    uint32_t window;        /* pipelined requests allowed without their replies */
+    uint32_t window;        /* pipelined requests other than settlements allowed without
+                               their replies */
     uint32_t outstanding;   /* pipelined requests queued or sent, replies not yet read */
+    uint32_t settling;      /* of which settlements (ACK, NACK, TERM): they have their own
+                               limit, slimit, not the window */
+    uint32_t slimit;        /* smq_settle_window(), worked out when it can change */
+    uint32_t qrun_max;      /* QUIET ACKs allowed in a row (smq_quiet_reserve) */
     uint64_t first_async;   /* request id of the oldest outstanding pipelined request */
     slabmq_confirm_cb on_confirm;  /* called for each pipelined reply; may be NULL */
     void *confirm_arg;
     slabmq_status async_err;       /* first failure of a pipelined request since slabmq_flush */
     char async_msg[256];           /* its detail */
+    slabmq_status sticky;          /* first refused pipelined publish no callback was told of:
+                                      the publish *_async calls and slabmq_send return it
+                                      until slabmq_client_take_error or slabmq_flush */
+    char sticky_msg[256];          /* its detail */
     uint8_t *rbuf;          /* bytes read and not yet consumed */
     size_t rcap;
     size_t rstart;
@@ -83,6 +92,8 @@ struct slabmq_client {
     int last_level;         /* slabmq_confirm_level of the last publish with options */
     slabmq_confirm_ex_cb on_confirm_ex; /* called for each pipelined reply; may be NULL */
     void *confirm_ex_arg;
+    slabmq_confirmation_cb on_confirmation; /* the same, with the request's op; may be NULL */
+    void *confirmation_arg;
     struct smq_sub *subs;   /* the open subscriptions, nsubs of them (at most 64 on a broker) */
     size_t nsubs;
     struct slabmq_batch *pushed;      /* DELIVER frames read but not yet received, oldest
@@ -92,7 +103,7 @@ struct slabmq_client {
     uint32_t features;      /* from HELLO: SMQ_FEATURE_* (0 from brokers that do not say) */
     /* Pipelined ACKs go QUIET when the broker takes it (docs/protocol.md 6.11): no reply on
      * success, so the reply to any later request confirms them. The outstanding ones, oldest
-     * first, in a ring of qcap (at most the window's worth). */
+     * first, in a ring of qcap (at most smq_settle_window()'s worth). */
     struct smq_quiet *quiet;
     uint32_t qcap;
     uint32_t qhead;
@@ -128,12 +139,28 @@ void smq_req_wrote(struct slabmq_client *c, const uint8_t *end);
  * and handed to the confirm callback. Sends when the queue is large, and reads replies when
  * the window is full. *rid receives its request id. */
 slabmq_status smq_req_async(struct slabmq_client *c, uint64_t *rid);
+/* smq_req_async() for a settlement (a plain ACK, NACK or TERM): counted against
+ * smq_settle_window(), not the window. */
+slabmq_status smq_req_async_settle(struct slabmq_client *c, uint64_t *rid);
+/* The most settlements outstanding: the broker's in-flight limit (HELLO's max_inflight, 10000
+ * when it does not say), or the window if that is larger. A connection cannot hold more
+ * unsettled messages than the broker's limit, so the settlements of everything a consumer
+ * holds fit without reading a reply. */
+uint32_t smq_settle_window(const struct slabmq_client *c);
+/* Return the sticky error (a refused pipelined publish) after recording its detail, or
+ * SLABMQ_OK: the publish *_async calls and slabmq_send check it. */
+slabmq_status smq_sticky(struct slabmq_client *c);
+/* QUIET ACKs in a row at most, so that a push consumer, which makes no synchronous call,
+ * still has its acks confirmed every so often: the plain ACK after them gets a reply, which
+ * confirms them. Costs the broker one small reply frame per this many acks. */
+#define SMQ_QUIET_RUN 256
+
 /* Whether the next pipelined ACK may go QUIET, with room kept for it so that
  * smq_req_async_quiet() cannot fail for want of it: 0, or -1 (the caller then sends a plain
- * ACK). Not when the broker does not take it, when out of memory, nor for more than a
- * quarter of the window in a row: with a full window, the reply to a plain request among
- * the older half then frees half of it, and a request is never confirmed inside the call
- * that queued it (a window under 4 has no QUIET ACKs). */
+ * ACK). Not when the broker does not take it, when out of memory, nor for more than
+ * SMQ_QUIET_RUN or a quarter of smq_settle_window() in a row: with that limit reached, the
+ * reply to a plain request among the older half then frees half of it, and a request is
+ * never confirmed inside the call that queued it (a limit under 4 has no QUIET ACKs). */
 int smq_quiet_reserve(struct slabmq_client *c);
 /* smq_req_async() for a QUIET ACK of n ids, after smq_quiet_reserve(). */
 slabmq_status smq_req_async_quiet(struct slabmq_client *c, uint64_t *rid, uint64_t n);
@@ -175,6 +202,11 @@ int smq_read_head(struct smq_mpr *r, struct smq_head *h);
  * know are skipped. */
 slabmq_status smq_read_batch(struct slabmq_client *c, struct smq_mpr *r, uint32_t nres,
                              struct slabmq_batch **out);
+
+/* Returns a new batch holding copies of b's first max messages (0 < max < b->n), which are
+ * taken off b (b keeps the rest, in order); free it with slabmq_batch_free(). NULL when out
+ * of memory, b unchanged. */
+struct slabmq_batch *smq_batch_take(struct slabmq_batch *b, size_t max);
 
 /* 1 if the frame body is a DELIVER push [20, subscription, status, ...], else 0. */
 int smq_is_deliver(const uint8_t *body, uint32_t len);

@@ -413,14 +413,59 @@ smq_send_queued(struct slabmq_client *c, int64_t deadline)
     return st;
 }
 
-/* Hand one confirmation to the callbacks. */
+/* Whether any confirmation callback is set: a refusal is then told, not kept sticky. */
+static int
+has_callback(const struct slabmq_client *c)
+{
+    return c->on_confirm || c->on_confirm_ex || c->on_confirmation;
+}
+
+/* Hand one confirmation to the callbacks: cf, and what it confirms (op, its count). */
 static void
-notify(struct slabmq_client *c, const slabmq_confirm *cf)
+notify(struct slabmq_client *c, const slabmq_confirm *cf, slabmq_async_op op, uint64_t count)
 {
     if (c->on_confirm)
         c->on_confirm(c->confirm_arg, cf->request, cf->status, cf->value);
     if (c->on_confirm_ex)
         c->on_confirm_ex(c->confirm_ex_arg, cf);
+    if (c->on_confirmation) {
+        int publish = op == SLABMQ_ASYNC_PUBLISH;
+        int ok = cf->status == SLABMQ_OK;
+        slabmq_confirmation k = {op,
+                                 cf->status,
+                                 cf->request,
+                                 publish && ok ? cf->value : 0,
+                                 ok ? (publish ? count : cf->value) : 0,
+                                 cf->duplicate,
+                                 cf->level,
+                                 c->confirmation_arg};
+        c->on_confirmation(&k);
+    }
+}
+
+uint32_t
+smq_settle_window(const struct slabmq_client *c)
+{
+    uint32_t broker = c->max_inflight ? c->max_inflight : 10000; /* the broker's default */
+
+    return broker > c->window ? broker : c->window;
+}
+
+/* Work out the limits that follow from the window and the broker's in-flight limit, once
+ * (after HELLO and at each slabmq_client_set_window()), not at every pipelined call. */
+static void
+set_limits(struct slabmq_client *c)
+{
+    c->slimit = smq_settle_window(c);
+    c->qrun_max = c->slimit / 4 < SMQ_QUIET_RUN ? c->slimit / 4 : SMQ_QUIET_RUN;
+}
+
+/* Outstanding requests other than settlements: those the window counts. settling never
+ * exceeds outstanding (smq_confirm() keeps it so, whatever ops a broker names). */
+static uint32_t
+unsettled_others(const struct slabmq_client *c)
+{
+    return c->outstanding - c->settling;
 }
 
 int
@@ -428,9 +473,8 @@ smq_quiet_reserve(struct slabmq_client *c)
 {
     struct smq_quiet *q;
     uint32_t cap;
-
-    if (!(c->features & SMQ_FEATURE_QUIET_ACK) || c->window < 4 || c->qrun >= c->window / 4)
-        return -1;
+    if (!(c->features & SMQ_FEATURE_QUIET_ACK) || c->qrun >= c->qrun_max)
+        return -1; /* a limit under 4 makes qrun_max 0: no QUIET ACKs */
     if (c->qlen < c->qcap)
         return 0;
     if (c->qcap > UINT32_MAX / 2)
@@ -490,8 +534,52 @@ confirm_quiet_before(struct slabmq_client *c, uint64_t rid)
     while (c->outstanding > 0 && c->first_async < rid && quiet_pop(c, c->first_async, &q)) {
         c->first_async++;
         c->outstanding--;
-        notify(c, &(slabmq_confirm){q.rid, SLABMQ_OK, q.n, 0, SLABMQ_CONFIRM_DEFAULT});
+        c->settling -= c->settling > 0;
+        notify(c, &(slabmq_confirm){q.rid, SLABMQ_OK, q.n, 0, SLABMQ_CONFIRM_DEFAULT},
+               SLABMQ_ASYNC_ACK, q.n);
     }
+}
+
+/* The operation of a pipelined reply's op code; 0 for one this library never pipelines. A
+ * table: one load per confirmation. */
+static slabmq_async_op
+async_op(uint64_t op)
+{
+    static const uint8_t ops[32] = {
+        [SMQ_OP_PUBLISH] = SLABMQ_ASYNC_PUBLISH, [SMQ_OP_PUBLISH_BATCH] = SLABMQ_ASYNC_PUBLISH,
+        [SMQ_OP_ACK] = SLABMQ_ASYNC_ACK,         [SMQ_OP_NACK] = SLABMQ_ASYNC_NACK,
+        [SMQ_OP_TERM] = SLABMQ_ASYNC_TERM,
+    };
+
+    return op < sizeof(ops) ? (slabmq_async_op)ops[op] : (slabmq_async_op)0;
+}
+
+/* A pipelined request failed: keep the first failure for slabmq_flush(), and a refused
+ * publish no callback is told of as the sticky error. */
+static void
+keep_failure(struct slabmq_client *c, const struct smq_head *h, slabmq_async_op op)
+{
+    char msg[sizeof(c->async_msg)];
+
+    snprintf(msg, sizeof(msg), "request %llu: %s: %.*s", (unsigned long long)h->id,
+             smq_status_message((unsigned)h->status), (int)h->mlen, h->msg);
+    if (c->async_err == SLABMQ_OK) {
+        c->async_err = (slabmq_status)h->status;
+        memcpy(c->async_msg, msg, sizeof(msg));
+    }
+    if (op == SLABMQ_ASYNC_PUBLISH && !has_callback(c) && c->sticky == SLABMQ_OK) {
+        c->sticky = (slabmq_status)h->status;
+        memcpy(c->sticky_msg, msg, sizeof(msg));
+    }
+}
+
+slabmq_status
+smq_sticky(struct slabmq_client *c)
+{
+    if (c->sticky == SLABMQ_OK)
+        return SLABMQ_OK;
+    return smq_client_fail(c, c->sticky, "%s (a refused pipelined publish; "
+                           "slabmq_client_take_error() clears it)", c->sticky_msg);
 }
 
 /* Decode one pipelined reply and tell the caller: the id of a publish (and whether it was a
@@ -504,6 +592,9 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
     struct smq_head h;
     struct smq_quiet q;
     slabmq_confirm cf = {0, SLABMQ_OK, 0, 0, SLABMQ_CONFIRM_DEFAULT};
+    slabmq_async_op op;
+    uint64_t count = 1;
+    int was_quiet;
 
     smq_mpr_init(&r, body, len);
     if (smq_read_head(&r, &h))
@@ -516,10 +607,16 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
     if (c->outstanding == 0 || h.id < c->first_async || h.id - c->first_async >= c->outstanding
         || !quiet_before(c, h.id)) /* not a reply to an outstanding request */
         return smq_bad_reply(c, "pipelined reply out of order");
+    op = async_op(h.op);
+    if (h.id != c->ping_rid && op == 0) /* replies, errors too, name the request's op */
+        return smq_bad_reply(c, "pipelined reply of an operation never pipelined");
     confirm_quiet_before(c, h.id);
-    quiet_pop(c, h.id, &q); /* a QUIET ACK answered: it failed */
+    was_quiet = quiet_pop(c, h.id, &q); /* a QUIET ACK answered: it failed */
     c->first_async++;
     c->outstanding--;
+    c->settling -= (was_quiet || op >= SLABMQ_ASYNC_ACK) && c->settling > 0;
+    if (c->settling > c->outstanding) /* a broker that named the wrong ops */
+        c->settling = c->outstanding;
     if (h.id == c->ping_rid) { /* ours, not the caller's */
         c->ping_rid = 0;
         return h.status == SLABMQ_OK ? SLABMQ_OK
@@ -529,18 +626,16 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
     cf.status = (slabmq_status)h.status;
     if (h.status == SLABMQ_OK && h.n > 3)
         smq_mpr_uint(&r, &cf.value);
+    if (h.status == SLABMQ_OK && h.op == SMQ_OP_PUBLISH_BATCH && h.n > 4)
+        smq_mpr_uint(&r, &count); /* [first_id, count] */
     if (h.status == SLABMQ_OK && h.op == SMQ_OP_PUBLISH && h.n > 4
         && smq_mpr_bool(&r, &cf.duplicate))
         cf.duplicate = 0; /* not the bool of a publish with options: nothing to report */
     else if (h.status == SLABMQ_OK && h.op == SMQ_OP_PUBLISH && h.n > 5)
         cf.level = smq_read_level(&r);
-    if (h.status != SLABMQ_OK && c->async_err == SLABMQ_OK) {
-        c->async_err = cf.status;
-        snprintf(c->async_msg, sizeof(c->async_msg), "request %llu: %s: %.*s",
-                 (unsigned long long)h.id, smq_status_message((unsigned)h.status),
-                 (int)h.mlen, h.msg);
-    }
-    notify(c, &cf);
+    if (h.status != SLABMQ_OK)
+        keep_failure(c, &h, op);
+    notify(c, &cf, op, count);
     if (h.status != SLABMQ_OK && h.op == SMQ_OP_NONE)
         c->broken = 1; /* a connection-level error: the broker closes */
     return SLABMQ_OK;
@@ -575,13 +670,15 @@ ping_for_quiet(struct slabmq_client *c, int64_t deadline)
     return smq_send_queued(c, deadline);
 }
 
-/* Read pipelined replies until at most 'keep' are outstanding. With 'sync' a synchronous
- * request follows them, whose reply confirms the QUIET ACKs left at the end; without, a
- * PING is sent to confirm them. */
+/* Read pipelined replies until at most 'keep' requests other than settlements and at most
+ * 'keep_settle' settlements are outstanding. With 'sync' a synchronous request follows
+ * them, whose reply confirms the QUIET ACKs left at the end; without, a PING is sent to
+ * confirm them. */
 static slabmq_status
-read_confirms(struct slabmq_client *c, uint32_t keep, int sync, int64_t deadline)
+read_confirms(struct slabmq_client *c, uint32_t keep, uint32_t keep_settle, int sync,
+              int64_t deadline)
 {
-    while (c->outstanding > keep) {
+    while (unsettled_others(c) > keep || (c->settling > keep_settle && c->outstanding > 0)) {
         const uint8_t *body = NULL;
         uint32_t len = 0;
         slabmq_status st;
@@ -608,11 +705,27 @@ call_deadline(const struct slabmq_client *c, int extra_ms)
     return c->timeout_ms > 0 ? smq_now_ms() + c->timeout_ms + extra_ms : 0;
 }
 
-/* smq_req_async(), for a QUIET ACK of 'quiet' ids when quiet is not UINT64_MAX. */
+/* A limit is reached (or 64 KiB are queued): send what is queued, then read replies until
+ * half the window, or half the settlements' limit, is free. The cold half of
+ * req_async(). */
 static slabmq_status
-req_async(struct slabmq_client *c, uint64_t *rid, uint64_t quiet)
+make_room(struct slabmq_client *c)
 {
-    int64_t deadline;
+    int64_t deadline = call_deadline(c, 0); /* the clock is read only when there is I/O */
+    slabmq_status st = smq_send_queued(c, deadline);
+
+    if (st == SLABMQ_OK && unsettled_others(c) >= c->window)
+        st = read_confirms(c, c->window / 2, UINT32_MAX, 0, deadline);
+    if (st == SLABMQ_OK && c->settling >= c->slimit)
+        st = read_confirms(c, UINT32_MAX, c->slimit / 2, 0, deadline);
+    return st;
+}
+
+/* smq_req_async(), for a settlement with 'settle', a QUIET ACK of 'quiet' ids when quiet
+ * is not UINT64_MAX. */
+static slabmq_status
+req_async(struct slabmq_client *c, uint64_t *rid, int settle, uint64_t quiet)
+{
     slabmq_status st;
 
     if (c->broken) {
@@ -631,27 +744,31 @@ req_async(struct slabmq_client *c, uint64_t *rid, uint64_t quiet)
     } else {
         c->qrun = 0;
     }
+    c->settling += (uint32_t)settle;
     queued_async(c);
-    /* one send per 64 KiB of requests, and replies read in batches: half a window at once */
-    if (c->wlen >= 65536 || c->outstanding >= c->window) {
-        deadline = call_deadline(c, 0); /* the clock is read only when there is I/O to do */
-        st = smq_send_queued(c, deadline);
-        if (st == SLABMQ_OK && c->outstanding >= c->window)
-            st = read_confirms(c, c->window / 2, 0, deadline);
-    }
-    return st;
+    /* one send per 64 KiB of requests, and replies read in batches: half a limit at once;
+     * settlements and the rest each against their own limit */
+    if (c->wlen >= 65536 || unsettled_others(c) >= c->window || c->settling >= c->slimit)
+        return make_room(c);
+    return SLABMQ_OK;
 }
 
 slabmq_status
 smq_req_async(struct slabmq_client *c, uint64_t *rid)
 {
-    return req_async(c, rid, UINT64_MAX);
+    return req_async(c, rid, 0, UINT64_MAX);
+}
+
+slabmq_status
+smq_req_async_settle(struct slabmq_client *c, uint64_t *rid)
+{
+    return req_async(c, rid, 1, UINT64_MAX);
 }
 
 slabmq_status
 smq_req_async_quiet(struct slabmq_client *c, uint64_t *rid, uint64_t n)
 {
-    return req_async(c, rid, n);
+    return req_async(c, rid, 1, n);
 }
 
 slabmq_status
@@ -678,7 +795,7 @@ smq_call(struct slabmq_client *c, unsigned op, int extra_ms, struct smq_mpr *r,
     /* pipelined requests still queued go out in the same send, their replies come first */
     st = smq_send_queued(c, deadline);
     if (st == SLABMQ_OK)
-        st = read_confirms(c, 0, 1, deadline);
+        st = read_confirms(c, 0, 0, 1, deadline);
     if (st)
         return st;
     if (c->rstart == c->rlen)
@@ -792,7 +909,9 @@ slabmq_send(slabmq_client *c)
     st = smq_send_queued(c, call_deadline(c, 0));
     if (st == SLABMQ_OK && c->rcap == 0 && grow_rbuf(c, 65536))
         st = smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for replies");
-    return st ? st : read_arrived(c);
+    if (st == SLABMQ_OK)
+        st = read_arrived(c);
+    return st ? st : smq_sticky(c);
 }
 
 SLABMQ_API slabmq_status
@@ -806,9 +925,10 @@ slabmq_flush(slabmq_client *c)
     deadline = call_deadline(c, 0);
     st = smq_send_queued(c, deadline);
     if (st == SLABMQ_OK)
-        st = read_confirms(c, 0, 0, deadline);
+        st = read_confirms(c, 0, 0, 0, deadline);
     if (st)
         return st;
+    c->sticky = SLABMQ_OK; /* reported below: it is the first failure or came after it */
     st = c->async_err;
     if (st) {
         snprintf(c->err, sizeof(c->err), "%s", c->async_msg);
@@ -820,8 +940,10 @@ slabmq_flush(slabmq_client *c)
 SLABMQ_API void
 slabmq_client_set_window(slabmq_client *c, uint32_t window)
 {
-    if (c)
+    if (c) {
         c->window = window < 1 ? 1 : window;
+        set_limits(c);
+    }
 }
 
 SLABMQ_API void
@@ -842,10 +964,33 @@ slabmq_client_on_confirm_ex(slabmq_client *c, slabmq_confirm_ex_cb cb, void *arg
     }
 }
 
+SLABMQ_API void
+slabmq_client_on_confirmation(slabmq_client *c, slabmq_confirmation_cb cb, void *user)
+{
+    if (c) {
+        c->on_confirmation = cb;
+        c->confirmation_arg = user;
+    }
+}
+
 SLABMQ_API uint64_t
 slabmq_client_outstanding(const slabmq_client *c)
 {
     return c ? c->outstanding : 0;
+}
+
+SLABMQ_API slabmq_status
+slabmq_client_take_error(slabmq_client *c)
+{
+    slabmq_status st;
+
+    if (!c || c->sticky == SLABMQ_OK)
+        return SLABMQ_OK;
+    st = smq_sticky(c);
+    if (c->async_err == st && strcmp(c->async_msg, c->sticky_msg) == 0)
+        c->async_err = SLABMQ_OK; /* read here: the next flush does not report it again */
+    c->sticky = SLABMQ_OK;
+    return st;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -929,6 +1074,7 @@ smq_client_hello(struct slabmq_client *c, const char *name, int *auth)
         c->max_fetch = fetch;
         c->max_inflight = (uint32_t)window;
     }
+    set_limits(c);
     if (n >= 7 && smq_mpr_bool(&r, auth)) /* and whether AUTH must follow */
         return smq_bad_reply(c, "HELLO");
     c->features = 0;
@@ -952,6 +1098,7 @@ smq_client_new(int timeout_ms)
     c->timeout_ms = timeout_ms;
     c->next_rid = 1;
     c->window = 1024;
+    set_limits(c);
     c->pushed_end = &c->pushed;
     msgpack_packer_init(&c->pk, c, wbuf_write);
     return c;

@@ -277,6 +277,8 @@ slabmq_publish_batch_opts_async(slabmq_client *c, const char *queue, const slabm
 {
     if (!c)
         return SLABMQ_ERR_ARG;
+    if (c->sticky) /* an earlier publish was refused and nobody was told: say so first */
+        return smq_sticky(c);
     if (build_publish(c, queue, msgs, n, opts) == 0)
         return (slabmq_status)c->last;
     return smq_req_async(c, request);
@@ -467,6 +469,51 @@ set_queue(slabmq_batch *b, const char *name, size_t len)
     memcpy(b->qname, name, len);
     b->qname[len] = '\0';
     b->queue = b->qname;
+}
+
+struct slabmq_batch *
+smq_batch_take(struct slabmq_batch *b, size_t max)
+{
+    size_t bytes = 0;
+    size_t ndead = 0;
+    struct slabmq_batch *nb;
+    uint8_t *p;
+    slabmq_dead_letter *dead;
+
+    for (size_t i = 0; i < max; i++) {
+        const slabmq_message *m = &b->msgs[i];
+        bytes += m->len;
+        if (m->dead) {
+            ndead++;
+            bytes += strlen(m->dead->reason) + strlen(m->dead->queue) + 2;
+        }
+    }
+    nb = new_batch(max, ndead, bytes);
+    if (!nb)
+        return NULL;
+    p = nb->bytes;
+    dead = nb->dead;
+    for (size_t i = 0; i < max; i++) { /* not put_entry(): that stays inlined in the hot path */
+        const slabmq_message *m = &b->msgs[i];
+        slabmq_message *t = &nb->msgs[i];
+        *t = *m;
+        if (m->len)
+            memcpy(p, m->data, m->len);
+        t->data = p;
+        p += m->len;
+        if (m->dead) {
+            dead->reason = copy_str(&p, m->dead->reason, (uint32_t)strlen(m->dead->reason));
+            dead->queue = copy_str(&p, m->dead->queue, (uint32_t)strlen(m->dead->queue));
+            dead->deliveries = m->dead->deliveries;
+            t->dead = dead++;
+        }
+    }
+    nb->n = max;
+    nb->subscription = b->subscription;
+    set_queue(nb, b->queue, b->queue ? strlen(b->queue) : 0);
+    b->msgs += max; /* still inside b's block, which slabmq_batch_free(b) frees */
+    b->n -= max;
+    return nb;
 }
 
 SLABMQ_API slabmq_status
@@ -716,7 +763,9 @@ settle(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t de
 
 /* Pipelined settle(): the count comes to the confirmation callback. An ACK goes QUIET when
  * the broker takes it: the reply to the request after it (for a consumer, its next FETCH)
- * confirms it, so the consumer wakes once per FETCH rather than twice. */
+ * confirms it, so the consumer wakes once per FETCH rather than twice. Settlements count
+ * against their own limit (smq_settle_window()), not the publishes' window, and do not
+ * return the sticky error. */
 static slabmq_status
 settle_async(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t delay,
              unsigned flags, uint64_t *request)
@@ -730,7 +779,7 @@ settle_async(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint6
     quiet = op == SMQ_OP_ACK && !smq_quiet_reserve(c);
     if (build_settle(c, op, ids, n, delay, flags | (quiet ? SMQ_ACK_QUIET : 0)))
         return (slabmq_status)c->last;
-    return quiet ? smq_req_async_quiet(c, request, n) : smq_req_async(c, request);
+    return quiet ? smq_req_async_quiet(c, request, n) : smq_req_async_settle(c, request);
 }
 
 SLABMQ_API slabmq_status

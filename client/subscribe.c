@@ -148,12 +148,19 @@ pop_push(struct slabmq_client *c)
     return b;
 }
 
-/* Hand out the oldest push: a batch of messages, or the end of a subscription. */
+/* Hand out the oldest push: a batch of messages (at most max of them, 0: no limit; a
+ * larger push stays first in line with the rest), or the end of a subscription. */
 static slabmq_status
-hand_out(struct slabmq_client *c, slabmq_batch **out)
+hand_out(struct slabmq_client *c, size_t max, slabmq_batch **out)
 {
-    struct slabmq_batch *b = pop_push(c);
+    struct slabmq_batch *b;
 
+    if (max && c->pushed->status == SLABMQ_OK && c->pushed->n > max) {
+        *out = smq_batch_take(c->pushed, max);
+        return *out ? SLABMQ_OK
+                    : smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory for a batch");
+    }
+    b = pop_push(c);
     *out = b;
     if (b->status == SLABMQ_OK)
         return SLABMQ_OK;
@@ -195,6 +202,12 @@ receive_frame(struct slabmq_client *c, const uint8_t *body, uint32_t len)
 SLABMQ_API slabmq_status
 slabmq_receive(slabmq_client *c, int timeout_ms, slabmq_batch **out)
 {
+    return slabmq_receive_max(c, timeout_ms, 0, out);
+}
+
+SLABMQ_API slabmq_status
+slabmq_receive_max(slabmq_client *c, int timeout_ms, size_t max, slabmq_batch **out)
+{
     int64_t deadline;
     slabmq_status st;
 
@@ -202,7 +215,7 @@ slabmq_receive(slabmq_client *c, int timeout_ms, slabmq_batch **out)
         return SLABMQ_ERR_ARG;
     *out = NULL;
     if (c->pushed)
-        return hand_out(c, out);
+        return hand_out(c, max, out);
     if (c->broken)
         return smq_client_fail(c, SLABMQ_ERR_CLOSED,
                                "connection unusable after an earlier error; reconnect");
@@ -235,7 +248,7 @@ slabmq_receive(slabmq_client *c, int timeout_ms, slabmq_batch **out)
         if (got < 0)
             st = smq_client_fail(c, SLABMQ_ERR_IO, "poll failed");
     }
-    return st ? st : hand_out(c, out);
+    return st ? st : hand_out(c, max, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -598,8 +598,53 @@ SLABMQ_API slabmq_status slabmq_publish_batch_opts(slabmq_client *c, const char 
 /* ------------------------------------------------------------------------------------------ */
 /* Pipelining                                                                                 */
 
+/*
+ * How pipelining works. The *_async calls build their request into the client's send buffer
+ * and return; nothing is written yet. Queued requests leave together, in one send(2) when
+ * the socket takes them all, when any of these comes first:
+ *  - 64 KiB of requests are queued (the call that queues past it sends them all);
+ *  - a limit below is reached (the call sends, then reads confirmations);
+ *  - slabmq_send(), slabmq_flush() or slabmq_receive() is called;
+ *  - any synchronous call is made: its request goes in the same write, after them, so a
+ *    consumer's acks of one batch leave with its next slabmq_fetch().
+ * Confirmations are read when a call needs room, by slabmq_send() (those already arrived),
+ * slabmq_receive(), slabmq_flush() and every synchronous call (which reads all of them
+ * before its own reply), and handed to the callbacks in request order.
+ *
+ * Two limits, counted in requests, bound what is unconfirmed:
+ *  - the window (slabmq_client_set_window(), default 1024) counts publishes (and every
+ *    other pipelined request that is not a settlement). When it is full, the call that
+ *    filled it sends and reads confirmations until half of it is free;
+ *  - settlements (slabmq_ack_async(), slabmq_ack_flags_async(), slabmq_nack_async(),
+ *    slabmq_term_async()) do not count against the window. Their limit sizes itself: the
+ *    broker's in-flight limit (max_inflight, announced at HELLO: slabmqd --max-inflight,
+ *    default 10000; 10000 from a broker that does not announce it), or the window if that
+ *    is larger. A connection cannot hold more unsettled messages than the broker's limit,
+ *    so a consumer can queue an ack per message of any batch it fetched, whatever the
+ *    window, and none of those calls stops to read a reply: they all leave with its next
+ *    request. Only beyond that limit (settlements of ids it no longer holds, or several
+ *    fetches without a synchronous call between) does the call read confirmations until
+ *    half of it is free.
+ *
+ * Refusals (the sticky error). A refused pipelined request is reported to the confirmation
+ * callbacks, if any is set, and by the next slabmq_flush() (the first failure since the
+ * last flush). A refused publish that no callback was told of (none was set when its reply
+ * was read) is also kept as the client's sticky error: from then on, every publish *_async
+ * call (slabmq_publish_async() and its batch and opts forms) returns it at once, queuing
+ * nothing, and slabmq_send() returns it after sending what is queued (also when the
+ * refusal arrived during that call), until slabmq_client_take_error() or slabmq_flush()
+ * clears it; slabmq_client_errmsg() says which request failed and why. So a producer
+ * without a callback, pacing itself with slabmq_send(), learns of the refusal
+ * (#SLABMQ_ERR_NOMEM at the broker's memory limit, #SLABMQ_ERR_QUEUE_FULL, ...) from its
+ * next call, not only at its flush. Settlements, synchronous calls and slabmq_receive() do
+ * not return the sticky error: holding back an ack would only cause a redelivery. Only the
+ * first refusal is kept; the publishes queued after it may be refused as well (each is told
+ * to the callbacks, when set, and the flush counts only the first).
+ */
+
 /**
- * Called once per pipelined request when its reply is read, in request order.
+ * Called once per pipelined request when its reply is read, in request order. It does not
+ * say what the request was: ::slabmq_confirmation_cb (slabmq_client_on_confirmation()) does.
  * @param request the id the *_async call returned.
  * @param status  #SLABMQ_OK or the broker's error for that request.
  * @param value   on success: the message id of a publish (the first id of a batch), or the
@@ -624,19 +669,54 @@ typedef struct slabmq_confirm {
 /** Called like ::slabmq_confirm_cb, with the whole confirmation (borrowed for the call). */
 typedef void (*slabmq_confirm_ex_cb)(void *arg, const slabmq_confirm *cf);
 
+/** What a pipelined request was, in a ::slabmq_confirmation. */
+typedef enum slabmq_async_op {
+    SLABMQ_ASYNC_PUBLISH = 1, /**< slabmq_publish_async() and the batch and opts variants */
+    SLABMQ_ASYNC_ACK = 2,     /**< slabmq_ack_async(), slabmq_ack_flags_async() */
+    SLABMQ_ASYNC_NACK = 3,    /**< slabmq_nack_async() */
+    SLABMQ_ASYNC_TERM = 4     /**< slabmq_term_async() */
+} slabmq_async_op;
+
+/** A pipelined request's confirmation, saying which operation it confirms, for
+ *  slabmq_client_on_confirmation(). The library fills it and lends it to the callback for
+ *  the call; callers only read it, so fields may be added at the end in later versions
+ *  without a new soname. */
+typedef struct slabmq_confirmation {
+    slabmq_async_op op;         /**< what the request was */
+    slabmq_status status;       /**< #SLABMQ_OK or the broker's error for that request */
+    uint64_t request;           /**< the id the *_async call returned */
+    uint64_t id;                /**< a publish's message id (of a batch: its first message's,
+                                     the others follow it); 0 for settlements and failures */
+    uint64_t count;             /**< on success, the messages the request covered: 1 for a
+                                     publish, a batch's size, or how many an ack, NACK or
+                                     TERM settled; 0 on failure (a partly failed ack says
+                                     how many in the error message only) */
+    int duplicate;              /**< as in ::slabmq_confirm */
+    slabmq_confirm_level level; /**< as in ::slabmq_confirm */
+    void *user;                 /**< the @p user given to slabmq_client_on_confirmation() */
+} slabmq_confirmation;
+
+/** Called once per pipelined request when its reply is read, in request order, with the
+ *  confirmation (borrowed for the call). Runs inside a libslabmq call on the same thread;
+ *  it must not call back into the client. */
+typedef void (*slabmq_confirmation_cb)(const slabmq_confirmation *cf);
+
 /**
  * Publish without waiting for the broker's confirmation. Requests are queued and sent
- * together (one send per 64 KiB of requests); when @p window requests are unconfirmed
- * (slabmq_client_set_window(), default 1024), the call reads confirmations until half the
- * window is free. Confirmations are handed to the slabmq_confirm_cb, if set, and a failure
- * is reported by the next slabmq_flush(). Any synchronous call on the client first sends
- * what is queued and reads all outstanding confirmations.
+ * together (one send per 64 KiB of requests, see "How pipelining works" above); when the
+ * window is full (slabmq_client_set_window(), default 1024 unconfirmed publishes), the call
+ * reads confirmations until half the window is free. Confirmations are handed to the
+ * callbacks, if set, and a failure is reported by the next slabmq_flush(); a refusal no
+ * callback was told of is also the sticky error, returned by the next call (above). Any
+ * synchronous call on the client first sends what is queued and reads all outstanding
+ * confirmations.
  * @param request if not NULL, receives the request id the confirmation will carry.
  * @param c the connection
  * @param queue the queue's name; borrowed for the call
  * @param data the payload, @p len bytes; borrowed for the call
  * @param len the payload's length in bytes
- * @return #SLABMQ_OK when queued; an I/O error, or an argument error (nothing queued).
+ * @return #SLABMQ_OK when queued; the sticky error, the refusal of an earlier publish
+ *         (nothing queued); an I/O error, or an argument error (nothing queued).
  */
 SLABMQ_API slabmq_status slabmq_publish_async(slabmq_client *c, const char *queue,
                                               const void *data, size_t len, uint64_t *request);
@@ -685,10 +765,15 @@ SLABMQ_API slabmq_status slabmq_publish_batch_opts_async(slabmq_client *c, const
                                                          uint64_t *request);
 /**
  * Pipelined slabmq_ack_batch(): the ACK goes out with the next send (for a consumer, in the
- * same write as its next slabmq_fetch()). Against a broker that takes it, the ACK is sent
- * QUIET (docs/protocol.md 6.11): the broker answers only a failure, and the confirmation
- * (#SLABMQ_OK, value n) is handed to the callback when the reply to a later request
- * arrives, such as that of the next fetch, or at slabmq_flush().
+ * same write as its next slabmq_fetch(), unless 64 KiB of requests are queued first). It
+ * does not count against the window: settlements have their own limit, the broker's
+ * in-flight limit, so a consumer acking each message of a batch larger than the window
+ * does not stop to read replies ("How pipelining works" above). Against a broker that
+ * takes it, the ACK is sent QUIET (docs/protocol.md 6.11), but never more than 256 (or a
+ * quarter of that limit, if smaller) in a row: the broker answers only a failure, and the
+ * confirmation (#SLABMQ_OK, value n) is handed to the callback when the reply to a later
+ * request arrives, such as that of the next fetch or of the next plain ACK, or at
+ * slabmq_flush().
  * @param c the connection
  * @param ids the messages' ids; borrowed for the call
  * @param n how many, at least 1
@@ -723,13 +808,16 @@ SLABMQ_API slabmq_status slabmq_term_async(slabmq_client *c, const uint64_t *ids
  * rate, where latency matters more than batching); confirmations that have already arrived
  * are read and handed to the callback. Never blocks on the broker's replies.
  * @param c the connection
- * @return #SLABMQ_OK, or an I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT,
- *         #SLABMQ_ERR_CLOSED); the failures of requests are reported by slabmq_flush()
+ * @return #SLABMQ_OK; the sticky error, if a publish was refused and no callback was told
+ *         (it may have arrived in this call; what was queued has been sent all the same);
+ *         or an I/O error (#SLABMQ_ERR_IO, #SLABMQ_ERR_TIMEOUT, #SLABMQ_ERR_CLOSED). Other
+ *         failures of requests are reported by slabmq_flush().
  */
 SLABMQ_API slabmq_status slabmq_send(slabmq_client *c);
 
 /**
- * Send everything queued and wait for every outstanding confirmation.
+ * Send everything queued and wait for every outstanding confirmation. Clears the sticky
+ * error.
  * @param c the connection
  * @return #SLABMQ_OK if every pipelined request since the last flush succeeded; otherwise
  * the status of the first that failed (slabmq_client_errmsg() says which and why), or an
@@ -737,7 +825,9 @@ SLABMQ_API slabmq_status slabmq_send(slabmq_client *c);
  */
 SLABMQ_API slabmq_status slabmq_flush(slabmq_client *c);
 /**
- * Unconfirmed pipelined requests allowed (at least 1; default 1024).
+ * Unconfirmed pipelined publishes allowed (at least 1; default 1024). Settlements (the ack,
+ * NACK and TERM *_async calls) are not counted: their limit is the broker's in-flight limit,
+ * or this window if larger ("How pipelining works" above).
  * @param c the connection
  * @param window the most unconfirmed requests; 0 counts as 1
  */
@@ -751,7 +841,8 @@ SLABMQ_API void slabmq_client_set_window(slabmq_client *c, uint32_t window);
 SLABMQ_API void slabmq_client_on_confirm(slabmq_client *c, slabmq_confirm_cb cb, void *arg);
 /**
  * Set (or clear, with NULL) the extended confirmation callback; it is called after the
- * plain one when both are set.
+ * plain one when both are set. Kept for the programs that use it;
+ * slabmq_client_on_confirmation() also says what each request was.
  * @param c the connection
  * @param cb the callback, or NULL for none
  * @param arg passed to @p cb as is
@@ -759,12 +850,36 @@ SLABMQ_API void slabmq_client_on_confirm(slabmq_client *c, slabmq_confirm_cb cb,
 SLABMQ_API void slabmq_client_on_confirm_ex(slabmq_client *c, slabmq_confirm_ex_cb cb,
                                             void *arg);
 /**
- * Pipelined requests not yet confirmed. QUIET acks stay counted until a later request's
- * reply confirms them: to wait for every confirmation, call slabmq_flush().
+ * Set (or clear, with NULL) the confirmation callback that says which operation each
+ * confirmation is for (publish, ack, NACK, TERM) with its message id or count. It is called
+ * after the ::slabmq_confirm_cb and ::slabmq_confirm_ex_cb when those are set too; any of
+ * them set means refusals are told, so none becomes the sticky error.
+ * @param c the connection
+ * @param cb the callback, or NULL for none
+ * @param user handed to @p cb as slabmq_confirmation::user
+ */
+SLABMQ_API void slabmq_client_on_confirmation(slabmq_client *c, slabmq_confirmation_cb cb,
+                                              void *user);
+/**
+ * Pipelined requests not yet confirmed, settlements included. QUIET acks stay counted until
+ * a later request's reply confirms them: to wait for every confirmation, call
+ * slabmq_flush().
  * @param c the connection
  * @return the number of pipelined requests not yet confirmed
  */
 SLABMQ_API uint64_t slabmq_client_outstanding(const slabmq_client *c);
+
+/**
+ * Read and clear the sticky error: the first pipelined publish refused since it was last
+ * cleared that no confirmation callback was told of ("How pipelining works" above). After
+ * it the publish *_async calls queue again. Sends nothing and waits for nothing; requests
+ * queued after the refused one are still outstanding, and a later refusal among them
+ * becomes the sticky error in turn. slabmq_flush() clears it too.
+ * @param c the connection; may be NULL
+ * @return the refused publish's status (slabmq_client_errmsg() then says which request and
+ *         why), or #SLABMQ_OK when there is none (also for a NULL @p c)
+ */
+SLABMQ_API slabmq_status slabmq_client_take_error(slabmq_client *c);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Consuming                                                                                  */
@@ -1065,6 +1180,9 @@ SLABMQ_API slabmq_status slabmq_unsubscribe(slabmq_client *c, uint64_t subscript
  * Acks sent QUIET (slabmq_ack_async()) have no reply of their own: they are confirmed by
  * the reply to a later request, or by slabmq_flush().
  *
+ * A batch is one push of the broker, as large as the subscription's credit allowed at the
+ * time: to take at most N at a time, use slabmq_receive_max().
+ *
  * @param out receives a batch; slabmq_batch_subscription() and slabmq_batch_queue() say
  *           whose it is. An empty batch (subscription 0) when nothing arrived in time or a
  *           signal interrupted the wait: a success, as for slabmq_fetch().
@@ -1077,6 +1195,20 @@ SLABMQ_API slabmq_status slabmq_unsubscribe(slabmq_client *c, uint64_t subscript
  *        *out is NULL.
  */
 SLABMQ_API slabmq_status slabmq_receive(slabmq_client *c, int timeout_ms, slabmq_batch **out);
+
+/**
+ * slabmq_receive() that hands out at most @p max messages: when the oldest push holds more,
+ * the first @p max of it are copied into the batch returned and the rest stay first in line
+ * for the next call (in order, from the same subscription). Costs a copy of the messages
+ * handed out of a push that is split; none when a push fits.
+ * @param c the connection
+ * @param timeout_ms as for slabmq_receive()
+ * @param max the most messages in the batch; 0: no limit (slabmq_receive())
+ * @param out as for slabmq_receive()
+ * @return as slabmq_receive()
+ */
+SLABMQ_API slabmq_status slabmq_receive_max(slabmq_client *c, int timeout_ms, size_t max,
+                                            slabmq_batch **out);
 
 #ifdef __cplusplus
 }

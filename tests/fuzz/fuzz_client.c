@@ -13,7 +13,8 @@
  * Input layout:
  *   byte 0      bit 0: the client says HELLO first (else it starts with default limits);
  *               bit 1: then it takes QUIET ACKs whatever HELLO said; bit 2: a window of 4
- *               requests (else 1024), so the full window is read out mid-call
+ *               requests and an in-flight limit of 4 (else 1024 and HELLO's), so the full
+ *               window, or the settlements' limit, is read out mid-call
  *   bytes 1-8   the calls, one per byte (value modulo the number of calls), in turn, until
  *               16 calls are made or the connection is unusable
  *   the rest    the bytes the broker sends (cut at what the socket buffer takes)
@@ -289,13 +290,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (data[0] & 2)
         c->features |= SMQ_FEATURE_QUIET_ACK;
-    if (data[0] & 4)
+    if (data[0] & 4) { /* and a broker in-flight limit of 4: the settlements' limit too */
+        c->max_inflight = 4;
         slabmq_client_set_window(c, 4);
+    }
     for (int i = 0; i < MAX_CALLS && !c->broken; i++) {
         call(c, data[1 + i % 8]);
         /* the buffer holds what arrived (at most 'sent' bytes), rounded up by doubling */
         FUZZ_CHECK(c->rcap <= 65536 || c->rcap <= 2 * sent);
         FUZZ_CHECK(c->qlen <= c->outstanding); /* QUIET ACKs are among the outstanding */
+        FUZZ_CHECK(c->settling <= c->outstanding); /* unsettled_others() relies on it */
         sink += strlen(slabmq_client_errmsg(c));
     }
     slabmq_client_close(c); /* closes sv[0] */

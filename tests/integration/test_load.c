@@ -50,7 +50,10 @@
 #define LOAD_QUITS 5                /* abrupt closes per quitting consumer */
 #define LOAD_QUIT_EVERY 150         /* receipts between two of them */
 #define LOAD_RING 512               /* pipelined requests a connection tracks */
-#define LOAD_WINDOW 256             /* unconfirmed requests the library allows */
+#define LOAD_WINDOW 256             /* unconfirmed publishes the library allows, and the
+                                       broker's in-flight limit, which bounds a consumer's
+                                       unconfirmed acks and NACKs: the ring holds either */
+#define LOAD_WINDOW_STR "256"
 #define LOAD_CALL_MS 10000          /* the client's timeout on every call */
 #define LOAD_SETUP_MS 30000         /* every connection open within this */
 #define LOAD_RUN_MS 45000           /* everything published and acked within this */
@@ -981,7 +984,8 @@ static void
 load_start(struct load *l)
 {
     raise_nofile();
-    t_broker_start(&l->broker, "--log-level", "warn", NULL);
+    /* no consumer holds more than 68 (a FETCH of 64, a sleeper's 4) */
+    t_broker_start(&l->broker, "--log-level", "warn", "--max-inflight", LOAD_WINDOW_STR, NULL);
     if (broker_nofile(&l->broker) < LOAD_NOFILE)
         t_fail(__FILE__, __LINE__, "the broker may open %llu files, fewer than %d",
                broker_nofile(&l->broker), LOAD_NOFILE);

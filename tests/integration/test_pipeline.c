@@ -214,7 +214,8 @@ test_quiet_acks_confirmed(void)
     T_EQ_U64(cf.last_err, req);
     T_ASSERT(!cf.out_of_order);
     T_EQ_U64(slabmq_client_outstanding(c), 0);
-    /* a window of 4: one ack in four is plain, so the window frees up without a PING */
+    /* a window of 4 limits publishes only; acks have the broker's in-flight limit, and none
+     * is confirmed inside the call that queued it */
     slabmq_client_set_window(c, 4);
     for (int i = 12; i < 40; i++) {
         uint64_t before = cf.n;
@@ -312,6 +313,262 @@ test_quiet_acks_at_a_connection_error(void)
     T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_CLOSED);
     T_ASSERT(strstr(slabmq_client_errmsg(c), "unusable") != NULL);
     T_EQ_U64(cf.n, 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* What slabmq_client_on_confirmation() was told, by operation. */
+struct by_op {
+    uint64_t n;                  /* confirmations */
+    uint64_t ok[5];              /* successful ones per slabmq_async_op */
+    uint64_t count[5];           /* the counts they carried */
+    uint64_t failed[5];          /* failures per op */
+    slabmq_confirmation last;    /* the last one */
+    slabmq_confirmation seen[16]; /* the first 16 */
+    int bad_op;                  /* an op outside slabmq_async_op */
+};
+
+static void
+on_confirmation(const slabmq_confirmation *k)
+{
+    struct by_op *o = k->user; /* a wrong user pointer crashes here, under ASan at least */
+
+    if (k->op < 1 || k->op > 4) {
+        o->bad_op = 1;
+        return;
+    }
+    if (o->n < 16)
+        o->seen[o->n] = *k;
+    o->n++;
+    o->last = *k;
+    if (k->status == SLABMQ_OK) {
+        o->ok[k->op]++;
+        o->count[k->op] += k->count;
+    } else {
+        o->failed[k->op]++;
+    }
+}
+
+/* A consumer whose batch (2048) is far larger than its window (64) settles every message
+ * with a pipelined ack or NACK without stopping mid-batch: settlements do not count against
+ * the window, so no call reads a reply (no confirmation is handed out, the broker still
+ * holds all 2048: nothing was even sent) until the next FETCH, whose write carries them all
+ * and whose reply confirms them. Before, the 64th ack read replies until half the window
+ * was free, 63 waits for the broker per batch. */
+static void
+test_acks_beyond_the_window(void)
+{
+    struct t_broker b;
+    slabmq_client *p;
+    slabmq_client *c;
+    struct by_op o = {0};
+    static slabmq_payload msgs[2048];
+    slabmq_batch *bt;
+    uint64_t ids[2048];
+
+    t_broker_start(&b, NULL);
+    p = t_client(&b);
+    c = t_client(&b);
+    for (int i = 0; i < 2048; i++)
+        msgs[i] = (slabmq_payload){"job", 3};
+    T_OK(p, slabmq_publish_batch(p, "big-batch", msgs, 2048, NULL));
+    slabmq_client_set_window(c, 64);
+    slabmq_client_on_confirmation(c, on_confirmation, &o);
+    T_OK(c, slabmq_fetch(c, "big-batch", 2048, 1000, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 2048);
+    for (int i = 0; i < 2048; i++)
+        ids[i] = slabmq_batch_get(bt, (size_t)i)->id;
+    slabmq_batch_free(bt);
+    for (int i = 0; i < 2048; i++) {
+        if (i < 1536)
+            T_OK(c, slabmq_ack_async(c, &ids[i], 1, NULL));
+        else
+            T_OK(c, slabmq_nack_async(c, &ids[i], 1, 0, NULL));
+        T_EQ_U64(o.n, 0); /* no reply read inside the batch */
+        T_EQ_U64(slabmq_client_outstanding(c), (uint64_t)i + 1);
+    }
+    T_EQ_U64(t_stat(p, "big-batch", "inflight"), 2048); /* none has left c yet */
+    T_OK(c, slabmq_fetch(c, "big-batch", 1, 0, &bt)); /* one write: 2048 settlements, FETCH */
+    T_EQ_INT(slabmq_batch_count(bt), 1);                /* a NACKed one, back in the queue */
+    T_OK(c, slabmq_nack_async(c, &slabmq_batch_get(bt, 0)->id, 1, 0, NULL));
+    slabmq_batch_free(bt);
+    T_EQ_U64(o.n, 2048);
+    T_EQ_U64(o.ok[SLABMQ_ASYNC_ACK], 1536);
+    T_EQ_U64(o.count[SLABMQ_ASYNC_ACK], 1536);
+    T_EQ_U64(o.ok[SLABMQ_ASYNC_NACK], 512);
+    T_OK(c, slabmq_flush(c));
+    T_EQ_U64(slabmq_client_outstanding(c), 0);
+    T_EQ_U64(t_stat(p, "big-batch", "acked"), 1536);
+    T_EQ_U64(t_stat(p, "big-batch", "inflight"), 0);
+    T_EQ_U64(t_stat(p, "big-batch", "ready"), 512);
+    slabmq_client_close(p);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* Publishes still have their window: with acks outstanding beyond it, a publish that fills
+ * the window reads confirmations until half of it is free, and no more. */
+static void
+test_window_counts_publishes_only(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_batch *bt;
+    uint64_t ids[100];
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    for (int i = 0; i < 100; i++)
+        T_OK(c, slabmq_publish_async(c, "mix", "m", 1, NULL));
+    T_OK(c, slabmq_flush(c));
+    T_OK(c, slabmq_fetch(c, "mix", 100, 0, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 100);
+    for (int i = 0; i < 100; i++)
+        ids[i] = slabmq_batch_get(bt, (size_t)i)->id;
+    slabmq_batch_free(bt);
+    slabmq_client_set_window(c, 8);
+    for (int i = 0; i < 100; i++)
+        T_OK(c, slabmq_ack_async(c, &ids[i], 1, NULL));
+    T_EQ_U64(slabmq_client_outstanding(c), 100);
+    for (int i = 0; i < 7; i++)
+        T_OK(c, slabmq_publish_async(c, "mix", "m", 1, NULL));
+    T_EQ_U64(slabmq_client_outstanding(c), 107);
+    T_OK(c, slabmq_publish_async(c, "mix", "m", 1, NULL)); /* the 8th: reads down to 4 */
+    T_EQ_U64(slabmq_client_outstanding(c), 4);
+    T_OK(c, slabmq_flush(c));
+    T_EQ_U64(t_stat(c, "mix", "acked"), 100);
+    T_EQ_U64(t_stat(c, "mix", "ready"), 8);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* A paced producer without a confirmation callback learns that the broker refused a
+ * pipelined publish (its memory limit) from the return of its next call, not only from
+ * slabmq_flush(): the refusal is sticky, every publish *_async returns it without queuing,
+ * slabmq_send() returns it too, until slabmq_client_take_error() reads it. With a callback
+ * the callback is told instead and the calls go on returning OK. Before, all 100000 calls
+ * returned OK. */
+static void
+test_refused_publish_is_sticky(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_client *d;
+    static char kib[1024];
+    slabmq_status st = SLABMQ_OK;
+    uint64_t queued = 0;
+    uint64_t before;
+    struct by_op o = {0};
+
+    t_broker_start(&b, "--max-memory", "16MiB", NULL);
+    c = t_client(&b);
+    for (int i = 0; i < 100000 && st == SLABMQ_OK; i++) {
+        st = slabmq_publish_async(c, "fill", kib, sizeof(kib), NULL);
+        if (st == SLABMQ_OK) {
+            queued++;
+            st = slabmq_send(c);
+        }
+    }
+    T_EQ_INT(st, SLABMQ_ERR_NOMEM);
+    T_ASSERT(queued < 100000);
+    T_ASSERT(strstr(slabmq_client_errmsg(c), "request ") != NULL);
+    /* sticky: nothing more is queued, slabmq_send says it again */
+    before = slabmq_client_outstanding(c);
+    T_EQ_INT(slabmq_publish_async(c, "fill", "x", 1, NULL), SLABMQ_ERR_NOMEM);
+    T_EQ_INT(slabmq_publish_batch_async(c, "fill", &(slabmq_payload){"x", 1}, 1, NULL),
+             SLABMQ_ERR_NOMEM);
+    T_ASSERT(slabmq_client_outstanding(c) <= before);
+    T_EQ_INT(slabmq_send(c), SLABMQ_ERR_NOMEM);
+    T_OK(c, slabmq_ping(c)); /* synchronous calls answer for themselves */
+    /* read and cleared: the next refusal (there are more: all went out together) is sticky
+     * again, and the flush reports the first one since the one read */
+    T_EQ_INT(slabmq_client_take_error(c), SLABMQ_ERR_NOMEM);
+    T_EQ_INT(slabmq_client_take_error(c), SLABMQ_OK);
+    st = slabmq_flush(c);
+    T_ASSERT(st == SLABMQ_OK || st == SLABMQ_ERR_NOMEM);
+    T_EQ_INT(slabmq_client_take_error(c), SLABMQ_OK); /* the flush cleared it too */
+    /* with a callback set, the callback is told and the calls keep returning OK */
+    slabmq_client_on_confirmation(c, on_confirmation, &o);
+    for (int i = 0; i < 50; i++)
+        T_OK(c, slabmq_publish_async(c, "fill", kib, sizeof(kib), NULL));
+    T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_NOMEM);
+    T_EQ_U64(o.failed[SLABMQ_ASYNC_PUBLISH], 50);
+    T_EQ_INT(slabmq_client_take_error(c), SLABMQ_OK);
+    slabmq_client_on_confirmation(c, NULL, NULL);
+    /* room again: publishing resumes */
+    d = t_client(&b);
+    T_OK(d, slabmq_purge(d, "fill", NULL));
+    T_OK(c, slabmq_publish_async(c, "fill", "x", 1, NULL));
+    T_OK(c, slabmq_send(c));
+    T_OK(c, slabmq_flush(c));
+    slabmq_client_close(d);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* The old two-argument callbacks and slabmq_client_on_confirmation() on one client: each is
+ * told every confirmation once, in order; the new one names the operation, the message id
+ * of a publish (the first of a batch) with its count, the count of a settlement, and hands
+ * back the user pointer. */
+static void
+test_confirmation_names_its_op(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    struct confirms old = {0};
+    struct by_op o = {0};
+    slabmq_payload three[3] = {{"a", 1}, {"b", 1}, {"c", 1}};
+    slabmq_batch *bt;
+    uint64_t ids[4];
+    uint64_t bogus = 1u << 30;
+    uint64_t req[7];
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    slabmq_client_on_confirm(c, on_confirm, &old);
+    slabmq_client_on_confirmation(c, on_confirmation, &o);
+    T_OK(c, slabmq_publish_async(c, "ops", "x", 1, &req[0]));
+    T_OK(c, slabmq_publish_batch_async(c, "ops", three, 3, &req[1]));
+    T_OK(c, slabmq_flush(c));
+    T_EQ_U64(old.n, 2);
+    T_EQ_U64(o.n, 2);
+    T_EQ_INT(o.seen[0].op, SLABMQ_ASYNC_PUBLISH);
+    T_EQ_U64(o.seen[0].request, req[0]);
+    T_EQ_U64(o.seen[0].count, 1);
+    T_EQ_INT(o.seen[1].op, SLABMQ_ASYNC_PUBLISH);
+    T_EQ_U64(o.seen[1].request, req[1]);
+    T_EQ_U64(o.seen[1].count, 3);
+    T_EQ_U64(o.seen[1].id, o.seen[0].id + 1);
+    T_EQ_U64(old.last_value, o.seen[1].id); /* the old callback: the same id */
+    T_ASSERT(!old.out_of_order);
+    T_OK(c, slabmq_fetch(c, "ops", 4, 0, &bt));
+    T_EQ_INT(slabmq_batch_count(bt), 4);
+    for (int i = 0; i < 4; i++)
+        ids[i] = slabmq_batch_get(bt, (size_t)i)->id;
+    T_EQ_U64(ids[0], o.seen[0].id);
+    slabmq_batch_free(bt);
+    T_OK(c, slabmq_ack_async(c, &ids[0], 1, &req[2]));   /* QUIET */
+    T_OK(c, slabmq_nack_async(c, &ids[1], 1, 0, &req[3]));
+    T_OK(c, slabmq_term_async(c, &ids[2], 2, &req[4]));
+    T_OK(c, slabmq_ack_async(c, &bogus, 1, &req[5]));   /* refused */
+    T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_UNKNOWN_ID);
+    T_EQ_U64(o.n, 6);
+    T_EQ_U64(old.n, 6);
+    T_EQ_INT(o.seen[2].op, SLABMQ_ASYNC_ACK);
+    T_EQ_U64(o.seen[2].request, req[2]);
+    T_EQ_U64(o.seen[2].count, 1);
+    T_EQ_U64(o.seen[2].id, 0);
+    T_EQ_INT(o.seen[3].op, SLABMQ_ASYNC_NACK);
+    T_EQ_U64(o.seen[3].count, 1);
+    T_EQ_INT(o.seen[4].op, SLABMQ_ASYNC_TERM);
+    T_EQ_U64(o.seen[4].request, req[4]);
+    T_EQ_U64(o.seen[4].count, 2);
+    T_EQ_INT(o.seen[5].op, SLABMQ_ASYNC_ACK);
+    T_EQ_INT(o.seen[5].status, SLABMQ_ERR_UNKNOWN_ID);
+    T_EQ_U64(o.seen[5].count, 0);
+    T_EQ_U64(o.seen[5].request, req[5]);
+    T_ASSERT(!o.bad_op);
+    T_EQ_INT(slabmq_client_take_error(c), SLABMQ_OK); /* a settlement is never sticky */
     slabmq_client_close(c);
     t_broker_stop(&b);
 }
@@ -537,6 +794,10 @@ static const struct t_case cases[] = {
     T_CASE(test_async_publish_window),
     T_CASE(test_async_errors_and_sync_mix),
     T_CASE(test_async_ack_with_fetch),
+    T_CASE(test_acks_beyond_the_window),
+    T_CASE(test_window_counts_publishes_only),
+    T_CASE(test_refused_publish_is_sticky),
+    T_CASE(test_confirmation_names_its_op),
     {NULL, NULL},
 };
 

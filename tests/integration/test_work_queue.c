@@ -565,6 +565,69 @@ test_pushes_kept_and_async_acks(void)
     t_broker_stop(&b);
 }
 
+/* slabmq_receive_max() hands out at most N messages a call: a push of 50 comes out as
+ * 7, 7, ... in order and exactly once, each batch naming its subscription and queue (with
+ * slabmq_receive() it is one batch of 50); the rest of a split push stays first in line,
+ * ahead of pushes that arrive after it. */
+static void
+test_receive_max(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_client *p;
+    static slabmq_payload msgs[50];
+    char bodies[50][4];
+    uint64_t sub;
+    uint64_t last = 0;
+    size_t got = 0;
+    size_t largest = 0;
+    int64_t deadline;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    p = t_client(&b);
+    for (int i = 0; i < 50; i++) {
+        snprintf(bodies[i], sizeof(bodies[i]), "%03d", i);
+        msgs[i] = (slabmq_payload){bodies[i], 3};
+    }
+    T_OK(p, slabmq_publish_batch(p, "capped", msgs, 50, NULL));
+    T_OK(c, slabmq_subscribe(c, "capped", 60, &sub));
+    wait_stat(p, "capped", "inflight", 50, 3000);
+    T_OK(c, slabmq_ping(c)); /* the pushes are read while c waits for its PING */
+    T_OK(p, slabmq_publish(p, "capped", "050", 3, NULL)); /* a later push, behind them */
+    wait_stat(p, "capped", "inflight", 51, 3000);
+    deadline = t_now_ms() + 5000;
+    while (got < 51 && t_now_ms() < deadline) {
+        slabmq_batch *bt;
+        size_t n;
+        T_OK(c, slabmq_receive_max(c, 1000, 7, &bt));
+        n = slabmq_batch_count(bt);
+        T_ASSERT(n <= 7);
+        if (n) {
+            T_EQ_U64(slabmq_batch_subscription(bt), sub);
+            T_EQ_STR(slabmq_batch_queue(bt), "capped");
+        }
+        for (size_t i = 0; i < n; i++) {
+            const slabmq_message *m = slabmq_batch_get(bt, i);
+            char want[4];
+            snprintf(want, sizeof(want), "%03zu", got + i);
+            T_EQ_INT(m->len, 3);
+            T_EQ_MEM(m->data, want, 3); /* in order, none twice, none lost */
+            T_ASSERT(m->id > last);
+            last = m->id;
+        }
+        largest = n > largest ? n : largest;
+        got += n;
+        slabmq_batch_free(bt);
+    }
+    T_EQ_U64(got, 51);
+    T_EQ_U64(largest, 7); /* the push of 50 was split */
+    T_EQ_INT(slabmq_receive_max(NULL, 0, 7, NULL), SLABMQ_ERR_ARG);
+    slabmq_client_close(p);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 /* Deleting the queue ends its subscriptions: receive reports ERR_QUEUE_DELETED with an
  * empty batch that names the subscription and queue. */
 static void
@@ -613,6 +676,7 @@ static const struct t_case cases[] = {
     T_CASE(test_subscribe_credit),
     T_CASE(test_pushes_kept_and_async_acks),
     T_CASE(test_subscription_ends_on_delete),
+    T_CASE(test_receive_max),
     {NULL, NULL},
 };
 

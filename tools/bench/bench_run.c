@@ -548,15 +548,14 @@ bench_consumer_main(void *arg)
     const struct bench_params *p = &w->b->p;
     uint32_t most = p->subscribe > p->fetch_batch ? p->subscribe : p->fetch_batch;
     uint64_t *ids = malloc(most * sizeof(*ids));
-    uint32_t window = p->window > most ? p->window : most;
 
     if (!ids) {
         fail(w, "%s", "out of memory");
         atomic_fetch_sub(&w->b->running, 1);
         return NULL;
     }
-    /* room for a whole batch of acks, so they all go out with the next FETCH */
-    slabmq_client_set_window(w->c, window + 1);
+    /* no window to set: acks are not counted against it (their limit is the broker's
+     * in-flight limit), so a whole batch of them goes out with the next FETCH */
     slabmq_client_on_confirm(w->c, consumer_confirm, w);
     consume(w, ids);
     if (p->ack != BENCH_ACK_NONE && !w->err[0] && slabmq_flush(w->c) != SLABMQ_OK)
