@@ -23,6 +23,7 @@
 #include "peer_proto.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,8 @@
 
 /* What one request asked Redis for, kept in request order so replies can be decoded. */
 enum req_kind { RK_RPOP, RK_BRPOP, RK_RPOPN, RK_BLMPOP, RK_XREAD, RK_XACK, RK_PUSH };
+
+static atomic_uint inbox_seq;         /* numbers the NATS inboxes of this process */
 
 /* One token of a flat RESP reply. */
 struct peer_resp_tok {
@@ -906,7 +909,10 @@ nats_setup(struct peer_session *s, int consumer, int fresh)
     }
     s->stream[i] = '\0';
     snprintf(s->subject, sizeof(s->subject), "pb.%s", s->stream);
-    snprintf(s->inbox, sizeof(s->inbox), "_INBOX.pb%ld%c", (long)getpid(), consumer ? 'c' : 'p');
+    /* a connection's own inbox: the pairs of one run share a process and must not share
+     * an inbox, where each would take the other's API replies */
+    snprintf(s->inbox, sizeof(s->inbox), "_INBOX.pb%ld%c%u", (long)getpid(), consumer ? 'c' : 'p',
+             atomic_fetch_add(&inbox_seq, 1));
     peer_net_out_str(&s->c, "CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"peerbench\","
                             "\"lang\":\"c\",\"version\":\"0.1\",\"protocol\":1,\"headers\":true,"
                             "\"no_responders\":true}\r\nPING\r\n");
