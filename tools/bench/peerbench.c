@@ -464,7 +464,7 @@ report(const struct peer_opts *o, const struct side *pd, const struct side *cd)
     }
     printf("%s %s size=%zu n=%" PRIu64 " depth=%u batch=%u", o->target, names[o->workload],
            o->size, o->n, o->depth, o->batch);
-    if (o->push_values > 1)
+    if (o->push_values > 1 && o->workload != PEER_DRAIN)
         printf(" push-values=%u", o->push_values);
     if (o->spread > 1)
         printf(" spread=%u", o->spread);
