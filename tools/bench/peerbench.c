@@ -265,19 +265,21 @@ consume(struct peer_session *s, struct side *sd, int block, int until_dry)
     sd->start_ns = sd->start_ns ? sd->start_ns : peer_net_now_ns();
     while ((sd->done < o->n && !dry) || pending_acks > 0 || outstanding > 0) {
         struct peer_event ev;
-        enum peer_parse r;
-        if (atomic_load(s->stop))
-            return fail(s, sd, "consume");
-        if (peer_net_now_ns() > s->deadline_ns) {
-            peer_net_set_err(&s->c, "deadline passed with %" PRIu64 " received", sd->done);
-            return fail(s, sd, "consume");
-        }
-        if (!dry)
-            consume_request(s, sd->done, &outstanding, block);
-        r = s->t->next_event(s, &ev);
+        enum peer_parse r = s->t->next_event(s, &ev);
         if (r == PEER_ERR)
             return fail(s, sd, "consume");
+        /* all input handled: check, ask for more and move bytes. Only here, not for every
+         * message: requests leave at the next peer_net_io() anyway, and a clock read and a
+         * request check per message were a third of the client's instructions at 10M/s */
         if (r == PEER_NEED) {
+            if (atomic_load(s->stop))
+                return fail(s, sd, "consume");
+            if (peer_net_now_ns() > s->deadline_ns) {
+                peer_net_set_err(&s->c, "deadline passed with %" PRIu64 " received", sd->done);
+                return fail(s, sd, "consume");
+            }
+            if (!dry)
+                consume_request(s, sd->done, &outstanding, block);
             if (peer_net_io(&s->c, 100) < 0)
                 return fail(s, sd, "consume");
             continue;
