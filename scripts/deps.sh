@@ -16,9 +16,10 @@ case "${1:-}" in
 # slabmq.h compiles as C++ (tests/cxx).
 test) PACKAGES="$PACKAGES clang-tidy chromium python3-prometheus-client g++" ;;
 # The peers docs/performance.md compares slabmq with (tools/bench/bench-peers.sh): Redis and
-# redis-benchmark, beanstalkd, NATS with JetStream, and hiredis for slabmq-redischeck, the
-# plain hiredis client that checks slabmq-peerbench's Redis figures. About 15 MB.
-bench) PACKAGES="$PACKAGES redis-server redis-tools beanstalkd nats-server libhiredis-dev" ;;
+# redis-benchmark, beanstalkd, NATS with JetStream, and hiredis and nats.c for
+# slabmq-redischeck and slabmq-natscheck, the official-client idioms that check
+# slabmq-peerbench's own clients. About 15 MB.
+bench) PACKAGES="$PACKAGES redis-server redis-tools beanstalkd nats-server libhiredis-dev libnats-dev" ;;
 *)
     echo "usage: scripts/deps.sh [test|bench]" >&2
     exit 2

@@ -14,17 +14,21 @@
 # received) and consumer batch (BATCH) and the fastest idiom its users would pick; the
 # one-per-message idioms are there only as labelled references (redis-list-1).
 #
-#   tools/bench/bench-peers.sh [MODE...]      MODE: table (default), check, spread, pairs
+#   tools/bench/bench-peers.sh [MODE...]      MODE: table (default), check, natscheck,
+#                                             spread, pairs
 #     table   produce / drain at 16 and 256 B, concurrent 256 B, latency, every target
 #     check   peerbench's Redis client against slabmq-redischeck (hiredis) and redis-benchmark
 #             on the same Redis, produce and drain at 16 and 256 B, alternated
+#     natscheck peerbench's nats-js against slabmq-natscheck (nats.c, with SendAsap and with
+#             its flusher) on the same nats-server, produce and drain at 16 and 256 B
 #     spread  redis-list: one producer round-robin over SPREADS lists, then drain them
 #     pairs   PAIRS producer/consumer pairs at once, each on its own queue, 256 B,
 #             against PAIR_TARGETS: total msg/s and broker CPU us per message
 #   RUNS=5 N=1000000 tools/bench/bench-peers.sh table check
 #   TARGETS="redis-list redis-stream" tools/bench/bench-peers.sh
 #
-# Environment: PEERBENCH (binary; default: build it in BUILD_DIR), REDISCHECK (likewise),
+# Environment: PEERBENCH (binary; default: build it in BUILD_DIR), REDISCHECK, NATSCHECK
+# (likewise),
 # BUILD_DIR (build), RUNS (3), N (1000000 messages per throughput run), DEPTH (1024),
 # BATCH (512), LAT_RATES ("45000 10000" msg/s), LAT_SECONDS (10 per latency run), TARGETS
 # (redis-list redis-list-lpush1 redis-stream beanstalkd nats-js; also redis-list-1),
@@ -64,6 +68,7 @@ install_peers() {
     command -v beanstalkd >/dev/null || missing+=(beanstalkd)
     command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
     pkg-config --exists hiredis 2>/dev/null || missing+=(libhiredis-dev)
+    pkg-config --exists libnats 2>/dev/null || missing+=(libnats-dev)
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "${NO_INSTALL:-0}" = 1 ] && die "missing: ${missing[*]} (NO_INSTALL=1)"
     echo "bench-peers: installing ${missing[*]}" >&2
@@ -140,6 +145,7 @@ start_all() {
     local need=""
     wants_mode table && need="$need $TARGETS"
     wants_mode pairs && need="$need $PAIR_TARGETS"
+    wants_mode natscheck && need="$need nats-js"
     { wants_mode check || wants_mode spread; } && need="$need redis-list"
     case " $need " in *" redis"*)
         start_broker redis redis-server --port @PORT@ --bind 127.0.0.1 --save "" \
@@ -296,6 +302,24 @@ run_check() {
     done
 }
 
+# natscheck: peerbench's JetStream driver and nats.c's idiom (js_PublishAsync with MaxPending
+# DEPTH, Fetch of BATCH, natsMsg_Ack each), with SendAsap and with the flusher, alternated.
+run_natscheck() {
+    local r=$1 size p=${PORT[nats]}
+    for size in 16 256; do
+        bench nats-js "produce$size" "$r" --workload produce --size "$size" -n "$N" --queue nck
+        bench nats-js "drain$size" "$r" --workload drain --size "$size" -n "$N" --queue nck
+        measure natsc-asap "produce$size" "$r" nats "$NATSCHECK" --port "$p" --workload produce \
+            --size "$size" -n "$N" --depth "$DEPTH" --queue nck2
+        measure natsc-asap "drain$size" "$r" nats "$NATSCHECK" --port "$p" --workload drain \
+            --size "$size" -n "$N" --batch "$BATCH" --queue nck2
+        measure natsc-flusher "produce$size" "$r" nats "$NATSCHECK" --port "$p" --workload \
+            produce --size "$size" -n "$N" --depth "$DEPTH" --queue nck3 --flusher
+        measure natsc-flusher "drain$size" "$r" nats "$NATSCHECK" --port "$p" --workload drain \
+            --size "$size" -n "$N" --batch "$BATCH" --queue nck3 --flusher
+    done
+}
+
 # spread: one producer LPUSHes message i to list i % S (one value a command, pipelined),
 # then one consumer drains the S lists in turn (RPOP key COUNT, BATCH at most).
 run_spread() {
@@ -429,6 +453,25 @@ report_check() {
     echo
 }
 
+report_natscheck() {
+    local p l
+    echo "### NATS JetStream clients compared on the same server: msg/s, median (min-max) of $RUNS runs"
+    echo
+    echo "peerbench = slabmq-peerbench nats-js; natsc = slabmq-natscheck (nats.c" \
+        "$(pkg-config --modversion libnats 2>/dev/null)): js_PublishAsync, MaxPending $DEPTH;" \
+        "natsSubscription_Fetch of $BATCH, natsMsg_Ack each; -asap with natsOptions_SetSendAsap," \
+        "-flusher without."
+    echo
+    echo "| client | produce 16 B | drain 16 B | produce 256 B | drain 256 B |"
+    echo "|---|---:|---:|---:|---:|"
+    for p in nats-js natsc-asap natsc-flusher; do
+        printf '| %s |' "$(case $p in nats-js) echo peerbench ;; *) echo "$p" ;; esac)"
+        for l in produce16 drain16 produce256 drain256; do printf ' %s |' "$(cell "$p" "$l")"; done
+        echo
+    done
+    echo
+}
+
 report_spread() {
     local s
     echo "### Redis lists, one producer round-robin over S lists (LPUSH each, pipelined), then one consumer draining them in turn (RPOP key COUNT), 16 B, median of $RUNS runs"
@@ -463,6 +506,7 @@ report_pairs() {
 report() {
     wants_mode table && report_table
     wants_mode check && report_check
+    wants_mode natscheck && report_natscheck
     wants_mode spread && report_spread
     wants_mode pairs && report_pairs
     echo "Versions: $(redis-server --version 2>/dev/null | awk '{ print $1, $2, $3 }');" \
@@ -477,13 +521,15 @@ report() {
 main() {
     local r t m
     for m in $MODES; do
-        case $m in table | check | spread | pairs) ;; *) die "unknown mode $m (table, check, spread, pairs)" ;; esac
+        case $m in table | check | natscheck | spread | pairs) ;;
+        *) die "unknown mode $m (table, check, natscheck, spread, pairs)" ;; esac
     done
     mkdir -p "$OUT_DIR" || die "cannot create $OUT_DIR"
     : >"$RESULTS"
     install_peers
     find_tool PEERBENCH slabmq_peerbench slabmq-peerbench
     wants_mode check && find_tool REDISCHECK slabmq_redischeck slabmq-redischeck
+    wants_mode natscheck && find_tool NATSCHECK slabmq_natscheck slabmq-natscheck
     start_all
     LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
     wants_mode table && for t in $TARGETS; do echo "bench-peers: $t: $(idiom "$t")" >&2; done
@@ -495,6 +541,7 @@ main() {
             done
         fi
         wants_mode check && { echo "bench-peers: run $r/$RUNS check" >&2; run_check "$r"; }
+        wants_mode natscheck && { echo "bench-peers: run $r/$RUNS natscheck" >&2; run_natscheck "$r"; }
         wants_mode spread && { echo "bench-peers: run $r/$RUNS spread" >&2; run_spread "$r"; }
         wants_mode pairs && { echo "bench-peers: run $r/$RUNS pairs" >&2; run_pairs "$r"; }
     done
