@@ -269,6 +269,20 @@ rbench() {
         "$peer" "$label" "$run" redis "$c0" "$c1" "$t0" "$t1"
 }
 
+# check_pops SIZE RUN: Redis's own count of the pops peerbench's drain just sent must be
+# about N / BATCH; the old --pop-batch sent one RPOP per message and nothing showed it.
+check_pops() {
+    local calls
+    calls=$(redis-cli -p "${PORT[redis]}" INFO commandstats |
+        sed -n 's/^cmdstat_rpop:calls=\([0-9]*\),.*/\1/p')
+    if [ -z "$calls" ] || [ "$calls" -gt $((2 * N / BATCH + 2)) ]; then
+        echo "bench-peers: peerbench drained $N messages of $1 B with ${calls:-no} RPOPs" \
+            "(run $2), not about $((N / BATCH)): it is not popping in batches" >&2
+        NOTES="$NOTES peerbench's drain of $1 B sent ${calls:-no} RPOPs in run $2 (expected about $((N / BATCH)))."
+    fi
+}
+NOTES=""
+
 # check: peerbench's Redis client, a plain hiredis client (slabmq-redischeck) and
 # redis-benchmark on the same Redis, alternated within each run; each produce leaves its
 # list for the drain that follows it. The batch idiom (LPUSH of BATCH values, pops of
@@ -281,7 +295,9 @@ run_check() {
         vals=()
         for _ in $(seq 1 "$BATCH"); do vals+=("$val"); done
         bench redis-list "produce$size" "$r" --workload produce --size "$size" -n "$N" --queue ck
+        redis-cli -p "$p" CONFIG RESETSTAT >/dev/null
         bench redis-list "drain$size" "$r" --workload drain --size "$size" -n "$N" --queue ck
+        check_pops "$size" "$r"
         measure hiredis "produce$size" "$r" redis "$REDISCHECK" --port "$p" --workload produce \
             --size "$size" -n "$N" --depth "$DEPTH" --push-values "$BATCH" --queue ckh
         measure hiredis "drain$size" "$r" redis "$REDISCHECK" --port "$p" --workload drain \
@@ -443,6 +459,7 @@ report_check() {
         "commands in flight. One each (-1): LPUSH and RPOP per message, $DEPTH in flight" \
         "(redis-benchmark \`-P $DEPTH -t lpush,rpop\`)."
     echo
+    [ -z "$NOTES" ] || { echo "WARNING:$NOTES"; echo; }
     echo "| client | produce 16 B | drain 16 B | produce 256 B | drain 256 B |"
     echo "|---|---:|---:|---:|---:|"
     for p in redis-list hiredis redis-benchmark redis-list-1 hiredis-1 redis-benchmark-1; do

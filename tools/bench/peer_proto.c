@@ -15,7 +15,8 @@
  *
  * Requests are appended to the output buffer and replies parsed from the input buffer as
  * they arrive, so any number can be in flight. Redis answers in request order: a ring of the
- * outstanding requests (count and kind) says how to read each reply. A RESP reply is parsed
+ * outstanding commands (kind, and how many messages each asked for, settled or carried) says
+ * how to read each reply. A RESP reply is parsed
  * into a flat token array in one pass, O(bytes), and re-parsed from the start when it has not
  * all arrived. NATS pull requests are numbered in their reply subjects; a message is counted
  * against the oldest open one, and a status other than a heartbeat ends the one it names. Setup

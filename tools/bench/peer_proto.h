@@ -111,7 +111,8 @@ struct peer_session {
     int64_t deadline_ns;
     /* Redis */
     struct peer_resp_reply rr;
-    uint32_t *ring;           /* outstanding requests: count | kind << 24, oldest first */
+    uint32_t *ring;           /* commands awaiting replies (pops, reads, XACKs, LPUSHes):
+                               * messages | kind << 24, oldest first */
     uint32_t ring_cap;
     uint32_t ring_head;
     uint32_t ring_len;
