@@ -378,11 +378,11 @@ fmt_rate() {
     awk -v v="$1" 'BEGIN { printf "%.0f\n", v }' | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta'
 }
 
-# cell PEER LABEL: "median (min-max M)" of msgs_per_s
+# cell PEER LABEL: "median (min-max M)" of msgs_per_s; "-" where PEER does not run LABEL
 cell() {
     local m lo hi
     m=$(med "$1" "$2" msgs_per_s)
-    [ -n "$m" ] || { echo "n/a"; return; }
+    [ -n "$m" ] || { echo "-"; return; }
     lo=$(vals "$1" "$2" msgs_per_s | sort -g | head -1)
     hi=$(vals "$1" "$2" msgs_per_s | sort -g | tail -1)
     printf '%s (%.2f-%.2fM)' "$(fmt_rate "$m")" "$(awk -v v="$lo" 'BEGIN { print v / 1e6 }')" \
@@ -392,7 +392,7 @@ cell() {
 lat_cell() {
     local p=$1 rate=$2 got p50 p99 p999
     got=$(med "$p" "latency$rate" msgs_per_s)
-    [ -n "$got" ] || { echo "n/a"; return; }
+    [ -n "$got" ] || { echo "-"; return; }
     p50=$(med "$p" "latency$rate" p50_us); p99=$(med "$p" "latency$rate" p99_us)
     p999=$(med "$p" "latency$rate" p999_us)
     if awk -v g="$got" -v r="$rate" 'BEGIN { exit !(g < 0.98 * r) }'; then
@@ -412,7 +412,7 @@ report_idioms() {
 }
 
 report_table() {
-    local p rate hdr sep l
+    local p rate hdr sep l us pct
     hdr="| peer | produce 16 B | drain 16 B | produce 256 B | drain 256 B | concurrent 256 B |"
     sep="|---|---:|---:|---:|---:|---:|"
     for rate in $LAT_RATES; do
@@ -422,6 +422,11 @@ report_table() {
     echo
     # shellcheck disable=SC2086 # one argument per target
     report_idioms $TARGETS
+    if has "$TARGETS" redis-list-lpush1; then
+        echo "redis-list-lpush1 differs from redis-list only in its producer: its pops and" \
+            "latency rows are redis-list's (-)."
+        echo
+    fi
     echo "$hdr"
     echo "$sep"
     for p in $TARGETS; do
@@ -440,9 +445,14 @@ report_table() {
     for p in $TARGETS; do
         printf '| %s |' "$p"
         for l in produce16 drain16 produce256 drain256 concurrent256; do
-            printf ' %s (%s%%) |' "$(med "$p" "$l" server_us_per_msg)" "$(med "$p" "$l" server_cpu_pct)"
+            us=$(med "$p" "$l" server_us_per_msg)
+            if [ -n "$us" ]; then printf ' %s (%s%%) |' "$us" "$(med "$p" "$l" server_cpu_pct)"
+            else printf ' - |'; fi
         done
-        for rate in $LAT_RATES; do printf ' %s%% |' "$(med "$p" "latency$rate" server_cpu_pct)"; done
+        for rate in $LAT_RATES; do
+            pct=$(med "$p" "latency$rate" server_cpu_pct)
+            if [ -n "$pct" ]; then printf ' %s%% |' "$pct"; else printf ' - |'; fi
+        done
         echo
     done
     echo
