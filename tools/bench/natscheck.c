@@ -115,8 +115,8 @@ produce(jsCtx *js, const struct check_opts *o, int64_t *t0, int64_t *t1)
     po.MaxWait = (int64_t)(o->timeout_s * 1000);
     /* under LeakSanitizer, about one run in three ends with one natsMsg of a
      * js_PublishAsync (libnats 3.4.1's own allocation, freed by its PubAck handler) still
-     * allocated: the handler can count the PubAck before it frees the message, and this
-     * returns in between. Closing the connection first did not change it. */
+     * allocated; it is the library's, which its PubAck handler frees, and this call
+     * apparently can return before that. Closing the connection first did not change it. */
     if ((s = js_PublishAsyncComplete(js, &po)) != NATS_OK)
         return failed("publish complete", s);
     *t1 = now_ns();
@@ -183,6 +183,17 @@ out:
     return rc;
 }
 
+/* A decimal in [lo, hi] into *out; -1 when optarg is not one. */
+static int
+parse_num(const char *arg, unsigned long long lo, unsigned long long hi, unsigned long long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtoull(arg, &end, 10);
+    return errno || end == arg || *end || *out < lo || *out > hi ? -1 : 0;
+}
+
 static int
 parse_args(int argc, char **argv, struct check_opts *o)
 {
@@ -192,7 +203,7 @@ parse_args(int argc, char **argv, struct check_opts *o)
         {"batch", required_argument, NULL, 'b'}, {"flusher", no_argument, NULL, 'F'},
         {"queue", required_argument, NULL, 'q'}, {"timeout", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0}};
-    unsigned long long v;
+    unsigned long long v = 0;
     char *end;
     int opt;
     int bad = 0;
@@ -200,26 +211,24 @@ parse_args(int argc, char **argv, struct check_opts *o)
     size_t i;
 
     while (!bad && (opt = getopt_long(argc, argv, "n:", longopts, NULL)) != -1) {
-        errno = 0;
-        v = optarg ? strtoull(optarg, &end, 10) : 0;
-        int num_bad = !optarg || errno || end == optarg || *end;
+        const char *arg = optarg ? optarg : "";
         switch (opt) {
-        case 'p': bad = num_bad || v < 1 || v > 65535; o->port = (int)v; break;
+        case 'p': bad = parse_num(arg, 1, 65535, &v); o->port = (int)v; break;
         case 'w':
             have_workload = 1;
-            o->drain = strcmp(optarg, "drain") == 0;
-            bad = !o->drain && strcmp(optarg, "produce") != 0;
+            o->drain = strcmp(arg, "drain") == 0;
+            bad = !o->drain && strcmp(arg, "produce") != 0;
             break;
-        case 'n': bad = num_bad || v < 1; o->n = v; break;
-        case 's': bad = num_bad || v < 16 || v > (1 << 20); o->size = v; break;
-        case 'd': bad = num_bad || v < 1 || v > (1 << 20); o->depth = (int64_t)v; break;
-        case 'b': bad = num_bad || v < 1 || v > (1 << 20); o->batch = (int)v; break;
+        case 'n': bad = parse_num(arg, 1, 1ull << 40, &v); o->n = v; break;
+        case 's': bad = parse_num(arg, 16, 1 << 20, &v); o->size = v; break;
+        case 'd': bad = parse_num(arg, 1, 1 << 20, &v); o->depth = (int64_t)v; break;
+        case 'b': bad = parse_num(arg, 1, 1 << 20, &v); o->batch = (int)v; break;
         case 'F': o->flusher = 1; break;
-        case 'q': o->queue = optarg; bad = strlen(optarg) == 0 || strlen(optarg) > 60; break;
+        case 'q': o->queue = arg; bad = strlen(arg) == 0 || strlen(arg) > 60; break;
         case 'T':
             errno = 0;
-            o->timeout_s = strtod(optarg, &end);
-            bad = errno || end == optarg || *end || o->timeout_s <= 0;
+            o->timeout_s = strtod(arg, &end);
+            bad = errno || end == arg || *end || o->timeout_s <= 0;
             break;
         default: bad = 1;
         }

@@ -655,10 +655,10 @@ set_opt(struct peer_opts *o, int opt, const char *arg)
 
 /* The combinations the loops support; 0, or -1 said on stderr. */
 static int
-check_opts(const struct peer_opts *o)
+check_opts(const struct peer_opts *o, const struct peer_target *t)
 {
     const char *why = NULL;
-    int list = strcmp(o->target, "redis-list") == 0;
+    int list = strcmp(t->name, "redis-list") == 0;
 
     if (o->push_values > 1 && (!list || o->push_values > o->depth))
         why = "--push-values is for redis-list and at most --depth (a larger LPUSH would "
@@ -723,11 +723,11 @@ main(int argc, char **argv)
      * is due (an LPUSH waiting for 512 of them would hold the first for 11 ms at 45,000/s),
      * so one value each */
     if (o.push_values == 0)
-        o.push_values = strcmp(o.target, "redis-list") == 0 && o.spread <= 1 &&
+        o.push_values = strcmp(t->name, "redis-list") == 0 && o.spread <= 1 &&
                                 o.workload != PEER_LATENCY
                             ? (o.batch < o.depth ? o.batch : o.depth)
                             : 1;
-    if (check_opts(&o))
+    if (check_opts(&o, t))
         return 2;
     if (o.workload == PEER_LATENCY && !rate_set)
         o.rate = 45000;
