@@ -2,6 +2,7 @@
 # Install what building and testing slabmq needs, from Debian 12's packages only.
 #   scripts/deps.sh         build and run (scripts/run.sh, scripts/fuzz.sh)
 #   scripts/deps.sh test    the same plus what only the test suite needs (scripts/test.sh)
+#   scripts/deps.sh bench   the same plus the peer brokers of tools/bench/bench-peers.sh
 # Safe to run again: apt-get skips what is already there.
 set -eu
 
@@ -14,8 +15,13 @@ case "${1:-}" in
 # clang-tidy for scripts/tidy.sh. g++ (gcc's C++ front end, some 40 MB) for the check that
 # slabmq.h compiles as C++ (tests/cxx).
 test) PACKAGES="$PACKAGES clang-tidy chromium python3-prometheus-client g++" ;;
+# The peers docs/performance.md compares slabmq with (tools/bench/bench-peers.sh): Redis and
+# redis-benchmark, beanstalkd, NATS with JetStream, and hiredis and nats.c for
+# slabmq-redischeck and slabmq-natscheck, the official-client idioms that check
+# slabmq-peerbench's own clients. About 15 MB.
+bench) PACKAGES="$PACKAGES redis-server redis-tools beanstalkd nats-server libhiredis-dev libnats-dev" ;;
 *)
-    echo "usage: scripts/deps.sh [test]" >&2
+    echo "usage: scripts/deps.sh [test|bench]" >&2
     exit 2
     ;;
 esac

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The peer brokers' wire protocols for slabmq-peerbench (peer_proto.h), over a peer_conn:
  *
- *   redis-list    LPUSH; RPOP (BRPOP when blocking), or RPOP/BLMPOP COUNT with --pop-batch.
- *                 Lists have no acks: a pop is the settlement.
- *   redis-stream  XADD; XREADGROUP COUNT (BLOCK when blocking) in a group, one XACK per entry
+ *   redis-list    LPUSH, one value each or --push-values at once, to one list or round-robin
+ *                 over --spread lists; RPOP key COUNT (BLMPOP ... COUNT when blocking), or
+ *                 RPOP (BRPOP) per message with a batch of 1. Lists have no acks: a pop is the
+ *                 settlement.
+ *   redis-stream  XADD; XREADGROUP COUNT (BLOCK when blocking) in a group, and one XACK
+ *                 naming every entry of a reply once the consumer has handled them
  *   beanstalkd    put; reserve-with-timeout 0 (1 when blocking), one delete per job
  *   nats-js       JetStream, memory storage, work-queue retention: PUB with a reply subject
  *                 (the PubAck), a durable pull consumer fed by $JS.API.CONSUMER.MSG.NEXT,
@@ -12,7 +15,8 @@
  *
  * Requests are appended to the output buffer and replies parsed from the input buffer as
  * they arrive, so any number can be in flight. Redis answers in request order: a ring of the
- * outstanding requests (count and kind) says how to read each reply. A RESP reply is parsed
+ * outstanding commands (kind, and how many messages each asked for, settled or carried) says
+ * how to read each reply. A RESP reply is parsed
  * into a flat token array in one pass, O(bytes), and re-parsed from the start when it has not
  * all arrived. NATS pull requests are numbered in their reply subjects; a message is counted
  * against the oldest open one, and a status other than a heartbeat ends the one it names. Setup
@@ -20,6 +24,7 @@
 #include "peer_proto.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +35,13 @@
 #define NATS_SID_ACK 2                /* PubAcks */
 #define NATS_SID_PULL 3               /* pulled messages and pull statuses */
 #define BLOCK_S 1                     /* blocking requests time out after this, seconds */
+#define REDIS_KEY_MAX 240             /* a queue name (< 200) and ":" and a list number */
+#define DEL_KEYS 1000                 /* lists one DEL of a spread run's setup names */
 
 /* What one request asked Redis for, kept in request order so replies can be decoded. */
-enum req_kind { RK_RPOP, RK_BRPOP, RK_RPOPN, RK_BLMPOP, RK_XREAD };
+enum req_kind { RK_RPOP, RK_BRPOP, RK_RPOPN, RK_BLMPOP, RK_XREAD, RK_XACK, RK_PUSH };
+
+static atomic_uint inbox_seq;         /* numbers the NATS inboxes of this process */
 
 /* One token of a flat RESP reply. */
 struct peer_resp_tok {
@@ -154,53 +163,63 @@ resp_parse(struct peer_resp_reply *r, const char *buf, size_t len, size_t *used)
     return PEER_OK;
 }
 
+/* Append the header of a command of argc arguments; resp_arg() appends each argument. */
+static void
+resp_head(struct peer_conn *c, uint64_t argc)
+{
+    char *d = peer_net_out_space(c, 24);
+    size_t k;
+
+    if (!d)
+        return;
+    d[0] = '*';
+    k = 1 + put_u64(d + 1, argc);
+    d[k] = '\r';
+    d[k + 1] = '\n';
+    c->olen += k + 2;
+}
+
+static void
+resp_arg(struct peer_conn *c, const char *p, size_t len)
+{
+    char *d = peer_net_out_space(c, len + 24);
+    size_t k;
+
+    if (!d)
+        return;
+    d[0] = '$';
+    k = 1 + put_u64(d + 1, len);
+    d[k] = '\r';
+    d[k + 1] = '\n';
+    memcpy(d + k + 2, p, len);
+    d[k + 2 + len] = '\r';
+    d[k + 3 + len] = '\n';
+    c->olen += k + 4 + len;
+}
+
 /* Append a command from argc arguments (len -1: NUL-terminated). */
 static void
 resp_cmd(struct peer_conn *c, int argc, const char *const *argv, const long *lens)
 {
-    size_t total = 16;
-    char *d;
-    char *p;
-
+    resp_head(c, (uint64_t)argc);
     for (int i = 0; i < argc; i++)
-        total += (lens[i] < 0 ? strlen(argv[i]) : (size_t)lens[i]) + 24;
-    d = p = peer_net_out_space(c, total);
-    if (!d)
-        return;
-    *p++ = '*';
-    p += put_u64(p, (uint64_t)argc);
-    *p++ = '\r';
-    *p++ = '\n';
-    for (int i = 0; i < argc; i++) {
-        size_t l = lens[i] < 0 ? strlen(argv[i]) : (size_t)lens[i];
-        *p++ = '$';
-        p += put_u64(p, l);
-        *p++ = '\r';
-        *p++ = '\n';
-        memcpy(p, argv[i], l);
-        p += l;
-        *p++ = '\r';
-        *p++ = '\n';
-    }
-    c->olen += (size_t)(p - d);
+        resp_arg(c, argv[i], lens[i] < 0 ? strlen(argv[i]) : (size_t)lens[i]);
 }
 
-/* Send a command and wait for its reply (setup only); 0, or -1 on an error reply. */
+/* Wait for the reply at the front of the input (setup only); 0, or -1 on an error reply. */
 static int
-redis_call(struct peer_session *s, int argc, const char *const *argv)
+redis_wait(struct peer_session *s, const char *what)
 {
-    long lens[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
     int64_t deadline = peer_net_now_ns() + SETUP_NS;
     size_t used;
     enum peer_parse r;
 
-    resp_cmd(&s->c, argc, argv, lens);
     while ((r = resp_parse(&s->rr, s->c.in + s->c.ipos, s->c.ilen - s->c.ipos, &used)) ==
            PEER_NEED)
         if (sync_step(s, deadline))
             return -1;
     if (r == PEER_ERR || s->rr.t[0].type == '-') {
-        peer_net_set_err(&s->c, "%s: %.*s", argv[0], r == PEER_ERR ? 9 : (int)s->rr.t[0].n,
+        peer_net_set_err(&s->c, "%s: %.*s", what, r == PEER_ERR ? 9 : (int)s->rr.t[0].n,
                          r == PEER_ERR ? "bad reply" : s->rr.t[0].p);
         return -1;
     }
@@ -208,12 +227,77 @@ redis_call(struct peer_session *s, int argc, const char *const *argv)
     return 0;
 }
 
+/* Send a command and wait for its reply (setup only); 0, or -1 on an error reply. */
+static int
+redis_call(struct peer_session *s, int argc, const char *const *argv)
+{
+    long lens[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+
+    resp_cmd(&s->c, argc, argv, lens);
+    return redis_wait(s, argv[0]);
+}
+
+/* The name of list i in d (REDIS_KEY_MAX bytes): the queue itself, or "queue:i" when the
+ * run spreads over several lists; returns its length. */
+static size_t
+redis_key(const struct peer_session *s, uint32_t i, char *d)
+{
+    size_t k = strlen(s->o->queue);
+
+    memcpy(d, s->o->queue, k);
+    if (s->o->spread <= 1)
+        return k;
+    d[k] = ':';
+    return k + 1 + put_u64(d + k + 1, i);
+}
+
+/* Messages list i holds when the producer spread o->n over o->spread lists round-robin. */
+static uint64_t
+redis_share(const struct peer_opts *o, uint32_t i)
+{
+    return o->n / o->spread + (i < o->n % o->spread);
+}
+
 static int
 ring_push(struct peer_session *s, uint32_t count, enum req_kind kind)
 {
-    if (s->ring_len == s->ring_cap)
+    if (s->ring_len == s->ring_cap) {
+        peer_net_set_err(&s->c, "more than %u requests in flight", s->ring_cap);
         return -1;
+    }
     s->ring[(s->ring_head + s->ring_len++) % s->ring_cap] = count | (uint32_t)kind << 24;
+    return 0;
+}
+
+static uint32_t
+ring_pop(struct peer_session *s)
+{
+    uint32_t req = s->ring[s->ring_head];
+
+    s->ring_head = (s->ring_head + 1) % s->ring_cap;
+    s->ring_len--;
+    return req;
+}
+
+/* Delete the o->spread lists of a spread run, DEL_KEYS to a command, all in flight at once
+ * (setup: 100,000 lists are 100 commands). */
+static int
+redis_del_spread(struct peer_session *s)
+{
+    uint32_t cmds = 0;
+    char key[REDIS_KEY_MAX];
+
+    for (uint32_t i = 0; i < s->o->spread; i += DEL_KEYS) {
+        uint32_t k = s->o->spread - i < DEL_KEYS ? s->o->spread - i : DEL_KEYS;
+        resp_head(&s->c, k + 1);
+        resp_arg(&s->c, "DEL", 3);
+        for (uint32_t j = 0; j < k; j++)
+            resp_arg(&s->c, key, redis_key(s, i + j, key));
+        cmds++;
+    }
+    while (cmds-- > 0)
+        if (redis_wait(s, "DEL"))
+            return -1;
     return 0;
 }
 
@@ -223,26 +307,49 @@ redis_setup(struct peer_session *s, int consumer, int fresh)
     const char *del[] = {"DEL", s->o->queue};
     const char *grp[] = {"XGROUP", "CREATE", s->o->queue, "g", "0", "MKSTREAM"};
 
-    s->ring_cap = s->o->depth + 8;
+    (void)consumer;
+    /* requests are at most one per message of the window, and a consumer adds at most one
+     * XACK per request */
+    s->ring_cap = 2 * s->o->depth + 8;
     s->ring = calloc(s->ring_cap, sizeof(*s->ring));
     if (!s->ring) {
         peer_net_set_err(&s->c, "out of memory");
         return -1;
     }
-    if (fresh && redis_call(s, 2, del))
+    if (fresh && (s->o->spread > 1 ? redis_del_spread(s) : redis_call(s, 2, del)))
         return -1;
     if (fresh && strcmp(s->t->name, "redis-stream") == 0 && redis_call(s, 6, grp))
         return -1;
     return 0;
 }
 
+/* One value of an LPUSH. With o->push_values > 1 the first value of a group opens an LPUSH
+ * of that many values (fewer for the last group: o->n in all) and the next ones fill it; a
+ * group may wait for window room half-written, which is safe because push_values <= depth.
+ * With o->spread > 1 (push_values 1) each message goes to the next list. */
 static void
 redis_list_put(struct peer_session *s, const char *p, size_t len)
 {
-    const char *argv[] = {"LPUSH", s->o->queue, p};
-    long lens[] = {5, -1, (long)len};
+    const struct peer_opts *o = s->o;
 
-    resp_cmd(&s->c, 3, argv, lens);
+    if (s->push_left == 0) {
+        char key[REDIS_KEY_MAX];
+        uint64_t left = o->n - s->puts;
+        uint32_t k = left < o->push_values ? (uint32_t)left : o->push_values;
+        if (ring_push(s, k, RK_PUSH)) {
+            s->c.oom = 1; /* stops the run at the next peer_net_io(); the error text is set */
+            return;
+        }
+        resp_head(&s->c, (uint64_t)k + 2);
+        resp_arg(&s->c, "LPUSH", 5);
+        resp_arg(&s->c, key, redis_key(s, s->key_at, key));
+        s->push_left = k;
+        if (o->spread > 1)
+            s->key_at = (s->key_at + 1) % o->spread;
+    }
+    resp_arg(&s->c, p, len);
+    s->push_left--;
+    s->puts++;
 }
 
 static void
@@ -255,7 +362,7 @@ redis_stream_put(struct peer_session *s, const char *p, size_t len)
 }
 
 static enum peer_parse
-redis_put_reply(struct peer_session *s)
+redis_put_reply(struct peer_session *s, uint32_t *confirmed)
 {
     size_t used;
     enum peer_parse r = resp_parse(&s->rr, s->c.in + s->c.ipos, s->c.ilen - s->c.ipos, &used);
@@ -266,26 +373,48 @@ redis_put_reply(struct peer_session *s)
     }
     if (r == PEER_ERR)
         peer_net_set_err(&s->c, "publish: malformed reply");
-    if (r == PEER_OK)
-        s->c.ipos += used;
-    return r;
+    if (r != PEER_OK)
+        return r;
+    s->c.ipos += used;
+    *confirmed = 1; /* an XADD */
+    if (s->t->put == redis_list_put) {
+        if (s->ring_len == 0 || s->rr.t[0].type != ':') {
+            peer_net_set_err(&s->c, "publish: a reply no LPUSH asked for");
+            return PEER_ERR;
+        }
+        *confirmed = ring_pop(s) & 0xffffff;
+    }
+    return PEER_OK;
 }
 
+/* Pop up to 'want' (at most o->batch, the caller's bound): RPOP / BRPOP when the batch is 1,
+ * RPOP key COUNT (not blocking) or BLMPOP ... COUNT (blocking) otherwise. A spread run asks
+ * each list in turn for what it holds, so a short answer still means the lists ran dry. */
 static uint32_t
 redis_list_request(struct peer_session *s, uint32_t want, int block)
 {
+    const struct peer_opts *o = s->o;
+    char key[REDIS_KEY_MAX];
     char cnt[24];
     char tmo[24];
-    uint32_t k = s->o->pop_batch ? (want < s->o->pop_batch ? want : s->o->pop_batch) : 1;
-    enum req_kind kind = s->o->pop_batch ? (block ? RK_BLMPOP : RK_RPOPN)
-                                         : (block ? RK_BRPOP : RK_RPOP);
-    const char *rpop[] = {"RPOP", s->o->queue, cnt};
-    const char *brpop[] = {"BRPOP", s->o->queue, tmo};
-    const char *blmpop[] = {"BLMPOP", tmo, "1", s->o->queue, "RIGHT", "COUNT", cnt};
+    uint32_t k = want;
+    enum req_kind kind = o->batch > 1 ? (block ? RK_BLMPOP : RK_RPOPN)
+                                      : (block ? RK_BRPOP : RK_RPOP);
+    size_t kl = redis_key(s, s->key_at, key);
+    const char *rpop[] = {"RPOP", key, cnt};
+    const char *brpop[] = {"BRPOP", key, tmo};
+    const char *blmpop[] = {"BLMPOP", tmo, "1", key, "RIGHT", "COUNT", cnt};
     long lens[] = {-1, -1, -1, -1, -1, -1, -1};
 
-    if (ring_push(s, k, kind))
+    key[kl] = '\0';
+    if (o->spread > 1 && k > redis_share(o, s->key_at) - s->key_asked)
+        k = (uint32_t)(redis_share(o, s->key_at) - s->key_asked);
+    if (k == 0 || ring_push(s, k, kind))
         return 0;
+    if (o->spread > 1 && (s->key_asked += k) == redis_share(o, s->key_at)) {
+        s->key_at = (s->key_at + 1) % o->spread;
+        s->key_asked = 0;
+    }
     snprintf(cnt, sizeof(cnt), "%u", k);
     snprintf(tmo, sizeof(tmo), "%d", BLOCK_S);
     if (kind == RK_RPOP || kind == RK_RPOPN)
@@ -347,16 +476,19 @@ redis_locate(struct peer_session *s)
         s->first = 3;
         s->nent = (size_t)t[2].n;
         return nt == s->nent + 3 ? 0 : -1;
-    default: /* XREADGROUP: [[key, [[id, [f, v]], ...]]] */
+    case RK_XREAD: /* [[key, [[id, [f, v]], ...]]] */
         if (t[0].type != '*' || nt < 4 || t[3].type != '*')
             return -1;
         s->first = 4;
         s->nent = (size_t)t[3].n;
         return nt == 4 + 5 * s->nent ? 0 : -1;
+    default:
+        return -1;
     }
 }
 
-/* Start handing out the reply at the front of the input; an XACK reply becomes PEER_EV_ACKED. */
+/* Start handing out the reply at the front of the input; an XACK reply becomes PEER_EV_ACKED
+ * for as many messages as it named, which it must have settled all. */
 static enum peer_parse
 redis_begin_reply(struct peer_session *s, struct peer_event *ev)
 {
@@ -375,19 +507,23 @@ redis_begin_reply(struct peer_session *s, struct peer_event *ev)
         peer_net_set_err(&s->c, "consume: %.*s", (int)t0->n, t0->p);
         return PEER_ERR;
     }
-    if (t0->type == ':') { /* XACK */
-        s->c.ipos += s->reply_used;
-        ev->type = PEER_EV_ACKED;
-        return PEER_OK;
-    }
     if (s->ring_len == 0) {
         peer_net_set_err(&s->c, "reply without a request");
         return PEER_ERR;
     }
-    req = s->ring[s->ring_head];
-    s->ring_head = (s->ring_head + 1) % s->ring_cap;
-    s->ring_len--;
+    req = ring_pop(s);
     s->kind = (int)(req >> 24);
+    if (s->kind == RK_XACK) {
+        if (t0->type != ':' || t0->n != (long long)(req & 0xffffff)) {
+            peer_net_set_err(&s->c, "XACK of %u entries settled %lld", req & 0xffffff,
+                             t0->type == ':' ? t0->n : -1);
+            return PEER_ERR;
+        }
+        s->c.ipos += s->reply_used;
+        ev->type = PEER_EV_ACKED;
+        ev->count = req & 0xffffff;
+        return PEER_OK;
+    }
     if (redis_locate(s) || s->nent > (req & 0xffffff)) {
         peer_net_set_err(&s->c, "unexpected reply shape (%zu tokens)", s->rr.nt);
         return PEER_ERR;
@@ -396,6 +532,25 @@ redis_begin_reply(struct peer_session *s, struct peer_event *ev)
     s->in_reply = 1;
     s->cur = 0;
     return PEER_NEED; /* caller goes on to hand out entries */
+}
+
+/* Settle every entry of the XREADGROUP reply just handed out with one XACK naming their
+ * ids, which are still in the input buffer: one command and one reply per batch, as a
+ * Streams consumer does, instead of one per entry. */
+static int
+redis_stream_ack_reply(struct peer_session *s)
+{
+    const struct peer_resp_tok *t = &s->rr.t[s->first];
+
+    if (ring_push(s, (uint32_t)s->nent, RK_XACK))
+        return -1;
+    resp_head(&s->c, 3 + s->nent);
+    resp_arg(&s->c, "XACK", 4);
+    resp_arg(&s->c, s->o->queue, strlen(s->o->queue));
+    resp_arg(&s->c, "g", 1);
+    for (size_t i = 0; i < s->nent; i++)
+        resp_arg(&s->c, t[5 * i + 1].p, (size_t)t[5 * i + 1].n);
+    return 0;
 }
 
 static enum peer_parse
@@ -426,20 +581,13 @@ redis_next_event(struct peer_session *s, struct peer_event *ev)
         s->cur++;
         return PEER_OK;
     }
+    if (s->kind == RK_XREAD && s->nent > 0 && redis_stream_ack_reply(s))
+        return PEER_ERR;
     s->in_reply = 0;
     s->c.ipos += s->reply_used;
     ev->type = PEER_EV_END;
     ev->unfilled = s->unfilled;
     return PEER_OK;
-}
-
-static void
-redis_stream_ack(struct peer_session *s, const struct peer_event *ev)
-{
-    const char *argv[] = {"XACK", s->o->queue, "g", ev->ack};
-    long lens[] = {4, -1, 1, (long)ev->acklen};
-
-    resp_cmd(&s->c, 4, argv, lens);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -517,7 +665,7 @@ bs_line(struct peer_session *s, const char *ok_prefix, const char **l, size_t *l
 }
 
 static enum peer_parse
-bs_put_reply(struct peer_session *s)
+bs_put_reply(struct peer_session *s, uint32_t *confirmed)
 {
     const char *l;
     size_t len;
@@ -525,6 +673,7 @@ bs_put_reply(struct peer_session *s)
 
     if (r == PEER_OK)
         peer_net_skip_line(&s->c, l);
+    *confirmed = 1;
     return r;
 }
 
@@ -555,13 +704,14 @@ bs_next_event(struct peer_session *s, struct peer_event *ev)
         }
         if (s->c.ipos + lb + (size_t)bytes + 2 > s->c.ilen)
             return PEER_NEED;
-        *ev = (struct peer_event){PEER_EV_MSG, l + lb, (size_t)bytes, id, (size_t)(sp - id), 0};
+        *ev = (struct peer_event){PEER_EV_MSG, l + lb, (size_t)bytes, id, (size_t)(sp - id), 0, 0};
         s->c.ipos += lb + (size_t)bytes + 2;
         return PEER_OK;
     }
     s->c.ipos += lb;
     if (len == 7 && memcmp(l, "DELETED", 7) == 0) {
         ev->type = PEER_EV_ACKED;
+        ev->count = 1;
         return PEER_OK;
     }
     if ((len == 9 && memcmp(l, "TIMED_OUT", 9) == 0) ||
@@ -760,7 +910,10 @@ nats_setup(struct peer_session *s, int consumer, int fresh)
     }
     s->stream[i] = '\0';
     snprintf(s->subject, sizeof(s->subject), "pb.%s", s->stream);
-    snprintf(s->inbox, sizeof(s->inbox), "_INBOX.pb%ld%c", (long)getpid(), consumer ? 'c' : 'p');
+    /* a connection's own inbox: the pairs of one run share a process and must not share
+     * an inbox, where each would take the other's API replies */
+    snprintf(s->inbox, sizeof(s->inbox), "_INBOX.pb%ld%c%u", (long)getpid(), consumer ? 'c' : 'p',
+             atomic_fetch_add(&inbox_seq, 1));
     peer_net_out_str(&s->c, "CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"peerbench\","
                             "\"lang\":\"c\",\"version\":\"0.1\",\"protocol\":1,\"headers\":true,"
                             "\"no_responders\":true}\r\nPING\r\n");
@@ -811,11 +964,12 @@ nats_put(struct peer_session *s, const char *p, size_t len)
 }
 
 static enum peer_parse
-nats_put_reply(struct peer_session *s)
+nats_put_reply(struct peer_session *s, uint32_t *confirmed)
 {
     struct nats_msg m;
     enum peer_parse r = nats_next(s, &m);
 
+    *confirmed = 1;
     if (r != PEER_OK)
         return r;
     if (m.sid != NATS_SID_ACK || nats_status(&m) >= 0 ||
@@ -907,7 +1061,7 @@ nats_next_event(struct peer_session *s, struct peer_event *ev)
         q = nats_oldest(s);
         if (q && ++q->got == q->asked)
             q->open = 0;
-        *ev = (struct peer_event){PEER_EV_MSG, m.data, m.len, m.reply, m.replylen, 0};
+        *ev = (struct peer_event){PEER_EV_MSG, m.data, m.len, m.reply, m.replylen, 0, 0};
         return PEER_OK;
     }
 }
@@ -949,10 +1103,10 @@ nats_finish(struct peer_session *s)
 }
 
 static const struct peer_target targets[] = {
-    {"redis-list", 0, 0, redis_setup, redis_list_put, redis_put_reply, redis_list_request,
+    {"redis-list", 1, 0, redis_setup, redis_list_put, redis_put_reply, redis_list_request,
      redis_next_event, NULL, NULL},
     {"redis-stream", 1, 1, redis_setup, redis_stream_put, redis_put_reply, redis_stream_request,
-     redis_next_event, redis_stream_ack, NULL},
+     redis_next_event, NULL, NULL},
     {"beanstalkd", 0, 1, bs_setup, bs_put, bs_put_reply, bs_request, bs_next_event, bs_ack,
      NULL},
     {"nats-js", 1, 0, nats_setup, nats_put, nats_put_reply, nats_request, nats_next_event,

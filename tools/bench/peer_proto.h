@@ -28,11 +28,11 @@ enum peer_workload { PEER_PRODUCE, PEER_DRAIN, PEER_CONCURRENT, PEER_LATENCY };
 /* What the consumer side learns from the broker. */
 enum peer_ev_type {
     PEER_EV_MSG,              /* a message */
-    PEER_EV_ACKED,            /* the reply to an ack */
+    PEER_EV_ACKED,            /* the reply to an ack: 'count' messages settled */
     PEER_EV_END               /* a request has ended: it delivered all it will */
 };
 
-/* The parameters of a run. The protocols read queue, depth and pop_batch. */
+/* The parameters of a run. The protocols read queue, depth, batch, push_values and spread. */
 struct peer_opts {
     const char *target;       /* redis-list, redis-stream, beanstalkd, nats-js */
     int port;                 /* broker port on 127.0.0.1 */
@@ -41,7 +41,10 @@ struct peer_opts {
     uint64_t n;               /* messages */
     double rate;              /* msg/s for latency; 0: as fast as possible */
     uint32_t depth;           /* pipelining depth */
-    uint32_t pop_batch;       /* redis-list: pop with COUNT this many; 0: one per message */
+    uint32_t batch;           /* messages one consumer request asks for (1: one each) */
+    uint32_t push_values;     /* redis-list: values per LPUSH (1: one LPUSH each) */
+    uint32_t spread;          /* redis-list: round-robin over this many lists (1: one) */
+    uint32_t pairs;           /* producer/consumer pairs, each on its own queue */
     const char *queue;        /* key / tube / stream name */
     int consumer_poll;        /* concurrent, latency: non-blocking requests, retried */
     double timeout_s;         /* whole-run deadline */
@@ -73,23 +76,26 @@ struct peer_event {
     const char *ack;          /* PEER_EV_MSG: what the ack needs (entry id, job id, reply) */
     size_t acklen;
     uint32_t unfilled;        /* PEER_EV_END: messages asked for that did not come */
+    uint32_t count;           /* PEER_EV_ACKED: messages that reply settled */
 };
 
 struct peer_session;
 
 /* One peer's protocol. setup readies a new session ('fresh', the producer's: delete and
  * recreate the queue where the peer has one to create); put appends a publish; put_reply
- * parses one publish reply; request appends a consumer request for up to 'want' messages and
- * returns how many it asked for (0: cannot now); next_event parses what comes back; ack
- * appends the settlement (NULL: none); finish waits until the broker has taken every ack
- * (NULL: nothing to wait for). */
+ * parses one publish reply and says in *confirmed how many publishes it confirms (an LPUSH
+ * of many values confirms them all); request appends a consumer request for up to 'want'
+ * messages and returns how many it asked for (0: cannot now); next_event parses what comes
+ * back; ack appends the settlement of one message (NULL: none, or settled by the protocol
+ * itself, as redis-stream's one XACK per reply); finish waits until the broker has taken
+ * every ack (NULL: nothing to wait for). */
 struct peer_target {
     const char *name;
-    int batched;              /* a request asks for many messages */
-    int ack_replies;          /* each ack gets a reply */
+    int batched;              /* a request can ask for many messages (o->batch) */
+    int ack_replies;          /* settling a message gets a reply (PEER_EV_ACKED) */
     int (*setup)(struct peer_session *s, int consumer, int fresh);
     void (*put)(struct peer_session *s, const char *p, size_t len);
-    enum peer_parse (*put_reply)(struct peer_session *s);
+    enum peer_parse (*put_reply)(struct peer_session *s, uint32_t *confirmed);
     uint32_t (*request)(struct peer_session *s, uint32_t want, int block);
     enum peer_parse (*next_event)(struct peer_session *s, struct peer_event *ev);
     void (*ack)(struct peer_session *s, const struct peer_event *ev);
@@ -105,7 +111,8 @@ struct peer_session {
     int64_t deadline_ns;
     /* Redis */
     struct peer_resp_reply rr;
-    uint32_t *ring;           /* outstanding requests: count | kind << 24, oldest first */
+    uint32_t *ring;           /* commands awaiting replies (pops, reads, XACKs, LPUSHes):
+                               * messages | kind << 24, oldest first */
     uint32_t ring_cap;
     uint32_t ring_head;
     uint32_t ring_len;
@@ -116,6 +123,10 @@ struct peer_session {
     size_t cur;               /* next entry */
     int kind;                 /* request kind of that reply (private to peer_proto.c) */
     uint32_t unfilled;
+    uint32_t push_left;       /* producer: values the open LPUSH still takes */
+    uint64_t puts;            /* producer: values put so far */
+    uint32_t key_at;          /* spread: list the next put or pop goes to */
+    uint64_t key_asked;       /* spread, consumer: pops already asked of that list */
     /* NATS */
     struct peer_nats_req reqs[PEER_NATS_REQS];
     uint64_t next_req;

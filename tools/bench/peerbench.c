@@ -3,16 +3,26 @@
  * their wire protocols directly over TCP to 127.0.0.1, so docs/performance.md can give
  * slabmq's figures as ratios to peers measured minutes apart on the same machine.
  *
- * Targets (peer_proto.c has their protocols): redis-list (LPUSH; RPOP / BRPOP, or RPOP /
- * BLMPOP COUNT with --pop-batch, no acks), redis-stream (XADD; XREADGROUP in a group and
- * XACK), beanstalkd (put; reserve-with-timeout and delete) and nats-js (JetStream PUB with a
- * PubAck; a durable pull consumer and +ACK).
+ * Targets (peer_proto.c has their protocols), each driven by default with the fastest idiom
+ * its users would pick, so a comparison is not made against a weak client: redis-list
+ * (LPUSH of --batch values at once, pipelined; RPOP key COUNT --batch, BLMPOP ... COUNT when
+ * blocking; no acks),
+ * redis-stream (pipelined XADD; XREADGROUP COUNT --batch in a group and one XACK for all of
+ * a reply's entries), beanstalkd (pipelined put; reserve-with-timeout and delete, one job
+ * each: the protocol has no batch) and nats-js (JetStream PUB with a PubAck, --depth
+ * unconfirmed, written at once rather than on a flush timer; pulls of --batch from a
+ * durable consumer and +ACK). --batch 1 gives the one-pop-per-message idioms.
  *
- * Workloads, all on one producer connection and one consumer connection:
+ * Workloads, each on one producer connection and one consumer connection per pair:
  *   produce     publish n messages, pipelined --depth deep (sliding window); they stay
  *   drain       consume and ack n messages that a 'produce' left (same --queue)
  *   concurrent  a producer thread and a consumer at once, blocking consumer requests
  *   latency     as concurrent with the producer paced at --rate on an absolute schedule
+ * The consumer keeps --depth messages asked for and not yet received, in requests of
+ * --batch: several requests are in flight, so the broker never waits for the client.
+ * --pairs N runs N producer/consumer pairs at once, each on its own queue (name-0 ...), n
+ * split between them; --spread N (redis-list, produce and drain) puts message i on list
+ * i % N and drains the N lists in turn.
  *
  * Payload (as slabmq-bench): bytes 0-7 the publish time (CLOCK_MONOTONIC ns, native order;
  * with --rate the intended send time, so a stalled producer shows as latency), bytes 8-15
@@ -173,10 +183,11 @@ produce(struct peer_session *s, struct side *sd)
         uint64_t k = produce_fill(s, sd, buf, sent, interval);
         uint64_t before = sd->done;
         enum peer_parse r = PEER_NEED;
+        uint32_t confirmed = 0;
         int io = peer_net_io(&s->c, 0);
         sent += k;
-        while (io >= 0 && (r = s->t->put_reply(s)) == PEER_OK)
-            sd->done++;
+        while (io >= 0 && (r = s->t->put_reply(s, &confirmed)) == PEER_OK)
+            sd->done += confirmed;
         if (io < 0 || r == PEER_ERR)
             goto out;
         if (peer_net_now_ns() > s->deadline_ns) {
@@ -204,7 +215,8 @@ consume_msg(struct side *sd, const struct peer_opts *o, const struct peer_event 
         sd->bad_len++;
         return;
     }
-    if (payload_seq(ev->data) != *next)
+    /* spread over several lists, the order holds within a list only: not checked */
+    if (payload_seq(ev->data) != *next && o->spread <= 1)
         sd->reordered++;
     *next = payload_seq(ev->data) + 1;
     if (sd->h) {
@@ -214,22 +226,25 @@ consume_msg(struct side *sd, const struct peer_opts *o, const struct peer_event 
     }
 }
 
-/* Ask for more while under the depth and the count; batched protocols ask only for at
- * least half the depth at a time, except for the last messages. */
+/* Keep up to o->depth messages asked for, in requests of o->batch (1 where the protocol
+ * has no batch), except the last, smaller one. A request goes out only when a whole batch
+ * fits: refilling the window as each message arrives would send requests for one message
+ * each, which is what made the old --pop-batch a one-RPOP-per-message client. */
 static void
 consume_request(struct peer_session *s, uint64_t received, uint64_t *outstanding, int block)
 {
     const struct peer_opts *o = s->o;
+    uint32_t batch = s->t->batched ? o->batch : 1;
 
-    while (*outstanding < o->depth && received + *outstanding < o->n) {
+    if (batch > o->depth)
+        batch = o->depth;
+    while (received + *outstanding < o->n) {
         uint64_t left = o->n - received - *outstanding;
-        uint64_t want = o->depth - *outstanding;
+        uint32_t want = left < batch ? (uint32_t)left : batch;
         uint32_t k;
-        if (want > left)
-            want = left;
-        if (s->t->batched && want < o->depth / 2 && want < left)
+        if (*outstanding + want > o->depth)
             break;
-        k = s->t->request(s, (uint32_t)want, block);
+        k = s->t->request(s, want, block);
         if (k == 0)
             break;
         *outstanding += k;
@@ -250,30 +265,32 @@ consume(struct peer_session *s, struct side *sd, int block, int until_dry)
     sd->start_ns = sd->start_ns ? sd->start_ns : peer_net_now_ns();
     while ((sd->done < o->n && !dry) || pending_acks > 0 || outstanding > 0) {
         struct peer_event ev;
-        enum peer_parse r;
-        if (atomic_load(s->stop))
-            return fail(s, sd, "consume");
-        if (peer_net_now_ns() > s->deadline_ns) {
-            peer_net_set_err(&s->c, "deadline passed with %" PRIu64 " received", sd->done);
-            return fail(s, sd, "consume");
-        }
-        if (!dry)
-            consume_request(s, sd->done, &outstanding, block);
-        r = s->t->next_event(s, &ev);
+        enum peer_parse r = s->t->next_event(s, &ev);
         if (r == PEER_ERR)
             return fail(s, sd, "consume");
+        /* all input handled: check, ask for more and move bytes. Only here, not for every
+         * message: requests leave at the next peer_net_io() anyway, and a clock read and a
+         * request check per message were a third of the client's instructions at 10M/s */
         if (r == PEER_NEED) {
+            if (atomic_load(s->stop))
+                return fail(s, sd, "consume");
+            if (peer_net_now_ns() > s->deadline_ns) {
+                peer_net_set_err(&s->c, "deadline passed with %" PRIu64 " received", sd->done);
+                return fail(s, sd, "consume");
+            }
+            if (!dry)
+                consume_request(s, sd->done, &outstanding, block);
             if (peer_net_io(&s->c, 100) < 0)
                 return fail(s, sd, "consume");
             continue;
         }
         if (ev.type == PEER_EV_ACKED) {
-            if (pending_acks == 0) {
+            if (ev.count > pending_acks) {
                 peer_net_set_err(&s->c, "an ack reply nothing asked for");
                 return fail(s, sd, "consume");
             }
-            pending_acks--;
-            sd->acked++;
+            pending_acks -= ev.count;
+            sd->acked += ev.count;
         } else if (ev.type == PEER_EV_END) {
             outstanding -= ev.unfilled < outstanding ? ev.unfilled : outstanding;
             dry |= until_dry && ev.unfilled > 0;
@@ -349,6 +366,74 @@ run_both(struct peer_session *ps, struct side *pd, struct peer_session *cs, stru
     return rc || pd->failed ? -1 : 0;
 }
 
+/* One producer/consumer pair: its own queue, its share of the messages, its sessions. */
+struct pair {
+    struct peer_opts o;
+    char queue[224];
+    struct peer_session ps;
+    struct peer_session cs;
+    struct side pd;
+    struct side cd;
+    const struct peer_target *t;
+    atomic_int *stop;
+    pthread_t th;
+    int rc;
+};
+
+/* Give pair i of o->pairs its queue ("name-i" when there are several) and its share of
+ * o->n, and open the sessions its workload needs; 0, or -1 said on stderr. */
+static int
+pair_open(struct pair *p, const struct peer_target *t, const struct peer_opts *o,
+          atomic_int *stop, uint32_t i)
+{
+    p->o = *o;
+    p->t = t;
+    p->stop = stop;
+    p->rc = -1;
+    p->ps.c.fd = p->cs.c.fd = -1;
+    if (o->pairs > 1) {
+        snprintf(p->queue, sizeof(p->queue), "%s-%u", o->queue, i);
+        p->o.queue = p->queue;
+        p->o.n = o->n / o->pairs + (i < o->n % o->pairs);
+    }
+    if (o->workload != PEER_DRAIN && session_open(&p->ps, t, &p->o, stop, 0, 1))
+        return -1;
+    if (o->workload != PEER_PRODUCE && session_open(&p->cs, t, &p->o, stop, 1, 0))
+        return -1;
+    return 0;
+}
+
+static void *
+pair_main(void *arg)
+{
+    struct pair *p = arg;
+
+    if (p->o.workload == PEER_PRODUCE)
+        p->rc = produce(&p->ps, &p->pd);
+    else if (p->o.workload == PEER_DRAIN)
+        p->rc = consume(&p->cs, &p->cd, 0, 1);
+    else
+        p->rc = run_both(&p->ps, &p->pd, &p->cs, &p->cd);
+    return NULL;
+}
+
+/* All pairs' counts in one side: from the first start to the last end. */
+static void
+pairs_total(const struct pair *p, uint32_t np, int producer, struct side *sum)
+{
+    for (uint32_t i = 0; i < np; i++) {
+        const struct side *sd = producer ? &p[i].pd : &p[i].cd;
+        if (i == 0 || sd->start_ns < sum->start_ns)
+            sum->start_ns = sd->start_ns;
+        if (sd->end_ns > sum->end_ns)
+            sum->end_ns = sd->end_ns;
+        if (sd->late_max_ns > sum->late_max_ns)
+            sum->late_max_ns = sd->late_max_ns;
+        sum->bad_len += sd->bad_len;
+        sum->reordered += sd->reordered;
+    }
+}
+
 static void
 report(const struct peer_opts *o, const struct side *pd, const struct side *cd)
 {
@@ -364,11 +449,11 @@ report(const struct peer_opts *o, const struct side *pd, const struct side *cd)
 
     if (o->json) {
         printf("{\"target\":\"%s\",\"workload\":\"%s\",\"size\":%zu,\"n\":%" PRIu64
-               ",\"depth\":%u,\"pop_batch\":%u,\"consumer_poll\":%d,\"rate_target\":%.1f,"
-               "\"seconds\":%.6f,"
+               ",\"depth\":%u,\"batch\":%u,\"push_values\":%u,\"spread\":%u,\"pairs\":%u,"
+               "\"consumer_poll\":%d,\"rate_target\":%.1f,\"seconds\":%.6f,"
                "\"msgs_per_s\":%.1f,\"bad_len\":%" PRIu64 ",\"reordered\":%" PRIu64,
-               o->target, names[o->workload], o->size, o->n, o->depth, o->pop_batch,
-               o->consumer_poll, o->rate,
+               o->target, names[o->workload], o->size, o->n, o->depth, o->batch,
+               o->push_values, o->spread, o->pairs, o->consumer_poll, o->rate,
                secs, rate, cd->bad_len, cd->reordered);
         if (h)
             printf(",\"lat_count\":%" PRIu64 ",\"p50_us\":%.1f,\"p99_us\":%.1f,"
@@ -379,8 +464,15 @@ report(const struct peer_opts *o, const struct side *pd, const struct side *cd)
         printf("}\n");
         return;
     }
-    printf("%s %s size=%zu n=%" PRIu64 " depth=%u: %.0f msg/s (%.3f s)", o->target,
-           names[o->workload], o->size, o->n, o->depth, rate, secs);
+    printf("%s %s size=%zu n=%" PRIu64 " depth=%u batch=%u", o->target, names[o->workload],
+           o->size, o->n, o->depth, o->batch);
+    if (o->push_values > 1 && o->workload != PEER_DRAIN)
+        printf(" push-values=%u", o->push_values);
+    if (o->spread > 1)
+        printf(" spread=%u", o->spread);
+    if (o->pairs > 1)
+        printf(" pairs=%u", o->pairs);
+    printf(": %.0f msg/s (%.3f s)", rate, secs);
     if (cd->bad_len || cd->reordered)
         printf(" [bad length %" PRIu64 ", out of order %" PRIu64 "]", cd->bad_len,
                cd->reordered);
@@ -391,41 +483,59 @@ report(const struct peer_opts *o, const struct side *pd, const struct side *cd)
     printf("\n");
 }
 
+/* Open every pair's sessions first (setup is not timed), then run the pairs at once, one
+ * thread each (none for a single pair), and report them as one. */
 static int
 run(const struct peer_target *t, const struct peer_opts *o)
 {
     atomic_int stop = 0;
-    struct peer_session ps;
-    struct peer_session cs;
+    struct pair *p = calloc(o->pairs, sizeof(*p));
     struct side pd = {0};
     struct side cd = {0};
-    int need_p = o->workload != PEER_DRAIN;
-    int need_c = o->workload != PEER_PRODUCE;
+    uint32_t opened = 0;
+    uint32_t started = 0;
     int rc = -1;
 
-    if (o->workload == PEER_LATENCY && !(cd.h = malloc(sizeof(*cd.h))))
+    if (!p)
         return -1;
-    if (cd.h)
-        hist_init(cd.h);
-    memset(&ps, 0, sizeof(ps));
-    memset(&cs, 0, sizeof(cs));
-    ps.c.fd = cs.c.fd = -1;
-    if (need_p && session_open(&ps, t, o, &stop, 0, 1))
+    if (o->workload == PEER_LATENCY && !(p[0].cd.h = malloc(sizeof(*p[0].cd.h))))
         goto out;
-    if (need_c && session_open(&cs, t, o, &stop, 1, 0))
-        goto out;
-    if (!need_c) /* PEER_PRODUCE */
-        rc = produce(&ps, &pd);
-    else if (!need_p) /* PEER_DRAIN */
-        rc = consume(&cs, &cd, 0, 1);
-    else
-        rc = run_both(&ps, &pd, &cs, &cd);
-    if (rc == 0)
-        report(o, &pd, &cd);
+    if (p[0].cd.h)
+        hist_init(p[0].cd.h);
+    for (; opened < o->pairs; opened++)
+        if (pair_open(&p[opened], t, o, &stop, opened)) {
+            opened++;
+            goto out;
+        }
+    if (o->pairs == 1) {
+        pair_main(&p[0]);
+    } else {
+        for (; started < o->pairs; started++)
+            if (pthread_create(&p[started].th, NULL, pair_main, &p[started]) != 0) {
+                fprintf(stderr, "slabmq-peerbench: cannot start pair %u\n", started);
+                atomic_store(&stop, 1);
+                break;
+            }
+        for (uint32_t i = 0; i < started; i++)
+            pthread_join(p[i].th, NULL);
+        if (started < o->pairs)
+            goto out;
+    }
+    for (uint32_t i = 0; i < o->pairs; i++)
+        if (p[i].rc)
+            goto out;
+    pairs_total(p, o->pairs, 1, &pd);
+    pairs_total(p, o->pairs, 0, &cd);
+    cd.h = p[0].cd.h;
+    report(o, &pd, &cd);
+    rc = 0;
 out:
-    peer_proto_close(&ps);
-    peer_proto_close(&cs);
-    free(cd.h);
+    for (uint32_t i = 0; i < opened; i++) {
+        peer_proto_close(&p[i].ps);
+        peer_proto_close(&p[i].cs);
+    }
+    free(p[0].cd.h);
+    free(p);
     return rc;
 }
 
@@ -443,9 +553,17 @@ usage(FILE *f)
           "  --size N         payload bytes, >= 16 (default 16)\n"
           "  -n N             messages (default 100000)\n"
           "  --rate R         latency: msg/s on a fixed schedule (default 45000)\n"
-          "  --depth N        pipelining depth (default 1024)\n"
-          "  --pop-batch N    redis-list: pop with COUNT N (RPOP / BLMPOP) (default 0: one\n"
-          "                   RPOP / BRPOP per message)\n"
+          "  --depth N        window: messages published and not confirmed, and messages\n"
+          "                   asked for and not received (default 1024)\n"
+          "  --batch N        messages one consumer request asks for: RPOP / BLMPOP COUNT,\n"
+          "                   XREADGROUP COUNT (one XACK per reply), a JetStream pull\n"
+          "                   (default 512; 1: RPOP / BRPOP, XREADGROUP COUNT 1 per message)\n"
+          "  --push-values N  redis-list: values per LPUSH, N <= depth (default: the batch;\n"
+          "                   1: one LPUSH per message, pipelined)\n"
+          "  --spread N       redis-list, produce and drain: message i goes to list\n"
+          "                   NAME:(i %% N), and the drain empties the N lists in turn\n"
+          "  --pairs N        N producer/consumer pairs at once, on queues NAME-0 ...\n"
+          "                   NAME-(N-1), -n split between them (not with latency)\n"
           "  --queue NAME     key, tube or stream (default peerbench); 'drain' reads what\n"
           "                   'produce' left under the same name\n"
           "  --timeout S      whole-run deadline, seconds (default 300)\n"
@@ -517,8 +635,11 @@ set_opt(struct peer_opts *o, int opt, const char *arg)
     case 's': if (parse_u64(arg, MIN_SIZE, 1 << 20, &v)) return -1; o->size = v; return 0;
     case 'n': return parse_u64(arg, 1, 1ull << 40, &o->n);
     case 'd': if (parse_u64(arg, 1, 1 << 20, &v)) return -1; o->depth = (uint32_t)v; return 0;
-    case 'b': if (parse_u64(arg, 0, 1 << 20, &v)) return -1; o->pop_batch = (uint32_t)v;
+    case 'b': if (parse_u64(arg, 1, 1 << 20, &v)) return -1; o->batch = (uint32_t)v; return 0;
+    case 'V': if (parse_u64(arg, 1, 1 << 20, &v)) return -1; o->push_values = (uint32_t)v;
               return 0;
+    case 'S': if (parse_u64(arg, 1, 10000000, &v)) return -1; o->spread = (uint32_t)v; return 0;
+    case 'A': if (parse_u64(arg, 1, 256, &v)) return -1; o->pairs = (uint32_t)v; return 0;
     case 'q': o->queue = arg; return strlen(arg) > 0 && strlen(arg) < 200 ? 0 : -1;
     case 'j': o->json = 1; return 0;
     case 'P': o->consumer_poll = 1; return 0;
@@ -532,6 +653,28 @@ set_opt(struct peer_opts *o, int opt, const char *arg)
     }
 }
 
+/* The combinations the loops support; 0, or -1 said on stderr. */
+static int
+check_opts(const struct peer_opts *o, const struct peer_target *t)
+{
+    const char *why = NULL;
+    int list = strcmp(t->name, "redis-list") == 0;
+
+    if (o->push_values > 1 && (!list || o->push_values > o->depth))
+        why = "--push-values is for redis-list and at most --depth (a larger LPUSH would "
+              "wait for a window that cannot open)";
+    else if (o->spread > 1 && (!list || o->pairs > 1 || o->push_values > 1 ||
+                               (o->workload != PEER_PRODUCE && o->workload != PEER_DRAIN)))
+        why = "--spread is for redis-list produce and drain, one pair, one value per LPUSH";
+    else if (o->spread > o->n)
+        why = "--spread is more lists than messages";
+    else if (o->pairs > 1 && (o->workload == PEER_LATENCY || o->pairs > o->n))
+        why = "--pairs is for throughput workloads and at most -n";
+    if (why)
+        fprintf(stderr, "slabmq-peerbench: %s\n", why);
+    return why ? -1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -539,13 +682,15 @@ main(int argc, char **argv)
         {"target", required_argument, NULL, 't'},   {"port", required_argument, NULL, 'p'},
         {"workload", required_argument, NULL, 'w'}, {"size", required_argument, NULL, 's'},
         {"rate", required_argument, NULL, 'r'},     {"depth", required_argument, NULL, 'd'},
-        {"pop-batch", required_argument, NULL, 'b'}, {"queue", required_argument, NULL, 'q'},
+        {"batch", required_argument, NULL, 'b'},    {"queue", required_argument, NULL, 'q'},
+        {"push-values", required_argument, NULL, 'V'}, {"spread", required_argument, NULL, 'S'},
+        {"pairs", required_argument, NULL, 'A'},
         {"timeout", required_argument, NULL, 'T'},  {"json", no_argument, NULL, 'j'},
         {"free-port", no_argument, NULL, 'F'},      {"help", no_argument, NULL, 'h'},
         {"consumer-poll", no_argument, NULL, 'P'},
         {NULL, 0, NULL, 0}};
-    struct peer_opts o = {NULL, 0, PEER_PRODUCE, MIN_SIZE, 100000, 0, 1024, 0, "peerbench", 0,
-                          300, 0};
+    struct peer_opts o = {NULL, 0, PEER_PRODUCE, MIN_SIZE, 100000, 0, 1024, 512, 0, 1, 1,
+                          "peerbench", 0, 300, 0};
     const struct peer_target *t;
     int opt;
     int rate_set = 0;
@@ -572,6 +717,18 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* by default an LPUSH carries a batch (a Redis user enqueueing many jobs passes them all
+     * to one LPUSH: 3x the messages per second of one LPUSH each, pipelined); a spread run
+     * sends each message to the next list, and a paced producer sends each message when it
+     * is due (an LPUSH waiting for 512 of them would hold the first for 11 ms at 45,000/s),
+     * so one value each */
+    if (o.push_values == 0)
+        o.push_values = strcmp(t->name, "redis-list") == 0 && o.spread <= 1 &&
+                                o.workload != PEER_LATENCY
+                            ? (o.batch < o.depth ? o.batch : o.depth)
+                            : 1;
+    if (check_opts(&o, t))
+        return 2;
     if (o.workload == PEER_LATENCY && !rate_set)
         o.rate = 45000;
     if (o.workload != PEER_LATENCY)
