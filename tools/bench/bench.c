@@ -9,6 +9,11 @@
  *   drain        consumers only: take what a 'fill' with the same -p/-n/--queues left
  *   hold         fill, then report the broker's RSS per message held (needs its PID)
  *
+ * --spread N makes each producer publish round-robin over N queues (one message to each in
+ * turn; with --batch-publish, one batch to each) and each consumer fetch round-robin over
+ * them: what one producer spreading its load over many queues costs the broker. The N
+ * queues are declared before the clock starts, so creating them is not measured.
+ *
  * This file parses the options and runs the workloads (threads in bench_run.c, a broker of
  * our own in spawn.c, the summary in bench_report.c, as text or JSON). Exit status:
  * 0 when every message arrived once and byte-exact (as far as checked), 1 on any error or
@@ -89,6 +94,9 @@ usage(FILE *f)
           "      --queue-prefix NAME   queue names are NAME.0, NAME.1, ... (default bench)\n"
           "      --idle-queues N       first create N other queues (NAME.idle.<i>) holding one\n"
           "                            message each: how cost grows with the number of queues\n"
+          "      --spread N            one producer (and consumer) uses N queues round-robin,\n"
+          "                            NAME.0 .. NAME.<N-1>, declared before the run (needs\n"
+          "                            --queues 1)\n"
           "      --verify              check every byte and that each message arrives once\n"
           "      --tls-ca FILE         connect with TLS (slabmqd --tls-port), trusting the CA\n"
           "                            in FILE; with --spawn, give the broker its TLS flags\n"
@@ -201,6 +209,7 @@ apply(struct bench_params *p, int opt, const char *arg)
     case 'Q': p->prefix = arg; bad = strlen(arg) == 0 || strlen(arg) > 190; break;
     case 'T': p->tls_ca = arg; break;
     case 'I': bad = parse_count(arg, 1, 10000000, &p->idle_queues); break;
+    case 'N': bad = parse_count(arg, 1, 10000000, &v); p->spread = (uint32_t)v; break;
     default: return -1;
     }
     if (bad)
@@ -222,13 +231,18 @@ check_params(struct bench_params *p, int count_given)
              && p->consumers < p->producers)
         why = "a queue that gets messages has no consumer: give at least min(-p, --queues) "
               "consumers";
+    else if (p->spread && p->queues != 1)
+        why = "--spread N names its own queues: leave --queues at 1";
+    else if (p->spread && p->subscribe && bench_has_consumers(p->workload))
+        why = "--spread consumers fetch round-robin: no --subscribe";
     else if (p->workload == BENCH_DRAIN && p->duration_s > 0)
         why = "drain takes -n (what the fill published) or nothing (until empty), not -d";
     if (why) {
         fprintf(stderr, "slabmq-bench: %s\n", why);
         return -1;
     }
-    if (bench_has_producers(p->workload) && p->queues > p->producers && !p->quiet)
+    if (bench_has_producers(p->workload) && p->queues > p->producers && !p->quiet
+        && !p->spread)
         fprintf(stderr, "slabmq-bench: note: %d of the %d queues get no producer (producer i "
                 "publishes to queue i %% Q) and stay idle\n", p->queues - p->producers,
                 p->queues);
@@ -264,6 +278,7 @@ parse_args(struct bench_params *p, int argc, char **argv)
         {"ack", required_argument, NULL, 'a'},        {"queues", required_argument, NULL, 'q'},
         {"queue-prefix", required_argument, NULL, 'Q'},
         {"idle-queues", required_argument, NULL, 'I'},
+        {"spread", required_argument, NULL, 'N'},
         {"verify", no_argument, NULL, 'V'},           {"json", no_argument, NULL, 'j'},
         {"tls-ca", required_argument, NULL, 'T'},
         {"quiet", no_argument, NULL, 'z'},            {"help", no_argument, NULL, 'h'},
@@ -401,6 +416,11 @@ worker_init(struct bench *b, struct bench_worker *w, int index, int queue, const
     w->q = &b->queues[queue];
     atomic_init(&w->done, 0);
     w->share = bench_share(&b->p, index);
+    /* spread workers start apart, so several do not all hit the same queue at once */
+    w->cursor = b->p.spread ? (uint32_t)((uint64_t)index * b->p.spread
+                                         / (uint64_t)(role[0] == 'p' ? b->p.producers
+                                                                     : b->p.consumers))
+                            : 0;
     w->c = bench_connect(b, name);
     return w->c ? 0 : -1;
 }
@@ -535,7 +555,6 @@ check_limits(const struct bench *b, const slabmq_client *admin)
     return 0;
 }
 
-/* Connect the workers and the admin client, run, collect. -1 if it could not run. */
 /* Create p->idle_queues queues of one message each, pipelined, before the workload. */
 static int
 fill_idle(struct bench *b, slabmq_client *admin)
@@ -554,6 +573,53 @@ fill_idle(struct bench *b, slabmq_client *admin)
     return 0;
 }
 
+/* --spread: name the N queues (one allocation for all the names) and, unless draining what
+ * a fill left, declare each, empty: one left by an earlier run is deleted and declared
+ * again, so its messages do not count. One round trip per queue (two for a leftover),
+ * before the clock starts. */
+static int
+spread_queues(struct bench *b, slabmq_client *admin, int declare)
+{
+    uint32_t n = b->p.spread;
+    size_t width = strlen(b->p.prefix) + 12; /* ".", up to 10 digits, NUL */
+    char *buf = malloc((size_t)n * width);
+    const char **names = malloc((size_t)n * sizeof(*names));
+
+    if (!buf || !names) {
+        fprintf(stderr, "slabmq-bench: out of memory\n");
+        free(buf);
+        free(names);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(buf + (size_t)i * width, width, "%s.%u", b->p.prefix, i);
+        names[i] = buf + (size_t)i * width;
+    }
+    b->spread_names = names; /* freed by spread_free(), buf through names[0] */
+    for (uint32_t i = 0; declare && i < n; i++) {
+        int created = 0;
+        slabmq_status st = slabmq_declare(admin, names[i], NULL, &created);
+        if (st == SLABMQ_OK && !created && (st = slabmq_delete(admin, names[i], NULL)) == SLABMQ_OK)
+            st = slabmq_declare(admin, names[i], NULL, &created);
+        if (st != SLABMQ_OK) {
+            fprintf(stderr, "slabmq-bench: declare %s: %s\n", names[i],
+                    slabmq_client_errmsg(admin));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+spread_free(struct bench *b)
+{
+    if (b->spread_names)
+        free((void *)b->spread_names[0]);
+    free(b->spread_names);
+    b->spread_names = NULL;
+}
+
+/* Connect the workers and the admin client, run, collect. -1 if it could not run. */
 static int
 bench_run(struct bench *b, struct bench_report *r)
 {
@@ -571,6 +637,8 @@ bench_run(struct bench *b, struct bench_report *r)
     if (p->workload != BENCH_DRAIN && delete_queues(b, admin))
         goto out;
     if (p->idle_queues && fill_idle(b, admin))
+        goto out;
+    if (p->spread && spread_queues(b, admin, p->workload != BENCH_DRAIN))
         goto out;
     for (int i = 0; i < np; i++)
         if (worker_init(b, &pw[i], i, i % p->queues, "producer"))
@@ -656,6 +724,7 @@ main(int argc, char **argv)
     if (r.ran)
         bench_report_print(&b, &r);
     bench_seen_free(&b);
+    spread_free(&b);
     free(b.queues);
     free(r.lat);
     return rc || bench_report_failed(&b, &r) ? 1 : 0;

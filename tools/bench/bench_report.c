@@ -108,9 +108,14 @@ print_side(const struct bench *b, const char *label, const struct bench_side *s,
 static void
 print_params(const struct bench_params *p)
 {
-    printf("slabmq-bench: %s, %d producer(s), %d consumer(s), %d queue(s), %zu B messages, ",
-           bench_workload_name(p->workload), bench_has_producers(p->workload) ? p->producers : 0,
-           bench_has_consumers(p->workload) ? p->consumers : 0, p->queues, p->size);
+    printf("slabmq-bench: %s, %d producer(s), %d consumer(s), ", bench_workload_name(p->workload),
+           bench_has_producers(p->workload) ? p->producers : 0,
+           bench_has_consumers(p->workload) ? p->consumers : 0);
+    if (p->spread)
+        printf("round-robin over %u queues, ", p->spread);
+    else
+        printf("%d queue(s), ", p->queues);
+    printf("%zu B messages, ", p->size);
     if (p->duration_s > 0 && p->count)
         printf("%.1f s (%" PRIu64 " messages)", p->duration_s, p->count);
     else if (p->duration_s > 0)
@@ -192,12 +197,12 @@ json_params(const struct bench_params *p)
     printf("\"params\":{\"server\":\"%s:%u\",\"spawned\":%s,\"workload\":\"%s\","
            "\"producers\":%d,\"consumers\":%d,\"size\":%zu,\"count\":%" PRIu64 ","
            "\"duration_s\":%.3f,\"rate\":%.1f,\"window\":%u,\"batch_publish\":%u,"
-           "\"fetch_batch\":%u,\"ack\":\"%s\",\"queues\":%d,\"queue_prefix\":\"%s\","
-           "\"verify\":%s},", p->host, p->port, p->spawn ? "true" : "false",
-           bench_workload_name(p->workload), p->producers, p->consumers, p->size, p->count,
-           p->duration_s, p->rate, p->window, p->batch_publish ? p->batch_publish : 1,
-           p->fetch_batch, bench_ack_name(p->ack), p->queues, p->prefix,
-           p->verify ? "true" : "false");
+           "\"fetch_batch\":%u,\"ack\":\"%s\",\"queues\":%d,\"spread\":%u,"
+           "\"queue_prefix\":\"%s\",\"verify\":%s},", p->host, p->port,
+           p->spawn ? "true" : "false", bench_workload_name(p->workload), p->producers,
+           p->consumers, p->size, p->count, p->duration_s, p->rate, p->window,
+           p->batch_publish ? p->batch_publish : 1, p->fetch_batch, bench_ack_name(p->ack),
+           p->queues, p->spread, p->prefix, p->verify ? "true" : "false");
 }
 
 static void
