@@ -137,6 +137,8 @@ struct bench_side {
     uint64_t messages;
     int64_t first_ns;               /* CLOCK_MONOTONIC ns; 0: none */
     int64_t last_ns;
+    int64_t broker_cpu_ns;          /* CPU time of the broker's event-loop thread during the
+                                       phase (both sides of 'concurrent'); -1: unknown */
 };
 
 /* Everything the summary reports. */

@@ -96,12 +96,24 @@ per_s(const struct bench_side *s, double units)
     return t > 0 ? (double)s->messages * units / t : 0.0;
 }
 
+/* Broker CPU per message of a side, us; -1 when unknown. */
+static double
+cpu_us(const struct bench_side *s)
+{
+    return s->broker_cpu_ns >= 0 && s->messages ? (double)s->broker_cpu_ns / 1e3
+                                                      / (double)s->messages
+                                                : -1.0;
+}
+
 static void
 print_side(const struct bench *b, const char *label, const struct bench_side *s,
            const char *span)
 {
-    printf("%-9s%" PRIu64 " msgs in %.3f s: %.0f msg/s, %.2f MB/s (%s)\n", label, s->messages,
+    printf("%-9s%" PRIu64 " msgs in %.3f s: %.0f msg/s, %.2f MB/s (%s)", label, s->messages,
            seconds(s), per_s(s, 1.0), per_s(s, (double)b->p.size / 1e6), span);
+    if (cpu_us(s) >= 0)
+        printf("; broker CPU %.3f us/msg", cpu_us(s));
+    printf("\n");
 }
 
 /* The line that repeats the parameters. */
@@ -187,8 +199,12 @@ static void
 json_side(const struct bench *b, const char *name, const struct bench_side *s)
 {
     printf("\"%s\":{\"messages\":%" PRIu64 ",\"seconds\":%.6f,\"msg_per_s\":%.1f,"
-           "\"mb_per_s\":%.3f},", name, s->messages, seconds(s), per_s(s, 1.0),
-           per_s(s, (double)b->p.size / 1e6));
+           "\"mb_per_s\":%.3f,\"broker_cpu_us_per_msg\":", name, s->messages, seconds(s),
+           per_s(s, 1.0), per_s(s, (double)b->p.size / 1e6));
+    if (cpu_us(s) >= 0)
+        printf("%.4f},", cpu_us(s));
+    else
+        printf("null},");
 }
 
 static void
