@@ -90,6 +90,7 @@ struct queue {
     uint64_t bytes;             /* payload bytes of every message held */
     uint64_t max_messages;      /* limit on messages held (ready, in flight, delayed); 0: none */
     uint64_t max_bytes;         /* limit on payload bytes held; 0: none */
+    uint64_t ttl_ms;            /* default time to live; 0: none */
     uint8_t overflow;           /* enum queue_overflow */
     uint8_t clearing;           /* being emptied: no compaction */
     uint8_t paused;             /* PAUSE: accept publishes, deliver nothing until RESUME */
@@ -118,7 +119,6 @@ struct queue {
     uint32_t max_deliveries;    /* dead-letter a message coming back after this many; 0: no */
     uint64_t sid;               /* the queue's id in the store; unique, never reused */
     char *dlq_name;             /* QUEUE_DLQ_NAMED: slab copy, NUL-terminated; else NULL */
-    uint64_t ttl_ms;            /* default time to live; 0: none */
     struct dedup *dedup;        /* producer ids remembered; NULL until the first one */
     struct dlink *plists;       /* ready FIFOs of priorities 1..SMQ_PRIO_MAX ([p - 1]), or
                                    NULL until a message with a priority is published */
@@ -134,7 +134,7 @@ struct queue {
 /* A queue is one slab object: past 1,168 bytes it moves to the 1,456-byte class and every
  * declared queue costs 288 bytes more (latency.h, docs/metrics.md). */
 _Static_assert(sizeof(struct queue) <= 1168, "struct queue grew past its slab class");
-_Static_assert(offsetof(struct queue, name) == 112, "the hot block changed: see queue_prefetch");
+_Static_assert(offsetof(struct queue, name) == 120, "the hot block changed: see queue_prefetch");
 
 /* Start loading the lines of q a publish touches: the hot block and the name's first 16 bytes,
  * the published counter, and the latency ring's bookkeeping (its newest checkpoint is on
