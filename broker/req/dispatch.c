@@ -36,6 +36,21 @@ dispatch_fatal(struct req *rq, unsigned code, const char *fmt, ...)
     req_close_after_write(rq);
 }
 
+int
+dispatch_queue_name(const uint8_t *body, uint32_t len, const char **name, uint32_t *nlen)
+{
+    struct smq_mpr r;
+    uint64_t op;
+    uint64_t rid;
+    uint32_t nargs;
+
+    smq_mpr_init(&r, body, len);
+    if (smq_read_header(&r, &op, &rid, &nargs) || nargs < 1
+        || (op != SMQ_OP_PUBLISH && op != SMQ_OP_PUBLISH_BATCH && op != SMQ_OP_FETCH))
+        return 0;
+    return smq_mpr_str(&r, name, nlen) == 0 && *nlen > 0;
+}
+
 void
 dispatch_frame(struct req *rq, const uint8_t *body, uint32_t len)
 {
