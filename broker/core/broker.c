@@ -101,6 +101,8 @@ broker_deinit(struct broker *b)
         dedup_free(b, q);
         slab_free(&b->slab, q, sizeof(*q));
     }
+    if (b->qb && b->qmask + 1 > REGISTRY_MIN) /* grown: it is in the budget */
+        mem_release(&b->mem, (b->qmask + 1) * sizeof(*b->qb));
     free(b->qb);
     free(b->scratch);
     b->qb = NULL;
