@@ -150,16 +150,27 @@ broker_tick(struct broker *b)
  * b->mem beyond the first REGISTRY_MIN slots. Deleting shifts the run after the hole back
  * (no tombstones), so lookups stay short under churn. */
 
+/* Eight bytes a step, each step a multiply and a shift (the mixer of splitmix64): a publish
+ * hashes its queue's name twice when the broker looks ahead (conn.c), and a byte-at-a-time
+ * hash (FNV-1a) cost 30 instructions for a 12-byte name. */
 uint32_t
 broker_queue_hash(const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
+    uint64_t w;
 
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
+    for (; len >= 8; s += 8, len -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 31;
     }
-    return (uint32_t)(h ^ (h >> 32)); /* FNV's low bits alone mix the last byte poorly */
+    w = 0;
+    for (size_t i = 0; i < len; i++)
+        w |= (uint64_t)(unsigned char)s[i] << (8 * i);
+    h = (h ^ w) * 0x94d049bb133111ebULL;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    return (uint32_t)(h >> 32);
 }
 
 struct queue *
