@@ -620,8 +620,10 @@ same_name(const struct prefetch *pf, const char *name, uint32_t nlen)
     return x == y;
 }
 
-/* Scan up to PF_SLOT_AHEAD frames ahead of the one at in->start, starting their loads. */
-static void
+/* Scan up to PF_SLOT_AHEAD frames ahead of the one at in->start, starting their loads. Not
+ * inlined, nor prefetch_next: in the frame loop they cost registers, and instructions on a
+ * connection that does not prefetch. */
+static void __attribute__((noinline))
 prefetch_scan(struct conn *c, struct prefetch *pf, uint32_t max_body)
 {
     struct rbuf *in = c->in;
@@ -658,7 +660,7 @@ prefetch_scan(struct conn *c, struct prefetch *pf, uint32_t max_body)
 
 /* The frame at in->start (total bytes) was handled: the one now PF_QUEUE_AHEAD - 1 frames
  * ahead gets its queue's lines loaded (its slot should be there by now). */
-static void
+static void __attribute__((noinline))
 prefetch_next(const struct conn *c, struct prefetch *pf, size_t total)
 {
     if (pf->ahead == 0)
