@@ -393,18 +393,23 @@ static int64_t
 broker_cpu_ns(pid_t pid)
 {
     char path[64];
-    long long ns = -1;
+    char line[128];
+    char *end;
+    long long ns;
     FILE *f;
+    int got;
 
     if (pid <= 0)
         return -1;
     snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
     if (!(f = fopen(path, "r")))
         return -1;
-    if (fscanf(f, "%lld", &ns) != 1)
-        ns = -1;
-    fclose(f);
-    return ns;
+    got = fgets(line, sizeof(line), f) != NULL;
+    (void)fclose(f); /* read-only: nothing to lose */
+    if (!got)
+        return -1;
+    ns = strtoll(line, &end, 10);
+    return end == line || ns < 0 ? -1 : (int64_t)ns;
 }
 
 /* Run producers and/or consumers (n = 0 for none) to completion; the broker's CPU time
