@@ -76,7 +76,7 @@ struct dedup;
 /* Field order is a cost: with many queues every queue a publish names is a cache miss, so
  * what a publish reads (the hot block, then the name's first bytes) comes first, in as few
  * lines as the slab's 16-byte alignment allows, and broker_prefetch_queue() loads exactly
- * those lines (queue_prefetch). One producer over 100,000 queues: docs/performance.md. */
+ * those lines (queue_prefetch). Measured with slabmq-bench --spread (bench-scaling.sh). */
 struct queue {
     /* hot: read or written by every publish (cmd_publish, queue_admit, queue_publish) */
     struct dlink waiters;       /* long-poll FETCHes waiting (server's struct waiter) */
