@@ -47,6 +47,13 @@ struct broker_hooks {
     void *ctx;
 };
 
+/* A registry slot: the name's hash beside the queue, so a lookup reads one slot line and
+ * touches a queue only when the hash matches (q NULL: empty). */
+struct broker_slot {
+    uint32_t hash;
+    struct queue *q;
+};
+
 struct broker {
     struct broker_config cfg;
     struct broker_hooks hooks;
@@ -58,8 +65,8 @@ struct broker {
     struct reservoir res;
     struct dtable dels;           /* every live delivery, by message id */
     struct theap timers;          /* INFLIGHT and DELAYED deliveries by due time */
-    struct queue **qb;            /* registry buckets */
-    size_t qmask;                 /* buckets - 1 */
+    struct broker_slot *qb;       /* registry: open addressing, linear probing */
+    size_t qmask;                 /* slots - 1 */
     size_t nqueues;
     uint64_t next_id;             /* next message id */
     uint64_t next_sid;            /* next queue store id */
@@ -101,6 +108,25 @@ struct queue *broker_queue_get(struct broker *b, const char *name, size_t len, i
 uint64_t broker_queue_delete(struct broker *b, struct queue *q);
 /* Queues sorted by name into out (n = b->nqueues entries, caller-sized). */
 void broker_queue_list(struct broker *b, struct queue **out);
+/* Every queue, in no order: start with *pos = 0, NULL at the end. The registry must not
+ * change during the walk. */
+static inline struct queue *
+broker_queue_next(const struct broker *b, size_t *pos)
+{
+    while (*pos <= b->qmask)
+        if (b->qb[(*pos)++].q)
+            return b->qb[*pos - 1].q;
+    return NULL;
+}
+
+/* Prefetching for a run of requests (conn.c): their queues' cache misses overlap instead of
+ * following one another. broker_queue_hash() is the registry's hash of a name;
+ * broker_prefetch_slot() starts loading its slot; broker_prefetch_queue(), called once the
+ * slot has had time to arrive, starts loading the lines of the queue a publish touches.
+ * Hints only: nothing is read that a lookup would not read. */
+uint32_t broker_queue_hash(const char *name, size_t len);
+void broker_prefetch_slot(const struct broker *b, uint32_t hash);
+void broker_prefetch_queue(const struct broker *b, uint32_t hash);
 
 /* Requeues between these two calls wake each queue's waiters once, at the end, so a waiter
  * gets every message that became ready together (a closed consumer's, expired ones). */

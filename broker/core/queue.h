@@ -73,23 +73,24 @@ struct pub_opts {
 
 struct dedup;
 
+/* Field order is a cost: with many queues every queue a publish names is a cache miss, so
+ * what a publish reads (the hot block, then the name's first bytes) comes first, in as few
+ * lines as the slab's 16-byte alignment allows, and broker_prefetch_queue() loads exactly
+ * those lines (queue_prefetch). Measured with slabmq-bench --spread (bench-scaling.sh). */
 struct queue {
-    struct queue *hnext;        /* next in the registry's hash bucket */
-    struct segment *head;       /* oldest segment */
+    /* hot: read or written by every publish (cmd_publish, queue_admit, queue_publish) */
+    struct dlink waiters;       /* long-poll FETCHes waiting (server's struct waiter) */
+    struct dlink subs;          /* subscriptions (server's struct sub), least recently
+                                   served first */
     struct segment *tail;       /* segment being appended to */
-    struct segment *mhead;      /* oldest segment of records moved by compaction */
-    struct segment *mtail;      /* moved-record segment being appended to */
-    struct segment *sparse;     /* a sparse segment to compact at the next death elsewhere
-                                   (queue_segment_died), or NULL */
-    uint32_t hash;              /* of the name (registry): a lookup compares it first, so a
-                                   chain's other queues cost no miss on their name's line */
-    uint32_t name_len;
-    struct segment *rseg;       /* read cursor: segment of the next fresh message */
-    uint32_t roff;              /* read cursor: offset in rseg */
-    uint32_t next_seg;          /* size of the next segment to allocate, bytes */
-    uint32_t visibility_ms;     /* redelivery timeout */
-    uint32_t backoff_ms;        /* retry backoff base: 0 = redeliver at once */
-    uint32_t backoff_max_ms;    /* retry backoff ceiling */
+    uint64_t nfresh;            /* ready messages never delivered */
+    uint64_t nretry;            /* ready messages with a delivery record (any priority) */
+    uint64_t ninflight;         /* delivered, not acked */
+    uint64_t ndelayed;          /* NACKed with a delay, not yet ready */
+    uint64_t bytes;             /* payload bytes of every message held */
+    uint64_t max_messages;      /* limit on messages held (ready, in flight, delayed); 0: none */
+    uint64_t max_bytes;         /* limit on payload bytes held; 0: none */
+    uint64_t ttl_ms;            /* default time to live; 0: none */
     uint8_t overflow;           /* enum queue_overflow */
     uint8_t clearing;           /* being emptied: no compaction */
     uint8_t paused;             /* PAUSE: accept publishes, deliver nothing until RESUME */
@@ -98,39 +99,55 @@ struct queue {
     uint8_t confirm;            /* default confirmation of publishes (journal.confirm) */
     uint8_t dlq_len;            /* QUEUE_DLQ_NAMED: bytes of dlq_name */
     uint8_t no_compact;         /* queue_rollback: no segment may be freed by compaction */
+    uint32_t hash;              /* of the name (broker_queue_hash), also in its registry slot */
+    uint32_t name_len;
+    char name[SMQ_NAME_MAX + 1]; /* right after the hot block: a short name shares its line */
     uint8_t mem_held;           /* the last take stopped at the memory limit (slabmq why) */
+    uint32_t dedup_window;      /* bytes of producer ids remembered; 0: no de-duplication */
+    /* the rest */
+    struct segment *head;       /* oldest segment */
+    struct segment *mhead;      /* oldest segment of records moved by compaction */
+    struct segment *mtail;      /* moved-record segment being appended to */
+    struct segment *sparse;     /* a sparse segment to compact at the next death elsewhere
+                                   (queue_segment_died), or NULL */
+    struct segment *rseg;       /* read cursor: segment of the next fresh message */
+    uint32_t roff;              /* read cursor: offset in rseg */
+    uint32_t next_seg;          /* size of the next segment to allocate, bytes */
+    uint32_t visibility_ms;     /* redelivery timeout */
+    uint32_t backoff_ms;        /* retry backoff base: 0 = redeliver at once */
+    uint32_t backoff_max_ms;    /* retry backoff ceiling */
+    uint32_t max_deliveries;    /* dead-letter a message coming back after this many; 0: no */
     uint64_t sid;               /* the queue's id in the store; unique, never reused */
     char *dlq_name;             /* QUEUE_DLQ_NAMED: slab copy, NUL-terminated; else NULL */
-    uint32_t max_deliveries;    /* dead-letter a message coming back after this many; 0: no */
-    uint32_t dedup_window;      /* bytes of producer ids remembered; 0: no de-duplication */
-    uint64_t ttl_ms;            /* default time to live; 0: none */
     struct dedup *dedup;        /* producer ids remembered; NULL until the first one */
     struct dlink *plists;       /* ready FIFOs of priorities 1..SMQ_PRIO_MAX ([p - 1]), or
                                    NULL until a message with a priority is published */
     uint64_t nprio;             /* ready deliveries in plists (counted in nretry too) */
-    uint64_t max_messages;      /* limit on messages held (ready, in flight, delayed); 0: none */
-    uint64_t max_bytes;         /* limit on payload bytes held; 0: none */
-    uint64_t nfresh;            /* ready messages never delivered */
-    uint64_t nretry;            /* ready messages with a delivery record (any priority) */
-    uint64_t ninflight;         /* delivered, not acked */
-    uint64_t ndelayed;          /* NACKed with a delay, not yet ready */
-    uint64_t bytes;             /* payload bytes of every message held */
     uint64_t pinned_bytes;      /* of which in flight or delayed (never dropped) */
     struct dlink retry;         /* DLV_RETRY deliveries, FIFO */
     struct dlink deliveries;    /* every delivery of this queue */
-    struct dlink waiters;       /* long-poll FETCHes waiting (server's struct waiter) */
-    struct dlink subs;          /* subscriptions (server's struct sub), least recently
-                                   served first */
     struct dlink wake;          /* in broker->wake while its waiters are due a wake-up */
-    struct queue_counters c;
+    uint32_t next_seq;          /* seq of the next segment of the main list */
+    struct queue_counters c;    /* c.published: also read by every publish */
     struct latency lat;         /* publish-time checkpoints and latency histograms */
-    char name[SMQ_NAME_MAX + 1];
-    uint32_t next_seq;          /* seq of the next segment of the main list (in the padding
-                                   after the name: the first line keeps the lookup's fields) */
 };
 /* A queue is one slab object: past 1,168 bytes it moves to the 1,456-byte class and every
  * declared queue costs 288 bytes more (latency.h, docs/metrics.md). */
 _Static_assert(sizeof(struct queue) <= 1168, "struct queue grew past its slab class");
+_Static_assert(offsetof(struct queue, name) == 120, "the hot block changed: see queue_prefetch");
+
+/* Start loading the lines of q a publish touches: the hot block and the name's first 16 bytes,
+ * the published counter, and the latency ring's bookkeeping (its newest checkpoint is on
+ * one of the ring's four lines, unknown before reading 'head' and 'n'). */
+static inline void
+queue_prefetch(const struct queue *q)
+{
+    __builtin_prefetch(q);
+    __builtin_prefetch((const char *)q + 64);
+    __builtin_prefetch(q->name + 15);
+    __builtin_prefetch(&q->c.published);
+    __builtin_prefetch(&q->lat.head);
+}
 
 /* A view of one message for PEEK. */
 struct msgref {

@@ -572,6 +572,109 @@ take_next(struct conn *c)
         act_on_next(c);
 }
 
+/* Prefetching ahead of the frame being handled. One producer spreading its publishes over
+ * many queues makes every publish name a queue that is not in the cache: its registry slot
+ * and then the queue's lines are misses in a row, about 0.33 us of broker CPU a publish over
+ * 100,000 queues against 0.07 over one (slabmq-bench --spread). The frames of a read are all
+ * there, so the misses of the next ones can be under way while this one is handled: the
+ * slot of the queue named PF_SLOT_AHEAD frames ahead starts loading, and, once that has had
+ * time to arrive, the queue's lines PF_QUEUE_AHEAD frames ahead (0.15 us a publish then;
+ * the distances matter little between 16/4 and 64/24). Costs about 130 instructions a frame
+ * when on (a second look at the frame's header, a hash, the slot), nothing when off: off
+ * below PF_MIN_QUEUES queues, whose lines stay in the L2 cache (at 1,000 queues it cost
+ * more than it saved), and for a frame naming the queue of the frame before it. */
+#define PF_SLOT_AHEAD 32 /* a power of 2: the ring's size */
+#define PF_QUEUE_AHEAD 12
+#define PF_MIN_QUEUES 4096
+
+struct prefetch {
+    size_t off;             /* bytes after in->start scanned already */
+    uint32_t ahead;         /* frames scanned and not handled yet */
+    uint32_t head;          /* ring index of the next frame to handle */
+    int stop;               /* a frame could not be scanned: no further in this call */
+    const char *last;       /* the name of the last frame scanned that had one */
+    uint32_t last_len;
+    uint32_t hash[PF_SLOT_AHEAD];
+    uint8_t named[PF_SLOT_AHEAD]; /* hash[] is set: a queue to prefetch */
+};
+
+/* Probably the name of the frame scanned before: the same length and last 8 bytes (or all
+ * of a shorter name). A wrong guess costs only a prefetch, made or missed. */
+static inline int
+same_name(const struct prefetch *pf, const char *name, uint32_t nlen)
+{
+    uint64_t x = 0;
+    uint64_t y = 0;
+
+    if (nlen != pf->last_len)
+        return 0;
+    if (nlen >= 8) {
+        memcpy(&x, name + nlen - 8, 8);
+        memcpy(&y, pf->last + nlen - 8, 8);
+        return x == y;
+    }
+    for (uint32_t i = 0; i < nlen; i++) {
+        x = x << 8 | (uint8_t)name[i];
+        y = y << 8 | (uint8_t)pf->last[i];
+    }
+    return x == y;
+}
+
+/* Scan up to PF_SLOT_AHEAD frames ahead of the one at in->start, starting their loads. Not
+ * inlined, nor prefetch_next: in the frame loop they cost registers, and instructions on a
+ * connection that does not prefetch. */
+static void __attribute__((noinline))
+prefetch_scan(struct conn *c, struct prefetch *pf, uint32_t max_body)
+{
+    struct rbuf *in = c->in;
+    const struct broker *b = &c->srv->b;
+
+    while (!pf->stop && pf->ahead < PF_SLOT_AHEAD) {
+        uint32_t i = (pf->head + pf->ahead) & (PF_SLOT_AHEAD - 1);
+        size_t at = in->start + pf->off;
+        const uint8_t *body;
+        const char *name;
+        uint32_t blen;
+        uint32_t nlen;
+        size_t total;
+        if (smq_frame_decode(in->data + at, in->len - at, max_body, &body, &blen, &total)
+            != SMQ_FRAME_OK) {
+            pf->stop = 1;
+            return;
+        }
+        pf->named[i] = 0;
+        if (dispatch_queue_name(body, blen, &name, &nlen) && !same_name(pf, name, nlen)) {
+            pf->hash[i] = broker_queue_hash(name, nlen);
+            pf->named[i] = 1;
+            pf->last = name;
+            pf->last_len = nlen;
+            if (pf->ahead < PF_QUEUE_AHEAD) /* too near to wait for the slot */
+                broker_prefetch_queue(b, pf->hash[i]);
+            else
+                broker_prefetch_slot(b, pf->hash[i]);
+        }
+        pf->ahead++;
+        pf->off += total;
+    }
+}
+
+/* The frame at in->start (total bytes) was handled: the one now PF_QUEUE_AHEAD - 1 frames
+ * ahead gets its queue's lines loaded (its slot should be there by now). */
+static void __attribute__((noinline))
+prefetch_next(const struct conn *c, struct prefetch *pf, size_t total)
+{
+    if (pf->ahead == 0)
+        return;
+    pf->head = (pf->head + 1) & (PF_SLOT_AHEAD - 1);
+    pf->ahead--;
+    pf->off -= total;
+    if (pf->ahead >= PF_QUEUE_AHEAD) {
+        uint32_t i = (pf->head + PF_QUEUE_AHEAD - 1) & (PF_SLOT_AHEAD - 1);
+        if (pf->named[i])
+            broker_prefetch_queue(&c->srv->b, pf->hash[i]);
+    }
+}
+
 /* Handle every complete frame in c->in, until closing, or a pause.
  *
  * Queues woken by a request are served right after its reply, except within a run of
@@ -585,9 +688,18 @@ conn_process(struct conn *c)
     uint32_t full_body = s->b.cfg.max_message_size + SMQ_FRAME_SLACK;
     uint8_t batching = s->batching;
     int settles = 0; /* inside a run of settles: wakes are deferred */
+    int prefetching = s->b.nqueues >= PF_MIN_QUEUES;
+    struct prefetch pf;
 
     c->in_dispatch = 1;
     s->batching = 1;
+    if (prefetching) {
+        pf.off = 0;
+        pf.ahead = pf.head = 0;
+        pf.stop = 0;
+        pf.last = NULL;
+        pf.last_len = 0;
+    }
     while (c->in && !c->req.closing && !c->paused && !c->dead) {
         struct rbuf *in = c->in;
         /* until HELLO (and AUTH) are done, only small frames: they need no more */
@@ -647,9 +759,13 @@ conn_process(struct conn *c)
             settles = 1;
             broker_defer_wake(&s->b);
         }
+        if (prefetching)
+            prefetch_scan(c, &pf, max_body);
         dispatch_frame(&c->req, body, blen);
         take_next(c);
         in->start += (uint32_t)total;
+        if (prefetching)
+            prefetch_next(c, &pf, total);
         if (!dlist_empty(&s->b.wake) && !s->b.defer_wake) /* right after the reply */
             broker_serve_wake(&s->b);
         if (c->req.out.len >= s->cfg.output_cap)

@@ -174,6 +174,7 @@ serve_stats(struct evhttp_request *req, struct server *s)
 {
     struct evbuffer *b = evbuffer_new();
     const struct broker *br = &s->b;
+    const struct queue *q;
     int first = 1;
 
     if (!b) {
@@ -184,13 +185,11 @@ serve_stats(struct evhttp_request *req, struct server *s)
     json_broker(b, s);
     json_slab(b, &br->slab);
     evbuffer_add(b, ",\"queues\":[", 11);
-    for (size_t i = 0; i <= br->qmask; i++) {
-        for (const struct queue *q = br->qb[i]; q; q = q->hnext) {
-            if (!first)
-                evbuffer_add(b, ",", 1);
-            json_queue(b, q);
-            first = 0;
-        }
+    for (size_t pos = 0; (q = broker_queue_next(br, &pos));) {
+        if (!first)
+            evbuffer_add(b, ",", 1);
+        json_queue(b, q);
+        first = 0;
     }
     evbuffer_add(b, "]}\n", 3);
     send_text(req, 200, "OK", "application/json", b);

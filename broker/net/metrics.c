@@ -127,8 +127,8 @@ qvalue(const struct qmetric *m, const struct queue *q)
 
 /* NOLINTBEGIN(bugprone-macro-parentheses): q names the variable the macro declares */
 #define EACH_QUEUE(b, q)                                                                       \
-    for (size_t i_ = 0; i_ <= (b)->qmask; i_++)                                                \
-        for (const struct queue *q = (b)->qb[i_]; q; q = q->hnext)
+    for (size_t i_ = 0, once_ = 1; once_; once_ = 0)                                           \
+        for (const struct queue *q; (q = broker_queue_next((b), &i_));)
 /* NOLINTEND(bugprone-macro-parentheses) */
 
 static void

@@ -180,10 +180,10 @@ broker_stats(struct stat_list *l, const struct req_server *s)
     const struct broker *b = s->b;
     struct verify_stats vs;
     uint64_t inflight = 0;
+    const struct queue *q;
 
-    for (size_t i = 0; i <= b->qmask; i++)
-        for (const struct queue *q = b->qb[i]; q; q = q->hnext)
-            inflight += q->ninflight;
+    for (size_t pos = 0; (q = broker_queue_next(b, &pos));)
+        inflight += q->ninflight;
 
     verify_get_stats(s->verify, &vs);
     add(l, "uptime_ms", b->now_ms - s->n.started_ms);

@@ -36,6 +36,43 @@ dispatch_fatal(struct req *rq, unsigned code, const char *fmt, ...)
     req_close_after_write(rq);
 }
 
+/* Only the encodings clients send ([fixarray, fixint op, uint id, str8 or fixstr name]) are
+ * recognised: a miss only costs a prefetch. */
+int
+dispatch_queue_name(const uint8_t *body, uint32_t len, const char **name, uint32_t *nlen)
+{
+    static const uint8_t id_bytes[4] = {2, 3, 5, 9}; /* 0xcc..0xcf: marker + 1, 2, 4, 8 */
+    uint32_t at = 2;
+    uint32_t n;
+
+    if (len < 4 || body[0] < 0x93 || body[0] > 0x9f
+        || (body[1] != SMQ_OP_PUBLISH && body[1] != SMQ_OP_PUBLISH_BATCH
+            && body[1] != SMQ_OP_FETCH))
+        return 0;
+    if (body[2] >= 0xcc && body[2] <= 0xcf)
+        at += id_bytes[body[2] - 0xcc];
+    else if (body[2] < 0x80)
+        at++;
+    else
+        return 0;
+    if (at + 2 > len)
+        return 0;
+    if (body[at] >= 0xa1 && body[at] <= 0xbf) {
+        n = body[at] - 0xa0u;
+        at++;
+    } else if (body[at] == 0xd9) {
+        n = body[at + 1];
+        at += 2;
+    } else {
+        return 0;
+    }
+    if (n == 0 || n > len - at)
+        return 0;
+    *name = (const char *)body + at;
+    *nlen = n;
+    return 1;
+}
+
 void
 dispatch_frame(struct req *rq, const uint8_t *body, uint32_t len)
 {

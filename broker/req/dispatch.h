@@ -39,6 +39,11 @@ dispatch_is_settle(const uint8_t *body, uint32_t len)
            || body[at] == SMQ_OP_TERM;
 }
 
+/* The queue a frame names, for prefetching ahead of handling (net/conn.c): PUBLISH,
+ * PUBLISH_BATCH and FETCH carry it first. Returns 1 with the name (borrowed from body, not
+ * checked), or 0. Reads no further than the name; dispatch_frame checks everything. */
+int dispatch_queue_name(const uint8_t *body, uint32_t len, const char **name, uint32_t *nlen);
+
 /* Handle one frame body. Borrows body for the call. */
 void dispatch_frame(struct req *rq, const uint8_t *body, uint32_t len);
 /* Reply with an error to no particular request (op 0, id 0) and close after writing. */

@@ -98,6 +98,81 @@ test_async_publish_window(void)
     t_broker_stop(&b);
 }
 
+/* One connection pipelining publishes round-robin over 8,400 queues, where the broker looks
+ * ahead of the frame it handles at the queues the next frames name (net/conn.c, on from
+ * 4,096 queues: half of them are declared first): frames that create a queue on the way (no
+ * slot yet when looked ahead at), runs to one queue, FETCHes in between, and payloads up to
+ * 100 KiB, so frames straddle reads. Every message lands in its own queue, in order,
+ * byte-exact. */
+#define SPREAD_QUEUES 8400
+#define SPREAD_ROUNDS 3
+
+static size_t
+spread_body(char *buf, int q, int round)
+{
+    int n = snprintf(buf, 64, "q%03d-r%03d", q, round);
+    size_t len = (q * 7 + round) % 997 == 0 ? 100000 : (size_t)n + (size_t)((q + round) % 40);
+
+    for (size_t i = (size_t)n; i < len; i++)
+        buf[i] = (char)('a' + (i + (size_t)q) % 26);
+    return len;
+}
+
+static void
+test_pipelined_publishes_over_many_queues(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    char *body = malloc(100000);
+    char *want = malloc(100000);
+    char name[32];
+    slabmq_batch *bt;
+
+    T_ASSERT(body && want);
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    slabmq_client_set_window(c, 1024);
+    for (int q = 0; q < SPREAD_QUEUES; q += 2) { /* half of them exist beforehand */
+        snprintf(name, sizeof(name), "spread.%d", q);
+        T_OK(c, slabmq_declare(c, name, NULL, NULL));
+    }
+    for (int round = 0; round < SPREAD_ROUNDS; round++) {
+        for (int q = 0; q < SPREAD_QUEUES; q++) {
+            size_t len = spread_body(body, q, round);
+            snprintf(name, sizeof(name), "spread.%d", q);
+            T_OK(c, slabmq_publish_async(c, name, body, len, NULL));
+            if (q % 1000 == 0) /* a run to one queue */
+                for (int i = 0; i < 20; i++)
+                    T_OK(c, slabmq_publish_async(c, "spread.run", "r", 1, NULL));
+        }
+        /* a FETCH that finds nothing among the publishes */
+        if (round == 1) {
+            T_OK(c, slabmq_fetch(c, "spread.none", 10, 0, &bt));
+            T_EQ_U64(slabmq_batch_count(bt), 0);
+            slabmq_batch_free(bt);
+        }
+    }
+    T_OK(c, slabmq_flush(c));
+    T_EQ_U64(t_stat(c, "spread.run", "ready"), 20 * 9 * SPREAD_ROUNDS);
+    for (int q = 0; q < SPREAD_QUEUES; q++) {
+        snprintf(name, sizeof(name), "spread.%d", q);
+        T_EQ_U64(t_stat(c, name, "ready"), SPREAD_ROUNDS);
+        T_OK(c, slabmq_peek(c, name, SPREAD_ROUNDS, &bt));
+        T_EQ_U64(slabmq_batch_count(bt), SPREAD_ROUNDS);
+        for (int round = 0; round < SPREAD_ROUNDS; round++) {
+            const slabmq_message *m = slabmq_batch_get(bt, (size_t)round);
+            size_t len = spread_body(want, q, round);
+            T_EQ_U64(m->len, len);
+            T_EQ_MEM(m->data, want, len);
+        }
+        slabmq_batch_free(bt);
+    }
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+    free(body);
+    free(want);
+}
+
 /* A synchronous call in the middle sends what is queued and reads those confirmations
  * first; an error of a pipelined request is reported by the next flush. */
 static void
@@ -792,6 +867,7 @@ static const struct t_case cases[] = {
     T_CASE(test_send_without_waiting),
     T_CASE(test_fetch_noack),
     T_CASE(test_async_publish_window),
+    T_CASE(test_pipelined_publishes_over_many_queues),
     T_CASE(test_async_errors_and_sync_mix),
     T_CASE(test_async_ack_with_fetch),
     T_CASE(test_acks_beyond_the_window),

@@ -751,6 +751,176 @@ test_random_ops_keep_segments_consistent(void)
         random_ops(seed, seed % 2 ? (size_t)32 << 20 : (size_t)8 << 20);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The queue registry (open addressing, broker.c)                                            */
+
+#define REG_NAMES 6000
+#define REG_PAIR_SEARCH 400000 /* names hashed to find two with the same 32-bit hash */
+
+static void
+reg_name(char *buf, size_t cap, uint32_t i)
+{
+    snprintf(buf, cap, "reg.%u", i);
+}
+
+/* Every occupied slot can be reached from its home slot: no empty slot in between (what a
+ * wrong backward shift on delete breaks), and the slot's hash is its queue's. */
+static void
+check_probes(const struct broker *b)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i <= b->qmask; i++) {
+        const struct broker_slot *e = &b->qb[i];
+        if (!e->q)
+            continue;
+        n++;
+        T_EQ_U64(e->hash, e->q->hash);
+        T_EQ_U64(e->hash, broker_queue_hash(e->q->name, e->q->name_len));
+        for (size_t j = e->hash & b->qmask; j != i; j = (j + 1) & b->qmask)
+            T_ASSERT(b->qb[j].q != NULL);
+    }
+    T_EQ_U64(n, b->nqueues);
+    T_ASSERT(b->nqueues * 4 <= (b->qmask + 1) * 3); /* at most 3/4 full */
+}
+
+/* The registry against a model: each name found exactly when alive, as its own queue; the
+ * walk visits every live queue once. */
+static void
+check_registry(struct broker *b, struct queue **model, uint32_t n)
+{
+    char name[32];
+    size_t walked = 0;
+    size_t pos = 0;
+    struct queue *q;
+
+    for (uint32_t i = 0; i < n; i++) {
+        reg_name(name, sizeof(name), i);
+        T_ASSERT(broker_queue_find(b, name, strlen(name)) == model[i]);
+    }
+    while ((q = broker_queue_next(b, &pos))) {
+        uint32_t i = (uint32_t)strtoul(q->name + 4, NULL, 10);
+        T_ASSERT(i < n && model[i] == q);
+        walked++;
+    }
+    T_EQ_U64(walked, b->nqueues);
+    check_probes(b);
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a;
+    uint64_t y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Two names with the same 32-bit hash, found by sorting the hashes of many. */
+static void
+colliding_pair(uint32_t *a, uint32_t *b)
+{
+    uint64_t *v = malloc(REG_PAIR_SEARCH * sizeof(*v));
+    char name[32];
+
+    T_ASSERT(v != NULL);
+    for (uint32_t i = 0; i < REG_PAIR_SEARCH; i++) {
+        snprintf(name, sizeof(name), "pair.%u", i);
+        v[i] = (uint64_t)broker_queue_hash(name, strlen(name)) << 32 | i;
+    }
+    qsort(v, REG_PAIR_SEARCH, sizeof(*v), cmp_u64);
+    *a = *b = UINT32_MAX;
+    for (uint32_t i = 1; i < REG_PAIR_SEARCH && *a == UINT32_MAX; i++) {
+        if (v[i] >> 32 == v[i - 1] >> 32) {
+            *a = (uint32_t)v[i - 1];
+            *b = (uint32_t)v[i];
+        }
+    }
+    free(v);
+    T_ASSERT(*a != UINT32_MAX); /* about 18 pairs are expected among 400,000 names */
+}
+
+static void
+test_registry_many_queues(void)
+{
+    struct fixture f;
+    struct queue **model = calloc(REG_NAMES, sizeof(*model));
+    uint64_t rng = 88172645463325252ULL;
+    size_t base;
+    char name[32];
+    char other[32];
+    uint32_t a;
+    uint32_t b;
+    int created;
+
+    T_ASSERT(model != NULL);
+    setup(&f, (size_t)256 << 20);
+    broker_queue_delete(&f.b, f.q);
+    base = broker_mem_busy(&f.b); /* the first 64 slots are not in the budget */
+    /* growth: 64 slots to 8,192, each doubling checked on the way */
+    for (uint32_t i = 0; i < REG_NAMES; i++) {
+        size_t slots = f.b.qmask + 1;
+        reg_name(name, sizeof(name), i);
+        model[i] = broker_queue_get(&f.b, name, strlen(name), &created);
+        T_ASSERT(model[i] != NULL && created);
+        T_ASSERT(broker_queue_get(&f.b, name, strlen(name), &created) == model[i] && !created);
+        if (f.b.qmask + 1 != slots)
+            check_registry(&f.b, model, i + 1);
+    }
+    T_EQ_U64(f.b.qmask + 1, 8192);
+    check_registry(&f.b, model, REG_NAMES);
+    /* deletes in a random order, creates again: runs are shifted back and refilled */
+    for (int round = 0; round < 40000; round++) {
+        uint32_t i;
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        i = (uint32_t)(rng % REG_NAMES);
+        reg_name(name, sizeof(name), i);
+        if (model[i]) {
+            broker_queue_delete(&f.b, model[i]);
+            model[i] = NULL;
+        } else {
+            model[i] = broker_queue_get(&f.b, name, strlen(name), &created);
+            T_ASSERT(model[i] != NULL && created);
+        }
+        T_ASSERT(broker_queue_find(&f.b, name, strlen(name)) == model[i]);
+        if (round % 4000 == 0)
+            check_registry(&f.b, model, REG_NAMES);
+    }
+    check_registry(&f.b, model, REG_NAMES);
+    /* same hash, different names: both kept apart, each survives the other's deletion */
+    colliding_pair(&a, &b);
+    snprintf(name, sizeof(name), "pair.%u", a);
+    snprintf(other, sizeof(other), "pair.%u", b);
+    T_EQ_U64(broker_queue_hash(name, strlen(name)), broker_queue_hash(other, strlen(other)));
+    {
+        struct queue *qa = broker_queue_get(&f.b, name, strlen(name), &created);
+        struct queue *qb = broker_queue_get(&f.b, other, strlen(other), &created);
+        T_ASSERT(qa && qb && qa != qb && created);
+        T_ASSERT(broker_queue_find(&f.b, name, strlen(name)) == qa);
+        T_ASSERT(broker_queue_find(&f.b, other, strlen(other)) == qb);
+        check_probes(&f.b);
+        broker_queue_delete(&f.b, qa);
+        T_ASSERT(broker_queue_find(&f.b, name, strlen(name)) == NULL);
+        T_ASSERT(broker_queue_find(&f.b, other, strlen(other)) == qb);
+        check_probes(&f.b);
+        broker_queue_delete(&f.b, qb);
+        T_ASSERT(broker_queue_find(&f.b, other, strlen(other)) == NULL);
+    }
+    /* everything deleted: only the grown table is left in the budget, 16 bytes a slot */
+    for (uint32_t i = 0; i < REG_NAMES; i++) {
+        if (model[i])
+            broker_queue_delete(&f.b, model[i]);
+        model[i] = NULL;
+    }
+    check_registry(&f.b, model, REG_NAMES);
+    T_EQ_U64(f.b.nqueues, 0);
+    T_EQ_U64(broker_mem_busy(&f.b) - base, (f.b.qmask + 1) * sizeof(struct broker_slot));
+    free(model);
+    teardown(&f);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_compaction_moves_pinned),
     T_CASE(test_in_order_acks_move_nothing),
@@ -767,6 +937,7 @@ static const struct t_case cases[] = {
     T_CASE(test_batch_rollback),
     T_CASE(test_large_payload_chain),
     T_CASE(test_limit_and_memory_returns),
+    T_CASE(test_registry_many_queues),
     {NULL, NULL},
 };
 

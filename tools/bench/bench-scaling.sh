@@ -1,7 +1,8 @@
 #!/bin/sh
 # How slabmq's cost grows: connections, queues, queue depth (docs/performance.md, "Scaling").
 # Each row is one slabmq-bench run against a broker it starts itself; 100-byte messages,
-# pipelined publishes (window 1024), fetch batches of 1024 acked per batch.
+# pipelined publishes (window 1024), fetch batches of 1024 acked per batch; the rows of one
+# producer spreading its publishes over many queues use 16-byte messages.
 #   tools/bench/bench-scaling.sh [BUILD_DIR]
 set -eu
 build=${1:-build}
@@ -30,6 +31,16 @@ echo "| queues held by the broker, fill then drain 1,000,000 messages on one | f
 echo "|---|---|---|"
 run "1" --workload fill-drain -n 1000000
 run "100,001" --workload fill-drain -n 1000000 --idle-queues 100000
+echo
+echo "| queues one producer publishes to, round-robin (--spread; 16 B, 3,000,000 messages, queues declared first) | produce msg/s | broker CPU us/msg |"
+echo "|---|---|---|"
+for n in 1 1000 10000 100000; do
+    out=$("$bench" --spawn "$broker" --broker-arg --max-memory --broker-arg 4GiB --size 16 \
+          --workload fill -n 3000000 --spread "$n" --quiet --json)
+    prod=$(printf '%s' "$out" | sed -n 's/.*"produce":{[^}]*"msg_per_s":\([0-9.]*\).*/\1/p')
+    cpu=$(printf '%s' "$out" | sed -n 's/.*"produce":{[^}]*"broker_cpu_us_per_msg":\([0-9.]*\).*/\1/p')
+    printf '| %s | %.0f | %.3f |\n' "$n" "${prod:-0}" "${cpu:-0}"
+done
 echo
 echo "| messages waiting in the queue | produce msg/s | consume msg/s |"
 echo "|---|---|---|"

@@ -9,6 +9,11 @@
  *   drain        consumers only: take what a 'fill' with the same -p/-n/--queues left
  *   hold         fill, then report the broker's RSS per message held (needs its PID)
  *
+ * --spread N makes each producer publish round-robin over N queues (one message to each in
+ * turn; with --batch-publish, one batch to each) and each consumer fetch round-robin over
+ * them: what one producer spreading its load over many queues costs the broker. The N
+ * queues are declared before the clock starts, so creating them is not measured.
+ *
  * This file parses the options and runs the workloads (threads in bench_run.c, a broker of
  * our own in spawn.c, the summary in bench_report.c, as text or JSON). Exit status:
  * 0 when every message arrived once and byte-exact (as far as checked), 1 on any error or
@@ -89,6 +94,9 @@ usage(FILE *f)
           "      --queue-prefix NAME   queue names are NAME.0, NAME.1, ... (default bench)\n"
           "      --idle-queues N       first create N other queues (NAME.idle.<i>) holding one\n"
           "                            message each: how cost grows with the number of queues\n"
+          "      --spread N            one producer (and consumer) uses N queues round-robin,\n"
+          "                            NAME.0 .. NAME.<N-1>, declared before the run (needs\n"
+          "                            --queues 1)\n"
           "      --verify              check every byte and that each message arrives once\n"
           "      --tls-ca FILE         connect with TLS (slabmqd --tls-port), trusting the CA\n"
           "                            in FILE; with --spawn, give the broker its TLS flags\n"
@@ -201,6 +209,7 @@ apply(struct bench_params *p, int opt, const char *arg)
     case 'Q': p->prefix = arg; bad = strlen(arg) == 0 || strlen(arg) > 190; break;
     case 'T': p->tls_ca = arg; break;
     case 'I': bad = parse_count(arg, 1, 10000000, &p->idle_queues); break;
+    case 'N': bad = parse_count(arg, 1, 10000000, &v); p->spread = (uint32_t)v; break;
     default: return -1;
     }
     if (bad)
@@ -222,13 +231,18 @@ check_params(struct bench_params *p, int count_given)
              && p->consumers < p->producers)
         why = "a queue that gets messages has no consumer: give at least min(-p, --queues) "
               "consumers";
+    else if (p->spread && p->queues != 1)
+        why = "--spread N names its own queues: leave --queues at 1";
+    else if (p->spread && p->subscribe && bench_has_consumers(p->workload))
+        why = "--spread consumers fetch round-robin: no --subscribe";
     else if (p->workload == BENCH_DRAIN && p->duration_s > 0)
         why = "drain takes -n (what the fill published) or nothing (until empty), not -d";
     if (why) {
         fprintf(stderr, "slabmq-bench: %s\n", why);
         return -1;
     }
-    if (bench_has_producers(p->workload) && p->queues > p->producers && !p->quiet)
+    if (bench_has_producers(p->workload) && p->queues > p->producers && !p->quiet
+        && !p->spread)
         fprintf(stderr, "slabmq-bench: note: %d of the %d queues get no producer (producer i "
                 "publishes to queue i %% Q) and stay idle\n", p->queues - p->producers,
                 p->queues);
@@ -264,6 +278,7 @@ parse_args(struct bench_params *p, int argc, char **argv)
         {"ack", required_argument, NULL, 'a'},        {"queues", required_argument, NULL, 'q'},
         {"queue-prefix", required_argument, NULL, 'Q'},
         {"idle-queues", required_argument, NULL, 'I'},
+        {"spread", required_argument, NULL, 'N'},
         {"verify", no_argument, NULL, 'V'},           {"json", no_argument, NULL, 'j'},
         {"tls-ca", required_argument, NULL, 'T'},
         {"quiet", no_argument, NULL, 'z'},            {"help", no_argument, NULL, 'h'},
@@ -371,10 +386,41 @@ join(struct bench_worker *ws, int n)
         pthread_join(ws[i].th, NULL);
 }
 
-/* Run producers and/or consumers (n = 0 for none) to completion. */
-static int
-run_phase(struct bench *b, struct bench_worker *pw, int np, struct bench_worker *cw, int nc)
+/* CPU time of the broker's event-loop (main) thread, ns: the first field of
+ * /proc/PID/schedstat, which counts in ns where /proc/PID/stat counts in 10 ms ticks. The
+ * store's writer thread is not in it. -1 when unknown (no PID, or not Linux). */
+static int64_t
+broker_cpu_ns(pid_t pid)
 {
+    char path[64];
+    char line[128];
+    char *end;
+    long long ns;
+    FILE *f;
+    int got;
+
+    if (pid <= 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    got = fgets(line, sizeof(line), f) != NULL;
+    (void)fclose(f); /* read-only: nothing to lose */
+    if (!got)
+        return -1;
+    ns = strtoll(line, &end, 10);
+    return end == line || ns < 0 ? -1 : (int64_t)ns;
+}
+
+/* Run producers and/or consumers (n = 0 for none) to completion; the broker's CPU time
+ * meanwhile goes to the sides that ran. */
+static int
+run_phase(struct bench *b, struct bench_worker *pw, int np, struct bench_worker *cw, int nc,
+          struct bench_report *r)
+{
+    int64_t cpu0 = broker_cpu_ns(b->p.broker_pid);
+    int64_t cpu;
+
     if (np && b->p.count == 0)
         b->end_ns = bench_now_ns() + (int64_t)(b->p.duration_s * 1e9);
     if (start(b, cw, nc, bench_consumer_main))
@@ -386,6 +432,12 @@ run_phase(struct bench *b, struct bench_worker *pw, int np, struct bench_worker 
     progress(b, pw, np, cw, nc);
     join(pw, np);
     join(cw, nc);
+    cpu = broker_cpu_ns(b->p.broker_pid);
+    cpu = cpu0 >= 0 && cpu >= cpu0 ? cpu - cpu0 : -1;
+    if (np)
+        r->produce.broker_cpu_ns = cpu;
+    if (nc)
+        r->consume.broker_cpu_ns = cpu;
     return 0;
 }
 
@@ -401,6 +453,11 @@ worker_init(struct bench *b, struct bench_worker *w, int index, int queue, const
     w->q = &b->queues[queue];
     atomic_init(&w->done, 0);
     w->share = bench_share(&b->p, index);
+    /* spread workers start apart, so several do not all hit the same queue at once */
+    w->cursor = b->p.spread ? (uint32_t)((uint64_t)index * b->p.spread
+                                         / (uint64_t)(role[0] == 'p' ? b->p.producers
+                                                                     : b->p.consumers))
+                            : 0;
     w->c = bench_connect(b, name);
     return w->c ? 0 : -1;
 }
@@ -492,20 +549,20 @@ run_workload(struct bench *b, slabmq_client *admin, struct bench_worker *pw,
 
     switch (p->workload) {
     case BENCH_CONCURRENT:
-        return run_phase(b, pw, np, cw, nc);
+        return run_phase(b, pw, np, cw, nc, r);
     case BENCH_FILL_DRAIN:
-        if (run_phase(b, pw, np, NULL, 0) || atomic_load(&b->stop))
+        if (run_phase(b, pw, np, NULL, 0, r) || atomic_load(&b->stop))
             return -1;
-        return run_phase(b, NULL, 0, cw, nc);
+        return run_phase(b, NULL, 0, cw, nc, r);
     case BENCH_FILL:
-        return run_phase(b, pw, np, NULL, 0);
+        return run_phase(b, pw, np, NULL, 0, r);
     case BENCH_DRAIN:
-        return run_phase(b, NULL, 0, cw, nc);
+        return run_phase(b, NULL, 0, cw, nc, r);
     case BENCH_HOLD:
         if (warm_up(b, admin))
             return -1;
         r->rss_empty_kb = spawn_rss_kb(p->broker_pid);
-        if (run_phase(b, pw, np, NULL, 0))
+        if (run_phase(b, pw, np, NULL, 0, r))
             return -1;
         r->rss_full_kb = spawn_rss_kb(p->broker_pid);
         return 0;
@@ -535,7 +592,6 @@ check_limits(const struct bench *b, const slabmq_client *admin)
     return 0;
 }
 
-/* Connect the workers and the admin client, run, collect. -1 if it could not run. */
 /* Create p->idle_queues queues of one message each, pipelined, before the workload. */
 static int
 fill_idle(struct bench *b, slabmq_client *admin)
@@ -554,6 +610,53 @@ fill_idle(struct bench *b, slabmq_client *admin)
     return 0;
 }
 
+/* --spread: name the N queues (one allocation for all the names) and, unless draining what
+ * a fill left, declare each, empty: one left by an earlier run is deleted and declared
+ * again, so its messages do not count. One round trip per queue (two for a leftover),
+ * before the clock starts. */
+static int
+spread_queues(struct bench *b, slabmq_client *admin, int declare)
+{
+    uint32_t n = b->p.spread;
+    size_t width = strlen(b->p.prefix) + 12; /* ".", up to 10 digits, NUL */
+    char *buf = malloc((size_t)n * width);
+    const char **names = malloc((size_t)n * sizeof(*names));
+
+    if (!buf || !names) {
+        fprintf(stderr, "slabmq-bench: out of memory\n");
+        free(buf);
+        free(names);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(buf + (size_t)i * width, width, "%s.%u", b->p.prefix, i);
+        names[i] = buf + (size_t)i * width;
+    }
+    b->spread_names = names; /* freed by spread_free(), buf through names[0] */
+    for (uint32_t i = 0; declare && i < n; i++) {
+        int created = 0;
+        slabmq_status st = slabmq_declare(admin, names[i], NULL, &created);
+        if (st == SLABMQ_OK && !created && (st = slabmq_delete(admin, names[i], NULL)) == SLABMQ_OK)
+            st = slabmq_declare(admin, names[i], NULL, &created);
+        if (st != SLABMQ_OK) {
+            fprintf(stderr, "slabmq-bench: declare %s: %s\n", names[i],
+                    slabmq_client_errmsg(admin));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+spread_free(struct bench *b)
+{
+    if (b->spread_names)
+        free((void *)b->spread_names[0]);
+    free(b->spread_names);
+    b->spread_names = NULL;
+}
+
+/* Connect the workers and the admin client, run, collect. -1 if it could not run. */
 static int
 bench_run(struct bench *b, struct bench_report *r)
 {
@@ -572,6 +675,8 @@ bench_run(struct bench *b, struct bench_report *r)
         goto out;
     if (p->idle_queues && fill_idle(b, admin))
         goto out;
+    if (p->spread && spread_queues(b, admin, p->workload != BENCH_DRAIN))
+        goto out;
     for (int i = 0; i < np; i++)
         if (worker_init(b, &pw[i], i, i % p->queues, "producer"))
             goto out_close;
@@ -584,6 +689,7 @@ bench_run(struct bench *b, struct bench_report *r)
         hist_init(cw[i].h);
     }
     r->ran = 1;
+    r->produce.broker_cpu_ns = r->consume.broker_cpu_ns = -1;
     rc = run_workload(b, admin, pw, cw, r);
     bench_report_collect(b, pw, np, cw, nc, r);
     if (p->workload == BENCH_HOLD)
@@ -656,6 +762,7 @@ main(int argc, char **argv)
     if (r.ran)
         bench_report_print(&b, &r);
     bench_seen_free(&b);
+    spread_free(&b);
     free(b.queues);
     free(r.lat);
     return rc || bench_report_failed(&b, &r) ? 1 : 0;

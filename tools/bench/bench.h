@@ -61,6 +61,9 @@ struct bench_params {
     int queues;
     const char *prefix;                         /* queue names are <prefix>.<i> */
     uint64_t idle_queues;                       /* other queues to create, one message each */
+    uint32_t spread;                            /* >0: each producer publishes round-robin over
+                                                   NAME.0..NAME.spread-1 (declared first), and
+                                                   consumers fetch round-robin over them */
     int verify;
     int json;
     int quiet;
@@ -95,6 +98,7 @@ struct bench {
     struct bench_params p;
     struct bench_queue *queues;     /* p.queues entries */
     struct bench_seen *seen;        /* p.producers entries when verifying */
+    const char **spread_names;      /* --spread: p.spread queue names, or NULL */
     atomic_int stop;                /* set on an error or a signal: every thread winds down */
     atomic_int running;             /* threads started and not yet finished */
     int64_t end_ns;                 /* duration runs: when producers stop, CLOCK_MONOTONIC */
@@ -105,7 +109,9 @@ struct bench {
 struct bench_worker {
     struct bench *b;
     int index;                      /* producer or consumer number */
-    struct bench_queue *q;
+    struct bench_queue *q;          /* with --spread: only its counts (every worker shares
+                                       queue 0's); messages go to b->spread_names */
+    uint32_t cursor;                /* --spread: index of the next queue to use */
     slabmq_client *c;               /* owned by this thread once started */
     pthread_t th;
     atomic_uint_fast64_t done;      /* producer: confirmed; consumer: received */
@@ -131,6 +137,8 @@ struct bench_side {
     uint64_t messages;
     int64_t first_ns;               /* CLOCK_MONOTONIC ns; 0: none */
     int64_t last_ns;
+    int64_t broker_cpu_ns;          /* CPU time of the broker's event-loop thread during the
+                                       phase (both sides of 'concurrent'); -1: unknown */
 };
 
 /* Everything the summary reports. */

@@ -96,21 +96,38 @@ per_s(const struct bench_side *s, double units)
     return t > 0 ? (double)s->messages * units / t : 0.0;
 }
 
+/* Broker CPU per message of a side, us; -1 when unknown. */
+static double
+cpu_us(const struct bench_side *s)
+{
+    return s->broker_cpu_ns >= 0 && s->messages ? (double)s->broker_cpu_ns / 1e3
+                                                      / (double)s->messages
+                                                : -1.0;
+}
+
 static void
 print_side(const struct bench *b, const char *label, const struct bench_side *s,
            const char *span)
 {
-    printf("%-9s%" PRIu64 " msgs in %.3f s: %.0f msg/s, %.2f MB/s (%s)\n", label, s->messages,
+    printf("%-9s%" PRIu64 " msgs in %.3f s: %.0f msg/s, %.2f MB/s (%s)", label, s->messages,
            seconds(s), per_s(s, 1.0), per_s(s, (double)b->p.size / 1e6), span);
+    if (cpu_us(s) >= 0)
+        printf("; broker CPU %.3f us/msg", cpu_us(s));
+    printf("\n");
 }
 
 /* The line that repeats the parameters. */
 static void
 print_params(const struct bench_params *p)
 {
-    printf("slabmq-bench: %s, %d producer(s), %d consumer(s), %d queue(s), %zu B messages, ",
-           bench_workload_name(p->workload), bench_has_producers(p->workload) ? p->producers : 0,
-           bench_has_consumers(p->workload) ? p->consumers : 0, p->queues, p->size);
+    printf("slabmq-bench: %s, %d producer(s), %d consumer(s), ", bench_workload_name(p->workload),
+           bench_has_producers(p->workload) ? p->producers : 0,
+           bench_has_consumers(p->workload) ? p->consumers : 0);
+    if (p->spread)
+        printf("round-robin over %u queues, ", p->spread);
+    else
+        printf("%d queue(s), ", p->queues);
+    printf("%zu B messages, ", p->size);
     if (p->duration_s > 0 && p->count)
         printf("%.1f s (%" PRIu64 " messages)", p->duration_s, p->count);
     else if (p->duration_s > 0)
@@ -182,8 +199,12 @@ static void
 json_side(const struct bench *b, const char *name, const struct bench_side *s)
 {
     printf("\"%s\":{\"messages\":%" PRIu64 ",\"seconds\":%.6f,\"msg_per_s\":%.1f,"
-           "\"mb_per_s\":%.3f},", name, s->messages, seconds(s), per_s(s, 1.0),
-           per_s(s, (double)b->p.size / 1e6));
+           "\"mb_per_s\":%.3f,\"broker_cpu_us_per_msg\":", name, s->messages, seconds(s),
+           per_s(s, 1.0), per_s(s, (double)b->p.size / 1e6));
+    if (cpu_us(s) >= 0)
+        printf("%.4f},", cpu_us(s));
+    else
+        printf("null},");
 }
 
 static void
@@ -192,12 +213,12 @@ json_params(const struct bench_params *p)
     printf("\"params\":{\"server\":\"%s:%u\",\"spawned\":%s,\"workload\":\"%s\","
            "\"producers\":%d,\"consumers\":%d,\"size\":%zu,\"count\":%" PRIu64 ","
            "\"duration_s\":%.3f,\"rate\":%.1f,\"window\":%u,\"batch_publish\":%u,"
-           "\"fetch_batch\":%u,\"ack\":\"%s\",\"queues\":%d,\"queue_prefix\":\"%s\","
-           "\"verify\":%s},", p->host, p->port, p->spawn ? "true" : "false",
-           bench_workload_name(p->workload), p->producers, p->consumers, p->size, p->count,
-           p->duration_s, p->rate, p->window, p->batch_publish ? p->batch_publish : 1,
-           p->fetch_batch, bench_ack_name(p->ack), p->queues, p->prefix,
-           p->verify ? "true" : "false");
+           "\"fetch_batch\":%u,\"ack\":\"%s\",\"queues\":%d,\"spread\":%u,"
+           "\"queue_prefix\":\"%s\",\"verify\":%s},", p->host, p->port,
+           p->spawn ? "true" : "false", bench_workload_name(p->workload), p->producers,
+           p->consumers, p->size, p->count, p->duration_s, p->rate, p->window,
+           p->batch_publish ? p->batch_publish : 1, p->fetch_batch, bench_ack_name(p->ack),
+           p->queues, p->spread, p->prefix, p->verify ? "true" : "false");
 }
 
 static void

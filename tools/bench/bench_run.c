@@ -78,6 +78,21 @@ fail(struct bench_worker *w, const char *fmt, ...)
     atomic_store(&w->b->stop, 1);
 }
 
+/* The queue of w's next request: its own, or with --spread the next one in turn. */
+static const char *
+next_queue(struct bench_worker *w)
+{
+    const struct bench *b = w->b;
+    const char *name;
+
+    if (!b->spread_names)
+        return w->q->name;
+    name = b->spread_names[w->cursor];
+    if (++w->cursor == b->p.spread)
+        w->cursor = 0;
+    return name;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Payloads                                                                                  */
 
@@ -154,6 +169,7 @@ static int
 publish(struct bench_worker *w, uint8_t *buf, slabmq_payload *pl, uint32_t m)
 {
     size_t size = w->b->p.size;
+    const char *name = next_queue(w);
     slabmq_status st;
 
     w->fifo[(w->fifo_head + w->fifo_len) % w->fifo_cap] = m;
@@ -163,14 +179,14 @@ publish(struct bench_worker *w, uint8_t *buf, slabmq_payload *pl, uint32_t m)
         o.confirm = (slabmq_confirm_level)w->b->p.confirm;
         for (uint32_t i = 0; i < m; i++)
             pl[i] = (slabmq_payload){buf + (size_t)i * size, size};
-        st = m == 1 ? slabmq_publish_opts_async(w->c, w->q->name, buf, size, &o, NULL)
-                    : slabmq_publish_batch_opts_async(w->c, w->q->name, pl, m, &o, NULL);
+        st = m == 1 ? slabmq_publish_opts_async(w->c, name, buf, size, &o, NULL)
+                    : slabmq_publish_batch_opts_async(w->c, name, pl, m, &o, NULL);
     } else if (m == 1) {
-        st = slabmq_publish_async(w->c, w->q->name, buf, size, NULL);
+        st = slabmq_publish_async(w->c, name, buf, size, NULL);
     } else {
         for (uint32_t i = 0; i < m; i++)
             pl[i] = (slabmq_payload){buf + (size_t)i * size, size};
-        st = slabmq_publish_batch_async(w->c, w->q->name, pl, m, NULL);
+        st = slabmq_publish_batch_async(w->c, name, pl, m, NULL);
     }
     if (st != SLABMQ_OK) {
         fail(w, "publish: %s", slabmq_client_errmsg(w->c));
@@ -489,14 +505,17 @@ consume_batch(struct bench_worker *w, const slabmq_batch *bt, int64_t now, uint6
 
 /* Fetch (or with --subscribe, take pushed batches) until the queue is drained, b->stop, or
  * nothing arrives for BENCH_STALL_NS. A subscriber's acks of one batch go out when
- * slabmq_receive() next waits, a fetcher's with its next FETCH. */
+ * slabmq_receive() next waits, a fetcher's with its next FETCH. With --spread each FETCH
+ * asks the next queue in turn without waiting (an empty one is passed over), and "until
+ * empty" means a whole round of empty queues. */
 static void
 consume(struct bench_worker *w, uint64_t *ids)
 {
     struct bench *b = w->b;
     unsigned flags = b->p.ack == BENCH_ACK_NONE ? SLABMQ_FETCH_NOACK : 0;
-    uint32_t wait_ms = w->q->expected == UINT64_MAX ? 1000 : 100;
+    uint32_t wait_ms = b->p.spread ? 0 : w->q->expected == UINT64_MAX ? 1000 : 100;
     int64_t stall = bench_now_ns() + BENCH_STALL_NS;
+    uint32_t empty = 0; /* empty fetches in a row */
     uint64_t sub;
 
     if (b->p.subscribe && slabmq_subscribe(w->c, w->q->name, b->p.subscribe, &sub)) {
@@ -509,8 +528,8 @@ consume(struct bench_worker *w, uint64_t *ids)
         size_t n;
         int rc;
         if (b->p.subscribe ? slabmq_receive(w->c, (int)wait_ms, &bt)
-                           : slabmq_fetch_flags(w->c, w->q->name, b->p.fetch_batch, wait_ms,
-                                                flags, &bt)) {
+                           : slabmq_fetch_flags(w->c, next_queue(w), b->p.fetch_batch,
+                                                wait_ms, flags, &bt)) {
             fail(w, "%s: %s", b->p.subscribe ? "receive" : "fetch", slabmq_client_errmsg(w->c));
             slabmq_batch_free(bt);
             return;
@@ -519,7 +538,7 @@ consume(struct bench_worker *w, uint64_t *ids)
         n = slabmq_batch_count(bt);
         if (n == 0) {
             slabmq_batch_free(bt);
-            if (w->q->expected == UINT64_MAX)
+            if (w->q->expected == UINT64_MAX && ++empty >= (b->p.spread ? b->p.spread : 1))
                 return; /* drain until empty: it is */
             if (now > stall) {
                 fail(w, "%s", "no message for 30 s: giving up");
@@ -528,6 +547,7 @@ consume(struct bench_worker *w, uint64_t *ids)
             continue;
         }
         stall = now + BENCH_STALL_NS;
+        empty = 0;
         if (!w->first_ns)
             w->first_ns = now;
         w->last_ns = now;
