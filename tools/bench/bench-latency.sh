@@ -6,7 +6,7 @@
 #   floor         slabmq-floorbench: a relay that only moves bytes, the machine's floor
 #   slabmq        slabmq-bench, one consumer with a long-poll FETCH, acking each message
 #   slabmq-push   slabmq-bench, one consumer subscribed (SUBSCRIBE, credit 1000), acking each
-#   redis-list    slabmq-peerbench: LPUSH / BRPOP (no acknowledgement)
+#   redis-list    slabmq-peerbench: LPUSH each / BLMPOP COUNT 512 (no acknowledgement)
 #   redis-stream  slabmq-peerbench: XADD / XREADGROUP BLOCK + XACK
 #
 #   tools/bench/bench-latency.sh [BUILD_DIR]

@@ -12,7 +12,9 @@
 #
 # Every target uses the same window (DEPTH messages unconfirmed, or asked for and not yet
 # received) and consumer batch (BATCH) and the fastest idiom its users would pick; the
-# one-per-message idioms are there only as labelled references (redis-list-1).
+# one-per-message idioms are there only as labelled references (redis-list-1). slabmq's
+# own targets (slabmq, slabmq-push, slabmq-batch) run slabmq-bench against a slabmqd from
+# BUILD_DIR in the same repetitions, so every ratio comes from alternated runs.
 #
 #   tools/bench/bench-peers.sh [MODE...]      MODE: table (default), check, natscheck,
 #                                             spread, pairs
@@ -31,7 +33,8 @@
 # (likewise),
 # BUILD_DIR (build), RUNS (3), N (1000000 messages per throughput run), DEPTH (1024),
 # BATCH (512), LAT_RATES ("45000 10000" msg/s), LAT_SECONDS (10 per latency run), TARGETS
-# (redis-list redis-list-lpush1 redis-stream beanstalkd nats-js; also redis-list-1),
+# (slabmq slabmq-push slabmq-batch redis-list redis-list-lpush1 redis-stream beanstalkd
+# nats-js; also redis-list-1), BENCH and SLABMQD (slabmq-bench and slabmqd; default: BUILD_DIR's),
 # SPREADS ("1 1000 100000"), PAIRS ("1 2 4 8"), PAIR_TARGETS (redis-list nats-js),
 # OUT_DIR (a new temp dir), NO_INSTALL (1: never apt-get).
 set -u -o pipefail
@@ -42,10 +45,10 @@ DEPTH=${DEPTH:-1024}
 BATCH=${BATCH:-512}
 LAT_RATES=${LAT_RATES:-"45000 10000"}
 LAT_SECONDS=${LAT_SECONDS:-10}
-TARGETS=${TARGETS:-"redis-list redis-list-lpush1 redis-stream beanstalkd nats-js"}
+TARGETS=${TARGETS:-"slabmq slabmq-push slabmq-batch redis-list redis-list-lpush1 redis-stream beanstalkd nats-js"}
 SPREADS=${SPREADS:-"1 1000 100000"}
 PAIRS=${PAIRS:-"1 2 4 8"}
-PAIR_TARGETS=${PAIR_TARGETS:-"redis-list nats-js"}
+PAIR_TARGETS=${PAIR_TARGETS:-"slabmq redis-list nats-js"}
 MODES=${*:-table}
 BUILD_DIR=${BUILD_DIR:-build}
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/bench-peers.XXXXXX)}
@@ -80,12 +83,12 @@ install_peers() {
 # find_tool VAR TARGET NAME: the binary in $VAR, or TARGET built in BUILD_DIR (always
 # rebuilt, so a stale binary never measures old code).
 find_tool() {
-    local var=$1 target=$2 name=$3
+    local var=$1 target=$2 name=$3 path=${4:-$3}
     if [ -n "${!var:-}" ]; then
         [ -x "${!var}" ] || die "$var=${!var} is not executable"
         return 0
     fi
-    printf -v "$var" '%s' "$HERE/$BUILD_DIR/tools/bench/$name"
+    printf -v "$var" '%s' "$HERE/$BUILD_DIR/tools/bench/$path"
     { cmake -S "$HERE" -B "$HERE/$BUILD_DIR" >/dev/null &&
       cmake --build "$HERE/$BUILD_DIR" --target "$target" -j2 >/dev/null; } >&2 ||
         die "cannot build $target"
@@ -132,7 +135,7 @@ stop_broker() {
 
 stop_all() {
     local b
-    for b in redis beanstalkd nats; do stop_broker "$b"; done
+    for b in slabmq redis beanstalkd nats; do stop_broker "$b"; done
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
@@ -147,6 +150,11 @@ start_all() {
     wants_mode pairs && need="$need $PAIR_TARGETS"
     wants_mode natscheck && need="$need nats-js"
     { wants_mode check || wants_mode spread; } && need="$need redis-list"
+    wants_mode spread && need="$need slabmq"
+    case " $need " in *" slabmq"*)
+        # in memory, as the peers; 4 GiB holds every fill of the table (16 M x 256 B at most)
+        start_broker slabmq "$SLABMQD" --port @PORT@ --max-memory 4GiB ;;
+    esac
     case " $need " in *" redis"*)
         start_broker redis redis-server --port @PORT@ --bind 127.0.0.1 --save "" \
             --appendonly no --dir @DIR@ --daemonize no --protected-mode yes ;;
@@ -161,7 +169,7 @@ start_all() {
 # ---------------------------------------------------------------------------------------------
 # Runs
 
-broker_of() { case $1 in redis*) echo redis ;; nats-js) echo nats ;; *) echo "$1" ;; esac; }
+broker_of() { case $1 in slabmq*) echo slabmq ;; redis*) echo redis ;; nats-js) echo nats ;; *) echo "$1" ;; esac; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 flush_redis() { redis-cli -p "${PORT[redis]}" FLUSHALL >/dev/null; }
 
@@ -179,6 +187,9 @@ target_args() {
 idiom() {
     local inflight=$((DEPTH / BATCH))
     case $1 in
+    slabmq) echo "slabmq: one PUBLISH per message, pipelined ($DEPTH unconfirmed, each confirmed with its id); FETCH of $BATCH (long-poll when concurrent), one slabmq_ack_async() per message (acks leave with the next FETCH)" ;;
+    slabmq-push) echo "slabmq pushed: SUBSCRIBE with credit $BATCH, slabmq_receive(), one slabmq_ack_async() per message; produces as slabmq" ;;
+    slabmq-batch) echo "slabmq: PUBLISH_BATCH of $BATCH messages a frame, pipelined ($DEPTH unconfirmed); pops as slabmq" ;;
     redis-list) echo "Redis list: LPUSH of $BATCH values a command, pipelined ($DEPTH messages unconfirmed; the latency producer: one LPUSH per message); drain: RPOP key COUNT $BATCH, concurrent and latency: BLMPOP 1 ... COUNT $BATCH, $inflight requests in flight; no acks (the pop settles)" ;;
     redis-list-lpush1) echo "Redis list: one LPUSH per message, pipelined ($DEPTH unconfirmed); pops as redis-list" ;;
     redis-list-1) echo "Redis list, one per message (reference only): LPUSH each, pipelined; RPOP (drain) / BRPOP (concurrent) each, $DEPTH in flight" ;;
@@ -201,7 +212,8 @@ record() {
         >>"$RESULTS"
 }
 
-# measure PEER LABEL RUN BROKER CMD...: run CMD (prints one JSON line) and record it.
+# measure PEER LABEL RUN BROKER CMD...: run CMD (prints one JSON line) and record it; with
+# SIDE set, CMD is slabmq-bench and SIDE (produce, consume) is the figure taken.
 measure() {
     local peer=$1 label=$2 run=$3 b=$4 c0 c1 t0 t1 line rc
     shift 4
@@ -211,6 +223,7 @@ measure() {
     rc=$?
     t1=$(date +%s%N)
     c1=$(cpu_ticks "${PID[$b]}")
+    [ -n "${SIDE:-}" ] && line=$(sbench_json "$SIDE" "$line")
     if [ $rc -ne 0 ] || [ -z "$line" ]; then
         echo "bench-peers: $peer $label run $run failed (exit $rc)" >&2
         return 0
@@ -228,8 +241,66 @@ bench() {
         --depth "$DEPTH" --json "$@"
 }
 
+# sbench TARGET LABEL RUN SIDE SLABMQ-BENCH-ARGS...: one slabmq-bench run, its SIDE (produce
+# or consume) recorded with peerbench's field names.
+sbench() {
+    local t=$1 label=$2 run=$3 side=$4
+    shift 4
+    # shellcheck disable=SC2046
+    SIDE=$side measure "$t" "$label" "$run" slabmq "$BENCH" \
+        -s "127.0.0.1:${PORT[slabmq]}" --window "$DEPTH" --quiet --json \
+        $(case $t in slabmq-push) echo "--subscribe $BATCH" ;; *) echo "--fetch-batch $BATCH" ;; esac) \
+        $(case $t in slabmq-batch) echo "--batch-publish $BATCH" ;; esac) "$@"
+}
+
+# sbench_json SIDE JSON: slabmq-bench's JSON as one peerbench-style line (n, msgs_per_s,
+# p50_us, p99_us, p999_us); nothing if the run did not end "ok":true.
+sbench_json() {
+    local side=$1 out=$2 n rate p50 p99 p999
+    case $out in *'"ok":true'*) ;; *) return 0 ;; esac
+    n=$(printf '%s' "$out" | sed -n "s/.*\"$side\":{\"messages\":\([0-9]*\).*/\1/p")
+    rate=$(printf '%s' "$out" | sed -n "s/.*\"$side\":{[^}]*\"msg_per_s\":\([0-9.]*\).*/\1/p")
+    p50=$(printf '%s' "$out" | sed -n 's/.*"latency_us":{[^}]*"p50":\([0-9.]*\).*/\1/p')
+    p99=$(printf '%s' "$out" | sed -n 's/.*"latency_us":{[^}]*"p99":\([0-9.]*\).*/\1/p')
+    p999=$(printf '%s' "$out" | sed -n 's/.*"latency_us":{[^}]*"p99_9":\([0-9.]*\).*/\1/p')
+    echo "{\"n\":${n:-0},\"msgs_per_s\":${rate:-0},\"p50_us\":${p50:-0},\"p99_us\":${p99:-0},\"p999_us\":${p999:-0}}"
+}
+
+# slabmq's rows: slabmq-batch only produces (its pops are slabmq's), slabmq-push only
+# consumes (its publishes are slabmq's).
+run_slabmq() {
+    local t=$1 r=$2 q="sb-$1-$2" rate
+    if [ "$t" != slabmq-push ]; then
+        sbench "$t" produce16 "$r" produce --workload fill --size 16 -n "$N" --queue-prefix "$q-16"
+    else
+        "$BENCH" -s "127.0.0.1:${PORT[slabmq]}" --window "$DEPTH" --quiet --workload fill \
+            --size 16 -n "$N" --queue-prefix "$q-16" >/dev/null  # untimed: what the drain reads
+    fi
+    [ "$t" != slabmq-batch ] &&
+        sbench "$t" drain16 "$r" consume --workload drain --size 16 -n "$N" --queue-prefix "$q-16"
+    if [ "$t" != slabmq-push ]; then
+        sbench "$t" produce256 "$r" produce --workload fill --size 256 -n "$N" --queue-prefix "$q-256"
+    else
+        "$BENCH" -s "127.0.0.1:${PORT[slabmq]}" --window "$DEPTH" --quiet --workload fill \
+            --size 256 -n "$N" --queue-prefix "$q-256" >/dev/null
+    fi
+    [ "$t" != slabmq-batch ] &&
+        sbench "$t" drain256 "$r" consume --workload drain --size 256 -n "$N" --queue-prefix "$q-256"
+    sbench "$t" concurrent256 "$r" consume --workload concurrent --size 256 -n "$N" \
+        --queue-prefix "$q-c"
+    if [ "$t" != slabmq-batch ]; then
+        for rate in $LAT_RATES; do
+            sbench "$t" "latency$rate" "$r" consume --workload concurrent --size 256 \
+                --rate "$rate" -n $((rate * LAT_SECONDS)) --queue-prefix "$q-l$rate"
+        done
+    fi
+    # a queue a failed run left behind would hold memory for the next: the drain empties them
+    return 0
+}
+
 run_target() {
     local t=$1 r=$2 q="pb-$1-$2" rate
+    case $t in slabmq*) run_slabmq "$t" "$r"; return ;; esac
     bench "$t" produce16 "$r" --workload produce --size 16 -n "$N" --queue "$q-16"
     if [ "$t" != redis-list-lpush1 ]; then # its pops are redis-list's
         bench "$t" drain16 "$r" --workload drain --size 16 -n "$N" --queue "$q-16"
@@ -341,6 +412,10 @@ run_natscheck() {
 run_spread() {
     local r=$1 s
     for s in $SPREADS; do
+        sbench slabmq "spread$s-produce" "$r" produce --workload fill --size 16 -n "$N" \
+            --spread "$s" --queue-prefix "sp$s-$r"
+        sbench slabmq "spread$s-drain" "$r" consume --workload drain --size 16 -n "$N" \
+            --spread "$s" --queue-prefix "sp$s-$r"
         bench redis-list "spread$s-produce" "$r" --workload produce --size 16 -n "$N" \
             --spread "$s" --push-values 1 --queue "sp$s"
         bench redis-list "spread$s-drain" "$r" --workload drain --size 16 -n "$N" \
@@ -354,8 +429,12 @@ run_pairs() {
     local r=$1 p t
     for p in $PAIRS; do
         for t in $PAIR_TARGETS; do
-            bench "$t" "pairs$p" "$r" --workload concurrent --size 256 -n "$N" --pairs "$p" \
-                --queue "pp$p-$r"
+            case $t in
+            slabmq*) sbench "$t" "pairs$p" "$r" consume --workload concurrent --size 256 \
+                -n "$N" -p "$p" -c "$p" --queues "$p" --queue-prefix "pp$p-$r" ;;
+            *) bench "$t" "pairs$p" "$r" --workload concurrent --size 256 -n "$N" --pairs "$p" \
+                --queue "pp$p-$r" ;;
+            esac
             case $t in redis*) flush_redis ;; esac
         done
     done
@@ -501,12 +580,15 @@ report_natscheck() {
 
 report_spread() {
     local s
-    echo "### Redis lists, one producer round-robin over S lists (LPUSH each, pipelined), then one consumer draining them in turn (RPOP key COUNT), 16 B, median of $RUNS runs"
+    echo "### One producer round-robin over S queues (slabmq: PUBLISH each; Redis: LPUSH each, both pipelined), then one consumer draining them in turn (slabmq: FETCH of $BATCH, acks each; Redis: RPOP key COUNT), 16 B, median of $RUNS runs alternated"
     echo
-    echo "| lists | produce msg/s | Redis us/msg | drain msg/s | Redis us/msg |"
-    echo "|---:|---:|---:|---:|---:|"
+    echo "| queues | slabmq produce msg/s | slabmq us/msg | slabmq drain msg/s | slabmq us/msg | Redis produce msg/s | Redis us/msg | Redis drain msg/s | Redis us/msg |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for s in $SPREADS; do
-        printf '| %s | %s | %s | %s | %s |\n' "$(fmt_rate "$s")" "$(cell redis-list "spread$s-produce")" \
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(fmt_rate "$s")" \
+            "$(cell slabmq "spread$s-produce")" "$(med slabmq "spread$s-produce" server_us_per_msg)" \
+            "$(cell slabmq "spread$s-drain")" "$(med slabmq "spread$s-drain" server_us_per_msg)" \
+            "$(cell redis-list "spread$s-produce")" \
             "$(med redis-list "spread$s-produce" server_us_per_msg)" \
             "$(cell redis-list "spread$s-drain")" "$(med redis-list "spread$s-drain" server_us_per_msg)"
     done
@@ -555,6 +637,8 @@ main() {
     : >"$RESULTS"
     install_peers
     find_tool PEERBENCH slabmq_peerbench slabmq-peerbench
+    find_tool BENCH slabmq_bench slabmq-bench
+    find_tool SLABMQD slabmqd slabmqd ../../broker/slabmqd
     wants_mode check && find_tool REDISCHECK slabmq_redischeck slabmq-redischeck
     wants_mode natscheck && find_tool NATSCHECK slabmq_natscheck slabmq-natscheck
     start_all

@@ -4,7 +4,7 @@
 # tracepoints: on 2 shared vCPUs every syscall and wake-up is time the other threads wait
 # for, so this is the deterministic side of the latency row (docs/performance.md). Targets:
 # slabmq (long-poll FETCH), slabmq-push (SUBSCRIBE, credit 1000) and redis-list (LPUSH /
-# BRPOP through slabmq-peerbench).
+# BLMPOP COUNT 512 through slabmq-peerbench).
 #   tools/bench/bench-syscalls.sh [BUILD_DIR]
 # Environment: RATE (45000), RUN_SECONDS (4), TARGETS ("slabmq slabmq-push redis-list").
 # Needs perf (Debian: linux-perf) and, for redis-list, redis-server.
