@@ -43,6 +43,19 @@ struct smq_quiet {
     uint64_t n;
 };
 
+/* The pipelined ACK at the end of wbuf, not yet sent, that the next slabmq_ack_async() with
+ * the same flags appends its ids to (acks.c). Valid while end is not 0, end == wlen (nothing
+ * was queued after it; smq_send_queued() sets end to 0) and rid is the last request id. */
+struct smq_ackq {
+    size_t frame;   /* offset in wbuf of its frame header */
+    size_t ids;     /* offset of its ids' array32 header */
+    size_t end;     /* offset just past it */
+    uint64_t rid;   /* its request id */
+    uint32_t n;     /* ids in it */
+    uint8_t wire;   /* the flags byte it ends with (SMQ_ACK_*), 0: none written */
+    uint8_t flags;  /* the caller's flags (SLABMQ_ACK_*) */
+};
+
 struct ssl_st;
 
 struct slabmq_client {
@@ -68,7 +81,8 @@ struct slabmq_client {
     uint32_t settling;      /* of which settlements (ACK, NACK, TERM): they have their own
                                limit, slimit, not the window */
     uint32_t slimit;        /* smq_settle_window(), worked out when it can change */
-    uint32_t qrun_max;      /* QUIET ACKs allowed in a row (smq_quiet_reserve) */
+    uint32_t qrun_max;      /* QUIET ACKs, and ids acked QUIET, allowed in a row
+                               (smq_quiet_reserve) */
     uint64_t first_async;   /* request id of the oldest outstanding pipelined request */
     slabmq_confirm_cb on_confirm;  /* called for each pipelined reply; may be NULL */
     void *confirm_arg;
@@ -109,8 +123,11 @@ struct slabmq_client {
     uint32_t qhead;
     uint32_t qlen;
     uint32_t qrun;          /* QUIET ACKs at the end of the outstanding requests */
+    uint64_t qids;          /* the ids they ack: coalescing (acks.c) puts many in one */
     uint64_t ping_rid;      /* the PING sent to have trailing QUIET ACKs confirmed, until its
                                reply (0: none); its reply goes to no callback */
+    struct smq_ackq ackq;   /* the last queued request, when it is an ACK that may take more
+                               ids (acks.c) */
 };
 
 /* A client without a connection (fd -1): slabmq_client_connect_errbuf()'s first step, and what the fuzz harness
@@ -150,21 +167,39 @@ uint32_t smq_settle_window(const struct slabmq_client *c);
 /* Return the sticky error (a refused pipelined publish) after recording its detail, or
  * SLABMQ_OK: the publish *_async calls and slabmq_send check it. */
 slabmq_status smq_sticky(struct slabmq_client *c);
-/* QUIET ACKs in a row at most, so that a push consumer, which makes no synchronous call,
- * still has its acks confirmed every so often: the plain ACK after them gets a reply, which
- * confirms them. Costs the broker one small reply frame per this many acks. */
+/* QUIET ACKs in a row at most, and ids acked QUIET in a row (a QUIET ACK takes more ids by
+ * coalescing only while fewer have been), so that a push consumer, which makes no
+ * synchronous call, still has its acks confirmed every so often: the plain ACK after them
+ * gets a reply, which confirms them. Costs the broker one small reply frame per this many
+ * acked ids at most (one per 256 acks of one id, as before coalescing); a consumer that
+ * fetches resets the run with each FETCH's reply. */
 #define SMQ_QUIET_RUN 256
 
 /* Whether the next pipelined ACK may go QUIET, with room kept for it so that
  * smq_req_async_quiet() cannot fail for want of it: 0, or -1 (the caller then sends a plain
  * ACK). Not when the broker does not take it, when out of memory, nor for more than
- * SMQ_QUIET_RUN or a quarter of smq_settle_window() in a row: with that limit reached, the
+ * SMQ_QUIET_RUN or a quarter of smq_settle_window() in a row (requests, or ids acked in
+ * them, whichever reaches it first): with that limit reached, the
  * reply to a plain request among the older half then frees half of it, and a request is
  * never confirmed inside the call that queued it (a limit under 4 has no QUIET ACKs). */
 int smq_quiet_reserve(struct slabmq_client *c);
 /* smq_req_async() for a QUIET ACK of n ids, after smq_quiet_reserve(). */
 slabmq_status smq_req_async_quiet(struct slabmq_client *c, uint64_t *rid, uint64_t n);
 void smq_pack_str(struct slabmq_client *c, const char *s);
+/* Make room for n more bytes at the end of wbuf: 0, or -1 when out of memory (wfail set). */
+int smq_wbuf_room(struct slabmq_client *c, size_t n);
+/* Bytes were appended to the last queued request (acks.c): send once 64 KiB are queued, as
+ * smq_req_async() does. */
+slabmq_status smq_req_grew(struct slabmq_client *c);
+
+/* Most ids one pipelined ACK frame takes by coalescing (acks.c): 1,024 ids of at most 9
+ * bytes are a body of about 9 KiB, far under the smallest frame a broker takes
+ * (max_message_size + SMQ_FRAME_SLACK), and a frame is settled in one dispatch. */
+#define SMQ_ACK_COALESCE_MAX 1024u
+/* slabmq_ack_flags_async(): append ids to the ACK queued last when it takes them, else
+ * queue a new one (QUIET when smq_quiet_reserve() allows). flags are checked already. */
+slabmq_status smq_ack_async(struct slabmq_client *c, const uint64_t *ids, size_t n,
+                            unsigned flags, uint64_t *request);
 
 /* Send the request built since smq_req_begin and read its reply. On SLABMQ_OK, *r is
  * positioned on the first result and *nresults says how many there are; the views stay valid

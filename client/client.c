@@ -260,6 +260,25 @@ smq_req_begin(struct slabmq_client *c, unsigned op, uint32_t nargs)
     msgpack_pack_uint64(&c->pk, c->next_rid);
 }
 
+int
+smq_wbuf_room(struct slabmq_client *c, size_t n)
+{
+    if (c->wcap - c->wlen < n) {
+        size_t ncap = c->wcap ? c->wcap : 4096;
+        uint8_t *nb;
+        while (ncap - c->wlen < n)
+            ncap *= 2;
+        nb = realloc(c->wbuf, ncap);
+        if (!nb) {
+            c->wfail = 1;
+            return -1;
+        }
+        c->wbuf = nb;
+        c->wcap = ncap;
+    }
+    return 0;
+}
+
 uint8_t *
 smq_req_reserve(struct slabmq_client *c, size_t n)
 {
@@ -405,6 +424,7 @@ smq_send_queued(struct slabmq_client *c, int64_t deadline)
         return SLABMQ_OK;
     st = send_all(c, c->wbuf, c->wlen, deadline);
     c->wlen = c->wstart = 0;
+    c->ackq.end = 0; /* sent: an ACK on the wire takes no more ids */
     if (c->wcap > ((size_t)4 << 20)) { /* do not keep a huge request buffer around */
         free(c->wbuf);
         c->wbuf = NULL;
@@ -473,7 +493,8 @@ smq_quiet_reserve(struct slabmq_client *c)
 {
     struct smq_quiet *q;
     uint32_t cap;
-    if (!(c->features & SMQ_FEATURE_QUIET_ACK) || c->qrun >= c->qrun_max)
+    if (!(c->features & SMQ_FEATURE_QUIET_ACK) || c->qrun >= c->qrun_max
+        || c->qids >= c->qrun_max)
         return -1; /* a limit under 4 makes qrun_max 0: no QUIET ACKs */
     if (c->qlen < c->qcap)
         return 0;
@@ -503,8 +524,10 @@ quiet_pop(struct slabmq_client *c, uint64_t rid, struct smq_quiet *out)
     *out = c->quiet[c->qhead];
     c->qhead = (c->qhead + 1) % c->qcap;
     c->qlen--;
-    if (c->qrun > c->qlen)
+    if (c->qrun > c->qlen) { /* it was of the run at the end */
         c->qrun = c->qlen;
+        c->qids -= out->n < c->qids ? out->n : c->qids;
+    }
     return 1;
 }
 
@@ -665,7 +688,7 @@ ping_for_quiet(struct slabmq_client *c, int64_t deadline)
     if (st)
         return st;
     c->ping_rid = c->next_rid;
-    c->qrun = 0;
+    c->qrun = c->qids = 0;
     queued_async(c);
     return smq_send_queued(c, deadline);
 }
@@ -741,8 +764,9 @@ req_async(struct slabmq_client *c, uint64_t *rid, int settle, uint64_t quiet)
     if (quiet != UINT64_MAX) { /* room was reserved: smq_quiet_reserve() */
         c->quiet[(c->qhead + c->qlen++) % c->qcap] = (struct smq_quiet){c->next_rid, quiet};
         c->qrun++;
+        c->qids += quiet;
     } else {
-        c->qrun = 0;
+        c->qrun = c->qids = 0;
     }
     c->settling += (uint32_t)settle;
     queued_async(c);
@@ -751,6 +775,12 @@ req_async(struct slabmq_client *c, uint64_t *rid, int settle, uint64_t quiet)
     if (c->wlen >= 65536 || unsettled_others(c) >= c->window || c->settling >= c->slimit)
         return make_room(c);
     return SLABMQ_OK;
+}
+
+slabmq_status
+smq_req_grew(struct slabmq_client *c)
+{
+    return c->wlen >= 65536 ? make_room(c) : SLABMQ_OK;
 }
 
 slabmq_status
