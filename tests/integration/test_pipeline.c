@@ -870,6 +870,266 @@ test_quiet_ack_on_the_wire(void)
     t_broker_stop(&b);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Coalesced ACKs (client/acks.c)                                                            */
+
+/* Fetch n messages of queue q on c into ids (n of them must be ready). */
+static void
+fetch_ids(slabmq_client *c, const char *q, uint64_t *ids, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        slabmq_batch *bt;
+        size_t k;
+        T_OK(c, slabmq_fetch(c, q, (uint32_t)(n - got > 10000 ? 10000 : n - got), 0, &bt));
+        k = slabmq_batch_count(bt);
+        T_ASSERT(k > 0);
+        for (size_t i = 0; i < k; i++)
+            ids[got + i] = slabmq_batch_get(bt, i)->id;
+        slabmq_batch_free(bt);
+        got += k;
+    }
+}
+
+/* Acks pipelined one id at a time share one ACK while nothing else is queued after it:
+ * one request id for all the calls, one confirmation counting their ids, one request
+ * outstanding. A publish, a NACK or an ack with other flags queued between them ends it, and
+ * the requests go out in the calls' order: each confirmation names its op and count in that
+ * order, and the broker settles exactly the acked ids. Before coalescing, ten calls were
+ * ten requests (outstanding 10, ten request ids, ten confirmations). */
+static void
+test_acks_coalesce(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_client *s;
+    struct by_op o = {0};
+    uint64_t ids[40];
+    uint64_t req[40];
+    uint64_t preq = 0;
+    uint64_t nreq = 0;
+    slabmq_batch *bt;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    s = t_client(&b);
+    for (int i = 0; i < 40; i++)
+        T_OK(c, slabmq_publish_async(c, "co", "job", 3, NULL));
+    T_OK(c, slabmq_flush(c));
+    fetch_ids(c, "co", ids, 40);
+    slabmq_client_on_confirmation(c, on_confirmation, &o);
+    for (int i = 0; i < 10; i++)
+        T_OK(c, slabmq_ack_async(c, &ids[i], 1, &req[i]));
+    for (int i = 1; i < 10; i++)
+        T_EQ_U64(req[i], req[0]);
+    T_EQ_U64(slabmq_client_outstanding(c), 1);
+    T_EQ_U64(t_stat(s, "co", "inflight"), 40); /* nothing sent yet */
+    T_EQ_U64(o.n, 0);
+    T_EQ_U64(t_stat(c, "co", "inflight"), 30); /* sent before the STATS, whose reply */
+    T_EQ_U64(o.n, 1);                          /* confirms the ACK */
+    T_EQ_U64(o.seen[0].count, 10);
+    T_EQ_U64(t_stat(c, "co", "acked"), 10);
+    /* ack ack | publish | ack ack | NACK | ack | CONFIRMED ack | ack */
+    T_OK(c, slabmq_ack_async(c, &ids[10], 1, &req[10]));
+    T_OK(c, slabmq_ack_async(c, &ids[11], 1, &req[11]));
+    T_OK(c, slabmq_publish_async(c, "co", "new", 3, &preq));
+    T_OK(c, slabmq_ack_async(c, &ids[12], 1, &req[12]));
+    T_OK(c, slabmq_ack_async(c, &ids[13], 1, &req[13]));
+    T_OK(c, slabmq_nack_async(c, &ids[14], 1, 0, &nreq));
+    T_OK(c, slabmq_ack_async(c, &ids[15], 1, &req[15]));
+    T_OK(c, slabmq_ack_flags_async(c, &ids[16], 1, SLABMQ_ACK_CONFIRMED, &req[16]));
+    T_OK(c, slabmq_ack_flags_async(c, &ids[17], 1, SLABMQ_ACK_CONFIRMED, &req[17]));
+    T_OK(c, slabmq_ack_async(c, &ids[18], 1, &req[18]));
+    T_EQ_U64(req[11], req[10]);
+    T_EQ_U64(preq, req[10] + 1);
+    T_EQ_U64(req[12], preq + 1);
+    T_EQ_U64(req[13], req[12]);
+    T_EQ_U64(nreq, req[12] + 1);
+    T_EQ_U64(req[15], nreq + 1);
+    T_EQ_U64(req[16], req[15] + 1);
+    T_EQ_U64(req[17], req[16]);
+    T_EQ_U64(req[18], req[16] + 1);
+    T_EQ_U64(slabmq_client_outstanding(c), 7);
+    T_OK(c, slabmq_fetch(c, "none", 1, 0, &bt)); /* in the same write; confirms them all */
+    slabmq_batch_free(bt);
+    T_EQ_U64(o.n, 8);
+    T_ASSERT(!o.bad_op);
+    {
+        static const struct {
+            slabmq_async_op op;
+            uint64_t count;
+        } want[7] = {{SLABMQ_ASYNC_ACK, 2},  {SLABMQ_ASYNC_PUBLISH, 1}, {SLABMQ_ASYNC_ACK, 2},
+                     {SLABMQ_ASYNC_NACK, 1}, {SLABMQ_ASYNC_ACK, 1},     {SLABMQ_ASYNC_ACK, 2},
+                     {SLABMQ_ASYNC_ACK, 1}};
+        for (int i = 0; i < 7; i++) {
+            T_EQ_INT(o.seen[1 + i].op, want[i].op);
+            T_EQ_INT(o.seen[1 + i].status, SLABMQ_OK);
+            T_EQ_U64(o.seen[1 + i].count, want[i].count);
+            T_EQ_U64(o.seen[1 + i].request, i == 0 ? req[10] : o.seen[i].request + 1);
+        }
+    }
+    T_EQ_U64(t_stat(c, "co", "acked"), 18);
+    T_EQ_U64(t_stat(c, "co", "nacked"), 1);
+    T_EQ_U64(t_stat(c, "co", "inflight"), 40 - 19);
+    T_EQ_U64(t_stat(c, "co", "ready"), 2); /* the NACKed one and the new one */
+    /* slabmq_send() between two acks ends the first: two requests */
+    T_OK(c, slabmq_ack_async(c, &ids[19], 1, &req[19]));
+    T_OK(c, slabmq_send(c));
+    T_OK(c, slabmq_ack_async(c, &ids[20], 1, &req[20]));
+    T_EQ_U64(req[20], req[19] + 1);
+    T_EQ_U64(slabmq_client_outstanding(c), 2);
+    T_OK(c, slabmq_flush(c));
+    T_EQ_U64(o.count[SLABMQ_ASYNC_ACK], 20);
+    T_EQ_U64(t_stat(c, "co", "acked"), 20);
+    T_EQ_U64(t_stat(c, "co", "inflight"), 40 - 21); /* 20 acked, one NACKed */
+    slabmq_client_close(s);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* An unknown id inside a coalesced ACK: the broker settles the known ids and answers the
+ * whole request ERR_UNKNOWN_ID, so the one confirmation (for every call that joined it, by
+ * its shared request id) is that error, with count 0, and slabmq_flush() reports it with
+ * the broker's counts ("1 of 3 ids unknown ...; 2 settled"). Acks sent one by one
+ * (slabmq_send() between them) fail alone. */
+static void
+test_coalesced_ack_unknown_id(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    struct by_op o = {0};
+    uint64_t ids[4];
+    uint64_t req[3];
+    uint64_t bogus = (uint64_t)1 << 40;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    for (int i = 0; i < 4; i++)
+        T_OK(c, slabmq_publish(c, "unk", "job", 3, NULL));
+    fetch_ids(c, "unk", ids, 4);
+    slabmq_client_on_confirmation(c, on_confirmation, &o);
+    T_OK(c, slabmq_ack_async(c, &ids[0], 1, &req[0]));
+    T_OK(c, slabmq_ack_async(c, &bogus, 1, &req[1]));
+    T_OK(c, slabmq_ack_async(c, &ids[1], 1, &req[2]));
+    T_EQ_U64(req[1], req[0]);
+    T_EQ_U64(req[2], req[0]);
+    T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_UNKNOWN_ID);
+    T_ASSERT(strstr(slabmq_client_errmsg(c), "1 of 3 ids unknown") != NULL);
+    T_ASSERT(strstr(slabmq_client_errmsg(c), "2 settled") != NULL);
+    T_EQ_U64(o.n, 1);
+    T_EQ_INT(o.last.status, SLABMQ_ERR_UNKNOWN_ID);
+    T_EQ_U64(o.last.request, req[0]);
+    T_EQ_U64(o.last.count, 0);
+    T_EQ_U64(t_stat(c, "unk", "acked"), 2); /* the known ones are settled all the same */
+    T_EQ_U64(t_stat(c, "unk", "inflight"), 2);
+    /* one by one: the unknown id's request fails, the others succeed */
+    ack_alone(c, ids[2], NULL);
+    ack_alone(c, bogus, &req[1]);
+    ack_alone(c, ids[3], NULL);
+    T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_UNKNOWN_ID);
+    T_EQ_U64(o.n, 4);
+    T_EQ_U64(o.failed[SLABMQ_ASYNC_ACK], 2);
+    T_EQ_U64(o.seen[2].request, req[1]);
+    T_EQ_INT(o.seen[2].status, SLABMQ_ERR_UNKNOWN_ID);
+    T_EQ_U64(o.ok[SLABMQ_ASYNC_ACK], 2);
+    T_EQ_U64(t_stat(c, "unk", "acked"), 4);
+    T_EQ_U64(t_stat(c, "unk", "inflight"), 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* Where a coalesced ACK ends: a QUIET ACK once 256 ids have been acked QUIET in a row (the
+ * plain ACK after it gets the reply that confirms the run), a plain one at 1,024 ids. 2,560
+ * acks of one id are four requests: QUIET 256, plain 1,024, QUIET 256, plain 1,024. */
+static void
+test_coalesced_ack_limits(void)
+{
+    static uint64_t ids[2560];
+    static slabmq_payload msgs[2560];
+    struct t_broker b;
+    slabmq_client *c;
+    struct by_op o = {0};
+    uint64_t req[2560];
+    static const uint64_t want[4] = {256, 1024, 256, 1024};
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    for (int i = 0; i < 2560; i++)
+        msgs[i] = (slabmq_payload){"job", 3};
+    T_OK(c, slabmq_publish_batch(c, "cap", msgs, 2560, NULL));
+    fetch_ids(c, "cap", ids, 2560);
+    slabmq_client_on_confirmation(c, on_confirmation, &o);
+    for (int i = 0; i < 2560; i++)
+        T_OK(c, slabmq_ack_async(c, &ids[i], 1, &req[i]));
+    T_EQ_U64(slabmq_client_outstanding(c), 4);
+    T_EQ_U64(req[255], req[0]);
+    T_EQ_U64(req[256], req[0] + 1);
+    T_EQ_U64(req[1279], req[0] + 1);
+    T_EQ_U64(req[1280], req[0] + 2);
+    T_EQ_U64(req[1535], req[0] + 2);
+    T_EQ_U64(req[1536], req[0] + 3);
+    T_EQ_U64(req[2559], req[0] + 3);
+    T_OK(c, slabmq_flush(c));
+    T_EQ_U64(o.n, 4);
+    for (int i = 0; i < 4; i++) {
+        T_EQ_INT(o.seen[i].status, SLABMQ_OK);
+        T_EQ_U64(o.seen[i].count, want[i]);
+        T_EQ_U64(o.seen[i].request, req[0] + (uint64_t)i);
+    }
+    T_EQ_U64(t_stat(c, "cap", "acked"), 2560);
+    T_EQ_U64(t_stat(c, "cap", "inflight"), 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* A push consumer acking each message with slabmq_ack_async() makes no synchronous call;
+ * its acks still get confirmed while it consumes: the QUIET run counts ids, so after 256
+ * ids acked QUIET the next ACK is plain and its reply (read by slabmq_receive()) confirms
+ * them. Had the run counted requests, acks coalesced per read would have been confirmed
+ * only after 256 requests, here not before the flush. */
+static void
+test_push_consumer_acks_confirmed(void)
+{
+    static slabmq_payload msgs[4096];
+    struct t_broker b;
+    slabmq_client *p;
+    slabmq_client *c;
+    struct by_op o = {0};
+    uint64_t got = 0;
+    int64_t end;
+
+    t_broker_start(&b, NULL);
+    p = t_client(&b);
+    c = t_client(&b);
+    for (int i = 0; i < 4096; i++)
+        msgs[i] = (slabmq_payload){"job", 3};
+    T_OK(p, slabmq_publish_batch(p, "push", msgs, 4096, NULL));
+    slabmq_client_on_confirmation(c, on_confirmation, &o);
+    T_OK(c, slabmq_subscribe(c, "push", 512, NULL));
+    end = t_now_ms() + 10000;
+    while (got < 4096 && t_now_ms() < end) {
+        slabmq_batch *bt = NULL;
+        T_OK(c, slabmq_receive(c, 1000, &bt));
+        for (size_t i = 0; bt && i < slabmq_batch_count(bt); i++)
+            T_OK(c, slabmq_ack_async(c, &slabmq_batch_get(bt, i)->id, 1, NULL));
+        got += bt ? slabmq_batch_count(bt) : 0;
+        slabmq_batch_free(bt);
+    }
+    T_EQ_U64(got, 4096);
+    /* the broker delivered the last 512 only after the acks of the first 3,584 came in;
+     * all but the QUIET run and the plain ACK at their end have been confirmed */
+    T_ASSERT(o.count[SLABMQ_ASYNC_ACK] >= 4096 - 512 - 256 - 1024);
+    T_EQ_U64(o.failed[SLABMQ_ASYNC_ACK], 0);
+    T_OK(c, slabmq_flush(c));
+    T_EQ_U64(o.count[SLABMQ_ASYNC_ACK], 4096);
+    T_EQ_U64(t_stat(p, "push", "acked"), 4096);
+    T_EQ_U64(t_stat(p, "push", "inflight"), 0);
+    slabmq_client_close(p);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_quiet_ack_on_the_wire),
     T_CASE(test_quiet_acks_confirmed),
@@ -886,6 +1146,10 @@ static const struct t_case cases[] = {
     T_CASE(test_window_counts_publishes_only),
     T_CASE(test_refused_publish_is_sticky),
     T_CASE(test_confirmation_names_its_op),
+    T_CASE(test_acks_coalesce),
+    T_CASE(test_coalesced_ack_unknown_id),
+    T_CASE(test_coalesced_ack_limits),
+    T_CASE(test_push_consumer_acks_confirmed),
     {NULL, NULL},
 };
 
