@@ -6,16 +6,23 @@
  * instructions per message drained, callgrind) and the broker dispatched a frame per id
  * (about 433 instructions more per message than ids sharing a frame). ACK takes many ids
  * ([11, rid, [id, ...], flags], docs/protocol.md 6.11), so while the request queued last is
- * an ACK with the same flags that has not been sent, a call appends its ids to it: the ids
- * are an array32, whose count is patched in place, and the trailing flags byte moves after
- * the new ids. The frame stays one request: one request id (every call that joined it gets
- * it), one confirmation counting all its ids, one place in the settlement limit (which
- * counts requests: replies owed). The QUIET run counts ids too (smq_quiet_reserve()): a
- * QUIET ACK stops taking ids once SMQ_QUIET_RUN have been acked QUIET in a row, and the
- * next call starts a plain ACK, whose reply confirms the run; so a push consumer's acks are
- * confirmed as often as before. Anything queued after it (a publish, a NACK, a FETCH) or a
- * send ends it, so the wire keeps the calls' order. Costs 4 bytes per frame (array32
- * instead of fixarray). */
+ * a QUIET ACK with the same flags that has not been sent, a call of one id appends it: the
+ * ids are an array32, whose count is patched in place, and the trailing flags byte moves
+ * after the new id. The frame is one request: one request id (every call that joined it
+ * gets it), one place in the settlement limit (which counts requests: replies owed). Each
+ * call still gets its own confirmation (client.c, notify_quiet), with that request id and
+ * its count, so a program that pairs its calls with confirmations keeps working.
+ *
+ * Only QUIET ACKs take more ids: a plain ACK's reply carries one count, which could not be
+ * shared out among calls were it to fail partly. Only calls of one id join one (the idiom
+ * this is for; a batch ack is one frame anyway), so the calls' counts are the first call's
+ * and then 1 each (struct smq_quiet). The QUIET run counts ids (smq_quiet_reserve()): an
+ * ACK stops taking ids once SMQ_QUIET_RUN have gone QUIET in a row, and the next call is a
+ * plain ACK, whose reply confirms the run; so a push consumer's acks are confirmed as often
+ * as before. Anything queued after it (a publish, a NACK, a FETCH) or a send ends it, so
+ * the wire keeps the calls' order. Costs 4 bytes per frame (array32 instead of fixarray).
+ * NACK and TERM are left alone: a NACK carries its delay, and neither is a consumer's
+ * per-message idiom the way an ack is. */
 #include <stdint.h>
 
 #include "client-internal.h"
@@ -26,42 +33,43 @@
 /* Room before the ids: fixarray, op, request id, the ids' array32 header. */
 #define ACK_HEAD (2 + SMQ_MPW_MAX_HDR + 5)
 
-/* Whether the ACK queued last takes n more ids with these flags: still the last request and
- * unsent, the same flags, at most SMQ_ACK_COALESCE_MAX ids, the body within the broker's
- * frame limit however large the ids, and for a QUIET one, a QUIET run not yet full. */
+/* Whether the ACK queued last takes the id of a call of n ids with these flags: n is 1,
+ * it is QUIET, still the last request and unsent, with the same flags, the QUIET run not
+ * yet full, and its body within the broker's frame limit with one more id however large.
+ * The run bounds what an ACK takes to SMQ_QUIET_RUN ids: a body of 2.3 KiB at most, far
+ * under the smallest frame a broker takes (max_message_size + SMQ_FRAME_SLACK), but the
+ * frame limit is checked all the same. */
 static int
 ackq_takes(const struct slabmq_client *c, size_t n, unsigned flags)
 {
     const struct smq_ackq *a = &c->ackq;
 
-    return a->end != 0 && a->end == c->wlen && a->rid + 1 == c->next_rid && a->flags == flags
-           && n <= SMQ_ACK_COALESCE_MAX && a->n <= SMQ_ACK_COALESCE_MAX - n
-           && a->end - a->frame - SMQ_FRAME_HEADER + n * SMQ_MPW_MAX_HDR <= c->max_frame
-           && (!(a->wire & SMQ_ACK_QUIET) || c->qids < c->qrun_max);
+    return n == 1 && a->end != 0 && a->end == c->wlen && a->rid + 1 == c->next_rid
+           && a->flags == flags && (a->wire & SMQ_ACK_QUIET) && a->end - a->frame - SMQ_FRAME_HEADER + SMQ_MPW_MAX_HDR <= c->max_frame
+           && c->qids < c->qrun_max;
 }
 
-/* Append n ids to the queued ACK. On failure (out of memory) the frame is as it was. */
+/* Append one id to the queued QUIET ACK. On failure (out of memory) the frame is as it
+ * was. */
 static slabmq_status
-ackq_append(struct slabmq_client *c, const uint64_t *ids, size_t n, uint64_t *request)
+ackq_append(struct slabmq_client *c, uint64_t id, uint64_t *request)
 {
     struct smq_ackq *a = &c->ackq;
+    struct smq_quiet *q;
     uint8_t *p;
 
-    if (smq_wbuf_room(c, n * SMQ_MPW_MAX_HDR)) /* the flags byte is rewritten, not added */
+    if (smq_wbuf_room(c, SMQ_MPW_MAX_HDR)) /* the flags byte is rewritten, not added */
         return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory building a request");
-    p = c->wbuf + a->end - (a->wire != 0);
-    for (size_t i = 0; i < n; i++)
-        p = smq_mpw_uint(p, ids[i]);
-    if (a->wire)
-        *p++ = a->wire;
-    a->n += (uint32_t)n;
+    p = smq_mpw_uint(c->wbuf + a->end - 1, id);
+    *p++ = a->wire;
+    a->n++;
     smq_mpw_be(c->wbuf + a->ids + 1, a->n, 4);
     a->end = c->wlen = (size_t)(p - c->wbuf);
     smq_frame_put_header(c->wbuf + a->frame, (uint32_t)(a->end - a->frame - SMQ_FRAME_HEADER));
-    if (a->wire & SMQ_ACK_QUIET) { /* the ring's last entry: nothing was queued after it */
-        c->quiet[(c->qhead + c->qlen - 1) % c->qcap].n += n;
-        c->qids += n;
-    }
+    q = &c->quiet[(c->qhead + c->qlen - 1) % c->qcap]; /* its entry: nothing came after it */
+    q->n++;
+    q->calls++;
+    c->qids++;
     if (request)
         *request = a->rid;
     return smq_req_grew(c);
@@ -111,6 +119,6 @@ smq_ack_async(struct slabmq_client *c, const uint64_t *ids, size_t n, unsigned f
         return smq_client_fail(c, SLABMQ_ERR_CLOSED,
                                "connection unusable after an earlier error; reconnect");
     if (ackq_takes(c, n, flags))
-        return ackq_append(c, ids, n, request);
+        return ackq_append(c, ids[0], request);
     return ackq_new(c, ids, n, flags, request);
 }

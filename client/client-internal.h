@@ -36,11 +36,13 @@ struct smq_sub {
     char queue[SMQ_NAME_MAX + 1];
 };
 
-/* A QUIET ACK not yet confirmed: its request id and how many ids it acks (the count a
- * success reports). */
+/* A QUIET ACK not yet confirmed: its request id, how many ids it acks, and how many
+ * slabmq_ack_async() calls it carries (acks.c coalesces calls of one id into it: the first
+ * call's n - (calls - 1) ids, then one id per call). Each call gets its own confirmation. */
 struct smq_quiet {
     uint64_t rid;
     uint64_t n;
+    uint64_t calls;
 };
 
 /* The pipelined ACK at the end of wbuf, not yet sent, that the next slabmq_ack_async() with
@@ -192,12 +194,9 @@ int smq_wbuf_room(struct slabmq_client *c, size_t n);
  * smq_req_async() does. */
 slabmq_status smq_req_grew(struct slabmq_client *c);
 
-/* Most ids one pipelined ACK frame takes by coalescing (acks.c): 1,024 ids of at most 9
- * bytes are a body of about 9 KiB, far under the smallest frame a broker takes
- * (max_message_size + SMQ_FRAME_SLACK), and a frame is settled in one dispatch. */
-#define SMQ_ACK_COALESCE_MAX 1024u
-/* slabmq_ack_flags_async(): append ids to the ACK queued last when it takes them, else
- * queue a new one (QUIET when smq_quiet_reserve() allows). flags are checked already. */
+/* slabmq_ack_flags_async(): append the id of a call of one id to the QUIET ACK queued last
+ * when it takes it, else queue a new ACK (QUIET when smq_quiet_reserve() allows). flags are
+ * checked already. */
 slabmq_status smq_ack_async(struct slabmq_client *c, const uint64_t *ids, size_t n,
                             unsigned flags, uint64_t *request);
 

@@ -545,6 +545,21 @@ quiet_before(const struct slabmq_client *c, uint64_t rid)
     return k <= c->qlen && c->quiet[(c->qhead + k - 1) % c->qcap].rid == rid - 1;
 }
 
+/* Tell each slabmq_ack_async() call a QUIET ACK carries its confirmation, in call order,
+ * all with the ACK's request id: on success the first call's count (n - (calls - 1)) and
+ * then 1 per call (acks.c coalesces calls of one id), on failure cf as it is. */
+static void
+notify_quiet(struct slabmq_client *c, const struct smq_quiet *q, slabmq_confirm *cf)
+{
+    if (!has_callback(c))
+        return;
+    for (uint64_t i = 0; i < q->calls; i++) {
+        if (cf->status == SLABMQ_OK)
+            cf->value = i == 0 ? q->n - (q->calls - 1) : 1;
+        notify(c, cf, SLABMQ_ASYNC_ACK, cf->value);
+    }
+}
+
 /* A reply to request rid has come, and quiet_before(rid): the QUIET ACKs before it
  * succeeded, each settling all its ids (the broker runs a connection's requests in order
  * and would have answered a failure before this reply). Confirm them. Checked first, not
@@ -558,8 +573,7 @@ confirm_quiet_before(struct slabmq_client *c, uint64_t rid)
         c->first_async++;
         c->outstanding--;
         c->settling -= c->settling > 0;
-        notify(c, &(slabmq_confirm){q.rid, SLABMQ_OK, q.n, 0, SLABMQ_CONFIRM_DEFAULT},
-               SLABMQ_ASYNC_ACK, q.n);
+        notify_quiet(c, &q, &(slabmq_confirm){q.rid, SLABMQ_OK, q.n, 0, SLABMQ_CONFIRM_DEFAULT});
     }
 }
 
@@ -658,7 +672,10 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
         cf.level = smq_read_level(&r);
     if (h.status != SLABMQ_OK)
         keep_failure(c, &h, op);
-    notify(c, &cf, op, count);
+    if (was_quiet) /* it failed: every call it carries is told */
+        notify_quiet(c, &q, &cf);
+    else
+        notify(c, &cf, op, count);
     if (h.status != SLABMQ_OK && h.op == SMQ_OP_NONE)
         c->broken = 1; /* a connection-level error: the broker closes */
     return SLABMQ_OK;
@@ -762,7 +779,7 @@ req_async(struct slabmq_client *c, uint64_t *rid, int settle, uint64_t quiet)
     if (rid)
         *rid = c->next_rid;
     if (quiet != UINT64_MAX) { /* room was reserved: smq_quiet_reserve() */
-        c->quiet[(c->qhead + c->qlen++) % c->qcap] = (struct smq_quiet){c->next_rid, quiet};
+        c->quiet[(c->qhead + c->qlen++) % c->qcap] = (struct smq_quiet){c->next_rid, quiet, 1};
         c->qrun++;
         c->qids += quiet;
     } else {

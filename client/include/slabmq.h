@@ -611,17 +611,18 @@ SLABMQ_API slabmq_status slabmq_publish_batch_opts(slabmq_client *c, const char 
  * slabmq_receive(), slabmq_flush() and every synchronous call (which reads all of them
  * before its own reply), and handed to the callbacks in request order.
  *
- * Acks coalesce. A slabmq_ack_async() or slabmq_ack_flags_async() whose request would
- * directly follow an ACK still queued (not yet sent) with the same flags adds its ids to
- * that ACK instead of queuing a request of its own, up to 1,024 ids in one ACK: a consumer
- * acking each message of a batch sends one ACK (or a few), not one per message. The calls
- * that joined one ACK get the same request id, and that request has one confirmation, whose
- * count (value) is all the ids it settled. Anything queued in between (a publish, a NACK,
- * a TERM, an ack with other flags), a send (slabmq_send(), a synchronous call,
- * slabmq_receive() when it reads) or one of the limits below ends the ACK, so requests
- * still leave in the order of the calls. NACK and TERM do not coalesce.
+ * Acks coalesce. A slabmq_ack_async() or slabmq_ack_flags_async() of one id whose request
+ * would directly follow a QUIET ACK still queued (not yet sent) with the same flags adds
+ * its id to that ACK instead of queuing a request of its own: a consumer acking each
+ * message of a batch sends an ACK per 256 messages, not one per message. The calls that
+ * joined one ACK get the same request id, and each call still gets its own confirmation
+ * (in call order, with that request id and the call's count). Anything queued in between
+ * (a publish, a NACK, a TERM, an ack with other flags), a send (slabmq_send(), a
+ * synchronous call, slabmq_receive() when it reads) or the end of the QUIET run (at
+ * slabmq_ack_async()) ends the ACK, so requests still leave in the order of the calls.
+ * NACK and TERM do not coalesce.
  *
- * Two limits, counted in requests (an ACK of coalesced acks is one), bound what is
+ * Two limits, counted in requests (an ACK of coalesced calls is one), bound what is
  * unconfirmed:
  *  - the window (slabmq_client_set_window(), default 1024) counts publishes (and every
  *    other pipelined request that is not a settlement). When it is full, the call that
@@ -654,9 +655,10 @@ SLABMQ_API slabmq_status slabmq_publish_batch_opts(slabmq_client *c, const char 
  */
 
 /**
- * Called once per pipelined request when its reply is read, in request order; acks that
- * coalesced into one request ("How pipelining works" above) are confirmed once, with the
- * id their calls all returned. It does not say what the request was:
+ * Called once per pipelined request when its reply is read, in request order; for acks
+ * that coalesced into one request ("How pipelining works" above), once per call, in call
+ * order, each with the request id their calls all returned. It does not say what the
+ * request was:
  * ::slabmq_confirmation_cb (slabmq_client_on_confirmation()) does.
  * @param request the id the *_async call returned.
  * @param status  #SLABMQ_OK or the broker's error for that request.
@@ -783,26 +785,27 @@ SLABMQ_API slabmq_status slabmq_publish_batch_opts_async(slabmq_client *c, const
  * in-flight limit, so a consumer acking each message of a batch larger than the window
  * does not stop to read replies ("How pipelining works" above).
  *
- * Consecutive calls coalesce: while the ACK queued last is not sent and nothing was queued
- * after it, a call with the same flags adds its ids to it (up to 1,024 ids in one ACK) and
- * returns its request id, so a consumer acking each message sends one ACK per batch, and
- * the broker settles it in one go. Against a broker that takes it, the ACK is sent QUIET
- * (docs/protocol.md 6.11), but never more than 256 acks, nor ACKs with 256 ids (or a
- * quarter of the settlements' limit, if smaller), in a row: once that many ids went QUIET,
- * the next call starts a plain ACK. The broker answers a QUIET ACK only on failure; its
- * confirmation (#SLABMQ_OK, value: the ids it acked, of every call that joined it) is
- * handed to the callback when the reply to a later request arrives, such as that of the
- * next fetch or of the next plain ACK, or at slabmq_flush(). A push consumer acking each
- * message therefore has its acks confirmed at least every 256 ids or so, read by
- * slabmq_receive().
+ * Against a broker that takes it, the ACK is sent QUIET (docs/protocol.md 6.11), but never
+ * more than 256 ids (or a quarter of the settlements' limit, if smaller) in a row: once
+ * that many went QUIET, the next call is a plain ACK, whose reply confirms them. The broker
+ * answers a QUIET ACK only on failure; its confirmation (#SLABMQ_OK, value n) is handed to
+ * the callback when the reply to a later request arrives, such as that of the next fetch
+ * or of the next plain ACK, or at slabmq_flush(). A push consumer acking each message
+ * therefore has its acks confirmed every 257 or so, read by slabmq_receive().
+ *
+ * Consecutive calls of one id coalesce: while the QUIET ACK queued last is not sent and
+ * nothing was queued after it, a call with the same flags and n = 1 adds its id to it and
+ * returns that ACK's request id, so a consumer acking each message sends one ACK per 256
+ * messages, which the broker settles in one go. Each call is still confirmed on its own
+ * (value 1 for a call that joined, in call order).
  *
  * Failures are per request: when any id of a coalesced ACK is unknown (not in flight on
  * this connection: acked twice, timed out, ...), the broker still acks the known ids and
- * answers the whole request #SLABMQ_ERR_UNKNOWN_ID, so the one confirmation (count 0), and
- * slabmq_flush(), report that error for every call that joined it; the message
+ * answers the whole request #SLABMQ_ERR_UNKNOWN_ID, so every call that joined it is
+ * confirmed with that error (count 0), and slabmq_flush() reports it once; its message
  * (slabmq_client_errmsg() after the flush) says how many ids were unknown, the first of
  * them, and how many were settled. To learn exactly which id failed, ack it with
- * slabmq_ack() or send each ack as its own request (slabmq_send() after each call).
+ * slabmq_ack(), or send each ack as its own request (slabmq_send() after each call).
  * @param c the connection
  * @param ids the messages' ids; borrowed for the call
  * @param n how many, at least 1
@@ -890,8 +893,8 @@ SLABMQ_API void slabmq_client_on_confirm_ex(slabmq_client *c, slabmq_confirm_ex_
 SLABMQ_API void slabmq_client_on_confirmation(slabmq_client *c, slabmq_confirmation_cb cb,
                                               void *user);
 /**
- * Pipelined requests not yet confirmed, settlements included; acks coalesced into one ACK
- * count once. QUIET acks stay counted until a later request's reply confirms them: to wait
+ * Pipelined requests not yet confirmed, settlements included; ack calls coalesced into one
+ * ACK count once. QUIET acks stay counted until a later request's reply confirms them: to wait
  * for every confirmation, call slabmq_flush().
  * @param c the connection
  * @return the number of pipelined requests not yet confirmed

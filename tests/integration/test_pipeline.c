@@ -469,18 +469,19 @@ test_acks_beyond_the_window(void)
         else
             T_OK(c, slabmq_nack_async(c, &ids[i], 1, 0, NULL));
         T_EQ_U64(o.n, 0); /* no reply read inside the batch */
-        /* the acks coalesce: a QUIET ACK of 256 ids (the QUIET run is full), a plain one of
-         * 1,024 (the most one takes), a QUIET one of the last 256; then a NACK each */
+        /* the acks coalesce: QUIET ACKs of 256 ids (a full QUIET run), each followed by a
+         * plain ACK of one, 11 requests for 1,536 acks; then a NACK each */
         T_EQ_U64(slabmq_client_outstanding(c),
-                 i < 256 ? 1 : i < 1280 ? 2 : i < 1536 ? 3 : (uint64_t)i - 1532);
+                 i < 1536 ? 2 * ((uint64_t)i / 257) + (i % 257 == 256) + 1
+                          : (uint64_t)i - 1524);
     }
     T_EQ_U64(t_stat(p, "big-batch", "inflight"), 2048); /* none has left c yet */
     T_OK(c, slabmq_fetch(c, "big-batch", 1, 0, &bt)); /* one write: 2048 settlements, FETCH */
     T_EQ_INT(slabmq_batch_count(bt), 1);                /* a NACKed one, back in the queue */
     T_OK(c, slabmq_nack_async(c, &slabmq_batch_get(bt, 0)->id, 1, 0, NULL));
     slabmq_batch_free(bt);
-    T_EQ_U64(o.n, 515);
-    T_EQ_U64(o.ok[SLABMQ_ASYNC_ACK], 3);
+    T_EQ_U64(o.n, 2048); /* one per call */
+    T_EQ_U64(o.ok[SLABMQ_ASYNC_ACK], 1536);
     T_EQ_U64(o.count[SLABMQ_ASYNC_ACK], 1536);
     T_EQ_U64(o.ok[SLABMQ_ASYNC_NACK], 512);
     T_OK(c, slabmq_flush(c));
@@ -892,12 +893,12 @@ fetch_ids(slabmq_client *c, const char *q, uint64_t *ids, size_t n)
     }
 }
 
-/* Acks pipelined one id at a time share one ACK while nothing else is queued after it:
- * one request id for all the calls, one confirmation counting their ids, one request
- * outstanding. A publish, a NACK or an ack with other flags queued between them ends it, and
- * the requests go out in the calls' order: each confirmation names its op and count in that
- * order, and the broker settles exactly the acked ids. Before coalescing, ten calls were
- * ten requests (outstanding 10, ten request ids, ten confirmations). */
+/* Acks pipelined one id at a time share one QUIET ACK while nothing else is queued after
+ * it: one request id for all the calls, one request outstanding, and still a confirmation
+ * per call (count 1, that request id). A publish, a NACK or an ack with other flags queued
+ * between them ends it, and the requests go out in the calls' order: the confirmations
+ * come in that order, and the broker settles exactly the acked ids. Before coalescing,
+ * ten calls were ten requests (outstanding 10, ten request ids). */
 static void
 test_acks_coalesce(void)
 {
@@ -927,8 +928,12 @@ test_acks_coalesce(void)
     T_EQ_U64(t_stat(s, "co", "inflight"), 40); /* nothing sent yet */
     T_EQ_U64(o.n, 0);
     T_EQ_U64(t_stat(c, "co", "inflight"), 30); /* sent before the STATS, whose reply */
-    T_EQ_U64(o.n, 1);                          /* confirms the ACK */
-    T_EQ_U64(o.seen[0].count, 10);
+    T_EQ_U64(o.n, 10);                         /* confirms the ACK, call by call */
+    for (int i = 0; i < 10; i++) {
+        T_EQ_INT(o.seen[i].op, SLABMQ_ASYNC_ACK);
+        T_EQ_U64(o.seen[i].request, req[0]);
+        T_EQ_U64(o.seen[i].count, 1);
+    }
     T_EQ_U64(t_stat(c, "co", "acked"), 10);
     /* ack ack | publish | ack ack | NACK | ack | CONFIRMED ack | ack */
     T_OK(c, slabmq_ack_async(c, &ids[10], 1, &req[10]));
@@ -953,22 +958,26 @@ test_acks_coalesce(void)
     T_EQ_U64(slabmq_client_outstanding(c), 7);
     T_OK(c, slabmq_fetch(c, "none", 1, 0, &bt)); /* in the same write; confirms them all */
     slabmq_batch_free(bt);
-    T_EQ_U64(o.n, 8);
+    T_EQ_U64(o.n, 20);
     T_ASSERT(!o.bad_op);
     {
-        static const struct {
-            slabmq_async_op op;
-            uint64_t count;
-        } want[7] = {{SLABMQ_ASYNC_ACK, 2},  {SLABMQ_ASYNC_PUBLISH, 1}, {SLABMQ_ASYNC_ACK, 2},
-                     {SLABMQ_ASYNC_NACK, 1}, {SLABMQ_ASYNC_ACK, 1},     {SLABMQ_ASYNC_ACK, 2},
-                     {SLABMQ_ASYNC_ACK, 1}};
-        for (int i = 0; i < 7; i++) {
-            T_EQ_INT(o.seen[1 + i].op, want[i].op);
-            T_EQ_INT(o.seen[1 + i].status, SLABMQ_OK);
-            T_EQ_U64(o.seen[1 + i].count, want[i].count);
-            T_EQ_U64(o.seen[1 + i].request, i == 0 ? req[10] : o.seen[i].request + 1);
+        static const slabmq_async_op want[6] = {SLABMQ_ASYNC_ACK, SLABMQ_ASYNC_ACK,
+                                                SLABMQ_ASYNC_PUBLISH, SLABMQ_ASYNC_ACK,
+                                                SLABMQ_ASYNC_ACK, SLABMQ_ASYNC_NACK};
+        const uint64_t wreq[6] = {req[10], req[10], preq, req[12], req[12], nreq};
+        for (int i = 0; i < 6; i++) { /* the first 16 are kept */
+            T_EQ_INT(o.seen[10 + i].op, want[i]);
+            T_EQ_INT(o.seen[10 + i].status, SLABMQ_OK);
+            T_EQ_U64(o.seen[10 + i].count, 1);
+            T_EQ_U64(o.seen[10 + i].request, wreq[i]);
         }
     }
+    T_EQ_INT(o.last.op, SLABMQ_ASYNC_ACK);
+    T_EQ_U64(o.last.request, req[18]);
+    T_EQ_U64(o.ok[SLABMQ_ASYNC_ACK], 18);
+    T_EQ_U64(o.count[SLABMQ_ASYNC_ACK], 18);
+    T_EQ_U64(o.ok[SLABMQ_ASYNC_PUBLISH], 1);
+    T_EQ_U64(o.ok[SLABMQ_ASYNC_NACK], 1);
     T_EQ_U64(t_stat(c, "co", "acked"), 18);
     T_EQ_U64(t_stat(c, "co", "nacked"), 1);
     T_EQ_U64(t_stat(c, "co", "inflight"), 40 - 19);
@@ -989,10 +998,10 @@ test_acks_coalesce(void)
 }
 
 /* An unknown id inside a coalesced ACK: the broker settles the known ids and answers the
- * whole request ERR_UNKNOWN_ID, so the one confirmation (for every call that joined it, by
- * its shared request id) is that error, with count 0, and slabmq_flush() reports it with
- * the broker's counts ("1 of 3 ids unknown ...; 2 settled"). Acks sent one by one
- * (slabmq_send() between them) fail alone. */
+ * whole request ERR_UNKNOWN_ID, so every call that joined it is confirmed with that error
+ * (count 0, their shared request id), and slabmq_flush() reports it with the broker's
+ * counts ("1 of 3 ids unknown ...; 2 settled"). Acks sent one by one (slabmq_send()
+ * between them) fail alone. */
 static void
 test_coalesced_ack_unknown_id(void)
 {
@@ -1017,10 +1026,13 @@ test_coalesced_ack_unknown_id(void)
     T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_UNKNOWN_ID);
     T_ASSERT(strstr(slabmq_client_errmsg(c), "1 of 3 ids unknown") != NULL);
     T_ASSERT(strstr(slabmq_client_errmsg(c), "2 settled") != NULL);
-    T_EQ_U64(o.n, 1);
-    T_EQ_INT(o.last.status, SLABMQ_ERR_UNKNOWN_ID);
-    T_EQ_U64(o.last.request, req[0]);
-    T_EQ_U64(o.last.count, 0);
+    T_EQ_U64(o.n, 3);
+    T_EQ_U64(o.failed[SLABMQ_ASYNC_ACK], 3);
+    for (int i = 0; i < 3; i++) {
+        T_EQ_INT(o.seen[i].status, SLABMQ_ERR_UNKNOWN_ID);
+        T_EQ_U64(o.seen[i].request, req[0]);
+        T_EQ_U64(o.seen[i].count, 0);
+    }
     T_EQ_U64(t_stat(c, "unk", "acked"), 2); /* the known ones are settled all the same */
     T_EQ_U64(t_stat(c, "unk", "inflight"), 2);
     /* one by one: the unknown id's request fails, the others succeed */
@@ -1028,10 +1040,10 @@ test_coalesced_ack_unknown_id(void)
     ack_alone(c, bogus, &req[1]);
     ack_alone(c, ids[3], NULL);
     T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_UNKNOWN_ID);
-    T_EQ_U64(o.n, 4);
-    T_EQ_U64(o.failed[SLABMQ_ASYNC_ACK], 2);
-    T_EQ_U64(o.seen[2].request, req[1]);
-    T_EQ_INT(o.seen[2].status, SLABMQ_ERR_UNKNOWN_ID);
+    T_EQ_U64(o.n, 6);
+    T_EQ_U64(o.failed[SLABMQ_ASYNC_ACK], 4);
+    T_EQ_U64(o.seen[4].request, req[1]);
+    T_EQ_INT(o.seen[4].status, SLABMQ_ERR_UNKNOWN_ID);
     T_EQ_U64(o.ok[SLABMQ_ASYNC_ACK], 2);
     T_EQ_U64(t_stat(c, "unk", "acked"), 4);
     T_EQ_U64(t_stat(c, "unk", "inflight"), 0);
@@ -1039,45 +1051,38 @@ test_coalesced_ack_unknown_id(void)
     t_broker_stop(&b);
 }
 
-/* Where a coalesced ACK ends: a QUIET ACK once 256 ids have been acked QUIET in a row (the
- * plain ACK after it gets the reply that confirms the run), a plain one at 1,024 ids. 2,560
- * acks of one id are four requests: QUIET 256, plain 1,024, QUIET 256, plain 1,024. */
+/* Where a coalesced ACK ends: once 256 ids have been acked QUIET in a row. The next call
+ * is a plain ACK of its one id, whose reply confirms the run, and the call after it starts
+ * a new QUIET ACK. 600 acks of one id are five requests: QUIET 256, plain 1, QUIET 256,
+ * plain 1, QUIET 86; and 600 confirmations, one per call. */
 static void
 test_coalesced_ack_limits(void)
 {
-    static uint64_t ids[2560];
-    static slabmq_payload msgs[2560];
+    static uint64_t ids[600];
+    static slabmq_payload msgs[600];
     struct t_broker b;
     slabmq_client *c;
     struct by_op o = {0};
-    uint64_t req[2560];
-    static const uint64_t want[4] = {256, 1024, 256, 1024};
+    uint64_t req[600];
 
     t_broker_start(&b, NULL);
     c = t_client(&b);
-    for (int i = 0; i < 2560; i++)
+    for (int i = 0; i < 600; i++)
         msgs[i] = (slabmq_payload){"job", 3};
-    T_OK(c, slabmq_publish_batch(c, "cap", msgs, 2560, NULL));
-    fetch_ids(c, "cap", ids, 2560);
+    T_OK(c, slabmq_publish_batch(c, "cap", msgs, 600, NULL));
+    fetch_ids(c, "cap", ids, 600);
     slabmq_client_on_confirmation(c, on_confirmation, &o);
-    for (int i = 0; i < 2560; i++)
+    for (int i = 0; i < 600; i++)
         T_OK(c, slabmq_ack_async(c, &ids[i], 1, &req[i]));
-    T_EQ_U64(slabmq_client_outstanding(c), 4);
-    T_EQ_U64(req[255], req[0]);
-    T_EQ_U64(req[256], req[0] + 1);
-    T_EQ_U64(req[1279], req[0] + 1);
-    T_EQ_U64(req[1280], req[0] + 2);
-    T_EQ_U64(req[1535], req[0] + 2);
-    T_EQ_U64(req[1536], req[0] + 3);
-    T_EQ_U64(req[2559], req[0] + 3);
+    T_EQ_U64(slabmq_client_outstanding(c), 5);
+    for (int i = 0; i < 600; i++)
+        T_EQ_U64(req[i], req[0] + (i < 256 ? 0 : i == 256 ? 1 : i < 513 ? 2 : i == 513 ? 3 : 4));
     T_OK(c, slabmq_flush(c));
-    T_EQ_U64(o.n, 4);
-    for (int i = 0; i < 4; i++) {
-        T_EQ_INT(o.seen[i].status, SLABMQ_OK);
-        T_EQ_U64(o.seen[i].count, want[i]);
-        T_EQ_U64(o.seen[i].request, req[0] + (uint64_t)i);
-    }
-    T_EQ_U64(t_stat(c, "cap", "acked"), 2560);
+    T_EQ_U64(o.n, 600);
+    T_EQ_U64(o.ok[SLABMQ_ASYNC_ACK], 600);
+    T_EQ_U64(o.count[SLABMQ_ASYNC_ACK], 600);
+    T_EQ_U64(o.last.request, req[599]);
+    T_EQ_U64(t_stat(c, "cap", "acked"), 600);
     T_EQ_U64(t_stat(c, "cap", "inflight"), 0);
     slabmq_client_close(c);
     t_broker_stop(&b);
@@ -1118,8 +1123,8 @@ test_push_consumer_acks_confirmed(void)
     }
     T_EQ_U64(got, 4096);
     /* the broker delivered the last 512 only after the acks of the first 3,584 came in;
-     * all but the QUIET run and the plain ACK at their end have been confirmed */
-    T_ASSERT(o.count[SLABMQ_ASYNC_ACK] >= 4096 - 512 - 256 - 1024);
+     * all but a QUIET run (256 ids) at their end have been confirmed */
+    T_ASSERT(o.count[SLABMQ_ASYNC_ACK] >= 4096 - 512 - 257);
     T_EQ_U64(o.failed[SLABMQ_ASYNC_ACK], 0);
     T_OK(c, slabmq_flush(c));
     T_EQ_U64(o.count[SLABMQ_ASYNC_ACK], 4096);
