@@ -34,8 +34,10 @@
 #define ACK_HEAD (2 + SMQ_MPW_MAX_HDR + 5)
 
 /* Whether the ACK queued last takes the id of a call of n ids with these flags: n is 1,
- * it is QUIET, still the last request and unsent, with the same flags, the QUIET run not
- * yet full, and its body within the broker's frame limit with one more id however large.
+ * it is QUIET, still the last request and unsent, with the same flags, still the QUIET
+ * ACKs' ring's last entry (a broken or hostile broker's reply naming it, read before it
+ * was sent, takes it off), the QUIET run not yet full, and its body within the broker's
+ * frame limit with one more id however large.
  * The run bounds what an ACK takes to SMQ_QUIET_RUN ids: a body of 2.3 KiB at most, far
  * under the smallest frame a broker takes (max_message_size + SMQ_FRAME_SLACK), but the
  * frame limit is checked all the same. */
@@ -45,12 +47,15 @@ ackq_takes(const struct slabmq_client *c, size_t n, unsigned flags)
     const struct smq_ackq *a = &c->ackq;
 
     return n == 1 && a->end != 0 && a->end == c->wlen && a->rid + 1 == c->next_rid
-           && a->flags == flags && (a->wire & SMQ_ACK_QUIET) && a->end - a->frame - SMQ_FRAME_HEADER + SMQ_MPW_MAX_HDR <= c->max_frame
+           && a->flags == flags && (a->wire & SMQ_ACK_QUIET) && c->qlen > 0
+           && c->quiet[(c->qhead + c->qlen - 1) % c->qcap].rid == a->rid
+           && a->end - a->frame - SMQ_FRAME_HEADER + SMQ_MPW_MAX_HDR <= c->max_frame
            && c->qids < c->qrun_max;
 }
 
-/* Append one id to the queued QUIET ACK. On failure (out of memory) the frame is as it
- * was. */
+/* Append one id to the queued QUIET ACK. Its ids' count and its frame length are left:
+ * smq_send_queued() writes them once, when the frame leaves, rather than each call. On
+ * failure (out of memory) the frame is as it was. */
 static slabmq_status
 ackq_append(struct slabmq_client *c, uint64_t id, uint64_t *request)
 {
@@ -58,21 +63,20 @@ ackq_append(struct slabmq_client *c, uint64_t id, uint64_t *request)
     struct smq_quiet *q;
     uint8_t *p;
 
-    if (smq_wbuf_room(c, SMQ_MPW_MAX_HDR)) /* the flags byte is rewritten, not added */
+    /* the flags byte is rewritten, not added */
+    if (c->wcap - c->wlen < SMQ_MPW_MAX_HDR && smq_wbuf_room(c, SMQ_MPW_MAX_HDR))
         return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory building a request");
     p = smq_mpw_uint(c->wbuf + a->end - 1, id);
     *p++ = a->wire;
     a->n++;
-    smq_mpw_be(c->wbuf + a->ids + 1, a->n, 4);
     a->end = c->wlen = (size_t)(p - c->wbuf);
-    smq_frame_put_header(c->wbuf + a->frame, (uint32_t)(a->end - a->frame - SMQ_FRAME_HEADER));
     q = &c->quiet[(c->qhead + c->qlen - 1) % c->qcap]; /* its entry: nothing came after it */
     q->n++;
     q->calls++;
     c->qids++;
     if (request)
         *request = a->rid;
-    return smq_req_grew(c);
+    return c->wlen >= 65536 ? smq_req_grew(c) : SLABMQ_OK;
 }
 
 /* Queue a new ACK of n ids, QUIET when the run allows, that later calls may append to. */
@@ -99,6 +103,8 @@ ackq_new(struct slabmq_client *c, const uint64_t *ids, size_t n, unsigned flags,
     if (wire)
         *p++ = (uint8_t)wire; /* SMQ_ACK_* are below 128: one byte */
     smq_req_wrote(c, p);
+    if (c->ackq.end) /* an older one still queued: it takes no more ids */
+        smq_ack_seal(c);
     c->ackq = (struct smq_ackq){c->wstart, at, c->wlen, c->next_rid, (uint32_t)n,
                                 (uint8_t)wire, (uint8_t)flags};
     st = quiet ? smq_req_async_quiet(c, request, n) : smq_req_async_settle(c, request);

@@ -45,9 +45,10 @@ struct smq_quiet {
     uint64_t calls;
 };
 
-/* The pipelined ACK at the end of wbuf, not yet sent, that the next slabmq_ack_async() with
- * the same flags appends its ids to (acks.c). Valid while end is not 0, end == wlen (nothing
- * was queued after it; smq_send_queued() sets end to 0) and rid is the last request id. */
+/* The pipelined ACK in wbuf, not yet sent, that the next slabmq_ack_async() with the same
+ * flags appends its id to (acks.c) while end == wlen (nothing was queued after it) and rid
+ * is the last request id. end is not 0 while it is queued: smq_send_queued() then writes
+ * its count and length, which appending leaves, and sets end to 0. */
 struct smq_ackq {
     size_t frame;   /* offset in wbuf of its frame header */
     size_t ids;     /* offset of its ids' array32 header */
@@ -190,6 +191,10 @@ slabmq_status smq_req_async_quiet(struct slabmq_client *c, uint64_t *rid, uint64
 void smq_pack_str(struct slabmq_client *c, const char *s);
 /* Make room for n more bytes at the end of wbuf: 0, or -1 when out of memory (wfail set). */
 int smq_wbuf_room(struct slabmq_client *c, size_t n);
+/* Write the ids' count and the frame length of c->ackq, the ACK that calls coalesced into
+ * (acks.c appends ids without them): once per frame, when it leaves (smq_send_queued()) or
+ * when a newer ACK takes its place, not once per call. */
+void smq_ack_seal(struct slabmq_client *c);
 /* Bytes were appended to the last queued request (acks.c): send once 64 KiB are queued, as
  * smq_req_async() does. */
 slabmq_status smq_req_grew(struct slabmq_client *c);

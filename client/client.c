@@ -414,6 +414,19 @@ req_end(struct slabmq_client *c)
     return SLABMQ_OK;
 }
 
+void
+smq_ack_seal(struct slabmq_client *c)
+{
+    const struct smq_ackq *a = &c->ackq;
+    uint8_t *p = c->wbuf + a->ids + 1; /* after the array32 header byte */
+
+    p[0] = (uint8_t)(a->n >> 24);
+    p[1] = (uint8_t)(a->n >> 16);
+    p[2] = (uint8_t)(a->n >> 8);
+    p[3] = (uint8_t)a->n;
+    smq_frame_put_header(c->wbuf + a->frame, (uint32_t)(a->end - a->frame - SMQ_FRAME_HEADER));
+}
+
 /* Send every queued frame in one go. */
 slabmq_status
 smq_send_queued(struct slabmq_client *c, int64_t deadline)
@@ -422,6 +435,8 @@ smq_send_queued(struct slabmq_client *c, int64_t deadline)
 
     if (c->wlen == 0)
         return SLABMQ_OK;
+    if (c->ackq.end) /* queued, maybe with later requests after it */
+        smq_ack_seal(c);
     st = send_all(c, c->wbuf, c->wlen, deadline);
     c->wlen = c->wstart = 0;
     c->ackq.end = 0; /* sent: an ACK on the wire takes no more ids */
