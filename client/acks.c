@@ -33,34 +33,37 @@
 /* Room before the ids: fixarray, op, request id, the ids' array32 header. */
 #define ACK_HEAD (2 + SMQ_MPW_MAX_HDR + 5)
 
-/* Whether the ACK queued last takes the id of a call of n ids with these flags: n is 1,
- * it is QUIET, still the last request and unsent, with the same flags, still the QUIET
- * ACKs' ring's last entry (a broken or hostile broker's reply naming it, read before it
- * was sent, takes it off), the QUIET run not yet full, and its body within the broker's
- * frame limit with one more id however large.
- * The run bounds what an ACK takes to SMQ_QUIET_RUN ids: a body of 2.3 KiB at most, far
- * under the smallest frame a broker takes (max_message_size + SMQ_FRAME_SLACK), but the
- * frame limit is checked all the same. */
-static int
-ackq_takes(const struct slabmq_client *c, size_t n, unsigned flags)
+/* The ring entry of the ACK queued last if it takes the id of a call of n ids with these
+ * flags, else NULL: n is 1, it is QUIET, still the last request and unsent, with the same
+ * flags, still the QUIET ACKs' ring's last entry (a broken or hostile broker's reply naming
+ * it, read before it was sent, takes it off), the QUIET run not yet full, and its body
+ * within the broker's frame limit with one more id however large. The run bounds what an
+ * ACK takes to SMQ_QUIET_RUN ids: a body of 2.3 KiB at most, far under the smallest frame
+ * a broker takes (max_message_size + SMQ_FRAME_SLACK), but the limit is checked all the
+ * same. */
+static struct smq_quiet *
+ackq_takes(struct slabmq_client *c, size_t n, unsigned flags)
 {
     const struct smq_ackq *a = &c->ackq;
+    uint32_t last;
 
-    return n == 1 && a->end != 0 && a->end == c->wlen && a->rid + 1 == c->next_rid
-           && a->flags == flags && (a->wire & SMQ_ACK_QUIET) && c->qlen > 0
-           && c->quiet[(c->qhead + c->qlen - 1) % c->qcap].rid == a->rid
-           && a->end - a->frame - SMQ_FRAME_HEADER + SMQ_MPW_MAX_HDR <= c->max_frame
-           && c->qids < c->qrun_max;
+    if (n != 1 || a->end != c->wlen || a->end == 0 || a->rid + 1 != c->next_rid
+        || a->flags != flags || !(a->wire & SMQ_ACK_QUIET) || c->qids >= c->qrun_max
+        || c->qlen == 0 || a->end - a->frame - SMQ_FRAME_HEADER + SMQ_MPW_MAX_HDR > c->max_frame)
+        return NULL;
+    last = c->qhead + c->qlen - 1; /* both below qcap: no division */
+    if (last >= c->qcap)
+        last -= c->qcap;
+    return c->quiet[last].rid == a->rid ? &c->quiet[last] : NULL;
 }
 
-/* Append one id to the queued QUIET ACK. Its ids' count and its frame length are left:
- * smq_send_queued() writes them once, when the frame leaves, rather than each call. On
- * failure (out of memory) the frame is as it was. */
+/* Append one id to the queued QUIET ACK, whose ring entry is q. Its ids' count and its
+ * frame length are left: smq_ack_seal() writes them once, when the frame leaves, rather
+ * than each call. On failure (out of memory) the frame is as it was. */
 static slabmq_status
-ackq_append(struct slabmq_client *c, uint64_t id, uint64_t *request)
+ackq_append(struct slabmq_client *c, struct smq_quiet *q, uint64_t id, uint64_t *request)
 {
     struct smq_ackq *a = &c->ackq;
-    struct smq_quiet *q;
     uint8_t *p;
 
     /* the flags byte is rewritten, not added */
@@ -70,7 +73,6 @@ ackq_append(struct slabmq_client *c, uint64_t id, uint64_t *request)
     *p++ = a->wire;
     a->n++;
     a->end = c->wlen = (size_t)(p - c->wbuf);
-    q = &c->quiet[(c->qhead + c->qlen - 1) % c->qcap]; /* its entry: nothing came after it */
     q->n++;
     q->calls++;
     c->qids++;
@@ -117,6 +119,8 @@ slabmq_status
 smq_ack_async(struct slabmq_client *c, const uint64_t *ids, size_t n, unsigned flags,
               uint64_t *request)
 {
+    struct smq_quiet *q;
+
     if (n == 0 || !ids)
         return smq_client_fail(c, SLABMQ_ERR_ARG, "no ids given");
     if (n > UINT32_MAX || n > (SIZE_MAX - ACK_HEAD - 1) / SMQ_MPW_MAX_HDR)
@@ -124,7 +128,8 @@ smq_ack_async(struct slabmq_client *c, const uint64_t *ids, size_t n, unsigned f
     if (c->broken)
         return smq_client_fail(c, SLABMQ_ERR_CLOSED,
                                "connection unusable after an earlier error; reconnect");
-    if (ackq_takes(c, n, flags))
-        return ackq_append(c, ids[0], request);
+    q = ackq_takes(c, n, flags);
+    if (q)
+        return ackq_append(c, q, ids[0], request);
     return ackq_new(c, ids, n, flags, request);
 }
