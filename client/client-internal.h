@@ -129,8 +129,8 @@ struct slabmq_client {
     uint64_t qids;          /* the ids they ack: coalescing (acks.c) puts many in one */
     uint64_t ping_rid;      /* the PING sent to have trailing QUIET ACKs confirmed, until its
                                reply (0: none); its reply goes to no callback */
-    struct smq_ackq ackq;   /* the last queued request, when it is an ACK that may take more
-                               ids (acks.c) */
+    struct smq_ackq ackq;   /* the pipelined ACK queued last and not yet sent, which may take
+                               more ids (acks.c) */
 };
 
 /* A client without a connection (fd -1): slabmq_client_connect_errbuf()'s first step, and what the fuzz harness

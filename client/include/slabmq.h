@@ -618,7 +618,7 @@ SLABMQ_API slabmq_status slabmq_publish_batch_opts(slabmq_client *c, const char 
  * joined one ACK get the same request id, and each call still gets its own confirmation
  * (in call order, with that request id and the call's count). Anything queued in between
  * (a publish, a NACK, a TERM, an ack with other flags), a send (slabmq_send(), a
- * synchronous call, slabmq_receive() when it reads) or the end of the QUIET run (at
+ * synchronous call, slabmq_receive() when it reads) or a full QUIET run (256 ids; see
  * slabmq_ack_async()) ends the ACK, so requests still leave in the order of the calls.
  * NACK and TERM do not coalesce.
  *
