@@ -36,11 +36,27 @@ struct smq_sub {
     char queue[SMQ_NAME_MAX + 1];
 };
 
-/* A QUIET ACK not yet confirmed: its request id and how many ids it acks (the count a
- * success reports). */
+/* A QUIET ACK not yet confirmed: its request id, how many ids it acks, and how many
+ * slabmq_ack_async() calls it carries (acks.c coalesces calls of one id into it: the first
+ * call's n - (calls - 1) ids, then one id per call). Each call gets its own confirmation. */
 struct smq_quiet {
     uint64_t rid;
     uint64_t n;
+    uint64_t calls;
+};
+
+/* The pipelined ACK in wbuf, not yet sent, that the next slabmq_ack_async() with the same
+ * flags appends its id to (acks.c) while end == wlen (nothing was queued after it) and rid
+ * is the last request id. end is not 0 while it is queued: smq_send_queued() then writes
+ * its count and length, which appending leaves, and sets end to 0. */
+struct smq_ackq {
+    size_t frame;   /* offset in wbuf of its frame header */
+    size_t ids;     /* offset of its ids' array32 header */
+    size_t end;     /* offset just past it */
+    uint64_t rid;   /* its request id */
+    uint32_t n;     /* ids in it */
+    uint8_t wire;   /* the flags byte it ends with (SMQ_ACK_*), 0: none written */
+    uint8_t flags;  /* the caller's flags (SLABMQ_ACK_*) */
 };
 
 struct ssl_st;
@@ -68,7 +84,8 @@ struct slabmq_client {
     uint32_t settling;      /* of which settlements (ACK, NACK, TERM): they have their own
                                limit, slimit, not the window */
     uint32_t slimit;        /* smq_settle_window(), worked out when it can change */
-    uint32_t qrun_max;      /* QUIET ACKs allowed in a row (smq_quiet_reserve) */
+    uint32_t qrun_max;      /* QUIET ACKs, and ids acked QUIET, allowed in a row
+                               (smq_quiet_reserve) */
     uint64_t first_async;   /* request id of the oldest outstanding pipelined request */
     slabmq_confirm_cb on_confirm;  /* called for each pipelined reply; may be NULL */
     void *confirm_arg;
@@ -109,8 +126,11 @@ struct slabmq_client {
     uint32_t qhead;
     uint32_t qlen;
     uint32_t qrun;          /* QUIET ACKs at the end of the outstanding requests */
+    uint64_t qids;          /* the ids they ack: coalescing (acks.c) puts many in one */
     uint64_t ping_rid;      /* the PING sent to have trailing QUIET ACKs confirmed, until its
                                reply (0: none); its reply goes to no callback */
+    struct smq_ackq ackq;   /* the pipelined ACK queued last and not yet sent, which may take
+                               more ids (acks.c) */
 };
 
 /* A client without a connection (fd -1): slabmq_client_connect_errbuf()'s first step, and what the fuzz harness
@@ -150,21 +170,40 @@ uint32_t smq_settle_window(const struct slabmq_client *c);
 /* Return the sticky error (a refused pipelined publish) after recording its detail, or
  * SLABMQ_OK: the publish *_async calls and slabmq_send check it. */
 slabmq_status smq_sticky(struct slabmq_client *c);
-/* QUIET ACKs in a row at most, so that a push consumer, which makes no synchronous call,
- * still has its acks confirmed every so often: the plain ACK after them gets a reply, which
- * confirms them. Costs the broker one small reply frame per this many acks. */
+/* QUIET ACKs in a row at most, and ids acked QUIET in a row (a QUIET ACK takes more ids by
+ * coalescing only while fewer have been), so that a push consumer, which makes no
+ * synchronous call, still has its acks confirmed every so often: the plain ACK after them
+ * gets a reply, which confirms them. Costs the broker one small reply frame per this many
+ * acked ids at most (one per 256 acks of one id, as before coalescing); a consumer that
+ * fetches resets the run with each FETCH's reply. */
 #define SMQ_QUIET_RUN 256
 
 /* Whether the next pipelined ACK may go QUIET, with room kept for it so that
  * smq_req_async_quiet() cannot fail for want of it: 0, or -1 (the caller then sends a plain
  * ACK). Not when the broker does not take it, when out of memory, nor for more than
- * SMQ_QUIET_RUN or a quarter of smq_settle_window() in a row: with that limit reached, the
+ * SMQ_QUIET_RUN or a quarter of smq_settle_window() in a row (requests, or ids acked in
+ * them, whichever reaches it first): with that limit reached, the
  * reply to a plain request among the older half then frees half of it, and a request is
  * never confirmed inside the call that queued it (a limit under 4 has no QUIET ACKs). */
 int smq_quiet_reserve(struct slabmq_client *c);
 /* smq_req_async() for a QUIET ACK of n ids, after smq_quiet_reserve(). */
 slabmq_status smq_req_async_quiet(struct slabmq_client *c, uint64_t *rid, uint64_t n);
 void smq_pack_str(struct slabmq_client *c, const char *s);
+/* Make room for n more bytes at the end of wbuf: 0, or -1 when out of memory (wfail set). */
+int smq_wbuf_room(struct slabmq_client *c, size_t n);
+/* Write the ids' count and the frame length of c->ackq, the ACK that calls coalesced into
+ * (acks.c appends ids without them): once per frame, when it leaves (smq_send_queued()) or
+ * when a newer ACK takes its place, not once per call. */
+void smq_ack_seal(struct slabmq_client *c);
+/* Bytes were appended to the last queued request (acks.c): send once 64 KiB are queued, as
+ * smq_req_async() does. */
+slabmq_status smq_req_grew(struct slabmq_client *c);
+
+/* slabmq_ack_flags_async(): append the id of a call of one id to the QUIET ACK queued last
+ * when it takes it, else queue a new ACK (QUIET when smq_quiet_reserve() allows). flags are
+ * checked already. */
+slabmq_status smq_ack_async(struct slabmq_client *c, const uint64_t *ids, size_t n,
+                            unsigned flags, uint64_t *request);
 
 /* Send the request built since smq_req_begin and read its reply. On SLABMQ_OK, *r is
  * positioned on the first result and *nresults says how many there are; the views stay valid

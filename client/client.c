@@ -260,6 +260,25 @@ smq_req_begin(struct slabmq_client *c, unsigned op, uint32_t nargs)
     msgpack_pack_uint64(&c->pk, c->next_rid);
 }
 
+int
+smq_wbuf_room(struct slabmq_client *c, size_t n)
+{
+    if (c->wcap - c->wlen < n) {
+        size_t ncap = c->wcap ? c->wcap : 4096;
+        uint8_t *nb;
+        while (ncap - c->wlen < n)
+            ncap *= 2;
+        nb = realloc(c->wbuf, ncap);
+        if (!nb) {
+            c->wfail = 1;
+            return -1;
+        }
+        c->wbuf = nb;
+        c->wcap = ncap;
+    }
+    return 0;
+}
+
 uint8_t *
 smq_req_reserve(struct slabmq_client *c, size_t n)
 {
@@ -395,6 +414,19 @@ req_end(struct slabmq_client *c)
     return SLABMQ_OK;
 }
 
+void
+smq_ack_seal(struct slabmq_client *c)
+{
+    const struct smq_ackq *a = &c->ackq;
+    uint8_t *p = c->wbuf + a->ids + 1; /* after the array32 header byte */
+
+    p[0] = (uint8_t)(a->n >> 24);
+    p[1] = (uint8_t)(a->n >> 16);
+    p[2] = (uint8_t)(a->n >> 8);
+    p[3] = (uint8_t)a->n;
+    smq_frame_put_header(c->wbuf + a->frame, (uint32_t)(a->end - a->frame - SMQ_FRAME_HEADER));
+}
+
 /* Send every queued frame in one go. */
 slabmq_status
 smq_send_queued(struct slabmq_client *c, int64_t deadline)
@@ -403,8 +435,11 @@ smq_send_queued(struct slabmq_client *c, int64_t deadline)
 
     if (c->wlen == 0)
         return SLABMQ_OK;
+    if (c->ackq.end) /* queued, maybe with later requests after it */
+        smq_ack_seal(c);
     st = send_all(c, c->wbuf, c->wlen, deadline);
     c->wlen = c->wstart = 0;
+    c->ackq.end = 0; /* sent: an ACK on the wire takes no more ids */
     if (c->wcap > ((size_t)4 << 20)) { /* do not keep a huge request buffer around */
         free(c->wbuf);
         c->wbuf = NULL;
@@ -473,7 +508,8 @@ smq_quiet_reserve(struct slabmq_client *c)
 {
     struct smq_quiet *q;
     uint32_t cap;
-    if (!(c->features & SMQ_FEATURE_QUIET_ACK) || c->qrun >= c->qrun_max)
+    if (!(c->features & SMQ_FEATURE_QUIET_ACK) || c->qrun >= c->qrun_max
+        || c->qids >= c->qrun_max)
         return -1; /* a limit under 4 makes qrun_max 0: no QUIET ACKs */
     if (c->qlen < c->qcap)
         return 0;
@@ -503,8 +539,10 @@ quiet_pop(struct slabmq_client *c, uint64_t rid, struct smq_quiet *out)
     *out = c->quiet[c->qhead];
     c->qhead = (c->qhead + 1) % c->qcap;
     c->qlen--;
-    if (c->qrun > c->qlen)
+    if (c->qrun > c->qlen) { /* it was of the run at the end */
         c->qrun = c->qlen;
+        c->qids -= out->n < c->qids ? out->n : c->qids;
+    }
     return 1;
 }
 
@@ -522,6 +560,21 @@ quiet_before(const struct slabmq_client *c, uint64_t rid)
     return k <= c->qlen && c->quiet[(c->qhead + k - 1) % c->qcap].rid == rid - 1;
 }
 
+/* Tell each slabmq_ack_async() call a QUIET ACK carries its confirmation, in call order,
+ * all with the ACK's request id: on success the first call's count (n - (calls - 1)) and
+ * then 1 per call (acks.c coalesces calls of one id), on failure cf as it is. */
+static void
+notify_quiet(struct slabmq_client *c, const struct smq_quiet *q, slabmq_confirm *cf)
+{
+    if (!has_callback(c))
+        return;
+    for (uint64_t i = 0; i < q->calls; i++) {
+        if (cf->status == SLABMQ_OK)
+            cf->value = i == 0 ? q->n - (q->calls - 1) : 1;
+        notify(c, cf, SLABMQ_ASYNC_ACK, cf->value);
+    }
+}
+
 /* A reply to request rid has come, and quiet_before(rid): the QUIET ACKs before it
  * succeeded, each settling all its ids (the broker runs a connection's requests in order
  * and would have answered a failure before this reply). Confirm them. Checked first, not
@@ -535,8 +588,7 @@ confirm_quiet_before(struct slabmq_client *c, uint64_t rid)
         c->first_async++;
         c->outstanding--;
         c->settling -= c->settling > 0;
-        notify(c, &(slabmq_confirm){q.rid, SLABMQ_OK, q.n, 0, SLABMQ_CONFIRM_DEFAULT},
-               SLABMQ_ASYNC_ACK, q.n);
+        notify_quiet(c, &q, &(slabmq_confirm){q.rid, SLABMQ_OK, q.n, 0, SLABMQ_CONFIRM_DEFAULT});
     }
 }
 
@@ -635,7 +687,10 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
         cf.level = smq_read_level(&r);
     if (h.status != SLABMQ_OK)
         keep_failure(c, &h, op);
-    notify(c, &cf, op, count);
+    if (was_quiet) /* it failed: every call it carries is told */
+        notify_quiet(c, &q, &cf);
+    else
+        notify(c, &cf, op, count);
     if (h.status != SLABMQ_OK && h.op == SMQ_OP_NONE)
         c->broken = 1; /* a connection-level error: the broker closes */
     return SLABMQ_OK;
@@ -665,7 +720,7 @@ ping_for_quiet(struct slabmq_client *c, int64_t deadline)
     if (st)
         return st;
     c->ping_rid = c->next_rid;
-    c->qrun = 0;
+    c->qrun = c->qids = 0;
     queued_async(c);
     return smq_send_queued(c, deadline);
 }
@@ -739,10 +794,11 @@ req_async(struct slabmq_client *c, uint64_t *rid, int settle, uint64_t quiet)
     if (rid)
         *rid = c->next_rid;
     if (quiet != UINT64_MAX) { /* room was reserved: smq_quiet_reserve() */
-        c->quiet[(c->qhead + c->qlen++) % c->qcap] = (struct smq_quiet){c->next_rid, quiet};
+        c->quiet[(c->qhead + c->qlen++) % c->qcap] = (struct smq_quiet){c->next_rid, quiet, 1};
         c->qrun++;
+        c->qids += quiet;
     } else {
-        c->qrun = 0;
+        c->qrun = c->qids = 0;
     }
     c->settling += (uint32_t)settle;
     queued_async(c);
@@ -751,6 +807,12 @@ req_async(struct slabmq_client *c, uint64_t *rid, int settle, uint64_t quiet)
     if (c->wlen >= 65536 || unsettled_others(c) >= c->window || c->settling >= c->slimit)
         return make_room(c);
     return SLABMQ_OK;
+}
+
+slabmq_status
+smq_req_grew(struct slabmq_client *c)
+{
+    return c->wlen >= 65536 ? make_room(c) : SLABMQ_OK;
 }
 
 slabmq_status

@@ -770,16 +770,15 @@ static slabmq_status
 settle_async(slabmq_client *c, unsigned op, const uint64_t *ids, size_t n, uint64_t delay,
              unsigned flags, uint64_t *request)
 {
-    int quiet;
-
     if (!c)
         return SLABMQ_ERR_ARG;
     if (check_ack_flags(c, flags))
         return (slabmq_status)c->last;
-    quiet = op == SMQ_OP_ACK && !smq_quiet_reserve(c);
-    if (build_settle(c, op, ids, n, delay, flags | (quiet ? SMQ_ACK_QUIET : 0)))
+    if (op == SMQ_OP_ACK) /* coalesced with the ACK queued before it when it can be (acks.c) */
+        return smq_ack_async(c, ids, n, flags, request);
+    if (build_settle(c, op, ids, n, delay, 0))
         return (slabmq_status)c->last;
-    return quiet ? smq_req_async_quiet(c, request, n) : smq_req_async_settle(c, request);
+    return smq_req_async_settle(c, request);
 }
 
 SLABMQ_API slabmq_status

@@ -611,7 +611,19 @@ SLABMQ_API slabmq_status slabmq_publish_batch_opts(slabmq_client *c, const char 
  * slabmq_receive(), slabmq_flush() and every synchronous call (which reads all of them
  * before its own reply), and handed to the callbacks in request order.
  *
- * Two limits, counted in requests, bound what is unconfirmed:
+ * Acks coalesce. A slabmq_ack_async() or slabmq_ack_flags_async() of one id whose request
+ * would directly follow a QUIET ACK still queued (not yet sent) with the same flags adds
+ * its id to that ACK instead of queuing a request of its own: a consumer acking each
+ * message of a batch sends an ACK per 256 messages, not one per message. The calls that
+ * joined one ACK get the same request id, and each call still gets its own confirmation
+ * (in call order, with that request id and the call's count). Anything queued in between
+ * (a publish, a NACK, a TERM, an ack with other flags), a send (slabmq_send(), a
+ * synchronous call, slabmq_receive() when it reads) or a full QUIET run (256 ids; see
+ * slabmq_ack_async()) ends the ACK, so requests still leave in the order of the calls.
+ * NACK and TERM do not coalesce.
+ *
+ * Two limits, counted in requests (an ACK of coalesced calls is one), bound what is
+ * unconfirmed:
  *  - the window (slabmq_client_set_window(), default 1024) counts publishes (and every
  *    other pipelined request that is not a settlement). When it is full, the call that
  *    filled it sends and reads confirmations until half of it is free;
@@ -643,8 +655,11 @@ SLABMQ_API slabmq_status slabmq_publish_batch_opts(slabmq_client *c, const char 
  */
 
 /**
- * Called once per pipelined request when its reply is read, in request order. It does not
- * say what the request was: ::slabmq_confirmation_cb (slabmq_client_on_confirmation()) does.
+ * Called once per pipelined request when its reply is read, in request order; for acks
+ * that coalesced into one request ("How pipelining works" above), once per call, in call
+ * order, each with the request id their calls all returned. It does not say what the
+ * request was:
+ * ::slabmq_confirmation_cb (slabmq_client_on_confirmation()) does.
  * @param request the id the *_async call returned.
  * @param status  #SLABMQ_OK or the broker's error for that request.
  * @param value   on success: the message id of a publish (the first id of a batch), or the
@@ -768,12 +783,29 @@ SLABMQ_API slabmq_status slabmq_publish_batch_opts_async(slabmq_client *c, const
  * same write as its next slabmq_fetch(), unless 64 KiB of requests are queued first). It
  * does not count against the window: settlements have their own limit, the broker's
  * in-flight limit, so a consumer acking each message of a batch larger than the window
- * does not stop to read replies ("How pipelining works" above). Against a broker that
- * takes it, the ACK is sent QUIET (docs/protocol.md 6.11), but never more than 256 (or a
- * quarter of that limit, if smaller) in a row: the broker answers only a failure, and the
- * confirmation (#SLABMQ_OK, value n) is handed to the callback when the reply to a later
- * request arrives, such as that of the next fetch or of the next plain ACK, or at
- * slabmq_flush().
+ * does not stop to read replies ("How pipelining works" above).
+ *
+ * Against a broker that takes it, the ACK is sent QUIET (docs/protocol.md 6.11), but never
+ * more than 256 ids (or a quarter of the settlements' limit, if smaller) in a row: once
+ * that many went QUIET, the next call is a plain ACK, whose reply confirms them. The broker
+ * answers a QUIET ACK only on failure; its confirmation (#SLABMQ_OK, value n) is handed to
+ * the callback when the reply to a later request arrives, such as that of the next fetch
+ * or of the next plain ACK, or at slabmq_flush(). A push consumer acking each message
+ * therefore has its acks confirmed every 257 or so, read by slabmq_receive().
+ *
+ * Consecutive calls of one id coalesce: while the QUIET ACK queued last is not sent and
+ * nothing was queued after it, a call with the same flags and n = 1 adds its id to it and
+ * returns that ACK's request id, so a consumer acking each message sends one ACK per 256
+ * messages, which the broker settles in one go. Each call is still confirmed on its own
+ * (value 1 for a call that joined, in call order).
+ *
+ * Failures are per request: when any id of a coalesced ACK is unknown (not in flight on
+ * this connection: acked twice, timed out, ...), the broker still acks the known ids and
+ * answers the whole request #SLABMQ_ERR_UNKNOWN_ID, so every call that joined it is
+ * confirmed with that error (count 0), and slabmq_flush() reports it once; its message
+ * (slabmq_client_errmsg() after the flush) says how many ids were unknown, the first of
+ * them, and how many were settled. To learn exactly which id failed, ack it with
+ * slabmq_ack(), or send each ack as its own request (slabmq_send() after each call).
  * @param c the connection
  * @param ids the messages' ids; borrowed for the call
  * @param n how many, at least 1
@@ -861,9 +893,9 @@ SLABMQ_API void slabmq_client_on_confirm_ex(slabmq_client *c, slabmq_confirm_ex_
 SLABMQ_API void slabmq_client_on_confirmation(slabmq_client *c, slabmq_confirmation_cb cb,
                                               void *user);
 /**
- * Pipelined requests not yet confirmed, settlements included. QUIET acks stay counted until
- * a later request's reply confirms them: to wait for every confirmation, call
- * slabmq_flush().
+ * Pipelined requests not yet confirmed, settlements included; ack calls coalesced into one
+ * ACK count once. QUIET acks stay counted until a later request's reply confirms them: to wait
+ * for every confirmation, call slabmq_flush().
  * @param c the connection
  * @return the number of pipelined requests not yet confirmed
  */

@@ -240,11 +240,20 @@ test_async_ack_with_fetch(void)
     t_broker_stop(&b);
 }
 
+/* slabmq_ack_async(), then slabmq_send(): the ACK leaves now, as its own request, and no
+ * later call can append ids to it (client/acks.c). */
+static void
+ack_alone(slabmq_client *c, uint64_t id, uint64_t *req)
+{
+    T_OK(c, slabmq_ack_async(c, &id, 1, req));
+    T_OK(c, slabmq_send(c));
+}
+
 /* Pipelined acks go QUIET against this broker; their confirmations still come once each, in
  * request order, with the count: from the reply to the next request (a FETCH), or from the
  * PING slabmq_flush() sends when nothing else follows them. A failing one is reported as
  * before, and a small window of quiet acks neither stalls nor confirms a request inside the
- * call that queued it. */
+ * call that queued it. Each ack is sent alone (ack_alone), so each is its own QUIET ACK. */
 static void
 test_quiet_acks_confirmed(void)
 {
@@ -268,7 +277,7 @@ test_quiet_acks_confirmed(void)
         ids[i] = slabmq_batch_get(bt, (size_t)i)->id;
     slabmq_batch_free(bt);
     for (int i = 0; i < 10; i++)
-        T_OK(c, slabmq_ack_async(c, &ids[i], 1, &req));
+        ack_alone(c, ids[i], &req);
     T_EQ_U64(slabmq_client_outstanding(c), 10);
     T_EQ_U64(cf.n, 0);
     T_OK(c, slabmq_fetch(c, "qa", 1, 0, &bt)); /* nothing ready: its reply confirms them */
@@ -280,9 +289,9 @@ test_quiet_acks_confirmed(void)
     T_ASSERT(!cf.out_of_order);
     T_EQ_U64(slabmq_client_outstanding(c), 0);
     /* an unknown id among them: its error, the others confirmed, flush reports it */
-    T_OK(c, slabmq_ack_async(c, &ids[10], 1, NULL));
-    T_OK(c, slabmq_ack_async(c, &bogus, 1, &req));
-    T_OK(c, slabmq_ack_async(c, &ids[11], 1, NULL));
+    ack_alone(c, ids[10], NULL);
+    ack_alone(c, bogus, &req);
+    ack_alone(c, ids[11], NULL);
     T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_UNKNOWN_ID);
     T_EQ_U64(cf.n, 13);
     T_EQ_U64(cf.acked, 12);
@@ -294,7 +303,7 @@ test_quiet_acks_confirmed(void)
     slabmq_client_set_window(c, 4);
     for (int i = 12; i < 40; i++) {
         uint64_t before = cf.n;
-        T_OK(c, slabmq_ack_async(c, &ids[i], 1, &req));
+        ack_alone(c, ids[i], &req);
         T_ASSERT(cf.n == before || cf.next_req <= req); /* never this request itself */
     }
     T_OK(c, slabmq_flush(c));
@@ -333,7 +342,7 @@ test_refused_call_leaves_no_gap(void)
         ids[i] = slabmq_batch_get(bt, (size_t)i)->id;
     slabmq_batch_free(bt);
     slabmq_client_on_confirm(c, on_ack_confirm, &cf);
-    T_OK(c, slabmq_ack_async(c, &ids[0], 1, NULL));
+    ack_alone(c, ids[0], NULL); /* sent: the ACK after the gap is a request of its own */
     T_EQ_INT(slabmq_publish_batch(c, "gap", two, 2, NULL), SLABMQ_ERR_ARG); /* over max_frame */
     T_OK(c, slabmq_ack_async(c, &ids[1], 1, NULL));
     T_OK(c, slabmq_fetch(c, "gap", 1, 0, &bt));
@@ -460,14 +469,18 @@ test_acks_beyond_the_window(void)
         else
             T_OK(c, slabmq_nack_async(c, &ids[i], 1, 0, NULL));
         T_EQ_U64(o.n, 0); /* no reply read inside the batch */
-        T_EQ_U64(slabmq_client_outstanding(c), (uint64_t)i + 1);
+        /* the acks coalesce: QUIET ACKs of 256 ids (a full QUIET run), each followed by a
+         * plain ACK of one, 11 requests for 1,536 acks; then a NACK each */
+        T_EQ_U64(slabmq_client_outstanding(c),
+                 i < 1536 ? 2 * ((uint64_t)i / 257) + (i % 257 == 256) + 1
+                          : (uint64_t)i - 1524);
     }
     T_EQ_U64(t_stat(p, "big-batch", "inflight"), 2048); /* none has left c yet */
     T_OK(c, slabmq_fetch(c, "big-batch", 1, 0, &bt)); /* one write: 2048 settlements, FETCH */
     T_EQ_INT(slabmq_batch_count(bt), 1);                /* a NACKed one, back in the queue */
     T_OK(c, slabmq_nack_async(c, &slabmq_batch_get(bt, 0)->id, 1, 0, NULL));
     slabmq_batch_free(bt);
-    T_EQ_U64(o.n, 2048);
+    T_EQ_U64(o.n, 2048); /* one per call */
     T_EQ_U64(o.ok[SLABMQ_ASYNC_ACK], 1536);
     T_EQ_U64(o.count[SLABMQ_ASYNC_ACK], 1536);
     T_EQ_U64(o.ok[SLABMQ_ASYNC_NACK], 512);
@@ -502,8 +515,8 @@ test_window_counts_publishes_only(void)
         ids[i] = slabmq_batch_get(bt, (size_t)i)->id;
     slabmq_batch_free(bt);
     slabmq_client_set_window(c, 8);
-    for (int i = 0; i < 100; i++)
-        T_OK(c, slabmq_ack_async(c, &ids[i], 1, NULL));
+    for (int i = 0; i < 100; i++) /* 100 requests: acks sent one by one do not coalesce */
+        ack_alone(c, ids[i], NULL);
     T_EQ_U64(slabmq_client_outstanding(c), 100);
     for (int i = 0; i < 7; i++)
         T_OK(c, slabmq_publish_async(c, "mix", "m", 1, NULL));
@@ -858,6 +871,270 @@ test_quiet_ack_on_the_wire(void)
     t_broker_stop(&b);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Coalesced ACKs (client/acks.c)                                                            */
+
+/* Fetch n messages of queue q on c into ids (n of them must be ready). */
+static void
+fetch_ids(slabmq_client *c, const char *q, uint64_t *ids, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        slabmq_batch *bt;
+        size_t k;
+        T_OK(c, slabmq_fetch(c, q, (uint32_t)(n - got > 10000 ? 10000 : n - got), 0, &bt));
+        k = slabmq_batch_count(bt);
+        T_ASSERT(k > 0);
+        for (size_t i = 0; i < k; i++)
+            ids[got + i] = slabmq_batch_get(bt, i)->id;
+        slabmq_batch_free(bt);
+        got += k;
+    }
+}
+
+/* Acks pipelined one id at a time share one QUIET ACK while nothing else is queued after
+ * it: one request id for all the calls, one request outstanding, and still a confirmation
+ * per call (count 1, that request id). A publish, a NACK or an ack with other flags queued
+ * between them ends it, and the requests go out in the calls' order: the confirmations
+ * come in that order, and the broker settles exactly the acked ids. Before coalescing,
+ * ten calls were ten requests (outstanding 10, ten request ids). */
+static void
+test_acks_coalesce(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    slabmq_client *s;
+    struct by_op o = {0};
+    uint64_t ids[40];
+    uint64_t req[40];
+    uint64_t preq = 0;
+    uint64_t nreq = 0;
+    slabmq_batch *bt;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    s = t_client(&b);
+    for (int i = 0; i < 40; i++)
+        T_OK(c, slabmq_publish_async(c, "co", "job", 3, NULL));
+    T_OK(c, slabmq_flush(c));
+    fetch_ids(c, "co", ids, 40);
+    slabmq_client_on_confirmation(c, on_confirmation, &o);
+    for (int i = 0; i < 10; i++)
+        T_OK(c, slabmq_ack_async(c, &ids[i], 1, &req[i]));
+    for (int i = 1; i < 10; i++)
+        T_EQ_U64(req[i], req[0]);
+    T_EQ_U64(slabmq_client_outstanding(c), 1);
+    T_EQ_U64(t_stat(s, "co", "inflight"), 40); /* nothing sent yet */
+    T_EQ_U64(o.n, 0);
+    T_EQ_U64(t_stat(c, "co", "inflight"), 30); /* sent before the STATS, whose reply */
+    T_EQ_U64(o.n, 10);                         /* confirms the ACK, call by call */
+    for (int i = 0; i < 10; i++) {
+        T_EQ_INT(o.seen[i].op, SLABMQ_ASYNC_ACK);
+        T_EQ_U64(o.seen[i].request, req[0]);
+        T_EQ_U64(o.seen[i].count, 1);
+    }
+    T_EQ_U64(t_stat(c, "co", "acked"), 10);
+    /* ack ack | publish | ack ack | NACK | ack | CONFIRMED ack | ack */
+    T_OK(c, slabmq_ack_async(c, &ids[10], 1, &req[10]));
+    T_OK(c, slabmq_ack_async(c, &ids[11], 1, &req[11]));
+    T_OK(c, slabmq_publish_async(c, "co", "new", 3, &preq));
+    T_OK(c, slabmq_ack_async(c, &ids[12], 1, &req[12]));
+    T_OK(c, slabmq_ack_async(c, &ids[13], 1, &req[13]));
+    T_OK(c, slabmq_nack_async(c, &ids[14], 1, 0, &nreq));
+    T_OK(c, slabmq_ack_async(c, &ids[15], 1, &req[15]));
+    T_OK(c, slabmq_ack_flags_async(c, &ids[16], 1, SLABMQ_ACK_CONFIRMED, &req[16]));
+    T_OK(c, slabmq_ack_flags_async(c, &ids[17], 1, SLABMQ_ACK_CONFIRMED, &req[17]));
+    T_OK(c, slabmq_ack_async(c, &ids[18], 1, &req[18]));
+    T_EQ_U64(req[11], req[10]);
+    T_EQ_U64(preq, req[10] + 1);
+    T_EQ_U64(req[12], preq + 1);
+    T_EQ_U64(req[13], req[12]);
+    T_EQ_U64(nreq, req[12] + 1);
+    T_EQ_U64(req[15], nreq + 1);
+    T_EQ_U64(req[16], req[15] + 1);
+    T_EQ_U64(req[17], req[16]);
+    T_EQ_U64(req[18], req[16] + 1);
+    T_EQ_U64(slabmq_client_outstanding(c), 7);
+    T_OK(c, slabmq_fetch(c, "none", 1, 0, &bt)); /* in the same write; confirms them all */
+    slabmq_batch_free(bt);
+    T_EQ_U64(o.n, 20);
+    T_ASSERT(!o.bad_op);
+    {
+        static const slabmq_async_op want[6] = {SLABMQ_ASYNC_ACK, SLABMQ_ASYNC_ACK,
+                                                SLABMQ_ASYNC_PUBLISH, SLABMQ_ASYNC_ACK,
+                                                SLABMQ_ASYNC_ACK, SLABMQ_ASYNC_NACK};
+        const uint64_t wreq[6] = {req[10], req[10], preq, req[12], req[12], nreq};
+        for (int i = 0; i < 6; i++) { /* the first 16 are kept */
+            T_EQ_INT(o.seen[10 + i].op, want[i]);
+            T_EQ_INT(o.seen[10 + i].status, SLABMQ_OK);
+            T_EQ_U64(o.seen[10 + i].count, 1);
+            T_EQ_U64(o.seen[10 + i].request, wreq[i]);
+        }
+    }
+    T_EQ_INT(o.last.op, SLABMQ_ASYNC_ACK);
+    T_EQ_U64(o.last.request, req[18]);
+    T_EQ_U64(o.ok[SLABMQ_ASYNC_ACK], 18);
+    T_EQ_U64(o.count[SLABMQ_ASYNC_ACK], 18);
+    T_EQ_U64(o.ok[SLABMQ_ASYNC_PUBLISH], 1);
+    T_EQ_U64(o.ok[SLABMQ_ASYNC_NACK], 1);
+    T_EQ_U64(t_stat(c, "co", "acked"), 18);
+    T_EQ_U64(t_stat(c, "co", "nacked"), 1);
+    T_EQ_U64(t_stat(c, "co", "inflight"), 40 - 19);
+    T_EQ_U64(t_stat(c, "co", "ready"), 2); /* the NACKed one and the new one */
+    /* slabmq_send() between two acks ends the first: two requests */
+    T_OK(c, slabmq_ack_async(c, &ids[19], 1, &req[19]));
+    T_OK(c, slabmq_send(c));
+    T_OK(c, slabmq_ack_async(c, &ids[20], 1, &req[20]));
+    T_EQ_U64(req[20], req[19] + 1);
+    T_EQ_U64(slabmq_client_outstanding(c), 2);
+    T_OK(c, slabmq_flush(c));
+    T_EQ_U64(o.count[SLABMQ_ASYNC_ACK], 20);
+    T_EQ_U64(t_stat(c, "co", "acked"), 20);
+    T_EQ_U64(t_stat(c, "co", "inflight"), 40 - 21); /* 20 acked, one NACKed */
+    slabmq_client_close(s);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* An unknown id inside a coalesced ACK: the broker settles the known ids and answers the
+ * whole request ERR_UNKNOWN_ID, so every call that joined it is confirmed with that error
+ * (count 0, their shared request id), and slabmq_flush() reports it with the broker's
+ * counts ("1 of 3 ids unknown ...; 2 settled"). Acks sent one by one (slabmq_send()
+ * between them) fail alone. */
+static void
+test_coalesced_ack_unknown_id(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    struct by_op o = {0};
+    uint64_t ids[4];
+    uint64_t req[3];
+    uint64_t bogus = (uint64_t)1 << 40;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    for (int i = 0; i < 4; i++)
+        T_OK(c, slabmq_publish(c, "unk", "job", 3, NULL));
+    fetch_ids(c, "unk", ids, 4);
+    slabmq_client_on_confirmation(c, on_confirmation, &o);
+    T_OK(c, slabmq_ack_async(c, &ids[0], 1, &req[0]));
+    T_OK(c, slabmq_ack_async(c, &bogus, 1, &req[1]));
+    T_OK(c, slabmq_ack_async(c, &ids[1], 1, &req[2]));
+    T_EQ_U64(req[1], req[0]);
+    T_EQ_U64(req[2], req[0]);
+    T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_UNKNOWN_ID);
+    T_ASSERT(strstr(slabmq_client_errmsg(c), "1 of 3 ids unknown") != NULL);
+    T_ASSERT(strstr(slabmq_client_errmsg(c), "2 settled") != NULL);
+    T_EQ_U64(o.n, 3);
+    T_EQ_U64(o.failed[SLABMQ_ASYNC_ACK], 3);
+    for (int i = 0; i < 3; i++) {
+        T_EQ_INT(o.seen[i].status, SLABMQ_ERR_UNKNOWN_ID);
+        T_EQ_U64(o.seen[i].request, req[0]);
+        T_EQ_U64(o.seen[i].count, 0);
+    }
+    T_EQ_U64(t_stat(c, "unk", "acked"), 2); /* the known ones are settled all the same */
+    T_EQ_U64(t_stat(c, "unk", "inflight"), 2);
+    /* one by one: the unknown id's request fails, the others succeed */
+    ack_alone(c, ids[2], NULL);
+    ack_alone(c, bogus, &req[1]);
+    ack_alone(c, ids[3], NULL);
+    T_EQ_INT(slabmq_flush(c), SLABMQ_ERR_UNKNOWN_ID);
+    T_EQ_U64(o.n, 6);
+    T_EQ_U64(o.failed[SLABMQ_ASYNC_ACK], 4);
+    T_EQ_U64(o.seen[4].request, req[1]);
+    T_EQ_INT(o.seen[4].status, SLABMQ_ERR_UNKNOWN_ID);
+    T_EQ_U64(o.ok[SLABMQ_ASYNC_ACK], 2);
+    T_EQ_U64(t_stat(c, "unk", "acked"), 4);
+    T_EQ_U64(t_stat(c, "unk", "inflight"), 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* Where a coalesced ACK ends: once 256 ids have been acked QUIET in a row. The next call
+ * is a plain ACK of its one id, whose reply confirms the run, and the call after it starts
+ * a new QUIET ACK. 600 acks of one id are five requests: QUIET 256, plain 1, QUIET 256,
+ * plain 1, QUIET 86; and 600 confirmations, one per call. */
+static void
+test_coalesced_ack_limits(void)
+{
+    static uint64_t ids[600];
+    static slabmq_payload msgs[600];
+    struct t_broker b;
+    slabmq_client *c;
+    struct by_op o = {0};
+    uint64_t req[600];
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    for (int i = 0; i < 600; i++)
+        msgs[i] = (slabmq_payload){"job", 3};
+    T_OK(c, slabmq_publish_batch(c, "cap", msgs, 600, NULL));
+    fetch_ids(c, "cap", ids, 600);
+    slabmq_client_on_confirmation(c, on_confirmation, &o);
+    for (int i = 0; i < 600; i++)
+        T_OK(c, slabmq_ack_async(c, &ids[i], 1, &req[i]));
+    T_EQ_U64(slabmq_client_outstanding(c), 5);
+    for (int i = 0; i < 600; i++)
+        T_EQ_U64(req[i], req[0] + (i < 256 ? 0 : i == 256 ? 1 : i < 513 ? 2 : i == 513 ? 3 : 4));
+    T_OK(c, slabmq_flush(c));
+    T_EQ_U64(o.n, 600);
+    T_EQ_U64(o.ok[SLABMQ_ASYNC_ACK], 600);
+    T_EQ_U64(o.count[SLABMQ_ASYNC_ACK], 600);
+    T_EQ_U64(o.last.request, req[599]);
+    T_EQ_U64(t_stat(c, "cap", "acked"), 600);
+    T_EQ_U64(t_stat(c, "cap", "inflight"), 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
+/* A push consumer acking each message with slabmq_ack_async() makes no synchronous call;
+ * its acks still get confirmed while it consumes: the QUIET run counts ids, so after 256
+ * ids acked QUIET the next ACK is plain and its reply (read by slabmq_receive()) confirms
+ * them. Had the run counted requests, acks coalesced per read would have been confirmed
+ * only after 256 requests, here not before the flush. */
+static void
+test_push_consumer_acks_confirmed(void)
+{
+    static slabmq_payload msgs[4096];
+    struct t_broker b;
+    slabmq_client *p;
+    slabmq_client *c;
+    struct by_op o = {0};
+    uint64_t got = 0;
+    int64_t end;
+
+    t_broker_start(&b, NULL);
+    p = t_client(&b);
+    c = t_client(&b);
+    for (int i = 0; i < 4096; i++)
+        msgs[i] = (slabmq_payload){"job", 3};
+    T_OK(p, slabmq_publish_batch(p, "push", msgs, 4096, NULL));
+    slabmq_client_on_confirmation(c, on_confirmation, &o);
+    T_OK(c, slabmq_subscribe(c, "push", 512, NULL));
+    end = t_now_ms() + 10000;
+    while (got < 4096 && t_now_ms() < end) {
+        slabmq_batch *bt = NULL;
+        T_OK(c, slabmq_receive(c, 1000, &bt));
+        for (size_t i = 0; bt && i < slabmq_batch_count(bt); i++)
+            T_OK(c, slabmq_ack_async(c, &slabmq_batch_get(bt, i)->id, 1, NULL));
+        got += bt ? slabmq_batch_count(bt) : 0;
+        slabmq_batch_free(bt);
+    }
+    T_EQ_U64(got, 4096);
+    /* the broker delivered the last 512 only after the acks of the first 3,584 came in;
+     * all but a QUIET run (256 ids) at their end have been confirmed */
+    T_ASSERT(o.count[SLABMQ_ASYNC_ACK] >= 4096 - 512 - 257);
+    T_EQ_U64(o.failed[SLABMQ_ASYNC_ACK], 0);
+    T_OK(c, slabmq_flush(c));
+    T_EQ_U64(o.count[SLABMQ_ASYNC_ACK], 4096);
+    T_EQ_U64(t_stat(p, "push", "acked"), 4096);
+    T_EQ_U64(t_stat(p, "push", "inflight"), 0);
+    slabmq_client_close(p);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_quiet_ack_on_the_wire),
     T_CASE(test_quiet_acks_confirmed),
@@ -874,6 +1151,10 @@ static const struct t_case cases[] = {
     T_CASE(test_window_counts_publishes_only),
     T_CASE(test_refused_publish_is_sticky),
     T_CASE(test_confirmation_names_its_op),
+    T_CASE(test_acks_coalesce),
+    T_CASE(test_coalesced_ack_unknown_id),
+    T_CASE(test_coalesced_ack_limits),
+    T_CASE(test_push_consumer_acks_confirmed),
     {NULL, NULL},
 };
 
