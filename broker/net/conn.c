@@ -575,16 +575,20 @@ take_next(struct conn *c)
 /* Handle every complete frame in c->in, until closing, or a pause.
  *
  * Queues woken by a request are served right after its reply, except within a run of
- * settles: a subscriber acking each push sends its acks together, and serving after each
- * would push one message per DELIVER frame for each credit given back (a push drain ran at
- * half the speed of FETCH). The run's woken queues are served once, after its last settle. */
+ * settles and publishes (dispatch_defers_wake): a subscriber acking each push sends its acks
+ * together, and serving after each would push one message per DELIVER frame for each credit
+ * given back (a push drain ran at half the speed of FETCH); a producer pipelines its
+ * publishes, and serving a waiting FETCH after each handed it one message per reply (a
+ * FETCH of 512 under a producer window of 1,024 ran at two thirds of the rate of a FETCH of
+ * 1,024). The run's woken queues are served once, after its last frame: before the next
+ * other request, or at the end of the read. */
 static void
 conn_process(struct conn *c)
 {
     struct server *s = c->srv;
     uint32_t full_body = s->b.cfg.max_message_size + SMQ_FRAME_SLACK;
     uint8_t batching = s->batching;
-    int settles = 0; /* inside a run of settles: wakes are deferred */
+    int run = 0; /* inside a run of settles and publishes: wakes are deferred */
 
     c->in_dispatch = 1;
     s->batching = 1;
@@ -596,7 +600,7 @@ conn_process(struct conn *c)
         uint32_t blen;
         size_t total;
         enum smq_frame_result r;
-        int settle;
+        int defers;
         if (c->discard) {
             discard_input(c);
             if (c->discard)
@@ -614,9 +618,9 @@ conn_process(struct conn *c)
                              &total);
         /* The run is over: serve before the next reply, also one made from the frame alone
          * (a fatal frame error is the last frame the connection gets, section 2) */
-        settle = r == SMQ_FRAME_OK && dispatch_is_settle(body, blen);
-        if (settles && !settle) {
-            settles = 0;
+        defers = r == SMQ_FRAME_OK && dispatch_defers_wake(body, blen);
+        if (run && !defers) {
+            run = 0;
             broker_flush_wake(&s->b);
         }
         if (r == SMQ_FRAME_OK && s->b.store && !store_has_room(s->b.store, blen)) {
@@ -643,8 +647,8 @@ conn_process(struct conn *c)
             take_next(c);
             break;
         }
-        if (settle && !settles) {
-            settles = 1;
+        if (defers && !run) {
+            run = 1;
             broker_defer_wake(&s->b);
         }
         dispatch_frame(&c->req, body, blen);
@@ -655,7 +659,7 @@ conn_process(struct conn *c)
         if (c->req.out.len >= s->cfg.output_cap)
             pause_reading(c, CONN_PAUSE_OUTPUT);
     }
-    if (settles)
+    if (run)
         broker_flush_wake(&s->b);
     c->in_dispatch = 0;
     s->batching = batching;
