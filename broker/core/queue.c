@@ -475,9 +475,15 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
     uint32_t stuck = 0;
     size_t bytes = 0;
 
+    /* Heap slots for the whole batch at once, and then a compare a message instead of a call
+     * (40 of 1,540 instructions a drained message, callgrind); near the memory limit this
+     * fails and the loop grows the heap one slot at a time, so what fits is still delivered. */
+    (void)theap_reserve(&b->timers, queue_ready(q) < max ? (uint32_t)queue_ready(q) : max);
+
     while (!q->paused && n < max && queue_ready(q) > 0 && (n == 0 || bytes < max_bytes)) {
         struct delivery *d;
-        if (theap_reserve(&b->timers, 1) < 0 || !(d = take_next(b, q))) {
+        if ((b->timers.n >= b->timers.cap && theap_reserve(&b->timers, 1) < 0)
+            || !(d = take_next(b, q))) {
             /* cannot track its deadline, or no memory for its record: leave it ready */
             q->mem_held = 1;
             q->c.memory_stalls++;
