@@ -32,7 +32,14 @@
 #include "req/wait.h"
 
 #define CONN_READ_SIZE (64u * 1024)
-#define CONN_READ_ROUNDS 4
+/* One buffer (64 KiB) per callback, then the replies go out and the loop turns to the other
+ * connections (reads are level-triggered: what is left is read at the next turn), as Redis
+ * reads at most 16 KiB per client per turn. Four buffers a callback kept a FETCH waiting
+ * behind up to 256 KiB of a producer's publishes, and that producer's confirmations behind
+ * them: with 256-byte messages and a window of 1,024, a FETCH of 512 ran at 0.80 of a FETCH
+ * of 1,024 (0.91 with one), and a producer alone at 3.70M msg/s (4.93M with one); 16-byte
+ * publishing did not change (medians of 3 alternated runs, docs/performance.md). */
+#define CONN_READ_ROUNDS 1
 #define CONN_CLOSE_GRACE_S 2 /* how long a closing connection may take to drain */
 /* TLS: output handed to the bufferevent at a time. The rest waits in c->req.out, under the
  * output cap and the memory limit like a plain connection's; this much more sits in
