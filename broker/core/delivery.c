@@ -120,7 +120,7 @@ void
 theap_init(struct theap *h, struct mem *m)
 {
     h->a = NULL;
-    h->n = h->cap = 0;
+    h->n = h->cap = h->held = 0;
     h->mem = m;
 }
 
@@ -130,7 +130,7 @@ theap_deinit(struct theap *h)
     mem_release(h->mem, (size_t)h->cap * sizeof(*h->a));
     free(h->a);
     h->a = NULL;
-    h->n = h->cap = 0;
+    h->n = h->cap = h->held = 0;
 }
 
 static void
@@ -180,9 +180,9 @@ theap_reserve(struct theap *h, uint32_t n)
     uint32_t ncap = h->cap ? h->cap : 1024;
     struct delivery **na;
 
-    if (h->n + n <= h->cap)
+    if (h->n + h->held + n <= h->cap)
         return 0;
-    while (ncap < h->n + n)
+    while (ncap < h->n + h->held + n)
         ncap *= 2;
     if (mem_reserve(h->mem, (size_t)(ncap - h->cap) * sizeof(*na)))
         return -1;
@@ -232,4 +232,12 @@ theap_update(struct theap *h, struct delivery *d)
         sift_up(h, i);
     else
         sift_down(h, i);
+}
+
+void
+theap_hand_over(struct theap *h, struct delivery *from, struct delivery *to)
+{
+    place(h, from->heap_idx, to);
+    from->heap_idx = DLV_NO_HEAP;
+    h->held--;
 }

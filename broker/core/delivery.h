@@ -7,7 +7,8 @@
  *   (ready, fresh)  a record in a segment at/after the       the queue's segments; no
  *                   queue's read cursor                      struct delivery exists
  *   DLV_INFLIGHT    the consumer's in-flight list, the       the consuming connection
- *                   timer heap (visibility deadline)
+ *                   timer heap (visibility deadline; or
+ *                   a follower of its run's entry, below)
  *   DLV_RETRY       a ready list of the queue: the retry     the queue
  *                   FIFO (priority 0) or the FIFO of its
  *                   priority; also in the timer heap if it
@@ -24,7 +25,18 @@
  * Deliveries are slab objects, found by id in a hash table (for ACK/NACK) and ordered by
  * due time in one binary heap shared by every queue: visibility deadlines and NACK delays
  * alike, so there is no libevent timer per message. Costs: lookup O(1) expected, heap
- * insert and remove O(log n). */
+ * insert and remove O(log n).
+ *
+ * Runs: the messages of one take have the same deadline and sit one after another in their
+ * consumer's in-flight list. A run is a longest stretch of that list with one queue and one
+ * due_ms; only its first delivery needs a heap entry (the others are "followers", with
+ * heap_idx DLV_NO_HEAP), and when that one leaves (acked, NACKed, timed out) or is TOUCHed
+ * its entry passes to the next follower, which has the same due time, so the heap needs no
+ * sift: O(1). Every message keeps its own due_ms and times out exactly when it did with an
+ * entry each; the heap just holds one entry per batch instead of per message (a drain acking
+ * each in order spent a push, a root removal and a sift-down per message). The heap keeps a
+ * slot in reserve for each follower (theap.held), so turning one into an entry never needs
+ * memory. */
 #ifndef SLABMQ_BROKER_CORE_DELIVERY_H
 #define SLABMQ_BROKER_CORE_DELIVERY_H
 
@@ -122,14 +134,23 @@ void dtable_remove(struct dtable *t, struct delivery *d);
 struct theap {
     struct delivery **a; /* heap array */
     uint32_t n;          /* entries */
+    uint32_t held;       /* slots kept free for followers (in-flight deliveries whose run's
+                            first delivery has the entry) */
     uint32_t cap;        /* slots */
     struct mem *mem;     /* budget for the array; borrowed */
 };
 
 void theap_init(struct theap *h, struct mem *m);
 void theap_deinit(struct theap *h);
-/* Make room for n more entries. Returns 0, or -1 at the memory limit. */
+/* Make room for n more entries besides those held for followers. Returns 0, or -1 at the
+ * memory limit. */
 int theap_reserve(struct theap *h, uint32_t n);
+/* Whether a slot is free for one more entry or follower without growing. */
+static inline int
+theap_has_room(const struct theap *h)
+{
+    return h->n + h->held < h->cap;
+}
 /* Returns 0, or -1 if the array could not grow (memory limit). */
 int theap_push(struct theap *h, struct delivery *d);
 void theap_remove(struct theap *h, struct delivery *d);
@@ -140,5 +161,8 @@ theap_min(const struct theap *h)
 }
 /* Re-position d after its due_ms changed. */
 void theap_update(struct theap *h, struct delivery *d);
+/* Follower 'to' (same due_ms as 'from') takes from's entry; from is then out of the heap.
+ * O(1): no sift. */
+void theap_hand_over(struct theap *h, struct delivery *from, struct delivery *to);
 
 #endif /* SLABMQ_BROKER_CORE_DELIVERY_H */

@@ -7,10 +7,14 @@
 const uint32_t latency_bounds_ms[LAT_BUCKETS] = {1,    5,    10,    50,    100,   500,
                                                  1000, 5000, 10000, 30000, 60000, 300000};
 
+/* A scan from the first bound, or from the middle one for waits past it: a queue drained
+ * after filling up observes hundreds of ms per delivery, for which the full scan cost 30 of
+ * a delivery's 1,400 instructions (callgrind); a bisection costs more for the usual 0-1 ms. */
 void
 lat_hist_observe(struct lat_hist *h, uint64_t ms)
 {
-    for (int i = 0; i < LAT_BUCKETS; i++) {
+    for (int i = ms > latency_bounds_ms[LAT_BUCKETS / 2] ? LAT_BUCKETS / 2 + 1 : 0;
+         i < LAT_BUCKETS; i++) {
         if (ms <= latency_bounds_ms[i]) {
             h->bucket[i]++;
             break;

@@ -8,7 +8,8 @@
  * 0 have one FIFO each, of messages that all have a delivery record. Network-agnostic: consumers are opaque owners with a list head for their in-flight
  * deliveries; long-poll waiters are kept here but served by the server (wait.c).
  * Costs: publish O(1) (plus chain chunks for large payloads), take O(1) per message plus a
- * heap insert, ack O(1) plus a heap removal; purge and free O(messages). */
+ * heap insert per batch, ack O(1) (a heap removal for the last of its batch); purge and free
+ * O(messages). */
 #ifndef SLABMQ_BROKER_CORE_QUEUE_H
 #define SLABMQ_BROKER_CORE_QUEUE_H
 

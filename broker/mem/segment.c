@@ -270,6 +270,14 @@ seg_kill(struct slab *s, struct segment *g, uint32_t off)
     return --g->live;
 }
 
+const uint8_t *
+seg_body(const struct segment *g, uint32_t off, const struct seg_rec *r)
+{
+    if (r->flags & SEG_CHUNKED)
+        return NULL;
+    return g->data + body_off(g, off);
+}
+
 void
 seg_copy_out(const struct segment *g, uint32_t off, struct obuf *o)
 {

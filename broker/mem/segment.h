@@ -95,6 +95,10 @@ void seg_read(const struct segment *g, uint32_t off, struct seg_rec *r);
  * count. */
 uint32_t seg_kill(struct slab *s, struct segment *g, uint32_t off);
 
+/* The payload of the record at off, r its seg_read(), when it is in the segment itself (not
+ * chunked); NULL for a chunked one (seg_copy_out). Valid until the record dies. */
+const uint8_t *seg_body(const struct segment *g, uint32_t off, const struct seg_rec *r);
+
 /* Append the payload of the record at off to an output chain (one copy). */
 void seg_copy_out(const struct segment *g, uint32_t off, struct obuf *o);
 

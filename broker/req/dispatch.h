@@ -22,21 +22,27 @@ struct req;
  * frame takes its normal path. */
 int dispatch_admit(struct req *rq, const uint8_t *body, size_t have, uint32_t blen);
 
-/* Whether a frame is a settle (ACK, NACK, TOUCH, TERM), from the array header and the op
- * after it (a positive fixint). Only decides when woken queues are served (net/conn.c);
- * dispatch_frame checks the frame. Inline: the frame loop asks for every frame. */
+/* Whether a frame's wake-ups may wait for the frames after it in the same read: a settle
+ * (ACK, NACK, TOUCH, TERM), whose credit given back is best spent on one push, or a publish
+ * (PUBLISH, PUBLISH_BATCH), whose messages are best handed to a waiting FETCH or a
+ * subscriber together (served after each publish, a waiter took one message per reply).
+ * From the array header and the op after it (a positive fixint). Only decides when woken
+ * queues are served (net/conn.c); dispatch_frame checks the frame. Inline: the frame loop
+ * asks for every frame. */
 static inline int
-dispatch_is_settle(const uint8_t *body, uint32_t len)
+dispatch_defers_wake(const uint8_t *body, uint32_t len)
 {
     uint32_t at = body[0] >= 0x90 && body[0] <= 0x9f ? 1
                   : body[0] == 0xdc                  ? 3
                   : body[0] == 0xdd                  ? 5
                                                      : 0;
+    unsigned op;
 
     if (at == 0 || len <= at)
         return 0;
-    return body[at] == SMQ_OP_ACK || body[at] == SMQ_OP_NACK || body[at] == SMQ_OP_TOUCH
-           || body[at] == SMQ_OP_TERM;
+    op = body[at];
+    return op == SMQ_OP_ACK || op == SMQ_OP_NACK || op == SMQ_OP_TOUCH || op == SMQ_OP_TERM
+           || op == SMQ_OP_PUBLISH || op == SMQ_OP_PUBLISH_BATCH;
 }
 
 /* The queue a frame names, for prefetching ahead of handling (net/conn.c): PUBLISH,

@@ -245,6 +245,70 @@ test_touch_extends_visibility(void)
     t_broker_stop(&b);
 }
 
+/* The messages of one FETCH share one timer entry in the broker (docs/semantics.md section
+ * 7), and still each comes back at its own deadline: the first and one in the middle acked,
+ * one touched, and the other three return together at the batch's deadline, the touched one
+ * a full timeout after its TOUCH. */
+static void
+test_batch_times_out_each(void)
+{
+    struct t_broker b;
+    slabmq_client *a;
+    slabmq_client *c;
+    slabmq_queue_options qo = {.visibility_ms = 600};
+    slabmq_batch *got;
+    uint64_t ids[6];
+    uint64_t back[6];
+    size_t n;
+    int64_t t0;
+    int64_t t_touch;
+
+    t_broker_start(&b, NULL);
+    a = t_client(&b);
+    c = t_client(&b);
+    T_OK(a, slabmq_declare(a, "runs", &qo, NULL));
+    for (int i = 0; i < 6; i++)
+        T_OK(a, slabmq_publish(a, "runs", "r", 1, NULL));
+    T_OK(a, slabmq_fetch(a, "runs", 6, 0, &got));
+    t0 = t_now_ms();
+    T_EQ_INT(slabmq_batch_count(got), 6);
+    for (int i = 0; i < 6; i++)
+        ids[i] = slabmq_batch_get(got, (size_t)i)->id;
+    slabmq_batch_free(got);
+    T_EQ_U64(t_stat(a, NULL, "timers"), 1); /* one entry for the six */
+    T_OK(a, slabmq_ack(a, ids[0]));
+    T_OK(a, slabmq_ack(a, ids[3]));
+    t_sleep_ms(300);
+    T_OK(a, slabmq_touch(a, &ids[4], 1, NULL));
+    t_touch = t_now_ms();
+    T_OK(c, slabmq_fetch(c, "runs", 6, 5000, &got)); /* the batch's deadline */
+    T_ASSERT(t_now_ms() - t0 >= 500);
+    n = slabmq_batch_count(got);
+    for (size_t i = 0; i < n; i++)
+        back[i] = slabmq_batch_get(got, i)->id;
+    slabmq_batch_free(got);
+    if (n < 3) { /* a slow machine may split the three over two sweeps */
+        T_OK(c, slabmq_fetch(c, "runs", 6, 2000, &got));
+        for (size_t i = 0; i < slabmq_batch_count(got) && n < 6; i++)
+            back[n++] = slabmq_batch_get(got, i)->id;
+        slabmq_batch_free(got);
+    }
+    T_EQ_U64(n, 3);
+    T_EQ_U64(back[0] + back[1] + back[2], ids[1] + ids[2] + ids[5]);
+    for (size_t i = 0; i < 3; i++)
+        T_ASSERT(back[i] == ids[1] || back[i] == ids[2] || back[i] == ids[5]);
+    T_OK(c, slabmq_fetch(c, "runs", 6, 5000, &got)); /* the touched one, later */
+    T_ASSERT(t_now_ms() - t_touch >= 500);
+    T_EQ_INT(slabmq_batch_count(got), 1);
+    T_EQ_U64(slabmq_batch_get(got, 0)->id, ids[4]);
+    slabmq_batch_free(got);
+    T_EQ_U64(t_stat(c, "runs", "timeouts"), 4);
+    T_EQ_U64(t_stat(c, "runs", "acked"), 2);
+    slabmq_client_close(a);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 /* A paused queue accepts publishes and delivers nothing; RESUME delivers again. */
 static void
 test_pause_resume(void)
@@ -338,6 +402,7 @@ test_backoff_grows_and_is_bounded(void)
 static const struct t_case cases[] = {
     T_CASE(test_backoff_grows_and_is_bounded),
     T_CASE(test_touch_extends_visibility),
+    T_CASE(test_batch_times_out_each),
     T_CASE(test_pause_resume),
     T_CASE(test_visibility_timeout_redelivers),
     T_CASE(test_disconnect_requeues_at_once),

@@ -1002,6 +1002,59 @@ test_acks_together_push_together(void)
     t_broker_stop(&b);
 }
 
+/* Publishes that arrive in one read are handed to a waiting FETCH together, in one reply:
+ * serving the waiter after each PUBLISH gave it one message per reply, and a consumer whose
+ * batch was below the producer's window drained at two thirds of the rate (issue 17). */
+static void
+test_publishes_together_fetch_together(void)
+{
+    struct t_broker b;
+    slabmq_client *c;
+    struct mb m = {0};
+    struct mb stream = {0};
+    struct rep p;
+    struct msg msgs[16];
+    uint32_t replies = 0;
+    int fd;
+    int fd2;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    fd = raw_session(&b);
+    fd2 = raw_session(&b);
+    mb_req(&m, SMQ_OP_FETCH, 10, 3); /* waits: the queue is empty */
+    mb_str(&m, "gather");
+    mb_uint(&m, 16);
+    mb_uint(&m, 5000);
+    send_mb(fd, &m);
+    m.len = 0;
+    WAIT_STAT(c, "gather", "waiters", 1, 2000);
+    for (int i = 0; i < 8; i++) { /* eight PUBLISH frames in one send */
+        mb_req(&m, SMQ_OP_PUBLISH, 100 + (uint64_t)i, 2);
+        mb_str(&m, "gather");
+        mb_bin(&m, "work", 4);
+        mb_frame(&stream, m.p, m.len);
+        m.len = 0;
+    }
+    T_EQ_INT(send(fd2, stream.p, stream.len, 0), (long)stream.len);
+    while (replies < 8) { /* bounded: each read waits at most REPLY_MS */
+        recv_rep(__FILE__, __LINE__, fd2, &p);
+        T_EQ_U64(p.op, SMQ_OP_PUBLISH);
+        T_EQ_U64(p.rid, 100 + replies);
+        replies++;
+    }
+    recv_rep_buf(__FILE__, __LINE__, fd, rep_buf, sizeof(rep_buf), REPLY_MS, &p);
+    T_EQ_U64(p.op, SMQ_OP_FETCH);
+    T_EQ_U64(p.rid, 10);
+    T_EQ_U64(read_msgs(&p, msgs, 16), 8); /* all eight; before: the first one alone */
+    mb_free(&m);
+    mb_free(&stream);
+    close(fd);
+    close(fd2);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 /* A fatal frame error right after a run of settles is the last frame the connection gets
  * (section 2): the FETCH reply a NACK of the run made possible comes before it, not after.
  * Serving the run's woken queues after the loop wrote it after the error, to a connection
@@ -1172,6 +1225,7 @@ static const struct t_case cases[] = {
     T_CASE(test_fetch_several_queues),
     T_CASE(test_subscribe_credit),
     T_CASE(test_acks_together_push_together),
+    T_CASE(test_publishes_together_fetch_together),
     T_CASE(test_settle_run_then_fatal_error),
     T_CASE(test_subscribers_share_and_queue_deleted),
     T_CASE(test_subscriber_that_does_not_read),

@@ -241,6 +241,62 @@ test_visibility_timeout_and_nack_delay(void)
     teardown(&f);
 }
 
+/* A batch taken together shares one timer entry, and still every message times out at its
+ * own deadline: acks of the first and of one in the middle, a TOUCH in the middle (which
+ * splits the run), then the deadlines. Before runs, the heap held one entry per message. */
+static void
+test_batch_shares_a_timer(void)
+{
+    struct fixture f;
+    struct delivery *out[10];
+    uint64_t ids[10];
+    uint64_t t0;
+
+    setup(&f, 64 << 20);
+    f.owner.sub_out = NULL;
+    f.q->visibility_ms = 1000;
+    for (int i = 0; i < 10; i++)
+        publish(&f, "m");
+    t0 = f.b.now_ms;
+    T_EQ_U64(queue_take(&f.b, f.q, &f.owner, 10, 1 << 20, out), 10);
+    for (int i = 0; i < 10; i++)
+        ids[i] = out[i]->id;
+    T_EQ_U64(f.b.timers.n, 1); /* one entry for the batch */
+    T_EQ_U64(f.b.timers.held, 9);
+    queue_ack(&f.b, out[0]); /* the entry passes to out[1] */
+    queue_ack(&f.b, out[5]);
+    T_EQ_U64(f.b.timers.n, 1);
+    T_EQ_U64(f.b.timers.held, 7);
+    f.b.now_ms += 400;
+    queue_touch(&f.b, out[3]); /* runs now: 1-2, 3 (touched), 4 6 7 8 9 */
+    T_EQ_U64(f.b.timers.n, 3);
+    T_EQ_U64(f.b.timers.held, 5);
+    f.b.now_ms = t0 + 999;
+    T_EQ_U64(broker_run_timers(&f.b), t0 + 1000);
+    T_EQ_U64(f.q->ninflight, 8);
+    f.b.now_ms = t0 + 1000; /* every deadline but the touched one's */
+    T_EQ_U64(broker_run_timers(&f.b), t0 + 1400);
+    T_EQ_U64(f.q->c.timeouts, 7);
+    T_EQ_U64(f.q->ninflight, 1);
+    T_EQ_U64(f.owner.n, 1);
+    T_EQ_U64(DLIST_ENTRY(f.owner.list.next, struct delivery, slink)->id, ids[3]);
+    T_EQ_U64(f.b.timers.n, 1);
+    T_EQ_U64(f.b.timers.held, 0);
+    f.b.now_ms = t0 + 1400;
+    T_EQ_U64(broker_run_timers(&f.b), 0);
+    T_EQ_U64(f.q->c.timeouts, 8);
+    T_EQ_U64(queue_ready(f.q), 8);
+    T_EQ_U64(queue_take(&f.b, f.q, &f.owner, 10, 1 << 20, out), 8);
+    for (int i = 0; i < 8; i++) {
+        T_EQ_U64(out[i]->deliveries, 2);
+        T_ASSERT(out[i]->id != ids[0] && out[i]->id != ids[5]);
+        queue_ack(&f.b, out[i]);
+    }
+    T_EQ_U64(f.b.timers.n, 0);
+    T_EQ_U64(f.b.timers.held, 0);
+    teardown(&f);
+}
+
 static void
 test_purge_keeps_inflight(void)
 {
@@ -662,6 +718,38 @@ test_compaction_at_memory_limit(void)
 /* Random publishes (plain, with priority or TTL, some chained), fetches, acks in and out of
  * order, NACKs, TERMs, timeouts, purges, drop-oldest trims and rolled-back batches, with every
  * segment, delivery and q->sparse checked as they go. */
+/* The timer heap and the runs of a consumer's in-flight list (delivery.h): every entry is at
+ * its index and no earlier than its parent; every in-flight delivery without an entry
+ * continues the run of the one before it; those followers are what the heap holds slots for;
+ * and, once the timers have run, nothing in flight is overdue (a follower times out with
+ * the first of its run, not later). */
+static void
+check_timers(struct fixture *f, int after_run)
+{
+    const struct theap *h = &f->b.timers;
+    const struct delivery *prev = NULL;
+    uint32_t followers = 0;
+
+    for (uint32_t i = 0; i < h->n; i++) {
+        T_EQ_U64(h->a[i]->heap_idx, i);
+        if (i > 0)
+            T_ASSERT(h->a[(i - 1) / 2]->due_ms <= h->a[i]->due_ms);
+    }
+    for (const struct dlink *l = f->owner.list.next; l != &f->owner.list; l = l->next) {
+        const struct delivery *d = DLIST_ENTRY(l, struct delivery, slink);
+        T_EQ_U64(d->state, DLV_INFLIGHT);
+        if (d->heap_idx == DLV_NO_HEAP) {
+            T_ASSERT(prev && prev->q == d->q && prev->due_ms == d->due_ms);
+            followers++;
+        }
+        if (after_run)
+            T_ASSERT(d->due_ms > f->b.now_ms);
+        prev = d;
+    }
+    T_EQ_U64(h->held, followers);
+    T_ASSERT(h->n + h->held <= h->cap);
+}
+
 static void
 random_ops(uint64_t seed, size_t max_memory)
 {
@@ -710,11 +798,14 @@ random_ops(uint64_t seed, size_t max_memory)
                 queue_nack(&f.b, d, (r >> 12) % 3 * 20);
             else if ((r >> 4) % 40 == 1)
                 queue_term(&f.b, d);
+            else if ((r >> 4) % 40 < 6)
+                queue_touch(&f.b, d);
             else
                 queue_ack(&f.b, d);
         } else if (op < 90) { /* time passes: timeouts, delays, TTLs */
             f.b.now_ms += (r >> 8) % 40;
             broker_run_timers(&f.b);
+            check_timers(&f, 1);
         } else if (op == 90 && (r >> 8) % 20 == 0) {
             queue_purge(&f.b, f.q);
         } else if (op == 91 && (r >> 8) % 10 == 0) { /* a batch rolled back */
@@ -734,6 +825,7 @@ random_ops(uint64_t seed, size_t max_memory)
                 queue_ack(&f.b, out[i]);
         }
         if (step % 97 == 0 || f.q->sparse) {
+            check_timers(&f, 0);
             check_queue(f.q);
             if ((dq = broker_queue_find(&f.b, "q.dlq", 5)) != NULL)
                 check_queue(dq);
@@ -922,6 +1014,7 @@ test_registry_many_queues(void)
 }
 
 static const struct t_case cases[] = {
+    T_CASE(test_batch_shares_a_timer),
     T_CASE(test_compaction_moves_pinned),
     T_CASE(test_in_order_acks_move_nothing),
     T_CASE(test_compaction_into_emptied_mtail),

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Instructions the broker spends per message, counted by callgrind (repeatable whatever else
-# the machine does): publish, deliver (with acks in batches), and an ack sent as its own
-# frame. Each figure is the difference between two runs of slabmqd under callgrind driven by
-# slabmq-bench over 200,000 16-byte messages, divided by the count.
+# the machine does): publish, deliver (with acks in batches), an ack sent as its own frame,
+# and the drain acking each message as docs/performance.md recommends it (FETCH batch 512,
+# and pushed with credit 512). Each figure is the difference between two runs of slabmqd
+# under callgrind driven by slabmq-bench over 200,000 16-byte messages, divided by the count.
 #   tools/bench/callgrind-hotpath.sh [BUILD_DIR] [COUNT]
 set -eu
 build=${1:-build}
@@ -12,7 +13,7 @@ broker="$build/broker/slabmqd"
 tmp=$(mktemp -d /tmp/slabmq-cg.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-# instructions WORKLOAD ACK COUNT: total Ir of one broker run
+# instructions WORKLOAD ACK COUNT [BENCH OPTION...]: total Ir of one broker run
 instructions() {
     valgrind --tool=callgrind --callgrind-out-file="$tmp/out" "$broker" --port 0 \
         >"$tmp/stdout" 2>"$tmp/stderr" &
@@ -27,8 +28,10 @@ instructions() {
     done
     [ -n "$port" ] || { echo "slabmqd did not start" >&2; kill "$pid"; exit 1; }
     if [ "$3" -gt 0 ]; then
-        "$bench" -s "127.0.0.1:$port" --workload "$1" --ack "$2" --size 16 -n "$3" --quiet \
-            >/dev/null
+        w=$1 a=$2 c=$3
+        shift 3
+        "$bench" -s "127.0.0.1:$port" --workload "$w" --ack "$a" --size 16 -n "$c" --quiet \
+            "$@" >/dev/null
     fi
     kill "$pid"
     wait "$pid" || true
@@ -39,7 +42,11 @@ idle=$(instructions fill batch 0)
 fill=$(instructions fill batch "$n")
 batch=$(instructions fill-drain batch "$n")
 each=$(instructions fill-drain each "$n")
+fetch512=$(instructions fill-drain each "$n" --fetch-batch 512)
+push512=$(instructions fill-drain each "$n" --subscribe 512)
 echo "slabmqd instructions per 16-byte message ($n messages, callgrind):"
 echo "  publish (one PUBLISH frame each, pipelined):      $(( (fill - idle) / n ))"
 echo "  deliver, acks in batches of 1024:                 $(( (batch - fill) / n ))"
 echo "  ack as its own frame (extra over batched acks):   $(( (each - batch) / n ))"
+echo "  deliver + ack each, FETCH batch 512:              $(( (fetch512 - fill) / n ))"
+echo "  deliver + ack each, pushed, credit 512:           $(( (push512 - fill) / n ))"
