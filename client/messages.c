@@ -426,9 +426,24 @@ put_entry(slabmq_message *m, const struct entry *e, uint8_t **p, slabmq_dead_let
 /* The smallest entry read_plain() takes: fixarray, fixint id, fixint deliveries, bin8 of 0
  * bytes. */
 #define PLAIN_MIN 5
+/* Bytes from an entry's start that plain_head_wide() may read: the longest header
+ * (fixarray, uint64 id, uint32 deliveries, bin32 header: 20 bytes) with 8 bytes read after
+ * each tag, whatever its width. */
+#define PLAIN_READ 24
 
-/* A big-endian integer of w bytes (1, 2, 4 or 8) at q; loads the compiler turns into one
- * bswap each. */
+/* A big-endian integer of w bytes (1, 2, 4 or 8) at q, read as 8 bytes (at least 8 must be
+ * readable at q): one load and one bswap, no branch on w. */
+static inline uint64_t
+load_be8(const uint8_t *q, unsigned w)
+{
+    uint64_t x = (uint64_t)q[0] << 56 | (uint64_t)q[1] << 48 | (uint64_t)q[2] << 40
+                 | (uint64_t)q[3] << 32 | (uint64_t)q[4] << 24 | (uint64_t)q[5] << 16
+                 | (uint64_t)q[6] << 8 | q[7];
+
+    return x >> (64 - 8 * w);
+}
+
+/* A big-endian integer of w bytes (1, 2, 4 or 8) at q, reading no further. */
 static inline uint64_t
 load_be(const uint8_t *q, unsigned w)
 {
@@ -440,10 +455,94 @@ load_be(const uint8_t *q, unsigned w)
     case 4:
         return (uint64_t)q[0] << 24 | (uint64_t)q[1] << 16 | (uint64_t)q[2] << 8 | q[3];
     default:
-        return (uint64_t)q[0] << 56 | (uint64_t)q[1] << 48 | (uint64_t)q[2] << 40
-               | (uint64_t)q[3] << 32 | (uint64_t)q[4] << 24 | (uint64_t)q[5] << 16
-               | (uint64_t)q[6] << 8 | q[7];
+        return load_be8(q, 8);
     }
+}
+
+/* An integer of a plain entry at q: a positive fixint, or uint8 up to the tag last (uint64
+ * for an id, uint32 for deliveries: at most UINT32_MAX). Returns q past it, or NULL when it
+ * is in another form or runs past end. */
+static const uint8_t *
+plain_uint(const uint8_t *q, const uint8_t *end, uint8_t last, uint64_t *v)
+{
+    unsigned w;
+
+    if (q >= end)
+        return NULL;
+    if (q[0] < 0x80) {
+        *v = q[0];
+        return q + 1;
+    }
+    if (q[0] < 0xcc || q[0] > last)
+        return NULL;
+    w = 1u << (q[0] - 0xcc);
+    if ((size_t)(end - q) <= w)
+        return NULL;
+    *v = load_be(q + 1, w);
+    return q + 1 + w;
+}
+
+/* The header of a plain entry at q: [id, deliveries, bin header] into m and *len. Returns q
+ * at the payload, or NULL when the entry is off the shape or its header runs past end.
+ * Reads no byte past end: for the last entries of a reply. */
+static const uint8_t *
+plain_head(const uint8_t *q, const uint8_t *end, slabmq_message *m, uint32_t *len)
+{
+    uint64_t v;
+    unsigned w;
+
+    if (q >= end || q[0] != 0x93)
+        return NULL;
+    q = plain_uint(q + 1, end, 0xcf, &v);
+    if (!q)
+        return NULL;
+    m->id = v;
+    q = plain_uint(q, end, 0xce, &v);
+    if (!q)
+        return NULL;
+    m->deliveries = (uint32_t)v;
+    if (q >= end || q[0] < 0xc4 || q[0] > 0xc6)
+        return NULL;
+    w = 1u << (q[0] - 0xc4);
+    if ((size_t)(end - q) <= w)
+        return NULL;
+    *len = (uint32_t)load_be(q + 1, w);
+    return q + 1 + w;
+}
+
+/* plain_head() where PLAIN_READ bytes are readable at q (every entry but the last few of
+ * a reply): no bound to check, each integer read as one 8-byte load. */
+static inline const uint8_t *
+plain_head_wide(const uint8_t *q, slabmq_message *m, uint32_t *len)
+{
+    unsigned w;
+
+    if (q[0] != 0x93)
+        return NULL;
+    q++;
+    if (q[0] < 0x80) { /* id */
+        m->id = q[0];
+        q++;
+    } else if (q[0] >= 0xcc && q[0] <= 0xcf) {
+        w = 1u << (q[0] - 0xcc);
+        m->id = load_be8(q + 1, w);
+        q += 1 + w;
+    } else
+        return NULL;
+    if (q[0] < 0x80) { /* deliveries */
+        m->deliveries = q[0];
+        q++;
+    } else if (q[0] >= 0xcc && q[0] <= 0xce) {
+        w = 1u << (q[0] - 0xcc);
+        m->deliveries = (uint32_t)load_be8(q + 1, w);
+        q += 1 + w;
+    } else
+        return NULL;
+    if (q[0] < 0xc4 || q[0] > 0xc6)
+        return NULL;
+    w = 1u << (q[0] - 0xc4);
+    *len = (uint32_t)load_be8(q + 1, w);
+    return q + 1 + w;
 }
 
 /* The n entries of a message list at r, read in one pass when every one has the shape the
@@ -453,12 +552,13 @@ load_be(const uint8_t *q, unsigned w)
  * any other shape (a dead letter, extra elements, other integer encodings, a short or
  * malformed one) or memory is short: read_any() then reads the list, accepting and rejecting
  * exactly what it always did. Only entries it would accept with these values are taken
- * here, so the two agree.
+ * here, so the two agree (tests/unit/test_client_batch.c checks it).
  *
  * Why: read_any() decodes every entry twice through the generic reader (once to validate
  * and size, once to fill) and copies each payload by itself; at 16 bytes that was about
  * half of a draining consumer's instructions. Here each entry is decoded once, straight into
- * its message, with no per-entry dispatch on types it cannot have.
+ * its message, with no per-entry dispatch on types it cannot have, and, but for the last
+ * few bytes of the reply, its integers read as one load each.
  *
  * What it costs: the batch is allocated before the entries are checked, for as many
  * messages as the list says (at most one per PLAIN_MIN bytes left) and as many bytes as are
@@ -467,10 +567,9 @@ load_be(const uint8_t *q, unsigned w)
 static slabmq_batch *
 read_plain(struct smq_mpr *r, uint32_t n)
 {
-    const uint8_t *start = r->p;
     const uint8_t *end = r->end;
-    const uint8_t *q = start;
-    size_t left = (size_t)(end - start);
+    const uint8_t *q = r->p;
+    size_t left = (size_t)(end - q);
     slabmq_batch *b;
     uint8_t *p;
 
@@ -482,46 +581,9 @@ read_plain(struct smq_mpr *r, uint32_t n)
     p = b->bytes;
     for (uint32_t i = 0; i < n; i++) {
         slabmq_message *m = &b->msgs[i];
-        uint64_t v;
         uint32_t len;
-        unsigned w;
-        if (end - q < PLAIN_MIN || q[0] != 0x93)
-            goto off_shape;
-        q++;
-        if (q[0] < 0x80) { /* id */
-            v = q[0];
-            q++;
-        } else if (q[0] >= 0xcc && q[0] <= 0xcf) {
-            w = 1u << (q[0] - 0xcc);
-            if ((size_t)(end - q) <= w)
-                goto off_shape;
-            v = load_be(q + 1, w);
-            q += 1 + w;
-        } else
-            goto off_shape;
-        m->id = v;
-        if (end - q < 3) /* deliveries (1 byte at least) and a bin header (2 at least) */
-            goto off_shape;
-        if (q[0] < 0x80) { /* deliveries: at most UINT32_MAX in these forms */
-            v = q[0];
-            q++;
-        } else if (q[0] >= 0xcc && q[0] <= 0xce) {
-            w = 1u << (q[0] - 0xcc);
-            if ((size_t)(end - q) <= w)
-                goto off_shape;
-            v = load_be(q + 1, w);
-            q += 1 + w;
-        } else
-            goto off_shape;
-        m->deliveries = (uint32_t)v;
-        if (q >= end || q[0] < 0xc4 || q[0] > 0xc6)
-            goto off_shape;
-        w = 1u << (q[0] - 0xc4);
-        if ((size_t)(end - q) <= w)
-            goto off_shape;
-        len = (uint32_t)load_be(q + 1, w);
-        q += 1 + w;
-        if (len > (size_t)(end - q))
+        q = end - q >= PLAIN_READ ? plain_head_wide(q, m, &len) : plain_head(q, end, m, &len);
+        if (!q || len > (size_t)(end - q))
             goto off_shape;
         memcpy(p, q, len);
         m->data = p;
