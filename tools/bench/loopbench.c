@@ -464,7 +464,7 @@ main(int argc, char **argv)
         switch (o) {
         case 'n': n = strtoull(optarg, NULL, 10); break;
         case 'b': batches = optarg; break;
-        case 't': threads = atoi(optarg); break;
+        case 't': threads = (int)strtol(optarg, NULL, 10); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
