@@ -231,19 +231,8 @@ wbuf_write(void *data, const char *buf, size_t len)
 {
     struct slabmq_client *c = data;
 
-    if (c->wcap - c->wlen < len) {
-        size_t ncap = c->wcap ? c->wcap : 4096;
-        uint8_t *nb;
-        while (ncap - c->wlen < len)
-            ncap *= 2;
-        nb = realloc(c->wbuf, ncap);
-        if (!nb) {
-            c->wfail = 1;
-            return -1;
-        }
-        c->wbuf = nb;
-        c->wcap = ncap;
-    }
+    if (smq_wbuf_room(c, len))
+        return -1;
     memcpy(c->wbuf + c->wlen, buf, len);
     c->wlen += len;
     return 0;
