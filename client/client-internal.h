@@ -264,6 +264,8 @@ int smq_next_buffered(struct slabmq_client *c, const uint8_t **body, uint32_t *l
 slabmq_status smq_recv_some(struct slabmq_client *c);
 /* Send the queued pipelined requests now. */
 slabmq_status smq_send_queued(struct slabmq_client *c, int64_t deadline);
+/* smq_send_queued() with the connection's call timeout. */
+slabmq_status smq_send_now(struct slabmq_client *c);
 /* Decode one pipelined reply and hand it to the confirmation callbacks. */
 slabmq_status smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len);
 /* Wait until fd is readable or the deadline (ms of CLOCK_MONOTONIC; 0: none) passes:

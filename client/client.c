@@ -950,6 +950,12 @@ read_arrived(struct slabmq_client *c)
     return SLABMQ_OK;
 }
 
+slabmq_status
+smq_send_now(struct slabmq_client *c)
+{
+    return smq_send_queued(c, call_deadline(c, 0));
+}
+
 SLABMQ_API slabmq_status
 slabmq_send(slabmq_client *c)
 {

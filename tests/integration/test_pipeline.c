@@ -1136,6 +1136,65 @@ test_push_consumer_acks_confirmed(void)
     t_broker_stop(&b);
 }
 
+/* A subscriber acking each message of a push gives the first QUIET run's credit back while
+ * it still works through the rest: the plain ACK that closes the run leaves at once, with the
+ * run, and the broker pushes into that credit before the consumer asks again (acks.c). */
+static void
+test_push_credit_returns_mid_batch(void)
+{
+    static slabmq_payload msgs[2048];
+    struct t_broker b;
+    slabmq_client *p;
+    slabmq_client *c;
+    slabmq_batch *bt = NULL;
+    uint64_t acked = 0;
+    int64_t end;
+
+    t_broker_start(&b, NULL);
+    p = t_client(&b);
+    c = t_client(&b);
+    for (int i = 0; i < 2048; i++)
+        msgs[i] = (slabmq_payload){"job", 3};
+    T_OK(p, slabmq_publish_batch(p, "mid", msgs, 2048, NULL));
+    T_OK(c, slabmq_subscribe(c, "mid", 512, NULL));
+    /* one push of the whole credit (it may come in more than one DELIVER: take them all) */
+    end = t_now_ms() + 10000;
+    while ((!bt || slabmq_batch_count(bt) < 512) && t_now_ms() < end) {
+        slabmq_batch_free(bt);
+        bt = NULL;
+        T_OK(c, slabmq_receive_max(c, 1000, 512, &bt));
+        if (bt && slabmq_batch_count(bt) < 512) { /* ack a partial push and take the rest */
+            for (size_t i = 0; i < slabmq_batch_count(bt); i++)
+                T_OK(c, slabmq_ack(c, slabmq_batch_get(bt, i)->id));
+        }
+    }
+    T_ASSERT(bt && slabmq_batch_count(bt) == 512);
+    /* 300 acks, no call that reads or sends on its own: 257 of them (a QUIET run of 256
+     * and the plain ACK closing it) must reach the broker now */
+    for (size_t i = 0; i < 300; i++)
+        T_OK(c, slabmq_ack_async(c, &slabmq_batch_get(bt, i)->id, 1, NULL));
+    end = t_now_ms() + 5000;
+    while (acked < 257 && t_now_ms() < end) {
+        acked = t_stat(p, "mid", "acked");
+        if (acked < 257)
+            usleep(10000);
+    }
+    T_EQ_U64(acked, 257);
+    /* and the broker refilled that credit: 257 more messages in flight to c */
+    end = t_now_ms() + 5000;
+    while (t_stat(p, "mid", "inflight") < 512 && t_now_ms() < end)
+        usleep(10000);
+    T_EQ_U64(t_stat(p, "mid", "inflight"), 512);
+    for (size_t i = 300; i < 512; i++)
+        T_OK(c, slabmq_ack_async(c, &slabmq_batch_get(bt, i)->id, 1, NULL));
+    slabmq_batch_free(bt);
+    T_OK(c, slabmq_flush(c));
+    T_EQ_U64(t_stat(p, "mid", "acked"), 512);
+    slabmq_client_close(p);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_quiet_ack_on_the_wire),
     T_CASE(test_quiet_acks_confirmed),
@@ -1156,6 +1215,7 @@ static const struct t_case cases[] = {
     T_CASE(test_coalesced_ack_unknown_id),
     T_CASE(test_coalesced_ack_limits),
     T_CASE(test_push_consumer_acks_confirmed),
+    T_CASE(test_push_credit_returns_mid_batch),
     {NULL, NULL},
 };
 
