@@ -606,7 +606,10 @@ SLABMQ_API slabmq_status slabmq_publish_batch_opts(slabmq_client *c, const char 
  *  - a limit below is reached (the call sends, then reads confirmations);
  *  - slabmq_send(), slabmq_flush() or slabmq_receive() is called;
  *  - any synchronous call is made: its request goes in the same write, after them, so a
- *    consumer's acks of one batch leave with its next slabmq_fetch().
+ *    consumer's acks of one batch leave with its next slabmq_fetch();
+ *  - on a connection with a subscription, a full QUIET run of acks (256 ids) is closed by a
+ *    plain ACK: the run and that ACK leave at once, so the broker can push into the credit
+ *    they give back while the consumer works through the rest of its push.
  * Confirmations are read when a call needs room, by slabmq_send() (those already arrived),
  * slabmq_receive(), slabmq_flush() and every synchronous call (which reads all of them
  * before its own reply), and handed to the callbacks in request order.
