@@ -70,6 +70,17 @@ put_u64(char *d, uint64_t v)
     return k;
 }
 
+/* "LEN\r\nPAYLOAD\r\n" at q, the tail of a beanstalkd put and of a NATS PUB; returns its end. */
+static char *
+put_sized(char *q, const char *p, size_t len)
+{
+    q += put_u64(q, len);
+    memcpy(q, "\r\n", 2);
+    memcpy(q + 2, p, len);
+    memcpy(q + 2 + len, "\r\n", 2);
+    return q + 4 + len;
+}
+
 /* One wait step of a synchronous exchange; -1 past the deadline or on error. */
 static int
 sync_step(struct peer_session *s, int64_t deadline)
@@ -641,11 +652,7 @@ bs_put(struct peer_session *s, const char *p, size_t len)
         return;
     memcpy(q, "put 0 0 120 ", 12);
     q += 12;
-    q += put_u64(q, len);
-    memcpy(q, "\r\n", 2);
-    memcpy(q + 2, p, len);
-    memcpy(q + 2 + len, "\r\n", 2);
-    s->c.olen += (size_t)(q + 4 + len - d);
+    s->c.olen += (size_t)(put_sized(q, p, len) - d);
 }
 
 /* Consume the line at the front; the error text is kept when it is not 'ok_prefix'. */
@@ -956,11 +963,7 @@ nats_put(struct peer_session *s, const char *p, size_t len)
     memcpy(q, s->inbox, il);
     memcpy(q + il, ".ack ", 5);
     q += il + 5;
-    q += put_u64(q, len);
-    memcpy(q, "\r\n", 2);
-    memcpy(q + 2, p, len);
-    memcpy(q + 2 + len, "\r\n", 2);
-    s->c.olen += (size_t)(q + 4 + len - d);
+    s->c.olen += (size_t)(put_sized(q, p, len) - d);
 }
 
 static enum peer_parse
