@@ -11,17 +11,23 @@ const uint32_t latency_bounds_ms[LAT_BUCKETS] = {1,    5,    10,    50,    100, 
  * after filling up observes hundreds of ms per delivery, for which the full scan cost 30 of
  * a delivery's 1,400 instructions (callgrind); a bisection costs more for the usual 0-1 ms. */
 void
-lat_hist_observe(struct lat_hist *h, uint64_t ms)
+lat_hist_observe_n(struct lat_hist *h, uint64_t ms, uint64_t n)
 {
     for (int i = ms > latency_bounds_ms[LAT_BUCKETS / 2] ? LAT_BUCKETS / 2 + 1 : 0;
          i < LAT_BUCKETS; i++) {
         if (ms <= latency_bounds_ms[i]) {
-            h->bucket[i]++;
+            h->bucket[i] += n;
             break;
         }
     }
-    h->count++;
-    h->sum_ms += ms;
+    h->count += n;
+    h->sum_ms += ms * n;
+}
+
+void
+lat_hist_observe(struct lat_hist *h, uint64_t ms)
+{
+    lat_hist_observe_n(h, ms, 1);
 }
 
 static struct lat_mark *
@@ -126,26 +132,61 @@ published_ms(struct latency *l, uint64_t id)
     return mark_ms(l, lo);
 }
 
+/* Observe the run's waits, all at once. The step halves as it did once per delivery: the
+ * ring does not change during a run, so the condition holds for all of them or none. */
+static void
+run_flush(struct latency *l, struct lat_run *r)
+{
+    if (r->n == 0 || !r->measured)
+        return;
+    lat_hist_observe_n(&l->to_deliver, r->ms, r->n);
+    for (uint64_t k = 0; k < r->n && l->n < LAT_RING / 4 && l->step_ms > 1; k++)
+        l->step_ms /= 2;
+}
+
 void
-latency_delivered(struct latency *l, uint64_t id, uint64_t now_ms)
+latency_run_next(struct latency *l, struct lat_run *r, uint64_t id, uint64_t now_ms)
 {
     uint64_t at;
 
-    if (l->n == 0)
-        return; /* published before the broker kept checkpoints: not measured */
-    if (l->n == 1 || mark_id(l, 1) > id) {
-        /* the oldest checkpoint is its own (a queue consumed as it fills): no search */
-        at = mark_ms(l, 0);
-    } else {
+    run_flush(l, r);
+    r->n = 1;
+    r->measured = l->n > 0;
+    if (!r->measured) { /* published before the broker kept checkpoints: not measured */
+        r->upto = UINT64_MAX; /* nor is anything else until a publish adds one */
+        return;
+    }
+    if (l->n > 1 && mark_id(l, 1) <= id) {
         at = published_ms(l, id);
-        while (l->n > 1 && mark_id(l, 1) <= id) {
+        while (l->n > 1 && mark_id(l, 1) <= id) { /* only older messages need these */
             l->head = (l->head + 1) % LAT_RING;
             l->n--;
         }
+    } else {
+        /* the oldest checkpoint is its own (a queue consumed as it fills): no search */
+        at = mark_ms(l, 0);
     }
-    lat_hist_observe(&l->to_deliver, now_ms > at ? now_ms - at : 0);
-    if (l->n < LAT_RING / 4 && l->step_ms > 1)
-        l->step_ms /= 2;
+    /* the oldest checkpoint is now id's (or id is older than every checkpoint): every id
+     * below the next checkpoint's gets the same publish time, so the same wait */
+    r->upto = l->n > 1 ? mark_id(l, 1) : UINT64_MAX;
+    r->ms = now_ms > at ? now_ms - at : 0;
+}
+
+void
+latency_run_end(struct latency *l, struct lat_run *r)
+{
+    run_flush(l, r);
+    r->n = 0;
+    r->upto = 0;
+}
+
+void
+latency_delivered(struct latency *l, uint64_t id, uint64_t now_ms)
+{
+    struct lat_run r = {0};
+
+    latency_run_add(l, &r, id, now_ms);
+    latency_run_end(l, &r);
 }
 
 void

@@ -56,11 +56,38 @@ struct latency {
 
 /* A zeroed struct latency is ready to use. */
 void latency_published(struct latency *l, uint64_t id, uint64_t now_ms);
-/* The first delivery of message id: observe its wait, and drop the checkpoints that only
- * older messages need. */
+/* First deliveries of one queue at one instant (one FETCH's batch, one push), observed as
+ * runs: the ids below the next checkpoint's share their publish time, so their wait, and a
+ * run counts them with a compare each instead of a lookup and a bucket search each (71 of a
+ * drained message's 975 instructions, callgrind-hotpath.sh). Start zeroed; call
+ * latency_run_add() for each first delivery, then latency_run_end() before the ring can
+ * change (a publish). */
+struct lat_run {
+    uint64_t upto;   /* ids below this are in the run */
+    uint64_t ms;     /* their wait */
+    uint64_t n;      /* deliveries in the run, not yet observed */
+    int measured;    /* 0: the queue had no checkpoint, nothing is observed */
+};
+
+/* The first delivery of message id, outside the current run: observe the run, drop the
+ * checkpoints that only older messages need, and start a run with id. */
+void latency_run_next(struct latency *l, struct lat_run *r, uint64_t id, uint64_t now_ms);
+void latency_run_end(struct latency *l, struct lat_run *r);
+/* A run of one. */
 void latency_delivered(struct latency *l, uint64_t id, uint64_t now_ms);
+
+static inline void
+latency_run_add(struct latency *l, struct lat_run *r, uint64_t id, uint64_t now_ms)
+{
+    if (id < r->upto)
+        r->n++;
+    else
+        latency_run_next(l, r, id, now_ms);
+}
 /* An ack 'ms' after delivery. */
 void latency_acked(struct latency *l, uint64_t ms);
 void lat_hist_observe(struct lat_hist *h, uint64_t ms);
+/* n observations of ms. */
+void lat_hist_observe_n(struct lat_hist *h, uint64_t ms, uint64_t n);
 
 #endif /* SLABMQ_BROKER_CORE_LATENCY_H */

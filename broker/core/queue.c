@@ -461,8 +461,6 @@ make_inflight(struct broker *b, struct delivery *d, struct holder *h)
     d->q->ninflight++;
     d->q->pinned_bytes += d->len;
     d->q->c.delivered++;
-    if (d->deliveries == 1)
-        latency_delivered(&d->q->lat, d->id, b->now_ms);
 }
 
 /* A new delivery for the fresh message at the cursor, in no state. NULL at the memory
@@ -515,6 +513,7 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
     uint32_t n = 0;
     uint32_t stuck = 0;
     size_t bytes = 0;
+    struct lat_run run = {0};
 
     /* Heap slots for the whole batch at once, and then a compare a message instead of a call
      * (40 of 1,540 instructions a drained message, callgrind); near the memory limit this
@@ -530,9 +529,11 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
             q->c.memory_stalls++;
             if (dlist_empty(&q->wake)) /* served again when memory frees (broker.c) */
                 dlist_push_back(&b->mem_wait, &q->wake);
+            latency_run_end(&q->lat, &run);
             return n;
         }
         if (d->ext && d->ext->expires_ms && d->ext->expires_ms <= b->now_ms) {
+            latency_run_end(&q->lat, &run); /* a dead-letter queue's publish moves its ring */
             queue_dead_letter(b, d, DL_EXPIRED); /* its timer has not run yet */
             if (d->q == q && d->state == DLV_RETRY && ++stuck > BROKER_MAX_FETCH)
                 break; /* could not move (memory limit), again and again: stop here */
@@ -541,6 +542,8 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
         if (d->deliveries)
             q->c.redelivered++;
         make_inflight(b, d, h);
+        if (d->deliveries == 1)
+            latency_run_add(&q->lat, &run, d->id, b->now_ms);
         if (d->heap_idx != DLV_NO_HEAP)
             theap_update(&b->timers, d);
         else if (continues_run(d) || theap_push(&b->timers, d) < 0)
@@ -548,6 +551,7 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
         bytes += d->len;
         out[n++] = d;
     }
+    latency_run_end(&q->lat, &run);
     q->mem_held = 0;
     return n;
 }

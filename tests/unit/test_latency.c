@@ -4,6 +4,8 @@
  * down when the backlog drains, and checkpoints (32-bit offsets from a base) 2^32 ids or
  * ms apart. */
 #include "core/latency.h"
+
+#include <string.h>
 #include "t.h"
 
 static void
@@ -113,12 +115,60 @@ test_far_apart(void)
     T_EQ_U64(l.to_deliver.count, 3);
 }
 
+/* A run (queue_take's batch) observes exactly what one call per delivery would: the same
+ * buckets, sum and count, the same ring left and the same step, over random publishes and
+ * batches that mix in-order ids, retries of older ids and checkpoint crossings. */
+static void
+test_runs_match_single(void)
+{
+    struct latency a = {0};
+    struct latency b = {0};
+    uint64_t next_id = 1;
+    uint64_t next_del = 1;
+    uint64_t now = 1000;
+    uint32_t seed = 12345;
+    uint32_t max_step = 0;
+
+    for (int round = 0; round < 20000; round++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = seed >> 8;
+        now += r % 7 == 0 ? (r >> 4) % 300 : r % 3;
+        /* now and then a backlog: the ring thins and the step grows, to come down as it
+         * drains */
+        for (uint32_t k = round % 2000 == 0 ? 30000 : (r >> 10) % 20; k > 0; k--) {
+            now += round % 2000 == 0;
+            latency_published(&a, next_id, now);
+            latency_published(&b, next_id, now);
+            next_id++;
+        }
+        struct lat_run run = {0};
+        for (uint32_t k = (r >> 14) % 80; k > 0 && next_del < next_id; k--) {
+            seed = seed * 1103515245u + 12345u;
+            uint64_t id = (seed >> 20) % 9 == 0 && next_del > 50 ? next_del - 1 - (seed >> 8) % 50
+                                                                  : next_del++;
+            latency_delivered(&a, id, now);
+            latency_run_add(&b, &run, id, now);
+        }
+        latency_run_end(&b, &run);
+        T_ASSERT(memcmp(&a.to_deliver, &b.to_deliver, sizeof(a.to_deliver)) == 0);
+        T_EQ_INT(a.n, b.n);
+        T_EQ_INT(a.head, b.head);
+        T_EQ_INT(a.step_ms, b.step_ms);
+        if (a.step_ms > max_step)
+            max_step = a.step_ms;
+    }
+    T_ASSERT(a.to_deliver.count > 100000);
+    T_ASSERT(max_step >= 64); /* the backlogs did thin the ring */
+    T_ASSERT(a.to_deliver.bucket[0] > 0 && a.to_deliver.bucket[3] > 0);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_buckets),
     T_CASE(test_exact_when_short),
     T_CASE(test_long_backlog),
     T_CASE(test_unknown_before_first_checkpoint),
     T_CASE(test_far_apart),
+    T_CASE(test_runs_match_single),
     {NULL, NULL},
 };
 
