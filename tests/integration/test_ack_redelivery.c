@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* At-least-once delivery against a real slabmqd: visibility timeouts, requeue when a consumer
  * disconnects, NACK now and later, and ACK errors that leave the connection usable. */
+#include <string.h>
+
 #include "slabmq.h"
 #include "t.h"
 
@@ -177,6 +179,60 @@ test_ack_errors_keep_connection(void)
 
 /* Acked messages are gone for good: a consumer that disconnects after acking leaves
  * nothing to redeliver, and unacked ones of the same batch come back. */
+/* One ACK of more ids than the broker decodes once (its first pass keeps 320), in an order
+ * that breaks the delivery order, with unknown and repeated ids at and around that bound:
+ * every listed held id is acked once, each unknown one is counted, and the held id left
+ * out (right after the run the repeated id breaks) is still held. */
+static void
+test_large_ack_mixed_order(void)
+{
+    enum { N = 1000 };
+    struct t_broker b;
+    slabmq_client *c;
+    uint64_t held[N];
+    uint64_t ids[N + 5];
+    size_t got = 0;
+    size_t k = 0;
+
+    t_broker_start(&b, NULL);
+    c = t_client(&b);
+    for (int i = 0; i < N; i++)
+        T_OK(c, slabmq_publish(c, "big", "m", 1, NULL));
+    while (got < N) {
+        slabmq_batch *bt;
+        T_OK(c, slabmq_fetch(c, "big", N, 0, &bt));
+        T_ASSERT(slabmq_batch_count(bt) > 0);
+        for (size_t i = 0; i < slabmq_batch_count(bt); i++)
+            held[got++] = slabmq_batch_get(bt, i)->id;
+        slabmq_batch_free(bt);
+    }
+    ids[k++] = 987654321;                  /* unknown first */
+    for (int i = 0; i < 318; i++)          /* in delivery order */
+        ids[k++] = held[i];
+    ids[k++] = held[0];                    /* repeated (index 319): unknown, not held[318] */
+    ids[k++] = held[700];                  /* index 320: the first id decoded twice */
+    for (int i = N - 1; i > 700; i--)      /* backwards */
+        ids[k++] = held[i];
+    ids[k++] = 987654323;
+    for (int i = 319; i < 700; i += 2)     /* every other one, then the rest */
+        ids[k++] = held[i];
+    for (int i = 320; i < 700; i += 2)
+        ids[k++] = held[i];
+    ids[k++] = held[N - 1];                /* repeated at the end */
+    T_EQ_U64(k, N + 3);
+    T_EQ_INT(slabmq_ack_batch(c, ids, k, NULL), SLABMQ_ERR_UNKNOWN_ID);
+    T_ASSERT(strstr(slabmq_client_errmsg(c), "4 of 1003 ids unknown") != NULL);
+    T_ASSERT(strstr(slabmq_client_errmsg(c), "(first: 987654321)") != NULL);
+    T_ASSERT(strstr(slabmq_client_errmsg(c), "999 settled") != NULL);
+    T_EQ_U64(t_stat(c, "big", "acked"), N - 1);
+    T_EQ_U64(t_stat(c, "big", "inflight"), 1);
+    T_OK(c, slabmq_ack(c, held[318]));
+    T_EQ_U64(t_stat(c, "big", "inflight"), 0);
+    T_EQ_U64(t_stat(c, "big", "ready"), 0);
+    slabmq_client_close(c);
+    t_broker_stop(&b);
+}
+
 static void
 test_acked_never_return(void)
 {
@@ -408,6 +464,7 @@ static const struct t_case cases[] = {
     T_CASE(test_disconnect_requeues_at_once),
     T_CASE(test_nack_now_and_delayed),
     T_CASE(test_ack_errors_keep_connection),
+    T_CASE(test_large_ack_mixed_order),
     T_CASE(test_acked_never_return),
     {NULL, NULL},
 };
