@@ -184,40 +184,12 @@ seg_fits_moved_len(const struct segment *g, uint32_t len)
     return (size_t)g->used + seg_rec_size(len) + 8 <= g->size - sizeof(*g);
 }
 
-void
-seg_read(const struct segment *g, uint32_t off, struct seg_rec *r)
-{
-    uint32_t delta;
-    uint32_t lf;
-
-    memcpy(&delta, g->data + off, 4);
-    memcpy(&lf, g->data + off + 4, 4);
-    r->id = g->base_id + delta;
-    r->len = lf & SEG_LEN_MASK;
-    r->flags = lf & ~SEG_LEN_MASK;
-    r->size = seg_rec_size(r->len);
-    if (lf & SEG_MOVED) {
-        memcpy(&r->id, g->data + off + SEG_REC_HDR, 8);
-        r->size += 8;
-    }
-}
-
-/* Offset of the payload (or chain pointer) of the record at off. */
-static uint32_t
-body_off(const struct segment *g, uint32_t off)
-{
-    uint32_t lf;
-
-    memcpy(&lf, g->data + off + 4, 4);
-    return off + SEG_REC_HDR + (lf & SEG_MOVED ? 8 : 0);
-}
-
 static struct chunk *
 rec_chain(const struct segment *g, uint32_t off)
 {
     struct chunk *c;
 
-    memcpy(&c, g->data + body_off(g, off), sizeof(c));
+    memcpy(&c, g->data + seg_body_off(g, off), sizeof(c));
     return c;
 }
 
@@ -245,7 +217,7 @@ seg_move(struct segment *g, struct segment *from, uint32_t off, uint64_t id)
     memcpy(g->data + at, &zero, 4);
     memcpy(g->data + at + 4, &lf, 4);
     memcpy(g->data + at + SEG_REC_HDR, &id, 8);
-    memcpy(g->data + at + SEG_REC_HDR + 8, from->data + body_off(from, off), body);
+    memcpy(g->data + at + SEG_REC_HDR + 8, from->data + seg_body_off(from, off), body);
     g->used += SEG_REC_HDR + 8 + body;
     g->nrec++;
     g->live++;
@@ -270,14 +242,6 @@ seg_kill(struct slab *s, struct segment *g, uint32_t off)
     return --g->live;
 }
 
-const uint8_t *
-seg_body(const struct segment *g, uint32_t off, const struct seg_rec *r)
-{
-    if (r->flags & SEG_CHUNKED)
-        return NULL;
-    return g->data + body_off(g, off);
-}
-
 void
 seg_copy_out(const struct segment *g, uint32_t off, struct obuf *o)
 {
@@ -285,7 +249,7 @@ seg_copy_out(const struct segment *g, uint32_t off, struct obuf *o)
 
     seg_read(g, off, &r);
     if (!(r.flags & SEG_CHUNKED)) {
-        obuf_write(o, g->data + body_off(g, off), r.len);
+        obuf_write(o, g->data + seg_body_off(g, off), r.len);
         return;
     }
     for (struct chunk *c = rec_chain(g, off); c; c = c->next)
@@ -303,7 +267,7 @@ seg_copy_to(const struct segment *g, uint32_t off, void *dst, uint32_t n)
     if (n > r.len)
         n = r.len;
     if (!(r.flags & SEG_CHUNKED)) {
-        memcpy(d, g->data + body_off(g, off), n);
+        memcpy(d, g->data + seg_body_off(g, off), n);
         return n;
     }
     for (struct chunk *c = rec_chain(g, off); c && done < n; c = c->next) {

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct slab;
 struct obuf;
@@ -88,8 +89,36 @@ int seg_fits(const struct segment *g, uint64_t id, uint32_t len);
 long seg_append(struct slab *s, struct segment *g, uint64_t id, const void *data,
                 uint32_t len);
 
-/* Decode the record at off. */
-void seg_read(const struct segment *g, uint32_t off, struct seg_rec *r);
+/* Decode the record at off. Inline, as seg_body() and seg_body_off(): a delivery decodes
+ * its record twice (taken, then packed), and the calls were 50 of a drained message's 884
+ * instructions (callgrind). */
+static inline void
+seg_read(const struct segment *g, uint32_t off, struct seg_rec *r)
+{
+    uint32_t delta;
+    uint32_t lf;
+
+    memcpy(&delta, g->data + off, 4);
+    memcpy(&lf, g->data + off + 4, 4);
+    r->id = g->base_id + delta;
+    r->len = lf & SEG_LEN_MASK;
+    r->flags = lf & ~SEG_LEN_MASK;
+    r->size = seg_rec_size(r->len);
+    if (lf & SEG_MOVED) {
+        memcpy(&r->id, g->data + off + SEG_REC_HDR, 8);
+        r->size += 8;
+    }
+}
+
+/* Offset of the payload (or chain pointer) of the record at off. */
+static inline uint32_t
+seg_body_off(const struct segment *g, uint32_t off)
+{
+    uint32_t lf;
+
+    memcpy(&lf, g->data + off + 4, 4);
+    return off + SEG_REC_HDR + (lf & SEG_MOVED ? 8 : 0);
+}
 
 /* Mark the record at off dead and free its chain. Returns the segment's remaining live
  * count. */
@@ -97,7 +126,11 @@ uint32_t seg_kill(struct slab *s, struct segment *g, uint32_t off);
 
 /* The payload of the record at off, r its seg_read(), when it is in the segment itself (not
  * chunked); NULL for a chunked one (seg_copy_out). Valid until the record dies. */
-const uint8_t *seg_body(const struct segment *g, uint32_t off, const struct seg_rec *r);
+static inline const uint8_t *
+seg_body(const struct segment *g, uint32_t off, const struct seg_rec *r)
+{
+    return r->flags & SEG_CHUNKED ? NULL : g->data + seg_body_off(g, off);
+}
 
 /* Append the payload of the record at off to an output chain (one copy). */
 void seg_copy_out(const struct segment *g, uint32_t off, struct obuf *o);

@@ -104,6 +104,21 @@ pack_strn(struct reply *r, const char *s, size_t n)
  * larger ones by seg_copy_out(), which spreads them over pooled buffers. */
 #define PACK_INLINE_MAX 1024u
 
+/* A dead-lettered message's fourth element: why, from where, after how many deliveries.
+ * Out of line so the usual message does not pay for the registers it needs (pack_message()
+ * saved six: 22 instructions a message). */
+__attribute__((noinline)) static void
+pack_dead(struct reply *r, const struct msg_ext *e)
+{
+    msgpack_pack_map(&r->pk, 3);
+    reply_str(r, "reason");
+    reply_str(r, dl_reason_name(e->reason));
+    reply_str(r, "queue");
+    pack_strn(r, e->src, e->srclen);
+    reply_str(r, "deliveries");
+    msgpack_pack_uint32(&r->pk, e->dl_deliveries);
+}
+
 /* [id, deliveries, payload] for the record at (g, off): the header written directly, the
  * payload copied once from the slab. A dead letter gets a fourth element, its info map. */
 static void
@@ -134,15 +149,8 @@ pack_message(struct reply *r, uint64_t id, uint32_t deliveries, const struct seg
         obuf_commit(&r->rq->out, (size_t)(p - start));
         seg_copy_out(g, off, &r->rq->out);
     }
-    if (!dead)
-        return;
-    msgpack_pack_map(&r->pk, 3);
-    reply_str(r, "reason");
-    reply_str(r, dl_reason_name(e->reason));
-    reply_str(r, "queue");
-    pack_strn(r, e->src, e->srclen);
-    reply_str(r, "deliveries");
-    msgpack_pack_uint32(&r->pk, e->dl_deliveries);
+    if (dead)
+        pack_dead(r, e);
 }
 
 void
