@@ -168,8 +168,9 @@ page_get(struct slab *s, int reserved)
 }
 
 /* Return an empty page to the pool: resident pages go to the front while the pool keeps
- * fewer than SLAB_POOL_KEEP of them; the rest are given back to the kernel and the budget. */
-static void
+ * fewer than SLAB_POOL_KEEP of them; the rest are given back to the kernel and the budget.
+ * Out of line, like class_page_new(): slab_free() then saves fewer registers. */
+__attribute__((noinline)) static void
 page_put(struct slab *s, struct slab_page *p)
 {
     p->cls = -1;
@@ -202,6 +203,25 @@ page_put(struct slab *s, struct slab_page *p)
 /* ---------------------------------------------------------------------------------------- */
 /* Chunks                                                                                    */
 
+/* A page for class ci, which has no partial one. Out of line: the usual allocation takes a
+ * chunk of a partial page and, without this inlined, saves half the registers (a delivery
+ * record's allocation and free went from 116 to 103 instructions, callgrind). */
+__attribute__((noinline)) static struct slab_page *
+class_page_new(struct slab *s, int ci, int reserved)
+{
+    struct slab_class *c = &s->cls[ci];
+    struct slab_page *p = page_get(s, reserved);
+
+    if (!p) {
+        c->fails++;
+        return NULL;
+    }
+    p->cls = ci;
+    c->pages++;
+    list_push(&c->partial, p);
+    return p;
+}
+
 static void *
 alloc(struct slab *s, size_t size, int reserved)
 {
@@ -214,16 +234,8 @@ alloc(struct slab *s, size_t size, int reserved)
         return NULL;
     c = &s->cls[ci];
     p = c->partial;
-    if (!p) {
-        p = page_get(s, reserved);
-        if (!p) {
-            c->fails++;
-            return NULL;
-        }
-        p->cls = ci;
-        c->pages++;
-        list_push(&c->partial, p);
-    }
+    if (!p && !(p = class_page_new(s, ci, reserved)))
+        return NULL;
     if (p->free) {
         chunk = p->free;
         memcpy(&p->free, chunk, sizeof(void *));
