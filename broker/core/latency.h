@@ -73,7 +73,7 @@ struct lat_run {
  * checkpoints that only older messages need, and start a run with id. */
 void latency_run_next(struct latency *l, struct lat_run *r, uint64_t id, uint64_t now_ms);
 void latency_run_end(struct latency *l, struct lat_run *r);
-/* A run of one. */
+/* A run of one (tests; the broker observes runs). */
 void latency_delivered(struct latency *l, uint64_t id, uint64_t now_ms);
 
 static inline void

@@ -533,7 +533,9 @@ queue_take(struct broker *b, struct queue *q, struct holder *h, uint32_t max, si
             return n;
         }
         if (d->ext && d->ext->expires_ms && d->ext->expires_ms <= b->now_ms) {
-            latency_run_end(&q->lat, &run); /* a dead-letter queue's publish moves its ring */
+            /* not needed (the dead-letter queue is never q, and a move adds no checkpoint);
+             * ended so that no run spans another queue operation */
+            latency_run_end(&q->lat, &run);
             queue_dead_letter(b, d, DL_EXPIRED); /* its timer has not run yet */
             if (d->q == q && d->state == DLV_RETRY && ++stuck > BROKER_MAX_FETCH)
                 break; /* could not move (memory limit), again and again: stop here */
@@ -795,7 +797,7 @@ drop_fresh(struct broker *b, struct queue *q)
 {
     uint64_t n = q->nfresh;
 
-    while (q->nfresh > 0)
+    while (q->nfresh > 0 && q->rseg) /* rseg: set while any is fresh */
         drop_fresh_one(b, q);
     return n;
 }

@@ -500,7 +500,8 @@ hold_settled(struct req *rq, unsigned op, uint64_t rid, uint64_t appended0)
 }
 
 /* Ids the first pass keeps, so the second does not decode them again (about 15
- * instructions an id): libslabmq's coalesced ACKs carry at most 257. */
+ * instructions an id): a coalesced ACK of libslabmq carries at most SMQ_QUIET_RUN (256);
+ * larger ones (slabmq_ack_batch) decode the rest twice, as before. */
 #define SETTLE_KEEP 320
 
 /* Shared body of ACK, NACK, TOUCH and TERM: [[id, ...] (, delay_ms for NACK, flags for ACK)]
@@ -568,7 +569,10 @@ settle(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r, uint32_t na
         /* A consumer acks in the order it was delivered to, so the next id is usually the
          * delivery after this one in the connection's in-flight list: found without the
          * table (a lookup and its probe, 21 of a drained message's instructions). Only for
-         * ACK: it frees d alone, where a NACK or TERM may dead-letter and move others. */
+         * ACK: queue_ack() frees only d, no other delivery is freed or unlinked from this
+         * list (wakes are deferred; compaction moves records, not deliveries), so next
+         * stays valid; its state and owner are checked again all the same. A NACK or TERM
+         * may dead-letter, which is more than this needs to reason about. */
         next = op == SMQ_OP_ACK && d->slink.next != &rq->held.list
                    ? DLIST_ENTRY(d->slink.next, struct delivery, slink)
                    : NULL;

@@ -177,8 +177,6 @@ test_ack_errors_keep_connection(void)
     t_broker_stop(&b);
 }
 
-/* Acked messages are gone for good: a consumer that disconnects after acking leaves
- * nothing to redeliver, and unacked ones of the same batch come back. */
 /* One ACK of more ids than the broker decodes once (its first pass keeps 320), in an order
  * that breaks the delivery order, with unknown and repeated ids at and around that bound:
  * every listed held id is acked once, each unknown one is counted, and the held id left
@@ -233,6 +231,8 @@ test_large_ack_mixed_order(void)
     t_broker_stop(&b);
 }
 
+/* Acked messages are gone for good: a consumer that disconnects after acking leaves
+ * nothing to redeliver, and unacked ones of the same batch come back. */
 static void
 test_acked_never_return(void)
 {
