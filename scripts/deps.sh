@@ -3,9 +3,11 @@
 #   scripts/deps.sh         build and run (scripts/run.sh, scripts/fuzz.sh)
 #   scripts/deps.sh test    the same plus what only the test suite needs (scripts/test.sh)
 #   scripts/deps.sh bench   the same plus the peer brokers of tools/bench/bench-peers.sh
+#   scripts/deps.sh cluster the same as test plus libraft from bookworm-backports
 # Safe to run again: apt-get skips what is already there.
 set -eu
 
+BACKPORTS=""
 PACKAGES="gcc make cmake pkg-config libc6-dev libevent-dev libmsgpack-dev libsqlite3-dev libssl-dev cppcheck valgrind"
 case "${1:-}" in
 '') ;;
@@ -20,16 +22,32 @@ test) PACKAGES="$PACKAGES clang-tidy chromium python3-prometheus-client g++" ;;
 # slabmq-redischeck and slabmq-natscheck, the official-client idioms that check
 # slabmq-peerbench's own clients. About 15 MB.
 bench) PACKAGES="$PACKAGES redis-server redis-tools beanstalkd nats-server libhiredis-dev libnats-dev" ;;
+# libraft for the cluster mode (docs/dependencies.md): 0.22.1, the maintained fork, only in
+# bookworm-backports (scripts/backports.sh adds the suite from this machine's own mirror);
+# its headers need libuv's, which libraft-dev does not pull in.
+cluster)
+    PACKAGES="$PACKAGES clang-tidy chromium python3-prometheus-client g++ libuv1-dev"
+    BACKPORTS="libraft-dev"
+    ;;
 *)
-    echo "usage: scripts/deps.sh [test|bench]" >&2
+    echo "usage: scripts/deps.sh [test|bench|cluster]" >&2
     exit 2
     ;;
 esac
 
 missing=""
-for p in $PACKAGES; do
+for p in $PACKAGES $BACKPORTS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Debian 12's own libraft-dev (0.15.0) counts as missing: the backports one replaces it
+case " $BACKPORTS " in
+*" libraft-dev "*)
+    pkg-config --atleast-version=0.17 raft 2>/dev/null || case "$missing" in
+        *libraft-dev*) ;;
+        *) missing="$missing libraft-dev" ;;
+        esac
+    ;;
+esac
 if [ -z "$missing" ]; then
     exit 0
 fi
@@ -39,6 +57,14 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+if [ -n "$BACKPORTS" ]; then
+    "$(dirname "$0")/backports.sh"
+fi
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null
+if [ -n "$BACKPORTS" ]; then
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports $BACKPORTS \
+        >/dev/null
+fi
