@@ -66,19 +66,6 @@ struct rnet {
     void *close_arg;
 };
 
-uint64_t
-rnet_digest(const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 static void
 put_be(uint8_t *p, uint64_t v, int n)
 {

@@ -4,8 +4,8 @@
  *
  * libraft's own TCP transport (raft_uv_tcp) listens on one address per Raft group, so P
  * partitions would take P ports per broker and P entries in the cluster file. Here each
- * connection starts with a 32-byte preamble naming the cluster (a digest of the cluster
- * file), the partition and the connecting node, so one port carries them all, and a peer
+ * connection starts with a 32-byte preamble naming the cluster (the cluster file's digest,
+ * cluster/cfile.h), the partition and the connecting node, so one port carries them all, and a peer
  * is checked before libraft sees a byte of it:
  *
  *   offset size  field (big-endian)
@@ -74,9 +74,5 @@ const struct rnet_stats *rnet_stats(const struct rnet *h);
  * once every handle of the hub is closed, and the hub is freed after it. Each partition's
  * transport must have been closed (by raft_close()) first. */
 void rnet_close(struct rnet *h, void (*cb)(void *arg), void *arg);
-
-/* The cluster digest of a cluster file's bytes (FNV-1a 64, for mismatch detection, not
- * security). */
-uint64_t rnet_digest(const void *data, size_t len);
 
 #endif /* SLABMQ_BROKER_CLUSTER_RNET_H */
