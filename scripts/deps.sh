@@ -3,7 +3,6 @@
 #   scripts/deps.sh         build and run (scripts/run.sh, scripts/fuzz.sh)
 #   scripts/deps.sh test    the same plus what only the test suite needs (scripts/test.sh)
 #   scripts/deps.sh bench   the same plus the peer brokers of tools/bench/bench-peers.sh
-#   scripts/deps.sh cluster the same as test plus libraft from bookworm-backports
 # Safe to run again: apt-get skips what is already there.
 set -eu
 
@@ -16,21 +15,20 @@ case "${1:-}" in
 # text-format parser (python3-prometheus-client, with python3) for test_http's /metrics.
 # clang-tidy for scripts/tidy.sh. g++ (gcc's C++ front end, some 40 MB) for the check that
 # slabmq.h compiles as C++ (tests/cxx).
-test) PACKAGES="$PACKAGES clang-tidy chromium python3-prometheus-client g++" ;;
+# libraft for cluster mode's pieces and their tests (docs/dependencies.md): 0.22.1, the
+# maintained fork, only in bookworm-backports (scripts/backports.sh adds the suite from this
+# machine's own mirror); its headers need libuv's, which libraft-dev does not pull in.
+test)
+    PACKAGES="$PACKAGES clang-tidy chromium python3-prometheus-client g++ libuv1-dev"
+    BACKPORTS="libraft-dev"
+    ;;
 # The peers docs/performance.md compares slabmq with (tools/bench/bench-peers.sh): Redis and
 # redis-benchmark, beanstalkd, NATS with JetStream, and hiredis and nats.c for
 # slabmq-redischeck and slabmq-natscheck, the official-client idioms that check
 # slabmq-peerbench's own clients. About 15 MB.
 bench) PACKAGES="$PACKAGES redis-server redis-tools beanstalkd nats-server libhiredis-dev libnats-dev" ;;
-# libraft for the cluster mode (docs/dependencies.md): 0.22.1, the maintained fork, only in
-# bookworm-backports (scripts/backports.sh adds the suite from this machine's own mirror);
-# its headers need libuv's, which libraft-dev does not pull in.
-cluster)
-    PACKAGES="$PACKAGES clang-tidy chromium python3-prometheus-client g++ libuv1-dev"
-    BACKPORTS="libraft-dev"
-    ;;
 *)
-    echo "usage: scripts/deps.sh [test|bench|cluster]" >&2
+    echo "usage: scripts/deps.sh [test|bench]" >&2
     exit 2
     ;;
 esac

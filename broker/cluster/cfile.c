@@ -269,7 +269,7 @@ cfile_load(const char *path, struct cfile *cf, char *err, size_t errlen)
     }
     buf = malloc(CFILE_MAX_BYTES + 1);
     if (!buf) {
-        fclose(f);
+        (void)fclose(f);
         snprintf(err, errlen, "%s: out of memory", path);
         return -1;
     }
@@ -284,7 +284,7 @@ cfile_load(const char *path, struct cfile *cf, char *err, size_t errlen)
         rv = cfile_parse(buf, n, path, cf, err, errlen);
     }
     free(buf);
-    fclose(f);
+    (void)fclose(f); /* read only: nothing to lose */
     return rv;
 }
 

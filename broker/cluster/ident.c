@@ -2,10 +2,12 @@
 /* A cluster broker's data directory identity; see ident.h. */
 #include "cluster/ident.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,27 +34,52 @@ exists(const char *dir, const char *name)
     return stat(path, &st) == 0;
 }
 
+/* The value of line l if it is "key VALUE" with VALUE a number in base (the whole rest of
+ * the line, at most max); 0 or -1. */
+static int
+field(const char *l, const char *key, int base, uint64_t max, uint64_t *v)
+{
+    size_t k = strlen(key);
+    char *end;
+
+    if (strncmp(l, key, k) != 0 || l[k] != ' ' || !isxdigit((unsigned char)l[k + 1]))
+        return -1;
+    errno = 0;
+    *v = strtoull(l + k + 1, &end, base);
+    return *end || errno || *v > max ? -1 : 0;
+}
+
 /* Parse the identity file's text; 0 or -1 (not an identity file of this version). */
 static int
 ident_parse(char *text, struct ident *id)
 {
-    unsigned version = 0;
-    int fields = 0;
+    uint64_t version = 0;
+    uint64_t v;
+    unsigned fields = 0; /* a bit each */
     char *save = NULL;
 
     for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        if (sscanf(l, "slabmq-cluster %u", &version) == 1)
-            continue;
-        if (sscanf(l, "cluster %63s", id->name) == 1
-            || sscanf(l, "digest %16" SCNx64, &id->digest) == 1
-            || sscanf(l, "node %" SCNu32, &id->node) == 1
-            || sscanf(l, "partitions %" SCNu32, &id->partitions) == 1
-            || sscanf(l, "replicas %" SCNu32, &id->replicas) == 1)
-            fields++;
-        else
+        if (field(l, "slabmq-cluster", 10, UINT32_MAX, &version) == 0) {
+            fields |= 1;
+        } else if (strncmp(l, "cluster ", 8) == 0 && strlen(l + 8) <= CFILE_NAME_MAX) {
+            snprintf(id->name, sizeof(id->name), "%s", l + 8);
+            fields |= 2;
+        } else if (field(l, "digest", 16, UINT64_MAX, &id->digest) == 0) {
+            fields |= 4;
+        } else if (field(l, "node", 10, UINT32_MAX, &v) == 0) {
+            id->node = (uint32_t)v;
+            fields |= 8;
+        } else if (field(l, "partitions", 10, UINT32_MAX, &v) == 0) {
+            id->partitions = (uint32_t)v;
+            fields |= 16;
+        } else if (field(l, "replicas", 10, UINT32_MAX, &v) == 0) {
+            id->replicas = (uint32_t)v;
+            fields |= 32;
+        } else {
             return -1;
+        }
     }
-    return version == IDENT_VERSION && fields == 5 ? 0 : -1;
+    return version == IDENT_VERSION && fields == 63 ? 0 : -1;
 }
 
 static int

@@ -5,7 +5,6 @@
  * leader and commits entries on every replica; connections with a garbage preamble, another
  * cluster's digest, an unknown node id or a partition not served are closed and counted, and
  * the groups go on committing; everything closes without a leak (ASan, valgrind). */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sys/stat.h>

@@ -3,7 +3,6 @@
  * name to partition mapping (cluster/slot.c), and the data directory's identity
  * (cluster/ident.c), which refuses a directory of another node, cluster or shape and changes
  * nothing on disk when it does. */
-#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

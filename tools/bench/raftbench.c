@@ -24,7 +24,6 @@
  *
  * A prototype measurement, not the cluster: no snapshots (threshold left high), no
  * membership changes, no failure handling beyond a bounded wait for a leader. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
@@ -207,8 +206,9 @@ apply_cb(struct raft_apply *req, int status, void *result)
         perror("raftbench: eventfd write");
 }
 
-/* Hand j to Raft: directly (embed), or through the queue to the uv thread. */
-static void
+/* Hand j to Raft: directly (embed), or through the queue to the uv thread. 0, or a libraft
+ * error with j freed (embed: this server is not the leader any more). */
+static int
 job_apply(struct server *s, struct job *j)
 {
     int rv;
@@ -219,14 +219,14 @@ job_apply(struct server *s, struct job *j)
         s->todo = j;
         pthread_mutex_unlock(&s->mu);
         uv_async_send(&s->submit_async);
-        return;
+        return 0;
     }
     rv = raft_apply(&s->raft, &j->req, &j->buf, 1, apply_cb);
     if (rv != 0) {
         raft_free(j->buf.base);
-        j->status = rv;
-        job_done(s, j);
+        free(j);
     }
+    return rv;
 }
 
 static void
@@ -247,8 +247,13 @@ submit_more(struct server *s)
         }
         memset(j->buf.base, 'm', len);
         j->t0_ns = now_ns();
+        if (job_apply(s, j) != 0) {
+            s->failed++;
+            s->running = 0; /* not the leader any more: the run ends here */
+            s->stop_ns = now_ns();
+            return;
+        }
         s->inflight++;
-        job_apply(s, j);
     }
 }
 
@@ -386,7 +391,7 @@ report(struct server *s)
            secs, (double)s->committed / secs, (double)msgs / secs,
            (double)hist_percentile(&s->h, 50) / 1e3, (double)hist_percentile(&s->h, 99) / 1e3,
            msgs ? cpu_us / (double)msgs : 0.0, (unsigned long long)s->failed);
-    fflush(stdout);
+    (void)fflush(stdout); /* the parent reads it through the pipe before stopping us */
 }
 
 /* Every 50 ms: once leader, start the load; when it has run its time and drained, report
@@ -436,6 +441,7 @@ server_run(const struct opts *o, unsigned id)
     snprintf(dir, sizeof(dir), "%s/n%u", o->dir, id);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         perror(dir);
+        free(s);
         return 1;
     }
     uv_loop_init(&s->loop);
@@ -443,16 +449,16 @@ server_run(const struct opts *o, unsigned id)
     if ((rv = raft_uv_tcp_init(&s->transport, &s->loop)) != 0
         || (rv = raft_uv_init(&s->io, &s->loop, dir, &s->transport)) != 0) {
         fprintf(stderr, "raftbench: node %u: raft_uv init: %s\n", id, raft_strerror(rv));
-        return 1;
+        _exit(1); /* the loop holds s's handles: nothing to tidy in a child that ends */
     }
     s->fsm.version = 1;
     s->fsm.data = s;
     s->fsm.apply = fsm_apply;
     s->fsm.snapshot = fsm_snapshot;
     s->fsm.restore = fsm_restore;
-    if ((rv = raft_init(&s->raft, &s->io, &s->fsm, id, s->address)) != 0) {
+    if (raft_init(&s->raft, &s->io, &s->fsm, id, s->address) != 0) {
         fprintf(stderr, "raftbench: node %u: raft_init: %s\n", id, raft_errmsg(&s->raft));
-        return 1;
+        _exit(1);
     }
     s->raft.data = s;
     raft_configuration_init(&conf);
@@ -465,15 +471,15 @@ server_run(const struct opts *o, unsigned id)
     raft_configuration_close(&conf);
     if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
         fprintf(stderr, "raftbench: node %u: bootstrap: %s\n", id, raft_strerror(rv));
-        return 1;
+        _exit(1);
     }
     raft_set_pre_vote(&s->raft, true);
     raft_set_election_timeout(&s->raft, 1000);
     raft_set_heartbeat_timeout(&s->raft, 100);
     raft_set_snapshot_threshold(&s->raft, 1u << 30); /* not measured here */
-    if ((rv = raft_start(&s->raft)) != 0) {
+    if (raft_start(&s->raft) != 0) {
         fprintf(stderr, "raftbench: node %u: raft_start: %s\n", id, raft_errmsg(&s->raft));
-        return 1;
+        _exit(1);
     }
     s->base = event_base_new();
     s->tick = event_new(s->base, -1, EV_PERSIST, on_tick, s);
@@ -515,6 +521,18 @@ usage(void)
     exit(2);
 }
 
+/* A whole decimal argument in [lo, hi], else usage. */
+static long
+arg_num(const char *v, long lo, long hi)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+
+    if (*v == '\0' || *end || n < lo || n > hi)
+        usage();
+    return n;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -535,17 +553,17 @@ main(int argc, char **argv)
         else if (!strcmp(a, "--dir"))
             o.dir = v;
         else if (!strcmp(a, "--nodes"))
-            o.nodes = atoi(v);
+            o.nodes = (int)arg_num(v, 1, MAX_NODES);
         else if (!strcmp(a, "--seconds"))
-            o.seconds = atoi(v);
+            o.seconds = (int)arg_num(v, 1, 3600);
         else if (!strcmp(a, "--size"))
-            o.size = (uint32_t)atoi(v);
+            o.size = (uint32_t)arg_num(v, 1, 1 << 20);
         else if (!strcmp(a, "--batch"))
-            o.batch = (uint32_t)atoi(v);
+            o.batch = (uint32_t)arg_num(v, 1, 1 << 16);
         else if (!strcmp(a, "--window"))
-            o.window = (uint32_t)atoi(v);
+            o.window = (uint32_t)arg_num(v, 1, 1 << 16);
         else if (!strcmp(a, "--port"))
-            o.base_port = atoi(v);
+            o.base_port = (int)arg_num(v, 1024, 65535 - MAX_NODES);
         else
             usage();
         i++;
