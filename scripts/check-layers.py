@@ -18,7 +18,8 @@ LAYERS = [
     ("util",),           # logging, intrusive lists: no broker state
     ("mem",),            # the budget, slabs, reservoir, output buffers, segments
     ("core",),           # the broker registry, queues, deliveries, dedup, latency
-    ("store", "auth"),   # SQLite journal and recovery; users, password checks, throttle
+    ("store", "auth", "cluster"),  # SQLite journal and recovery; users, password checks,
+                                   # throttle; Raft groups and their transport
     ("req",),            # requests: dispatch, handlers, replies, waiters, subscriptions
     ("net",),            # sockets, connections, TLS, HTTP, guards, metrics
 ]

@@ -6,6 +6,7 @@
 # Safe to run again: apt-get skips what is already there.
 set -eu
 
+BACKPORTS=""
 PACKAGES="gcc make cmake pkg-config libc6-dev libevent-dev libmsgpack-dev libsqlite3-dev libssl-dev cppcheck valgrind"
 case "${1:-}" in
 '') ;;
@@ -14,7 +15,13 @@ case "${1:-}" in
 # text-format parser (python3-prometheus-client, with python3) for test_http's /metrics.
 # clang-tidy for scripts/tidy.sh. g++ (gcc's C++ front end, some 40 MB) for the check that
 # slabmq.h compiles as C++ (tests/cxx).
-test) PACKAGES="$PACKAGES clang-tidy chromium python3-prometheus-client g++" ;;
+# libraft for cluster mode's pieces and their tests (docs/dependencies.md): 0.22.1, the
+# maintained fork, only in bookworm-backports (scripts/backports.sh adds the suite from this
+# machine's own mirror); its headers need libuv's, which libraft-dev does not pull in.
+test)
+    PACKAGES="$PACKAGES clang-tidy chromium python3-prometheus-client g++ libuv1-dev"
+    BACKPORTS="libraft-dev"
+    ;;
 # The peers docs/performance.md compares slabmq with (tools/bench/bench-peers.sh): Redis and
 # redis-benchmark, beanstalkd, NATS with JetStream, and hiredis and nats.c for
 # slabmq-redischeck and slabmq-natscheck, the official-client idioms that check
@@ -27,9 +34,18 @@ bench) PACKAGES="$PACKAGES redis-server redis-tools beanstalkd nats-server libhi
 esac
 
 missing=""
-for p in $PACKAGES; do
+for p in $PACKAGES $BACKPORTS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Debian 12's own libraft-dev (0.15.0) counts as missing: the backports one replaces it
+case " $BACKPORTS " in
+*" libraft-dev "*)
+    pkg-config --atleast-version=0.17 raft 2>/dev/null || case "$missing" in
+        *libraft-dev*) ;;
+        *) missing="$missing libraft-dev" ;;
+        esac
+    ;;
+esac
 if [ -z "$missing" ]; then
     exit 0
 fi
@@ -39,6 +55,14 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+if [ -n "$BACKPORTS" ]; then
+    "$(dirname "$0")/backports.sh"
+fi
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null
+if [ -n "$BACKPORTS" ]; then
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports $BACKPORTS \
+        >/dev/null
+fi
