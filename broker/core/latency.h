@@ -50,6 +50,9 @@ struct latency {
     uint32_t head;                  /* index of the oldest checkpoint */
     uint32_t n;                     /* checkpoints held */
     uint32_t step_ms;               /* least gap between checkpoints, ms (>= 1) */
+    uint32_t last_ms;               /* the newest checkpoint's ms, minus base_ms (n > 0): a
+                                       publish compares with it on the line of head and n
+                                       rather than load the ring's line that holds it */
     struct lat_hist to_deliver;     /* publish to first delivery */
     struct lat_hist to_ack;         /* delivery (or last TOUCH) to ack */
 };

@@ -138,8 +138,8 @@ _Static_assert(sizeof(struct queue) <= 1168, "struct queue grew past its slab cl
 _Static_assert(offsetof(struct queue, name) == 120, "the hot block changed: see queue_prefetch");
 
 /* Start loading the lines of q a publish touches: the hot block and the name's first 16 bytes,
- * the published counter, and the latency ring's bookkeeping (its newest checkpoint is on
- * one of the ring's four lines, unknown before reading 'head' and 'n'). */
+ * the published counter, and the latency ring's bookkeeping, base_ms to last_ms (24 bytes
+ * that straddle two lines when q sits 32 bytes past a line: queues are 16-byte aligned). */
 static inline void
 queue_prefetch(const struct queue *q)
 {
@@ -147,7 +147,8 @@ queue_prefetch(const struct queue *q)
     __builtin_prefetch((const char *)q + 64);
     __builtin_prefetch(q->name + 15);
     __builtin_prefetch(&q->c.published);
-    __builtin_prefetch(&q->lat.head);
+    __builtin_prefetch(&q->lat.base_ms);
+    __builtin_prefetch(&q->lat.last_ms);
 }
 
 /* A view of one message for PEEK. */
