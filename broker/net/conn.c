@@ -790,6 +790,7 @@ conn_process(struct conn *c)
         }
         dispatch_frame(&c->req, body, blen);
         c->req.hint_name = NULL; /* the buffer's bytes may change before the next frame */
+        c->req.hint_q = NULL;
         take_next(c);
         in->start += (uint32_t)total;
         if (prefetching)

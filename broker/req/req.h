@@ -138,6 +138,8 @@ struct req {
                                      name at this address in it has broker_queue_hash() */
     uint32_t hint_len;            /* its length */
     uint32_t hint_hash;           /* hint_name's hash (conn.c's look-ahead computed it) */
+    struct queue *hint_q;         /* the queue cmd_read_name() found by that name, compared
+                                     in full: the handler's next look needs no compare */
     const struct auth_user *user; /* authenticated as; NULL before AUTH, or without auth */
     struct verify_slot *auth_slot; /* the pending check of AUTH (verify.c), or NULL */
     uint64_t auth_rid;            /* request id of a pending or failed AUTH */
