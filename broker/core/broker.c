@@ -248,21 +248,6 @@ broker_prefetch_queue(const struct broker *b, uint32_t hash)
     }
 }
 
-void
-broker_prefetch_tail(const struct broker *b, uint32_t hash)
-{
-    for (size_t i = hash & b->qmask;; i = (i + 1) & b->qmask) {
-        const struct broker_slot *e = &b->qb[i];
-        if (!e->q)
-            return;
-        if (e->hash == hash) {
-            if (e->q->tail) /* its header: seg_fits reads used and size */
-                __builtin_prefetch(e->q->tail);
-            return;
-        }
-    }
-}
-
 /* Put q in the first free slot of its run (there is one: the table is never full). */
 static void
 slot_put(struct broker_slot *tab, size_t mask, struct queue *q)

@@ -125,13 +125,11 @@ broker_queue_next(const struct broker *b, size_t *pos)
 /* Prefetching for a run of requests (conn.c): their queues' cache misses overlap instead of
  * following one another. broker_queue_hash() is the registry's hash of a name;
  * broker_prefetch_slot() starts loading its slot; broker_prefetch_queue(), called once the
- * slot has had time to arrive, starts loading the lines of the queue a publish touches;
- * broker_prefetch_tail(), once those are there, the header of the queue's tail segment.
- * Hints only: nothing is read that a publish would not read. */
+ * slot has had time to arrive, starts loading the lines of the queue a publish touches.
+ * Hints only: nothing is read that a lookup would not read. */
 uint32_t broker_queue_hash(const char *name, size_t len);
 void broker_prefetch_slot(const struct broker *b, uint32_t hash);
 void broker_prefetch_queue(const struct broker *b, uint32_t hash);
-void broker_prefetch_tail(const struct broker *b, uint32_t hash);
 
 /* Requeues between these two calls wake each queue's waiters once, at the end, so a waiter
  * gets every message that became ready together (a closed consumer's, expired ones). */

@@ -592,7 +592,6 @@ take_next(struct conn *c)
  * more than it saved), and for a frame naming the queue of the frame before it. */
 #define PF_SLOT_AHEAD 32 /* a power of 2: the ring's size */
 #define PF_QUEUE_AHEAD 12
-#define PF_TAIL_AHEAD 4
 #define PF_MIN_QUEUES 4096
 
 struct prefetch {
@@ -684,11 +683,6 @@ prefetch_next(const struct conn *c, struct prefetch *pf, size_t total)
         uint32_t i = (pf->head + PF_QUEUE_AHEAD - 1) & (PF_SLOT_AHEAD - 1);
         if (pf->named[i])
             broker_prefetch_queue(&c->srv->b, pf->hash[i]);
-    }
-    if (pf->ahead >= PF_TAIL_AHEAD) {
-        uint32_t i = (pf->head + PF_TAIL_AHEAD - 1) & (PF_SLOT_AHEAD - 1);
-        if (pf->named[i])
-            broker_prefetch_tail(&c->srv->b, pf->hash[i]);
     }
 }
 
