@@ -589,7 +589,9 @@ take_next(struct conn *c)
  * the distances matter little between 16/4 and 64/24). Costs about 130 instructions a frame
  * when on (a second look at the frame's header, a hash, the slot), nothing when off: off
  * below PF_MIN_QUEUES queues, whose lines stay in the L2 cache (at 1,000 queues it cost
- * more than it saved), and for a frame naming the queue of the frame before it. */
+ * more than it saved), and for a frame naming the queue of the frame before it. The hash of
+ * the frame being handled goes on to its lookup (req.hint_*, set around dispatch_frame and
+ * cleared after it, as the buffer's bytes may change): one hash a publish, not two. */
 #define PF_SLOT_AHEAD 32 /* a power of 2: the ring's size */
 #define PF_QUEUE_AHEAD 12
 #define PF_MIN_QUEUES 4096
