@@ -101,7 +101,7 @@ setup(struct run *r, uint32_t nq, long count)
     r->nq = nq;
     r->mask = slots - 1;
     r->tab = calloc(slots, sizeof(*r->tab));
-    r->queues = aligned_alloc(64, (size_t)nq * QUEUE_SIZE + 64);
+    r->queues = aligned_alloc(64, ((size_t)nq * QUEUE_SIZE + 64 + 63) / 64 * 64);
     r->names = malloc((size_t)nq * 16);
     /* every record, and a buffer's worth of slack per queue */
     r->arena_size = (size_t)count * REC + (size_t)nq * BUF_SIZE * 2 + 2 * 64 * 1024;
