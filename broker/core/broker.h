@@ -102,6 +102,9 @@ void broker_tick(struct broker *b);
 
 /* Registry. Names must be valid (smq_name_valid). */
 struct queue *broker_queue_find(struct broker *b, const char *name, size_t len);
+/* The same for a name whose broker_queue_hash() is known already (conn.c's look-ahead). */
+struct queue *broker_queue_find_hashed(struct broker *b, const char *name, size_t len,
+                                       uint32_t hash);
 /* Find or create; NULL at the memory limit. *created says which. */
 struct queue *broker_queue_get(struct broker *b, const char *name, size_t len, int *created);
 /* Delete q and everything in it. Returns the messages dropped. */

@@ -589,7 +589,9 @@ take_next(struct conn *c)
  * the distances matter little between 16/4 and 64/24). Costs about 130 instructions a frame
  * when on (a second look at the frame's header, a hash, the slot), nothing when off: off
  * below PF_MIN_QUEUES queues, whose lines stay in the L2 cache (at 1,000 queues it cost
- * more than it saved), and for a frame naming the queue of the frame before it. */
+ * more than it saved), and for a frame naming the queue of the frame before it. The hash of
+ * the frame being handled goes on to its lookup (req.hint_*, set around dispatch_frame and
+ * cleared after it, as the buffer's bytes may change): one hash a publish, not two. */
 #define PF_SLOT_AHEAD 32 /* a power of 2: the ring's size */
 #define PF_QUEUE_AHEAD 12
 #define PF_MIN_QUEUES 4096
@@ -602,6 +604,8 @@ struct prefetch {
     const char *last;       /* the name of the last frame scanned that had one */
     uint32_t last_len;
     uint32_t hash[PF_SLOT_AHEAD];
+    const char *name[PF_SLOT_AHEAD]; /* where hash[]'s name is in c->in, and its length: */
+    uint32_t nlen[PF_SLOT_AHEAD];    /* for the handler's lookup (req.hint_*), not hashed twice */
     uint8_t named[PF_SLOT_AHEAD]; /* hash[] is set: a queue to prefetch */
 };
 
@@ -652,6 +656,8 @@ prefetch_scan(struct conn *c, struct prefetch *pf, uint32_t max_body)
         pf->named[i] = 0;
         if (dispatch_queue_name(body, blen, &name, &nlen) && !same_name(pf, name, nlen)) {
             pf->hash[i] = broker_queue_hash(name, nlen);
+            pf->name[i] = name;
+            pf->nlen[i] = nlen;
             pf->named[i] = 1;
             pf->last = name;
             pf->last_len = nlen;
@@ -770,9 +776,17 @@ conn_process(struct conn *c)
             run = 1;
             broker_defer_wake(&s->b);
         }
-        if (prefetching)
+        if (prefetching) {
             prefetch_scan(c, &pf, max_body);
+            if (pf.ahead && pf.named[pf.head]) { /* this frame's name, hashed by the scan */
+                c->req.hint_name = pf.name[pf.head];
+                c->req.hint_len = pf.nlen[pf.head];
+                c->req.hint_hash = pf.hash[pf.head];
+            }
+        }
         dispatch_frame(&c->req, body, blen);
+        c->req.hint_name = NULL; /* the buffer's bytes may change before the next frame */
+        c->req.hint_q = NULL;
         take_next(c);
         in->start += (uint32_t)total;
         if (prefetching)

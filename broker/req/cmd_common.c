@@ -33,7 +33,12 @@ cmd_cached_queue(struct req *rq, const char *name, uint32_t len)
 {
     struct queue *q = rq->qcache;
 
+    if (q && q == rq->hint_q && name == rq->hint_name && len == q->name_len
+        && rq->qcache_gen == rq->b->qgen)
+        return q; /* found by this very name in this frame: cmd_read_name() compared it */
     if (q && rq->qcache_gen == rq->b->qgen && q->name_len == len
+        && (name != rq->hint_name || len != rq->hint_len || q->hash == rq->hint_hash)
+        /* a name hashed already whose hash differs is another queue: no memcmp */
         && memcmp(q->name, name, len) == 0)
         return q;
     return NULL;
@@ -61,9 +66,13 @@ cmd_read_name(struct req *rq, unsigned op, uint64_t rid, struct smq_mpr *r, cons
      * checking each name's bytes cost 60 instructions a publish). */
     if (cmd_cached_queue(rq, *name, *len))
         return 0;
-    q = broker_queue_find(rq->b, *name, *len);
+    q = *name == rq->hint_name && *len == rq->hint_len
+            ? broker_queue_find_hashed(rq->b, *name, *len, rq->hint_hash)
+            : broker_queue_find(rq->b, *name, *len);
     if (q) {
         cmd_cache_queue(rq, q);
+        if (*name == rq->hint_name)
+            rq->hint_q = q;
         return 0;
     }
     if (!smq_name_valid(*name, *len)) {

@@ -134,6 +134,12 @@ struct req {
     struct confirmq *confirm;     /* replies held for the store (confirm.c), or NULL */
     struct queue *qcache;         /* the queue this client named last (weak: see qcache_gen) */
     uint64_t qcache_gen;          /* broker qgen when cached; a deletion since makes it stale */
+    const char *hint_name;        /* set by the network layer around one frame: the queue
+                                     name at this address in it has broker_queue_hash() */
+    uint32_t hint_len;            /* its length */
+    uint32_t hint_hash;           /* hint_name's hash (conn.c's look-ahead computed it) */
+    struct queue *hint_q;         /* the queue cmd_read_name() found by that name, compared
+                                     in full: the handler's next look needs no compare */
     const struct auth_user *user; /* authenticated as; NULL before AUTH, or without auth */
     struct verify_slot *auth_slot; /* the pending check of AUTH (verify.c), or NULL */
     uint64_t auth_rid;            /* request id of a pending or failed AUTH */
