@@ -1006,6 +1006,56 @@ SLABMQ_API slabmq_status slabmq_fetch_any(slabmq_client *c, const char *const *q
                                           size_t n, uint32_t max, uint32_t wait_ms,
                                           unsigned flags, slabmq_batch **out);
 
+/** The most FETCHes slabmq_client_set_fetch_ahead() keeps ahead. */
+#define SLABMQ_FETCH_AHEAD_MAX 64
+
+/**
+ * FETCH read-ahead: keep @p depth FETCHes on their way, so that slabmq_fetch(),
+ * slabmq_fetch_flags() and slabmq_fetch_any() usually find their batch already read or
+ * arriving instead of waiting a round trip for it. Off (0) by default. Since libslabmq 1.3.
+ *
+ * What the calls do with a depth over 0:
+ *  - A call first hands out the oldest batch fetched ahead (by an earlier call) that holds
+ *    messages, after sending one more FETCH with its own arguments (queue or queues, max,
+ *    flags; wait 0) in the same write as everything queued since the last call, the acks of
+ *    the previous batch among them. So when a call returns a batch, the next one is already
+ *    on the wire, and the broker fills it while the application works.
+ *  - Without a batch ahead (the first call, or after the ones ahead came back empty or
+ *    failed) the call makes its own FETCH as without read-ahead, with its @p wait_ms (the
+ *    only long poll: FETCHes sent ahead never wait). If that FETCH brings messages, @p depth
+ *    FETCHes with the same arguments are sent before the call returns; after an empty one
+ *    none is, so an idle queue is not polled.
+ *  - Fetched-ahead messages are delivered (in flight, their deliveries counted, their
+ *    visibility timeout running, counted against the broker's in-flight limit) when the
+ *    broker answers the FETCH sent ahead, before the application asks for them: a queue's
+ *    visibility timeout must cover working through @p depth + 1 batches, not one.
+ *  - A call hands out a batch fetched ahead whatever queue it names: the batch fetched ahead
+ *    by the previous call (slabmq_batch_queue() names its queue). With a smaller @p max than
+ *    the batch, it hands out @p max messages and the rest stays first, in order. An
+ *    application that fetches from different queues in turn and must get each call's queue
+ *    leaves read-ahead off.
+ *  - A FETCH sent ahead that fails (its queue deleted, the in-flight limit reached) is not
+ *    reported: the call that would have handed it out goes on to the next one ahead, or makes
+ *    its own FETCH, which reports the failure if it lasts. I/O errors are reported by the
+ *    call that meets them, as always.
+ *  - On slabmq_client_close() (or a lost connection) the broker requeues every message this
+ *    connection holds, those fetched ahead and never handed out included (with
+ *    #SLABMQ_FETCH_NOACK they are gone once the broker answered: lost). They come back at
+ *    once, their deliveries counted, as after any consumer's close.
+ *  - Other synchronous calls (slabmq_ping(), slabmq_flush(), ...) read the replies to FETCHes
+ *    sent ahead and keep them for the next fetch call; a FETCH sent ahead counts against
+ *    the window (slabmq_client_set_window()) like a pipelined publish.
+ * Lowering the depth (or 0) stops sending more; those already sent are still handed out
+ * first. Recommended for a consumer that fetches one queue in batches and acks with
+ * slabmq_ack_async(): 1 (what slabmq-bench uses); more helps when each batch is small (a
+ * few messages) and the round trip dominates.
+ * @param c the connection
+ * @param depth FETCHes to keep ahead, 0 to #SLABMQ_FETCH_AHEAD_MAX
+ * @return #SLABMQ_OK, #SLABMQ_ERR_ARG (a NULL @p c or @p depth over the maximum),
+ *         #SLABMQ_ERR_CLIENT_NOMEM
+ */
+SLABMQ_API slabmq_status slabmq_client_set_fetch_ahead(slabmq_client *c, uint32_t depth);
+
 /**
  * Look at up to @p max ready messages of @p queue without taking them (deliveries is the
  * count so far). Free the batch with slabmq_batch_free().
