@@ -36,7 +36,9 @@
 # (slabmq slabmq-push slabmq-batch redis-list redis-list-lpush1 redis-stream beanstalkd
 # nats-js; also redis-list-1), BENCH and SLABMQD (slabmq-bench and slabmqd; default: BUILD_DIR's),
 # SPREADS ("1 1000 100000"), PAIRS ("1 2 4 8"), PAIR_TARGETS (redis-list nats-js),
-# OUT_DIR (a new temp dir), NO_INSTALL (1: never apt-get).
+# OUT_DIR (a new temp dir), NO_INSTALL (1: never apt-get), FETCH_AHEAD (slabmq FETCH
+# consumers' --fetch-ahead; default slabmq-bench's: 1, with --spread 15; 0: one FETCH at a
+# time).
 set -u -o pipefail
 
 RUNS=${RUNS:-3}
@@ -49,6 +51,7 @@ TARGETS=${TARGETS:-"slabmq slabmq-push slabmq-batch redis-list redis-list-lpush1
 SPREADS=${SPREADS:-"1 1000 100000"}
 PAIRS=${PAIRS:-"1 2 4 8"}
 PAIR_TARGETS=${PAIR_TARGETS:-"slabmq redis-list nats-js"}
+FETCH_AHEAD=${FETCH_AHEAD:-}
 MODES=${*:-table}
 BUILD_DIR=${BUILD_DIR:-build}
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/bench-peers.XXXXXX)}
@@ -187,7 +190,7 @@ target_args() {
 idiom() {
     local inflight=$((DEPTH / BATCH))
     case $1 in
-    slabmq) echo "slabmq: one PUBLISH per message, pipelined ($DEPTH unconfirmed, each confirmed with its id); FETCH of $BATCH (long-poll when concurrent), one slabmq_ack_async() per message (acks leave with the next FETCH)" ;;
+    slabmq) echo "slabmq: one PUBLISH per message, pipelined ($DEPTH unconfirmed, each confirmed with its id); FETCH of $BATCH (long-poll when concurrent) with ${FETCH_AHEAD:-1} more kept ahead (slabmq_client_set_fetch_ahead), one slabmq_ack_async() per message (acks leave with the next FETCH)" ;;
     slabmq-push) echo "slabmq pushed: SUBSCRIBE with credit $BATCH, slabmq_receive(), one slabmq_ack_async() per message; produces as slabmq" ;;
     slabmq-batch) echo "slabmq: PUBLISH_BATCH of $BATCH messages a frame, pipelined ($DEPTH unconfirmed); pops as slabmq" ;;
     redis-list) echo "Redis list: LPUSH of $BATCH values a command, pipelined ($DEPTH messages unconfirmed; the latency producer: one LPUSH per message); drain: RPOP key COUNT $BATCH, concurrent and latency: BLMPOP 1 ... COUNT $BATCH, $inflight requests in flight; no acks (the pop settles)" ;;
@@ -250,6 +253,7 @@ sbench() {
     SIDE=$side measure "$t" "$label" "$run" slabmq "$BENCH" \
         -s "127.0.0.1:${PORT[slabmq]}" --window "$DEPTH" --quiet --json \
         $(case $t in slabmq-push) echo "--subscribe $BATCH" ;; *) echo "--fetch-batch $BATCH" ;; esac) \
+        $(case $t in slabmq-push) ;; *) [ -n "$FETCH_AHEAD" ] && echo "--fetch-ahead $FETCH_AHEAD" ;; esac) \
         $(case $t in slabmq-batch) echo "--batch-publish $BATCH" ;; esac) "$@"
 }
 
@@ -408,7 +412,8 @@ run_natscheck() {
 }
 
 # spread: one producer LPUSHes message i to list i % S (one value a command, pipelined),
-# then one consumer drains the S lists in turn (RPOP key COUNT, BATCH at most).
+# then one consumer drains the S lists in turn (RPOP key COUNT, BATCH at most; slabmq: a
+# FETCH of the next 16 queues, slabmq_fetch_any, 15 kept ahead unless FETCH_AHEAD says).
 run_spread() {
     local r=$1 s
     for s in $SPREADS; do
@@ -580,7 +585,7 @@ report_natscheck() {
 
 report_spread() {
     local s
-    echo "### One producer round-robin over S queues (slabmq: PUBLISH each; Redis: LPUSH each, both pipelined), then one consumer draining them in turn (slabmq: FETCH of $BATCH, acks each; Redis: RPOP key COUNT), 16 B, median of $RUNS runs alternated"
+    echo "### One producer round-robin over S queues (slabmq: PUBLISH each; Redis: LPUSH each, both pipelined), then one consumer draining them in turn (slabmq: FETCH of $BATCH naming the next 16 queues, ${FETCH_AHEAD:-15} kept ahead, acks each; Redis: RPOP key COUNT, several in flight), 16 B, median of $RUNS runs alternated"
     echo
     echo "| queues | slabmq produce msg/s | slabmq us/msg | slabmq drain msg/s | slabmq us/msg | Redis produce msg/s | Redis us/msg | Redis drain msg/s | Redis us/msg |"
     echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -87,7 +87,7 @@ usage(FILE *f)
           "                            level (against a broker run with --durability sqlite)\n"
           "      --fetch-batch B       FETCH max, 1-10000 (default 1024)\n"
           "      --fetch-ahead D       FETCHes kept ahead (slabmq_client_set_fetch_ahead),\n"
-          "                            0-64 (default 1; with --spread 8); 0: one at a time\n"
+          "                            0-64 (default 1; with --spread 15); 0: one at a time\n"
           "      --subscribe CREDIT    consumers SUBSCRIBE (pushed messages, at most CREDIT\n"
           "                            unacked) instead of fetching; acks as --ack says\n"
           "      --ack MODE            each (default), batch, or none (FETCH_NOACK)\n"
@@ -252,8 +252,10 @@ check_params(struct bench_params *p, int count_given)
         fprintf(stderr, "slabmq-bench: note: %d of the %d queues get no producer (producer i "
                 "publishes to queue i %% Q) and stay idle\n", p->queues - p->producers,
                 p->queues);
-    if (p->fetch_ahead == UINT32_MAX) /* not given: what docs/performance.md recommends */
-        p->fetch_ahead = p->spread ? 8 : 1;
+    /* not given: what docs/performance.md recommends; with --spread one fewer than a group
+     * of queues (bench_run.c), so that no FETCH sent ahead finds its group empty */
+    if (p->fetch_ahead == UINT32_MAX)
+        p->fetch_ahead = p->spread ? SLABMQ_FETCH_QUEUES_MAX - 1 : 1;
     if (!count_given && p->duration_s == 0 && p->workload != BENCH_DRAIN)
         p->count = 100000;
     if (p->duration_s > 0 && p->rate > 0) { /* paced: the count follows from the schedule */

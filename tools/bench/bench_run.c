@@ -521,7 +521,7 @@ consume_batch(struct bench_worker *w, const slabmq_batch *bt, int64_t now, uint6
  * slabmq_receive() next waits, a fetcher's with its next FETCH. FETCHes are kept ahead as
  * --fetch-ahead says (default 1: the next batch is on its way while this one is taken in).
  * With --spread each FETCH names the next 16 queues in turn (slabmq_fetch_any: the first
- * with a message) without waiting, with 8 kept ahead by default: a FETCH per queue, several
+ * with a message) without waiting, with 15 kept ahead by default (one fewer than the group: none sent ahead finds its group empty): a FETCH per queue, several
  * in flight, as a Redis client keeps several RPOP key COUNT in flight; "until empty" means
  * a whole round of empty groups. */
 static void
