@@ -1029,11 +1029,14 @@ SLABMQ_API slabmq_status slabmq_fetch_any(slabmq_client *c, const char *const *q
  *    visibility timeout running, counted against the broker's in-flight limit) when the
  *    broker answers the FETCH sent ahead, before the application asks for them: a queue's
  *    visibility timeout must cover working through @p depth + 1 batches, not one.
- *  - A call hands out a batch fetched ahead whatever queue it names: the batch fetched ahead
- *    by the previous call (slabmq_batch_queue() names its queue). With a smaller @p max than
- *    the batch, it hands out @p max messages and the rest stays first, in order. An
- *    application that fetches from different queues in turn and must get each call's queue
- *    leaves read-ahead off.
+ *  - A call hands out a batch fetched ahead whatever queue and flags it names: the batch
+ *    fetched ahead by an earlier call, with that call's queue (slabmq_batch_queue() names
+ *    it) and flags (without #SLABMQ_FETCH_NOACK its messages must be acked). With a smaller
+ *    @p max than the batch, it hands out @p max messages and the rest stays first, in
+ *    order. An application that fetches from different queues in turn and must get each
+ *    call's queue leaves read-ahead off; one that drains many queues can name groups of
+ *    them in turn with slabmq_fetch_any() and keep up to one fewer FETCHes ahead than a
+ *    group has queues, so that none finds its group empty.
  *  - A FETCH sent ahead that fails (its queue deleted, the in-flight limit reached) is not
  *    reported: the call that would have handed it out goes on to the next one ahead, or makes
  *    its own FETCH, which reports the failure if it lasts. I/O errors are reported by the
