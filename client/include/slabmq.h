@@ -953,11 +953,13 @@ typedef struct slabmq_batch slabmq_batch;
  * The call's socket timeout is extended by @p wait_ms.
  * @param c the connection
  * @param queue the queue's name; borrowed for the call
- * @param max the most messages to take, at least 1. For throughput, 512 to 1,024: each
- *        FETCH is a round trip, which costs the broker some 10 µs of CPU on small machines,
- *        so a drain acking each 16-byte message ran at 0.77x with 512 of its rate with
- *        1,024 (docs/performance.md); a subscription (slabmq_subscribe()) has no round trip
- *        per batch. Smaller batches trade throughput for fairness between consumers.
+ * @param max the most messages to take, at least 1. For throughput, 512, with one FETCH
+ *        kept ahead (slabmq_client_set_fetch_ahead(c, 1)), as slabmq-bench does: without
+ *        read-ahead each FETCH is a round trip the broker and the client wait for in turn
+ *        (some 10 µs of broker CPU on small machines), so a batch of 512 ran slower than one
+ *        of 1,024 (docs/performance.md); a subscription (slabmq_subscribe()) has no round
+ *        trip per batch either. Smaller batches trade throughput for fairness between
+ *        consumers.
  * @param wait_ms how long to wait for a message, ms; 0 returns at once
  * @return #SLABMQ_OK (also for an empty batch), #SLABMQ_ERR_BAD_NAME, #SLABMQ_ERR_QUEUE_DELETED
  *         (deleted while waiting), #SLABMQ_ERR_CLIENT_NOMEM, or an I/O error (#SLABMQ_ERR_IO,

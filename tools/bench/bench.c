@@ -99,6 +99,8 @@ usage(FILE *f)
           "      --spread N            one producer (and consumer) uses N queues round-robin,\n"
           "                            NAME.0 .. NAME.<N-1>, declared before the run (needs\n"
           "                            --queues 1)\n"
+          "      --spread-group G      --spread consumers name G queues a FETCH (1-16,\n"
+          "                            default 16), the first with messages answering\n"
           "      --verify              check every byte and that each message arrives once\n"
           "      --tls-ca FILE         connect with TLS (slabmqd --tls-port), trusting the CA\n"
           "                            in FILE; with --spawn, give the broker its TLS flags\n"
@@ -216,6 +218,10 @@ apply(struct bench_params *p, int opt, const char *arg)
     case 'T': p->tls_ca = arg; break;
     case 'I': bad = parse_count(arg, 1, 10000000, &p->idle_queues); break;
     case 'N': bad = parse_count(arg, 1, 10000000, &v); p->spread = (uint32_t)v; break;
+    case 'G':
+        bad = parse_count(arg, 1, SLABMQ_FETCH_QUEUES_MAX, &v);
+        p->spread_group = (uint32_t)v;
+        break;
     default: return -1;
     }
     if (bad)
@@ -255,7 +261,7 @@ check_params(struct bench_params *p, int count_given)
     /* not given: what docs/performance.md recommends; with --spread one fewer than a group
      * of queues (bench_run.c), so that no FETCH sent ahead finds its group empty */
     if (p->fetch_ahead == UINT32_MAX)
-        p->fetch_ahead = p->spread ? SLABMQ_FETCH_QUEUES_MAX - 1 : 1;
+        p->fetch_ahead = p->spread ? p->spread_group - 1 : 1;
     if (!count_given && p->duration_s == 0 && p->workload != BENCH_DRAIN)
         p->count = 100000;
     if (p->duration_s > 0 && p->rate > 0) { /* paced: the count follows from the schedule */
@@ -290,6 +296,7 @@ parse_args(struct bench_params *p, int argc, char **argv)
         {"queue-prefix", required_argument, NULL, 'Q'},
         {"idle-queues", required_argument, NULL, 'I'},
         {"spread", required_argument, NULL, 'N'},
+        {"spread-group", required_argument, NULL, 'G'},
         {"verify", no_argument, NULL, 'V'},           {"json", no_argument, NULL, 'j'},
         {"tls-ca", required_argument, NULL, 'T'},
         {"quiet", no_argument, NULL, 'z'},            {"help", no_argument, NULL, 'h'},
@@ -745,6 +752,7 @@ main(int argc, char **argv)
     b.p = (struct bench_params){.host = "127.0.0.1", .port = SLABMQ_DEFAULT_PORT,
                                 .producers = 1, .consumers = 1, .size = 100, .window = 1024,
                                 .fetch_batch = 1024, .fetch_ahead = UINT32_MAX,
+                                .spread_group = SLABMQ_FETCH_QUEUES_MAX,
                                 .queues = 1, .prefix = "bench"};
     if (parse_args(&b.p, argc, argv))
         return 2;

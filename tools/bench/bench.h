@@ -66,6 +66,8 @@ struct bench_params {
     uint32_t spread;                            /* >0: each producer publishes round-robin over
                                                    NAME.0..NAME.spread-1 (declared first), and
                                                    consumers fetch round-robin over them */
+    uint32_t spread_group;                      /* --spread consumers name this many queues
+                                                   a FETCH (slabmq_fetch_any), 1-16 */
     int verify;
     int json;
     int quiet;

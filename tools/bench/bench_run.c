@@ -93,13 +93,13 @@ next_queue(struct bench_worker *w)
     return name;
 }
 
-/* --spread consumers: the next group of up to SLABMQ_FETCH_QUEUES_MAX queues in turn, for
+/* --spread consumers: the next group of up to --spread-group queues in turn, for
  * one slabmq_fetch_any() (it takes from the first of them with a message); its size. */
 static size_t
 next_group(struct bench_worker *w, const char **names)
 {
     const struct bench *b = w->b;
-    size_t k = b->p.spread < SLABMQ_FETCH_QUEUES_MAX ? b->p.spread : SLABMQ_FETCH_QUEUES_MAX;
+    size_t k = b->p.spread < b->p.spread_group ? b->p.spread : b->p.spread_group;
 
     for (size_t i = 0; i < k; i++)
         names[i] = next_queue(w);
@@ -545,7 +545,7 @@ consume(struct bench_worker *w, uint64_t *ids)
         return;
     }
     if (b->p.spread)
-        rounds = (b->p.spread + SLABMQ_FETCH_QUEUES_MAX - 1) / SLABMQ_FETCH_QUEUES_MAX;
+        rounds = (b->p.spread + b->p.spread_group - 1) / b->p.spread_group;
     while (!atomic_load(&b->stop) && !queue_drained(w->q)) {
         slabmq_batch *bt = NULL;
         int64_t now;
