@@ -670,8 +670,11 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
     c->settling -= (was_quiet || op >= SLABMQ_ASYNC_ACK) && c->settling > 0;
     if (c->settling > c->outstanding) /* a broker that named the wrong ops */
         c->settling = c->outstanding;
-    if (ahead)
+    if (ahead) {
+        if (h.status != SLABMQ_OK && h.op == SMQ_OP_NONE)
+            c->broken = 1; /* a connection-level error: the broker closes */
         return smq_ahead_reply(c, &h, &r);
+    }
     if (h.id == c->ping_rid) { /* ours, not the caller's */
         c->ping_rid = 0;
         return h.status == SLABMQ_OK ? SLABMQ_OK

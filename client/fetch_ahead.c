@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "client-internal.h"
+#include "ops.h"
 
 #define AHEAD_CAP (SLABMQ_FETCH_AHEAD_MAX + 1) /* depth, plus the one a call adds */
 
@@ -58,6 +59,8 @@ smq_ahead_reply(struct slabmq_client *c, const struct smq_head *h, struct smq_mp
     if (h->status != SLABMQ_OK) /* not reported: the call that finds it makes its own FETCH,
                                    which reports the failure if it lasts */
         return SLABMQ_OK;
+    if (h->op != SMQ_OP_FETCH)
+        return smq_bad_reply(c, "reply to a FETCH sent ahead names another op");
     st = smq_read_batch(c, r, h->n - 3, &b);
     if (st == SLABMQ_OK && a->qname[0])
         smq_batch_set_queue(b, a->qname, strlen(a->qname));
@@ -115,26 +118,38 @@ deadline_now(const struct slabmq_client *c)
     return c->timeout_ms > 0 ? smq_now_ms() + c->timeout_ms : 0;
 }
 
+/* Whether a batch of n messages for q says more are probably waiting, so that a FETCH sent
+ * ahead would find some: a full batch, or any batch of a FETCH of several queues (a short one
+ * says only that the queue that answered ran dry). After a short batch of one queue the next
+ * call makes its own FETCH and long-polls: a consumer that keeps up with its producer does
+ * not poll the broker with FETCHes that come back nearly empty, which cost both sides CPU
+ * that the producer would use. */
+static int
+more_waiting(const struct smq_fetch_req *q, size_t n)
+{
+    return n > 0 && (n >= q->max || !q->queue);
+}
+
+/* Send a FETCH for q ahead when more_waiting(); a failure comes back from the next call. */
+static void
+send_ahead(struct slabmq_client *c, const struct smq_fetch_req *q, uint32_t count)
+{
+    slabmq_status st = SLABMQ_OK;
+
+    for (uint32_t i = 0; i < count && st == SLABMQ_OK; i++)
+        st = queue_one(c, q);
+    if (st == SLABMQ_OK)
+        smq_send_now(c); /* with the acks queued since the last call: one write */
+}
+
 slabmq_status
 smq_fetch_ahead(struct slabmq_client *c, const struct smq_fetch_req *q, slabmq_batch **out)
 {
-    int sent = 0;
-    slabmq_status st = SLABMQ_OK;
+    slabmq_status st;
 
     while (c->ahead_len > 0) {
         struct smq_ahead *a = slot(c, 0);
-        if (!sent && c->ahead_depth > 0) {
-            /* this call's FETCH goes ahead, in the same write as the acks queued so far */
-            st = queue_one(c, q);
-            if (st == SLABMQ_OK)
-                st = smq_send_now(c);
-            sent = 1;
-        } else if (!a->replied) {
-            st = smq_send_now(c); /* whatever is queued, in case it is still there */
-        }
-        if (st)
-            return st;
-        while (!a->replied) {
+        while (!a->replied) { /* sent when queued: its reply is on its way */
             st = smq_read_confirm(c, deadline_now(c));
             if (st)
                 return st;
@@ -147,26 +162,24 @@ smq_fetch_ahead(struct slabmq_client *c, const struct smq_fetch_req *q, slabmq_b
         }
         if (a->batch->n > q->max) { /* the call asked for fewer: the rest stays first */
             *out = smq_batch_take(a->batch, q->max);
-            return *out ? SLABMQ_OK
-                        : smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory");
+            if (!*out)
+                return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory");
+        } else {
+            *out = a->batch;
+            a->batch = NULL;
+            c->ahead_head = (c->ahead_head + 1) % AHEAD_CAP;
+            c->ahead_len--;
+            c->ahead_replied--;
         }
-        *out = a->batch;
-        a->batch = NULL;
-        c->ahead_head = (c->ahead_head + 1) % AHEAD_CAP;
-        c->ahead_len--;
-        c->ahead_replied--;
+        /* this call's FETCH goes ahead, in the same write as the acks queued so far */
+        if (c->ahead_depth > 0 && more_waiting(q, (*out)->n))
+            send_ahead(c, q, 1);
         return SLABMQ_OK;
     }
-    /* nothing ahead had a message: a FETCH of our own with the call's wait; once it brings
-     * messages, depth FETCHes go ahead (none after an empty one: an idle queue is not
-     * polled) */
+    /* nothing ahead had a message: a FETCH of our own with the call's wait; depth FETCHes go
+     * ahead after it when more are probably waiting */
     st = smq_fetch_sync(c, q, out);
-    if (st || (*out)->n == 0 || c->ahead_depth == 0)
-        return st;
-    for (uint32_t i = 0; i < c->ahead_depth && st == SLABMQ_OK; i++)
-        st = queue_one(c, q);
-    if (st == SLABMQ_OK)
-        st = smq_send_now(c);
-    /* the batch is the caller's either way; a failure here comes back from the next call */
-    return SLABMQ_OK;
+    if (st == SLABMQ_OK && c->ahead_depth > 0 && more_waiting(q, (*out)->n))
+        send_ahead(c, q, c->ahead_depth);
+    return st;
 }

@@ -259,6 +259,41 @@ test_ahead_batch_first(void)
     t_broker_stop(&b);
 }
 
+/* A FETCH sent ahead that the broker refuses (the connection holds --max-inflight unacked
+ * messages) is not reported by itself: the next call passes over it, makes its own FETCH and
+ * reports that one's refusal; once acks make room, fetching goes on in order. */
+static void
+test_refused_ahead_reported_by_next_call(void)
+{
+    struct t_broker b;
+    slabmq_client *p, *c;
+    slabmq_batch *bt;
+    uint64_t ids[100];
+
+    t_broker_start(&b, "--max-inflight", "100", NULL);
+    p = t_client(&b);
+    c = t_client(&b);
+    publish_range(p, "fr", 0, 300);
+    T_OK(c, slabmq_client_set_fetch_ahead(c, 1));
+    T_OK(c, slabmq_fetch(c, "fr", 100, 0, &bt)); /* 0..99; the one sent ahead is refused */
+    T_EQ_INT(slabmq_batch_count(bt), 100);
+    for (size_t i = 0; i < 100; i++)
+        ids[i] = slabmq_batch_get(bt, i)->id;
+    slabmq_batch_free(bt);
+    T_EQ_INT(slabmq_fetch(c, "fr", 100, 0, &bt), SLABMQ_ERR_LIMIT);
+    T_ASSERT(bt == NULL);
+    T_ASSERT(strstr(slabmq_client_errmsg(c), "in-flight") != NULL);
+    T_OK(c, slabmq_ack_batch(c, ids, 100, NULL));
+    T_OK(c, slabmq_fetch(c, "fr", 100, 0, &bt)); /* its own FETCH again: 100..199 */
+    T_EQ_INT(slabmq_batch_count(bt), 100);
+    T_EQ_U64(number(slabmq_batch_get(bt, 0)), 100);
+    slabmq_batch_free(bt);
+    T_EQ_U64(t_stat(p, "fr", "inflight"), 100);
+    slabmq_client_close(c);
+    slabmq_client_close(p);
+    t_broker_stop(&b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -268,6 +303,7 @@ main(int argc, char **argv)
         T_CASE(test_exactly_once_in_order_deep),
         T_CASE(test_close_redelivers_ahead),
         T_CASE(test_ahead_batch_first),
+        T_CASE(test_refused_ahead_reported_by_next_call),
         {NULL, NULL},
     };
 
