@@ -158,6 +158,8 @@ struct slabmq_client {
     uint32_t ahead_head;
     uint32_t ahead_len;
     uint32_t ahead_replied;
+    int ahead_more;         /* the last batch handed out suggested more were waiting: the
+                               next call sends its FETCH ahead before it waits */
 };
 
 /* A client without a connection (fd -1): slabmq_client_connect_errbuf()'s first step, and what the fuzz harness

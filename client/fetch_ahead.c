@@ -146,7 +146,14 @@ slabmq_status
 smq_fetch_ahead(struct slabmq_client *c, const struct smq_fetch_req *q, slabmq_batch **out)
 {
     slabmq_status st;
+    int sent = 0;
 
+    if (c->ahead_len > 0 && c->ahead_depth > 0 && c->ahead_more) {
+        /* the last batch was full: this call's FETCH goes ahead at once, in the same write as
+         * the acks queued so far, so the broker has it before we wait for the one ahead */
+        send_ahead(c, q, 1);
+        sent = 1;
+    }
     while (c->ahead_len > 0) {
         struct smq_ahead *a = slot(c, 0);
         while (!a->replied) { /* sent when queued: its reply is on its way */
@@ -171,15 +178,16 @@ smq_fetch_ahead(struct slabmq_client *c, const struct smq_fetch_req *q, slabmq_b
             c->ahead_len--;
             c->ahead_replied--;
         }
-        /* this call's FETCH goes ahead, in the same write as the acks queued so far */
-        if (c->ahead_depth > 0 && more_waiting(q, (*out)->n))
-            send_ahead(c, q, 1);
+        c->ahead_more = more_waiting(q, (*out)->n);
+        if (!sent && c->ahead_depth > 0 && c->ahead_more)
+            send_ahead(c, q, 1); /* with the acks queued so far */
         return SLABMQ_OK;
     }
     /* nothing ahead had a message: a FETCH of our own with the call's wait; depth FETCHes go
      * ahead after it when more are probably waiting */
     st = smq_fetch_sync(c, q, out);
-    if (st == SLABMQ_OK && c->ahead_depth > 0 && more_waiting(q, (*out)->n))
+    c->ahead_more = st == SLABMQ_OK && more_waiting(q, (*out)->n);
+    if (c->ahead_more && c->ahead_depth > 0 && c->ahead_len == 0)
         send_ahead(c, q, c->ahead_depth);
     return st;
 }

@@ -1017,16 +1017,19 @@ SLABMQ_API slabmq_status slabmq_fetch_any(slabmq_client *c, const char *const *q
  * arriving instead of waiting a round trip for it. Off (0) by default. Since libslabmq 1.3.
  *
  * What the calls do with a depth over 0:
- *  - A call first hands out the oldest batch fetched ahead (by an earlier call) that holds
- *    messages, after sending one more FETCH with its own arguments (queue or queues, max,
- *    flags; wait 0) in the same write as everything queued since the last call, the acks of
- *    the previous batch among them. So when a call returns a batch, the next one is already
- *    on the wire, and the broker fills it while the application works.
+ *  - A call hands out the oldest batch fetched ahead (by an earlier call) that holds
+ *    messages, waiting for its reply if it has not arrived. If that batch suggests more are
+ *    waiting (it holds @p max messages, or the call names several queues), the call first
+ *    sends one more FETCH with its own arguments (queue or queues, max, flags; wait 0), in
+ *    the same write as everything queued since the last call, the acks of the previous
+ *    batch among them. So while batches come full, the next one is on the wire when a call
+ *    returns, and the broker fills it while the application works.
  *  - Without a batch ahead (the first call, or after the ones ahead came back empty or
  *    failed) the call makes its own FETCH as without read-ahead, with its @p wait_ms (the
- *    only long poll: FETCHes sent ahead never wait). If that FETCH brings messages, @p depth
- *    FETCHes with the same arguments are sent before the call returns; after an empty one
- *    none is, so an idle queue is not polled.
+ *    only long poll: FETCHes sent ahead never wait), and sends @p depth FETCHes ahead
+ *    after it when its batch suggests more are waiting (as above). After a short batch of
+ *    one queue none is sent: a consumer that keeps up with its producer long-polls rather
+ *    than polling the broker with FETCHes that come back nearly empty.
  *  - Fetched-ahead messages are delivered (in flight, their deliveries counted, their
  *    visibility timeout running, counted against the broker's in-flight limit) when the
  *    broker answers the FETCH sent ahead, before the application asks for them: a queue's

@@ -211,13 +211,14 @@ test_ahead_batch_first(void)
     T_OK(c, slabmq_fetch(c, "q1", 10, 0, &bt)); /* 0..9, and 10..19 fetched ahead */
     T_EQ_INT(slabmq_batch_count(bt), 10);
     slabmq_batch_free(bt);
-    T_OK(c, slabmq_fetch(c, "q2", 4, 0, &bt)); /* q1's 10..13; 14..19 stay first */
+    /* q1's 10..13, 14..19 staying first; 4 is this call's max: a q2 FETCH of 4 goes ahead */
+    T_OK(c, slabmq_fetch(c, "q2", 4, 0, &bt));
     T_EQ_INT(slabmq_batch_count(bt), 4);
     T_EQ_STR(slabmq_batch_queue(bt), "q1");
     T_EQ_U64(number(slabmq_batch_get(bt, 0)), 10);
     T_EQ_U64(number(slabmq_batch_get(bt, 3)), 13);
     slabmq_batch_free(bt);
-    T_OK(c, slabmq_fetch(c, "q2", 10, 0, &bt)); /* q1's 14..19 */
+    T_OK(c, slabmq_fetch(c, "q2", 10, 0, &bt)); /* q1's 14..19: short, nothing more ahead */
     T_EQ_INT(slabmq_batch_count(bt), 6);
     T_EQ_STR(slabmq_batch_queue(bt), "q1");
     T_EQ_U64(number(slabmq_batch_get(bt, 0)), 14);
@@ -229,13 +230,13 @@ test_ahead_batch_first(void)
     slabmq_batch_free(bt);
     {
         const char *const qs[] = {"q2", "q1"};
-        T_OK(c, slabmq_fetch_any(c, qs, 2, 5, 0, 0, &bt)); /* the next q2 FETCH: the 5th */
+        /* nothing ahead: its own FETCH, q2's last; several queues, so one goes ahead */
+        T_OK(c, slabmq_fetch_any(c, qs, 2, 5, 0, 0, &bt));
         T_EQ_INT(slabmq_batch_count(bt), 1);
         T_EQ_STR(slabmq_batch_queue(bt), "q2");
         T_EQ_U64(number(slabmq_batch_get(bt, 0)), 1004);
         slabmq_batch_free(bt);
-        /* the third q2 FETCH came back empty and is passed over; the first sent ahead for
-         * both queues took from q1, the second is on its way: the reply names the queue */
+        /* the one sent ahead found q2 empty and took from q1: the reply names the queue */
         T_OK(c, slabmq_fetch_any(c, qs, 2, 5, 0, 0, &bt));
         T_EQ_INT(slabmq_batch_count(bt), 5);
         T_EQ_STR(slabmq_batch_queue(bt), "q1");
@@ -249,7 +250,7 @@ test_ahead_batch_first(void)
     T_EQ_STR(slabmq_batch_queue(bt), "q1");
     T_EQ_U64(number(slabmq_batch_get(bt, 0)), 25);
     slabmq_batch_free(bt);
-    T_OK(c, slabmq_fetch(c, "q1", 10, 0, &bt)); /* all ahead empty, and its own FETCH too */
+    T_OK(c, slabmq_fetch(c, "q1", 10, 0, &bt)); /* nothing ahead, and its own FETCH empty */
     T_EQ_INT(slabmq_batch_count(bt), 0);
     slabmq_batch_free(bt);
     wait_stat(p, "q1", "inflight", 30, 2000);
