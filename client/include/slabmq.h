@@ -1018,12 +1018,14 @@ SLABMQ_API slabmq_status slabmq_fetch_any(slabmq_client *c, const char *const *q
  *
  * What the calls do with a depth over 0:
  *  - A call hands out the oldest batch fetched ahead (by an earlier call) that holds
- *    messages, waiting for its reply if it has not arrived. If that batch suggests more are
- *    waiting (it holds @p max messages, or the call names several queues), the call first
- *    sends one more FETCH with its own arguments (queue or queues, max, flags; wait 0), in
- *    the same write as everything queued since the last call, the acks of the previous
- *    batch among them. So while batches come full, the next one is on the wire when a call
- *    returns, and the broker fills it while the application works.
+ *    messages, waiting for its reply if it has not arrived. A batch "suggests more are
+ *    waiting" when it holds the call's @p max messages, or the call names several queues.
+ *    If the previous batch handed out did, the call first sends one more FETCH with its own
+ *    arguments (queue or queues, max, flags; wait 0) in the same write as everything queued
+ *    since the last call (the acks of the previous batch among them), then waits; if not,
+ *    it sends that FETCH after it has the batch, only if that batch suggests more. So while
+ *    batches come full the broker always has the next FETCH, and fills it while the
+ *    application works.
  *  - Without a batch ahead (the first call, or after the ones ahead came back empty or
  *    failed) the call makes its own FETCH as without read-ahead, with its @p wait_ms (the
  *    only long poll: FETCHes sent ahead never wait), and sends @p depth FETCHes ahead
@@ -1049,7 +1051,8 @@ SLABMQ_API slabmq_status slabmq_fetch_any(slabmq_client *c, const char *const *q
  *  - On slabmq_client_close() (or a lost connection) the broker requeues every message this
  *    connection holds, those fetched ahead and never handed out included (with
  *    #SLABMQ_FETCH_NOACK they are gone once the broker answered: lost). They come back at
- *    once, their deliveries counted, as after any consumer's close.
+ *    once with this delivery counted (dead-lettered if that was the queue's last), as after
+ *    any consumer's close.
  *  - Other synchronous calls (slabmq_ping(), slabmq_flush(), ...) read the replies to FETCHes
  *    sent ahead and keep them for the next fetch call; a FETCH sent ahead counts against
  *    the window (slabmq_client_set_window()) like a pipelined publish.
