@@ -641,8 +641,10 @@ smq_read_batch(slabmq_client *c, struct smq_mpr *r, uint32_t nres, slabmq_batch 
 {
     uint32_t n;
 
-    if (nres < 1 || smq_mpr_array(r, &n))
-        return smq_bad_reply(c, "message list");
+    if (nres < 1 || smq_mpr_array(r, &n)) {
+        smq_bad_reply(c, "message list");
+        return SLABMQ_ERR_BAD_REPLY; /* said here: callers use *out whenever it is OK */
+    }
     *out = read_plain(r, n);
     return *out ? SLABMQ_OK : read_any(c, r, n, out);
 }
