@@ -7,8 +7,13 @@
  *
  * The FETCHes sent ahead are pipelined requests (they count against the window) with wait
  * 0: the broker answers them at once, so their replies keep the order of the connection's
- * other replies, which the pipelining relies on. A long poll is made only by a call that
- * found no message ahead, as one round trip (smq_fetch_sync). */
+ * other replies, which the pipelining relies on (a waiting FETCH is answered after the
+ * requests behind it). A long poll is made only by a call that found no message ahead, as
+ * one round trip (smq_fetch_sync). FETCHes go ahead only after a full batch (more_waiting):
+ * after a short one they would come back with a few messages each, a FETCH per handful,
+ * which is what a consumer keeping up with its producer would otherwise send. The client
+ * spends nothing more per message (callgrind-client.sh: 345 instructions at 16 B either
+ * way); the ring and one flag per connection are all it keeps. */
 #include <stdlib.h>
 #include <string.h>
 
