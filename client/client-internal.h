@@ -59,6 +59,25 @@ struct smq_ackq {
     uint8_t flags;  /* the caller's flags (SLABMQ_ACK_*) */
 };
 
+/* A FETCH's arguments: what messages.c packs, and what fetch_ahead.c repeats ahead. */
+struct smq_fetch_req {
+    const char *queue;         /* the queue, or NULL for the list in queues */
+    const char *const *queues; /* slabmq_fetch_any(): n names */
+    size_t n;
+    uint32_t max;
+    uint32_t wait_ms;
+    unsigned flags;
+};
+
+/* A FETCH sent ahead (fetch_ahead.c): queued pipelined, wait 0, its reply kept here until a
+ * slabmq_fetch() hands it out. */
+struct smq_ahead {
+    uint64_t rid;               /* its request id */
+    struct slabmq_batch *batch; /* once replied: its messages; NULL if it had none or failed */
+    int replied;
+    char qname[SMQ_NAME_MAX + 1]; /* the queue it named ("" for a list: the reply names it) */
+};
+
 struct ssl_st;
 
 struct slabmq_client {
@@ -131,6 +150,16 @@ struct slabmq_client {
                                reply (0: none); its reply goes to no callback */
     struct smq_ackq ackq;   /* the pipelined ACK queued last and not yet sent, which may take
                                more ids (acks.c) */
+    /* FETCHes sent ahead (fetch_ahead.c), oldest first, in a ring of SLABMQ_FETCH_AHEAD_MAX
+     * + 1 allocated by the first slabmq_client_set_fetch_ahead(); the first ahead_replied
+     * of them have their replies. */
+    struct smq_ahead *ahead;
+    uint32_t ahead_depth;   /* slabmq_client_set_fetch_ahead(); 0: none sent */
+    uint32_t ahead_head;
+    uint32_t ahead_len;
+    uint32_t ahead_replied;
+    int ahead_more;         /* the last batch handed out suggested more were waiting: the
+                               next call sends its FETCH ahead before it waits */
 };
 
 /* A client without a connection (fd -1): slabmq_client_connect_errbuf()'s first step, and what the fuzz harness
@@ -246,6 +275,32 @@ slabmq_status smq_read_batch(struct slabmq_client *c, struct smq_mpr *r, uint32_
  * taken off b (b keeps the rest, in order); free it with slabmq_batch_free(). NULL when out
  * of memory, b unchanged. */
 struct slabmq_batch *smq_batch_take(struct slabmq_batch *b, size_t max);
+
+/* Pack a FETCH for q with wait_ms (messages.c): 0, or -1 when out of memory. */
+int smq_fetch_pack(struct slabmq_client *c, const struct smq_fetch_req *q, uint32_t wait_ms);
+/* The FETCH q as one round trip (messages.c): pack it, send it with what is queued, read the
+ * reply into *out. */
+slabmq_status smq_fetch_sync(struct slabmq_client *c, const struct smq_fetch_req *q,
+                             struct slabmq_batch **out);
+/* A reply to a FETCH of several queues names the queue (its second result, str or nil):
+ * read it at r into b's queue. */
+slabmq_status smq_fetch_read_name(struct slabmq_client *c, struct smq_mpr *r, uint32_t nres,
+                                  struct slabmq_batch *b);
+/* Name b's queue (len bytes of name; NULL: none). */
+void smq_batch_set_queue(struct slabmq_batch *b, const char *name, size_t len);
+
+/* fetch_ahead.c: the FETCH q through the FETCHes sent ahead (slabmq_client_set_fetch_ahead). */
+slabmq_status smq_fetch_ahead(struct slabmq_client *c, const struct smq_fetch_req *q,
+                              struct slabmq_batch **out);
+/* 1 if rid is the FETCH sent ahead whose reply comes next, else 0. */
+int smq_ahead_expects(const struct slabmq_client *c, uint64_t rid);
+/* Keep the reply (head h, results at r) to the FETCH sent ahead that smq_ahead_expects(). */
+slabmq_status smq_ahead_reply(struct slabmq_client *c, const struct smq_head *h,
+                              struct smq_mpr *r);
+/* Free what the FETCHes sent ahead brought and was never handed out (at close). */
+void smq_ahead_free(struct slabmq_client *c);
+/* Read one reply (pushes go to slabmq_receive()) and hand it to smq_confirm(). */
+slabmq_status smq_read_confirm(struct slabmq_client *c, int64_t deadline);
 
 /* 1 if the frame body is a DELIVER push [20, subscription, status, ...], else 0. */
 int smq_is_deliver(const uint8_t *body, uint32_t len);

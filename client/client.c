@@ -347,6 +347,16 @@ read_frame(struct slabmq_client *c, const uint8_t **body, uint32_t *len, int64_t
     }
 }
 
+slabmq_status
+smq_read_confirm(struct slabmq_client *c, int64_t deadline)
+{
+    const uint8_t *body = NULL;
+    uint32_t len = 0;
+    slabmq_status st = read_frame(c, &body, &len, deadline);
+
+    return st ? st : smq_confirm(c, body, len);
+}
+
 int
 smq_read_head(struct smq_mpr *r, struct smq_head *h)
 {
@@ -636,6 +646,7 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
     slabmq_async_op op;
     uint64_t count = 1;
     int was_quiet;
+    int ahead;
 
     smq_mpr_init(&r, body, len);
     if (smq_read_head(&r, &h))
@@ -649,7 +660,8 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
         || !quiet_before(c, h.id)) /* not a reply to an outstanding request */
         return smq_bad_reply(c, "pipelined reply out of order");
     op = async_op(h.op);
-    if (h.id != c->ping_rid && op == 0) /* replies, errors too, name the request's op */
+    ahead = smq_ahead_expects(c, h.id); /* a FETCH sent ahead: its batch is kept */
+    if (h.id != c->ping_rid && op == 0 && !ahead) /* replies, errors too, name the op */
         return smq_bad_reply(c, "pipelined reply of an operation never pipelined");
     confirm_quiet_before(c, h.id);
     was_quiet = quiet_pop(c, h.id, &q); /* a QUIET ACK answered: it failed */
@@ -658,6 +670,11 @@ smq_confirm(struct slabmq_client *c, const uint8_t *body, uint32_t len)
     c->settling -= (was_quiet || op >= SLABMQ_ASYNC_ACK) && c->settling > 0;
     if (c->settling > c->outstanding) /* a broker that named the wrong ops */
         c->settling = c->outstanding;
+    if (ahead) {
+        if (h.status != SLABMQ_OK && h.op == SMQ_OP_NONE)
+            c->broken = 1; /* a connection-level error: the broker closes */
+        return smq_ahead_reply(c, &h, &r);
+    }
     if (h.id == c->ping_rid) { /* ours, not the caller's */
         c->ping_rid = 0;
         return h.status == SLABMQ_OK ? SLABMQ_OK
@@ -1267,6 +1284,7 @@ slabmq_client_close(slabmq_client *c)
         return;
     smq_io_close(c);
     smq_subs_free(c);
+    smq_ahead_free(c);
     free(c->quiet);
     free(c->wbuf);
     free(c->rbuf);

@@ -641,8 +641,10 @@ smq_read_batch(slabmq_client *c, struct smq_mpr *r, uint32_t nres, slabmq_batch 
 {
     uint32_t n;
 
-    if (nres < 1 || smq_mpr_array(r, &n))
-        return smq_bad_reply(c, "message list");
+    if (nres < 1 || smq_mpr_array(r, &n)) {
+        smq_bad_reply(c, "message list");
+        return SLABMQ_ERR_BAD_REPLY; /* said here: callers use *out whenever it is OK */
+    }
     *out = read_plain(r, n);
     return *out ? SLABMQ_OK : read_any(c, r, n, out);
 }
@@ -712,46 +714,89 @@ slabmq_fetch(slabmq_client *c, const char *queue, uint32_t max, uint32_t wait_ms
     return slabmq_fetch_flags(c, queue, max, wait_ms, 0, out);
 }
 
-/* Send the FETCH built and read its reply. With several queues, the reply's second result
- * names the queue (str, or nil). */
-static slabmq_status
-fetch_call(slabmq_client *c, const char *queue, int many, uint32_t wait_ms, slabmq_batch **out)
+void
+smq_batch_set_queue(slabmq_batch *b, const char *name, size_t len)
+{
+    set_queue(b, name, len);
+}
+
+int
+smq_fetch_pack(struct slabmq_client *c, const struct smq_fetch_req *q, uint32_t wait_ms)
+{
+    if (q->queue) { /* [10, rid, queue, max, wait_ms (, flags)], written directly: a
+                       consumer's every call */
+        size_t qlen = strlen(q->queue);
+        uint8_t *p = smq_req_reserve(c, 1 + 5 * SMQ_MPW_MAX_HDR + qlen);
+        if (!p)
+            return -1;
+        p = smq_mpw_array(p, q->flags ? 6 : 5);
+        p = smq_mpw_uint(p, SMQ_OP_FETCH);
+        p = smq_mpw_uint(p, c->next_rid);
+        p = put_str(p, q->queue, qlen);
+        p = smq_mpw_uint(p, q->max);
+        p = smq_mpw_uint(p, wait_ms);
+        smq_req_wrote(c, q->flags ? smq_mpw_uint(p, q->flags) : p);
+        return 0;
+    }
+    smq_req_begin(c, SMQ_OP_FETCH, q->flags ? 4 : 3); /* [10, rid, [queue, ...], ...] */
+    msgpack_pack_array(&c->pk, (uint32_t)q->n);
+    for (size_t i = 0; i < q->n; i++)
+        smq_pack_str(c, q->queues[i]);
+    msgpack_pack_uint32(&c->pk, q->max);
+    msgpack_pack_uint32(&c->pk, wait_ms);
+    if (q->flags)
+        msgpack_pack_uint32(&c->pk, q->flags);
+    return c->wfail ? -1 : 0;
+}
+
+slabmq_status
+smq_fetch_read_name(struct slabmq_client *c, struct smq_mpr *r, uint32_t nres,
+                    slabmq_batch *b)
+{
+    const char *name = NULL;
+    uint32_t nlen = 0;
+
+    if (nres >= 2 && smq_mpr_peek(r) == SMQ_MP_STR
+        && (smq_mpr_str(r, &name, &nlen) || nlen == 0 || nlen > SMQ_NAME_MAX))
+        return smq_bad_reply(c, "FETCH queue name");
+    set_queue(b, name, nlen);
+    return SLABMQ_OK;
+}
+
+slabmq_status
+smq_fetch_sync(struct slabmq_client *c, const struct smq_fetch_req *q, slabmq_batch **out)
 {
     struct smq_mpr r;
     uint32_t nres;
-    const char *name = queue;
-    uint32_t nlen = queue ? (uint32_t)strlen(queue) : 0;
     slabmq_status st;
 
-    st = smq_call(c, SMQ_OP_FETCH, (int)(wait_ms > 3600000 ? 3600000 : wait_ms), &r, &nres);
+    if (smq_fetch_pack(c, q, q->wait_ms))
+        return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory building a request");
+    st = smq_call(c, SMQ_OP_FETCH, (int)(q->wait_ms > 3600000 ? 3600000 : q->wait_ms), &r,
+                  &nres);
     if (st == SLABMQ_OK)
         st = smq_read_batch(c, &r, nres, out);
     if (st)
         return st;
-    if (many) {
-        name = NULL;
-        nlen = 0;
-        if (nres >= 2 && smq_mpr_peek(&r) == SMQ_MP_STR
-            && (smq_mpr_str(&r, &name, &nlen) || nlen == 0 || nlen > SMQ_NAME_MAX)) {
-            slabmq_batch_free(*out);
-            *out = NULL;
-            return smq_bad_reply(c, "FETCH queue name");
-        }
+    if (q->queue) {
+        set_queue(*out, q->queue, strlen(q->queue));
+        return SLABMQ_OK;
     }
-    set_queue(*out, name, nlen);
-    return SLABMQ_OK;
+    st = smq_fetch_read_name(c, &r, nres, *out); /* several queues: the reply names it */
+    if (st) {
+        slabmq_batch_free(*out);
+        *out = NULL;
+    }
+    return st;
 }
 
-/* The FETCH call after its queue argument was packed: max, wait and flags, then the reply. */
+/* A FETCH: straight to the broker, or through the FETCHes sent ahead (fetch_ahead.c). */
 static slabmq_status
-fetch_rest(slabmq_client *c, const char *queue, int many, uint32_t max, uint32_t wait_ms,
-           unsigned flags, slabmq_batch **out)
+fetch_go(slabmq_client *c, const struct smq_fetch_req *q, slabmq_batch **out)
 {
-    msgpack_pack_uint32(&c->pk, max);
-    msgpack_pack_uint32(&c->pk, wait_ms);
-    if (flags)
-        msgpack_pack_uint32(&c->pk, flags);
-    return fetch_call(c, queue, many, wait_ms, out);
+    if (c->ahead_depth || c->ahead_len)
+        return smq_fetch_ahead(c, q, out);
+    return smq_fetch_sync(c, q, out);
 }
 
 SLABMQ_API slabmq_status
@@ -759,32 +804,22 @@ slabmq_fetch_flags(slabmq_client *c, const char *queue, uint32_t max, uint32_t w
                    unsigned flags, slabmq_batch **out)
 {
     slabmq_status st = smq_check_queue(c, queue);
+    struct smq_fetch_req q = {queue, NULL, 1, max, wait_ms, flags};
 
     if (st)
         return st;
     if (!out || max == 0)
         return smq_client_fail(c, SLABMQ_ERR_ARG, "fetch needs max >= 1 and an out pointer");
     *out = NULL;
-    { /* [10, rid, queue, max, wait_ms (, flags)], written directly: a consumer's every call */
-        size_t qlen = strlen(queue);
-        uint8_t *p = smq_req_reserve(c, 1 + 5 * SMQ_MPW_MAX_HDR + qlen);
-        if (!p)
-            return smq_client_fail(c, SLABMQ_ERR_CLIENT_NOMEM, "out of memory building a request");
-        p = smq_mpw_array(p, flags ? 6 : 5);
-        p = smq_mpw_uint(p, SMQ_OP_FETCH);
-        p = smq_mpw_uint(p, c->next_rid);
-        p = put_str(p, queue, qlen);
-        p = smq_mpw_uint(p, max);
-        p = smq_mpw_uint(p, wait_ms);
-        smq_req_wrote(c, flags ? smq_mpw_uint(p, flags) : p);
-    }
-    return fetch_call(c, queue, 0, wait_ms, out);
+    return fetch_go(c, &q, out);
 }
 
 SLABMQ_API slabmq_status
 slabmq_fetch_any(slabmq_client *c, const char *const *queues, size_t n, uint32_t max,
                  uint32_t wait_ms, unsigned flags, slabmq_batch **out)
 {
+    struct smq_fetch_req q = {NULL, queues, n, max, wait_ms, flags};
+
     if (!c)
         return SLABMQ_ERR_ARG;
     if (!out || max == 0 || !queues || n == 0 || n > SLABMQ_FETCH_QUEUES_MAX)
@@ -796,11 +831,7 @@ slabmq_fetch_any(slabmq_client *c, const char *const *queues, size_t n, uint32_t
         if (st)
             return st;
     }
-    smq_req_begin(c, SMQ_OP_FETCH, flags ? 4 : 3);
-    msgpack_pack_array(&c->pk, n);
-    for (size_t i = 0; i < n; i++)
-        smq_pack_str(c, queues[i]);
-    return fetch_rest(c, NULL, 1, max, wait_ms, flags, out);
+    return fetch_go(c, &q, out);
 }
 
 SLABMQ_API slabmq_status

@@ -953,11 +953,13 @@ typedef struct slabmq_batch slabmq_batch;
  * The call's socket timeout is extended by @p wait_ms.
  * @param c the connection
  * @param queue the queue's name; borrowed for the call
- * @param max the most messages to take, at least 1. For throughput, 512 to 1,024: each
- *        FETCH is a round trip, which costs the broker some 10 µs of CPU on small machines,
- *        so a drain acking each 16-byte message ran at 0.77x with 512 of its rate with
- *        1,024 (docs/performance.md); a subscription (slabmq_subscribe()) has no round trip
- *        per batch. Smaller batches trade throughput for fairness between consumers.
+ * @param max the most messages to take, at least 1. For throughput, 512, with one FETCH
+ *        kept ahead (slabmq_client_set_fetch_ahead(c, 1)), as slabmq-bench does: without
+ *        read-ahead each FETCH is a round trip the broker and the client wait for in turn
+ *        (some 10 µs of broker CPU on small machines), so a batch of 512 ran slower than one
+ *        of 1,024 (docs/performance.md); a subscription (slabmq_subscribe()) has no round
+ *        trip per batch either. Smaller batches trade throughput for fairness between
+ *        consumers.
  * @param wait_ms how long to wait for a message, ms; 0 returns at once
  * @return #SLABMQ_OK (also for an empty batch), #SLABMQ_ERR_BAD_NAME, #SLABMQ_ERR_QUEUE_DELETED
  *         (deleted while waiting), #SLABMQ_ERR_CLIENT_NOMEM, or an I/O error (#SLABMQ_ERR_IO,
@@ -1005,6 +1007,65 @@ SLABMQ_API slabmq_status slabmq_fetch_flags(slabmq_client *c, const char *queue,
 SLABMQ_API slabmq_status slabmq_fetch_any(slabmq_client *c, const char *const *queues,
                                           size_t n, uint32_t max, uint32_t wait_ms,
                                           unsigned flags, slabmq_batch **out);
+
+/** The most FETCHes slabmq_client_set_fetch_ahead() keeps ahead. */
+#define SLABMQ_FETCH_AHEAD_MAX 64
+
+/**
+ * FETCH read-ahead: keep @p depth FETCHes on their way, so that slabmq_fetch(),
+ * slabmq_fetch_flags() and slabmq_fetch_any() usually find their batch already read or
+ * arriving instead of waiting a round trip for it. Off (0) by default. Since libslabmq 1.3.
+ *
+ * What the calls do with a depth over 0:
+ *  - A call hands out the oldest batch fetched ahead (by an earlier call) that holds
+ *    messages, waiting for its reply if it has not arrived. A batch "suggests more are
+ *    waiting" when it holds the call's @p max messages, or the call names several queues.
+ *    If the previous batch handed out did, the call first sends one more FETCH with its own
+ *    arguments (queue or queues, max, flags; wait 0) in the same write as everything queued
+ *    since the last call (the acks of the previous batch among them), then waits; if not,
+ *    it sends that FETCH after it has the batch, only if that batch suggests more. So while
+ *    batches come full the broker always has the next FETCH, and fills it while the
+ *    application works.
+ *  - Without a batch ahead (the first call, or after the ones ahead came back empty or
+ *    failed) the call makes its own FETCH as without read-ahead, with its @p wait_ms (the
+ *    only long poll: FETCHes sent ahead never wait), and sends @p depth FETCHes ahead
+ *    after it when its batch suggests more are waiting (as above). After a short batch of
+ *    one queue none is sent: a consumer that keeps up with its producer long-polls rather
+ *    than polling the broker with FETCHes that come back nearly empty.
+ *  - Fetched-ahead messages are delivered (in flight, their deliveries counted, their
+ *    visibility timeout running, counted against the broker's in-flight limit) when the
+ *    broker answers the FETCH sent ahead, before the application asks for them: a queue's
+ *    visibility timeout must cover working through @p depth + 1 batches, not one.
+ *  - A call hands out a batch fetched ahead whatever queue and flags it names: the batch
+ *    fetched ahead by an earlier call, with that call's queue (slabmq_batch_queue() names
+ *    it) and flags (without #SLABMQ_FETCH_NOACK its messages must be acked). With a smaller
+ *    @p max than the batch, it hands out @p max messages and the rest stays first, in
+ *    order. An application that fetches from different queues in turn and must get each
+ *    call's queue leaves read-ahead off; one that drains many queues can name groups of
+ *    them in turn with slabmq_fetch_any() and keep up to one fewer FETCHes ahead than a
+ *    group has queues, so that none finds its group empty.
+ *  - A FETCH sent ahead that fails (its queue deleted, the in-flight limit reached) is not
+ *    reported: the call that would have handed it out goes on to the next one ahead, or makes
+ *    its own FETCH, which reports the failure if it lasts. I/O errors are reported by the
+ *    call that meets them, as always.
+ *  - On slabmq_client_close() (or a lost connection) the broker requeues every message this
+ *    connection holds, those fetched ahead and never handed out included (with
+ *    #SLABMQ_FETCH_NOACK they are gone once the broker answered: lost). They come back at
+ *    once with this delivery counted (dead-lettered if that was the queue's last), as after
+ *    any consumer's close.
+ *  - Other synchronous calls (slabmq_ping(), slabmq_flush(), ...) read the replies to FETCHes
+ *    sent ahead and keep them for the next fetch call; a FETCH sent ahead counts against
+ *    the window (slabmq_client_set_window()) like a pipelined publish.
+ * Lowering the depth (or 0) stops sending more; those already sent are still handed out
+ * first. Recommended for a consumer that fetches one queue in batches and acks with
+ * slabmq_ack_async(): 1 (what slabmq-bench uses); more helps when each batch is small (a
+ * few messages) and the round trip dominates.
+ * @param c the connection
+ * @param depth FETCHes to keep ahead, 0 to #SLABMQ_FETCH_AHEAD_MAX
+ * @return #SLABMQ_OK, #SLABMQ_ERR_ARG (a NULL @p c or @p depth over the maximum),
+ *         #SLABMQ_ERR_CLIENT_NOMEM
+ */
+SLABMQ_API slabmq_status slabmq_client_set_fetch_ahead(slabmq_client *c, uint32_t depth);
 
 /**
  * Look at up to @p max ready messages of @p queue without taking them (deliveries is the

@@ -35,7 +35,8 @@ if command -v readelf >/dev/null; then
 fi
 if command -v nm >/dev/null; then
     for sym in slabmq_client_connect2 slabmq_client_connect_errbuf slabmq_options_init \
-        slabmq_client_on_confirmation slabmq_client_take_error slabmq_receive_max; do
+        slabmq_client_on_confirmation slabmq_client_take_error slabmq_receive_max \
+        slabmq_client_set_fetch_ahead; do
         nm -D --defined-only "$lib" | grep -q " T $sym$" || { echo "$lib lacks $sym"; exit 1; }
     done
 fi

@@ -13,7 +13,7 @@
 # Every target uses the same window (DEPTH messages unconfirmed, or asked for and not yet
 # received) and consumer batch (BATCH) and the fastest idiom its users would pick; the
 # one-per-message idioms are there only as labelled references (redis-list-1). slabmq's
-# own targets (slabmq, slabmq-push, slabmq-batch) run slabmq-bench against a slabmqd from
+# own targets (slabmq, slabmq-push, slabmq-batch; slabmq-fetch1 for reference) run slabmq-bench against a slabmqd from
 # BUILD_DIR in the same repetitions, so every ratio comes from alternated runs.
 #
 #   tools/bench/bench-peers.sh [MODE...]      MODE: table (default), check, natscheck,
@@ -34,9 +34,11 @@
 # BUILD_DIR (build), RUNS (3), N (1000000 messages per throughput run), DEPTH (1024),
 # BATCH (512), LAT_RATES ("45000 10000" msg/s), LAT_SECONDS (10 per latency run), TARGETS
 # (slabmq slabmq-push slabmq-batch redis-list redis-list-lpush1 redis-stream beanstalkd
-# nats-js; also redis-list-1), BENCH and SLABMQD (slabmq-bench and slabmqd; default: BUILD_DIR's),
+# nats-js; also redis-list-1, and slabmq-fetch1: slabmq's FETCH without read-ahead), BENCH and SLABMQD (slabmq-bench and slabmqd; default: BUILD_DIR's),
 # SPREADS ("1 1000 100000"), PAIRS ("1 2 4 8"), PAIR_TARGETS (redis-list nats-js),
-# OUT_DIR (a new temp dir), NO_INSTALL (1: never apt-get).
+# OUT_DIR (a new temp dir), NO_INSTALL (1: never apt-get), FETCH_AHEAD (slabmq FETCH
+# consumers' --fetch-ahead; default slabmq-bench's: 1, with --spread 15; 0: one FETCH at a
+# time).
 set -u -o pipefail
 
 RUNS=${RUNS:-3}
@@ -49,6 +51,7 @@ TARGETS=${TARGETS:-"slabmq slabmq-push slabmq-batch redis-list redis-list-lpush1
 SPREADS=${SPREADS:-"1 1000 100000"}
 PAIRS=${PAIRS:-"1 2 4 8"}
 PAIR_TARGETS=${PAIR_TARGETS:-"slabmq redis-list nats-js"}
+FETCH_AHEAD=${FETCH_AHEAD:-}
 MODES=${*:-table}
 BUILD_DIR=${BUILD_DIR:-build}
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/bench-peers.XXXXXX)}
@@ -187,8 +190,9 @@ target_args() {
 idiom() {
     local inflight=$((DEPTH / BATCH))
     case $1 in
-    slabmq) echo "slabmq: one PUBLISH per message, pipelined ($DEPTH unconfirmed, each confirmed with its id); FETCH of $BATCH (long-poll when concurrent), one slabmq_ack_async() per message (acks leave with the next FETCH)" ;;
+    slabmq) echo "slabmq: one PUBLISH per message, pipelined ($DEPTH unconfirmed, each confirmed with its id); FETCH of $BATCH (long-poll when concurrent) with ${FETCH_AHEAD:-1} more kept ahead (slabmq_client_set_fetch_ahead), one slabmq_ack_async() per message (acks leave with the next FETCH)" ;;
     slabmq-push) echo "slabmq pushed: SUBSCRIBE with credit $BATCH, slabmq_receive(), one slabmq_ack_async() per message; produces as slabmq" ;;
+    slabmq-fetch1) echo "slabmq, one FETCH at a time (reference only): FETCH of $BATCH without read-ahead (--fetch-ahead 0), acks as slabmq; its produce rows are slabmq's" ;;
     slabmq-batch) echo "slabmq: PUBLISH_BATCH of $BATCH messages a frame, pipelined ($DEPTH unconfirmed); pops as slabmq" ;;
     redis-list) echo "Redis list: LPUSH of $BATCH values a command, pipelined ($DEPTH messages unconfirmed; the latency producer: one LPUSH per message); drain: RPOP key COUNT $BATCH, concurrent and latency: BLMPOP 1 ... COUNT $BATCH, $inflight requests in flight; no acks (the pop settles)" ;;
     redis-list-lpush1) echo "Redis list: one LPUSH per message, pipelined ($DEPTH unconfirmed); pops as redis-list" ;;
@@ -250,6 +254,8 @@ sbench() {
     SIDE=$side measure "$t" "$label" "$run" slabmq "$BENCH" \
         -s "127.0.0.1:${PORT[slabmq]}" --window "$DEPTH" --quiet --json \
         $(case $t in slabmq-push) echo "--subscribe $BATCH" ;; *) echo "--fetch-batch $BATCH" ;; esac) \
+        $(case $t in slabmq-push) ;; slabmq-fetch1) echo "--fetch-ahead 0" ;;
+                     *) [ -n "$FETCH_AHEAD" ] && echo "--fetch-ahead $FETCH_AHEAD" ;; esac) \
         $(case $t in slabmq-batch) echo "--batch-publish $BATCH" ;; esac) "$@"
 }
 
@@ -266,11 +272,12 @@ sbench_json() {
     echo "{\"n\":${n:-0},\"msgs_per_s\":${rate:-0},\"p50_us\":${p50:-0},\"p99_us\":${p99:-0},\"p999_us\":${p999:-0}}"
 }
 
-# slabmq's rows: slabmq-batch only produces (its pops are slabmq's), slabmq-push only
-# consumes (its publishes are slabmq's).
+# slabmq's rows: slabmq-batch only produces (its pops are slabmq's), slabmq-push and
+# slabmq-fetch1 only consume (their publishes are slabmq's; slabmq-fetch1 has no latency
+# rows).
 run_slabmq() {
     local t=$1 r=$2 q="sb-$1-$2" rate
-    if [ "$t" != slabmq-push ]; then
+    if [ "$t" != slabmq-push ] && [ "$t" != slabmq-fetch1 ]; then
         sbench "$t" produce16 "$r" produce --workload fill --size 16 -n "$N" --queue-prefix "$q-16"
     else
         "$BENCH" -s "127.0.0.1:${PORT[slabmq]}" --window "$DEPTH" --quiet --workload fill \
@@ -278,7 +285,7 @@ run_slabmq() {
     fi
     [ "$t" != slabmq-batch ] &&
         sbench "$t" drain16 "$r" consume --workload drain --size 16 -n "$N" --queue-prefix "$q-16"
-    if [ "$t" != slabmq-push ]; then
+    if [ "$t" != slabmq-push ] && [ "$t" != slabmq-fetch1 ]; then
         sbench "$t" produce256 "$r" produce --workload fill --size 256 -n "$N" --queue-prefix "$q-256"
     else
         "$BENCH" -s "127.0.0.1:${PORT[slabmq]}" --window "$DEPTH" --quiet --workload fill \
@@ -288,7 +295,7 @@ run_slabmq() {
         sbench "$t" drain256 "$r" consume --workload drain --size 256 -n "$N" --queue-prefix "$q-256"
     sbench "$t" concurrent256 "$r" consume --workload concurrent --size 256 -n "$N" \
         --queue-prefix "$q-c"
-    if [ "$t" != slabmq-batch ]; then
+    if [ "$t" != slabmq-batch ] && [ "$t" != slabmq-fetch1 ]; then
         for rate in $LAT_RATES; do
             sbench "$t" "latency$rate" "$r" consume --workload concurrent --size 256 \
                 --rate "$rate" -n $((rate * LAT_SECONDS)) --queue-prefix "$q-l$rate"
@@ -408,7 +415,8 @@ run_natscheck() {
 }
 
 # spread: one producer LPUSHes message i to list i % S (one value a command, pipelined),
-# then one consumer drains the S lists in turn (RPOP key COUNT, BATCH at most).
+# then one consumer drains the S lists in turn (RPOP key COUNT, BATCH at most; slabmq: a
+# FETCH of the next 16 queues, slabmq_fetch_any, 15 kept ahead unless FETCH_AHEAD says).
 run_spread() {
     local r=$1 s
     for s in $SPREADS; do
@@ -580,7 +588,7 @@ report_natscheck() {
 
 report_spread() {
     local s
-    echo "### One producer round-robin over S queues (slabmq: PUBLISH each; Redis: LPUSH each, both pipelined), then one consumer draining them in turn (slabmq: FETCH of $BATCH, acks each; Redis: RPOP key COUNT), 16 B, median of $RUNS runs alternated"
+    echo "### One producer round-robin over S queues (slabmq: PUBLISH each; Redis: LPUSH each, both pipelined), then one consumer draining them in turn (slabmq: FETCH of $BATCH naming the next 16 queues, ${FETCH_AHEAD:-15} kept ahead, acks each; Redis: RPOP key COUNT, several in flight), 16 B, median of $RUNS runs alternated"
     echo
     echo "| queues | slabmq produce msg/s | slabmq us/msg | slabmq drain msg/s | slabmq us/msg | Redis produce msg/s | Redis us/msg | Redis drain msg/s | Redis us/msg |"
     echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

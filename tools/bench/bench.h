@@ -55,6 +55,8 @@ struct bench_params {
     uint32_t batch_publish;                     /* messages per PUBLISH_BATCH; 0 or 1: single */
     int confirm;                                /* slabmq_confirm_level; 0: plain publishes */
     uint32_t fetch_batch;                       /* FETCH max */
+    uint32_t fetch_ahead;                       /* slabmq_client_set_fetch_ahead() depth of
+                                                   FETCH consumers; 0: one FETCH at a time */
     uint32_t subscribe;                         /* consumers SUBSCRIBE with this credit
                                                    instead of fetching; 0: FETCH */
     enum bench_ack ack;
@@ -64,6 +66,8 @@ struct bench_params {
     uint32_t spread;                            /* >0: each producer publishes round-robin over
                                                    NAME.0..NAME.spread-1 (declared first), and
                                                    consumers fetch round-robin over them */
+    uint32_t spread_group;                      /* --spread consumers name this many queues
+                                                   a FETCH (slabmq_fetch_any), 1-16 */
     int verify;
     int json;
     int quiet;

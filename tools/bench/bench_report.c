@@ -140,8 +140,9 @@ print_params(const struct bench_params *p)
         printf(", rate %.0f/s", p->rate);
     else
         printf(", rate max");
-    printf(", window %u, publish batch %u, fetch batch %u, ack %s\n", p->window,
-           p->batch_publish ? p->batch_publish : 1, p->fetch_batch, bench_ack_name(p->ack));
+    printf(", window %u, publish batch %u, fetch batch %u (%u ahead), ack %s\n", p->window,
+           p->batch_publish ? p->batch_publish : 1, p->fetch_batch, p->fetch_ahead,
+           bench_ack_name(p->ack));
 }
 
 /* Consume side, latency, acks and verification. */
@@ -213,12 +214,12 @@ json_params(const struct bench_params *p)
     printf("\"params\":{\"server\":\"%s:%u\",\"spawned\":%s,\"workload\":\"%s\","
            "\"producers\":%d,\"consumers\":%d,\"size\":%zu,\"count\":%" PRIu64 ","
            "\"duration_s\":%.3f,\"rate\":%.1f,\"window\":%u,\"batch_publish\":%u,"
-           "\"fetch_batch\":%u,\"ack\":\"%s\",\"queues\":%d,\"spread\":%u,"
+           "\"fetch_batch\":%u,\"fetch_ahead\":%u,\"ack\":\"%s\",\"queues\":%d,\"spread\":%u,"
            "\"queue_prefix\":\"%s\",\"verify\":%s},", p->host, p->port,
            p->spawn ? "true" : "false", bench_workload_name(p->workload), p->producers,
            p->consumers, p->size, p->count, p->duration_s, p->rate, p->window,
-           p->batch_publish ? p->batch_publish : 1, p->fetch_batch, bench_ack_name(p->ack),
-           p->queues, p->spread, p->prefix, p->verify ? "true" : "false");
+           p->batch_publish ? p->batch_publish : 1, p->fetch_batch, p->fetch_ahead,
+           bench_ack_name(p->ack), p->queues, p->spread, p->prefix, p->verify ? "true" : "false");
 }
 
 static void

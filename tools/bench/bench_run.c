@@ -93,6 +93,19 @@ next_queue(struct bench_worker *w)
     return name;
 }
 
+/* --spread consumers: the next group of up to --spread-group queues in turn, for
+ * one slabmq_fetch_any() (it takes from the first of them with a message); its size. */
+static size_t
+next_group(struct bench_worker *w, const char **names)
+{
+    const struct bench *b = w->b;
+    size_t k = b->p.spread < b->p.spread_group ? b->p.spread : b->p.spread_group;
+
+    for (size_t i = 0; i < k; i++)
+        names[i] = next_queue(w);
+    return k;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Payloads                                                                                  */
 
@@ -505,9 +518,12 @@ consume_batch(struct bench_worker *w, const slabmq_batch *bt, int64_t now, uint6
 
 /* Fetch (or with --subscribe, take pushed batches) until the queue is drained, b->stop, or
  * nothing arrives for BENCH_STALL_NS. A subscriber's acks of one batch go out when
- * slabmq_receive() next waits, a fetcher's with its next FETCH. With --spread each FETCH
- * asks the next queue in turn without waiting (an empty one is passed over), and "until
- * empty" means a whole round of empty queues. */
+ * slabmq_receive() next waits, a fetcher's with its next FETCH. FETCHes are kept ahead as
+ * --fetch-ahead says (default 1: the next batch is on its way while this one is taken in).
+ * With --spread each FETCH names the next 16 queues in turn (slabmq_fetch_any: the first
+ * with a message) without waiting, with 15 kept ahead by default (one fewer than the group: none sent ahead finds its group empty): a FETCH per queue, several
+ * in flight, as a Redis client keeps several RPOP key COUNT in flight; "until empty" means
+ * a whole round of empty groups. */
 static void
 consume(struct bench_worker *w, uint64_t *ids)
 {
@@ -516,18 +532,28 @@ consume(struct bench_worker *w, uint64_t *ids)
     uint32_t wait_ms = b->p.spread ? 0 : w->q->expected == UINT64_MAX ? 1000 : 100;
     int64_t stall = bench_now_ns() + BENCH_STALL_NS;
     uint32_t empty = 0; /* empty fetches in a row */
+    uint32_t rounds = 1; /* empty fetches that make a round */
     uint64_t sub;
+    const char *group[SLABMQ_FETCH_QUEUES_MAX];
 
     if (b->p.subscribe && slabmq_subscribe(w->c, w->q->name, b->p.subscribe, &sub)) {
         fail(w, "subscribe: %s", slabmq_client_errmsg(w->c));
         return;
     }
+    if (!b->p.subscribe && slabmq_client_set_fetch_ahead(w->c, b->p.fetch_ahead)) {
+        fail(w, "fetch ahead: %s", slabmq_client_errmsg(w->c));
+        return;
+    }
+    if (b->p.spread)
+        rounds = (b->p.spread + b->p.spread_group - 1) / b->p.spread_group;
     while (!atomic_load(&b->stop) && !queue_drained(w->q)) {
         slabmq_batch *bt = NULL;
         int64_t now;
         size_t n;
         int rc;
         if (b->p.subscribe ? slabmq_receive(w->c, (int)wait_ms, &bt)
+            : b->p.spread  ? slabmq_fetch_any(w->c, group, next_group(w, group),
+                                              b->p.fetch_batch, wait_ms, flags, &bt)
                            : slabmq_fetch_flags(w->c, next_queue(w), b->p.fetch_batch,
                                                 wait_ms, flags, &bt)) {
             fail(w, "%s: %s", b->p.subscribe ? "receive" : "fetch", slabmq_client_errmsg(w->c));
@@ -538,7 +564,7 @@ consume(struct bench_worker *w, uint64_t *ids)
         n = slabmq_batch_count(bt);
         if (n == 0) {
             slabmq_batch_free(bt);
-            if (w->q->expected == UINT64_MAX && ++empty >= (b->p.spread ? b->p.spread : 1))
+            if (w->q->expected == UINT64_MAX && ++empty >= rounds)
                 return; /* drain until empty: it is */
             if (now > stall) {
                 fail(w, "%s", "no message for 30 s: giving up");

@@ -3,13 +3,15 @@
 # broker (not under callgrind) is filled with COUNT messages of SIZE bytes, then one
 # slabmq-bench drain runs under callgrind, acking each; the figure is its total over COUNT
 # (connection setup included: under 0.1% at 500,000 messages).
-#   tools/bench/callgrind-client.sh [BUILD_DIR] [COUNT] [SIZE] [fetch|subscribe] [BATCH]
+#   tools/bench/callgrind-client.sh [BUILD_DIR] [COUNT] [SIZE] [fetch|subscribe] [BATCH] [AHEAD]
+# AHEAD: FETCHes kept ahead (slabmq-bench --fetch-ahead; default its default, 1).
 set -eu
 build=${1:-build}
 n=${2:-500000}
 size=${3:-16}
 mode=${4:-fetch}
 batch=${5:-512}
+ahead=${6:-}
 bench="$build/tools/bench/slabmq-bench"
 broker="$build/broker/slabmqd"
 tmp=$(mktemp -d /tmp/slabmq-cgc.XXXXXX)
@@ -31,7 +33,7 @@ done
 if [ "$mode" = subscribe ]; then
     how="--subscribe $batch"
 else
-    how="--fetch-batch $batch"
+    how="--fetch-batch $batch${ahead:+ --fetch-ahead $ahead}"
 fi
 # shellcheck disable=SC2086 # $how is two words
 valgrind --tool=callgrind --callgrind-out-file="$tmp/out" "$bench" -s "127.0.0.1:$port" \
@@ -41,7 +43,7 @@ kill "$pid"
 wait "$pid" || true
 pid=""
 total=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$tmp/out")
-echo "client instructions per message ($n x $size B, $mode $batch, ack each): $((total / n))"
+echo "client instructions per message ($n x $size B, $mode $batch${ahead:+, $ahead ahead}, ack each): $((total / n))"
 if [ -n "${CG_KEEP:-}" ]; then
     cp "$tmp/out" "$CG_KEEP"
 fi

@@ -41,13 +41,16 @@ instructions() {
 
 idle=$(instructions fill batch 0)
 fill=$(instructions fill batch "$n")
-batch=$(instructions fill-drain batch "$n")
-each=$(instructions fill-drain each "$n")
-fetch512=$(instructions fill-drain each "$n" --fetch-batch 512)
+# FETCHes one at a time (--fetch-ahead 0), as before read-ahead, unless the line says
+batch=$(instructions fill-drain batch "$n" --fetch-ahead 0)
+each=$(instructions fill-drain each "$n" --fetch-ahead 0)
+fetch512=$(instructions fill-drain each "$n" --fetch-batch 512 --fetch-ahead 0)
+ahead512=$(instructions fill-drain each "$n" --fetch-batch 512 --fetch-ahead 1)
 push512=$(instructions fill-drain each "$n" --subscribe 512)
 echo "slabmqd instructions per 16-byte message ($n messages, callgrind):"
 echo "  publish (one PUBLISH frame each, pipelined):      $(( (fill - idle) / n ))"
 echo "  deliver, acks in batches of 1024:                 $(( (batch - fill) / n ))"
 echo "  acks one call each (extra over batched acks):    $(( (each - batch) / n ))"
 echo "  deliver + ack each, FETCH batch 512:              $(( (fetch512 - fill) / n ))"
+echo "  deliver + ack each, FETCH batch 512, 1 ahead:     $(( (ahead512 - fill) / n ))"
 echo "  deliver + ack each, pushed, credit 512:           $(( (push512 - fill) / n ))"
