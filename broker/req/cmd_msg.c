@@ -395,14 +395,14 @@ cmd_deliver(struct req *rq, uint64_t rid, uint32_t n, int noack, int multi,
 }
 
 /* FETCH's first argument: one queue name, or an array of 1 to SMQ_FETCH_QUEUES_MAX names
- * (multi; duplicates dropped). Fills names/lens; returns the count, or 0 after replying. */
+ * (multi). Fills names/lens; returns the count, or 0 after replying. Duplicates are dropped
+ * by cmd_fetch() once the names are queues. */
 static unsigned
 read_fetch_queues(struct req *rq, uint64_t rid, struct smq_mpr *r, const char **names,
                   uint32_t *lens, int *multi)
 {
     const unsigned op = SMQ_OP_FETCH;
     uint32_t n;
-    unsigned k = 0;
 
     *multi = smq_mpr_peek(r) == SMQ_MP_ARRAY;
     if (!*multi)
@@ -413,15 +413,26 @@ read_fetch_queues(struct req *rq, uint64_t rid, struct smq_mpr *r, const char **
                     "a FETCH names 1 to %d queues, not %u", SMQ_FETCH_QUEUES_MAX, n);
         return 0;
     }
-    for (uint32_t i = 0; i < n; i++) {
-        unsigned j;
-        if (cmd_read_name(rq, op, rid, r, &names[k], &lens[k]))
+    for (uint32_t i = 0; i < n; i++)
+        if (cmd_read_name(rq, op, rid, r, &names[i], &lens[i]))
             return 0;
-        for (j = 0; j < k; j++)
-            if (lens[j] == lens[k] && memcmp(names[j], names[k], lens[k]) == 0)
-                break;
+    return n;
+}
+
+/* Drop repeated queues from qs (keeping the first of each, in order); the count left. By
+ * pointer once looked up: comparing the names pairwise was 120 memcmp()s a 16-name FETCH,
+ * 16% of the broker's instructions draining 100,000 queues in groups (callgrind). */
+static unsigned
+distinct_queues(struct queue **qs, unsigned n)
+{
+    unsigned k = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        unsigned j = 0;
+        while (j < k && qs[j] != qs[i])
+            j++;
         if (j == k)
-            k++;
+            qs[k++] = qs[i];
     }
     return k;
 }
@@ -459,6 +470,7 @@ cmd_fetch(struct req *rq, uint64_t rid, struct smq_mpr *r, uint32_t nargs)
     for (i = 0; i < nq; i++)
         if (!(qs[i] = use_queue(rq, op, rid, names[i], lens[i])))
             return;
+    nq = distinct_queues(qs, nq);
     if (max > req_window(rq))
         max = req_window(rq);
     /* The first queue with messages; earlier waiters of a queue come first: a new FETCH

@@ -445,6 +445,22 @@ test_fetch_several_queues(void)
     T_EQ_STR(slabmq_batch_queue(bt), "urgent");
     T_EQ_STR(payload(bt, 0), "u1");
     slabmq_batch_free(bt);
+    /* a queue named twice counts once: waiting on it, one wake and one reply */
+    {
+        const char *dups[] = {"urgent", "normal", "urgent", "normal"};
+        T_OK(p, slabmq_publish_opts(p, "urgent", "u2", 2,
+                                    &(slabmq_publish_options){.delay_ms = 200}, NULL, NULL));
+        T_OK(c, slabmq_fetch_any(c, dups, 4, 10, 5000, 0, &bt));
+        T_EQ_STR(slabmq_batch_queue(bt), "urgent");
+        T_EQ_INT(slabmq_batch_count(bt), 1);
+        slabmq_batch_free(bt);
+        T_OK(p, slabmq_publish(p, "normal", "n3", 2, NULL));
+        T_OK(c, slabmq_fetch_any(c, dups, 4, 10, 0, 0, &bt));
+        T_EQ_STR(slabmq_batch_queue(bt), "normal");
+        T_EQ_INT(slabmq_batch_count(bt), 1);
+        slabmq_batch_free(bt);
+        T_OK(c, slabmq_ping(c)); /* nothing else came for the duplicate waits */
+    }
     slabmq_client_close(p);
     slabmq_client_close(c);
     t_broker_stop(&b);
