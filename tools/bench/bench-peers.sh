@@ -191,7 +191,7 @@ idiom() {
     local inflight=$((DEPTH / BATCH))
     case $1 in
     slabmq) echo "slabmq: one PUBLISH per message, pipelined ($DEPTH unconfirmed, each confirmed with its id); FETCH of $BATCH (long-poll when concurrent) with ${FETCH_AHEAD:-1} more kept ahead (slabmq_client_set_fetch_ahead), one slabmq_ack_async() per message (acks leave with the next FETCH)" ;;
-    slabmq-push) echo "slabmq pushed: SUBSCRIBE with credit $BATCH, slabmq_receive(), one slabmq_ack_async() per message; produces as slabmq" ;;
+    slabmq-push) echo "slabmq pushed: SUBSCRIBE with credit $DEPTH (the window: as many in flight as the others ask for), slabmq_receive(), one slabmq_ack_async() per message; produces as slabmq" ;;
     slabmq-fetch1) echo "slabmq, one FETCH at a time (reference only): FETCH of $BATCH without read-ahead (--fetch-ahead 0), acks as slabmq; its produce rows are slabmq's" ;;
     slabmq-batch) echo "slabmq: PUBLISH_BATCH of $BATCH messages a frame, pipelined ($DEPTH unconfirmed); pops as slabmq" ;;
     redis-list) echo "Redis list: LPUSH of $BATCH values a command, pipelined ($DEPTH messages unconfirmed; the latency producer: one LPUSH per message); drain: RPOP key COUNT $BATCH, concurrent and latency: BLMPOP 1 ... COUNT $BATCH, $inflight requests in flight; no acks (the pop settles)" ;;
@@ -253,7 +253,7 @@ sbench() {
     # shellcheck disable=SC2046
     SIDE=$side measure "$t" "$label" "$run" slabmq "$BENCH" \
         -s "127.0.0.1:${PORT[slabmq]}" --window "$DEPTH" --quiet --json \
-        $(case $t in slabmq-push) echo "--subscribe $BATCH" ;; *) echo "--fetch-batch $BATCH" ;; esac) \
+        $(case $t in slabmq-push) echo "--subscribe $DEPTH" ;; *) echo "--fetch-batch $BATCH" ;; esac) \
         $(case $t in slabmq-push) ;; slabmq-fetch1) echo "--fetch-ahead 0" ;;
                      *) [ -n "$FETCH_AHEAD" ] && echo "--fetch-ahead $FETCH_AHEAD" ;; esac) \
         $(case $t in slabmq-batch) echo "--batch-publish $BATCH" ;; esac) "$@"
