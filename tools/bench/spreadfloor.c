@@ -27,6 +27,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "core/broker.h" /* broker_queue_hash(): the registry's own hash, not a copy */
+
 #define QUEUE_SIZE 1168 /* sizeof(struct queue) in slabmqd (broker/core/queue.h) */
 #define BUF_SIZE 1024   /* a new queue's first segment (SEG_MIN_SIZE) */
 #define REC 24          /* 8-byte record header + 16-byte payload */
@@ -58,25 +60,6 @@ struct run {
     uint32_t nq;
     int broker_lines; /* also touch the lines slabmqd's publish touches beyond the floor's */
 };
-
-static uint32_t
-hash_name(const char *s, size_t len) /* broker_queue_hash()'s steps */
-{
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
-    uint64_t w;
-    const char *last = s + len - 8;
-
-    for (; s < last; s += 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
-        h ^= h >> 31;
-    }
-    memcpy(&w, last, 8);
-    h = (h ^ w) * 0x94d049bb133111ebULL;
-    h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    return (uint32_t)(h >> 32);
-}
 
 static struct fq *
 fq_of(uint8_t *q)
@@ -118,7 +101,7 @@ setup(struct run *r, uint32_t nq, long count)
         if (len < 8) /* the hash reads 8 bytes: pad short names as the tool names them */
             len = (size_t)snprintf(n, 16, "bench.%05u", i);
         fq_of(q)->name_len = (uint32_t)len;
-        fq_of(q)->hash = hash_name(n, len);
+        fq_of(q)->hash = broker_queue_hash(n, len);
         memcpy(qname(q), n, len + 1);
         for (at = fq_of(q)->hash & r->mask; r->tab[at].q; at = (at + 1) & r->mask)
             ;
@@ -194,18 +177,18 @@ publish_all(struct run *r, long count, int ahead)
             if (i == 0) /* prime the look-ahead */
                 for (int k = 0; k < ahead; k++) {
                     const char *nk = r->names + (size_t)((uint32_t)k % r->nq) * 16;
-                    hashes[k] = hash_name(nk, strlen(nk));
+                    hashes[k] = broker_queue_hash(nk, strlen(nk));
                 }
             {
                 const char *nk = r->names + (size_t)((uint32_t)((i + ahead) % r->nq)) * 16;
-                hashes[(i + ahead) & 255] = hash_name(nk, strlen(nk));
+                hashes[(i + ahead) & 255] = broker_queue_hash(nk, strlen(nk));
                 __builtin_prefetch(&r->tab[hashes[(i + ahead) & 255] & r->mask]);
                 prefetch_queue(r, hashes[(i + qa) & 255]);
 
             }
             h = hashes[i & 255];
         } else {
-            h = hash_name(name, len);
+            h = broker_queue_hash(name, len);
         }
         q = lookup(r, name, len, h);
         f = fq_of(q);
