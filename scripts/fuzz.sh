@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run the libFuzzer targets of tests/fuzz: scripts/fuzz.sh TARGET|all SECONDS
 #
-# Targets: frame, broker, client (docs/testing.md says what each covers). Installs clang-14
+# Targets: frame, broker, client, cluster (docs/testing.md says what each covers). Installs clang-14
 # and libFuzzer from Debian's packages if missing, builds build-fuzz with clang and
 # -DSLABMQ_FUZZ=ON (ASan + UBSan + coverage), then runs each target in turn, one process on one
 # core, for SECONDS, starting from the checked-in corpus. A single allocation of 64 MiB or more
@@ -17,13 +17,13 @@ set -eu
 cd "$(dirname "$0")/.."
 
 usage() {
-    echo "usage: scripts/fuzz.sh frame|broker|client|all SECONDS" >&2
+    echo "usage: scripts/fuzz.sh frame|broker|client|cluster|all SECONDS" >&2
     exit 2
 }
 [ $# -eq 2 ] || usage
 case "$1" in
-frame | broker | client) targets=$1 ;;
-all) targets="frame broker client" ;;
+frame | broker | client | cluster) targets=$1 ;;
+all) targets="frame broker client cluster" ;;
 *) usage ;;
 esac
 case "$2" in

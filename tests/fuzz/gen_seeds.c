@@ -2,7 +2,7 @@
 /* Writes the seed corpus of the fuzz targets from the shapes in docs/protocol.md: a valid
  * request (or reply) for every op, whole sessions, and the malformed inputs of the bad-input
  * tests. Run as
- *     fuzz_gen_seeds DIR          write DIR/frame, DIR/broker, DIR/client
+ *     fuzz_gen_seeds DIR          write DIR/frame, DIR/broker, DIR/client, DIR/cluster
  *     fuzz_gen_seeds --check DIR  fail if any file it would write differs or is missing
  * Files found by fuzzing and kept as regressions live beside these under other names.
  *
@@ -970,6 +970,46 @@ client_seeds(void)
     }
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Cluster files (fuzz target "cluster"): docs/cluster.md's example, and one mistake each of
+ * test_cluster_file.errors_name_file_and_line's kinds. */
+
+static void
+text_seed(const char *name, const char *text)
+{
+    struct out o;
+
+    o.len = 0;
+    put(&o, text, strlen(text));
+    emit("cluster", name, &o);
+}
+
+static void
+cluster_seeds(void)
+{
+    static const char nodes[] = "node 1 client=10.0.0.1:7480 raft=10.0.0.1:7481\n"
+                                "node 2 client=10.0.0.2:7480 raft=10.0.0.2:7481\n"
+                                "node 3 client=10.0.0.3:7480 raft=10.0.0.3:7481\n";
+    char buf[1024];
+
+    snprintf(buf, sizeof(buf), "# three brokers\ncluster prod-eu1\npartitions 6\nreplicas 3\n%s",
+             nodes);
+    text_seed("example", buf);
+    text_seed("one_node", "cluster solo\nreplicas 1\nnode 7 client=127.0.0.1:7480 "
+                          "raft=127.0.0.1:7481 # alone\n");
+    snprintf(buf, sizeof(buf), "cluster a\nreplicas 2\n%s", nodes);
+    text_seed("bad_replicas", buf);
+    snprintf(buf, sizeof(buf), "cluster a\npartitions 1025\n%s", nodes);
+    text_seed("bad_partitions", buf);
+    text_seed("bad_address", "cluster a\nreplicas 1\nnode 1 client=1.2.3:1 raft=1.2.3.4:2\n");
+    text_seed("dup_node", "cluster a\nreplicas 1\nnode 1 client=1.2.3.4:1 raft=1.2.3.4:2\n"
+                          "node 1 client=1.2.3.5:1 raft=1.2.3.5:2\n");
+    text_seed("dup_address", "cluster a\nreplicas 1\nnode 1 client=1.2.3.4:1 raft=1.2.3.4:2\n"
+                             "node 2 client=1.2.3.5:1 raft=1.2.3.4:2\n");
+    text_seed("unknown", "cluster a\nshards 4\n");
+    text_seed("queue_names", "tenant7::jobs.dlq");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -990,6 +1030,7 @@ main(int argc, char **argv)
     broker_seeds();
     client_seeds();
     client_quiet_seeds();
+    cluster_seeds();
     if (failures)
         return 1;
     printf("gen_seeds: corpus %s\n", checking ? "up to date" : "written");
