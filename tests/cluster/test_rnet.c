@@ -15,7 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "cluster/rnet.h"
+#include "cluster/uvev.h"
 #include "t.h"
 
 /* libraft allocates a message's buffer from the length its header claims: the garbage test's
@@ -141,6 +144,11 @@ world_start(struct world *w)
     raft_configuration_close(&conf);
 }
 
+/* When set, the uv loop is driven from this libevent loop (cluster/uvev.c), as slabmqd
+ * will drive it, instead of by uv_run(). */
+static struct event_base *evbase;
+static struct uvev *embed;
+
 /* Run the loop until pred(w) or ms pass; whether pred held. */
 static int
 run_until(struct world *w, int (*pred)(struct world *), int ms)
@@ -155,7 +163,10 @@ run_until(struct world *w, int (*pred)(struct world *), int ms)
         clock_gettime(CLOCK_MONOTONIC, &t);
         if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > ms)
             return 0;
-        uv_run(&w->loop, UV_RUN_ONCE);
+        if (evbase)
+            event_base_loop(evbase, EVLOOP_ONCE);
+        else
+            uv_run(&w->loop, UV_RUN_ONCE);
     }
 }
 
@@ -204,6 +215,8 @@ apply_entries(struct world *w, int n)
             T_ASSERT(raft_apply(leader, req, &buf, 1, apply_cb) == 0);
         }
     }
+    if (embed)
+        uvev_kick(embed); /* called into libuv from outside its callbacks */
 }
 
 static uint64_t want_applied;
@@ -425,10 +438,35 @@ test_garbage_after_preamble(void)
     world_stop(&w);
 }
 
+/* The same groups with libuv driven only by a libevent loop (cluster/uvev.c): elections,
+ * replication and commits happen with event_base_loop() as the only thing that runs. */
+static void
+test_embedded_in_libevent(void)
+{
+    static struct world w;
+
+    world_start(&w);
+    evbase = event_base_new();
+    T_ASSERT(evbase != NULL);
+    embed = uvev_new(evbase, &w.loop);
+    T_ASSERT(embed != NULL);
+    T_ASSERT(run_until(&w, all_led, 15000));
+    apply_entries(&w, 200);
+    want_applied = 200;
+    T_ASSERT(run_until(&w, all_applied, 15000));
+    T_EQ_U64(w.committed, 200 * PARTS);
+    uvev_free(embed);
+    embed = NULL;
+    event_base_free(evbase);
+    evbase = NULL;
+    world_stop(&w);
+}
+
 static const struct t_case cases[] = {
     T_CASE(test_partitions_share_a_port),
     T_CASE(test_bad_peers_are_dropped),
     T_CASE(test_garbage_after_preamble),
+    T_CASE(test_embedded_in_libevent),
     {NULL, NULL},
 };
 

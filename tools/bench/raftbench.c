@@ -6,10 +6,10 @@
  * its own data directory under --dir (libraft's raft_uv: checksummed segments written with
  * O_DSYNC) and the TCP transport. Every server runs a libevent loop, as slabmqd does, and
  * its Raft in one of two ways:
- *   embed   libuv inside the libevent loop: an event on uv_backend_fd() and a timer from
- *           uv_backend_timeout(), each running uv_run(UV_RUN_NOWAIT) (libuv's documented
- *           embedding, its test-embed); raft_apply() is called from libevent callbacks and
- *           the apply callback runs there too: no hand-off, one thread;
+ *   embed   libuv inside the libevent loop, as slabmqd will run it (broker/cluster/uvev.c:
+ *           an event on uv_backend_fd() and a timer from uv_backend_timeout(), each running
+ *           uv_run(UV_RUN_NOWAIT)); raft_apply() is called from libevent callbacks and the
+ *           apply callback runs there too: no hand-off, one thread;
  *   thread  libuv on a thread of its own (as slabmqd's SQLite writer has one): entries go
  *           to it through a mutex-guarded queue and a uv_async_t, results come back through
  *           another queue and an eventfd the libevent loop watches.
@@ -42,6 +42,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cluster/uvev.h"
 #include "hist.h"
 
 #define MAX_NODES 5
@@ -80,8 +81,7 @@ struct server {
     uint64_t applied;             /* entries applied by the FSM */
     /* libevent side */
     struct event_base *base;
-    struct event *uv_io;          /* embed: uv_backend_fd() readable */
-    struct event *uv_timer;       /* embed: uv_backend_timeout() */
+    struct uvev *embed;           /* embed: the uv loop driven from libevent (cluster/uvev.c) */
     struct event *done_ev;        /* thread: the eventfd results come back on */
     struct event *tick;           /* leader check, load start and stop */
     int efd;
@@ -342,33 +342,6 @@ on_done(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Embed mode: libuv driven by libevent                                                       */
-
-static void
-uv_arm(struct server *s)
-{
-    int t = uv_backend_timeout(&s->loop);
-
-    if (t >= 0) {
-        struct timeval tv = {t / 1000, (t % 1000) * 1000};
-        evtimer_add(s->uv_timer, &tv);
-    } else {
-        evtimer_del(s->uv_timer);
-    }
-}
-
-static void
-on_uv(evutil_socket_t fd, short what, void *arg)
-{
-    struct server *s = arg;
-
-    (void)fd;
-    (void)what;
-    uv_run(&s->loop, UV_RUN_NOWAIT);
-    uv_arm(s);
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* The server                                                                                  */
 
 static void
@@ -411,6 +384,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
         hist_init(&s->h);
         s->running = 1;
         submit_more(s);
+        if (s->embed)
+            uvev_kick(s->embed); /* raft_apply() from outside libuv's callbacks */
         return;
     }
     if (s->start_ns && !s->running && !s->finished && s->inflight == 0) {
@@ -485,11 +460,9 @@ server_run(const struct opts *o, unsigned id)
     s->tick = event_new(s->base, -1, EV_PERSIST, on_tick, s);
     event_add(s->tick, &tick);
     if (o->embed) {
-        s->uv_io = event_new(s->base, uv_backend_fd(&s->loop), EV_READ | EV_PERSIST, on_uv, s);
-        s->uv_timer = evtimer_new(s->base, on_uv, s);
-        event_add(s->uv_io, NULL);
-        uv_run(&s->loop, UV_RUN_NOWAIT);
-        uv_arm(s);
+        s->embed = uvev_new(s->base, &s->loop);
+        if (!s->embed)
+            _exit(1);
     } else {
         pthread_mutex_init(&s->mu, NULL);
         s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
