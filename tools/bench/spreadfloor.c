@@ -10,9 +10,9 @@
  * as it does for the broker's segments), a table at most 3/4 full. With --ahead, the slot of
  * the publish D ahead and the queue of the publish D/3 ahead are prefetched, as the broker's
  * connection does. --broker-lines adds what slabmqd's publish touches beyond that floor: the
- * published counter (byte 496 of struct queue), the latency checkpoint's bookkeeping (912-936)
- * and, once per queue's publish here, a checkpoint written in the ring (648-903), and the
- * segment header's line. What it reports: thread CPU ns per publish over 1 queue and over N, and
+ * published counter, the latency checkpoint's bookkeeping and, once per queue's publish here,
+ * a checkpoint written in the ring, and the segment header's line; the offsets are struct
+ * queue's own (offsetof), so they follow its layout. What it reports: thread CPU ns per publish over 1 queue and over N, and
  * their ratio: how much of the broker's difference is the memory itself.
  *
  *   slabmq-spreadfloor [-n COUNT] [--queues N] [--reps R] [--ahead D]
@@ -28,8 +28,14 @@
 #include <time.h>
 
 #include "core/broker.h" /* broker_queue_hash(): the registry's own hash, not a copy */
+#include "core/queue.h"  /* struct queue: the offsets --broker-lines touches */
 
-#define QUEUE_SIZE 1168 /* sizeof(struct queue) in slabmqd (broker/core/queue.h) */
+#define QUEUE_SIZE 1168 /* struct queue's slab chunk in slabmqd (docs/memory.md: class 13) */
+_Static_assert(sizeof(struct queue) <= QUEUE_SIZE, "struct queue outgrew its chunk: see memory.md");
+#define OFF_PUBLISHED offsetof(struct queue, c.published)
+#define OFF_LAT_BASE_MS offsetof(struct queue, lat.base_ms)
+#define OFF_LAT_LAST_MS offsetof(struct queue, lat.last_ms)
+#define OFF_RING offsetof(struct queue, lat.ring)
 #define BUF_SIZE 1024   /* a new queue's first segment (SEG_MIN_SIZE) */
 #define REC 24          /* 8-byte record header + 16-byte payload */
 
@@ -70,7 +76,7 @@ fq_of(uint8_t *q)
 static char *
 qname(uint8_t *q)
 {
-    return (char *)q + 120;
+    return (char *)q + offsetof(struct queue, name);
 }
 
 static int
@@ -145,9 +151,8 @@ prefetch_queue(const struct run *r, uint32_t h)
             __builtin_prefetch(e->q + 64);
             __builtin_prefetch(e->q + 135);
             if (r->broker_lines) { /* as queue_prefetch() adds them */
-                __builtin_prefetch(e->q + 496);
-                __builtin_prefetch(e->q + 912);
-                __builtin_prefetch(e->q + 932);
+                __builtin_prefetch(e->q + OFF_LAT_BASE_MS);
+                __builtin_prefetch(e->q + OFF_PUBLISHED);
             }
             return;
         }
@@ -210,12 +215,12 @@ publish_all(struct run *r, long count, int ahead)
         f->bytes += 16;
         f->published++;
         if (r->broker_lines) { /* what slabmqd touches beyond these (see --broker-lines) */
-            uint64_t *pub = (uint64_t *)(q + 496);
-            uint32_t *lat = (uint32_t *)(q + 928);
+            uint64_t *pub = (uint64_t *)(q + OFF_PUBLISHED);
+            uint32_t *lat = (uint32_t *)(q + OFF_LAT_LAST_MS);
             (*pub)++;
             if (*lat + 1 <= (uint32_t)i) { /* a checkpoint: each queue's publishes are apart */
                 *lat = (uint32_t)i;
-                memcpy(q + 648 + (size_t)(f->published & 31) * 8, &i, 8);
+                memcpy(q + OFF_RING + (size_t)(f->published & 31) * 8, &i, 8);
             }
             __asm__ volatile("" : : "r"(*(volatile uint32_t *)f->tail)); /* seg_fits: header */
         }
