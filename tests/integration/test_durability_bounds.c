@@ -385,21 +385,36 @@ unmount(const char *dir)
 }
 
 /* Publish 1 KiB messages pipelined through p (window 1024, the default) until the store says
- * the disk is full. Returns how many were sent. */
+ * the disk is full. Returns how many were sent. A p without a confirmation callback may learn
+ * of it first, from a refusal read during a call (the sticky error, slabmq.h): that ends the
+ * filling too, and the error is taken. */
 static int
 fill_disk(slabmq_client *p, slabmq_client *mon)
 {
     static char kib[1024];
     int sent = 0;
+    int full = 0;
     int64_t end = t_now_ms() + 20000;
+    slabmq_status st;
 
     memset(kib, 'f', sizeof(kib));
-    while (t_now_ms() < end && t_stat(mon, NULL, "store_state") == 0) {
-        for (int i = 0; i < 16; i++, sent++)
-            T_OK(p, slabmq_publish_async(p, "big", kib, sizeof(kib), NULL));
-        T_OK(p, slabmq_send(p));
+    while (!full && t_now_ms() < end && t_stat(mon, NULL, "store_state") == 0) {
+        for (int i = 0; i < 16 && !full; i++) {
+            st = slabmq_publish_async(p, "big", kib, sizeof(kib), NULL);
+            full = st == SLABMQ_ERR_STORAGE_FULL; /* refused: not queued */
+            if (!full) {
+                T_OK(p, st);
+                sent++;
+            }
+        }
+        st = full ? SLABMQ_ERR_STORAGE_FULL : slabmq_send(p);
+        full = st == SLABMQ_ERR_STORAGE_FULL;
+        if (!full)
+            T_OK(p, st);
         t_sleep_ms(1);
     }
+    if (full)
+        T_EQ_INT(slabmq_client_take_error(p), SLABMQ_ERR_STORAGE_FULL);
     T_EQ_U64(t_stat(mon, NULL, "store_state"), 1);
     return sent;
 }
