@@ -90,8 +90,8 @@ struct server {
     uv_async_t submit_async;
     uv_async_t stop_async;
     pthread_mutex_t mu;
-    struct job *todo;             /* libevent -> uv */
-    struct job *done;             /* uv -> libevent */
+    struct job *to_uv;            /* submitted by libevent, not yet taken by uv */
+    struct job *from_uv;          /* results of uv, not yet seen by libevent */
     /* the load (leader only) */
     int running;
     int finished;
@@ -198,8 +198,8 @@ apply_cb(struct raft_apply *req, int status, void *result)
         return;
     }
     pthread_mutex_lock(&s->mu); /* thread mode: back to the libevent side */
-    j->next = s->done;
-    s->done = j;
+    j->next = s->from_uv;
+    s->from_uv = j;
     pthread_mutex_unlock(&s->mu);
     uint64_t one = 1;
     if (write(s->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
@@ -215,8 +215,8 @@ job_apply(struct server *s, struct job *j)
 
     if (!s->o.embed) {
         pthread_mutex_lock(&s->mu);
-        j->next = s->todo;
-        s->todo = j;
+        j->next = s->to_uv;
+        s->to_uv = j;
         pthread_mutex_unlock(&s->mu);
         uv_async_send(&s->submit_async);
         return 0;
@@ -269,8 +269,8 @@ on_submit(uv_async_t *a)
     struct job *rev = NULL;
 
     pthread_mutex_lock(&s->mu);
-    list = s->todo;
-    s->todo = NULL;
+    list = s->to_uv;
+    s->to_uv = NULL;
     pthread_mutex_unlock(&s->mu);
     while (list) { /* pushed at the front: reverse to submission order */
         struct job *n = list->next;
@@ -331,8 +331,8 @@ on_done(evutil_socket_t fd, short what, void *arg)
     if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
         return;
     pthread_mutex_lock(&s->mu);
-    list = s->done;
-    s->done = NULL;
+    list = s->from_uv;
+    s->from_uv = NULL;
     pthread_mutex_unlock(&s->mu);
     while (list) {
         struct job *n2 = list->next;
